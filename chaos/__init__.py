@@ -1,0 +1,1 @@
+"""chaos: the host-side harness (CLI, environment, Toxiproxy wiring, checkers, reports)."""

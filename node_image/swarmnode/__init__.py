@@ -1,0 +1,1 @@
+"""swarmnode: what runs inside the containers (Raft and SWIM cores, agent runtime, Toxiproxy-compatible server)."""
