@@ -1,0 +1,281 @@
+"""Wing-Gong-Lowe linearizability search for one register (one key), with a counterexample minimizer.
+
+Owns: the register model (read / write / cas / delete; absent = None), the WGL search with a memo
+of (linearized bitset, state), budgets per search, and the counterexample (smallest failing prefix,
+then a greedy 1-minimal subset of its operations).
+
+Must not import: click, rich, anything that does I/O. Operates on `chaos.history.Op` lists only.
+
+Semantics (Jepsen / Knossos):
+  * `ok` operations took effect exactly once, between invocation and completion;
+  * `info` operations (and invocations never completed) may take effect at any time after
+    invocation, or never: they get no return entry, so the search may lift them or leave them;
+    an `info` read constrains nothing and is dropped;
+  * `fail` operations did not take effect and are dropped;
+  * `ok` delete with a boolean completion value (`existed`) must agree with the state.
+
+Search (Wing & Gong 1993, Lowe 2017 "Testing for linearizability" §3; memo as in Porcupine): a
+doubly linked list of call/return entries in history order; walking from the head, a call whose
+operation the model accepts is lifted (removed with its return) and the walk restarts; a return
+entry of an unlifted operation forces a backtrack. Reaching the end of the list means every `ok`
+operation was linearized (remaining entries can only be `info` calls, which may never happen).
+A (bitset, state) pair seen before is not explored again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from chaos.history import Op
+
+READ, WRITE, CAS, DELETE = 0, 1, 2, 3
+_KIND = {"read": READ, "write": WRITE, "cas": CAS, "delete": DELETE}
+
+LINEARIZABLE = "linearizable"
+NOT_LINEARIZABLE = "not-linearizable"
+BUDGET = "budget"  # search stopped at its time or state bound: no verdict
+
+
+@dataclass
+class SearchResult:
+    outcome: str           # LINEARIZABLE, NOT_LINEARIZABLE or BUDGET
+    states: int            # memo entries created
+    reason: str = ""       # for BUDGET: which bound was hit
+    elapsed_s: float = 0.0
+
+
+@dataclass
+class KeyResult:
+    key: Any
+    outcome: str
+    ops: int
+    states: int
+    elapsed_s: float
+    reason: str = ""
+    counterexample: list[str] = field(default_factory=list)
+    counterexample_minimal: bool = False  # True when the greedy minimization finished in budget
+
+
+class _Interner:
+    """Maps JSON values to small ints (None -> 0) so that states hash and compare fast and
+    1 / True / 1.0 stay distinct."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+
+    def __call__(self, v: Any) -> int:
+        if v is None:
+            return 0
+        k = json.dumps(v, sort_keys=True)
+        if isinstance(v, bool):
+            k = "b" + k
+        elif isinstance(v, float):
+            k = "f" + k
+        i = self._ids.get(k)
+        if i is None:
+            i = self._ids[k] = len(self._ids) + 1
+        return i
+
+
+def _encode(ops: Sequence[Op], cut: int | None, intern: _Interner):
+    """Build the entry list. Returns (entries, kinds, args_a, args_b, n_ops) where entries is a list
+    of (history_index, is_return, op_slot). `cut`: only events with index <= cut exist; ops whose
+    completion lies beyond it are pending (info semantics)."""
+    kinds: list[int] = []
+    a: list[int] = []
+    b: list[int] = []
+    entries: list[tuple[int, int, int]] = []
+    for op in ops:
+        if op.type == "fail":
+            continue
+        if cut is not None and op.invoke_index > cut:
+            continue
+        completed = op.type == "ok" and (cut is None or (op.complete_index is not None and op.complete_index <= cut))
+        kind = _KIND[op.f]
+        if not completed and kind == READ:
+            continue  # an indeterminate read constrains nothing
+        slot = len(kinds)
+        kinds.append(kind)
+        if kind == CAS:
+            exp, new = op.value
+            a.append(intern(exp))
+            b.append(intern(new))
+        elif kind == DELETE:
+            # b: -1 unconstrained, 0 must be absent, 1 must be present (only for completed ok ops)
+            a.append(0)
+            b.append(int(op.result) if completed and isinstance(op.result, bool) else -1)
+        else:
+            a.append(intern(op.value))
+            b.append(0)
+        entries.append((op.invoke_index, 0, slot))
+        if completed:
+            entries.append((op.complete_index, 1, slot))
+    entries.sort()
+    return entries, kinds, a, b, len(kinds)
+
+
+def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None = None,
+           max_states: int = 1_000_000, intern: _Interner | None = None) -> SearchResult:
+    """Decide whether the operations (all on one key) are linearizable from the absent state."""
+    t0 = time.perf_counter()
+    entries, kinds, arg_a, arg_b, n = _encode(ops, cut, intern or _Interner())
+    m = len(entries)
+    # Entry ids 1..m; 0 is the head sentinel; m+1 the tail sentinel.
+    end = m + 1
+    nxt = list(range(1, m + 2)) + [end]
+    prv = [0] + list(range(0, m)) + [m]
+    is_ret = [0] * (m + 2)
+    slot_of = [0] * (m + 2)
+    match = [0] * (m + 2)  # call entry -> its return entry (0 when none)
+    call_of_slot = [0] * n
+    for eid, (_, r, s) in enumerate(entries, 1):
+        is_ret[eid] = r
+        slot_of[eid] = s
+        if r:
+            match[call_of_slot[s]] = eid
+        else:
+            call_of_slot[s] = eid
+
+    seen: set = set()
+    stack: list[tuple[int, int]] = []
+    bits = 0
+    state = 0
+    e = nxt[0]
+    steps = 0
+    while True:
+        if e == end:
+            return SearchResult(LINEARIZABLE, len(seen), elapsed_s=time.perf_counter() - t0)
+        if not is_ret[e]:
+            s = slot_of[e]
+            k = kinds[s]
+            if k == READ:
+                ok = state == arg_a[s]
+                new = state
+            elif k == WRITE:
+                ok = True
+                new = arg_a[s]
+            elif k == CAS:
+                ok = state == arg_a[s]
+                new = arg_b[s]
+            else:
+                want = arg_b[s]
+                ok = want < 0 or (state != 0) == bool(want)
+                new = 0
+            if ok:
+                nb = bits | (1 << s)
+                memo = (nb, new)
+                if memo not in seen:
+                    seen.add(memo)
+                    stack.append((e, state))
+                    bits = nb
+                    state = new
+                    # lift the call and its return
+                    p, q = prv[e], nxt[e]
+                    nxt[p] = q
+                    prv[q] = p
+                    r = match[e]
+                    if r:
+                        p, q = prv[r], nxt[r]
+                        nxt[p] = q
+                        prv[q] = p
+                    e = nxt[0]
+                    steps += 1
+                    if not steps & 0x3FF:
+                        if len(seen) > max_states:
+                            return SearchResult(BUDGET, len(seen), f"state bound {max_states} reached",
+                                                time.perf_counter() - t0)
+                        if deadline is not None and time.monotonic() > deadline:
+                            return SearchResult(BUDGET, len(seen), "time budget exceeded",
+                                                time.perf_counter() - t0)
+                    continue
+            e = nxt[e]
+        else:
+            if not stack:
+                return SearchResult(NOT_LINEARIZABLE, len(seen), elapsed_s=time.perf_counter() - t0)
+            e, state = stack.pop()
+            bits &= ~(1 << slot_of[e])
+            # unlift: reinsert the return first, then the call (reverse order of removal)
+            r = match[e]
+            if r:
+                nxt[prv[r]] = r
+                prv[nxt[r]] = r
+            nxt[prv[e]] = e
+            prv[nxt[e]] = e
+            e = nxt[e]
+
+
+def _cut_points(ops: Sequence[Op]) -> list[int]:
+    return sorted(op.complete_index for op in ops if op.type == "ok" and op.complete_index is not None)
+
+
+def counterexample(ops: Sequence[Op], *, deadline: float, max_states: int) -> tuple[list[Op], bool]:
+    """Smallest failing prefix (binary search over `ok` completions; a prefix of a linearizable
+    history is linearizable when its pending operations are treated as info), then greedy removal
+    of `ok` reads while the rest still cannot be linearized (minimal among such removals when it
+    finishes). Every step keeps the invariant "this sub-history is not linearizable", and each
+    step is sound (prefix and read removal preserve linearizability), so the result is a genuine
+    witness: the full history is not linearizable because this part of it is not.
+
+    Returns (operations, minimal?). The prefix alone is returned if the deadline passes first.
+    """
+    intern = _Interner()
+    cuts = _cut_points(ops)
+    lo, hi = 0, len(cuts) - 1  # the full history (cut = last) fails
+    while lo < hi and time.monotonic() < deadline:
+        mid = (lo + hi) // 2
+        res = search(ops, cut=cuts[mid], deadline=deadline, max_states=max_states, intern=intern)
+        if res.outcome == NOT_LINEARIZABLE:
+            hi = mid
+        else:
+            lo = mid + 1
+    cut = cuts[hi] if cuts else None
+    kept = [_truncate(op, cut) for op in ops if op.type != "fail" and (cut is None or op.invoke_index <= cut)]
+    kept = [op for op in kept if not (op.type == "info" and op.f == "read")]
+    # Greedy: drop `ok` reads while the rest still cannot be linearized. Only reads are dropped,
+    # because only that deletion is sound: a read does not change the state, so if the history
+    # were linearizable the history without the read would be too. (Dropping a write could make a
+    # later read unexplainable and produce a "counterexample" the full history does not contain.)
+    # Chunks of halving size (delta debugging): whole groups of reads usually go at once.
+    removable = [op for op in kept if op.f == "read" and op.type == "ok" and op.complete_index != cut]
+    chunk = len(removable)
+    while chunk >= 1:
+        i = 0
+        while i < len(removable):
+            if time.monotonic() > deadline:
+                return kept, False
+            drop = {id(op) for op in removable[i:i + chunk]}
+            trial = [op for op in kept if id(op) not in drop]
+            res = search(trial, deadline=deadline, max_states=max_states, intern=intern)
+            if res.outcome == NOT_LINEARIZABLE:
+                kept = trial
+                del removable[i:i + chunk]
+            else:
+                i += chunk
+        chunk //= 2
+    return kept, True
+
+
+def _truncate(op: Op, cut: int | None) -> Op:
+    """An op completing after the cut is pending there: present it as info with no completion."""
+    if cut is None or op.complete_index is None or op.complete_index <= cut:
+        return op
+    return Op(op.process, "info", op.f, op.key, op.value if op.f != "read" else None, op.invoke_index,
+              None, op.invoke_ts, None, None, None)
+
+
+def check_key(key: Any, ops: Sequence[Op], *, timeout_s: float = 10.0, max_states: int = 1_000_000,
+              counterexample_s: float = 2.0) -> KeyResult:
+    """Check one key's operations; on NOT_LINEARIZABLE also compute a counterexample."""
+    t0 = time.perf_counter()
+    res = search(ops, deadline=time.monotonic() + timeout_s, max_states=max_states)
+    kr = KeyResult(key, res.outcome, len(ops), res.states, 0.0, res.reason)
+    if res.outcome == NOT_LINEARIZABLE:
+        cex, minimal = counterexample(ops, deadline=time.monotonic() + counterexample_s,
+                                      max_states=max_states)
+        kr.counterexample = [op.describe() for op in cex]
+        kr.counterexample_minimal = minimal
+    kr.elapsed_s = time.perf_counter() - t0
+    return kr
