@@ -1,0 +1,277 @@
+"""The real inter-node transport: asyncio TCP with length-prefixed JSON frames.
+
+Owns: the inbound server (one peer port), one outbound dialer per peer (reconnect with capped
+exponential backoff and seeded jitter, bounded send queue that drops the oldest frame and counts it,
+hello frame naming the sender), malformed-frame handling (counted in ``bad_frames``, connection
+dropped), and the ``probe`` echo. The link rule (docs/contracts.md section 2) holds: every protocol
+message for peer B leaves on a connection this node dialled to ``peers[B]``; an accepted connection
+only ever carries ``probe_ack`` back.
+
+Delivery is at most once and in order per connection; a message queued or in flight when a
+connection fails may be lost. The cores tolerate that.
+
+Must not import ``chaos``. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import time
+from typing import Callable, Optional
+
+from . import frames
+
+log = logging.getLogger("swarmnode.transport")
+
+MAX_INBOUND_CONNECTIONS = 1024
+READ_CHUNK = 1 << 16
+DRAIN_THRESHOLD_BYTES = 256 * 1024
+BATCH_BYTES = 1 << 20
+
+OnMessage = Callable[[str, dict], None]
+
+
+def backoff_ms(attempt: int, min_ms: int, max_ms: int, rng: random.Random) -> float:
+    """Delay before dial ``attempt`` (0-based): min * 2**attempt, jittered up to +50 %, capped at max."""
+    base = min_ms * (2 ** min(attempt, 30))
+    return min(float(max_ms), base * (1.0 + 0.5 * rng.random()))
+
+
+def new_counters() -> dict:
+    return {"frames_in": 0, "frames_out": 0, "bad_frames": 0, "dropped_frames": 0,
+            "connects": 0, "connect_failures": 0, "disconnects": 0, "handler_errors": 0,
+            "inbound_refused": 0, "probes_answered": 0}
+
+
+class _Link:
+    """Outbound side for one peer: a bounded queue of encoded frames and a dialer task."""
+
+    def __init__(self, owner: "TcpTransport", peer: str) -> None:
+        self.owner = owner
+        self.peer = peer
+        self.queue: collections.deque[bytes] = collections.deque()
+        self.wake = asyncio.Event()
+        self.connected = False
+        self.kick = False  # set when the address changed: drop the connection and redial now
+        self.task: Optional[asyncio.Task] = None
+
+    def push(self, data: bytes) -> None:
+        if len(self.queue) >= self.owner.queue_max:
+            self.queue.popleft()
+            self.owner.counters["dropped_frames"] += 1
+            if self.owner.counters["dropped_frames"] in (1, 100, 10000):
+                log.warning("send queue to %s full (%d): dropping oldest frames (total %d)",
+                            self.peer, self.owner.queue_max, self.owner.counters["dropped_frames"])
+        self.queue.append(data)
+        self.wake.set()
+
+    async def run(self) -> None:
+        o = self.owner
+        attempt = 0
+        while not o.closed:
+            host, port = o.peers[self.peer]
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port), o.connect_timeout_ms / 1000)
+            except (OSError, asyncio.TimeoutError):
+                o.counters["connect_failures"] += 1
+                await asyncio.sleep(backoff_ms(attempt, o.reconnect_min_ms, o.reconnect_max_ms,
+                                               o.rng) / 1000)
+                attempt += 1
+                continue
+            attempt = 0
+            o.counters["connects"] += 1
+            await self._pump(reader, writer)
+            o.counters["disconnects"] += 1
+            if not o.closed:
+                await asyncio.sleep(backoff_ms(0, o.reconnect_min_ms, o.reconnect_max_ms, o.rng) / 1000)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        o = self.owner
+        dead = asyncio.Event()
+
+        async def watch() -> None:
+            # The peer never writes on our dialled connection; data or EOF both mean "drop it".
+            try:
+                await reader.read(1)
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                dead.set()
+                self.wake.set()
+
+        watcher = asyncio.ensure_future(watch())
+        self.connected = True
+        self.kick = False
+        try:
+            writer.write(frames.encode(frames.hello(o.node_id)))
+            while not o.closed and not dead.is_set() and not self.kick:
+                if not self.queue:
+                    self.wake.clear()
+                    await self.wake.wait()
+                    continue
+                batch, size = [], 0
+                while self.queue and size < BATCH_BYTES:
+                    data = self.queue.popleft()
+                    batch.append(data)
+                    size += len(data)
+                writer.write(b"".join(batch))
+                o.counters["frames_out"] += len(batch)
+                if writer.transport.get_write_buffer_size() > DRAIN_THRESHOLD_BYTES:
+                    await asyncio.wait_for(writer.drain(), o.frame_stall_ms / 1000)
+        except (OSError, asyncio.TimeoutError, ConnectionError):
+            pass
+        finally:
+            self.connected = False
+            watcher.cancel()
+            writer.close()
+
+
+class TcpTransport:
+    """One node's transport. ``send`` never blocks; ``on_message(sender, msg)`` gets each message."""
+
+    def __init__(self, node_id: str, peers: dict, on_message: OnMessage, *,
+                 host: str = "0.0.0.0", port: int = 7000, queue_max: int = 2048,
+                 reconnect_min_ms: int = 50, reconnect_max_ms: int = 1000,
+                 connect_timeout_ms: int = 1000, frame_stall_ms: int = 5000,
+                 rng: Optional[random.Random] = None, counters: Optional[dict] = None) -> None:
+        self.node_id = node_id
+        self.peers = {p: tuple(a) for p, a in peers.items()}
+        self.on_message = on_message
+        self.host, self.port = host, port
+        self.queue_max = queue_max
+        self.reconnect_min_ms, self.reconnect_max_ms = reconnect_min_ms, reconnect_max_ms
+        self.connect_timeout_ms = connect_timeout_ms
+        self.frame_stall_ms = frame_stall_ms
+        self.rng = rng or random.Random(0)
+        self.counters = counters if counters is not None else new_counters()
+        for k, v in new_counters().items():
+            self.counters.setdefault(k, v)
+        self.closed = False
+        self._links: dict[str, _Link] = {}
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._inbound: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._on_inbound, self.host, self.port,
+                                                  reuse_address=True)
+
+    def send(self, peer: str, msg: dict) -> bool:
+        """Queue ``msg`` for ``peer``; False (and nothing queued) if the peer has no address."""
+        if self.closed or peer not in self.peers:
+            return False
+        link = self._links.get(peer)
+        if link is None:
+            link = self._links[peer] = _Link(self, peer)
+            link.task = asyncio.ensure_future(link.run())
+        link.push(frames.encode({"t": "m", "m": msg}))
+        return True
+
+    def set_peer_address(self, peer: str, addr: tuple) -> None:
+        """Point ``peer`` at a new address; an open connection to the old one is dropped."""
+        self.peers[peer] = tuple(addr)
+        link = self._links.get(peer)
+        if link is not None:
+            link.kick = True
+            link.wake.set()
+
+    def connected(self, peer: str) -> bool:
+        link = self._links.get(peer)
+        return bool(link and link.connected)
+
+    async def probe(self, peer: str, timeout_ms: int) -> Optional[float]:
+        """Dial a fresh connection to ``peers[peer]``, send a probe, await its echo; rtt ms or None."""
+        if peer not in self.peers:
+            return None
+        host, port = self.peers[peer]
+        nonce = self.rng.getrandbits(48)
+        t0 = time.monotonic()
+        writer = None
+
+        async def go() -> float:
+            nonlocal writer
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(frames.encode({"t": "probe", "nonce": nonce, "from": self.node_id}))
+            dec = frames.FrameDecoder()
+            while True:
+                data = await reader.read(READ_CHUNK)
+                if not data:
+                    raise ConnectionError("closed")
+                for f in dec.feed(data):
+                    if f.get("t") == "probe_ack" and f.get("nonce") == nonce:
+                        return (time.monotonic() - t0) * 1000.0
+
+        try:
+            return await asyncio.wait_for(go(), timeout_ms / 1000)
+        except (OSError, asyncio.TimeoutError, ConnectionError, frames.BadFrame):
+            return None
+        finally:
+            if writer is not None:
+                writer.close()
+
+    async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._inbound) >= MAX_INBOUND_CONNECTIONS or self.closed:
+            self.counters["inbound_refused"] += 1
+            writer.close()
+            return
+        self._inbound.add(writer)
+        dec = frames.FrameDecoder()
+        sender: Optional[str] = None
+        stall = self.frame_stall_ms / 1000
+        try:
+            while not self.closed:
+                if dec.pending_bytes:
+                    data = await asyncio.wait_for(reader.read(READ_CHUNK), stall)
+                else:
+                    data = await reader.read(READ_CHUNK)
+                if not data:
+                    return
+                for f in dec.feed(data):
+                    t = f.get("t")
+                    if t == "m" and sender is not None and isinstance(f.get("m"), dict):
+                        self.counters["frames_in"] += 1
+                        self._deliver(sender, f["m"])
+                    elif t == "hello" and sender is None and isinstance(f.get("from"), str):
+                        sender = f["from"]
+                    elif t == "probe":
+                        self.counters["probes_answered"] += 1
+                        writer.write(frames.encode({"t": "probe_ack", "nonce": f.get("nonce")}))
+                    else:
+                        raise frames.BadFrame(f"unexpected frame type {str(t)[:20]!r}")
+        except frames.BadFrame as exc:
+            self.counters["bad_frames"] += 1
+            log.info("bad frame from %s: %s; dropping connection", sender or "?", exc)
+        except asyncio.TimeoutError:
+            self.counters["bad_frames"] += 1
+            log.info("partial frame from %s stalled %.1fs; dropping connection", sender or "?", stall)
+        except (OSError, ConnectionError):
+            pass
+        finally:
+            self._inbound.discard(writer)
+            writer.close()
+
+    def _deliver(self, sender: str, msg: dict) -> None:
+        try:
+            self.on_message(sender, msg)
+        except Exception:  # a handler bug must not take the connection or the node down
+            self.counters["handler_errors"] += 1
+            log.exception("message handler failed for a message from %s", sender)
+
+    async def close(self) -> None:
+        self.closed = True
+        if self._server is not None:
+            self._server.close()
+        for link in self._links.values():
+            link.wake.set()
+            if link.task is not None:
+                link.task.cancel()
+        for w in list(self._inbound):
+            w.close()
+        tasks = [l.task for l in self._links.values() if l.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
