@@ -1,0 +1,187 @@
+"""Which directed links exist in a cluster, and the Toxiproxy proxy name and port of each.
+
+Owns: the link table of DESIGN.md section 5 and the link rule of docs/contracts.md section 2: proxy
+`A-B` carries exactly A's traffic to B. Every ordered pair of distinct nodes talks (manager<->manager
+for Raft, worker->manager and manager->worker for the dispatcher, worker<->worker for gossip), and the
+harness's client traffic reaches every node's HTTP API through a proxy `client-<node>`.
+
+Pure: no I/O, no clock, no randomness. Must not import requests, docker, toxiproxy or chaos.toxi.
+
+Port assignment is deterministic: client links first (in node order), then peer links in node order
+(managers as given, then workers as given; for each source every destination in that order). Link
+`i` in `links` listens on `base_port + i`. Changing the node lists changes the ports; a given
+topology always gets the same ones.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Mapping, NamedTuple
+
+CLIENT = "client"
+"""Pseudo node id of the harness's clients. Client links are `(CLIENT, node)`; no node may use it."""
+
+NODE_ID_RE = re.compile(r"[a-z][a-z0-9]*\Z")
+MAX_PORT = 65535
+
+
+class Link(NamedTuple):
+    """A directed link: `src` sends to `dst` on connections that `src` dials."""
+
+    src: str
+    dst: str
+
+    @property
+    def name(self) -> str:
+        """The Toxiproxy proxy name of this link (`src-dst`)."""
+        return f"{self.src}-{self.dst}"
+
+    @property
+    def is_client(self) -> bool:
+        return self.src == CLIENT
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a node's listeners are, as seen from the Toxiproxy server (upstream side)."""
+
+    host: str
+    peer_port: int = 7000
+    api_port: int = 8080
+
+
+def parse_proxy_name(name: str) -> Link:
+    """Inverse of `Link.name`. Node ids contain no '-', so the split is unambiguous."""
+    src, sep, dst = name.partition("-")
+    if not sep or not NODE_ID_RE.match(src) or not NODE_ID_RE.match(dst):
+        raise ValueError(f"not a link proxy name: {name!r}")
+    return Link(src, dst)
+
+
+class Topology:
+    """The link table of one cluster. Immutable after construction.
+
+    `endpoints` overrides where a node's peer and API listeners are (default: host = node id, peer
+    port `peer_port`, API port `api_port`, i.e. the Docker network names of docs/contracts.md). Tests
+    on loopback pass `Endpoint("127.0.0.1", port, port)` per node.
+    """
+
+    def __init__(
+        self,
+        managers: list[str],
+        workers: list[str],
+        base_port: int = 20000,
+        *,
+        peer_port: int = 7000,
+        api_port: int = 8080,
+        endpoints: Mapping[str, Endpoint] | None = None,
+    ):
+        self.managers: tuple[str, ...] = tuple(managers)
+        self.workers: tuple[str, ...] = tuple(workers)
+        self.nodes: tuple[str, ...] = self.managers + self.workers
+        _check_ids(self.nodes)
+        if not self.managers:
+            raise ValueError("a topology needs at least one manager")
+        for port_name, port in (("base_port", base_port), ("peer_port", peer_port), ("api_port", api_port)):
+            if not 1 <= port <= MAX_PORT:
+                raise ValueError(f"{port_name} {port} is outside 1..{MAX_PORT}")
+        self.base_port = base_port
+        endpoints = dict(endpoints or {})
+        unknown = sorted(set(endpoints) - set(self.nodes))
+        if unknown:
+            raise ValueError(f"endpoints given for unknown nodes: {', '.join(unknown)}")
+        self.endpoints: dict[str, Endpoint] = {
+            n: endpoints.get(n, Endpoint(n, peer_port, api_port)) for n in self.nodes
+        }
+        links = [Link(CLIENT, n) for n in self.nodes]
+        links += [Link(a, b) for a in self.nodes for b in self.nodes if a != b]
+        self.links: tuple[Link, ...] = tuple(links)
+        last = base_port + len(links) - 1
+        if last > MAX_PORT:
+            raise ValueError(
+                f"{len(links)} links from base_port {base_port} would need ports up to {last} > {MAX_PORT}"
+            )
+        self._index: dict[Link, int] = {link: i for i, link in enumerate(links)}
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    @property
+    def peer_links(self) -> tuple[Link, ...]:
+        return self.links[len(self.nodes):]
+
+    @property
+    def client_links(self) -> tuple[Link, ...]:
+        return self.links[: len(self.nodes)]
+
+    def has_link(self, src: str, dst: str) -> bool:
+        return Link(src, dst) in self._index
+
+    def link(self, src: str, dst: str) -> Link:
+        link = Link(src, dst)
+        if link not in self._index:
+            raise KeyError(f"no link {src}->{dst} in this topology")
+        return link
+
+    def proxy_name(self, src: str, dst: str) -> str:
+        return self.link(src, dst).name
+
+    def listen_port(self, src: str, dst: str) -> int:
+        return self.base_port + self._index[self.link(src, dst)]
+
+    def upstream(self, src: str, dst: str) -> str:
+        ep = self.endpoints[self.link(src, dst).dst]
+        port = ep.api_port if src == CLIENT else ep.peer_port
+        return f"{ep.host}:{port}"
+
+    def peers_for(self, node: str, toxiproxy_host: str = "toxiproxy") -> dict[str, str]:
+        """The CHAOS_PEERS value of `node`: each peer -> the proxy address of the link node->peer."""
+        if node not in self.endpoints:
+            raise KeyError(f"unknown node {node!r}")
+        return {p: f"{toxiproxy_host}:{self.listen_port(node, p)}" for p in self.nodes if p != node}
+
+    def client_ports(self) -> dict[str, int]:
+        """node -> listen port of the proxy `client-<node>` (the harness's way to that node's API)."""
+        return {n: self.listen_port(CLIENT, n) for n in self.nodes}
+
+    def proxy_specs(self, listen_host: str = "0.0.0.0") -> list[dict]:
+        """Items for Toxiproxy's `/populate`: one enabled proxy per link, in port order."""
+        return [
+            {
+                "name": link.name,
+                "listen": f"{listen_host}:{self.base_port + i}",
+                "upstream": self.upstream(link.src, link.dst),
+                "enabled": True,
+            }
+            for i, link in enumerate(self.links)
+        ]
+
+    def resolve(self, links: Iterable[Link | tuple[str, str] | str]) -> list[Link]:
+        """Normalise links given as Link, (src, dst) pairs or proxy names; sorted, de-duplicated.
+
+        An unknown link is the caller's bug: KeyError naming it.
+        """
+        out: set[Link] = set()
+        for item in links:
+            link = parse_proxy_name(item) if isinstance(item, str) else Link(*item)
+            self.link(link.src, link.dst)
+            out.add(link)
+        return sorted(out, key=self._index.__getitem__)
+
+    def __repr__(self) -> str:
+        return (
+            f"Topology(managers={list(self.managers)}, workers={list(self.workers)}, "
+            f"base_port={self.base_port}, links={len(self.links)})"
+        )
+
+
+def _check_ids(nodes: tuple[str, ...]) -> None:
+    bad = [n for n in nodes if not isinstance(n, str) or not NODE_ID_RE.match(n)]
+    if bad:
+        raise ValueError(f"node ids must match [a-z][a-z0-9]*: {bad}")
+    if CLIENT in nodes:
+        raise ValueError(f"{CLIENT!r} is reserved for the harness's client links")
+    seen: set[str] = set()
+    dups = sorted({n for n in nodes if n in seen or seen.add(n)})
+    if dups:
+        raise ValueError(f"duplicate node ids: {dups}")

@@ -1,0 +1,773 @@
+"""The harness's Toxiproxy layer: an HTTP client per server, link operations, partition application
+and reachability verification.
+
+Owns: `ToxiproxyAPI` (one Toxiproxy server, per-instance base URL, timeouts, errors mapped to
+`chaos.errors`), `LinkController` (the fault operations the nemesis uses on the links of a
+`chaos.topology.Topology`, each returning a record for faults.jsonl) and `verify` (proof, through a
+probe callable, that the intended reachability matrix is in effect).
+
+Must not import docker, click or anything under chaos.cmd_* / chaos.env*; the environment passes in
+the server URL and the probe callable.
+
+Why plain `requests` and not the toxiproxy-python client for I/O (DESIGN.md section 5 asks to use the
+client where it suffices): toxiproxy-python 0.1.1 keeps the server address in class attributes
+(`APIConsumer.host/port`, one per process), sends every request without a timeout, and maps only
+404/409/400 to exceptions (a 500 on create becomes KeyError, on add_toxic it is silently ignored;
+see /work/shared/toxiproxy-api.md section 5). Each of those breaks a hard requirement here (two
+clusters in one process, a stalled server must not hang a run, a fault that was not applied must be
+an error), and no call of the client avoids all three. So every request goes through this module's
+own session; `ToxiproxyAPI.python_client()` still hands out a toxiproxy-python `Toxiproxy` bound to
+this server under a lock, restoring the class state afterwards, for code that wants that API.
+
+Link semantics (docs/contracts.md section 2): proxy `A-B` carries exactly A's traffic to B; on it,
+stream `upstream` is A->B bytes and `downstream` is B's replies on A's connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import requests
+
+from chaos import partition as partition_mod
+from chaos.errors import EnvironmentError_, FaultError
+from chaos.topology import CLIENT, Link, Topology
+
+PREFIX = "chaos-"
+"""Every toxic this layer adds is named `chaos-<op>-<up|down>`; heal removes only these."""
+
+STREAMS = ("upstream", "downstream")
+_SHORT = {"upstream": "up", "downstream": "down"}
+MAX_WORKERS = 8
+POPULATE_BATCH = 1000
+"""Proxies per `/populate` request (bounds request size and the server's 25 s handler time)."""
+
+
+class ToxiproxyHTTPError(FaultError):
+    """The server answered with an error status. `status` is the HTTP code, `message` its text."""
+
+    def __init__(self, message: str, status: int, hint: str | None = None):
+        super().__init__(message, hint)
+        self.status = status
+
+
+def _error_text(resp: requests.Response) -> str:
+    try:
+        body = resp.json()
+        if isinstance(body, dict) and "error" in body:
+            return str(body["error"])
+    except ValueError:
+        pass
+    return resp.text.strip()[:300] or resp.reason or "no body"
+
+
+class ToxiproxyAPI:
+    """One Toxiproxy server (real 2.x or the compatible one), addressed by `url`.
+
+    Each thread gets its own `requests.Session` (keep-alive) so link operations can run in parallel.
+    Connection failures and timeouts raise `EnvironmentError_`; error statuses raise
+    `ToxiproxyHTTPError` (a `FaultError`) carrying the server's message.
+    """
+
+    def __init__(self, url: str, timeout_s: float = 5.0):
+        if not url.startswith(("http://", "https://")):
+            url = "http://" + url
+        self.url = url.rstrip("/")
+        self.timeout_s = float(timeout_s)
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"ToxiproxyAPI({self.url!r})"
+
+    # -- transport ---------------------------------------------------------------------------------
+
+    def _session(self) -> requests.Session:
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            s.headers["User-Agent"] = "chaos-harness"  # a Mozilla/ agent gets 403 from Toxiproxy
+            self._local.session = s
+        return s
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        ok: Sequence[int] = (200, 201, 204),
+        timeout_s: float | None = None,
+    ) -> requests.Response:
+        url = self.url + path
+        try:
+            resp = self._session().request(
+                method, url, json=body, timeout=timeout_s or self.timeout_s
+            )
+        except requests.Timeout as exc:
+            raise EnvironmentError_(
+                f"Toxiproxy at {self.url} did not answer {method} {path} within "
+                f"{timeout_s or self.timeout_s:g} s",
+                hint="is the Toxiproxy server overloaded or stopped?",
+            ) from exc
+        except requests.RequestException as exc:
+            raise EnvironmentError_(
+                f"Toxiproxy at {self.url} unreachable ({method} {path}): {exc.__class__.__name__}",
+                hint="check that the Toxiproxy server is running (chaos doctor)",
+            ) from exc
+        if resp.status_code not in ok:
+            raise ToxiproxyHTTPError(
+                f"Toxiproxy {method} {path}: {resp.status_code} {_error_text(resp)}",
+                resp.status_code,
+            )
+        return resp
+
+    # -- server ----------------------------------------------------------------------------------
+
+    def version(self) -> str:
+        """The server's version string (parses both JSON `{"version": ...}` and plain text)."""
+        resp = self.request("GET", "/version")
+        try:
+            data = resp.json()
+            if isinstance(data, dict) and "version" in data:
+                return str(data["version"])
+        except ValueError:
+            pass
+        return resp.text.strip().strip('"')
+
+    def wait_ready(self, deadline: float = 10.0, interval_s: float = 0.05) -> str:
+        """Poll `/version` until it answers, for at most `deadline` seconds from now; return it.
+
+        Raises EnvironmentError_ naming the last failure when the deadline passes.
+        """
+        end = time.monotonic() + deadline
+        last: Exception | None = None
+        while True:
+            try:
+                return self.version()
+            except (EnvironmentError_, ToxiproxyHTTPError) as exc:
+                last = exc
+            if time.monotonic() >= end:
+                raise EnvironmentError_(
+                    f"Toxiproxy at {self.url} not ready after {deadline:g} s: {last}",
+                    hint="check the Toxiproxy container/process logs",
+                )
+            time.sleep(interval_s)
+
+    def reset(self) -> None:
+        """`POST /reset`: enable every proxy, remove every toxic (ours and anyone else's)."""
+        self.request("POST", "/reset")
+
+    # -- proxies -----------------------------------------------------------------------------------
+
+    def proxies(self) -> dict[str, dict]:
+        return self.request("GET", "/proxies").json()
+
+    def proxy(self, name: str) -> dict:
+        return self.request("GET", f"/proxies/{name}").json()
+
+    def create_proxy(
+        self, name: str, upstream: str, listen: str = "127.0.0.1:0", enabled: bool = True
+    ) -> dict:
+        body = {"name": name, "upstream": upstream, "listen": listen, "enabled": enabled}
+        return self.request("POST", "/proxies", body).json()
+
+    def update_proxy(self, name: str, **fields: Any) -> dict:
+        """PATCH any of `listen`, `upstream`, `enabled`."""
+        bad = sorted(set(fields) - {"listen", "upstream", "enabled"})
+        if bad:
+            raise ValueError(f"not updatable proxy fields: {bad}")
+        return self.request("PATCH", f"/proxies/{name}", fields).json()
+
+    def delete_proxy(self, name: str) -> None:
+        self.request("DELETE", f"/proxies/{name}")
+
+    def populate(self, specs: Sequence[Mapping], batch: int = POPULATE_BATCH) -> list[dict]:
+        """Create (or keep, when identical) every proxy in `specs` through `/populate`, `batch` at a
+        time; return the server's proxy objects in order. Not atomic (neither is the server): on an
+        error the earlier batches and the items before the failing one stay applied.
+        """
+        out: list[dict] = []
+        for i in range(0, len(specs), batch):
+            chunk = [dict(s) for s in specs[i : i + batch]]
+            resp = self.request("POST", "/populate", chunk, timeout_s=max(self.timeout_s, 30.0))
+            got = resp.json().get("proxies") or []
+            if len(got) != len(chunk):
+                raise FaultError(
+                    f"/populate returned {len(got)} proxies for {len(chunk)} requested"
+                )
+            out.extend(got)
+        return out
+
+    # -- toxics ----------------------------------------------------------------------------------
+
+    def toxics(self, proxy: str) -> list[dict]:
+        return self.request("GET", f"/proxies/{proxy}/toxics").json()
+
+    def add_toxic(
+        self,
+        proxy: str,
+        name: str,
+        type: str,
+        stream: str = "downstream",
+        toxicity: float = 1.0,
+        attributes: Mapping[str, int] | None = None,
+    ) -> dict:
+        body = {
+            "name": name,
+            "type": type,
+            "stream": stream,
+            "toxicity": toxicity,
+            "attributes": dict(attributes or {}),
+        }
+        return self.request("POST", f"/proxies/{proxy}/toxics", body).json()
+
+    def update_toxic(
+        self,
+        proxy: str,
+        name: str,
+        attributes: Mapping[str, int] | None = None,
+        toxicity: float | None = None,
+    ) -> dict:
+        body: dict[str, Any] = {}
+        if attributes is not None:
+            body["attributes"] = dict(attributes)
+        if toxicity is not None:
+            body["toxicity"] = toxicity
+        return self.request("POST", f"/proxies/{proxy}/toxics/{name}", body).json()
+
+    def delete_toxic(self, proxy: str, name: str, timeout_s: float | None = None) -> None:
+        self.request("DELETE", f"/proxies/{proxy}/toxics/{name}", timeout_s=timeout_s)
+
+    # -- the toxiproxy-python client, safely -------------------------------------------------------
+
+    _client_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def python_client(self):
+        """Yield a toxiproxy-python `Toxiproxy` pointed at this server.
+
+        The client keeps host and port as process-wide class attributes; this holds a process-wide
+        lock for the duration and restores the previous values afterwards, so two `ToxiproxyAPI`
+        instances never see each other's address. The client has no timeouts: keep the block short.
+        """
+        from urllib.parse import urlsplit
+
+        import toxiproxy
+        from toxiproxy.api import APIConsumer
+
+        parts = urlsplit(self.url)
+        with self._client_lock:
+            saved = APIConsumer.host, APIConsumer.port
+            APIConsumer.host, APIConsumer.port = parts.hostname, parts.port or 80
+            try:
+                yield toxiproxy.Toxiproxy()
+            finally:
+                APIConsumer.host, APIConsumer.port = saved
+
+
+# -- link operations -------------------------------------------------------------------------------
+
+
+def _int_attr(name: str, value: Any, minimum: int | None = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _streams(stream: str) -> tuple[str, ...]:
+    if stream == "both":
+        return STREAMS
+    if stream not in STREAMS:
+        raise ValueError(f"stream must be 'upstream', 'downstream' or 'both', not {stream!r}")
+    return (stream,)
+
+
+def toxic_name(op: str, stream: str) -> str:
+    return f"{PREFIX}{op}-{_SHORT[stream]}"
+
+
+# op -> (toxic type, default stream). `flaky` reuses the type of the op it makes flaky.
+_OPS: dict[str, tuple[str, str]] = {
+    "cut": ("timeout", "both"),
+    "latency": ("latency", "upstream"),
+    "bandwidth": ("bandwidth", "upstream"),
+    "reset": ("reset_peer", "upstream"),
+    "stall": ("latency", "upstream"),
+    "slice": ("slicer", "upstream"),
+    "slow_close": ("slow_close", "downstream"),
+    "limit": ("limit_data", "upstream"),
+}
+
+
+class LinkController:
+    """Fault operations on the links of one cluster, each returning a record for faults.jsonl.
+
+    `links` arguments accept `Link`s, `(src, dst)` pairs or proxy names; an unknown link is a
+    KeyError (our bug). A failed server call raises FaultError/EnvironmentError_ after every proxy
+    of the operation has been tried, naming the proxies that failed; the state kept here reflects
+    what did succeed, and `heal()` is always safe to call afterwards.
+
+    Record shape: `{"ts", "op", "params", "proxies", "toxics": [...], "disabled", "enabled",
+    "removed", "verified"?}`; `ts` is wall-clock epoch seconds when the operation was issued.
+    """
+
+    def __init__(
+        self,
+        api: ToxiproxyAPI,
+        topology: Topology,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_workers: int = MAX_WORKERS,
+        seed: int = 0,
+    ):
+        self.api = api
+        self.topology = topology
+        self.clock = clock
+        self.max_workers = max(1, int(max_workers))
+        self.seed = seed
+        self._verify_round = 0
+        self._lock = threading.Lock()
+        # proxy name -> {toxic name -> toxic dict as sent}
+        self._toxics: dict[str, dict[str, dict]] = {}
+        # links cut by us -> mode ("blackhole" | "refuse")
+        self._cut: dict[Link, str] = {}
+        self._disabled: set[str] = set()
+        self._flaky: set[Link] = set()
+        self._verified: dict[Link, bool] = {link: True for link in topology.links}
+
+    # -- creation --------------------------------------------------------------------------------
+
+    def create_proxies(self, listen_host: str = "0.0.0.0") -> dict:
+        """Create one proxy per link of the topology in bulk (`/populate`); record of what exists."""
+        ts = self.clock()
+        specs = self.topology.proxy_specs(listen_host)
+        t0 = time.monotonic()
+        got = self.api.populate(specs)
+        elapsed = time.monotonic() - t0
+        wrong = [
+            g.get("name") for g, s in zip(got, specs)
+            if g.get("name") != s["name"] or g.get("upstream") != s["upstream"]
+        ]
+        if wrong:
+            raise FaultError(f"/populate answered with unexpected proxies: {wrong[:10]}")
+        return {
+            "ts": ts, "op": "create", "params": {"listen_host": listen_host},
+            "proxies": [s["name"] for s in specs], "elapsed_s": round(elapsed, 4),
+        }
+
+    # -- the operations --------------------------------------------------------------------------
+
+    def cut(self, links: Iterable, mode: str = "blackhole") -> dict:
+        """Cut each given directed link. blackhole: a `timeout` toxic (timeout 0) on both streams
+        (connections hang, data is dropped, as with lost packets); refuse: the proxy is disabled
+        (connects refused, live connections closed). Cutting A->B alone is a one-way cut.
+        """
+        if mode not in ("blackhole", "refuse"):
+            raise ValueError(f"cut mode must be 'blackhole' or 'refuse', not {mode!r}")
+        resolved = self.topology.resolve(links)
+        if mode == "refuse":
+            rec = self._set_enabled(resolved, False, op="cut", params={"mode": mode})
+        else:
+            rec = self._add(resolved, "cut", "both", {"timeout": 0}, params={"mode": mode})
+        with self._lock:
+            for link in resolved:
+                if link.name in rec["failed"]:
+                    continue
+                self._cut[link] = mode
+        return self._finish(rec)
+
+    def cut_one_way(self, src_nodes: Iterable[str], dst_nodes: Iterable[str],
+                    mode: str = "blackhole") -> dict:
+        """Every dst stops hearing every src (proxies src-dst cut); the reverse keeps working."""
+        return self.cut(partition_mod.one_way(src_nodes, dst_nodes), mode)
+
+    def latency(self, links: Iterable, ms: int, jitter_ms: int = 0, stream: str = "upstream") -> dict:
+        """Every chunk on the link is delivered `ms` ± `jitter_ms` later (a pipeline delay)."""
+        attrs = {"latency": _int_attr("ms", ms), "jitter": _int_attr("jitter_ms", jitter_ms)}
+        return self._op("latency", links, stream, attrs)
+
+    def bandwidth(self, links: Iterable, kb_s: int, stream: str = "upstream") -> dict:
+        """At most `kb_s` KB/s (1 KB = 1000 bytes) per connection on the link."""
+        return self._op("bandwidth", links, stream, {"rate": _int_attr("kb_s", kb_s, 1)})
+
+    def reset(self, links: Iterable, timeout_ms: int = 0, stream: str = "upstream") -> dict:
+        """The first data on each connection is dropped and the connection reset `timeout_ms`
+        later (RST for connections accepted after the toxic was added, FIN for live ones)."""
+        return self._op("reset", links, stream, {"timeout": _int_attr("timeout_ms", timeout_ms)})
+
+    def stall(self, links: Iterable, ms: int, stream: str = "upstream") -> dict:
+        """Stall: every byte sent on the link is held `ms` and then delivered, in order, and
+        connections stay open (a `latency` toxic of `ms`, named chaos-stall-*). Removing it (heal)
+        releases what it holds at once. Unlike a cut nothing is lost; unlike `latency` it is meant
+        for holds longer than the peers' timeouts (seconds), so it is a separate, named fault."""
+        return self._op("stall", links, stream, {"latency": _int_attr("ms", ms, 1), "jitter": 0})
+
+    def slice(self, links: Iterable, avg: int, var: int = 0, delay_us: int = 0,
+              stream: str = "upstream") -> dict:
+        """Split the byte stream into pieces of `avg` ± `var` bytes, `delay_us` µs apart.
+        `avg` must be >= 1: the real server crashes on a slicer with average_size 0."""
+        avg = _int_attr("avg", avg, 1)
+        var = _int_attr("var", var)
+        if var >= avg:
+            raise ValueError(f"slice var ({var}) must be below avg ({avg})")
+        attrs = {"average_size": avg, "size_variation": var, "delay": _int_attr("delay_us", delay_us)}
+        return self._op("slice", links, stream, attrs)
+
+    def slow_close(self, links: Iterable, ms: int, stream: str = "downstream") -> dict:
+        """A close in this direction is forwarded only `ms` later."""
+        return self._op("slow_close", links, stream, {"delay": _int_attr("ms", ms)})
+
+    def limit(self, links: Iterable, bytes: int, stream: str = "upstream") -> dict:
+        """Each connection carries `bytes` bytes in this direction and is then closed."""
+        return self._op("limit", links, stream, {"bytes": _int_attr("bytes", bytes)})
+
+    def flaky(self, links: Iterable, toxicity: float, kind: str = "cut", **attrs: int) -> dict:
+        """Apply `kind` (cut, latency, reset, ...) to a `toxicity` share of connections, drawn per
+        connection. Named chaos-flaky-<kind>-*. The links' reachability is then indeterminate, so
+        `verify` skips them until healed."""
+        if not 0.0 < float(toxicity) < 1.0:
+            raise ValueError(f"flaky toxicity must be in (0, 1), got {toxicity}")
+        if kind not in _OPS:
+            raise ValueError(f"flaky kind must be one of {sorted(_OPS)}, not {kind!r}")
+        defaults = {"cut": {"timeout": 0}, "reset": {"timeout": 0}}
+        full = dict(defaults.get(kind, {}), **attrs)
+        for k, v in full.items():
+            _int_attr(k, v)
+        resolved = self.topology.resolve(links)
+        type_, stream = _OPS[kind]
+        rec = self._add(resolved, f"flaky-{kind}", stream, full, type_=type_,
+                        toxicity=float(toxicity), params={"kind": kind, "toxicity": toxicity})
+        with self._lock:
+            self._flaky.update(l for l in resolved if l.name not in rec["failed"])
+        return self._finish(rec)
+
+    def heal(self, links: Iterable | None = None) -> dict:
+        """Remove every toxic this layer added (any `chaos-` toxic, also ones left by an earlier
+        controller) and re-enable disabled proxies, on the given links or (None) on every link of
+        the topology. Toxics not named `chaos-...` are left alone."""
+        ts = self.clock()
+        resolved = self.topology.links if links is None else self.topology.resolve(links)
+        wanted = {l.name for l in resolved}
+        server = self.api.proxies()
+        missing = sorted(wanted - set(server))
+        removals, enables = [], []
+        for name in sorted(wanted & set(server)):
+            p = server[name]
+            for t in p.get("toxics") or []:
+                if str(t.get("name", "")).startswith(PREFIX):
+                    removals.append((name, t))
+            if not p.get("enabled", True):
+                enables.append(name)
+
+        def remove(item):
+            name, t = item
+            # a reset_peer toxic blocks DELETE for up to its timeout (toxiproxy-api.md 2.2)
+            extra = (t.get("attributes") or {}).get("timeout", 0) / 1000.0 if t.get("type") == "reset_peer" else 0
+            try:
+                self.api.delete_toxic(name, t["name"], timeout_s=self.api.timeout_s + max(0.0, extra))
+            except ToxiproxyHTTPError as exc:
+                if exc.status != 404:  # already gone is fine
+                    raise
+
+        failed = self._parallel(remove, removals, key=lambda it: it[0])
+        failed.update(self._parallel(lambda n: self.api.update_proxy(n, enabled=True), enables))
+        with self._lock:
+            for link in resolved:
+                if link.name in failed:
+                    continue
+                self._toxics.pop(link.name, None)
+                self._cut.pop(link, None)
+                self._disabled.discard(link.name)
+                self._flaky.discard(link)
+        rec = {
+            "ts": ts, "op": "heal", "params": {"all": links is None},
+            "proxies": [l.name for l in resolved],
+            "removed": [f"{n}/{t['name']}" for n, t in removals if n not in failed],
+            "enabled": [n for n in enables if n not in failed],
+            "failed": failed,
+        }
+        if missing:
+            rec["failed"].update({n: "proxy not found on the server" for n in missing})
+        return self._finish(rec, check=False)
+
+    # -- partitions ------------------------------------------------------------------------------
+
+    def apply_partition(self, partition, mode: str = "blackhole") -> dict:
+        """Make the peer-link cuts exactly `partition`: either a cut set of (src, dst) pairs (from
+        chaos.partition) or a mapping node -> nodes it cannot hear. Links cut before and no longer
+        wanted are un-cut (their other toxics stay); client links are not touched. An empty
+        partition heals every peer cut."""
+        if isinstance(partition, Mapping):
+            cut = partition_mod.cut_from_deaf_map(partition)
+        else:
+            cut = frozenset(tuple(p) for p in partition)
+        wanted = set(self.topology.resolve(cut))
+        if any(l.src == CLIENT for l in wanted):
+            raise ValueError("a partition names nodes only; cut client links with cut()")
+        with self._lock:
+            current = {l: m for l, m in self._cut.items() if l.src != CLIENT}
+        to_uncut = sorted((l for l in current if l not in wanted or current[l] != mode), key=str)
+        to_cut = sorted((l for l in wanted if current.get(l) != mode), key=str)
+        ts = self.clock()
+        rec_un = self._uncut(to_uncut) if to_uncut else None
+        rec_cut = self.cut(to_cut, mode) if to_cut else None
+        return {
+            "ts": ts, "op": "partition", "params": {"mode": mode},
+            "deaf": {n: sorted(s) for n, s in partition_mod.deaf_map(self.topology.nodes, cut).items() if s},
+            "cut": [l.name for l in to_cut], "uncut": [l.name for l in to_uncut],
+            "proxies": sorted({l.name for l in to_cut + to_uncut}),
+            "steps": [r for r in (rec_un, rec_cut) if r],
+        }
+
+    def _uncut(self, links: list[Link]) -> dict:
+        """Remove only the cut (timeout toxics / disabled proxy) from these links."""
+        ts = self.clock()
+        with self._lock:
+            modes = {l: self._cut.get(l) for l in links}
+        removals = [(l.name, toxic_name("cut", s)) for l in links if modes[l] == "blackhole" for s in STREAMS]
+        enables = [l.name for l in links if modes[l] == "refuse"]
+
+        def remove(item):
+            try:
+                self.api.delete_toxic(*item)
+            except ToxiproxyHTTPError as exc:
+                if exc.status != 404:
+                    raise
+
+        failed = self._parallel(remove, removals, key=lambda it: it[0])
+        failed.update(self._parallel(lambda n: self.api.update_proxy(n, enabled=True), enables))
+        with self._lock:
+            for l in links:
+                if l.name in failed:
+                    continue
+                self._cut.pop(l, None)
+                self._disabled.discard(l.name)
+                for s in STREAMS:
+                    self._toxics.get(l.name, {}).pop(toxic_name("cut", s), None)
+        rec = {"ts": ts, "op": "uncut", "params": {}, "proxies": [l.name for l in links],
+               "removed": [f"{p}/{t}" for p, t in removals if p not in failed],
+               "enabled": [n for n in enables if n not in failed], "failed": failed}
+        return self._finish(rec, check=False)
+
+    # -- expected state and verification ---------------------------------------------------------
+
+    def expected_matrix(self) -> dict[Link, bool | None]:
+        """Link -> True (reachable), False (cut by us) or None (flaky, or carrying another of our
+        toxics: reachability depends on the probe's timeout, so it is not asserted)."""
+        with self._lock:
+            out: dict[Link, bool | None] = {}
+            for link in self.topology.links:
+                if link in self._cut:
+                    out[link] = False
+                elif link in self._flaky or self._toxics.get(link.name):
+                    out[link] = None
+                else:
+                    out[link] = True
+            return out
+
+    def verify(
+        self,
+        probe: Callable[[str, str], bool],
+        *,
+        sample: int = 8,
+        deadline_s: float = 10.0,
+        include_client: bool = True,
+    ) -> dict:
+        """Prove the current expected matrix with `probe(src, dst) -> bool`: every link whose
+        expected state changed since the last successful verify, plus `sample` unchanged ones drawn
+        with a seeded RNG (seed and round recorded). Raises FaultError naming the mismatches."""
+        expected = self.expected_matrix()
+        if not include_client:
+            expected = {l: v for l, v in expected.items() if l.src != CLIENT}
+        changed = [l for l, v in expected.items() if v is not None and self._verified.get(l) != v]
+        self._verify_round += 1
+        rng = random.Random(f"{self.seed}:{self._verify_round}")
+        result = verify(
+            expected, probe, changed=changed, sample=sample, rng=rng,
+            deadline_s=deadline_s, max_workers=max(self.max_workers, 16),
+        )
+        result["seed"] = f"{self.seed}:{self._verify_round}"
+        for l, v in expected.items():
+            if v is not None:
+                self._verified[l] = v
+        return result
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _op(self, op: str, links: Iterable, stream: str, attrs: dict) -> dict:
+        resolved = self.topology.resolve(links)
+        type_, _ = _OPS[op]
+        return self._finish(self._add(resolved, op, stream, attrs, type_=type_, params=dict(attrs, stream=stream)))
+
+    def _add(self, links: list[Link], op: str, stream: str, attrs: dict, *,
+             type_: str | None = None, toxicity: float = 1.0, params: dict | None = None) -> dict:
+        ts = self.clock()
+        type_ = type_ or _OPS[op][0]
+        items = [
+            (link.name, {"name": toxic_name(op, s), "type": type_, "stream": s,
+                         "toxicity": toxicity, "attributes": dict(attrs)})
+            for link in links for s in _streams(stream)
+        ]
+
+        def apply(item):
+            proxy, toxic = item
+            with self._lock:
+                known = toxic["name"] in self._toxics.get(proxy, {})
+            if known:
+                self.api.update_toxic(proxy, toxic["name"], toxic["attributes"], toxic["toxicity"])
+            else:
+                try:
+                    self.api.add_toxic(proxy, **toxic)
+                except ToxiproxyHTTPError as exc:
+                    if exc.status != 409:
+                        raise
+                    # left over from an earlier controller or run: take it over
+                    self.api.update_toxic(proxy, toxic["name"], toxic["attributes"], toxic["toxicity"])
+            with self._lock:
+                self._toxics.setdefault(proxy, {})[toxic["name"]] = toxic
+
+        failed = self._parallel(apply, items, key=lambda it: it[0])
+        return {
+            "ts": ts, "op": op, "params": params or {},
+            "proxies": [l.name for l in links],
+            "toxics": [dict(t, proxy=p) for p, t in items if p not in failed],
+            "failed": failed,
+        }
+
+    def _set_enabled(self, links: list[Link], enabled: bool, *, op: str, params: dict) -> dict:
+        ts = self.clock()
+        names = [l.name for l in links]
+        failed = self._parallel(lambda n: self.api.update_proxy(n, enabled=enabled), names)
+        with self._lock:
+            for n in names:
+                if n in failed:
+                    continue
+                (self._disabled.discard if enabled else self._disabled.add)(n)
+        key = "enabled" if enabled else "disabled"
+        return {"ts": ts, "op": op, "params": params, "proxies": names,
+                key: [n for n in names if n not in failed], "failed": failed}
+
+    def _parallel(self, fn: Callable, items: list, key: Callable = lambda x: x) -> dict[str, str]:
+        """Run fn over items on a bounded pool; return {key(item): error text} for the failures.
+        Programming errors (anything but our typed errors) propagate."""
+        failed: dict[str, str] = {}
+        if not items:
+            return failed
+
+        def one(item):
+            try:
+                fn(item)
+                return None
+            except (FaultError, EnvironmentError_) as exc:
+                return key(item), exc.message
+
+        if len(items) == 1 or self.max_workers == 1:
+            results = [one(i) for i in items]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.max_workers, len(items))) as pool:
+                results = list(pool.map(one, items))
+        for r in results:
+            if r is not None:
+                failed.setdefault(r[0], r[1])
+        return failed
+
+    def _finish(self, rec: dict, check: bool = True) -> dict:
+        """Raise when any proxy failed (naming them), otherwise return the record."""
+        failed = rec.get("failed") or {}
+        if failed:
+            names = sorted(failed)
+            detail = "; ".join(f"{n}: {failed[n]}" for n in names[:5])
+            more = f" (and {len(names) - 5} more)" if len(names) > 5 else ""
+            err = FaultError(
+                f"{rec['op']} failed on {len(names)} of {len(rec.get('proxies', []))} proxies: {detail}{more}",
+                hint="run `heal` to remove whatever part was applied",
+            )
+            err.record = rec
+            raise err
+        rec.pop("failed", None)
+        return rec
+
+
+# -- verification ----------------------------------------------------------------------------------
+
+
+def verify(
+    expected: Mapping[Any, bool | None],
+    probe: Callable[[str, str], bool],
+    *,
+    changed: Iterable = (),
+    sample: int = 8,
+    rng: random.Random | None = None,
+    deadline_s: float = 10.0,
+    interval_s: float = 0.05,
+    max_workers: int = 16,
+) -> dict:
+    """Check that `probe(src, dst)` agrees with `expected[(src, dst)]` for every link in `changed`
+    plus `sample` other links drawn with `rng` (links whose expectation is None are skipped).
+
+    Each link is probed until it agrees or `deadline_s` passes (a new toxic needs a moment to cover
+    fresh connections); a probe that raises counts as a disagreement and its error is kept. Raises
+    FaultError naming every link that never agreed. Returns a record of what was checked.
+    """
+    rng = rng or random.Random(0)
+    keyed = {Link(*k): v for k, v in expected.items()}
+    changed_set = {Link(*c) for c in changed}
+    unknown = sorted(str(c) for c in changed_set if c not in keyed)
+    if unknown:
+        raise ValueError(f"changed links not in the expected matrix: {unknown[:5]}")
+    check = sorted((l for l in changed_set if keyed[l] is not None), key=tuple)
+    rest = sorted((l for l, v in keyed.items() if v is not None and l not in changed_set), key=tuple)
+    sampled = rng.sample(rest, min(sample, len(rest)))
+    todo = {l: keyed[l] for l in check + sampled}
+    last: dict[Link, str] = {}
+    attempts: dict[Link, int] = {l: 0 for l in todo}
+    end = time.monotonic() + deadline_s
+    t0 = time.monotonic()
+
+    def one(link: Link):
+        try:
+            got = bool(probe(link.src, link.dst))
+            return link, got, None
+        except Exception as exc:  # the probe is the environment's; any failure is "not proven"
+            return link, None, f"{exc.__class__.__name__}: {exc}"
+
+    pending = dict(todo)
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(todo) or 1))) as pool:
+        while pending:
+            for link, got, err in pool.map(one, list(pending)):
+                attempts[link] += 1
+                if err is None and got == pending[link]:
+                    del pending[link]
+                    last.pop(link, None)
+                else:
+                    last[link] = err or f"probe says {'reachable' if got else 'unreachable'}"
+            if not pending or time.monotonic() >= end:
+                break
+            time.sleep(interval_s)
+    record = {
+        "ts": time.time(), "op": "verify",
+        "checked": [l.name for l in check], "sampled": [l.name for l in sampled],
+        "attempts_max": max(attempts.values(), default=0),
+        "elapsed_s": round(time.monotonic() - t0, 3),
+    }
+    if pending:
+        names = sorted(pending, key=tuple)
+        detail = "; ".join(
+            f"{l.name} expected {'reachable' if pending[l] else 'cut'}, {last.get(l, '?')}" for l in names[:8]
+        )
+        more = f" (and {len(names) - 8} more)" if len(names) > 8 else ""
+        err = FaultError(
+            f"reachability not as intended after {deadline_s:g} s on {len(names)} link(s): {detail}{more}",
+            hint="the fault could not be verified; the run is a harness error, not a result",
+        )
+        record["mismatched"] = [l.name for l in names]
+        err.record = record
+        raise err
+    return record
