@@ -1,0 +1,246 @@
+"""LinkController and verify against an in-memory Toxiproxy double: toxic names, records, what heal
+removes, failure reporting, partition diffs and the verification logic. The data path is tested
+for real in test_toxi_process.py."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from chaos import partition as P
+from chaos.errors import FaultError
+from chaos.topology import Link, Topology
+from chaos.toxi import LinkController, verify
+
+from .fakes import FakeAPI, state_probe
+
+NODES_M, NODES_W = ["m1", "m2", "m3"], ["w1", "w2"]
+
+
+@pytest.fixture
+def setup():
+    api = FakeAPI()
+    topo = Topology(NODES_M, NODES_W)
+    ctl = LinkController(api, topo, clock=lambda: 1000.0, max_workers=4, seed=5)
+    ctl.create_proxies("127.0.0.1")
+    return api, topo, ctl
+
+
+def toxics_of(api, proxy):
+    return {t["name"]: t for t in api.state[proxy]["toxics"]}
+
+
+def test_controller_blackhole_cut_adds_timeout_on_both_streams(setup):
+    api, _, ctl = setup
+    rec = ctl.cut([("m1", "m2")])
+    assert set(toxics_of(api, "m1-m2")) == {"chaos-cut-up", "chaos-cut-down"}
+    assert all(t["type"] == "timeout" and t["attributes"] == {"timeout": 0}
+               for t in toxics_of(api, "m1-m2").values())
+    assert toxics_of(api, "m2-m1") == {}  # one-way: the reverse link is untouched
+    assert rec["op"] == "cut" and rec["proxies"] == ["m1-m2"] and rec["ts"] == 1000.0
+    assert len(rec["toxics"]) == 2 and "failed" not in rec
+
+
+def test_controller_refuse_cut_disables_proxy_and_heal_enables(setup):
+    api, _, ctl = setup
+    rec = ctl.cut(["m1-m2", "m2-m1"], mode="refuse")
+    assert rec["disabled"] == ["m1-m2", "m2-m1"]
+    assert api.state["m1-m2"]["enabled"] is False
+    assert ctl.expected_matrix()[Link("m1", "m2")] is False
+    heal = ctl.heal()
+    assert sorted(heal["enabled"]) == ["m1-m2", "m2-m1"]
+    assert api.state["m1-m2"]["enabled"] is True
+    assert ctl.expected_matrix()[Link("m1", "m2")] is True
+
+
+@pytest.mark.parametrize(
+    "call,name,type_,stream,attrs",
+    [
+        (lambda c, l: c.latency(l, 100, 10), "chaos-latency-up", "latency", "upstream", {"latency": 100, "jitter": 10}),
+        (lambda c, l: c.bandwidth(l, 50), "chaos-bandwidth-up", "bandwidth", "upstream", {"rate": 50}),
+        (lambda c, l: c.reset(l, 20), "chaos-reset-up", "reset_peer", "upstream", {"timeout": 20}),
+        (lambda c, l: c.stall(l, 5000), "chaos-stall-up", "latency", "upstream", {"latency": 5000, "jitter": 0}),
+        (lambda c, l: c.slice(l, 8, 2, 100), "chaos-slice-up", "slicer", "upstream",
+         {"average_size": 8, "size_variation": 2, "delay": 100}),
+        (lambda c, l: c.slow_close(l, 300), "chaos-slow_close-down", "slow_close", "downstream", {"delay": 300}),
+        (lambda c, l: c.limit(l, 64), "chaos-limit-up", "limit_data", "upstream", {"bytes": 64}),
+    ],
+)
+def test_controller_operation_toxic_table(setup, call, name, type_, stream, attrs):
+    api, _, ctl = setup
+    rec = call(ctl, ["w1-m1"])
+    t = toxics_of(api, "w1-m1")[name]
+    assert (t["type"], t["stream"], t["attributes"], t["toxicity"]) == (type_, stream, attrs, 1.0)
+    assert rec["toxics"][0]["proxy"] == "w1-m1"
+
+
+def test_controller_flaky_sets_toxicity_and_is_not_asserted(setup):
+    api, _, ctl = setup
+    ctl.flaky(["m1-m2"], 0.3, kind="cut")
+    t = toxics_of(api, "m1-m2")
+    assert t["chaos-flaky-cut-up"]["toxicity"] == 0.3 and t["chaos-flaky-cut-up"]["type"] == "timeout"
+    assert ctl.expected_matrix()[Link("m1", "m2")] is None
+    for bad in (0, 1, 1.5):
+        with pytest.raises(ValueError):
+            ctl.flaky(["m1-m2"], bad)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.latency(["m1-m2"], 1.5),
+        lambda c: c.latency(["m1-m2"], -1),
+        lambda c: c.bandwidth(["m1-m2"], 0),
+        lambda c: c.slice(["m1-m2"], 0, 0, 0),     # would crash a real 2.12 server
+        lambda c: c.slice(["m1-m2"], 4, 4, 0),
+        lambda c: c.cut(["m1-m2"], mode="drop"),
+        lambda c: c.latency(["m1-m2"], 5, stream="sideways"),
+    ],
+)
+def test_controller_rejects_bad_parameters_before_any_request(setup, call):
+    api, _, ctl = setup
+    with pytest.raises(ValueError):
+        call(ctl)
+    assert api.calls == []
+
+
+def test_controller_unknown_link_is_keyerror(setup):
+    _, _, ctl = setup
+    with pytest.raises(KeyError):
+        ctl.cut([("m1", "m9")])
+
+
+def test_controller_reapply_updates_instead_of_duplicating(setup):
+    api, _, ctl = setup
+    ctl.latency(["m1-m2"], 100)
+    ctl.latency(["m1-m2"], 250)
+    assert toxics_of(api, "m1-m2")["chaos-latency-up"]["attributes"]["latency"] == 250
+    assert [c[0] for c in api.calls if c[1] == "m1-m2"] == ["add", "update"]
+
+
+def test_controller_takes_over_leftover_toxic_from_earlier_run(setup):
+    api, topo, ctl = setup
+    ctl.latency(["m1-m2"], 100)
+    fresh = LinkController(api, topo)
+    fresh.latency(["m1-m2"], 300)  # 409 on add -> update
+    assert toxics_of(api, "m1-m2")["chaos-latency-up"]["attributes"]["latency"] == 300
+
+
+def test_controller_heal_removes_only_our_toxics(setup):
+    api, _, ctl = setup
+    api.state["m1-m2"]["toxics"].append({"name": "someone-else", "type": "latency", "stream": "upstream",
+                                         "toxicity": 1.0, "attributes": {"latency": 5}})
+    ctl.cut(["m1-m2"])
+    ctl.latency(["m1-m2", "m2-m3"], 10)
+    rec = ctl.heal()
+    assert set(toxics_of(api, "m1-m2")) == {"someone-else"}
+    assert toxics_of(api, "m2-m3") == {}
+    assert sorted(rec["removed"]) == ["m1-m2/chaos-cut-down", "m1-m2/chaos-cut-up",
+                                      "m1-m2/chaos-latency-up", "m2-m3/chaos-latency-up"]
+
+
+def test_controller_heal_subset_leaves_other_links(setup):
+    api, _, ctl = setup
+    ctl.cut(["m1-m2", "m2-m1"])
+    ctl.heal(["m1-m2"])
+    assert toxics_of(api, "m1-m2") == {}
+    assert set(toxics_of(api, "m2-m1")) == {"chaos-cut-up", "chaos-cut-down"}
+    assert ctl.expected_matrix()[Link("m2", "m1")] is False
+
+
+def test_controller_failure_names_proxies_and_keeps_partial_state(setup):
+    api, _, ctl = setup
+    api.fail_on = {"m2-m1"}
+    with pytest.raises(FaultError, match=r"cut failed on 1 of 2 proxies: m2-m1: .*500 boom") as info:
+        ctl.cut(["m1-m2", "m2-m1"])
+    assert [t["proxy"] for t in info.value.record["toxics"]] == ["m1-m2", "m1-m2"]
+    m = ctl.expected_matrix()
+    assert m[Link("m1", "m2")] is False and m[Link("m2", "m1")] is True
+    api.fail_on = set()
+    ctl.heal()
+    assert all(not p["toxics"] for p in api.state.values())
+
+
+def test_controller_apply_partition_diffs_against_current(setup):
+    api, topo, ctl = setup
+    nodes = list(topo.nodes)
+    first = P.isolate(nodes, "m1")
+    rec1 = ctl.apply_partition(first)
+    assert sorted(rec1["cut"]) == sorted(f"{a}-{b}" for a, b in first)
+    assert rec1["deaf"]["m1"] == ["m2", "m3", "w1", "w2"]
+    second = P.isolate(nodes, "m2")
+    rec2 = ctl.apply_partition(second)
+    assert set(rec2["cut"]) == {f"{a}-{b}" for a, b in second - first}
+    assert set(rec2["uncut"]) == {f"{a}-{b}" for a, b in first - second}
+    cut_now = {n for n, p in api.state.items() if p["toxics"]}
+    assert cut_now == {f"{a}-{b}" for a, b in second}
+    # the same partition given as a deaf map is a no-op
+    rec3 = ctl.apply_partition(P.deaf_map(nodes, second))
+    assert rec3["cut"] == [] and rec3["uncut"] == []
+    ctl.apply_partition(frozenset())
+    assert all(not p["toxics"] for p in api.state.values())
+
+
+def test_controller_apply_partition_keeps_other_toxics_on_uncut_links(setup):
+    api, topo, ctl = setup
+    ctl.latency(["m1-m2"], 50)
+    ctl.apply_partition(P.isolate(list(topo.nodes), "m1"))
+    ctl.apply_partition(frozenset())
+    assert set(toxics_of(api, "m1-m2")) == {"chaos-latency-up"}
+
+
+def test_controller_verify_checks_changed_links_and_a_seeded_sample(setup):
+    api, topo, ctl = setup
+    probe = state_probe(api)
+    ctl.cut_one_way(["m1"], ["m2", "m3"])
+    rec = ctl.verify(probe, sample=4)
+    assert sorted(rec["checked"]) == ["m1-m2", "m1-m3"]
+    assert len(rec["sampled"]) == 4 and not set(rec["sampled"]) & set(rec["checked"])
+    ctl.heal()
+    rec2 = ctl.verify(probe, sample=0)
+    assert sorted(rec2["checked"]) == ["m1-m2", "m1-m3"]  # changed back to reachable
+    # the sample is a function of the seed and round
+    again = LinkController(api, topo, seed=5)
+    again.cut_one_way(["m1"], ["m2", "m3"])
+    assert again.verify(probe, sample=4)["sampled"] == rec["sampled"]
+
+
+def test_controller_verify_catches_a_cut_that_did_nothing():
+    """Deliberately broken server: it accepts toxics and drops them. verify must fail."""
+    api = FakeAPI(ignore_toxics=True)
+    ctl = LinkController(api, Topology(["m1", "m2"], []))
+    ctl.create_proxies()
+    ctl.cut([("m1", "m2")])
+    with pytest.raises(FaultError, match="m1-m2 expected cut, probe says reachable"):
+        ctl.verify(state_probe(api), deadline_s=0.2)
+
+
+def test_verify_retries_until_agreement_within_deadline():
+    calls = {}
+
+    def slow_probe(src, dst):  # takes effect on the 3rd probe of each link
+        calls[(src, dst)] = calls.get((src, dst), 0) + 1
+        return calls[(src, dst)] < 3
+
+    expected = {("a", "b"): False, ("b", "a"): True}
+    rec = verify(expected, slow_probe, changed=[("a", "b")], sample=1, deadline_s=5, interval_s=0.01)
+    assert rec["checked"] == ["a-b"] and rec["sampled"] == ["b-a"]
+    assert rec["attempts_max"] == 3
+
+
+def test_verify_probe_exception_is_a_named_mismatch():
+    def bad_probe(src, dst):
+        raise ConnectionError("agent down")
+
+    with pytest.raises(FaultError, match="a-b expected reachable, ConnectionError: agent down") as info:
+        verify({("a", "b"): True}, bad_probe, changed=[("a", "b")], deadline_s=0.1, interval_s=0.01)
+    assert info.value.record["mismatched"] == ["a-b"]
+
+
+def test_verify_skips_indeterminate_links_and_is_seeded():
+    expected = {(f"n{i}", f"n{j}"): (None if i == 0 else True) for i in range(6) for j in range(6) if i != j}
+    a = verify(expected, lambda s, d: True, sample=5, rng=random.Random(3))
+    b = verify(expected, lambda s, d: True, sample=5, rng=random.Random(3))
+    assert a["sampled"] == b["sampled"]
+    assert not any(s.startswith("n0-") for s in a["sampled"])
