@@ -1,0 +1,185 @@
+"""Process level: the link operations through a real Toxiproxy server (the compatible one started as
+a subprocess, or TOXIPROXY_URL) to local echo servers. Real sockets, real toxics; no Docker."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from chaos import partition as P
+from chaos.errors import FaultError
+from chaos.topology import Link
+from chaos.toxi import LinkController
+
+from .conftest import dial, echo_once, make_probe
+
+pytestmark = [pytest.mark.process, pytest.mark.timeout(60)]
+
+
+def port(ctl: LinkController, src: str, dst: str) -> int:
+    return ctl.topology.listen_port(src, dst)
+
+
+def rtt(sock: socket.socket, n: int = 5) -> float:
+    best = float("inf")
+    for _ in range(n):
+        t0 = time.perf_counter()
+        assert echo_once(sock, b"x" * 64, 5.0) == b"x" * 64
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def wait_for(cond, deadline_s: float = 5.0, interval_s: float = 0.02):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(interval_s)
+    return cond()
+
+
+def test_process_create_proxies_bulk_and_idempotent(cluster):
+    api, topo = cluster.api, cluster.topology
+    server = api.proxies()
+    for link in topo.links:
+        p = server[link.name]
+        assert p["upstream"] == topo.upstream(link.src, link.dst)
+        assert p["listen"] == f"127.0.0.1:{topo.listen_port(link.src, link.dst)}"
+        assert p["enabled"] is True
+    cluster.latency([("m1", "m2")], 5)
+    cluster.create_proxies("127.0.0.1")  # identical populate leaves proxies and toxics alone
+    assert [t["name"] for t in api.proxy("m1-m2")["toxics"]] == ["chaos-latency-up"]
+
+
+def test_process_blackhole_cut_stops_data_and_heal_restores(cluster):
+    live = dial(port(cluster, "m1", "m2"))
+    assert echo_once(live, b"before", 2.0) == b"before"
+    cluster.cut([("m1", "m2")])
+    # live connection: data stops (held, not closed)
+    assert echo_once(live, b"during", 0.5) is None
+    # fresh connection: accepted, but nothing comes back
+    fresh = dial(port(cluster, "m1", "m2"))
+    assert echo_once(fresh, b"during", 0.5) is None
+    cluster.heal()
+    again = dial(port(cluster, "m1", "m2"))
+    assert echo_once(again, b"after", 2.0) == b"after"
+    for s in (live, fresh, again):
+        s.close()
+
+
+def test_process_refuse_cut_makes_connects_fail_and_heal_restores(cluster):
+    cluster.cut([("m2", "m3")], mode="refuse")
+
+    def refused():
+        try:
+            dial(port(cluster, "m2", "m3"), 0.5).close()
+            return False
+        except OSError:
+            return True
+
+    assert wait_for(refused, 2.0)
+    with pytest.raises(ConnectionRefusedError):
+        dial(port(cluster, "m2", "m3"), 0.5)
+    cluster.heal([("m2", "m3")])
+    s = dial(port(cluster, "m2", "m3"))
+    assert echo_once(s, b"back", 2.0) == b"back"
+    s.close()
+
+
+def test_process_one_way_cut_affects_one_direction_only(cluster):
+    probe = make_probe(cluster.topology)
+    cluster.cut_one_way(["m1"], ["m2"])
+    assert probe("m1", "m2") is False
+    assert probe("m2", "m1") is True
+    assert probe("m1", "m3") is True
+    rec = cluster.verify(probe, sample=4)
+    assert rec["checked"] == ["m1-m2"]
+
+
+def test_process_latency_adds_the_delay(cluster):
+    s = dial(port(cluster, "w1", "m1"))
+    base = rtt(s)
+    cluster.latency([("w1", "m1")], 120)
+    slow = rtt(dial(port(cluster, "w1", "m1")), 3)
+    assert 0.120 <= slow - base + 0.002 and slow < 0.120 + base + 0.060, (base, slow)
+    cluster.heal()
+    fast = rtt(dial(port(cluster, "w1", "m1")), 3)
+    assert fast < 0.060, fast
+    s.close()
+
+
+def test_process_stall_holds_data_and_heal_releases_it(cluster):
+    s = dial(port(cluster, "m3", "m1"))
+    assert echo_once(s, b"warm", 2.0) == b"warm"
+    cluster.stall([("m3", "m1")], 20_000)
+    assert echo_once(s, b"held", 0.4) is None          # held, connection still open
+    t0 = time.monotonic()
+    cluster.heal([("m3", "m1")])
+    s.settimeout(3.0)
+    got = s.recv(16)                                     # released at once, not after 20 s
+    assert got == b"held" and time.monotonic() - t0 < 2.0
+    s.close()
+
+
+def test_process_limit_delivers_exactly_n_bytes_then_closes(cluster):
+    cluster.limit([("w1", "m2")], 10)
+    s = dial(port(cluster, "w1", "m2"))
+    s.sendall(b"0123456789abcdefghij")
+    s.settimeout(3.0)
+    got = b""
+    while True:
+        chunk = s.recv(64)
+        if not chunk:
+            break
+        got += chunk
+    assert got == b"0123456789"
+    s.close()
+
+
+def test_process_reset_drops_first_data_and_closes(cluster):
+    cluster.reset([("m2", "w1")], timeout_ms=0)
+    s = dial(port(cluster, "m2", "w1"))
+    s.settimeout(3.0)
+    s.sendall(b"hello")
+    try:
+        got = s.recv(16)
+    except ConnectionResetError:
+        got = b""
+    assert got == b""
+    s.close()
+
+
+def test_process_verify_partition_with_real_probe(cluster):
+    topo = cluster.topology
+    probe = make_probe(topo)
+    rec = cluster.apply_partition(P.isolate(list(topo.nodes), "m1"))
+    assert len(rec["cut"]) == 6
+    v = cluster.verify(probe, sample=6, deadline_s=5)
+    assert sorted(v["checked"]) == sorted(rec["cut"])
+    # switch to a different shape: only the difference is applied and checked
+    rec2 = cluster.apply_partition(P.majorities_ring(["m1", "m2", "m3", "w1"]))
+    v2 = cluster.verify(probe, sample=4, deadline_s=5)
+    assert set(v2["checked"]) == set(rec2["cut"]) | set(rec2["uncut"])
+    cluster.heal()
+    v3 = cluster.verify(probe, sample=0, deadline_s=5)
+    assert all(probe(*Link(*l.split("-"))) for l in v3["checked"])
+
+
+def test_process_verify_catches_a_cut_undone_behind_our_back(cluster):
+    """Broken variant: the toxics vanish (someone else's /reset); verify must not pass."""
+    probe = make_probe(cluster.topology)
+    cluster.cut([("m1", "w1")])
+    cluster.api.reset()
+    with pytest.raises(FaultError, match="m1-w1 expected cut, probe says reachable"):
+        cluster.verify(probe, sample=0, deadline_s=1.0)
+
+
+def test_process_python_client_sees_our_proxies_and_toxics(cluster):
+    cluster.latency([("m1", "m3")], 7)
+    with cluster.api.python_client() as client:
+        proxies = client.proxies()
+        assert "m1-m3" in proxies
+        toxics = proxies["m1-m3"].toxics()
+        assert toxics["chaos-latency-up"].attributes["latency"] == 7
