@@ -188,6 +188,10 @@ class SwimNode:
         for i in ids:
             if i != self.id and i not in self._members:
                 self._add_member(i, ALIVE, 0)
+        pp = self.config.pushpull_interval_ms
+        if pp:
+            self._next_pushpull_ms = self._now + self._rng.randrange(
+                pushpull_scaled_ms(pp, len(self._live) + 1))
 
     # --- views ----------------------------------------------------------------------------------
 
