@@ -1,0 +1,262 @@
+"""Durable Raft state behind one interface: MemoryStorage (simulator) and FileStorage (containers).
+
+Owns: HardState, the Storage interface and both implementations. Must not import asyncio, socket,
+time, module-level random or `chaos`.
+
+The core never calls storage while running: it reads storage once at construction (load()) and
+afterwards hands everything to persist in Ready objects. The driver calls
+    storage.persist(hard_state, entries, snapshot); storage.sync()
+before it sends the Ready's messages. persist() order, which both implementations follow:
+  1. entries: truncate the stored log from entries[0].index, then append them (entries at or below
+     the stored snapshot's index are skipped);
+  2. snapshot: store it; if the stored log has an entry at snapshot.index with snapshot.term, keep
+     the entries after it, else drop the whole log (Raft paper §7); entries <= snapshot.index go;
+  3. hard_state (term, vote, commit) replaces the stored one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from dataclasses import dataclass
+
+from .messages import Entry, Snapshot, canonical_json
+
+EMPTY_SNAPSHOT = Snapshot(0, 0, "", {})
+
+
+@dataclass(frozen=True, slots=True)
+class HardState:
+    """What must be durable before any message that depends on it leaves (§5, Figure 2)."""
+    term: int = 0
+    vote: str | None = None
+    commit: int = 0
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What load() returns: the durable state at start-up."""
+    hard_state: HardState
+    snapshot: Snapshot
+    entries: list
+
+
+class StorageError(RuntimeError):
+    """The durable state is unreadable in a way that is not a torn tail."""
+
+
+class Storage:
+    """Interface. persist() may buffer; only sync() makes the writes durable."""
+
+    def load(self) -> Loaded:
+        raise NotImplementedError
+
+    def persist(self, hard_state: HardState | None, entries, snapshot: Snapshot | None) -> None:
+        raise NotImplementedError
+
+    def sync(self) -> None:
+        raise NotImplementedError
+
+
+def _apply_writes(log: list, snap: Snapshot, entries, snapshot):
+    """Shared semantics of persist() on an in-memory list (log[i] has index snap.index + 1 + i)."""
+    if entries:
+        first = entries[0].index
+        keep = max(0, first - snap.index - 1)
+        del log[keep:]
+        for e in entries:
+            if e.index > snap.index:
+                log.append(e)
+    if snapshot is not None and snapshot.index > snap.index:
+        pos = snapshot.index - snap.index - 1
+        if 0 <= pos < len(log) and log[pos].term == snapshot.term:
+            del log[:pos + 1]
+        else:
+            del log[:]
+        snap = snapshot
+    return log, snap
+
+
+class MemoryStorage(Storage):
+    """In-memory storage for the simulator. crash() drops every write not yet synced, as a power
+    cut drops what was not fsync'd. Snapshot data is shared, not copied (treat it as immutable)."""
+
+    def __init__(self):
+        self._hard = HardState()
+        self._snap = EMPTY_SNAPSHOT
+        self._log: list = []
+        self._pending: list = []
+        self.syncs = 0
+
+    def load(self) -> Loaded:
+        return Loaded(self._hard, self._snap, list(self._log))
+
+    def persist(self, hard_state, entries, snapshot) -> None:
+        self._pending.append((hard_state, list(entries or ()), snapshot))
+
+    def sync(self) -> None:
+        for hard, entries, snapshot in self._pending:
+            self._log, self._snap = _apply_writes(self._log, self._snap, entries, snapshot)
+            if hard is not None:
+                self._hard = hard
+        self._pending.clear()
+        self.syncs += 1
+
+    def crash(self) -> None:
+        """Lose everything persisted since the last sync()."""
+        self._pending.clear()
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(os.path.dirname(path) or ".")
+
+
+def _record(obj) -> bytes:
+    body = canonical_json(obj)
+    return b"%08x " % zlib.crc32(body) + body + b"\n"
+
+
+def _parse_record(line: bytes):
+    if not line.endswith(b"\n") or len(line) < 10 or line[8:9] != b" ":
+        return None
+    body = line[9:-1]
+    try:
+        if int(line[:8], 16) != zlib.crc32(body):
+            return None
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+class FileStorage(Storage):
+    """Storage in a directory: `hardstate.json` and `snapshot.json` replaced atomically (write,
+    fsync, rename, fsync dir) and `log.jsonl`, an append-only file of CRC-framed records
+    (`{"e": entry}`, `{"truncate": from_index}` or
+    `{"commit": index}`; a commit-only hard-state change is a record, not a file rename). A torn or corrupt tail record (a crash during
+    a write) ends the log: load() drops it and truncates the file there. After a snapshot the log
+    file is rewritten (atomically) with only the entries that follow it.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        os.makedirs(path, exist_ok=True)
+        self._log_path = os.path.join(path, "log.jsonl")
+        self._hard_path = os.path.join(path, "hardstate.json")
+        self._snap_path = os.path.join(path, "snapshot.json")
+        self._file = None
+        self.dropped_tail_bytes = 0
+        self._loaded = self._load()
+        self._hard = self._loaded.hard_state
+        self._snap = self._loaded.snapshot
+        self._log = list(self._loaded.entries)
+        self._dirty_log = False
+
+    def _load(self) -> Loaded:
+        hard = HardState()
+        if os.path.exists(self._hard_path):
+            with open(self._hard_path, "rb") as f:
+                d = json.loads(f.read())
+            hard = HardState(d["term"], d["vote"], d["commit"])
+        snap = EMPTY_SNAPSHOT
+        if os.path.exists(self._snap_path):
+            with open(self._snap_path, "rb") as f:
+                snap = Snapshot.from_dict(json.loads(f.read()))
+        log: list = []
+        good = 0
+        if os.path.exists(self._log_path):
+            with open(self._log_path, "rb") as f:
+                data = f.read()
+            pos = 0
+            while pos < len(data):
+                end = data.find(b"\n", pos)
+                line = data[pos:] if end < 0 else data[pos:end + 1]
+                rec = _parse_record(line)
+                if rec is None:
+                    break
+                if "commit" in rec:
+                    hard = HardState(hard.term, hard.vote, max(hard.commit, rec["commit"]))
+                elif "truncate" in rec:
+                    keep = max(0, rec["truncate"] - snap.index - 1)
+                    del log[keep:]
+                else:
+                    e = rec["e"]
+                    entry = Entry(e["index"], e["term"], e["command"], e["hash"])
+                    if entry.index > snap.index:
+                        if entry.index != snap.index + len(log) + 1:
+                            raise StorageError(f"log gap at index {entry.index}")
+                        log.append(entry)
+                pos += len(line)
+                good = pos
+            self.dropped_tail_bytes = len(data) - good
+            if self.dropped_tail_bytes:
+                with open(self._log_path, "r+b") as f:
+                    f.truncate(good)
+                    f.flush()
+                    os.fsync(f.fileno())
+        return Loaded(hard, snap, log)
+
+    def load(self) -> Loaded:
+        return Loaded(self._hard, self._snap, list(self._log))
+
+    def _open(self):
+        if self._file is None:
+            self._file = open(self._log_path, "ab")
+        return self._file
+
+    def persist(self, hard_state, entries, snapshot) -> None:
+        entries = list(entries or ())
+        old_last = self._snap.index + len(self._log)
+        old_snap = self._snap
+        self._log, self._snap = _apply_writes(self._log, self._snap, entries, snapshot)
+        if self._snap is not old_snap:
+            _atomic_write(self._snap_path, canonical_json(self._snap.to_dict()))
+            self._rewrite_log()
+        elif entries:
+            f = self._open()
+            if entries[0].index <= old_last:
+                f.write(_record({"truncate": entries[0].index}))
+            for e in entries:
+                f.write(_record({"e": {"index": e.index, "term": e.term, "command": e.command, "hash": e.hash}}))
+            self._dirty_log = True
+        if hard_state is not None and hard_state != self._hard:
+            if (hard_state.term, hard_state.vote) != (self._hard.term, self._hard.vote):
+                _atomic_write(self._hard_path, canonical_json(
+                    {"term": hard_state.term, "vote": hard_state.vote, "commit": hard_state.commit}))
+            else:  # only the commit index moved: a cheap log record instead of a file rename
+                self._open().write(_record({"commit": hard_state.commit}))
+                self._dirty_log = True
+            self._hard = hard_state
+
+    def _rewrite_log(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        data = _record({"commit": self._hard.commit}) + b"".join(_record({"e": {"index": e.index, "term": e.term, "command": e.command, "hash": e.hash}})
+                        for e in self._log)
+        _atomic_write(self._log_path, data)
+        self._dirty_log = False
+
+    def sync(self) -> None:
+        if self._dirty_log and self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        self._dirty_log = False
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
