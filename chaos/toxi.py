@@ -372,6 +372,10 @@ class LinkController:
         if mode not in ("blackhole", "refuse"):
             raise ValueError(f"cut mode must be 'blackhole' or 'refuse', not {mode!r}")
         resolved = self.topology.resolve(links)
+        with self._lock:
+            other = [l for l in resolved if self._cut.get(l, mode) != mode]
+        if other:  # switching a link between blackhole and refuse: undo the old kind first
+            self._uncut(other)
         if mode == "refuse":
             rec = self._set_enabled(resolved, False, op="cut", params={"mode": mode})
         else:
@@ -440,6 +444,12 @@ class LinkController:
         full = dict(defaults.get(kind, {}), **attrs)
         for k, v in full.items():
             _int_attr(k, v)
+        needs = {"latency": "latency", "stall": "latency", "bandwidth": "rate", "slice": "average_size",
+                 "slow_close": "delay", "limit": "bytes"}
+        if kind in needs and full.get(needs[kind], 0) < (1 if kind in ("bandwidth", "slice") else 0):
+            raise ValueError(f"flaky {kind} needs {needs[kind]}= (>= 1 for bandwidth and slice)")
+        if kind in needs and needs[kind] not in full:
+            raise ValueError(f"flaky {kind} needs the attribute {needs[kind]}=")
         resolved = self.topology.resolve(links)
         type_, stream = _OPS[kind]
         rec = self._add(resolved, f"flaky-{kind}", stream, full, type_=type_,

@@ -244,3 +244,35 @@ def test_verify_skips_indeterminate_links_and_is_seeded():
     b = verify(expected, lambda s, d: True, sample=5, rng=random.Random(3))
     assert a["sampled"] == b["sampled"]
     assert not any(s.startswith("n0-") for s in a["sampled"])
+
+
+def test_controller_switching_cut_mode_undoes_the_old_kind(setup):
+    api, _, ctl = setup
+    ctl.cut(["m1-m2"])
+    ctl.cut(["m1-m2"], mode="refuse")
+    assert toxics_of(api, "m1-m2") == {} and api.state["m1-m2"]["enabled"] is False
+    ctl.cut(["m1-m2"])
+    assert set(toxics_of(api, "m1-m2")) == {"chaos-cut-up", "chaos-cut-down"}
+    assert api.state["m1-m2"]["enabled"] is True
+
+
+def test_controller_flaky_kinds_need_their_attribute(setup):
+    api, _, ctl = setup
+    with pytest.raises(ValueError, match="latency"):
+        ctl.flaky(["m1-m2"], 0.5, kind="latency")
+    with pytest.raises(ValueError, match="average_size"):
+        ctl.flaky(["m1-m2"], 0.5, kind="slice", average_size=0)
+    ctl.flaky(["m1-m2"], 0.5, kind="latency", latency=200)
+    assert toxics_of(api, "m1-m2")["chaos-flaky-latency-up"]["attributes"] == {"latency": 200}
+
+
+def test_controller_records_are_json_serialisable(setup):
+    import json
+
+    api, topo, ctl = setup
+    recs = [ctl.cut(["m1-m2"], mode="refuse"), ctl.latency(["m2-m1"], 3, 1),
+            ctl.apply_partition(P.halves(list(topo.nodes), random.Random(2))),
+            ctl.verify(state_probe(api)), ctl.heal()]
+    for r in recs:
+        assert json.loads(json.dumps(r))["op"] == r["op"]
+        assert isinstance(r["ts"], float)
