@@ -1,0 +1,6 @@
+"""Deterministic in-process simulators for the protocol cores (virtual time, seeded network).
+
+Owns: the package. Modules: net (virtual clock, event scheduler, seeded lossy network, partitions as
+data), raft_sim (Raft cluster simulator and safety checker), swim_sim and transport (SWIM side).
+Must not import asyncio, socket, time or `chaos`.
+"""
