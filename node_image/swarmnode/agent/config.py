@@ -83,8 +83,9 @@ class AgentConfig:
         may then lose acknowledged writes).
     snapshot_entries: CHAOS_SNAPSHOT_ENTRIES, default 10000. Applied entries between snapshots (passed
         to the Raft core if it supports compaction). Lower = smaller logs, more snapshot work.
-    task_command: CHAOS_TASK_COMMAND, default a tiny python3 loop. Command a worker runs per task
-        (split on spaces); it must run until terminated.
+    task_command: CHAOS_TASK_COMMAND, default a tiny python3 loop that exits when its parent (the
+        agent) dies. Command a worker runs per task (split on spaces); it must run until terminated
+        (SIGTERM) and should exit when the agent dies, or a SIGKILLed agent leaves it behind.
     """
 
     node_id: str
@@ -114,7 +115,8 @@ class AgentConfig:
     frame_stall_ms: int = 5000
     fsync: bool = True
     snapshot_entries: int = 10000
-    task_command: tuple[str, ...] = ("python3", "-c", "import time\nwhile True: time.sleep(1)")
+    task_command: tuple[str, ...] = ("python3", "-c", "import os, time\np = os.getppid()\n"
+                                     "while os.getppid() == p:\n    time.sleep(0.5)\n")
 
     @property
     def is_manager(self) -> bool:

@@ -1,0 +1,55 @@
+"""Entry point: ``python3 -m swarmnode.agent``. Reads the environment, runs one node until SIGTERM.
+
+Owns process-level concerns only: logging setup, configuration errors -> exit status 2 with one
+line on stderr, signal handling. Must not import ``chaos``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from .config import ConfigError, load
+
+
+def main() -> int:
+    try:
+        cfg = load(os.environ)
+    except ConfigError as exc:
+        print(f"swarmnode.agent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=os.environ.get("CHAOS_LOG_LEVEL", "WARNING").upper(),
+                        format=f"%(asctime)s {cfg.node_id} %(name)s %(levelname)s %(message)s")
+    try:
+        os.makedirs(cfg.data_dir, exist_ok=True)
+    except OSError as exc:
+        print(f"swarmnode.agent: configuration error: CHAOS_DATA_DIR={cfg.data_dir!r}: {exc}",
+              file=sys.stderr)
+        return 2
+    return asyncio.run(_run(cfg))
+
+
+async def _run(cfg) -> int:
+    from .node import Node
+
+    node = Node(cfg)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await node.start()
+    except OSError as exc:
+        print(f"swarmnode.agent: cannot start: {exc}", file=sys.stderr)
+        await node.stop()
+        return 3
+    await stop.wait()
+    await node.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Run a cluster of agents as local processes on loopback (tests, benchmarks, debugging).
+
+Owns ``LocalCluster``: picks free ports, builds each node's environment (``CHAOS_PEERS`` points
+straight at the peers' peer ports -- no proxy), starts/kills/restarts ``python3 -m swarmnode.agent``
+processes, and small bounded HTTP helpers that await conditions with deadlines (never fixed sleeps).
+
+Must not import ``chaos`` or asyncio; stdlib only (urllib for HTTP).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Callable, Optional
+
+NODE_IMAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def http(method: str, url: str, body: Optional[dict] = None, timeout: float = 3.0) -> tuple[int, dict]:
+    """One JSON request; (status, body). Connection errors give (0, {"error": text})."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as e:
+        raw, status = e.read(), e.code
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        return 0, {"error": str(e)}
+    try:
+        return status, json.loads(raw) if raw else {}
+    except ValueError:
+        return status, {"raw": raw.decode("utf-8", "replace")}
+
+
+def wait_for(pred: Callable[[], object], timeout_s: float, interval_s: float = 0.05,
+             what: str = "condition"):
+    """Poll ``pred`` until it returns a truthy value (returned) or raise TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(interval_s)
+
+
+class LocalCluster:
+    def __init__(self, workdir: str, managers: int = 3, workers: int = 3, seed: int = 1,
+                 extra_env: Optional[dict] = None) -> None:
+        self.workdir = workdir
+        self.seed = seed
+        self.manager_ids = [f"m{i + 1}" for i in range(managers)]
+        self.worker_ids = [f"w{i + 1}" for i in range(workers)]
+        self.ids = self.manager_ids + self.worker_ids
+        ports = free_ports(2 * len(self.ids))
+        self.peer_port = {n: ports[2 * i] for i, n in enumerate(self.ids)}
+        self.api_port = {n: ports[2 * i + 1] for i, n in enumerate(self.ids)}
+        self.extra_env = dict(extra_env or {})
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, str] = {}
+
+    def env(self, node: str) -> dict:
+        peers = {p: f"127.0.0.1:{self.peer_port[p]}" for p in self.ids if p != node}
+        env = dict(os.environ)
+        env["PYTHONPATH"] = NODE_IMAGE_DIR + os.pathsep + env.get("PYTHONPATH", "")
+        env.update({
+            "CHAOS_NODE_ID": node,
+            "CHAOS_ROLE": "manager" if node in self.manager_ids else "worker",
+            "CHAOS_MANAGERS": ",".join(self.manager_ids),
+            "CHAOS_PEERS": json.dumps(peers),
+            "CHAOS_PEER_HOST": "127.0.0.1",
+            "CHAOS_API_HOST": "127.0.0.1",
+            "CHAOS_PEER_PORT": str(self.peer_port[node]),
+            "CHAOS_API_PORT": str(self.api_port[node]),
+            "CHAOS_DATA_DIR": os.path.join(self.workdir, node),
+            "CHAOS_SEED": str(self.seed * 1000 + self.ids.index(node)),
+        })
+        env.update(self.extra_env)
+        return env
+
+    def url(self, node: str, path: str) -> str:
+        return f"http://127.0.0.1:{self.api_port[node]}{path}"
+
+    def start(self, node: str) -> None:
+        log_path = os.path.join(self.workdir, f"{node}.log")
+        self.logs[node] = log_path
+        with open(log_path, "ab") as logf:
+            self.procs[node] = subprocess.Popen([sys.executable, "-m", "swarmnode.agent"],
+                                                env=self.env(node), stdout=logf, stderr=logf,
+                                                stdin=subprocess.DEVNULL)
+
+    def start_all(self) -> None:
+        for n in self.ids:
+            self.start(n)
+
+    def kill(self, node: str) -> None:
+        p = self.procs.get(node)
+        if p is not None and p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            p.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for n, p in self.procs.items():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for n, p in self.procs.items():
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)
+
+    def alive(self, node: str) -> bool:
+        p = self.procs.get(node)
+        return p is not None and p.poll() is None
+
+    def get(self, node: str, path: str, timeout: float = 3.0) -> tuple[int, dict]:
+        return http("GET", self.url(node, path), timeout=timeout)
+
+    def status(self, node: str) -> Optional[dict]:
+        code, body = self.get(node, "/status", timeout=1.0)
+        return body if code == 200 else None
+
+    def leader(self, among: Optional[list] = None) -> Optional[str]:
+        """The manager that says it is leader, when every answering manager agrees on it."""
+        seen = set()
+        leaders = []
+        for m in among or self.manager_ids:
+            if not self.alive(m):
+                continue
+            st = self.status(m)
+            if st is None:
+                continue
+            seen.add(st.get("leader"))
+            if st.get("role") == "leader":
+                leaders.append((st["term"], m))
+        if not leaders:
+            return None
+        return max(leaders)[1]
+
+    def log_tail(self, node: str, n: int = 30) -> str:
+        try:
+            with open(self.logs[node], "rb") as f:
+                return b"\n".join(f.read().splitlines()[-n:]).decode("utf-8", "replace")
+        except (OSError, KeyError):
+            return ""

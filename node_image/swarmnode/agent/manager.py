@@ -1,0 +1,409 @@
+"""Manager role: the Raft driver, client operations on the store, dispatcher and orchestrator.
+
+Owns the one place where a manager carries out Raft's effects, in the Ready contract's order:
+  1. persist hard state / entries / snapshot (FileStorage, fsync) and flush the journal events,
+  2. send messages,
+  3. release applied results and confirmed reads to waiting clients,
+  4. advance.
+Ready processing is batched: every input (message, tick, proposal) only schedules one pass with
+``call_soon``, so many inputs in one loop iteration share one fsync.
+
+Also owns the leader's dispatcher (worker heartbeats; a worker silent for grace x heartbeat is
+marked DOWN through Raft) and runs ``orchestrator.reconcile`` on the committed store.
+
+Client ``seq`` numbers are passed to the store as ``seq + 1`` (the HTTP contract allows 0, the
+store's sessions start at 1); the mapping is monotonic so de-duplication is unchanged.
+
+Must not import ``chaos``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import random
+from typing import TYPE_CHECKING, Optional
+
+from swarmnode.raft import core as raftcore
+from swarmnode.raft.config import config_from_ms
+from swarmnode.raft.messages import MessageError, message_from_dict
+from swarmnode.raft.storage import FileStorage
+from swarmnode.raft.store import TASK_STATE_RANK, Store
+
+from . import orchestrator
+from .api import error_body
+
+if TYPE_CHECKING:
+    from .node import Node
+
+log = logging.getLogger("swarmnode.manager")
+
+MAX_READY_ROUNDS = 64          # Ready passes per scheduled run (the rest is rescheduled)
+ORCHESTRATE_EVERY_MS = 100
+INFLIGHT_EXPIRY_MS = 3000      # a system proposal not applied by then may be proposed again
+MAX_INFLIGHT = 4096
+MAX_PENDING_CLIENT = 20000     # client writes + reads waiting on this leader
+
+
+class _LazyFileStorage(FileStorage):
+    """FileStorage whose sync() only flushes to the OS (CHAOS_FSYNC=0, benchmarks only)."""
+
+    def sync(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+        self._dirty_log = False
+
+
+def _key(cmd: dict) -> str:
+    return json.dumps(cmd, sort_keys=True, separators=(",", ":"))
+
+
+class ManagerRole:
+    kind = "manager"
+
+    def __init__(self, node: "Node") -> None:
+        self.node = node
+        cfg = self.cfg = node.cfg
+        path = os.path.join(cfg.data_dir, "raft")
+        self.storage = FileStorage(path) if cfg.fsync else _LazyFileStorage(path)
+        self.store = Store()
+        rcfg = config_from_ms(cfg.tick_ms, cfg.heartbeat_ms, cfg.election_timeout_min_ms,
+                              cfg.election_timeout_max_ms, snapshot_threshold=cfg.snapshot_entries)
+        self.raft = raftcore.RaftNode(cfg.node_id, cfg.managers, self.storage, rcfg,
+                                      random.Random(cfg.seed * 7919 + 3), self.store)
+        self._scheduled = False
+        self._writes: dict[int, tuple[int, asyncio.Future]] = {}
+        self._reads: dict[int, asyncio.Future] = {}
+        self._ctx = itertools.count(1)
+        self._was_leader = False
+        self._leader_ready = False
+        self._leader_since_ms = 0
+        self._last_hb: dict[str, int] = {}
+        self._inflight: dict[str, int] = {}
+        self._next_orchestrate_ms = 0
+        self._dirty_workers: set[str] = set()
+        node.counters.update({"proposals": 0, "proposals_lost": 0, "busy": 0,
+                              "system_proposals": 0, "workers_marked_down": 0,
+                              "inflight_bound_hits": 0, "ready_rounds_bound_hits": 0})
+
+    async def start(self) -> None:
+        self._kick()
+
+    async def stop(self) -> None:
+        self._fail_all(503, "unavailable", "node stopping", False)
+        self.storage.close()
+
+    # -- Raft driving ----------------------------------------------------------------------------
+    def _kick(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._process_ready)
+
+    def on_raft(self, sender: str, body) -> None:
+        try:
+            msg = message_from_dict(body)
+        except MessageError:
+            self.node.counters["bad_messages"] += 1
+            return
+        if msg.dst != self.node.id or msg.src != sender:
+            self.node.counters["bad_messages"] += 1
+            return
+        self.raft.step(msg)
+        self._kick()
+
+    def tick(self, now_ms: int) -> None:
+        self.raft.tick()
+        self._kick()
+        if self.raft.role == raftcore.LEADER and self._leader_ready:
+            self._check_worker_heartbeats(now_ms)
+            if now_ms >= self._next_orchestrate_ms:
+                self._next_orchestrate_ms = now_ms + ORCHESTRATE_EVERY_MS
+                self._orchestrate(now_ms)
+
+    def _process_ready(self) -> None:
+        self._scheduled = False
+        node, raft = self.node, self.raft
+        for _ in range(MAX_READY_ROUNDS):
+            rd = raft.ready()
+            if rd is None:
+                break
+            # 1. durable state, then journal
+            if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
+                self.storage.persist(rd.hard_state, rd.entries, rd.snapshot)
+                self.storage.sync()
+            if rd.events:
+                node.journal.record_all(rd.events)
+                node.journal.flush()
+            # 2. messages
+            for m in rd.messages:
+                node.send(m.dst, {"ch": "raft", "b": m.to_dict()})
+            # 3. results and reads
+            for r in rd.results:
+                self._on_applied(r)
+            for ev in rd.events:
+                if ev.get("type") == "task" and ev.get("worker"):
+                    self._dirty_workers.add(ev["worker"])
+            for rs in rd.read_states:
+                fut = self._reads.pop(rs.ctx, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(rs.index)
+            for ctx in rd.dropped_reads:
+                fut = self._reads.pop(ctx, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+            # 4. advance
+            raft.advance(rd)
+        else:
+            node.counters["ready_rounds_bound_hits"] += 1
+            self._kick()
+        self._track_role()
+        if self._dirty_workers and raft.role == raftcore.LEADER:
+            for w in sorted(self._dirty_workers):
+                self._send_assignments(w)
+        self._dirty_workers.clear()
+
+    def _on_applied(self, r: raftcore.AppliedResult) -> None:
+        self._inflight.pop(_key(r.command), None)
+        if r.term == self.raft.term and self.raft.role == raftcore.LEADER:
+            self._leader_ready = True
+        pending = self._writes.pop(r.index, None)
+        if pending is None:
+            return
+        term, fut = pending
+        if fut.done():
+            return
+        if term == r.term:
+            fut.set_result(r.result)
+        else:
+            self.node.counters["proposals_lost"] += 1
+            fut.set_result({"ok": False, "error": "lost"})
+
+    def _track_role(self) -> None:
+        leader = self.raft.role == raftcore.LEADER
+        if leader and not self._was_leader:
+            now = self.node.now_ms()
+            self._leader_since_ms = now
+            self._leader_ready = False
+            self._last_hb = {}
+            self._inflight.clear()
+            self._next_orchestrate_ms = now
+        if not leader and self._was_leader:
+            self._leader_ready = False
+            # Entries we proposed may still be committed by the next leader: not definite.
+            self._fail_all(503, "unavailable", "leadership lost", False)
+        self._was_leader = leader
+
+    def _fail_all(self, status: int, code: str, message: str, definite: bool) -> None:
+        for _, fut in list(self._writes.values()):
+            if not fut.done():
+                fut.set_result({"ok": False, "error": "_fail", "_status": status, "_code": code,
+                                "_message": message, "_definite": definite})
+        self._writes.clear()
+        for fut in list(self._reads.values()):
+            if not fut.done():
+                fut.set_result(None)
+        self._reads.clear()
+
+    # -- client operations -----------------------------------------------------------------------
+    def is_leader(self) -> bool:
+        return self.raft.role == raftcore.LEADER
+
+    def leader_hint(self) -> Optional[str]:
+        return self.raft.leader_id
+
+    def _not_leader(self) -> tuple[int, dict]:
+        body = error_body("not-leader", "this node is not the leader", True)
+        body["leader"] = self.raft.leader_id
+        return 503, body
+
+    async def execute_leader(self, op: dict) -> tuple[int, dict]:
+        kind = op["op"]
+        if kind == "kv.get":
+            return await self._read(op["key"])
+        if kind in ("service.list", "task.list"):
+            return self.execute_local_read(op)
+        cmd = {k: v for k, v in op.items() if k not in ("client_id", "seq")}
+        if "client_id" in op:
+            cmd["client_id"], cmd["seq"] = op["client_id"], op["seq"] + 1
+        return await self._write(cmd)
+
+    def _pending_full(self) -> bool:
+        return len(self._writes) + len(self._reads) >= MAX_PENDING_CLIENT
+
+    async def _write(self, cmd: dict) -> tuple[int, dict]:
+        if self._pending_full():
+            self.node.counters["busy"] += 1
+            return 503, error_body("unavailable", "too many requests in flight", True)
+        try:
+            term = self.raft.term
+            index = self.raft.propose(cmd)
+        except raftcore.NotLeader:
+            return self._not_leader()
+        except raftcore.Busy:
+            self.node.counters["busy"] += 1
+            return 503, error_body("unavailable", "leader busy (uncommitted bound)", True)
+        except MessageError as exc:
+            return 400, error_body("bad-request", str(exc), True)
+        self.node.counters["proposals"] += 1
+        fut = asyncio.get_running_loop().create_future()
+        self._writes[index] = (term, fut)
+        self._kick()
+        try:
+            result = await asyncio.wait_for(asyncio.shield(fut), self._leader_timeout_s())
+        except asyncio.TimeoutError:
+            self._writes.pop(index, None)
+            return 504, error_body("timeout", "not committed in time", False)
+        return self._http_result(result)
+
+    def _leader_timeout_s(self) -> float:
+        # A bit below the forwarding follower's timeout so its client gets our answer.
+        return max(0.05, self.cfg.request_timeout_ms * 0.8 / 1000)
+
+    @staticmethod
+    def _http_result(result: dict) -> tuple[int, dict]:
+        if result.get("ok"):
+            return 200, result
+        err = result.get("error")
+        if err == "_fail":
+            return result["_status"], error_body(result["_code"], result["_message"],
+                                                 result["_definite"])
+        if err == "lost":
+            return 503, error_body("unavailable", "entry overwritten by a new leader", True)
+        if err == "cas-mismatch":
+            body = error_body("cas-mismatch", "current value differs", True)
+            body["value"] = result.get("value")
+            return 409, body
+        if err == "exists":
+            return 409, error_body("exists", "already exists", True)
+        if err == "not-found":
+            return 404, error_body("not-found", "no such object", True)
+        if err == "stale-seq":
+            return 409, error_body("stale-seq", "an older seq for this client_id: an earlier "
+                                   "attempt may have applied", False)
+        if err == "bad-command":
+            return 400, error_body("bad-request", str(result.get("message", "bad command")), True)
+        return 409, error_body(str(err), str(result.get("message", err)), True)
+
+    async def _read(self, key: str) -> tuple[int, dict]:
+        if self._pending_full():
+            self.node.counters["busy"] += 1
+            return 503, error_body("unavailable", "too many requests in flight", True)
+        ctx = next(self._ctx)
+        try:
+            self.raft.read_index(ctx)
+        except raftcore.NotLeader:
+            return self._not_leader()
+        except raftcore.Busy:
+            self.node.counters["busy"] += 1
+            return 503, error_body("unavailable", "leader busy (pending reads bound)", True)
+        fut = asyncio.get_running_loop().create_future()
+        self._reads[ctx] = fut
+        self._kick()
+        try:
+            index = await asyncio.wait_for(asyncio.shield(fut), self._leader_timeout_s())
+        except asyncio.TimeoutError:
+            self._reads.pop(ctx, None)
+            return 504, error_body("timeout", "leadership not confirmed in time", False)
+        if index is None:
+            return 503, error_body("unavailable", "leadership lost before the read was confirmed",
+                                   True)
+        if self.raft.applied_index < index:  # only after a restart; bounded wait
+            for _ in range(200):
+                await asyncio.sleep(self.cfg.tick_ms / 1000)
+                if self.raft.applied_index >= index:
+                    break
+            else:
+                return 504, error_body("timeout", "apply did not reach the read index", False)
+        return 200, {"ok": True, "value": self.store.kv.get(key)}
+
+    def execute_local_read(self, op: dict) -> tuple[int, dict]:
+        if op["op"] == "service.list":
+            return 200, {"ok": True, "services": json.loads(json.dumps(self.store.services))}
+        tasks = []
+        for tid, t in sorted(self.store.tasks.items()):
+            if op.get("service") and t["service"] != op["service"]:
+                continue
+            if op.get("node") and t.get("worker") != op["node"]:
+                continue
+            tasks.append(dict(t, id=tid))
+        return 200, {"ok": True, "tasks": tasks}
+
+    # -- dispatcher + orchestrator (leader) ------------------------------------------------------
+    def _propose_system(self, cmd: dict, now_ms: int) -> bool:
+        """Propose a dispatcher/orchestrator command unless the same one is already in flight."""
+        k = _key(cmd)
+        exp = self._inflight.get(k)
+        if exp is not None and exp > now_ms:
+            return False
+        if len(self._inflight) >= MAX_INFLIGHT:
+            self.node.counters["inflight_bound_hits"] += 1
+            self._inflight = {key: e for key, e in self._inflight.items() if e > now_ms}
+            if len(self._inflight) >= MAX_INFLIGHT:
+                return False
+        try:
+            self.raft.propose(cmd)
+        except (raftcore.NotLeader, raftcore.Busy):
+            return False
+        self.node.counters["system_proposals"] += 1
+        self._inflight[k] = now_ms + INFLIGHT_EXPIRY_MS
+        self._kick()
+        return True
+
+    def on_dispatch(self, sender: str, msg: dict) -> None:
+        if msg.get("type") != "heartbeat":
+            raise ValueError("managers only accept heartbeats on the dispatcher channel")
+        tasks = msg.get("tasks")
+        if not isinstance(tasks, dict):
+            raise ValueError("heartbeat without tasks")
+        if sender in self.cfg.managers:
+            raise ValueError("a manager cannot register as a worker")
+        if self.raft.role != raftcore.LEADER:
+            self.node.send(sender, {"ch": "disp", "type": "not_leader", "leader": self.raft.leader_id})
+            return
+        now = self.node.now_ms()
+        self._last_hb[sender] = now
+        if self._leader_ready:
+            if self.store.nodes.get(sender, {}).get("state") != "ready":
+                self._propose_system({"op": "node.upsert", "node": sender,
+                                      "fields": {"state": "ready", "role": "worker"}}, now)
+            for tid, st in sorted(tasks.items()):
+                t = self.store.tasks.get(tid)
+                if t is None or t.get("worker") != sender or st not in TASK_STATE_RANK:
+                    continue
+                if TASK_STATE_RANK[st] > TASK_STATE_RANK[t["state"]]:
+                    self._propose_system({"op": "task.update", "task": tid, "state": st}, now)
+        self._send_assignments(sender)
+
+    def _send_assignments(self, worker: str) -> None:
+        self.node.send(worker, {"ch": "disp", "type": "assignments", "leader": self.node.id,
+                                "term": self.raft.term,
+                                "tasks": orchestrator.assignments_for(worker, self.store.tasks)})
+
+    def _check_worker_heartbeats(self, now_ms: int) -> None:
+        limit = self.cfg.dispatcher_grace * self.cfg.dispatcher_heartbeat_ms
+        for w, rec in sorted(self.store.nodes.items()):
+            if rec.get("state") != "ready":
+                continue
+            last = self._last_hb.get(w, self._leader_since_ms)
+            if now_ms - last > limit and self._propose_system(
+                    {"op": "node.upsert", "node": w, "fields": {"state": "down"}}, now_ms):
+                self.node.counters["workers_marked_down"] += 1
+
+    def _orchestrate(self, now_ms: int) -> None:
+        for cmd in orchestrator.reconcile(self.store.nodes, self.store.services, self.store.tasks):
+            self._propose_system(cmd, now_ms)
+
+    # -- views -----------------------------------------------------------------------------------
+    def status_fields(self) -> dict:
+        st = self.raft.status()
+        st["ready"] = self.raft.leader_id is not None
+        st["workers"] = {w: rec.get("state") for w, rec in sorted(self.store.nodes.items())}
+        return st
+
+    def store_view(self) -> dict:
+        return {"applied_index": self.raft.applied_index, "store_digest": self.store.digest(),
+                "kv": self.store.kv, "nodes": self.store.nodes, "services": self.store.services,
+                "tasks": self.store.tasks}

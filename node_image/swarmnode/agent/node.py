@@ -1,0 +1,251 @@
+"""One node's runtime shell, shared by managers and workers.
+
+Owns: the asyncio tick loop (wall time -> core ticks every CHAOS_TICK_MS), message routing from the
+transport to the cores by channel, the SWIM driver (journal flush, then send), client forwarding to
+the leader over the peer transport (so client traffic obeys partitions), the HTTP backend facade
+and start/stop. Role policy lives in ``manager.py`` and ``worker.py``.
+
+Channels on the wire (``msg["ch"]``; append-only): ``swim`` (body ``b``: a SWIM message dict),
+``raft`` (body ``b``: a Raft message dict), ``disp`` (dispatcher, see worker.py / manager.py),
+``fwd`` ``{"id", "op"}`` and ``fwd_reply`` ``{"id", "status", "body"}``.
+
+Must not import ``chaos``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import resource
+import time
+from typing import Optional
+
+from aiohttp import web
+
+from swarmnode import swim
+
+from .api import build_app, error_body
+from .config import AgentConfig
+from .journal import Journal
+from .transport import TcpTransport, new_counters
+
+log = logging.getLogger("swarmnode.node")
+
+MAX_PENDING_FORWARDS = 4096   # client requests waiting for a leader's answer
+MAX_TICK_LAG_TICKS = 50       # when the loop falls further behind, skip ahead (counted)
+
+LOCAL_OPS = ("service.list", "task.list")  # answered from a manager's own applied store
+
+
+def swim_config(cfg: AgentConfig) -> swim.SwimConfig:
+    return swim.SwimConfig.local().replace(probe_interval_ms=cfg.gossip_probe_interval_ms,
+                                           probe_timeout_ms=cfg.gossip_probe_timeout_ms)
+
+
+class Node:
+    """The runtime of one agent process."""
+
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        self.id = cfg.node_id
+        self.counters = new_counters()
+        self.counters.update({"bad_messages": 0, "unroutable": 0, "forwarded": 0,
+                              "forward_timeouts": 0, "forwards_refused": 0, "tick_lag_skips": 0})
+        self.journal = Journal(cfg.data_dir, cfg.node_id)
+        self.rng = random.Random(cfg.seed)
+        self._t0 = time.monotonic()
+        self.transport = TcpTransport(
+            cfg.node_id, dict(cfg.peers), self.on_message, host=cfg.peer_host, port=cfg.peer_port,
+            queue_max=cfg.send_queue_max, reconnect_min_ms=cfg.reconnect_min_ms,
+            reconnect_max_ms=cfg.reconnect_max_ms, connect_timeout_ms=cfg.connect_timeout_ms,
+            frame_stall_ms=cfg.frame_stall_ms, rng=random.Random(cfg.seed * 7919 + 1),
+            counters=self.counters)
+        self.swim = swim.SwimNode(cfg.node_id, swim_config(cfg), random.Random(cfg.seed * 7919 + 2),
+                                  seeds=list(cfg.seeds), now_ms=self.now_ms())
+        self._fwd_ids = itertools.count(1)
+        self._fwd_pending: dict[int, asyncio.Future] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._runner: Optional[web.AppRunner] = None
+        self.started = False
+        if cfg.is_manager:
+            from .manager import ManagerRole
+            self.role = ManagerRole(self)
+        else:
+            from .worker import WorkerRole
+            self.role = WorkerRole(self)
+
+    # -- time ------------------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return int((time.monotonic() - self._t0) * 1000)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.transport.start()
+        self.swim.join()
+        self.flush_swim()
+        await self.role.start()
+        self._runner = web.AppRunner(build_app(self), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.cfg.api_host, self.cfg.api_port, reuse_address=True)
+        await site.start()
+        self._tasks.append(asyncio.ensure_future(self._tick_loop()))
+        self.started = True
+        log.info("node %s (%s) up: peer port %d, api port %d, boot %d", self.id, self.cfg.role,
+                 self.cfg.peer_port, self.cfg.api_port, self.journal.boot)
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.role.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.transport.close()
+        self.journal.close()
+
+    async def _tick_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = self.cfg.tick_ms / 1000
+        next_at = loop.time() + period
+        while True:
+            delay = next_at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            behind = loop.time() - next_at
+            if behind > period * MAX_TICK_LAG_TICKS:
+                self.counters["tick_lag_skips"] += 1
+                next_at = loop.time()
+            next_at += period
+            try:
+                self.tick()
+            except Exception:  # a bug in one tick must not stop the clock; it is logged loudly
+                log.exception("tick failed")
+
+    def tick(self) -> None:
+        now = self.now_ms()
+        self.swim.tick(now)
+        self.flush_swim()
+        self.role.tick(now)
+
+    # -- messages --------------------------------------------------------------------------------
+    def send(self, peer: str, msg: dict) -> None:
+        if not self.transport.send(peer, msg):
+            self.counters["unroutable"] += 1
+
+    def flush_swim(self) -> None:
+        """SWIM effects in the contract's order: journal events flushed, then messages sent."""
+        out = self.swim.poll()
+        if out.events:
+            self.journal.record_all(out.events)
+            self.journal.flush()
+        for m in out.messages:
+            self.send(m.dst, {"ch": "swim", "b": m.to_dict()})
+
+    def on_message(self, sender: str, msg: dict) -> None:
+        ch = msg.get("ch")
+        try:
+            if ch == "swim":
+                self.swim.step(swim.decode(msg.get("b")), self.now_ms())
+                self.flush_swim()
+            elif ch == "raft" and hasattr(self.role, "on_raft"):
+                self.role.on_raft(sender, msg.get("b"))
+            elif ch == "disp":
+                self.role.on_dispatch(sender, msg)
+            elif ch == "fwd":
+                self._on_forward(sender, msg)
+            elif ch == "fwd_reply":
+                self._on_forward_reply(msg)
+            else:
+                self.counters["bad_messages"] += 1
+        except (ValueError, TypeError, KeyError) as exc:  # the peer's error: count and drop
+            self.counters["bad_messages"] += 1
+            log.debug("dropping bad %s message from %s: %s", ch, sender, exc)
+
+    # -- client operations -----------------------------------------------------------------------
+    async def execute(self, op: dict) -> tuple[int, dict]:
+        """Run a client operation here if we are the leader, else forward it to the leader."""
+        if op["op"] in LOCAL_OPS and self.cfg.is_manager:
+            return self.role.execute_local_read(op)
+        if self.role.is_leader():
+            return await self.role.execute_leader(op)
+        leader = self.role.leader_hint()
+        if leader is None or leader == self.id:
+            return 503, error_body("no-leader", "no leader known", True)
+        return await self._forward(leader, op)
+
+    async def _forward(self, leader: str, op: dict) -> tuple[int, dict]:
+        if len(self._fwd_pending) >= MAX_PENDING_FORWARDS:
+            self.counters["forwards_refused"] += 1
+            return 503, error_body("unavailable", "too many requests waiting for the leader", True)
+        fid = next(self._fwd_ids)
+        fut = asyncio.get_running_loop().create_future()
+        self._fwd_pending[fid] = fut
+        self.counters["forwarded"] += 1
+        self.send(leader, {"ch": "fwd", "id": fid, "op": op})
+        try:
+            status, body = await asyncio.wait_for(fut, self.cfg.request_timeout_ms / 1000)
+        except asyncio.TimeoutError:
+            self.counters["forward_timeouts"] += 1
+            return 504, error_body("timeout", f"no answer from leader {leader}", False)
+        finally:
+            self._fwd_pending.pop(fid, None)
+        if isinstance(body, dict) and body.get("error") == "not-leader":
+            body.setdefault("leader", None)
+        return status, body
+
+    def _on_forward(self, sender: str, msg: dict) -> None:
+        fid, op = msg["id"], msg["op"]
+        if not isinstance(op, dict) or not isinstance(op.get("op"), str):
+            raise ValueError("fwd without an op")
+
+        async def go() -> None:
+            if not self.role.is_leader():
+                status, body = 503, error_body("not-leader", "forwarded to a non-leader", True)
+                body["leader"] = self.role.leader_hint()
+            else:
+                try:
+                    status, body = await self.role.execute_leader(op)
+                except Exception:  # noqa: BLE001 -- never crash on a peer's request
+                    log.exception("forwarded op failed")
+                    status, body = 500, error_body("internal", "internal error", False)
+            self.send(sender, {"ch": "fwd_reply", "id": fid, "status": status, "body": body})
+
+        asyncio.ensure_future(go())
+
+    def _on_forward_reply(self, msg: dict) -> None:
+        fut = self._fwd_pending.get(msg["id"])
+        if fut is not None and not fut.done():
+            status, body = msg["status"], msg["body"]
+            if not isinstance(status, int) or not isinstance(body, dict):
+                raise ValueError("bad fwd_reply")
+            fut.set_result((status, body))
+
+    # -- HTTP backend ----------------------------------------------------------------------------
+    def members(self) -> dict:
+        return {m: {"state": st, "incarnation": inc}
+                for m, (st, inc) in sorted(self.swim.members().items())}
+
+    def endpoints(self) -> dict:
+        return {k: {"owner": e.owner, "value": e.value}
+                for k, e in sorted(self.swim.endpoints().items())}
+
+    def status(self) -> dict:
+        base = {"node": self.id, "kind": self.cfg.role, "boot": self.journal.boot,
+                "members": self.members(), "counters": dict(self.counters),
+                "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+        base.update(self.role.status_fields())
+        return base
+
+    def journal_since(self, since: int) -> bytes:
+        return self.journal.read_since(since)
+
+    def store(self) -> Optional[dict]:
+        return self.role.store_view()
+
+    async def probe(self, peer: str, timeout_ms: int) -> Optional[float]:
+        return await self.transport.probe(peer, timeout_ms)
+
+    def has_peer(self, peer: str) -> bool:
+        return peer in self.transport.peers
