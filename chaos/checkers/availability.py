@@ -1,0 +1,220 @@
+"""The `availability` and `recovery` checkers: client-visible service levels against thresholds.
+
+availability: operations are assigned to run.json phases by invocation time (no phases: one phase
+`all`, split at heal_ts into `before-heal` / `after-heal` when known). Per phase: counts of ok / fail /
+info, the share of ok, and latency quantiles (p50/p95/p99, nearest-rank, over ok operations).
+Judged phases: `phases` if given, else those starting at or after heal_ts. INVALID when a judged
+phase has an ok share below `min_ok_share` or a p99 above `max_p99_s`; UNKNOWN when no judged phase
+has operations.
+
+recovery: (1) time to a new leader after each leader fault: a faults.jsonl `start` of a kind in
+`leader_fault_kinds` whose targets include the leader at that moment (from journal role events, the
+highest-term leader whose latest role event is `leader`); the time is until a role=leader event in
+a higher term on any node. No new leader is INVALID only when the fault lasted longer than
+`max_leader_s`; otherwise it is noted and not judged. (2) time from heal_ts to the completion of the
+first ok write / cas / delete. INVALID above `max_heal_to_write_s`, or when writes were attempted after
+heal and none succeeded. UNKNOWN when neither measure has data.
+
+Must not import: click, rich, docker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from chaos.checkers.core import Outcome, Param, Verdict, register
+from chaos.history import Op
+
+
+def quantile(sorted_vals: list[float], q: float) -> float | None:
+    """Nearest-rank quantile of already sorted values (q in (0, 1])."""
+    if not sorted_vals:
+        return None
+    rank = max(1, math.ceil(q * len(sorted_vals)))
+    return sorted_vals[min(rank, len(sorted_vals)) - 1]
+
+
+def phase_windows(run) -> list[tuple[str, float, float]]:
+    phases = [(p["name"], float(p.get("start", -math.inf)), float(p.get("end", math.inf)))
+              for p in run.phases if isinstance(p.get("start"), (int, float))]
+    if phases:
+        return phases
+    heal = run.heal_ts
+    if heal is None:
+        return [("all", -math.inf, math.inf)]
+    return [("before-heal", -math.inf, heal), ("after-heal", heal, math.inf)]
+
+
+def phase_stats(ops: list[Op], windows) -> dict[str, dict]:
+    grouped: dict[str, list[Op]] = defaultdict(list)
+    for op in ops:
+        if op.invoke_ts is None:
+            continue
+        for name, start, end in windows:
+            if start <= op.invoke_ts < end:
+                grouped[name].append(op)
+                break
+    out = {}
+    for name, _, _ in windows:
+        g = grouped.get(name, [])
+        lat = sorted(op.latency_s for op in g if op.type == "ok" and op.latency_s is not None)
+        n = len(g)
+        ok = sum(1 for op in g if op.type == "ok")
+        out[name] = {"ops": n, "ok": ok, "fail": sum(1 for op in g if op.type == "fail"),
+                     "info": sum(1 for op in g if op.type == "info"),
+                     "ok_share": round(ok / n, 4) if n else None,
+                     "p50_s": quantile(lat, 0.50), "p95_s": quantile(lat, 0.95), "p99_s": quantile(lat, 0.99)}
+    return out
+
+
+@register("availability", default=True, params=(
+    Param("min_ok_share", "float?", 0.9, "lowest share of ok operations in a judged phase (none: not judged)"),
+    Param("max_p99_s", "float?", None, "highest p99 latency of ok operations in a judged phase (s)"),
+    Param("phases", "list", [], "phases to judge ('+'-joined); empty: the phases starting at/after heal"),
+))
+def availability(run, min_ok_share, max_p99_s, phases) -> Outcome:
+    """Share of ok operations and latency quantiles per phase, against thresholds."""
+    if not run.has_history() or not run.ops:
+        return Outcome.nothing("no operations in history.jsonl")
+    windows = phase_windows(run)
+    stats = phase_stats(run.ops, windows)
+    names = [w[0] for w in windows]
+    if phases:
+        unknown = [p for p in phases if p not in names]
+        judged = [p for p in phases if p in names]
+    else:
+        unknown = []
+        heal = run.heal_ts
+        judged = [n for n, s, _ in windows if heal is not None and s >= heal] or (
+            names if heal is None and len(names) == 1 else [])
+    evidence = {"phases": stats, "judged": judged, "unknown_phases": unknown,
+                "thresholds": {"min_ok_share": min_ok_share, "max_p99_s": max_p99_s}}
+    misses = []
+    for p in judged:
+        s = stats[p]
+        if not s["ops"]:
+            continue
+        if min_ok_share is not None and s["ok_share"] < min_ok_share:
+            misses.append(f"{p}: ok share {s['ok_share']:.3f} < {min_ok_share:g}")
+        if max_p99_s is not None and s["p99_s"] is not None and s["p99_s"] > max_p99_s:
+            misses.append(f"{p}: p99 {s['p99_s']:.3f} s > {max_p99_s:g} s")
+    evidence["misses"] = misses
+    if misses:
+        return Outcome(Verdict.INVALID, "; ".join(misses), evidence)
+    if unknown:
+        return Outcome(Verdict.UNKNOWN, f"no such phase(s): {', '.join(unknown)}", evidence)
+    with_ops = [p for p in judged if stats[p]["ops"]]
+    if not with_ops:
+        return Outcome(Verdict.UNKNOWN, "nothing to check: " + (
+            "no operations in the judged phases" if judged else "no phase at or after heal"), evidence)
+    if min_ok_share is None and max_p99_s is None:
+        return Outcome(Verdict.UNKNOWN, "no thresholds given: measured only", evidence)
+    return Outcome(Verdict.VALID, "; ".join(f"{p}: ok {stats[p]['ok_share']:.3f}, p99 "
+                                            f"{stats[p]['p99_s'] if stats[p]['p99_s'] is not None else '-'}"
+                                            for p in with_ops), evidence)
+
+
+# --- recovery ---------------------------------------------------------------------------------
+
+
+def _leader_events(run) -> list[dict]:
+    evs = []
+    for node, journal in run.journals.items():
+        for e in journal:
+            if e.get("type") == "role" and isinstance(e.get("ts"), (int, float)):
+                evs.append(e)
+    return sorted(evs, key=lambda e: e["ts"])
+
+
+def leader_at(role_events: list[dict], ts: float) -> tuple[str | None, int]:
+    latest: dict[str, dict] = {}
+    for e in role_events:
+        if e["ts"] > ts:
+            break
+        latest[e.get("node")] = e
+    leaders = [(e.get("term", 0), n) for n, e in latest.items() if e.get("role") == "leader"]
+    if not leaders:
+        return None, 0
+    term, node = max(leaders)
+    return node, term
+
+
+def _targets(f: dict) -> list[str]:
+    t = f.get("targets")
+    if isinstance(t, str):
+        return [t]
+    if isinstance(t, list):
+        out = []
+        for x in t:
+            out.extend(x if isinstance(x, list) else [x])
+        return [str(x) for x in out]
+    if isinstance(t, dict):
+        return [str(x) for v in t.values() for x in (v if isinstance(v, list) else [v])]
+    return []
+
+
+def leader_recoveries(run, kinds: list[str], bound: float) -> tuple[list[dict], list[str]]:
+    roles = _leader_events(run)
+    starts = [f for f in run.faults if f.get("action") == "start" and f.get("kind") in kinds]
+    stops = {f.get("fault"): f.get("ts") for f in run.faults if f.get("action") == "stop"}
+    measured, misses = [], []
+    for f in sorted(starts, key=lambda f: f.get("ts", 0)):
+        ts = f.get("ts")
+        leader, term = leader_at(roles, ts)
+        if leader is None or leader not in _targets(f):
+            continue
+        new = next((e for e in roles if e["ts"] > ts and e.get("role") == "leader" and e.get("term", 0) > term), None)
+        rec = {"fault": f.get("fault"), "kind": f.get("kind"), "ts": ts, "old_leader": leader, "old_term": term}
+        if new is not None:
+            dt = new["ts"] - ts
+            rec.update(new_leader=new.get("node"), new_term=new.get("term"), seconds=round(dt, 3))
+            if dt > bound:
+                misses.append(f"fault {f.get('fault')}: new leader after {dt:.2f} s > {bound:g} s")
+        else:
+            stop = stops.get(f.get("fault"))
+            lasted = (stop - ts) if isinstance(stop, (int, float)) else math.inf
+            rec["seconds"] = None
+            if lasted > bound:
+                misses.append(f"fault {f.get('fault')} on leader {leader}: no new leader "
+                              f"(fault lasted {lasted:.1f} s > {bound:g} s)")
+            else:
+                rec["note"] = f"fault lasted {lasted:.1f} s <= bound: not judged"
+        measured.append(rec)
+    return measured, misses
+
+
+@register("recovery", default=True, params=(
+    Param("max_leader_s", "float", 10.0, "longest time from a leader fault to a new leader (s)"),
+    Param("max_heal_to_write_s", "float", 10.0, "longest time from heal to the first ok write (s)"),
+    Param("leader_fault_kinds", "list", ["partition", "isolate", "kill", "stop", "pause"],
+          "fault kinds that should depose a targeted leader ('+'-joined)"),
+))
+def recovery(run, max_leader_s, max_heal_to_write_s, leader_fault_kinds) -> Outcome:
+    """Time to a new leader after leader faults; time from heal to the first successful write."""
+    measured, misses = leader_recoveries(run, leader_fault_kinds, max_leader_s)
+    heal = run.heal_ts
+    write_info: dict = {}
+    if heal is not None and run.has_history():
+        muts = [op for op in run.ops if op.f != "read" and op.invoke_ts is not None]
+        after = [op for op in muts if (op.complete_ts or op.invoke_ts) >= heal]
+        oks = sorted((op.complete_ts for op in after if op.type == "ok" and op.complete_ts is not None))
+        if oks:
+            dt = max(0.0, oks[0] - heal)
+            write_info = {"heal_to_first_write_s": round(dt, 3)}
+            if dt > max_heal_to_write_s:
+                misses.append(f"first ok write {dt:.2f} s after heal > {max_heal_to_write_s:g} s")
+        elif after:
+            write_info = {"heal_to_first_write_s": None, "attempts_after_heal": len(after)}
+            misses.append(f"no write succeeded after heal ({len(after)} attempted)")
+    evidence = {"leader_faults": measured, **write_info, "misses": misses}
+    if misses:
+        return Outcome(Verdict.INVALID, "; ".join(misses), evidence)
+    judged = [m for m in measured if m.get("seconds") is not None]
+    if not judged and "heal_to_first_write_s" not in write_info:
+        return Outcome(Verdict.UNKNOWN, "nothing to check: no leader fault with a known leader and no "
+                                        "write after heal", evidence)
+    parts = [f"new leader after {m['seconds']:.2f} s ({m['fault']})" for m in judged]
+    if "heal_to_first_write_s" in write_info:
+        parts.append(f"first write {write_info['heal_to_first_write_s']:.2f} s after heal")
+    return Outcome(Verdict.VALID, "; ".join(parts), evidence)

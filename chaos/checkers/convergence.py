@@ -1,0 +1,297 @@
+"""The `convergence` checker: after the final heal the cluster returns to one agreed state in bounds.
+
+Owns the six liveness properties below, each with its own verdict in the evidence (`parts`); the
+check's verdict composes them (INVALID > UNKNOWN > VALID). Times are seconds after run.json
+`heal_ts`; a status poll (status.jsonl) "at t" means every node's latest poll at or before t.
+
+  managers   every manager in final/ reports the same applied_index and store_digest, and the status
+             polls first show all managers agreeing (all answered, same applied index and digest)
+             within `store_bound_s`. Final disagreement or late agreement: INVALID. No polls after
+             heal: UNKNOWN (the time cannot be judged).
+  members    the live set is the nodes whose final status answered. Within `members_bound_s`, every
+             live node's member table marks every other live node `alive` and no non-live node
+             `alive`, and this holds in the final statuses. If statuses carry an `endpoints` table,
+             all live nodes' tables must be equal too. A live member still marked suspect/dead at
+             the end is reported by name ("never converged").
+  services   each service in the final manager store has `replicas` tasks in state running (from
+             the store's tasks). Timing from task events: the last task event of the service must
+             come within `services_bound_s` of heal.
+  task-order per node journal, each task's state only moves forward:
+             new < assigned < running < {complete, failed, shutdown, orphaned} (terminal states are
+             final). A step backwards is INVALID.
+  no-double  at heal + `services_bound_s` and at the end of the journals, no (service, slot) and no
+             task id is running on two workers (latest task event per task and worker).
+
+A part with no data says "nothing to check"; it makes the check UNKNOWN when it is named in the
+`require` parameter (default managers+members), and is skipped (listed as not applicable) otherwise.
+When every part lacks data the check is UNKNOWN. Must not import: click, rich, docker.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from chaos.checkers.core import Outcome, Param, Verdict, register
+
+TASK_ORDER = {"new": 0, "assigned": 1, "running": 2, "complete": 3, "failed": 3, "shutdown": 3, "orphaned": 3}
+TERMINAL = 3
+PARTS = ("managers", "members", "services", "task-order", "no-double")
+
+
+def _part(verdict: Verdict, summary: str, **evidence) -> dict:
+    return {"verdict": verdict.value, "summary": summary, **evidence}
+
+
+def _polls_after(status: list[dict], heal: float) -> list[dict]:
+    return sorted((s for s in status if isinstance(s.get("ts"), (int, float)) and s["ts"] >= heal),
+                  key=lambda s: s["ts"])
+
+
+def _first_time(polls: list[dict], nodes: list[str], pred) -> float | None:
+    """First poll time at which pred(latest status per node) holds (only after every node answered)."""
+    latest: dict[str, Any] = {}
+    for p in polls:
+        latest[p.get("node")] = p.get("status")
+        if all(n in latest for n in nodes) and pred({n: latest[n] for n in nodes}):
+            return p["ts"]
+    return None
+
+
+def _ok_status(s: Any) -> bool:
+    return isinstance(s, dict) and "error" not in s
+
+
+def check_managers(run, heal: float | None, bound: float) -> dict:
+    managers = run.managers()
+    finals = {m: run.finals.get(m) for m in managers}
+    if not managers or not any(finals.values()):
+        return _part(Verdict.UNKNOWN, "nothing to check: no manager final state")
+    view = {}
+    for m, f in finals.items():
+        f = f or {}
+        st = f.get("store") if isinstance(f.get("store"), dict) else {}
+        status = f.get("status") if _ok_status(f.get("status")) else {}
+        view[m] = (st.get("applied_index", status.get("applied_index")),
+                   st.get("store_digest", status.get("store_digest")))
+    distinct = {v for v in view.values()}
+    final_view = {m: {"applied_index": a, "store_digest": d} for m, (a, d) in view.items()}
+    if len(distinct) != 1 or None in next(iter(distinct)):
+        return _part(Verdict.INVALID, "managers end with different applied index / store digest"
+                     if len(distinct) != 1 else "a manager reports no applied index / digest at the end",
+                     final=final_view)
+    if heal is None:
+        return _part(Verdict.UNKNOWN, "final stores agree but run.json has no heal_ts to time it", final=final_view)
+    polls = [p for p in _polls_after(run.status, heal) if p.get("node") in managers]
+    if not polls:
+        return _part(Verdict.UNKNOWN, "final stores agree but no status polls after heal to time it",
+                     final=final_view)
+
+    def agree(latest):
+        if not all(_ok_status(s) for s in latest.values()):
+            return False
+        return len({(s.get("applied_index"), s.get("store_digest")) for s in latest.values()}) == 1
+
+    t = _first_time(polls, managers, agree)
+    if t is None:
+        return _part(Verdict.INVALID, f"status polls never showed the managers agreeing after heal "
+                     f"(final stores agree)", final=final_view)
+    dt = t - heal
+    v = Verdict.VALID if dt <= bound else Verdict.INVALID
+    return _part(v, f"managers agreed {dt:.2f} s after heal (bound {bound:g} s)", converged_after_s=round(dt, 3),
+                 final=final_view)
+
+
+def _members_problems(latest: dict[str, dict], live: set[str]) -> list[str]:
+    problems = []
+    for n in sorted(latest):
+        s = latest[n]
+        members = s.get("members") if isinstance(s, dict) else None
+        if not isinstance(members, dict):
+            problems.append(f"{n}: no member table")
+            continue
+        for m in sorted(live - {n}):
+            state = (members.get(m) or {}).get("state") if isinstance(members.get(m), dict) else None
+            if state != "alive":
+                problems.append(f"{n} sees live {m} as {state or 'absent'}")
+        for m, info in sorted(members.items()):
+            if m not in live and m != n and isinstance(info, dict) and info.get("state") == "alive":
+                problems.append(f"{n} sees non-live {m} as alive")
+    eps = {n: s.get("endpoints") for n, s in latest.items() if isinstance(s, dict) and "endpoints" in s}
+    if eps and len({repr(sorted(e.items())) if isinstance(e, dict) else repr(e) for e in eps.values()}) > 1:
+        problems.append("endpoint tables differ: " + ", ".join(sorted(eps)))
+    return problems
+
+
+def check_members(run, heal: float | None, bound: float) -> dict:
+    final_status = {n: f.get("status") for n, f in run.finals.items()}
+    live = {n for n, s in final_status.items() if _ok_status(s) and isinstance(s.get("members"), dict)}
+    if not live:
+        return _part(Verdict.UNKNOWN, "nothing to check: no final status with a member table")
+    final_problems = _members_problems({n: final_status[n] for n in live}, live)
+    if final_problems:
+        return _part(Verdict.INVALID, f"member tables never converged: {final_problems[0]}",
+                     live=sorted(live), final_problems=final_problems[:30])
+    if heal is None:
+        return _part(Verdict.UNKNOWN, "final member tables agree but no heal_ts to time it", live=sorted(live))
+    polls = [p for p in _polls_after(run.status, heal) if p.get("node") in live]
+    if not polls:
+        return _part(Verdict.UNKNOWN, "final member tables agree but no status polls after heal to time it",
+                     live=sorted(live))
+    t = _first_time(polls, sorted(live), lambda latest: all(_ok_status(s) for s in latest.values())
+                    and not _members_problems(latest, live))
+    if t is None:
+        return _part(Verdict.INVALID, "status polls never showed agreeing member tables after heal",
+                     live=sorted(live))
+    dt = t - heal
+    v = Verdict.VALID if dt <= bound else Verdict.INVALID
+    return _part(v, f"member tables agreed {dt:.2f} s after heal (bound {bound:g} s)", live=sorted(live),
+                 converged_after_s=round(dt, 3))
+
+
+def _as_items(x: Any, id_field: str) -> list[dict]:
+    if isinstance(x, dict):
+        return [dict(v, **{id_field: k}) if isinstance(v, dict) else {id_field: k, "value": v} for k, v in x.items()]
+    if isinstance(x, list):
+        return [v for v in x if isinstance(v, dict)]
+    return []
+
+
+def _task_events(run) -> list[dict]:
+    out = []
+    for node, evs in run.journals.items():
+        out.extend(e for e in evs if e.get("type") == "task")
+    return out
+
+
+def check_services(run, heal: float | None, bound: float) -> dict:
+    store = None
+    for m in run.managers():
+        st = (run.finals.get(m) or {}).get("store")
+        if isinstance(st, dict) and "services" in st:
+            store = st
+            break
+    if store is None:
+        return _part(Verdict.UNKNOWN, "nothing to check: no final manager store with services")
+    services = _as_items(store.get("services"), "name")
+    if not services:
+        return _part(Verdict.UNKNOWN, "nothing to check: no services in the final store")
+    tasks = _as_items(store.get("tasks"), "task")
+    running = defaultdict(int)
+    for t in tasks:
+        if t.get("state") == "running":
+            running[t.get("service")] += 1
+    short = {s["name"]: {"desired": s.get("replicas"), "running": running.get(s["name"], 0)}
+             for s in services if running.get(s["name"], 0) != s.get("replicas")}
+    if short:
+        return _part(Verdict.INVALID, f"{len(short)} service(s) not at desired replicas: "
+                     + ", ".join(f"{n} {v['running']}/{v['desired']}" for n, v in sorted(short.items())),
+                     services=short)
+    names = {s["name"] for s in services}
+    evs = [e for e in _task_events(run) if e.get("service") in names and isinstance(e.get("ts"), (int, float))]
+    if heal is None or not evs:
+        return _part(Verdict.VALID, f"{len(services)} service(s) at desired replicas (timing not judged: "
+                     f"{'no heal_ts' if heal is None else 'no task events'})")
+    last = max(e["ts"] for e in evs)
+    dt = max(0.0, last - heal)
+    v = Verdict.VALID if dt <= bound else Verdict.INVALID
+    return _part(v, f"{len(services)} service(s) at desired replicas; last task change {dt:.2f} s after heal "
+                    f"(bound {bound:g} s)", settled_after_s=round(dt, 3))
+
+
+def check_task_order(run) -> dict:
+    evs_by_node = {n: [e for e in evs if e.get("type") == "task"] for n, evs in run.journals.items()}
+    if not any(evs_by_node.values()):
+        return _part(Verdict.UNKNOWN, "nothing to check: no task events")
+    backwards = []
+    for node, evs in sorted(evs_by_node.items()):
+        last: dict = {}
+        for e in evs:
+            tid, st = e.get("task"), e.get("state")
+            rank = TASK_ORDER.get(st)
+            if rank is None:
+                backwards.append({"node": node, "task": tid, "detail": f"unknown task state {st!r}", "event": e})
+                continue
+            prev = last.get(tid)
+            if prev is not None:
+                prank = TASK_ORDER[prev.get("state")]
+                if rank < prank or (prank == TERMINAL and prev.get("state") != st):
+                    backwards.append({"node": node, "task": tid,
+                                      "detail": f"{node}: task {tid} went {prev.get('state')} -> {st}",
+                                      "events": [prev, e]})
+            last[tid] = e
+    if backwards:
+        return _part(Verdict.INVALID, f"{len(backwards)} backward task transition(s); first: "
+                     f"{backwards[0]['detail']}", backwards=backwards[:20])
+    n = sum(len(v) for v in evs_by_node.values())
+    return _part(Verdict.VALID, f"{n} task event(s): states only moved forward")
+
+
+def _running_at(evs: list[dict], t: float | None) -> dict:
+    latest: dict = {}
+    for e in evs:
+        if t is not None and e.get("ts", 0) > t:
+            continue
+        latest[(e.get("task"), e.get("worker"))] = e
+    return {k: e for k, e in latest.items() if e.get("state") == "running"}
+
+
+def check_no_double(run, heal: float | None, bound: float) -> dict:
+    evs = sorted(_task_events(run), key=lambda e: (e.get("ts", 0), e.get("seq", 0)))
+    if not evs:
+        return _part(Verdict.UNKNOWN, "nothing to check: no task events")
+    points = [("end", None)]
+    if heal is not None:
+        points.insert(0, (f"heal+{bound:g}s", heal + bound))
+    doubles = []
+    for label, t in points:
+        run_ = _running_at(evs, t)
+        by_task, by_slot = defaultdict(set), defaultdict(set)
+        for (tid, worker), e in run_.items():
+            by_task[tid].add(worker)
+            by_slot[(e.get("service"), e.get("slot"))].add(worker if tid is None else (tid, worker))
+        for tid, ws in by_task.items():
+            if len(ws) > 1:
+                doubles.append(f"at {label}: task {tid} running on {', '.join(sorted(map(str, ws)))}")
+        for slot, ws in by_slot.items():
+            if len(ws) > 1:
+                doubles.append(f"at {label}: service {slot[0]} slot {slot[1]} running {len(ws)} times: "
+                               + ", ".join(sorted(map(str, ws))))
+    if doubles:
+        return _part(Verdict.INVALID, doubles[0], doubles=doubles[:20])
+    return _part(Verdict.VALID, "no task or slot running twice at " + " and ".join(p for p, _ in points))
+
+
+@register("convergence", default=True, params=(
+    Param("store_bound_s", "float", 30.0, "managers agree on applied index + store digest within this (s after heal)"),
+    Param("members_bound_s", "float", 30.0, "gossip member tables agree within this (s after heal)"),
+    Param("services_bound_s", "float", 60.0, "services at desired replicas, no task twice, within this (s)"),
+    Param("require", "list", ["managers", "members"],
+          "parts that must have data (others without data are skipped); '+'-joined on the command line",
+          check=lambda v: [x for x in v if x not in PARTS]),
+))
+def convergence(run, store_bound_s, members_bound_s, services_bound_s, require) -> Outcome:
+    """After heal: managers, gossip members and services converge within bounds; task states move forward."""
+    heal = run.heal_ts
+    parts = {
+        "managers": check_managers(run, heal, store_bound_s),
+        "members": check_members(run, heal, members_bound_s),
+        "services": check_services(run, heal, services_bound_s),
+        "task-order": check_task_order(run),
+        "no-double": check_no_double(run, heal, services_bound_s),
+    }
+    evidence = {"heal_ts": heal, "required": list(require), "parts": parts}
+    nothing = [n for n, p in parts.items() if p["summary"].startswith("nothing to check")]
+    if len(nothing) == len(parts):
+        return Outcome(Verdict.UNKNOWN, "nothing to check: no final states, polls or task events", evidence)
+    missing = [n for n in nothing if n in require]
+    judged = {n: p for n, p in parts.items() if n not in nothing}
+    v = Verdict.combine([Verdict(p["verdict"]) for p in judged.values()]
+                        + [Verdict.UNKNOWN] * len(missing))
+    evidence["not_applicable"] = [n for n in nothing if n not in require]
+    if v == Verdict.VALID:
+        return Outcome(v, "; ".join(f"{n} ok" for n in judged)
+                       + (f" ({', '.join(evidence['not_applicable'])}: no data)" if nothing else ""), evidence)
+    bad = [f"{n}: {p['summary']}" for n, p in parts.items() if p["verdict"] == v.value
+           and (n in judged or n in missing)]
+    return Outcome(v, "; ".join(bad), evidence)

@@ -1,0 +1,140 @@
+"""The `durability` checker: every acknowledged write is present after the final heal.
+
+Owns: the rule below, applied to final/<node>.json manager stores (`store.kv`) and to final reads.
+
+Rule, per key K. Mutations are write v (effect v), cas [e, n] (effect n) and delete (effect absent);
+`fail` mutations are ignored. A mutation X is *known overwritten* when some `ok` mutation Y on K was
+invoked after X completed (real-time order: Y took effect after X). `info` mutations may take effect
+at any time after their invocation, or never, so they are never known overwritten and never overwrite.
+The *allowed final values* of K are the effects of
+  * every `ok` mutation not known overwritten,
+  * every `info` mutation (it may have landed last), and
+  * absent (the initial state) if K has no `ok` mutation.
+A final value outside that set is a lost acknowledged mutation (or a value nobody wrote): INVALID,
+with the acknowledged mutations that should have survived. Final values come from each reachable
+manager's final store, and from *final reads*: `ok` reads of K invoked after every `ok` mutation of K
+completed and after `heal_ts` (when known).
+
+Our workloads write unique values. If values repeat, a lost write can hide behind an equal older
+value, so the rule may miss a loss, but it never reports one falsely.
+
+Must not import: click, rich, docker.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+from chaos.checkers.core import Outcome, Param, Verdict, register
+from chaos.history import Op
+
+ABSENT = "<absent>"
+MAX_LOST = 50
+
+
+def _canon(v) -> str:
+    return ABSENT if v is None else json.dumps(v, sort_keys=True)
+
+
+def _effect(op: Op):
+    if op.f == "write":
+        return op.value
+    if op.f == "cas":
+        return op.value[1]
+    return None  # delete
+
+
+def allowed_finals(muts: list[Op]) -> tuple[dict[str, list[Op]], list[Op]]:
+    """Allowed final values (canonical text -> the ops that explain it) and the surviving ok ops."""
+    oks = [m for m in muts if m.type == "ok"]
+    allowed: dict[str, list[Op]] = defaultdict(list)
+    if not oks:
+        allowed[ABSENT] = []
+    survivors = []
+    # X is known overwritten iff some ok Y has invoke_index > X.complete_index: compare with the
+    # latest ok invocation.
+    last_ok_invoke = max((m.invoke_index for m in oks), default=-1)
+    for m in muts:
+        if m.type == "ok" and m.complete_index is not None and last_ok_invoke > m.complete_index:
+            continue
+        allowed[_canon(_effect(m))].append(m)
+        if m.type == "ok":
+            survivors.append(m)
+    return allowed, survivors
+
+
+def check(ops: list[Op], stores: dict[str, dict], heal_ts: float | None, unreachable: list[str]) -> Outcome:
+    muts_by_key: dict = defaultdict(list)
+    reads_by_key: dict = defaultdict(list)
+    for op in ops:
+        if op.type == "fail":
+            continue
+        if op.f == "read":
+            if op.type == "ok":
+                reads_by_key[op.key].append(op)
+        else:
+            muts_by_key[op.key].append(op)
+    acked = sum(1 for ms in muts_by_key.values() for m in ms if m.type == "ok")
+    observations: dict = defaultdict(list)  # key -> [(source, value)]
+    for node, kv in stores.items():
+        for key in set(muts_by_key) | set(kv):
+            observations[key].append((f"final/{node}.json", kv.get(key)))
+    for key, reads in reads_by_key.items():
+        last_ok_complete = max((m.complete_index for m in muts_by_key.get(key, []) if m.type == "ok"), default=-1)
+        for r in reads:
+            if r.invoke_index > last_ok_complete and (heal_ts is None or (r.invoke_ts or 0) >= heal_ts):
+                observations[key].append((f"final read #{r.invoke_index} (p{r.process})", r.value))
+    if not observations:
+        return Outcome.nothing("no final stores and no final reads")
+    if not acked and not any(v is not None for obs in observations.values() for _, v in obs):
+        return Outcome.nothing("no acknowledged mutations and nothing stored")
+    lost = []
+    n_checked = 0
+    for key in sorted(observations, key=str):
+        allowed, survivors = allowed_finals(muts_by_key.get(key, []))
+        for source, value in observations[key]:
+            n_checked += 1
+            if _canon(value) in allowed:
+                continue
+            lost.append({
+                "key": key, "found": value, "source": source,
+                "should_survive": [m.describe() for m in survivors][:10],
+                "allowed_values": sorted(allowed)[:20],
+                "detail": (f"{key}: {source} holds {_canon(value)}, but the acknowledged "
+                           + (f"{survivors[-1].describe()}" if survivors else "history never wrote it")),
+            })
+    evidence = {"keys": len(observations), "observations": n_checked, "acknowledged_mutations": acked,
+                "stores": sorted(stores), "unreachable_managers": unreachable, "lost": lost[:MAX_LOST],
+                "lost_count": len(lost)}
+    if lost:
+        return Outcome(Verdict.INVALID, f"{len(lost)} final value(s) lose an acknowledged mutation; "
+                                        f"first: {lost[0]['detail']}", evidence)
+    return Outcome(Verdict.VALID, f"{acked} acknowledged mutation(s) over {len(observations)} key(s): "
+                                  f"{n_checked} final observation(s) all allowed", evidence)
+
+
+@register("durability", default=True, params=(
+    Param("require_all_managers", "bool", False,
+          "a manager without a final store makes the check UNKNOWN (default: judge the reachable ones)"),
+))
+def durability(run, require_all_managers) -> Outcome:
+    """Every acknowledged write/cas/delete is present after the final heal (final stores, final reads)."""
+    stores: dict[str, dict] = {}
+    unreachable = []
+    managers = run.managers()
+    for node, fin in run.finals.items():
+        store = fin.get("store")
+        if isinstance(store, dict) and isinstance(store.get("kv"), dict):
+            stores[node] = store["kv"]
+        elif node in managers:
+            unreachable.append(node)
+    for m in managers:
+        if m not in run.finals:
+            unreachable.append(m)
+    if require_all_managers and unreachable:
+        return Outcome(Verdict.UNKNOWN, f"no final store from manager(s) {', '.join(sorted(unreachable))}",
+                       {"unreachable_managers": sorted(unreachable)})
+    if not run.has_history():
+        return Outcome.nothing("no history.jsonl")
+    return check(run.ops, stores, run.heal_ts, sorted(unreachable))

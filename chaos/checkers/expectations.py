@@ -1,0 +1,89 @@
+"""The `expectations` checker (anti-vacuity): named events must have been observed at least once.
+
+A run whose faults had no visible effect proves nothing, so an expectation never observed is UNKNOWN
+(inconclusive), never INVALID and never VALID. Expectations (the `expect` parameter, '+'-joined on
+the command line, a list in plan.json):
+
+  leader-changed               leaders in at least two terms (journal role events), or two leaders
+                               seen by the status polls
+  node-restarted               a journal event with boot > 1
+  member-suspected             a journal `member` event with state suspect (member-dead: state dead)
+  ops-failed-in-phase:<phase>  a fail or info operation invoked in that run.json phase
+  ops-ok-in-phase:<phase>      an ok operation invoked in that phase
+  fault-applied:<kind>         a faults.jsonl `start` record of that kind
+
+Must not import: click, rich, docker.
+"""
+
+from __future__ import annotations
+
+from chaos.checkers.core import Outcome, Param, Verdict, register
+
+SIMPLE = ("leader-changed", "node-restarted", "member-suspected", "member-dead")
+PARAMETERIZED = ("ops-failed-in-phase", "ops-ok-in-phase", "fault-applied")
+
+
+def _bad_expectations(items: list[str]) -> list[str]:
+    bad = []
+    for it in items:
+        name, sep, arg = it.partition(":")
+        if name in SIMPLE and not sep:
+            continue
+        if name in PARAMETERIZED and arg:
+            continue
+        bad.append(it)
+    return bad
+
+
+def _observe(run, exp: str) -> tuple[bool, str]:
+    name, _, arg = exp.partition(":")
+    journals = run.journals
+    if name == "leader-changed":
+        terms = {(e.get("term"), e.get("node")) for evs in journals.values() for e in evs
+                 if e.get("type") == "role" and e.get("role") == "leader"}
+        if len(terms) >= 2:
+            return True, f"leaders: {sorted(terms, key=str)[:5]}"
+        seen = {s["status"].get("leader") for s in run.status
+                if isinstance(s.get("status"), dict) and s["status"].get("leader")}
+        return len(seen) >= 2, f"status polls saw leaders {sorted(seen)}"
+    if name == "node-restarted":
+        hit = next((e for evs in journals.values() for e in evs if (e.get("boot") or 1) > 1), None)
+        return hit is not None, f"{hit.get('node')} boot {hit.get('boot')}" if hit else "no boot > 1"
+    if name in ("member-suspected", "member-dead"):
+        want = "suspect" if name == "member-suspected" else "dead"
+        hit = next((e for evs in journals.values() for e in evs
+                    if e.get("type") == "member" and e.get("state") == want), None)
+        return hit is not None, (f"{hit.get('node')} marked {hit.get('member')} {want}" if hit
+                                 else f"no member event with state {want}")
+    if name in ("ops-failed-in-phase", "ops-ok-in-phase"):
+        ph = next((p for p in run.phases if p.get("name") == arg), None)
+        if ph is None:
+            return False, f"no phase named {arg!r} in run.json"
+        start, end = ph.get("start", float("-inf")), ph.get("end", float("inf"))
+        types = ("fail", "info") if name == "ops-failed-in-phase" else ("ok",)
+        n = sum(1 for op in run.ops if op.type in types and op.invoke_ts is not None and start <= op.invoke_ts < end)
+        return n > 0, f"{n} {'/'.join(types)} operation(s) in phase {arg}"
+    if name == "fault-applied":
+        n = sum(1 for f in run.faults if f.get("action") == "start" and f.get("kind") == arg)
+        return n > 0, f"{n} {arg} fault start(s)"
+    raise AssertionError(exp)
+
+
+@register("expectations", params=(
+    Param("expect", "list", [], "events that must be observed at least once ('+'-joined): "
+          + ", ".join(SIMPLE) + ", " + ", ".join(p + ":<arg>" for p in PARAMETERIZED),
+          check=_bad_expectations),
+))
+def expectations(run, expect) -> Outcome:
+    """Each named event was observed at least once; otherwise the run is inconclusive (UNKNOWN)."""
+    if not expect:
+        return Outcome.nothing("no expectations given (parameter expect)")
+    results = {}
+    for exp in expect:
+        seen, detail = _observe(run, exp)
+        results[exp] = {"observed": seen, "detail": detail}
+    missing = [e for e, r in results.items() if not r["observed"]]
+    evidence = {"expectations": results, "never_observed": missing}
+    if missing:
+        return Outcome(Verdict.UNKNOWN, f"never observed: {', '.join(missing)}", evidence)
+    return Outcome(Verdict.VALID, f"all {len(expect)} expectation(s) observed", evidence)

@@ -1,0 +1,106 @@
+"""`chaos check RUN_DIR`: re-judge a stored run with the current checkers.
+
+Owns: the `check` click command (exported as `COMMANDS`) and the readable rendering of `Results`.
+Judging lives in `chaos.checkers`; this module only parses options, calls `run_checks` and formats.
+Returns the exit code (0 all VALID, 1 any INVALID, 3 any UNKNOWN); errors are raised as
+`chaos.errors` types for `chaos.cli` to turn into messages.
+
+Must not import: docker, toxiproxy, `swarmnode`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from chaos.checkers import Results, Verdict, registry, run_checks
+from chaos.errors import UsageError
+
+_STYLE = {Verdict.VALID: "green", Verdict.INVALID: "bold red", Verdict.UNKNOWN: "yellow"}
+_EVIDENCE_LINES = 12
+
+
+def _evidence_lines(check) -> list[str]:
+    """A few readable lines of evidence for INVALID / UNKNOWN checks."""
+    ev = check.evidence if isinstance(check.evidence, dict) else {}
+    lines: list[str] = []
+    for f in ev.get("failed_keys", [])[:3]:  # linearizable
+        lines.append(f"key {f['key']}: {f['counterexample_ops']} operations cannot be linearized:")
+        lines.extend("  " + x for x in f["counterexample"][-_EVIDENCE_LINES:])
+    for rule, items in (ev.get("violations") or {}).items():  # raft-safety
+        lines.extend(f"{rule}: {it['detail']}" for it in items[:3])
+    for it in ev.get("lost", [])[:5]:  # durability
+        lines.append(it["detail"])
+    for name, part in (ev.get("parts") or {}).items():  # convergence
+        if part.get("verdict") != "VALID":
+            lines.append(f"{name}: {part['summary']}")
+            lines.extend(f"  {p}" for p in part.get("final_problems", [])[:5])
+    for m in ev.get("misses", [])[:5]:  # availability / recovery
+        lines.append(m)
+    for e in ev.get("never_observed", []):  # expectations
+        lines.append(f"never observed: {e} ({ev['expectations'][e]['detail']})")
+    if "traceback" in ev:
+        lines.extend(ev["traceback"].rstrip().splitlines()[-6:])
+    return lines[:40]
+
+
+def render(results: Results, console: Console) -> None:
+    table = Table(show_header=True, header_style="bold", expand=False)
+    table.add_column("check")
+    table.add_column("verdict")
+    table.add_column("time", justify="right")
+    table.add_column("summary", overflow="fold")
+    for c in results.checks:
+        table.add_row(c.name, f"[{_STYLE[c.verdict]}]{c.verdict.value}[/]", f"{c.duration_s:.2f}s", c.summary)
+    console.print(table)
+    for c in results.checks:
+        if c.verdict != Verdict.VALID:
+            lines = _evidence_lines(c)
+            if lines:
+                console.print(f"[{_STYLE[c.verdict]}]{c.name}[/]:")
+                for line in lines:
+                    console.print("  " + line, markup=False, highlight=False)
+    console.print(f"overall: [{_STYLE[results.verdict]}]{results.verdict.value}[/]")
+
+
+def _list_checkers() -> str:
+    out = []
+    for name, d in sorted(registry().items()):
+        out.append(f"{name}{' (default)' if d.default else ''}: {d.doc.splitlines()[0] if d.doc else ''}")
+        for p in d.params.values():
+            out.append(f"    {p.name} ({p.kind}, default {p.default!r}): {p.doc}")
+    return "\n".join(out)
+
+
+@click.command("check")
+@click.argument("run_dir", required=False)
+@click.option("--check", "checks", multiple=True, metavar="NAME[:k=v,...]",
+              help="Run this check (repeatable). Default: plan.json `checks`, else the default set. "
+                   "List values are '+'-joined.")
+@click.option("--json", "as_json", is_flag=True, help="Print results.json content instead of a table.")
+@click.option("--no-write", is_flag=True, help="Do not write results.json into the run directory.")
+@click.option("--list", "list_checkers", is_flag=True, help="List checkers and their parameters, then exit.")
+def check(run_dir: str | None, checks: tuple[str, ...], as_json: bool, no_write: bool, list_checkers: bool) -> int:
+    """Judge the run directory RUN_DIR with the checkers; write results.json.
+
+    \b
+    Exit codes: 0 every check VALID, 1 a check INVALID, 3 a check UNKNOWN,
+    2 bad option or missing run directory.
+    """
+    if list_checkers:
+        click.echo(_list_checkers())
+        return 0
+    if not run_dir:
+        raise UsageError("missing argument RUN_DIR", hint="chaos check RUN_DIR [--check NAME[:k=v,...]]...")
+    results = run_checks(run_dir, list(checks) or None, write=not no_write)
+    if as_json:
+        click.echo(json.dumps(results.to_json(), indent=2))
+    else:
+        render(results, Console(soft_wrap=False, width=120, highlight=False))
+    return results.exit_code
+
+
+COMMANDS = [check]
