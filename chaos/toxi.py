@@ -44,6 +44,11 @@ PREFIX = "chaos-"
 STREAMS = ("upstream", "downstream")
 _SHORT = {"upstream": "up", "downstream": "down"}
 MAX_WORKERS = 8
+"""Concurrent API requests of one link operation."""
+PROBE_WORKERS = 32
+"""Concurrent probes in `verify`. A probe of a black-holed link costs the probe's whole timeout, so
+checking L cut links takes about L / PROBE_WORKERS x probe timeout (measured: 544 links, 0.3 s
+probes, 16 workers: 10.6 s)."""
 POPULATE_BATCH = 1000
 """Proxies per `/populate` request (bounds request size and the server's 25 s handler time)."""
 
@@ -326,8 +331,10 @@ class LinkController:
         clock: Callable[[], float] = time.time,
         max_workers: int = MAX_WORKERS,
         seed: int = 0,
+        probe_workers: int = PROBE_WORKERS,
     ):
         self.api = api
+        self.probe_workers = max(1, int(probe_workers))
         self.topology = topology
         self.clock = clock
         self.max_workers = max(1, int(max_workers))
@@ -601,7 +608,7 @@ class LinkController:
         rng = random.Random(f"{self.seed}:{self._verify_round}")
         result = verify(
             expected, probe, changed=changed, sample=sample, rng=rng,
-            deadline_s=deadline_s, max_workers=max(self.max_workers, 16),
+            deadline_s=deadline_s, max_workers=self.probe_workers,
         )
         result["seed"] = f"{self.seed}:{self._verify_round}"
         for l, v in expected.items():
@@ -717,13 +724,15 @@ def verify(
     rng: random.Random | None = None,
     deadline_s: float = 10.0,
     interval_s: float = 0.05,
-    max_workers: int = 16,
+    max_workers: int = PROBE_WORKERS,
 ) -> dict:
     """Check that `probe(src, dst)` agrees with `expected[(src, dst)]` for every link in `changed`
     plus `sample` other links drawn with `rng` (links whose expectation is None are skipped).
 
     Each link is probed until it agrees or `deadline_s` passes (a new toxic needs a moment to cover
-    fresh connections); a probe that raises counts as a disagreement and its error is kept. Raises
+    fresh connections); the first round always completes, however long it takes. A probe that raises
+    counts as a disagreement and its error is kept. `probe` must be thread-safe: up to
+    `max_workers` run at once. For client links it is called as probe("client", node). Raises
     FaultError naming every link that never agreed. Returns a record of what was checked.
     """
     rng = rng or random.Random(0)

@@ -124,7 +124,9 @@ def test_process_stall_holds_data_and_heal_releases_it(cluster):
 
 
 def test_process_limit_delivers_exactly_n_bytes_then_closes(cluster):
-    cluster.limit([("w1", "m2")], 10)
+    # downstream, so the echo's reply is what gets cut (an upstream limit closes the whole
+    # connection after 10 bytes reach the echo server, before its reply can come back)
+    cluster.limit([("w1", "m2")], 10, stream="downstream")
     s = dial(port(cluster, "w1", "m2"))
     s.sendall(b"0123456789abcdefghij")
     s.settimeout(3.0)
@@ -183,3 +185,72 @@ def test_process_python_client_sees_our_proxies_and_toxics(cluster):
         assert "m1-m3" in proxies
         toxics = proxies["m1-m3"].toxics()
         assert toxics["chaos-latency-up"].attributes["latency"] == 7
+
+
+def test_process_bandwidth_limits_throughput(cluster):
+    cluster.bandwidth([("m1", "w1")], 10)            # 10 KB/s = 10 000 bytes/s upstream
+    s = dial(port(cluster, "m1", "w1"))
+    t0 = time.monotonic()
+    assert echo_once(s, b"b" * 5000, 5.0) == b"b" * 5000
+    elapsed = time.monotonic() - t0
+    assert 0.45 <= elapsed < 1.5, elapsed
+    s.close()
+
+
+def test_process_slice_splits_and_spaces_the_stream(cluster):
+    cluster.slice([("m2", "m1")], 4, 0, 50_000, stream="downstream")
+    s = dial(port(cluster, "m2", "m1"))
+    s.settimeout(3.0)
+    t0 = time.monotonic()
+    s.sendall(b"0123456789abcdef")
+    pieces, got = [], b""
+    while len(got) < 16:
+        chunk = s.recv(64)
+        assert chunk, "closed early"
+        pieces.append(chunk)
+        got += chunk
+    assert got == b"0123456789abcdef"
+    assert time.monotonic() - t0 >= 0.14 and len(pieces) >= 3, pieces
+    s.close()
+
+
+@pytest.mark.slow
+def test_process_scale_thousand_links_create_partition_heal(toxiproxy_url):
+    """33 nodes = 1089 proxies: bulk create, halves partition, verify, heal, all bounded."""
+    import random
+
+    from chaos.topology import Endpoint, Topology
+    from chaos.toxi import ToxiproxyAPI
+
+    from .conftest import EchoServer, free_port_block
+
+    echo = EchoServer()
+    nodes = ["m1", "m2", "m3"] + [f"w{i}" for i in range(1, 31)]
+    base = free_port_block(len(nodes) ** 2, seed=33)
+    topo = Topology(nodes[:3], nodes[3:], base_port=base,
+                    endpoints={n: Endpoint("127.0.0.1", echo.port, echo.port) for n in nodes})
+    api = ToxiproxyAPI(toxiproxy_url, timeout_s=30)
+    ctl = LinkController(api, topo, seed=33)
+    try:
+        t0 = time.monotonic()
+        rec = ctl.create_proxies("127.0.0.1")
+        t_create = time.monotonic() - t0
+        t0 = time.monotonic()
+        part = ctl.apply_partition(P.halves(nodes, random.Random(33)))
+        t_cut = time.monotonic() - t0
+        assert len(part["cut"]) == 2 * 16 * 17
+        v = ctl.verify(make_probe(topo, 0.3), sample=20, deadline_s=20)
+        t0 = time.monotonic()
+        ctl.heal()
+        t_heal = time.monotonic() - t0
+        assert not any(p["toxics"] for p in api.proxies().values() if p["name"] in {l.name for l in topo.links})
+        print(f"links={len(topo.links)} create_s={t_create:.2f} (server {rec['elapsed_s']}) "
+              f"partition_s={t_cut:.2f} verify_s={v['elapsed_s']} heal_s={t_heal:.2f}")
+    finally:
+        ctl.heal()
+        for link in topo.links:
+            try:
+                api.delete_proxy(link.name)
+            except Exception:
+                pass
+        echo.stop()
