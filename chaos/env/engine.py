@@ -8,6 +8,7 @@ Must not import: click, rich, chaos.cli (errors are raised, never printed, here)
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -50,4 +51,7 @@ def engine_errors(doing: str) -> Iterator[None]:
 def _short(exc: BaseException, limit: int = 300) -> str:
     text = getattr(exc, "explanation", None) or str(exc)
     text = " ".join(str(text).split())
+    errno = re.search(r"\[Errno -?\d+\] [^'\")]+", text)
+    if errno:  # a connection failure: the errno text is the useful part of urllib3's long message
+        return errno.group(0)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,345 @@
+"""Cluster commands: `chaos up`, `status`, `logs`, `down`, `cleanup`, `doctor`, `image build`.
+
+Owns: the click commands (exported as `COMMANDS`, registered by chaos/cli.py) and their output.
+Work is done by chaos.image and chaos.env.*; errors are raised as `chaos.errors` exceptions and
+turned into one line + hint + exit code by chaos/cli.py only. Progress goes to stderr; `--json`
+output goes to stdout alone.
+Must not import: chaos.cli (it imports us).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import click
+
+from chaos import image as image_mod
+from chaos.env import cleanup as cleanup_mod
+from chaos.env import doctor as doctor_mod
+from chaos.env import labels as L
+from chaos.env import ready as ready_mod
+from chaos.env.cluster import require_cluster
+from chaos.env.engine import connect
+from chaos.env.progress import RichProgress
+from chaos.env.spec import AGENT_OPTIONS, MAX_WORKERS, ClusterSpec, agent_env_from_options
+from chaos.env.up import bring_up
+from chaos.errors import EnvironmentError_, UsageError
+
+_NAME_HELP = "cluster name (several clusters can run at once under different names)"
+
+
+def _name_option(f):
+    return click.option("--name", default="default", show_default=True, metavar="NAME", help=_NAME_HELP,
+                        envvar="CHAOS_CLUSTER")(f)
+
+
+def _complete_node(ctx: click.Context, _param, incomplete: str):
+    """Shell completion of NODE from the running cluster (silently nothing if Docker is away)."""
+    try:
+        from chaos.env.cluster import find_cluster
+
+        cluster = find_cluster(connect(timeout_s=3), ctx.params.get("name") or "default")
+        names = (cluster.nodes + [L.TOXIPROXY_NODE]) if cluster else []
+    except Exception:  # completion must never print a traceback into the user's shell
+        names = []
+    return [n for n in names if n.startswith(incomplete)]
+
+
+def _ensure_image(client, base_image: str | None, image: str | None, progress) -> str:
+    if image:
+        try:
+            client.images.get(image)
+        except Exception as exc:
+            raise UsageError(f"image {image!r} is not on the engine",
+                             hint="omit --image to build the node image") from exc
+        return image
+    return image_mod.build_node_image(client, base_image=base_image, progress=progress).tag
+
+
+# -- up ---------------------------------------------------------------------------------------------
+
+def _agent_options(f):
+    for option, (env, help_text) in reversed(list(AGENT_OPTIONS.items())):
+        f = click.option(f"--{option.replace('_', '-')}", option, type=click.IntRange(min=1), default=None,
+                         help=f"{help_text} [{env}]")(f)
+    return f
+
+
+@click.command("up")
+@_name_option
+@click.option("--managers", default=3, show_default=True, type=click.IntRange(1, 9),
+              help="number of Raft managers (odd)")
+@click.option("--workers", default=5, show_default=True, type=click.IntRange(0, MAX_WORKERS),
+              help="number of workers")
+@click.option("--seed", type=int, default=None, help="cluster seed (default: random, printed)")
+@_agent_options
+@click.option("--agent-env", multiple=True, metavar="KEY=VALUE",
+              help="any other CHAOS_* agent setting (repeatable), e.g. CHAOS_FSYNC=0")
+@click.option("--timeout", "timeout_s", default=60.0, show_default=True, type=click.FloatRange(1, 3600),
+              help="seconds to wait for the cluster to become ready")
+@click.option("--base-image", envvar="CHAOS_BASE_IMAGE", default=None,
+              help="local base image with python3 + aiohttp [CHAOS_BASE_IMAGE]")
+@click.option("--image", default=None, help="use this node image as is (skip the build check)")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON on stdout")
+def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, image, as_json, **agent):
+    """Build or reuse the images, start a cluster and wait until it is ready.
+
+    Ready = every manager agrees on one leader, every worker is registered READY with the leader,
+    and every node's gossip table shows all nodes alive. Ctrl-C or SIGTERM tears down what was
+    created; a cluster left by a killed `chaos up` is removed by the next `up` of that name or by
+    `chaos cleanup`.
+
+    \b
+    Example:
+      chaos up --managers 3 --workers 5 --seed 42
+      chaos up --name b --workers 20 --election-timeout-min-ms 500 --election-timeout-max-ms 1000
+    """
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    spec = ClusterSpec(name=name, managers=managers, workers=workers, seed=seed,
+                       agent_env=agent_env_from_options(agent, agent_env))
+    progress = RichProgress(quiet=as_json)
+    click.echo(f"seed: {seed}", err=True)
+    try:
+        client = connect()
+        node_image = _ensure_image(client, base_image, image, progress)
+        result = bring_up(client, spec, node_image, timeout_s, progress)
+    finally:
+        progress.close()
+    cluster = result.cluster
+    summary = {
+        "cluster": name, "run_id": cluster.run_id, "seed": seed, "image": node_image,
+        "toxiproxy": {"url": cluster.toxiproxy_url(), "image": result.toxiproxy.image,
+                      "official": result.toxiproxy.official, "proxies": result.proxies},
+        "ready_s": round(result.seconds_to_ready, 3), "up_s": round(result.seconds_total, 3),
+        "nodes": {n: {"kind": cluster.handles[n].kind, "api": cluster.api_url(n), "client": cluster.client_url(n)}
+                  for n in cluster.nodes},
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return 0
+    click.echo(f"cluster {name!r} is ready (run {cluster.run_id}, seed {seed}) in {result.seconds_total:.1f} s "
+               f"({result.seconds_to_ready:.1f} s waiting for ready)")
+    click.echo(f"toxiproxy: {summary['toxiproxy']['url']}  ({result.proxies} proxies, {result.toxiproxy.image})")
+    for n, info in summary["nodes"].items():
+        click.echo(f"  {n:<5} {info['kind']:<8} api {info['api']}  client {info['client']}")
+    click.echo(f"next: `chaos status --name {name}`, `chaos logs m1 --name {name}`, `chaos down --name {name}`")
+    return 0
+
+
+# -- status -----------------------------------------------------------------------------------------
+
+def _active_toxics(cluster) -> tuple[int, list[dict]]:
+    from chaos.toxi import ToxiproxyAPI
+
+    proxies = ToxiproxyAPI(cluster.toxiproxy_url(), timeout_s=10).proxies()
+    active = []
+    for pname, p in sorted(proxies.items()):
+        toxics = p.get("toxics") or []
+        if toxics or not p.get("enabled", True):
+            active.append({"proxy": pname, "enabled": p.get("enabled", True),
+                           "toxics": [t.get("name") for t in toxics]})
+    return len(proxies), active
+
+
+def _member_counts(st: dict | None, nodes: list[str]) -> str:
+    if not st or not isinstance(st.get("members"), dict):
+        return "-"
+    alive = sum(1 for n in nodes if (st["members"].get(n) or {}).get("state") == "alive")
+    return f"{alive}/{len(nodes)}"
+
+
+@click.command("status")
+@_name_option
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output on stdout")
+def status_cmd(name, as_json):
+    """Show nodes, roles, terms, the leader, gossip views, active faults and proxies.
+
+    \b
+    Example:
+      chaos status --name default
+      chaos status --json | jq '.nodes.m1.status.role'
+    """
+    client = connect()
+    cluster = require_cluster(client, name)
+    cluster.refresh()
+    statuses = cluster.statuses()
+    try:
+        n_proxies, active = _active_toxics(cluster)
+        toxi_error = None
+    except EnvironmentError_ as exc:
+        n_proxies, active, toxi_error = None, [], exc.message
+    failures = ready_mod.evaluate(statuses, cluster.managers, cluster.workers)
+    doc = {
+        "cluster": name, "run_id": cluster.run_id, "ready": not failures,
+        "not_ready": [{"condition": f.condition, "nodes": list(f.nodes), "detail": f.detail} for f in failures],
+        "toxiproxy": {"image": cluster.toxiproxy_image(), "state": cluster.handles[L.TOXIPROXY_NODE].container.status
+                      if L.TOXIPROXY_NODE in cluster.handles else "missing",
+                      "proxies": n_proxies, "active": active, "error": toxi_error},
+        "nodes": {n: {"kind": cluster.handles[n].kind, "container": cluster.handles[n].container.status,
+                      "status": statuses.get(n)} for n in cluster.nodes},
+    }
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"cluster {name} (run {cluster.run_id})", title_justify="left")
+    for col in ("node", "kind", "container", "role", "term", "leader", "commit", "members alive"):
+        table.add_column(col)
+    for n in cluster.nodes:
+        st = statuses.get(n) or {}
+        table.add_row(n, cluster.handles[n].kind, cluster.handles[n].container.status,
+                      str(st.get("role", "unreachable" if not st else "-")), str(st.get("term", "-")),
+                      str(st.get("leader") or "-"), str(st.get("commit_index", "-")),
+                      _member_counts(statuses.get(n), cluster.nodes))
+    console = Console(highlight=False)
+    console.print(table)
+    console.print(f"toxiproxy: {doc['toxiproxy']['image']} ({doc['toxiproxy']['state']}), "
+                  f"{n_proxies if n_proxies is not None else '?'} proxies, {len(active)} with active faults"
+                  + (f" — {toxi_error}" if toxi_error else ""))
+    for a in active[:20]:
+        console.print(f"  {a['proxy']}: " + ("disabled " if not a["enabled"] else "") + ", ".join(a["toxics"]))
+    if len(active) > 20:
+        console.print(f"  ... and {len(active) - 20} more (see --json)")
+    console.print("ready" if not failures else "not ready: " + " | ".join(str(f) for f in failures))
+    return 0
+
+
+# -- logs, down, cleanup ----------------------------------------------------------------------------
+
+@click.command("logs")
+@click.argument("node", shell_complete=_complete_node)
+@_name_option
+@click.option("--tail", type=click.IntRange(min=1), default=None, help="only the last N lines")
+def logs_cmd(node, name, tail):
+    """Print the container log of NODE (m1, w3, toxiproxy, ...).
+
+    \b
+    Example:
+      chaos logs m1 --tail 50
+    """
+    client = connect()
+    click.echo(require_cluster(client, name).logs(node, tail), nl=False)
+    return 0
+
+
+@click.command("down")
+@_name_option
+def down_cmd(name):
+    """Remove a cluster: its containers, network and volumes (found by label).
+
+    \b
+    Example:
+      chaos down --name default
+    """
+    client = connect()
+    removed = cleanup_mod.remove_objects(client, cluster=name)
+    cleanup_mod.raise_if_failed(removed, f"down {name}")
+    if removed.total == 0:
+        click.echo(f"no cluster named {name!r}: nothing to remove")
+    else:
+        click.echo(f"removed cluster {name!r}: {len(removed.containers)} containers, "
+                   f"{len(removed.networks)} networks, {len(removed.volumes)} volumes")
+    return 0
+
+
+@click.command("cleanup")
+@_name_option
+@click.option("--all", "all_", is_flag=True, help="every cluster and leftover of this tool")
+@click.option("--images", is_flag=True, help="also remove chaos-node and chaos-base images")
+def cleanup_cmd(name, all_, images):
+    """Remove what this tool created, including leftovers of crashed or killed runs.
+
+    Only objects labelled chaos.tool=chaos are touched (containers, networks, volumes; images with
+    --images). Without --all, only the cluster --name.
+
+    \b
+    Example:
+      chaos cleanup --all
+    """
+    client = connect()
+    removed = cleanup_mod.remove_objects(client, cluster=None if all_ else name)
+    what = "everything of chaos" if all_ else f"cluster {name!r}"
+    click.echo(f"cleanup of {what}: {len(removed.containers)} containers, {len(removed.networks)} networks, "
+               f"{len(removed.volumes)} volumes removed")
+    if images:
+        refs = image_mod.remove_tool_images(client, include_base=True)
+        click.echo(f"images removed: {', '.join(refs) or 'none'}")
+    cleanup_mod.raise_if_failed(removed, "cleanup")
+    return 0
+
+
+# -- doctor, image ----------------------------------------------------------------------------------
+
+@click.command("doctor")
+@click.option("--base-image", envvar="CHAOS_BASE_IMAGE", default=None, help="check this base image")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output on stdout")
+def doctor_cmd(base_image, as_json):
+    """Check the Docker engine, the image build path, the Toxiproxy choice and free ports.
+
+    Exits 0 when a cluster can be brought up, 4 when something must be fixed first.
+
+    \b
+    Example:
+      chaos doctor
+      DOCKER_HOST=tcp://build-box:2375 chaos doctor --json
+    """
+    checks = doctor_mod.run_checks(base_image)
+    if as_json:
+        click.echo(json.dumps([c.as_dict() for c in checks], indent=2))
+    else:
+        marks = {doctor_mod.OK: click.style("ok  ", fg="green"), doctor_mod.WARN: click.style("warn", fg="yellow"),
+                 doctor_mod.FAIL: click.style("FAIL", fg="red")}
+        for c in checks:
+            click.echo(f"[{marks[c.status]}] {c.name:<15} {c.detail}")
+            if c.fix:
+                click.echo(f"       {'':<15} fix: {c.fix}")
+    bad = doctor_mod.failed(checks)
+    if bad:
+        raise EnvironmentError_(f"doctor found {len(bad)} problem(s): {', '.join(c.name for c in bad)}",
+                                hint=bad[0].fix or None)
+    return 0
+
+
+@click.group("image")
+def image_group():
+    """Node image commands."""
+
+
+@image_group.command("build")
+@click.option("--base-image", envvar="CHAOS_BASE_IMAGE", default=None,
+              help="local base image with python3 + aiohttp [CHAOS_BASE_IMAGE]")
+@click.option("--force", is_flag=True, help="rebuild even if an image with this content hash exists")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON on stdout")
+def image_build_cmd(base_image, force, as_json):
+    """Build the node image chaos-node:<content hash> (skipped when nothing changed).
+
+    Base: --base-image, else chaos-base:bookworm if present, else python:3.11-slim (local or
+    pulled; aiohttp wheels downloaded on the host), else a Debian rootfs made with mmdebstrap and
+    imported. No network access inside the build.
+
+    \b
+    Example:
+      chaos image build
+      chaos image build --base-image my/python-aiohttp:3.11 --force
+    """
+    progress = RichProgress(quiet=as_json)
+    try:
+        result = image_mod.build_node_image(connect(timeout_s=600), base_image=base_image, force=force,
+                                            progress=progress)
+    finally:
+        progress.close()
+    doc = {"tag": result.tag, "id": result.image_id, "base": result.base, "base_path": result.base_path,
+           "built": result.built, "seconds": round(result.seconds, 2)}
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        verb = "built" if result.built else "up to date:"
+        click.echo(f"{verb} {result.tag} (base {result.base}, path {result.base_path}) in {result.seconds:.1f} s")
+    return 0
+
+
+COMMANDS = [up_cmd, status_cmd, logs_cmd, down_cmd, cleanup_cmd, doctor_cmd, image_group]

@@ -1,0 +1,120 @@
+"""Removal of this tool's Docker objects by label: one run, one cluster, or everything (`--all`).
+
+Owns: `remove_objects`, used by `chaos down`, `chaos cleanup`, the teardown of an interrupted `up`,
+and the removal of a killed run's leftovers. Only objects labelled `chaos.tool=chaos` (and matching
+the cluster/run asked for) are touched; the label is checked again on the client side before each
+removal. Order: containers, then networks, then volumes (each needs the previous gone).
+Must not import: click, chaos.cli.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import docker
+import docker.errors
+
+from chaos.env import labels as L
+from chaos.env.engine import engine_errors
+from chaos.errors import EnvironmentError_
+
+MAX_PARALLEL = 8
+VOLUME_RETRY_S = 10.0  # a volume can stay "in use" for a moment after its container is removed
+
+
+@dataclass
+class Removed:
+    containers: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.containers) + len(self.networks) + len(self.volumes)
+
+    def as_dict(self) -> dict:
+        return {"containers": self.containers, "networks": self.networks, "volumes": self.volumes,
+                "failed": self.failed}
+
+
+def _labels(obj) -> dict:
+    attrs = obj.attrs or {}
+    return attrs.get("Labels") or (attrs.get("Config") or {}).get("Labels") or {}
+
+
+def _matches(obj, cluster: str | None, run_id: str | None) -> bool:
+    lab = _labels(obj)
+    if not L.is_ours(lab, cluster):
+        return False
+    return run_id is None or lab.get(L.RUN_LABEL) == run_id
+
+
+def remove_objects(client: docker.DockerClient, cluster: str | None = None, run_id: str | None = None) -> Removed:
+    """Remove containers, networks and volumes of this tool matching cluster/run (None = any)."""
+    removed = Removed()
+    filters = L.selector(cluster=cluster, run_id=run_id)
+    with engine_errors("list containers"):
+        containers = [c for c in client.containers.list(all=True, filters=filters)
+                      if _matches(c, cluster, run_id)]
+
+    def rm_container(c) -> None:
+        try:
+            c.remove(force=True, v=False)
+            removed.containers.append(c.name)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            removed.failed.append(f"container {c.name}: {exc.explanation or exc}")
+
+    with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
+        list(pool.map(rm_container, containers))
+    with engine_errors("list networks"):
+        networks = [n for n in client.networks.list(filters=filters) if _matches(n, cluster, run_id)]
+    for n in networks:
+        try:
+            n.remove()
+            removed.networks.append(n.name)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            removed.failed.append(f"network {n.name}: {exc.explanation or exc}")
+    with engine_errors("list volumes"):
+        volumes = [v for v in client.volumes.list(filters=filters) if _matches(v, cluster, run_id)]
+    for v in volumes:
+        _remove_volume(v, removed)
+    return removed
+
+
+def _remove_volume(volume, removed: Removed) -> None:
+    deadline = time.monotonic() + VOLUME_RETRY_S
+    while True:
+        try:
+            volume.remove(force=True)
+            removed.volumes.append(volume.name)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if time.monotonic() >= deadline:
+                removed.failed.append(f"volume {volume.name}: {exc.explanation or exc}")
+                return
+            time.sleep(0.2)
+
+
+def raise_if_failed(removed: Removed, what: str) -> None:
+    if removed.failed:
+        raise EnvironmentError_(f"{what}: could not remove {len(removed.failed)} object(s): "
+                                + "; ".join(removed.failed[:5]),
+                                hint="retry `chaos cleanup`; the engine's log may say why")
+
+
+def remaining(client: docker.DockerClient, cluster: str | None = None) -> int:
+    """How many labelled objects of this tool (for cluster, or all) still exist."""
+    filters = L.selector(cluster=cluster)
+    with engine_errors("list objects"):
+        return (len(client.containers.list(all=True, filters=filters))
+                + len(client.networks.list(filters=filters))
+                + len(client.volumes.list(filters=filters)))

@@ -1,0 +1,248 @@
+"""A running cluster on the Docker engine, found again by its labels from any process.
+
+Owns: `Cluster` (the containers of one cluster name: node ids, kinds, published ports, the
+Toxiproxy URL, per-node status fetch, the probe callable for `chaos.toxi.verify`, readiness wait,
+logs) and `find_cluster`. Creation lives in chaos/env/up.py, removal in chaos/env/cleanup.py, node
+operations in chaos/env/nodeops.py.
+Must not import: click, chaos.cli.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+import docker
+import requests
+
+from chaos.env import labels as L
+from chaos.env import ready as ready_mod
+from chaos.env.engine import engine_errors
+from chaos.env.progress import NullProgress, Progress
+from chaos.env.spec import AGENT_API_PORT, TOXIPROXY_API_PORT, TOXIPROXY_BASE_PORT
+from chaos.errors import EnvironmentError_, UsageError
+from chaos.topology import CLIENT, Topology
+
+STATUS_TIMEOUT_S = 1.5
+PROBE_TIMEOUT_MS = 500
+POLL_INTERVAL_S = 0.25
+MAX_PARALLEL = 16
+
+
+def _node_order(node: str) -> tuple[int, int]:
+    m = re.match(r"([a-z]+)(\d+)$", node)
+    if not m:
+        return (9, 0)
+    return ({"m": 0, "w": 1}.get(m.group(1), 2), int(m.group(2)))
+
+
+@dataclass
+class NodeHandle:
+    node: str
+    kind: str           # manager | worker | toxiproxy
+    container: object   # docker.models.containers.Container
+
+
+class Cluster:
+    """The objects of one cluster (one name, one run id). Build with `find_cluster`."""
+
+    def __init__(self, client: docker.DockerClient, name: str, run_id: str, handles: dict[str, NodeHandle]):
+        self.client = client
+        self.name = name
+        self.run_id = run_id
+        self.handles = handles
+        self._http = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=MAX_PARALLEL, pool_maxsize=MAX_PARALLEL)
+        self._http.mount("http://", adapter)
+
+    # -- membership ------------------------------------------------------------------------------
+
+    @property
+    def managers(self) -> list[str]:
+        return sorted((n for n, h in self.handles.items() if h.kind == "manager"), key=_node_order)
+
+    @property
+    def workers(self) -> list[str]:
+        return sorted((n for n, h in self.handles.items() if h.kind == "worker"), key=_node_order)
+
+    @property
+    def nodes(self) -> list[str]:
+        return self.managers + self.workers
+
+    def topology(self) -> Topology:
+        return Topology(self.managers, self.workers, TOXIPROXY_BASE_PORT)
+
+    def container(self, node: str):
+        if node not in self.handles:
+            known = ", ".join(self.nodes + ([L.TOXIPROXY_NODE] if L.TOXIPROXY_NODE in self.handles else []))
+            raise UsageError(f"no node {node!r} in cluster {self.name!r}", hint=f"nodes: {known}")
+        return self.handles[node].container
+
+    def refresh(self) -> None:
+        with engine_errors("inspect containers"):
+            for handle in self.handles.values():
+                handle.container.reload()
+
+    # -- addresses -------------------------------------------------------------------------------
+
+    def _host_port(self, node: str, port: int) -> int | None:
+        ports = (self.container(node).attrs.get("NetworkSettings") or {}).get("Ports") or {}
+        bound = ports.get(f"{port}/tcp") or []
+        for b in bound:
+            if b.get("HostIp") in ("127.0.0.1", "") and b.get("HostPort"):
+                return int(b["HostPort"])
+        return None
+
+    def api_url(self, node: str) -> str:
+        """The node's API port 8080 published on 127.0.0.1 (control plane: status, probe, journal)."""
+        port = self._host_port(node, AGENT_API_PORT)
+        if port is None:
+            raise EnvironmentError_(f"node {node} has no published API port (is it running?)",
+                                    hint=f"`chaos status --name {self.name}`")
+        return f"http://127.0.0.1:{port}"
+
+    def client_url(self, node: str) -> str:
+        """Workload traffic: the Toxiproxy proxy `client-<node>`, published on 127.0.0.1."""
+        port = self._host_port(L.TOXIPROXY_NODE, self.topology().listen_port(CLIENT, node))
+        if port is None:
+            raise EnvironmentError_(f"the client proxy of {node} is not published",
+                                    hint=f"`chaos logs toxiproxy --name {self.name}`")
+        return f"http://127.0.0.1:{port}"
+
+    def toxiproxy_url(self) -> str:
+        port = self._host_port(L.TOXIPROXY_NODE, TOXIPROXY_API_PORT)
+        if port is None:
+            raise EnvironmentError_("the Toxiproxy API port is not published (is its container running?)",
+                                    hint=f"`chaos logs toxiproxy --name {self.name}`")
+        return f"http://127.0.0.1:{port}"
+
+    def toxiproxy_image(self) -> str:
+        c = self.container(L.TOXIPROXY_NODE)
+        return (c.attrs.get("Config") or {}).get("Image", "?")
+
+    # -- status ----------------------------------------------------------------------------------
+
+    def status(self, node: str, timeout_s: float = STATUS_TIMEOUT_S) -> dict | None:
+        """GET /status of one node on its published API port; None if it does not answer."""
+        try:
+            resp = self._http.get(self.api_url(node) + "/status", timeout=timeout_s)
+            if resp.status_code != 200:
+                return None
+            body = resp.json()
+            return body if isinstance(body, dict) else None
+        except (requests.RequestException, ValueError, EnvironmentError_):
+            return None
+
+    def statuses(self, nodes: list[str] | None = None) -> dict[str, dict | None]:
+        nodes = self.nodes if nodes is None else nodes
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(nodes)))) as pool:
+            return dict(zip(nodes, pool.map(self.status, nodes)))
+
+    def probe(self, src: str, dst: str, timeout_ms: int = PROBE_TIMEOUT_MS) -> bool:
+        """Can `src` reach `dst` through its proxy? For `chaos.toxi.LinkController.verify`.
+
+        Node -> node: the agent's `POST /probe` on src's directly published API port. Client -> node:
+        a GET /status through the client proxy. Raises when the question cannot be asked (the verify
+        loop counts that as not proven).
+        """
+        if src == CLIENT:
+            try:
+                resp = self._http.get(self.client_url(dst) + "/status", timeout=timeout_ms / 1000)
+                return resp.status_code == 200
+            except requests.RequestException:
+                return False
+        resp = self._http.post(self.api_url(src) + "/probe", json={"peer": dst, "timeout_ms": timeout_ms},
+                               timeout=timeout_ms / 1000 + 2)
+        body = resp.json()
+        if not body.get("ok"):
+            raise EnvironmentError_(f"probe {src}->{dst} failed: {body}")
+        return bool(body.get("reachable"))
+
+    def wait_ready(self, timeout_s: float, progress: Progress | None = None,
+                   abort: Callable[[], str | None] | None = None) -> float:
+        """Poll until ready (chaos.env.ready); returns seconds waited. On timeout, an
+        EnvironmentError_ naming each failing condition and its nodes. `abort()` returning a reason
+        stops early (e.g. a node container exited)."""
+        progress = progress or NullProgress()
+        start = time.monotonic()
+        deadline = start + timeout_s
+        failures: list[ready_mod.Failure] = []
+        polls = 0
+        while True:
+            polls += 1
+            failures = ready_mod.evaluate(self.statuses(), self.managers, self.workers)
+            if not failures:
+                return time.monotonic() - start
+            progress.detail(f"{time.monotonic() - start:.1f}s: {ready_mod.summary(failures)}")
+            reason = abort() if abort else None
+            if reason:
+                raise EnvironmentError_(f"cluster {self.name!r} cannot become ready: {reason}",
+                                        hint=f"`chaos logs NODE --name {self.name}` shows why")
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_INTERVAL_S)
+        raise EnvironmentError_(
+            f"cluster {self.name!r} not ready after {timeout_s:.0f} s ({polls} polls): "
+            + " | ".join(str(f) for f in failures),
+            hint=f"raise --timeout, or look at `chaos logs NODE --name {self.name}`")
+
+    def exited_nodes(self) -> list[str]:
+        """Node containers that are not running (for an early, clear error during `up`)."""
+        out = []
+        with engine_errors("inspect containers"):
+            for node in self.nodes + [L.TOXIPROXY_NODE]:
+                if node in self.handles:
+                    c = self.handles[node].container
+                    c.reload()
+                    if c.status in ("exited", "dead"):
+                        out.append(f"{node} (exit {c.attrs['State'].get('ExitCode')})")
+        return out
+
+    def logs(self, node: str, tail: int | None = None) -> str:
+        with engine_errors(f"read the logs of {node}"):
+            raw = self.container(node).logs(stdout=True, stderr=True, tail=tail if tail else "all")
+        return raw.decode("utf-8", "replace")
+
+
+def find_cluster(client: docker.DockerClient, name: str) -> Cluster | None:
+    """The cluster named `name` (by labels), or None. More than one run under one name is an error."""
+    with engine_errors("list containers"):
+        containers = client.containers.list(all=True, filters=L.selector(cluster=name))
+    containers = [c for c in containers if L.is_ours(c.labels, name)]
+    if not containers:
+        return None
+    runs = sorted({c.labels.get(L.RUN_LABEL, "?") for c in containers})
+    if len(runs) > 1:
+        raise EnvironmentError_(f"cluster {name!r} has containers of several runs: {', '.join(runs)}",
+                                hint=f"`chaos cleanup --name {name}` removes them all")
+    handles = {}
+    for c in containers:
+        node = c.labels.get(L.NODE_LABEL)
+        kind = c.labels.get(L.KIND_LABEL)
+        if node and kind in L.KINDS:
+            handles[node] = NodeHandle(node, kind, c)
+    return Cluster(client, name, runs[0], handles)
+
+
+def require_cluster(client: docker.DockerClient, name: str) -> Cluster:
+    cluster = find_cluster(client, name)
+    if cluster is None:
+        raise UsageError(f"no cluster named {name!r} is up", hint="`chaos up --name NAME` starts one")
+    return cluster
+
+
+def list_clusters(client: docker.DockerClient) -> dict[str, set[str]]:
+    """cluster name -> run ids, over every object kind this tool labels."""
+    out: dict[str, set[str]] = {}
+    with engine_errors("list objects"):
+        objs = (client.containers.list(all=True, filters=L.selector())
+                + client.networks.list(filters=L.selector())
+                + client.volumes.list(filters=L.selector()))
+    for o in objs:
+        lab = o.attrs.get("Labels") or (o.attrs.get("Config") or {}).get("Labels") or {}
+        if L.is_ours(lab) and lab.get(L.CLUSTER_LABEL):
+            out.setdefault(lab[L.CLUSTER_LABEL], set()).add(lab.get(L.RUN_LABEL, "?"))
+    return out

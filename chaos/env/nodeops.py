@@ -1,0 +1,125 @@
+"""Node operations for the nemesis: kill/restart, stop/start, pause/unpause.
+
+Owns: each operation on one node's container and the wall-clock time it took effect. Where the
+engine records the moment (State.FinishedAt for an exit, State.StartedAt for a start) that time is
+used; for pause/unpause (a cgroup freeze, synchronous in the engine) it is the time the call
+returned, after checking State.Paused. Each returns an `OpRecord` for faults.jsonl. Data volumes
+are kept, so a restarted node comes back with its state. Every wait is bounded.
+Must not import: click, chaos.cli.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from chaos.env.cluster import Cluster
+from chaos.env.engine import engine_errors
+from chaos.errors import FaultError
+
+STATE_WAIT_S = 15.0
+STOP_GRACE_S = 10  # SIGTERM, then SIGKILL after this many seconds (docker stop semantics)
+
+
+@dataclass(frozen=True)
+class OpRecord:
+    op: str              # kill | restart | stop | start | pause | unpause
+    node: str
+    requested_ts: float  # wall clock when we asked the engine
+    effective_ts: float  # wall clock when it took effect (engine-recorded where available)
+    detail: dict
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_docker_time(text: str) -> float | None:
+    """RFC 3339 with nanoseconds (engine format) -> epoch seconds; None for the zero time."""
+    if not text or text.startswith("0001-"):
+        return None
+    base, _, frac = text.rstrip("Z").partition(".")
+    tz = "+00:00"
+    for sign in ("+", "-"):
+        if sign in frac:
+            frac, _, off = frac.partition(sign)
+            tz = sign + off
+    micro = (frac + "000000")[:6] if frac else "000000"
+    return datetime.fromisoformat(f"{base}.{micro}{tz}").timestamp()
+
+
+def _wait_state(container, want, what: str, node: str) -> dict:
+    deadline = time.monotonic() + STATE_WAIT_S
+    while True:
+        with engine_errors(f"inspect {node}"):
+            container.reload()
+        state = container.attrs["State"]
+        if want(state):
+            return state
+        if time.monotonic() >= deadline:
+            raise FaultError(f"{what} of {node} not in effect after {STATE_WAIT_S:.0f} s "
+                             f"(state {state.get('Status')})", hint=f"`chaos logs {node}`")
+        time.sleep(0.05)
+
+
+def kill(cluster: Cluster, node: str) -> OpRecord:
+    """SIGKILL the node's container (its init and the agent die at once)."""
+    c = cluster.container(node)
+    t0 = time.time()
+    with engine_errors(f"kill {node}"):
+        c.kill(signal="SIGKILL")
+    st = _wait_state(c, lambda s: not s.get("Running"), "kill", node)
+    return OpRecord("kill", node, t0, parse_docker_time(st.get("FinishedAt")) or time.time(),
+                    {"exit_code": st.get("ExitCode")})
+
+
+def stop(cluster: Cluster, node: str, grace_s: int = STOP_GRACE_S) -> OpRecord:
+    """SIGTERM, and SIGKILL if the node has not exited after grace_s (records which happened)."""
+    c = cluster.container(node)
+    t0 = time.time()
+    with engine_errors(f"stop {node}"):
+        c.stop(timeout=grace_s)
+    st = _wait_state(c, lambda s: not s.get("Running"), "stop", node)
+    return OpRecord("stop", node, t0, parse_docker_time(st.get("FinishedAt")) or time.time(),
+                    {"exit_code": st.get("ExitCode"), "grace_s": grace_s})
+
+
+def start(cluster: Cluster, node: str, op: str = "start") -> OpRecord:
+    """Start a stopped or killed node again (same container, same data volume)."""
+    c = cluster.container(node)
+    t0 = time.time()
+    with engine_errors(f"start {node}"):
+        c.start()
+    st = _wait_state(c, lambda s: s.get("Running"), op, node)
+    return OpRecord(op, node, t0, parse_docker_time(st.get("StartedAt")) or time.time(),
+                    {"pid": st.get("Pid")})
+
+
+def restart(cluster: Cluster, node: str) -> OpRecord:
+    """Start after a kill (named separately in faults.jsonl)."""
+    return start(cluster, node, op="restart")
+
+
+def pause(cluster: Cluster, node: str) -> OpRecord:
+    """Freeze every process of the node (cgroup freezer): it stops answering, keeps its sockets."""
+    c = cluster.container(node)
+    t0 = time.time()
+    with engine_errors(f"pause {node}"):
+        c.pause()
+    t1 = time.time()
+    _wait_state(c, lambda s: s.get("Paused"), "pause", node)
+    return OpRecord("pause", node, t0, t1, {})
+
+
+def unpause(cluster: Cluster, node: str) -> OpRecord:
+    c = cluster.container(node)
+    t0 = time.time()
+    with engine_errors(f"unpause {node}"):
+        c.unpause()
+    t1 = time.time()
+    _wait_state(c, lambda s: not s.get("Paused"), "unpause", node)
+    return OpRecord("unpause", node, t0, t1, {})
+
+
+OPERATIONS = {"kill": kill, "restart": restart, "stop": stop, "start": start, "pause": pause,
+              "unpause": unpause}

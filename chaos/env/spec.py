@@ -1,0 +1,132 @@
+"""What a cluster is, as data: node ids, the agent environment of each node, container settings.
+
+Owns: `ClusterSpec` (validated, frozen), the per-node CHAOS_* environment of docs/contracts.md
+section 2 (CHAOS_PEERS from `Topology.peers_for`), per-node seeds derived from the cluster seed, and
+the container hardening settings. Pure: no Docker calls, no clock, no module-level random.
+Must not import: docker, click, chaos.cli.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+from chaos.env.labels import valid_cluster_name
+from chaos.errors import UsageError
+from chaos.topology import Topology
+
+AGENT_PEER_PORT = 7000
+AGENT_API_PORT = 8080
+TOXIPROXY_API_PORT = 8474
+TOXIPROXY_BASE_PORT = 20000
+OFFICIAL_TOXIPROXY = "ghcr.io/shopify/toxiproxy:2.12.0"
+MAX_MANAGERS = 9
+MAX_WORKERS = 200  # bounded: each node adds ~2 x (nodes) proxies; 200 workers = ~41,000 proxies
+
+# Agent settings exposed as `chaos up` options: option name -> (env var, help). Values are validated
+# again by the agent (swarmnode/agent/config.py), which exits 2 with one line on a bad value.
+AGENT_OPTIONS: dict[str, tuple[str, str]] = {
+    "tick_ms": ("CHAOS_TICK_MS", "agent core tick, ms (agent default 10)"),
+    "heartbeat_ms": ("CHAOS_HEARTBEAT_MS", "Raft leader heartbeat, ms (agent default 50)"),
+    "election_timeout_min_ms": ("CHAOS_ELECTION_TIMEOUT_MIN_MS", "Raft election timeout lower bound, ms"),
+    "election_timeout_max_ms": ("CHAOS_ELECTION_TIMEOUT_MAX_MS", "Raft election timeout upper bound, ms"),
+    "dispatcher_heartbeat_ms": ("CHAOS_DISPATCHER_HEARTBEAT_MS", "worker -> leader heartbeat, ms"),
+    "dispatcher_grace": ("CHAOS_DISPATCHER_GRACE", "missed heartbeats before a worker is DOWN"),
+    "gossip_probe_interval_ms": ("CHAOS_GOSSIP_PROBE_INTERVAL_MS", "SWIM protocol period, ms"),
+}
+_ENV_KEY = re.compile(r"^CHAOS_[A-Z0-9_]+$")
+_RESERVED_ENV = {"CHAOS_NODE_ID", "CHAOS_ROLE", "CHAOS_MANAGERS", "CHAOS_PEERS", "CHAOS_PEER_PORT",
+                 "CHAOS_API_PORT", "CHAOS_DATA_DIR", "CHAOS_SEED"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Container resource limits (per container). Memory is a cap, not a reservation."""
+
+    manager_mem: str = "384m"
+    worker_mem: str = "192m"
+    toxiproxy_mem: str = "2g"
+    node_pids: int = 256        # the worker runs its tasks as subprocesses
+    toxiproxy_pids: int = 2048  # the official server is Go: threads count as pids
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    name: str
+    managers: int = 3
+    workers: int = 5
+    seed: int = 0
+    agent_env: tuple[tuple[str, str], ...] = ()
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not valid_cluster_name(self.name):
+            problems.append(f"cluster name {self.name!r} must match [a-z][a-z0-9-]{{0,30}}")
+        if not 1 <= self.managers <= MAX_MANAGERS or self.managers % 2 == 0:
+            problems.append(f"--managers must be odd and between 1 and {MAX_MANAGERS} (got {self.managers})")
+        if not 0 <= self.workers <= MAX_WORKERS:
+            problems.append(f"--workers must be between 0 and {MAX_WORKERS} (got {self.workers})")
+        for key, _value in self.agent_env:
+            if not _ENV_KEY.match(key) or key in _RESERVED_ENV:
+                problems.append(f"agent setting {key} is not allowed (CHAOS_* only; ids, peers, ports "
+                                "and seed are set by chaos)")
+        if problems:
+            raise UsageError("; ".join(problems), hint="see `chaos up --help`")
+
+    @property
+    def manager_ids(self) -> list[str]:
+        return [f"m{i}" for i in range(1, self.managers + 1)]
+
+    @property
+    def worker_ids(self) -> list[str]:
+        return [f"w{i}" for i in range(1, self.workers + 1)]
+
+    @property
+    def node_ids(self) -> list[str]:
+        return self.manager_ids + self.worker_ids
+
+    def topology(self) -> Topology:
+        return Topology(self.manager_ids, self.worker_ids, TOXIPROXY_BASE_PORT,
+                        peer_port=AGENT_PEER_PORT, api_port=AGENT_API_PORT)
+
+    def kind(self, node: str) -> str:
+        return "manager" if node in self.manager_ids else "worker"
+
+    def node_seed(self, node: str) -> int:
+        """Seed of one node, derived from the cluster seed (stable across processes: sha256)."""
+        digest = hashlib.sha256(f"{self.seed}:{node}".encode()).digest()
+        return int.from_bytes(digest[:6], "big")
+
+    def node_env(self, node: str, topology: Topology) -> dict[str, str]:
+        """The CHAOS_* environment of one node (docs/contracts.md section 2)."""
+        env = dict(self.agent_env)
+        env.update({
+            "CHAOS_NODE_ID": node,
+            "CHAOS_ROLE": self.kind(node),
+            "CHAOS_MANAGERS": ",".join(self.manager_ids),
+            "CHAOS_PEERS": json.dumps(topology.peers_for(node, "toxiproxy"), sort_keys=True,
+                                      separators=(",", ":")),
+            "CHAOS_PEER_PORT": str(AGENT_PEER_PORT),
+            "CHAOS_API_PORT": str(AGENT_API_PORT),
+            "CHAOS_DATA_DIR": "/data",
+            "CHAOS_SEED": str(self.node_seed(node)),
+        })
+        return env
+
+
+def agent_env_from_options(values: dict[str, int | None], extra: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
+    """Turn `chaos up` agent options (+ repeated `--agent-env KEY=VALUE`) into sorted env pairs."""
+    env: dict[str, str] = {}
+    for option, value in values.items():
+        if value is not None:
+            env[AGENT_OPTIONS[option][0]] = str(value)
+    for item in extra:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--agent-env {item!r} is not KEY=VALUE", hint="e.g. --agent-env CHAOS_FSYNC=0")
+        env[key.strip()] = value
+    return tuple(sorted(env.items()))

@@ -1,0 +1,265 @@
+"""Bringing a cluster up: network, volumes, Toxiproxy and its link proxies, managers, workers, ready.
+
+Owns: `bring_up` (the creation sequence of DESIGN.md section 3), the Toxiproxy server choice
+(official image if on the engine, else the node image running `python3 -m swarmnode.toxiproxy`),
+container hardening, teardown of a half-created run on any exception or signal, and the handling of
+a previous run of the same name (still up -> error; killed mid-`up` -> its leftovers are removed).
+Must not import: click, chaos.cli.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import docker
+import docker.errors
+
+from chaos.env import cleanup
+from chaos.env import labels as L
+from chaos.env.cluster import Cluster, NodeHandle, find_cluster
+from chaos.env.engine import engine_errors
+from chaos.env.progress import NullProgress, Progress
+from chaos.env.spec import (AGENT_API_PORT, OFFICIAL_TOXIPROXY, TOXIPROXY_API_PORT, ClusterSpec)
+from chaos.errors import EnvironmentError_, UsageError
+from chaos.toxi import LinkController, ToxiproxyAPI
+
+READY_MARKER_LABEL = "chaos.up-complete"
+OWNER_LABEL = "chaos.owner"
+CREATE_PARALLEL = 8
+TOXIPROXY_READY_S = 30.0
+
+
+@dataclass(frozen=True)
+class ToxiproxyChoice:
+    image: str
+    official: bool
+    reason: str
+
+    def entrypoint(self) -> list[str]:
+        return ["/toxiproxy"] if self.official else ["python3", "-m", "swarmnode.toxiproxy"]
+
+    def command(self, seed: int) -> list[str]:
+        args = ["-host", "0.0.0.0", "-port", str(TOXIPROXY_API_PORT)]
+        return args + ([] if self.official else ["-seed", str(seed)])
+
+
+def choose_toxiproxy(client: docker.DockerClient, node_image: str, try_pull: bool = False) -> ToxiproxyChoice:
+    """The official image when the engine has it (or, with try_pull, can pull it), else ours."""
+    with engine_errors("list images"):
+        try:
+            client.images.get(OFFICIAL_TOXIPROXY)
+            return ToxiproxyChoice(OFFICIAL_TOXIPROXY, True, "official image found on the engine")
+        except docker.errors.ImageNotFound:
+            pass
+    if try_pull:
+        repo, _, tag = OFFICIAL_TOXIPROXY.rpartition(":")
+        try:
+            client.images.pull(repo, tag=tag)
+            return ToxiproxyChoice(OFFICIAL_TOXIPROXY, True, "official image pulled")
+        except docker.errors.DockerException:
+            pass
+    return ToxiproxyChoice(node_image, False, "official image not available: compatible server "
+                           "(python3 -m swarmnode.toxiproxy) from the node image")
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # cannot tell for another host: assume alive (never delete someone's live run)
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def handle_previous(client: docker.DockerClient, name: str, progress: Progress) -> None:
+    """A cluster of this name that is up -> UsageError; leftovers of a killed `up` -> removed."""
+    with engine_errors("list networks and volumes"):
+        nets = [n for n in client.networks.list(filters=L.selector(cluster=name)) if L.is_ours(n.attrs.get("Labels"), name)]
+        vols = client.volumes.list(filters=L.selector(cluster=name))
+        conts = client.containers.list(all=True, filters=L.selector(cluster=name))
+    runs = {(o.attrs.get("Labels") or {}).get(L.RUN_LABEL) for o in nets + vols} | {c.labels.get(L.RUN_LABEL) for c in conts}
+    runs.discard(None)
+    for run in sorted(runs):
+        complete = any((v.attrs.get("Labels") or {}).get(READY_MARKER_LABEL) and
+                       (v.attrs.get("Labels") or {}).get(L.RUN_LABEL) == run for v in vols)
+        owners = {(n.attrs.get("Labels") or {}).get(OWNER_LABEL, "") for n in nets
+                  if (n.attrs.get("Labels") or {}).get(L.RUN_LABEL) == run}
+        if complete:
+            raise UsageError(f"cluster {name!r} is already up (run {run})",
+                             hint=f"`chaos down --name {name}` first, or pick another --name")
+        live = [o for o in owners if o and _owner_alive(o)]
+        if live:
+            raise UsageError(f"cluster {name!r} is being brought up by {live[0]} (run {run})",
+                             hint=f"wait for it, or `chaos cleanup --name {name}` if that process is gone")
+        progress.step(f"removing leftovers of an interrupted run {run} of cluster {name!r}")
+        cleanup.raise_if_failed(cleanup.remove_objects(client, cluster=name, run_id=run), "leftovers")
+
+
+class _Interrupted(KeyboardInterrupt):
+    """SIGTERM during `up`, delivered like Ctrl-C so one teardown path handles both."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt in the main thread (restored after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Interrupted(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def signals_ignored() -> Iterator[None]:
+    """Teardown must finish: ignore SIGINT/SIGTERM while it runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _hardening(limits_mem: str, pids: int, read_only: bool) -> dict:
+    opts = {"user": "10001", "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
+            "mem_limit": limits_mem, "pids_limit": pids, "init": True,
+            "restart_policy": {"Name": "no"}}
+    if read_only:
+        opts["read_only"] = True
+        opts["tmpfs"] = {"/tmp": "rw,nosuid,nodev,size=32m,mode=1777"}
+    return opts
+
+
+@dataclass
+class UpResult:
+    cluster: Cluster
+    toxiproxy: ToxiproxyChoice
+    seconds_to_ready: float
+    seconds_total: float
+    proxies: int
+
+
+def bring_up(client: docker.DockerClient, spec: ClusterSpec, node_image: str, ready_timeout_s: float,
+             progress: Progress | None = None, toxiproxy: ToxiproxyChoice | None = None) -> UpResult:
+    """Create everything for `spec` and wait until ready. On any exception (including Ctrl-C and
+    SIGTERM, which arrive as KeyboardInterrupt) everything of this run is removed before re-raising."""
+    progress = progress or NullProgress()
+    started = time.monotonic()
+    handle_previous(client, spec.name, progress)
+    run_id = L.new_run_id()
+    toxiproxy = toxiproxy or choose_toxiproxy(client, node_image)
+    progress.step(f"cluster {spec.name!r}, run {run_id}, seed {spec.seed}: {spec.managers} managers, "
+                  f"{spec.workers} workers; Toxiproxy: {toxiproxy.reason}")
+    try:
+        with sigterm_as_interrupt():
+            cluster, proxies = _create(client, spec, run_id, node_image, toxiproxy, progress)
+            progress.step("waiting for a leader, registered workers and converged gossip")
+
+            def abort() -> str | None:
+                dead = cluster.exited_nodes()
+                return f"container(s) exited: {', '.join(dead)}" if dead else None
+
+            waited = cluster.wait_ready(ready_timeout_s, progress, abort=abort)
+            with engine_errors("mark the cluster as up"):
+                client.volumes.create(name=f"chaos-{spec.name}-{run_id}-up",
+                                      labels={**L.object_labels(spec.name, run_id), READY_MARKER_LABEL: "1"})
+    except BaseException:
+        with signals_ignored():
+            progress.step(f"tearing down run {run_id}")
+            cleanup.remove_objects(client, cluster=spec.name, run_id=run_id)
+        raise
+    return UpResult(cluster, toxiproxy, waited, time.monotonic() - started, proxies)
+
+
+def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: str,
+            toxiproxy: ToxiproxyChoice, progress: Progress) -> tuple[Cluster, int]:
+    topology = spec.topology()
+    net_name = L.network_name(spec.name, run_id)
+    progress.step(f"network {net_name}")
+    with engine_errors("create the cluster network"):
+        network = client.networks.create(net_name, driver="bridge", check_duplicate=True,
+                                         labels={**L.object_labels(spec.name, run_id), OWNER_LABEL: _owner()})
+    handles: dict[str, NodeHandle] = {}
+    progress.step(f"Toxiproxy ({toxiproxy.image}) with {len(topology.links)} link proxies")
+    ports = {f"{TOXIPROXY_API_PORT}/tcp": ("127.0.0.1", None)}
+    for port in topology.client_ports().values():
+        ports[f"{port}/tcp"] = ("127.0.0.1", None)
+    lim = spec.limits
+    with engine_errors("start the Toxiproxy container"):
+        tp = client.containers.run(
+            toxiproxy.image, toxiproxy.command(spec.seed), entrypoint=toxiproxy.entrypoint(), detach=True,
+            name=L.container_name(spec.name, L.TOXIPROXY_NODE), hostname=L.TOXIPROXY_NODE,
+            labels=L.object_labels(spec.name, run_id, L.TOXIPROXY_NODE, "toxiproxy"),
+            network=net_name, ports=ports,
+            networking_config={net_name: client.api.create_endpoint_config(aliases=[L.TOXIPROXY_NODE])},
+            **_hardening(lim.toxiproxy_mem, lim.toxiproxy_pids, lim.read_only))
+        tp.reload()
+    handles[L.TOXIPROXY_NODE] = NodeHandle(L.TOXIPROXY_NODE, "toxiproxy", tp)
+    cluster = Cluster(client, spec.name, run_id, handles)
+    api = ToxiproxyAPI(cluster.toxiproxy_url(), timeout_s=30)
+    try:
+        api.wait_ready(deadline=TOXIPROXY_READY_S)
+    except EnvironmentError_ as exc:
+        tp.reload()
+        raise EnvironmentError_(f"Toxiproxy did not answer within {TOXIPROXY_READY_S:.0f} s "
+                                f"(container {tp.status}): {exc.message}",
+                                hint=f"`chaos logs toxiproxy --name {spec.name}`") from exc
+    LinkController(api, topology).create_proxies()
+    progress.step(f"{spec.managers} managers and {spec.workers} workers from {image}")
+    nodes = spec.node_ids
+    pool = ThreadPoolExecutor(max_workers=CREATE_PARALLEL)
+    try:
+        futures = {n: pool.submit(_start_node, client, spec, run_id, image, net_name, n, topology) for n in nodes}
+        for i, (n, fut) in enumerate(futures.items(), 1):
+            handles[n] = NodeHandle(n, spec.kind(n), fut.result())
+            progress.detail(f"started {i}/{len(nodes)}")
+    finally:
+        # On Ctrl-C, let creations in flight finish (bounded by the client timeout) and drop the
+        # queued ones, so the teardown that follows sees every container this run made.
+        pool.shutdown(wait=True, cancel_futures=True)
+    return cluster, len(topology.links)
+
+
+def _start_node(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: str, net_name: str,
+                node: str, topology) -> object:
+    kind = spec.kind(node)
+    lim = spec.limits
+    labels = L.object_labels(spec.name, run_id, node, kind)
+    with engine_errors(f"create the volume of {node}"):
+        volume = client.volumes.create(name=L.volume_name(spec.name, run_id, node), labels=labels)
+    with engine_errors(f"start {node}"):
+        c = client.containers.run(
+            image, detach=True, name=L.container_name(spec.name, node), hostname=node,
+            labels=labels, environment=spec.node_env(node, topology), network=net_name,
+            networking_config={net_name: client.api.create_endpoint_config(aliases=[node])},
+            ports={f"{AGENT_API_PORT}/tcp": ("127.0.0.1", None)},
+            volumes={volume.name: {"bind": "/data", "mode": "rw"}},
+            **_hardening(lim.manager_mem if kind == "manager" else lim.worker_mem, lim.node_pids, lim.read_only))
+        c.reload()
+    return c
