@@ -60,6 +60,7 @@ class SwimSim:
         self.cut: dict[tuple[str, str], bool] = {}  # directed (src, dst) -> cut
         self.links: dict[tuple[str, str], tuple] = {}   # directed -> ((lo, hi), loss)
         self.trace: list[tuple] = []                # (t, observer, member, state, incarnation)
+        self.restarts: list[tuple] = []             # (t, node)
         self.sent: dict[str, int] = {i: 0 for i in self.ids}
         self.sent_by_type: dict[str, int] = {}
         self.dropped = 0
@@ -99,6 +100,7 @@ class SwimSim:
 
     def restart(self, i: str) -> None:
         """A fresh process with empty state that joins through the seeds."""
+        self.restarts.append((self.now, i))
         self._start_node(i, join=True)
 
     def pause(self, i: str) -> None:
@@ -272,3 +274,54 @@ class SwimSim:
     def dead_marks(self) -> list[tuple]:
         """Trace entries where someone marked a member dead: (t, observer, member, inc)."""
         return [(t, o, m, inc) for (t, o, m, s, inc) in self.trace if s == "dead"]
+
+
+# --- trace checkers (pure functions over SwimSim.trace) ---------------------------------------------
+
+def incarnation_regressions(trace: list[tuple], restarts: list[tuple] = ()) -> list[tuple]:
+    """Trace entries where an observer's view of a member's incarnation went down.
+
+    `restarts`: (t, node) pairs; an observer's memory starts afresh at its restart.
+    Returns [(t, observer, member, previous_incarnation, incarnation)].
+    """
+    restart_at: dict[str, list[int]] = {}
+    for t, i in restarts:
+        restart_at.setdefault(i, []).append(t)
+    last: dict[tuple[str, str], tuple[int, int]] = {}
+    bad = []
+    for t, obs, member, _state, inc in trace:
+        key = (obs, member)
+        prev = last.get(key)
+        if prev is not None:
+            pt, pinc = prev
+            fresh = any(pt < rt <= t for rt in restart_at.get(obs, ()))
+            if inc < pinc and not fresh:
+                bad.append((t, obs, member, pinc, inc))
+        last[key] = (t, inc)
+    return bad
+
+
+def unrefuted_suspicions(trace: list[tuple], within_ms: int, end_ms: int,
+                         members: list[str] | None = None) -> list[tuple]:
+    """Suspicions (observer suspects member at incarnation i) not followed, within `within_ms`,
+    by the observer seeing the member alive at a higher incarnation. Suspicions younger than
+    `within_ms` at `end_ms` are not judged. Returns [(t, observer, member, incarnation)]."""
+    pending: dict[tuple[str, str], tuple[int, int]] = {}
+    bad = []
+    for t, obs, member, state, inc in trace:
+        if members is not None and member not in members:
+            continue
+        key = (obs, member)
+        if state == "suspect":
+            pending.setdefault(key, (t, inc))
+        elif key in pending:
+            st, sinc = pending[key]
+            if state == "alive" and inc > sinc:
+                if t - st > within_ms:
+                    bad.append((st, obs, member, sinc))
+                del pending[key]
+            elif state in ("dead", "left"):
+                bad.append((st, obs, member, sinc))
+                del pending[key]
+    bad += [(st, o, m, i) for (o, m), (st, i) in pending.items() if end_ms - st > within_ms]
+    return sorted(bad)

@@ -310,7 +310,8 @@ class SwimNode:
         for u in msg.updates:
             self._apply(u)
         if isinstance(msg, Ping):
-            self._send(Ack(self.id, msg.src, self._take_updates(), msg.seq))
+            fix = self._corrections(msg.updates)
+            self._send(Ack(self.id, msg.src, fix + self._take_updates(), msg.seq))
         elif isinstance(msg, Ack):
             self._on_ack(msg)
         elif isinstance(msg, PingReq):
@@ -319,6 +320,17 @@ class SwimNode:
             p = self._probe
             if p is not None and p.seq == msg.seq:
                 p.nacks += 1
+
+    def _corrections(self, updates: tuple) -> tuple:
+        """Our newer knowledge of members the sender spread stale rumours about (for example a
+        suspicion we saw refuted): answered on the ack so the sender's suspicion ends early."""
+        fix = []
+        for u in updates:
+            if isinstance(u, MemberUpdate) and u.state != ALIVE:
+                m = self._members.get(u.member)
+                if m is not None and m.state == ALIVE and m.incarnation > u.incarnation:
+                    fix.append(MemberUpdate(ALIVE, m.id, m.incarnation, m.id))
+        return tuple(fix[:self.config.max_piggyback])
 
     # --- probing (SWIM 4.1, Lifeguard IV-A) -------------------------------------------------------
 
@@ -445,6 +457,10 @@ class SwimNode:
                 self._refute(u.incarnation, reassert=False)
         elif u.incarnation >= self._incarnation:       # SWIM 4.2: refute by a higher incarnation
             self._refute(u.incarnation, reassert=(u.state != SUSPECT))
+        elif ("m", self.id) not in self._queue:
+            # a stale accusation: its sender missed our refutation, so send it again (it rides
+            # on the very ack or message we answer with)
+            self._enqueue_member(MemberUpdate(ALIVE, self.id, self._incarnation, self.id))
 
     def _refute(self, incarnation: int, reassert: bool) -> None:
         self.counters["refutations"] += 1
