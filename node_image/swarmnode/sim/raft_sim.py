@@ -1,0 +1,674 @@
+"""Deterministic whole-cluster Raft simulator with a safety checker run after every step.
+
+Owns: RaftSim (virtual time, seeded network, partitions of any shape, crash-restart with
+MemoryStorage losing unsynced writes, a client workload with retries and linearizable reads),
+SafetyChecker (Raft safety properties from the nodes' journal events), liveness after heal,
+and the CLI that replays a seed:
+
+    python -m swarmnode.sim.raft_sim --seed 1234 --bug none
+
+Must not import asyncio, socket, time, module-level random or `chaos`.
+
+One seed drives everything: cluster size, configuration draws, link behaviour, fault times and
+shapes, node timers and the client workload. The driver loop per node follows Ready's contract:
+persist + sync, record events (the checker reads them), send, release client effects, advance.
+Checked after every step (each step is one tick or one delivered message):
+  election-safety       at most one leader per term
+  vote-once             at most one granted vote per node per term, across restarts
+  term-monotonic        a node's term never decreases (across restarts)
+  commit-monotonic      a node's commit index never decreases (across restarts)
+  log-matching          entries with the same index and term have the same chain hash
+  leader-append-only    a leader never truncates its log
+  committed-truncated   no node truncates at or below its commit index
+  leader-completeness   a leader of term T holds every entry committed in a term < T
+  state-machine-safety  every node applies the same entry (hash) and reaches the same store
+                        digest at each index; committed prefixes agree
+  apply-past-commit     no node applies beyond its commit index
+  stale-read            a linearizable read never reflects a state older than the newest write
+                        acknowledged before the read was invoked
+  core-exception        a core raised (an internal assertion)
+Liveness (separate verdict): after the final heal, a leader commits and every node applies a new
+write within heal_window_ms.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+import traceback
+import zlib
+from dataclasses import dataclass, field
+
+from swarmnode.raft import (BUGS, LEADER, Busy, MemoryStorage, NotLeader, RaftConfig, RaftNode, Store)
+from swarmnode.sim.net import BoundExceeded, LinkSpec, Network, Scheduler, random_partition, isolate
+
+MAX_READY_ROUNDS = 1000       # per step; a core that keeps producing Readies is a bug
+MAX_EVENTS_PER_RUN = 5_000_000
+
+
+def replay_command(seed: int, bug: str = "none", extra: str = "") -> str:
+    return f"python -m swarmnode.sim.raft_sim --seed {seed} --bug {bug}{extra}"
+
+
+@dataclass(frozen=True)
+class Violation:
+    kind: str
+    time_ms: float
+    node: str
+    detail: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class SimParams:
+    """Run parameters. Fields left as None are drawn from the seed (and reported)."""
+    seed: int
+    bug: str = "none"
+    n_nodes: int | None = None
+    duration_ms: int = 60_000
+    tick_ms: int = 10
+    fault_gap_ms_min: int = 2_000
+    fault_gap_ms_max: int = 10_000
+    fault_len_ms_max: int = 6_000
+    heal_window_ms: int = 10_000
+    clients: int = 3
+    client_gap_ms_mean: float = 60.0
+    client_timeout_ms: int = 1_000
+    stop_on_violation: bool = True
+    trace_hash: bool = False
+    config: RaftConfig | None = None
+    link: LinkSpec | None = None
+    faults: tuple = ("partition", "crash", "crash_leader", "lossy", "isolate_leader")
+
+
+class SafetyChecker:
+    """Consumes each node's events (contracts section 4) and reports Violations."""
+
+    def __init__(self, ids):
+        self.ids = list(ids)
+        self.violations: list = []
+        self.leaders: dict = {}            # term -> node
+        self.votes: dict = {}              # (node, term) -> candidate
+        self.max_term = {i: 0 for i in ids}
+        self.max_commit = {i: 0 for i in ids}
+        self.role = {i: "follower" for i in ids}
+        self.term = {i: 0 for i in ids}
+        self.base = {i: (0, "") for i in ids}      # (snapshot index, hash) of the mirrored log
+        self.log = {i: [] for i in ids}            # (term, hash) for base+1, base+2, ...
+        self.checked = {i: 0 for i in ids}         # committed prefix compared up to here
+        self.index_term_hash: dict = {}            # (index, term) -> hash, Log Matching
+        self.committed: dict = {}                  # index -> hash
+        self.commit_term: dict = {}                # index -> term of the node that first committed it
+        self.applied: dict = {}                    # index -> (hash, digest)
+        self.now_ms = 0.0
+
+    def _v(self, kind: str, node: str, detail: str) -> None:
+        self.violations.append(Violation(kind, round(self.now_ms, 3), node, detail))
+
+    def _hash_at(self, node: str, index: int):
+        b, bh = self.base[node]
+        if index == b:
+            return bh
+        pos = index - b - 1
+        lg = self.log[node]
+        if pos < 0 or pos >= len(lg):
+            return None
+        return lg[pos][1]
+
+    def on_restart(self, node: str, raft: RaftNode) -> None:
+        """A restarted node's log is what its storage kept: mirror that."""
+        lg = raft.log
+        self.base[node] = (lg.snap_index, lg.snap_hash)
+        self.log[node] = [(e.term, e.hash) for e in lg.entries]
+        self.role[node] = raft.role
+        self.term[node] = raft.term
+        if raft.term < self.max_term[node]:
+            self._v("term-monotonic", node, f"restarted with term {raft.term} < {self.max_term[node]}")
+        if raft.commit_index < self.max_commit[node]:
+            self._v("commit-monotonic", node, f"restarted with commit {raft.commit_index} < {self.max_commit[node]}")
+        self.checked[node] = min(self.checked[node], raft.commit_index)
+
+    def on_events(self, node: str, events) -> None:
+        for ev in events:
+            getattr(self, "_ev_" + ev["type"], self._ev_other)(node, ev)
+
+    def _ev_other(self, node, ev):
+        pass
+
+    def _ev_term(self, node, ev):
+        t = ev["term"]
+        if t < self.max_term[node]:
+            self._v("term-monotonic", node, f"term {t} after {self.max_term[node]}")
+        self.max_term[node] = max(self.max_term[node], t)
+        self.term[node] = t
+
+    def _ev_vote(self, node, ev):
+        key = (node, ev["term"])
+        prev = self.votes.get(key)
+        if prev is not None and prev != ev["candidate"]:
+            self._v("vote-once", node, f"term {ev['term']}: voted {prev} then {ev['candidate']}")
+        self.votes.setdefault(key, ev["candidate"])
+
+    def _ev_role(self, node, ev):
+        self.role[node] = ev["role"]
+        t = ev["term"]
+        self.term[node] = t
+        if ev["role"] != LEADER:
+            return
+        other = self.leaders.get(t)
+        if other is not None and other != node:
+            self._v("election-safety", node, f"two leaders in term {t}: {other} and {node}")
+        self.leaders.setdefault(t, node)
+        # Leader Completeness (§5.4): every entry committed in an earlier term is in this log.
+        best = -1
+        for idx, ct in self.commit_term.items():
+            if ct < t and idx > best:
+                best = idx
+        if best > 0:
+            h = self._hash_at(node, best)
+            b = self.base[node][0]
+            if h is None and b > best:
+                # compacted: the snapshot base must continue the committed chain
+                h, best = self.base[node][1], b
+                want = self.committed.get(b)
+                if want is not None and want != h:
+                    self._v("leader-completeness", node, f"term {t}: snapshot base {b} diverges from committed")
+                return
+            if h != self.committed[best]:
+                self._v("leader-completeness", node,
+                        f"leader of term {t} lacks committed index {best} (has {h}, committed {self.committed[best]})")
+
+    def _ev_append(self, node, ev):
+        i, t, h = ev["index"], ev["term"], ev["hash"]
+        b = self.base[node][0]
+        lg = self.log[node]
+        pos = i - b - 1
+        if pos != len(lg):
+            self._v("log-gap", node, f"append at {i} but mirrored last index is {b + len(lg)}")
+            del lg[max(pos, 0):]
+        lg.append((t, h))
+        key = (i, t)
+        prev = self.index_term_hash.get(key)
+        if prev is None:
+            self.index_term_hash[key] = h
+        elif prev != h:
+            self._v("log-matching", node, f"index {i} term {t}: hash {h} != {prev}")
+
+    def _ev_truncate(self, node, ev):
+        f = ev["from_index"]
+        if self.role[node] == LEADER:
+            self._v("leader-append-only", node, f"leader truncated its log from {f}")
+        if f <= self.max_commit[node]:
+            self._v("committed-truncated", node, f"truncate from {f} <= commit {self.max_commit[node]}")
+        b = self.base[node][0]
+        del self.log[node][max(0, f - b - 1):]
+
+    def _ev_commit(self, node, ev):
+        c = ev["index"]
+        if c < self.max_commit[node]:
+            self._v("commit-monotonic", node, f"commit {c} after {self.max_commit[node]}")
+        self.max_commit[node] = max(self.max_commit[node], c)
+        start = max(self.checked[node] + 1, self.base[node][0])
+        for i in range(start, c + 1):
+            h = self._hash_at(node, i)
+            if h is None:
+                self._v("state-machine-safety", node, f"committed index {i} missing from the log")
+                break
+            want = self.committed.get(i)
+            if want is None:
+                self.committed[i] = h
+                self.commit_term[i] = self.term[node]
+            elif want != h:
+                self._v("state-machine-safety", node, f"index {i} committed as {h}, elsewhere as {want}")
+                break
+        self.checked[node] = max(self.checked[node], c)
+
+    def _ev_apply(self, node, ev):
+        i = ev["index"]
+        if i > self.max_commit[node]:
+            self._v("apply-past-commit", node, f"applied {i} with commit {self.max_commit[node]}")
+        got = (ev["hash"], ev["store_digest"])
+        want = self.applied.get(i)
+        if want is None:
+            self.applied[i] = got
+        elif want != got:
+            self._v("state-machine-safety", node, f"index {i} applied as {got}, elsewhere as {want}")
+
+    def _ev_snapshot(self, node, ev):
+        i, h = ev["index"], ev["hash"]
+        b, _ = self.base[node]
+        lg = self.log[node]
+        pos = i - b - 1
+        if 0 <= pos < len(lg) and lg[pos][1] == h:
+            del lg[:pos + 1]          # local compaction (or a snapshot our log already had)
+        else:
+            self.log[node] = []       # installed from the leader: log replaced
+        self.base[node] = (i, h)
+        want = self.committed.get(i)
+        if want is not None and want != h:
+            self._v("state-machine-safety", node, f"snapshot at {i} has hash {h}, committed {want}")
+        got = self.applied.get(i)
+        if got is not None and got[1] != ev["store_digest"]:
+            self._v("state-machine-safety", node, f"snapshot digest at {i} differs from applied digest")
+
+
+class _Client:
+    __slots__ = ("cid", "seq", "pending", "retries", "reads")
+
+    def __init__(self, cid: str):
+        self.cid, self.seq, self.pending, self.retries, self.reads = cid, 0, None, 0, 0
+
+
+class RaftSim:
+    """A seeded cluster of RaftNodes over a simulated network."""
+
+    def __init__(self, params: SimParams):
+        self.p = params
+        master = random.Random(params.seed)
+        self.n = params.n_nodes or master.choice((3, 5))
+        self.ids = [f"m{i + 1}" for i in range(self.n)]
+        base = params.config or RaftConfig(
+            max_entries_per_message=master.choice((1, 4, 64)),
+            snapshot_threshold=master.choice((8, 32, 1000)))
+        self.config = base.with_bug(params.bug) if params.bug != "none" else base.validate()
+        self.link = params.link or LinkSpec(
+            delay_ms_min=1.0, delay_ms_max=master.choice((5.0, 20.0)),
+            loss=master.choice((0.0, 0.01, 0.05)), dup=master.choice((0.0, 0.02)),
+            reorder=master.choice((0.0, 0.05)))
+        self.sched = Scheduler()
+        self.net = Network(random.Random(master.getrandbits(64)), self.ids, self.link)
+        self.fault_rng = random.Random(master.getrandbits(64))
+        self.client_rng = random.Random(master.getrandbits(64))
+        self.node_seed = {i: master.getrandbits(64) for i in self.ids}
+        self.storage = {i: MemoryStorage() for i in self.ids}
+        self.boot = {i: 1 for i in self.ids}
+        self.nodes: dict = {}
+        self.checker = SafetyChecker(self.ids)
+        self.trace_crc = 0
+        self.stats = {"events": 0, "messages": 0, "crashes": 0, "partitions": 0, "leader_changes": 0,
+                      "writes_acked": 0, "write_retries": 0, "reads_served": 0, "reads_dropped": 0,
+                      "faults": []}
+        self.acked_index = 0
+        self.read_floor: dict = {}
+        self.healed = False
+        self.live = None      # liveness write: [client_id, node, index, term, acked_index]
+        self._last_leader = None
+        self.fault_state: dict = {}
+        for i in self.ids:
+            self._start(i)
+            self.sched.at(master.uniform(0, params.tick_ms), "tick", (i, 1))
+        self.clients = [_Client(f"c{k}") for k in range(params.clients)]
+        for c in self.clients:
+            self.sched.at(self.client_rng.expovariate(1 / params.client_gap_ms_mean), "client", c)
+        self.sched.at(self.fault_rng.uniform(params.fault_gap_ms_min, params.fault_gap_ms_max), "fault", None)
+        self.sched.at(params.duration_ms, "heal", None)
+
+    # ---- node lifecycle ------------------------------------------------------------------------
+    def _start(self, i: str) -> None:
+        rng = random.Random(self.node_seed[i] + self.boot[i])
+        node = RaftNode(i, self.ids, self.storage[i], self.config, rng, Store())
+        self.nodes[i] = node
+        self.checker.on_restart(i, node)
+        self._process(i)
+
+    def crash(self, i: str) -> None:
+        if self.nodes.get(i) is None:
+            return
+        self.storage[i].crash()
+        self.nodes[i] = None
+        self.stats["crashes"] += 1
+        self.checker.role[i] = "down"
+
+    def restart(self, i: str) -> None:
+        if self.nodes.get(i) is not None:
+            return
+        self.boot[i] += 1
+        self._start(i)
+        self.sched.after(self.p.tick_ms, "tick", (i, self.boot[i]))
+
+    def leaders(self) -> list:
+        return [i for i in self.ids if self.nodes.get(i) is not None and self.nodes[i].role == LEADER]
+
+    # ---- the driver loop (Ready contract) ---------------------------------------------------------
+    def _process(self, i: str) -> None:
+        node = self.nodes[i]
+        for _ in range(MAX_READY_ROUNDS):
+            try:
+                rd = node.ready()
+            except Exception:
+                self._core_exception(i)
+                return
+            if rd is None:
+                return
+            st = self.storage[i]
+            st.persist(rd.hard_state, rd.entries, rd.snapshot)
+            st.sync()
+            if rd.events:
+                self.checker.now_ms = self.sched.now_ms
+                self.checker.on_events(i, rd.events)
+                if self.p.trace_hash:
+                    self.trace_crc = zlib.crc32(repr((i, round(self.sched.now_ms, 6), rd.events)).encode(), self.trace_crc)
+            now = self.sched.now_ms
+            for m in rd.messages:
+                self.stats["messages"] += 1
+                for t in self.net.send(now, i, m.dst):
+                    self.sched.at(t, "msg", (self.boot[m.dst], m))
+            if rd.results:
+                self._on_results(i, rd.results)
+            for rs in rd.read_states:
+                self._serve_read(i, rs)
+            for ctx in rd.dropped_reads:
+                self.read_floor.pop(ctx, None)
+                self.stats["reads_dropped"] += 1
+            node.advance(rd)
+        self.checker._v("ready-bound", i, f"more than {MAX_READY_ROUNDS} Readies in one step")
+
+    def _core_exception(self, i: str) -> None:
+        self.checker.now_ms = self.sched.now_ms
+        self.checker._v("core-exception", i, traceback.format_exc(limit=3).strip().splitlines()[-1])
+        self.crash(i)
+
+    def _step(self, i: str, fn) -> None:
+        try:
+            fn()
+        except (NotLeader, Busy):
+            raise
+        except Exception:
+            self._core_exception(i)
+            return
+        self._process(i)
+
+    # ---- clients ------------------------------------------------------------------------------
+    def _on_results(self, i: str, results) -> None:
+        for r in results:
+            cid = r.command.get("client_id")
+            if cid is None:
+                continue
+            if cid == "live" and self.live is not None:
+                if self.live[1] == i and self.live[2] == r.index and self.live[3] == r.term:
+                    self.live[4] = r.index
+                continue
+            c = self.clients[int(cid[1:])]
+            pend = c.pending
+            if pend and pend[0] == i and pend[1] == r.index and pend[2] == r.term:
+                c.pending = None
+                self.stats["writes_acked"] += 1
+                if r.index > self.acked_index:
+                    self.acked_index = r.index
+
+    def _serve_read(self, i: str, rs) -> None:
+        floor = self.read_floor.pop(rs.ctx, None)
+        if floor is None:
+            return
+        node = self.nodes[i]
+        self.stats["reads_served"] += 1
+        if node.applied_index < floor:
+            self.checker.now_ms = self.sched.now_ms
+            self.checker._v("stale-read", i, f"read served at applied index {node.applied_index} after a write "
+                                             f"at index {floor} was acknowledged")
+
+    def _pick_target(self) -> str | None:
+        ls = self.leaders()
+        if ls:
+            return ls[0] if len(ls) == 1 else self.client_rng.choice(ls)
+        alive = [i for i in self.ids if self.nodes.get(i) is not None]
+        return self.client_rng.choice(alive) if alive else None
+
+    def _client_op(self, c: _Client) -> None:
+        rng = self.client_rng
+        self.sched.after(rng.expovariate(1 / self.p.client_gap_ms_mean), "client", c)
+        if self.healed:
+            return
+        target = self._pick_target()
+        if target is None:
+            return
+        node = self.nodes[target]
+        if c.pending is None and rng.random() < 0.7:
+            c.seq += 1
+            key = f"k{rng.randrange(4)}"
+            if rng.random() < 0.85:
+                cmd = {"op": "kv.put", "key": key, "value": rng.randrange(1_000_000)}
+            else:
+                cmd = {"op": "kv.cas", "key": key, "expected": rng.randrange(3), "value": rng.randrange(3)}
+            cmd.update(client_id=c.cid, seq=c.seq)
+            self._propose(c, target, cmd)
+        else:
+            c.reads += 1
+            ctx = (c.cid, c.reads)
+            try:
+                node.read_index(ctx)
+            except (NotLeader, Busy):
+                return
+            except Exception:
+                self._core_exception(target)
+                return
+            self.read_floor[ctx] = self.acked_index
+            self._process(target)
+
+    def _propose(self, c: _Client, target: str, cmd: dict) -> None:
+        node = self.nodes[target]
+        try:
+            index = node.propose(cmd)
+        except (NotLeader, Busy):
+            c.pending = (None, 0, 0, cmd, 0)
+            self.sched.after(self.p.client_timeout_ms / 4, "client_retry", (c, cmd))
+            return
+        except Exception:
+            self._core_exception(target)
+            return
+        c.pending = (target, index, node.term, cmd, 0)
+        self.sched.after(self.p.client_timeout_ms, "client_retry", (c, cmd))
+        self._process(target)
+
+    def _client_retry(self, c: _Client, cmd: dict) -> None:
+        pend = c.pending
+        if pend is None or pend[3] is not cmd or self.healed:
+            return
+        c.retries += 1
+        self.stats["write_retries"] += 1
+        if c.retries > 1000:
+            return
+        target = self._pick_target()
+        if target is None or self.nodes[target] is None:
+            self.sched.after(self.p.client_timeout_ms, "client_retry", (c, cmd))
+            return
+        self._propose(c, target, cmd)     # same client_id + seq: applies at most once
+
+    # ---- faults -------------------------------------------------------------------------------
+    def _fault(self) -> None:
+        p, rng = self.p, self.fault_rng
+        self.sched.after(rng.uniform(p.fault_gap_ms_min, p.fault_gap_ms_max), "fault", None)
+        if self.healed:
+            return
+        kind = rng.choice(p.faults)
+        dur = rng.uniform(100, p.fault_len_ms_max)
+        alive = [i for i in self.ids if self.nodes.get(i) is not None]
+        ls = self.leaders()
+        if kind in ("crash", "crash_leader"):
+            victims = ls if (kind == "crash_leader" and ls) else alive
+            if not victims:
+                return
+            v = rng.choice(victims)
+            self.crash(v)
+            self.sched.after(dur, "restart", v)
+            self.stats["faults"].append([round(self.sched.now_ms), kind, v, round(dur)])
+        elif kind in ("partition", "isolate_leader"):
+            if kind == "isolate_leader" and ls:
+                shape, part = "isolate_leader", isolate(rng.choice(ls), self.ids)
+            else:
+                shape, part = random_partition(rng, self.ids)
+            self.net.set_partition(part)
+            self.stats["partitions"] += 1
+            token = object()
+            self.fault_state["partition"] = token
+            self.sched.after(dur, "unpartition", token)
+            self.stats["faults"].append([round(self.sched.now_ms), shape, round(dur)])
+        elif kind == "lossy":
+            spec = dataclasses.replace(self.link, loss=rng.uniform(0.1, 0.5), reorder=0.2)
+            for a in self.ids:
+                for b in self.ids:
+                    if a != b:
+                        self.net.set_link(a, b, spec)
+            token = object()
+            self.fault_state["lossy"] = token
+            self.sched.after(dur, "unlossy", token)
+            self.stats["faults"].append([round(self.sched.now_ms), kind, round(dur)])
+
+    def _heal(self) -> None:
+        self.healed = True
+        self.net.heal()
+        self.net.links.clear()
+        self.fault_state.clear()
+        for i in self.ids:
+            self.restart(i)
+        self.live = ["live", None, 0, 0, 0]
+        self.sched.after(0, "live", None)
+
+    def _live_probe(self) -> None:
+        lv = self.live
+        if lv[4]:
+            return
+        self.sched.after(200, "live", None)
+        ls = self.leaders()
+        if not ls:
+            return
+        target = ls[0]
+        if lv[1] == target and self.nodes[target].term == lv[3]:
+            return  # still waiting on this leader
+        try:
+            idx = self.nodes[target].propose({"op": "kv.put", "key": "__live", "value": 1,
+                                              "client_id": "live", "seq": 1})
+        except (NotLeader, Busy):
+            return
+        lv[1], lv[2], lv[3] = target, idx, self.nodes[target].term
+        self._process(target)
+
+    # ---- main loop ----------------------------------------------------------------------------
+    def _dispatch(self, kind: str, payload) -> None:
+        if kind == "tick":
+            i, boot = payload
+            node = self.nodes.get(i)
+            if node is None or boot != self.boot[i]:
+                return
+            self.sched.after(self.p.tick_ms, "tick", payload)
+            self._step(i, node.tick)
+            ls = self.leaders()
+            if len(ls) == 1 and ls[0] != self._last_leader:
+                self._last_leader = ls[0]
+                self.stats["leader_changes"] += 1
+        elif kind == "msg":
+            boot, m = payload
+            i = m.dst
+            node = self.nodes.get(i)
+            if node is None or boot != self.boot[i] or not self.net.can_hear(i, m.src):
+                return
+            self._step(i, lambda: node.step(m))
+        elif kind == "client":
+            self._client_op(payload)
+        elif kind == "client_retry":
+            self._client_retry(*payload)
+        elif kind == "fault":
+            self._fault()
+        elif kind == "restart":
+            if not self.healed:
+                self.restart(payload)
+        elif kind == "unpartition":
+            if self.fault_state.get("partition") is payload:
+                self.net.heal()
+        elif kind == "unlossy":
+            if self.fault_state.get("lossy") is payload:
+                self.net.links.clear()
+        elif kind == "heal":
+            self._heal()
+        elif kind == "live":
+            self._live_probe()
+
+    def run_until(self, cond, max_ms: float) -> bool:
+        """Process events until cond() holds (True) or virtual time passes max_ms (False)."""
+        stop = self.p.stop_on_violation
+        while True:
+            if cond():
+                return True
+            if stop and self.checker.violations:
+                return False
+            t = self.sched.peek_time()
+            if t is None or t > max_ms:
+                return False
+            kind, payload = self.sched.pop()
+            self.stats["events"] += 1
+            if self.stats["events"] > MAX_EVENTS_PER_RUN:
+                raise BoundExceeded(f"more than {MAX_EVENTS_PER_RUN} events")
+            self._dispatch(kind, payload)
+
+    def live_done(self) -> bool:
+        lv = self.live
+        if lv is None or not lv[4]:
+            return False
+        for i in self.ids:
+            node = self.nodes.get(i)
+            if node is None or node.applied_index < lv[4]:
+                return False
+        return True
+
+    def run(self) -> dict:
+        p = self.p
+        self.run_until(lambda: False, p.duration_ms)
+        if self.checker.violations and p.stop_on_violation:
+            liveness = None
+        else:
+            if not self.healed:
+                self._heal()
+            ok = self.run_until(self.live_done, p.duration_ms + p.heal_window_ms)
+            liveness = bool(ok) if not (self.checker.violations and p.stop_on_violation) else None
+        return self.result(liveness)
+
+    def result(self, liveness) -> dict:
+        v = self.checker.violations
+        out = {
+            "seed": self.p.seed, "bug": self.p.bug, "nodes": self.n,
+            "config": {"max_entries_per_message": self.config.max_entries_per_message,
+                       "snapshot_threshold": self.config.snapshot_threshold},
+            "link": dataclasses.asdict(self.link),
+            "virtual_ms": round(self.sched.now_ms, 3),
+            "violations": [x.to_dict() for x in v[:5]], "violation_count": len(v),
+            "liveness_ok": liveness,
+            "stats": {k: val for k, val in self.stats.items() if k != "faults"},
+            "faults": self.stats["faults"][:50],
+            "max_term": max(self.checker.max_term.values()),
+            "max_commit": max(self.checker.max_commit.values()),
+            "replay": replay_command(self.p.seed, self.p.bug),
+        }
+        if self.p.trace_hash:
+            out["trace_crc"] = self.trace_crc
+        return out
+
+
+def run_seed(seed: int, bug: str = "none", **kw) -> dict:
+    """Run one seed; the dict has `violations`, `liveness_ok` and the `replay` command."""
+    return RaftSim(SimParams(seed=seed, bug=bug, **kw)).run()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m swarmnode.sim.raft_sim", description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--bug", default="none", choices=("none",) + BUGS)
+    ap.add_argument("--seconds", type=float, default=60.0, help="virtual seconds before the final heal")
+    ap.add_argument("--fault-gap-ms", default="2000:10000", help="min:max virtual ms between faults")
+    a = ap.parse_args(argv)
+    lo, hi = (int(x) for x in a.fault_gap_ms.split(":"))
+    res = run_seed(a.seed, a.bug, duration_ms=int(a.seconds * 1000), fault_gap_ms_min=lo, fault_gap_ms_max=hi)
+    print(json.dumps(res, indent=1, sort_keys=True))
+    bad = res["violation_count"] > 0 or res["liveness_ok"] is False
+    if bad:
+        extra = "" if (a.seconds, lo, hi) == (60.0, 2000, 10000) else \
+            f" --seconds {a.seconds:g} --fault-gap-ms {lo}:{hi}"
+        print("FAILED; replay: " + replay_command(a.seed, a.bug, extra), file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
