@@ -340,6 +340,7 @@ class LinkController:
         self.max_workers = max(1, int(max_workers))
         self.seed = seed
         self._verify_round = 0
+        self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         # proxy name -> {toxic name -> toxic dict as sent}
         self._toxics: dict[str, dict[str, dict]] = {}
@@ -618,6 +619,26 @@ class LinkController:
 
     # -- internals -------------------------------------------------------------------------------
 
+    def _executor(self) -> ThreadPoolExecutor:
+        """One pool for the controller's lifetime, so its threads keep their keep-alive sessions."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="chaos-toxi")
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the request threads (the controller stays usable; a new pool starts on demand)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def __enter__(self) -> "LinkController":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def _op(self, op: str, links: Iterable, stream: str, attrs: dict) -> dict:
         resolved = self.topology.resolve(links)
         type_, _ = _OPS[op]
@@ -688,8 +709,7 @@ class LinkController:
         if len(items) == 1 or self.max_workers == 1:
             results = [one(i) for i in items]
         else:
-            with ThreadPoolExecutor(max_workers=min(self.max_workers, len(items))) as pool:
-                results = list(pool.map(one, items))
+            results = list(self._executor().map(one, items))
         for r in results:
             if r is not None:
                 failed.setdefault(r[0], r[1])

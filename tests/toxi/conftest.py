@@ -35,6 +35,7 @@ def _ports_free(base: int, n: int) -> bool:
         for p in range(base, base + n):
             s = socket.socket()
             socks.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is ok
             s.bind(("127.0.0.1", p))
         return True
     except OSError:
@@ -45,10 +46,11 @@ def _ports_free(base: int, n: int) -> bool:
 
 
 def free_port_block(n: int, seed: int) -> int:
-    """A base port with n consecutive free ports (bounded search, seeded)."""
+    """A base port with n consecutive free ports (bounded search, seeded), below Linux's default
+    ephemeral range (32768-60999) so outgoing connections do not take them meanwhile."""
     rng = random.Random(seed)
     for _ in range(50):
-        base = rng.randrange(30000, 60000 - n)
+        base = rng.randrange(12000, 32000 - n)
         if _ports_free(base, n):
             return base
     raise RuntimeError(f"no block of {n} free ports found in 50 tries (seed {seed})")
@@ -139,6 +141,7 @@ def cluster(toxiproxy_url, echo_nodes, request):
     print(f"port-block seed={seed} base_port={base}")
     yield ctl
     ctl.heal()
+    ctl.close()
     for link in topo.links:
         api.delete_proxy(link.name)
 

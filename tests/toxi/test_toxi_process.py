@@ -248,6 +248,7 @@ def test_process_scale_thousand_links_create_partition_heal(toxiproxy_url):
               f"partition_s={t_cut:.2f} verify_s={v['elapsed_s']} heal_s={t_heal:.2f}")
     finally:
         ctl.heal()
+        ctl.close()
         for link in topo.links:
             try:
                 api.delete_proxy(link.name)
