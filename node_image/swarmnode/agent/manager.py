@@ -79,7 +79,7 @@ class ManagerRole:
         self._reads: dict[int, asyncio.Future] = {}
         self._ctx = itertools.count(1)
         self._was_leader = False
-        self._leader_ready = False
+        self._ready_term = -1
         self._leader_since_ms = 0
         self._last_hb: dict[str, int] = {}
         self._inflight: dict[str, int] = {}
@@ -168,7 +168,7 @@ class ManagerRole:
     def _on_applied(self, r: raftcore.AppliedResult) -> None:
         self._inflight.pop(_key(r.command), None)
         if r.term == self.raft.term and self.raft.role == raftcore.LEADER:
-            self._leader_ready = True
+            self._ready_term = r.term  # an entry of our own term applied: the store is current
         pending = self._writes.pop(r.index, None)
         if pending is None:
             return
@@ -186,12 +186,10 @@ class ManagerRole:
         if leader and not self._was_leader:
             now = self.node.now_ms()
             self._leader_since_ms = now
-            self._leader_ready = False
             self._last_hb = {}
             self._inflight.clear()
             self._next_orchestrate_ms = now
         if not leader and self._was_leader:
-            self._leader_ready = False
             # Entries we proposed may still be committed by the next leader: not definite.
             self._fail_all(503, "unavailable", "leadership lost", False)
         self._was_leader = leader
@@ -206,6 +204,11 @@ class ManagerRole:
             if not fut.done():
                 fut.set_result(None)
         self._reads.clear()
+
+    @property
+    def _leader_ready(self) -> bool:
+        """Leader, and an entry of its own term (the §8 no-op) is applied: the store is current."""
+        return self.raft.role == raftcore.LEADER and self._ready_term == self.raft.term
 
     # -- client operations -----------------------------------------------------------------------
     def is_leader(self) -> bool:

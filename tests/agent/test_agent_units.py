@@ -1,0 +1,220 @@
+"""Unit tests of the agent's pure parts: config, journal, orchestrator policy, task supervisor."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from swarmnode.agent import config as cfgmod
+from swarmnode.agent import orchestrator
+from swarmnode.agent.journal import Journal
+from swarmnode.agent.localcluster import NODE_IMAGE_DIR, wait_for
+from swarmnode.agent.tasks import TaskSupervisor
+
+BASE = {"CHAOS_NODE_ID": "m1", "CHAOS_ROLE": "manager", "CHAOS_MANAGERS": "m1,m2,m3",
+        "CHAOS_PEERS": json.dumps({"m2": "h2:7000", "m3": "h3:7000", "w1": "h4:7000"})}
+
+
+# -- config -------------------------------------------------------------------------------------
+
+def test_config_defaults_and_derived_values():
+    c = cfgmod.load(BASE)
+    assert c.managers == ("m1", "m2", "m3")
+    assert c.seeds == ("m2", "m3")
+    assert c.peers["w1"] == ("h4", 7000)
+    assert (c.peer_port, c.api_port, c.data_dir, c.tick_ms) == (7000, 8080, "/data", 10)
+    assert c.ticks(25) == 3 and c.ticks(1) == 1
+
+
+@pytest.mark.parametrize("override,needle", [
+    ({"CHAOS_NODE_ID": "M1"}, "CHAOS_NODE_ID"),
+    ({"CHAOS_NODE_ID": ""}, "CHAOS_NODE_ID: required"),
+    ({"CHAOS_ROLE": "boss"}, "CHAOS_ROLE"),
+    ({"CHAOS_MANAGERS": "m2,m3"}, "must be listed"),
+    ({"CHAOS_PEERS": "{not json"}, "CHAOS_PEERS: not JSON"),
+    ({"CHAOS_PEERS": "[]"}, "CHAOS_PEERS: must be a JSON object"),
+    ({"CHAOS_PEERS": json.dumps({"m2": "h2:7000"})}, "no address for manager(s) m3"),
+    ({"CHAOS_PEERS": json.dumps({"m2": "h2", "m3": "h3:1"})}, "CHAOS_PEERS[m2]"),
+    ({"CHAOS_PEER_PORT": "70000"}, "CHAOS_PEER_PORT=70000"),
+    ({"CHAOS_TICK_MS": "ten"}, "CHAOS_TICK_MS='ten': not an integer"),
+    ({"CHAOS_ELECTION_TIMEOUT_MIN_MS": "90"}, "must exceed 2 x CHAOS_HEARTBEAT_MS"),
+    ({"CHAOS_ELECTION_TIMEOUT_MAX_MS": "300"}, "CHAOS_ELECTION_TIMEOUT_MAX_MS must exceed"),
+    ({"CHAOS_GOSSIP_PROBE_TIMEOUT_MS": "600"}, "CHAOS_GOSSIP_PROBE_TIMEOUT_MS"),
+    ({"CHAOS_API_PORT": "7000"}, "must differ"),
+    ({"CHAOS_FSYNC": "maybe"}, "CHAOS_FSYNC"),
+    ({"CHAOS_SEEDS": "zz"}, "CHAOS_SEEDS: seed 'zz'"),
+    ({"CHAOS_ROLE": "worker"}, "CHAOS_ROLE=worker but"),
+])
+def test_config_rejects_bad_values_with_the_variable_named(override, needle):
+    with pytest.raises(cfgmod.ConfigError) as e:
+        cfgmod.load({**BASE, **override})
+    assert needle in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_config_every_parsed_variable_is_documented():
+    src = open(cfgmod.__file__).read()
+    parsed = {v for v in set(__import__("re").findall(r'"(CHAOS_[A-Z_]+)"', src))}
+    missing = parsed - set(cfgmod.documented_variables())
+    assert not missing, f"undocumented: {sorted(missing)}"
+
+
+def test_config_bad_value_exits_2_with_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAOS_")}
+    env.update(BASE, CHAOS_TICK_MS="0", PYTHONPATH=NODE_IMAGE_DIR)
+    p = subprocess.run([sys.executable, "-m", "swarmnode.agent"], env=env, capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CHAOS_TICK_MS=0" in lines[0]
+
+
+# -- journal ------------------------------------------------------------------------------------
+
+def test_journal_seq_and_boot_continue_across_restarts(tmp_path):
+    j = Journal(str(tmp_path), "m1", clock=lambda: 100.0)
+    j.record({"type": "term", "term": 1})
+    j.flush()
+    j.close()
+    with open(tmp_path / "journal.jsonl", "ab") as f:
+        f.write(b'{"torn": ')  # a crash in the middle of a line
+    j2 = Journal(str(tmp_path), "m1", clock=lambda: 101.0)
+    j2.record({"type": "commit", "index": 3})
+    j2.flush()
+    lines = [json.loads(l) for l in open(tmp_path / "journal.jsonl", "rb").read().splitlines()
+             if l.startswith(b'{"') and b"torn" not in l]
+    assert [(l["seq"], l["boot"], l["type"]) for l in lines] == [
+        (1, 1, "boot"), (2, 1, "term"), (3, 2, "boot"), (4, 2, "commit")]
+    assert all(l["node"] == "m1" for l in lines)
+    assert [json.loads(l)["seq"] for l in j2.read_since(2).splitlines()] == [3, 4]
+    j2.close()
+
+
+def test_journal_flush_makes_lines_visible_to_other_readers(tmp_path):
+    j = Journal(str(tmp_path), "w1")
+    j.record({"type": "member", "member": "w2", "state": "alive", "incarnation": 0})
+    assert b"w2" not in open(tmp_path / "journal.jsonl", "rb").read()
+    j.flush()
+    assert b"w2" in open(tmp_path / "journal.jsonl", "rb").read()
+    j.close()
+
+
+# -- orchestrator -------------------------------------------------------------------------------
+
+def apply_cmds(nodes, services, tasks, cmds):
+    """A tiny model of the store's task commands (forward-only states)."""
+    rank = {"new": 0, "assigned": 1, "running": 2, "complete": 3, "failed": 3, "shutdown": 3,
+            "orphaned": 3}
+    for c in cmds:
+        if c["op"] == "task.create" and c["task"] not in tasks:
+            tasks[c["task"]] = {"service": c["service"], "slot": c["slot"], "worker": c["worker"],
+                                "state": c["state"]}
+        elif c["op"] == "task.update":
+            t = tasks[c["task"]]
+            assert rank[c["state"]] > rank[t["state"]], f"backward move {t} -> {c}"
+            t["state"] = c["state"]
+
+
+def check_invariants(reconcile, seed):
+    import random
+    rng = random.Random(seed)
+    workers = [f"w{i}" for i in range(1, 6)]
+    nodes = {w: {"state": "ready"} for w in workers}
+    services = {"web": {"replicas": 3}, "db": {"replicas": 1}}
+    tasks: dict = {}
+    history: dict = {}
+    for step in range(60):
+        r = rng.random()
+        if r < 0.15:
+            nodes[rng.choice(workers)]["state"] = rng.choice(["ready", "down"])
+        elif r < 0.3:
+            services[rng.choice(["web", "db", "api"])] = {"replicas": rng.randint(0, 4)}
+        elif r < 0.35 and services:
+            services.pop(rng.choice(sorted(services)))
+        elif r < 0.6 and tasks:
+            tid = rng.choice(sorted(tasks))
+            if tasks[tid]["state"] == "assigned":
+                tasks[tid]["state"] = rng.choice(["running", "failed"])
+        apply_cmds(nodes, services, tasks, reconcile(nodes, services, tasks))
+        for tid, t in tasks.items():
+            assert history.setdefault(tid, t["worker"]) == t["worker"], f"task {tid} moved (seed {seed})"
+        # after a round, every desired slot has exactly one live task on a ready worker
+        if any(n["state"] == "ready" for n in nodes.values()):
+            for svc, s in services.items():
+                for slot in range(s["replicas"]):
+                    live = [t for t in tasks.values() if t["service"] == svc and t["slot"] == slot
+                            and t["state"] in orchestrator.LIVE]
+                    assert len(live) == 1, (seed, svc, slot, live)
+                    assert nodes[live[0]["worker"]]["state"] == "ready"
+        for t in tasks.values():
+            if t["state"] in orchestrator.LIVE:
+                assert services.get(t["service"], {}).get("replicas", 0) > t["slot"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_orchestrator_keeps_slots_filled_and_never_moves_tasks(seed):
+    check_invariants(orchestrator.reconcile, seed)
+
+
+def broken_reconcile_moves_tasks(nodes, services, tasks):
+    """Deliberately wrong: 'rescues' a task on a DOWN worker by reassigning it in place."""
+    ready = orchestrator.ready_workers(nodes)
+    out = []
+    for tid, t in sorted(tasks.items()):
+        if t["state"] in orchestrator.LIVE and nodes.get(t["worker"], {}).get("state") == "down" and ready:
+            t["worker"] = ready[0]
+    out += orchestrator.reconcile(nodes, services, tasks)
+    return out
+
+
+def test_orchestrator_check_catches_a_policy_that_moves_tasks():
+    with pytest.raises(AssertionError, match="moved"):
+        for seed in range(20):
+            check_invariants(broken_reconcile_moves_tasks, seed)
+
+
+def test_orchestrator_table():
+    nodes = {"w1": {"state": "ready"}, "w2": {"state": "down"}, "w3": {"state": "ready"}}
+    services = {"web": {"replicas": 2}}
+    tasks = {"web.0.1": {"service": "web", "slot": 0, "worker": "w2", "state": "running"},
+             "web.1.1": {"service": "web", "slot": 1, "worker": "w1", "state": "running"},
+             "web.2.1": {"service": "web", "slot": 2, "worker": "w3", "state": "running"}}
+    assert orchestrator.reconcile(nodes, services, tasks) == [
+        {"op": "task.update", "task": "web.0.1", "state": "orphaned"},
+        {"op": "task.update", "task": "web.2.1", "state": "shutdown"},
+        {"op": "task.create", "task": "web.0.2", "service": "web", "slot": 0, "worker": "w3",
+         "state": "assigned"},
+    ]
+    assert orchestrator.assignments_for("w1", tasks) == {
+        "web.1.1": {"service": "web", "slot": 1, "state": "running"}}
+
+
+# -- task supervisor ----------------------------------------------------------------------------
+
+def test_tasks_run_report_and_stop_when_told():
+    sup = TaskSupervisor((sys.executable, "-c", "import time\nwhile True: time.sleep(0.1)"), "w1")
+    sup.ensure_running("t1", {"service": "s", "slot": 0})
+    sup.ensure_running("t2", {"service": "s", "slot": 1})
+    sup.poll()
+    assert sup.states() == {"t1": "running", "t2": "running"}
+    sup.stop("t1")
+    wait_for(lambda: (sup.poll(), sup.states()["t1"] == "shutdown")[1], 10, what="t1 stopped")
+    assert sup.states()["t2"] == "running"
+    sup.ensure_running("t1", {})  # a finished task is never restarted
+    assert sup.states()["t1"] == "shutdown"
+    sup.shutdown_all()
+
+
+def test_tasks_exit_codes_map_to_complete_and_failed():
+    ok = TaskSupervisor((sys.executable, "-c", "pass"), "w1")
+    bad = TaskSupervisor((sys.executable, "-c", "raise SystemExit(3)"), "w1")
+    ok.ensure_running("a", {})
+    bad.ensure_running("b", {})
+    wait_for(lambda: (ok.poll(), bad.poll(), ok.states()["a"] != "running"
+                      and bad.states()["b"] != "running")[2], 10, what="tasks exit")
+    assert ok.states() == {"a": "complete"} and bad.states() == {"b": "failed"}
