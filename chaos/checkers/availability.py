@@ -2,7 +2,8 @@
 
 availability: operations are assigned to run.json phases by invocation time (no phases: one phase
 `all`, split at heal_ts into `before-heal` / `after-heal` when known). Per phase: counts of ok / fail /
-info, the share of ok, and latency quantiles (p50/p95/p99, nearest-rank, over ok operations).
+info, the share of ok (a cas refused with error `cas-mismatch` was served, so it counts as ok
+here), and latency quantiles (p50/p95/p99, nearest-rank, over ok operations).
 Judged phases: `phases` if given, else those starting at or after heal_ts. INVALID when a judged
 phase has an ok share below `min_ok_share` or a p99 above `max_p99_s`; UNKNOWN when no judged phase
 has operations.
@@ -60,7 +61,7 @@ def phase_stats(ops: list[Op], windows) -> dict[str, dict]:
         g = grouped.get(name, [])
         lat = sorted(op.latency_s for op in g if op.type == "ok" and op.latency_s is not None)
         n = len(g)
-        ok = sum(1 for op in g if op.type == "ok")
+        ok = sum(1 for op in g if op.type == "ok" or (op.type == "fail" and op.error == "cas-mismatch"))
         out[name] = {"ops": n, "ok": ok, "fail": sum(1 for op in g if op.type == "fail"),
                      "info": sum(1 for op in g if op.type == "info"),
                      "ok_share": round(ok / n, 4) if n else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 T0 = 1_700_000_000.0
@@ -72,7 +73,10 @@ class RunBuilder:
         self.j(node, "boot", ts=ts)
 
     def write(self) -> Path:
-        self.path.mkdir(parents=True, exist_ok=True)
+        """(Re)write the whole directory: tests mutate the builder and write again."""
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True)
         (self.path / "run.json").write_text(json.dumps(self.run))
         if self.plan is not None:
             (self.path / "plan.json").write_text(json.dumps(self.plan))
@@ -192,8 +196,9 @@ def healthy_cluster(path: Path, entries: int = 6) -> RunBuilder:
         st = {"node": m, "kind": "manager", "role": "leader" if m == "m2" else "follower", "term": 2,
               "leader": "m2", "applied_index": entries, "commit_index": entries, "store_digest": last[2],
               "members": {k: v for k, v in members.items() if k != m}}
-        b.finals[m] = {"status": st, "store": {"applied_index": entries, "store_digest": last[2], "kv": kv,
-                                               "services": services, "tasks": tasks, "nodes": {}}}
+        store = {"applied_index": entries, "store_digest": last[2], "kv": kv, "services": services,
+                 "tasks": tasks, "nodes": {}}
+        b.finals[m] = {"status": st, "store": json.loads(json.dumps(store))}
     for w in WORKERS:
         b.finals[w] = {"status": {"node": w, "kind": "worker", "role": "worker", "leader": "m2",
                                   "members": {k: v for k, v in members.items() if k != w}}}

@@ -1,0 +1,96 @@
+"""availability / recovery / expectations: thresholds and anti-vacuity."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaos.checkers import Verdict, run_checks
+from chaos.checkers.availability import quantile
+
+from .builder import T0, healthy_cluster
+
+
+def _judge(b, spec):
+    return run_checks(b.write(), [spec]).checks[0]
+
+
+@pytest.mark.parametrize("vals,q,want", [([], 0.5, None), ([1.0], 0.99, 1.0), ([1, 2, 3, 4], 0.5, 2),
+                                         ([1, 2, 3, 4], 0.75, 3), (list(range(1, 101)), 0.99, 99),
+                                         (list(range(1, 101)), 0.95, 95)])
+def test_availability_quantile_nearest_rank(vals, q, want):
+    assert quantile(vals, q) == want
+
+
+def test_availability_healthy_valid_with_phase_stats(tmp_path):
+    c = _judge(healthy_cluster(tmp_path / "run"), "availability")
+    assert c.verdict == Verdict.VALID, c.summary
+    assert c.evidence["judged"] == ["recovery"]
+    assert c.evidence["phases"]["fault"]["ok_share"] == 0.0
+
+
+def test_availability_low_ok_share_after_heal_invalid(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    for p in range(10, 14):
+        b.op(p, "write", "k9", p, typ="info", result=p, ts=T0 + 25 + p * 0.1)
+    c = _judge(b, "availability:min_ok_share=0.9")
+    assert c.verdict == Verdict.INVALID and "recovery: ok share" in c.summary
+    c = _judge(b, "availability:phases=steady,min_ok_share=0.5")
+    assert c.verdict == Verdict.VALID
+
+
+def test_availability_p99_threshold_invalid(tmp_path):
+    c = _judge(healthy_cluster(tmp_path / "run"), "availability:max_p99_s=0.001")
+    assert c.verdict == Verdict.INVALID and "p99" in c.summary
+
+
+def test_availability_no_operations_unknown(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    b.events.clear()
+    assert _judge(b, "availability").verdict == Verdict.UNKNOWN
+
+
+def test_recovery_healthy_valid(tmp_path):
+    c = _judge(healthy_cluster(tmp_path / "run"), "recovery")
+    assert c.verdict == Verdict.VALID, c.summary
+    lf = c.evidence["leader_faults"][0]
+    assert (lf["old_leader"], lf["new_leader"], lf["seconds"]) == ("m1", "m2", 2.5)
+    assert c.evidence["heal_to_first_write_s"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_recovery_slow_election_invalid(tmp_path):
+    c = _judge(healthy_cluster(tmp_path / "run"), "recovery:max_leader_s=2")
+    assert c.verdict == Verdict.INVALID and "new leader after 2.50 s > 2 s" in c.summary
+
+
+def test_recovery_no_write_after_heal_invalid(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    b.events = [e for e in b.events if e["ts"] < T0 + 20]
+    b.op(7, "write", "k5", 5, typ="info", result=5, ts=T0 + 22)
+    c = _judge(b, "recovery")
+    assert c.verdict == Verdict.INVALID and "no write succeeded after heal" in c.summary
+
+
+def test_recovery_nothing_to_check_unknown(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    b.faults.clear()
+    b.events.clear()
+    assert _judge(b, "recovery").verdict == Verdict.UNKNOWN
+
+
+def test_expectations_observed_valid_and_missing_unknown(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    c = _judge(b, "expectations:expect=leader-changed+member-suspected+node-restarted"
+                  "+fault-applied:kill+ops-failed-in-phase:fault")
+    assert c.verdict == Verdict.VALID, c.summary
+    c = _judge(b, "expectations:expect=leader-changed+fault-applied:partition+ops-failed-in-phase:recovery")
+    assert c.verdict == Verdict.UNKNOWN
+    assert c.evidence["never_observed"] == ["fault-applied:partition", "ops-failed-in-phase:recovery"]
+
+
+def test_expectations_no_leader_change_unknown(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    for evs in b.journals.values():
+        evs[:] = [e for e in evs if not (e["type"] == "role" and e.get("term") == 2)]
+    b.status.clear()
+    c = _judge(b, "expectations:expect=leader-changed")
+    assert c.verdict == Verdict.UNKNOWN and "leader-changed" in c.summary

@@ -1,0 +1,160 @@
+"""raft-safety: each rule of Raft (Ongaro & Ousterhout 2014) broken on purpose, and a healthy run VALID."""
+
+from __future__ import annotations
+
+from chaos.checkers import Verdict, run_checks
+from chaos.checkers.raft_safety import check_journals
+
+from .builder import T0, chain, healthy_cluster
+
+
+def _judge(b, **params):
+    spec = "raft-safety" + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")
+    res = run_checks(b.write(), [spec])
+    return res.checks[0]
+
+
+def _rules(check) -> set[str]:
+    return set(check.evidence.get("violations", {}))
+
+
+def test_raft_safety_healthy_cluster_valid(tmp_path):
+    c = _judge(healthy_cluster(tmp_path / "run"))
+    assert c.verdict == Verdict.VALID, c.summary
+    assert c.evidence["terms_with_leader"] == 2
+
+
+def test_raft_safety_two_leaders_in_one_term_invalid(tmp_path):
+    """§5.2 Election Safety: at most one leader can be elected in a given term."""
+    b = healthy_cluster(tmp_path / "run")
+    b.j("m3", "role", ts=T0 + 12.6, role="leader", term=2)
+    c = _judge(b)
+    assert c.verdict == Verdict.INVALID
+    assert _rules(c) == {"election-safety"}
+    ev = c.evidence["violations"]["election-safety"][0]
+    assert {e["node"] for e in ev["events"]} == {"m2", "m3"}
+    assert "term 2" in ev["detail"]
+
+
+def test_raft_safety_double_vote_across_restart_invalid(tmp_path):
+    """§5.2: each server votes for at most one candidate in a term (votedFor is persistent, Fig. 2)."""
+    b = healthy_cluster(tmp_path / "run")
+    b.restart("m3", ts=T0 + 12.2)
+    b.j("m3", "vote", ts=T0 + 12.3, term=2, candidate="m1")
+    c = _judge(b)
+    assert c.verdict == Verdict.INVALID
+    assert "vote-once" in _rules(c)
+    ev = c.evidence["violations"]["vote-once"][0]
+    assert [e["boot"] for e in ev["events"]] == [1, 2]
+    assert "m3 voted for m2" in ev["detail"] and "m1" in ev["detail"]
+
+
+def test_raft_safety_revote_same_candidate_allowed(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    b.j("m3", "vote", ts=T0 + 12.3, term=2, candidate="m2")
+    assert _judge(b).verdict == Verdict.VALID
+
+
+def test_raft_safety_term_decrease_after_restart_invalid(tmp_path):
+    """Fig. 2: currentTerm is persistent state; a restart must not lose it."""
+    b = healthy_cluster(tmp_path / "run")
+    b.restart("m3", ts=T0 + 30)
+    b.j("m3", "term", ts=T0 + 30.1, term=1)
+    c = _judge(b)
+    assert c.verdict == Verdict.INVALID and "term-monotonic" in _rules(c)
+
+
+def test_raft_safety_commit_decrease_within_boot_invalid(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    b.j("m3", "commit", ts=T0 + 30, index=2)
+    c = _judge(b)
+    assert c.verdict == Verdict.INVALID and "commit-monotonic" in _rules(c)
+
+
+def test_raft_safety_commit_reset_on_restart_rule(tmp_path):
+    """commitIndex is volatile (Fig. 2): after a restart it may restart low, unless persisted."""
+    b = healthy_cluster(tmp_path / "run")   # m1 restarts and re-commits from scratch
+    assert _judge(b).verdict == Verdict.VALID
+    b2 = healthy_cluster(tmp_path / "run2")
+    b2.restart("m3", ts=T0 + 30)
+    b2.j("m3", "commit", ts=T0 + 30.1, index=1)
+    assert _judge(b2).verdict == Verdict.VALID
+    c = _judge(b2, commit_persisted="true")
+    assert c.verdict == Verdict.INVALID and "commit-monotonic" in _rules(c)
+
+
+def test_raft_safety_commit_below_snapshot_after_restart_invalid(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    h3 = b.journals["m3"][[e.get("index") for e in b.journals["m3"]].index(3)]["hash"]
+    b.j("m3", "snapshot", ts=T0 + 29, index=3, term=1, hash=h3, store_digest="d3")
+    b.restart("m3", ts=T0 + 30)
+    b.j("m3", "commit", ts=T0 + 30.1, index=2)
+    c = _judge(b)
+    assert c.verdict == Verdict.INVALID and "commit-monotonic" in _rules(c)
+
+
+def test_raft_safety_log_matching_same_index_term_different_hash_invalid(tmp_path):
+    """§5.3 Log Matching: same index and term => same entry (and same preceding entries)."""
+    b = healthy_cluster(tmp_path / "run")
+    b.j("m3", "truncate", ts=T0 + 30, from_index=6)
+    b.j("m3", "append", ts=T0 + 30.1, index=6, term=2, hash="ffffffffffffffff")
+    c = _judge(b)
+    assert c.verdict == Verdict.INVALID and "log-matching" in _rules(c)
+    assert "index 6 term 2" in c.evidence["violations"]["log-matching"][0]["detail"]
+
+
+def test_raft_safety_log_matching_hole_invalid(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    b.j("m3", "append", ts=T0 + 30, index=9, term=2, hash=chain("x", 2, "e9"))
+    c = _judge(b)
+    assert c.verdict == Verdict.INVALID and "log-matching" in _rules(c)
+
+
+def test_raft_safety_leader_without_committed_entry_invalid():
+    """§5.4 Leader Completeness: a leader of a later term holds every committed entry."""
+    h1, h2 = chain("", 1, "a"), chain(chain("", 1, "a"), 1, "b")
+    j = {"m1": [], "m2": [], "m3": []}
+
+    def ev(node, type_, **kw):
+        j[node].append({"node": node, "seq": len(j[node]) + 1, "ts": T0 + len(j[node]), "boot": 1,
+                        "type": type_, **kw})
+    for n in j:
+        ev(n, "term", term=1)
+    ev("m1", "role", role="leader", term=1)
+    for n in ("m1", "m2"):
+        ev(n, "append", index=1, term=1, hash=h1)
+        ev(n, "append", index=2, term=1, hash=h2)
+    ev("m3", "append", index=1, term=1, hash=h1)
+    ev("m1", "commit", index=2)       # committed on m1 + m2
+    ev("m3", "term", term=2)
+    ev("m3", "role", role="leader", term=2)   # m3 lacks entry 2
+    out = check_journals(j)
+    assert out.verdict == Verdict.INVALID
+    v = out.evidence["violations"]["leader-completeness"][0]
+    assert "m3 became leader of term 2 without committed entry 2" in v["detail"]
+
+
+def test_raft_safety_diverged_store_digest_invalid(tmp_path):
+    """§5.4.3 State Machine Safety: same index applied => same entry and same resulting state."""
+    b = healthy_cluster(tmp_path / "run")
+    for e in b.journals["m3"]:
+        if e["type"] == "apply" and e["index"] == 5:
+            e["store_digest"] = "bad-digest"
+    c = _judge(b)
+    assert c.verdict == Verdict.INVALID and _rules(c) == {"state-machine-safety"}
+    assert "index 5" in c.evidence["violations"]["state-machine-safety"][0]["detail"]
+
+
+def test_raft_safety_apply_above_commit_invalid(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    b.restart("m2", ts=T0 + 40)
+    b.j("m2", "apply", ts=T0 + 40.1, index=1, term=1, hash=b.journals["m1"][5]["hash"], store_digest="d1")
+    c = _judge(b)
+    assert c.verdict == Verdict.INVALID and "apply-committed" in _rules(c)
+
+
+def test_raft_safety_no_journals_unknown(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text("{}")
+    c = run_checks(tmp_path / "run", ["raft-safety"]).checks[0]
+    assert c.verdict == Verdict.UNKNOWN and "nothing to check" in c.summary
