@@ -186,7 +186,12 @@ class ToxiproxyAPI:
         bad = sorted(set(fields) - {"listen", "upstream", "enabled"})
         if bad:
             raise ValueError(f"not updatable proxy fields: {bad}")
-        return self.request("PATCH", f"/proxies/{name}", fields).json()
+        try:
+            return self.request("PATCH", f"/proxies/{name}", fields).json()
+        except ToxiproxyHTTPError as exc:
+            if exc.status != 405:  # servers before 2.6.0 only accept POST for updates
+                raise
+            return self.request("POST", f"/proxies/{name}", fields).json()
 
     def delete_proxy(self, name: str) -> None:
         self.request("DELETE", f"/proxies/{name}")
@@ -321,6 +326,10 @@ class LinkController:
 
     Record shape: `{"ts", "op", "params", "proxies", "toxics": [...], "disabled", "enabled",
     "removed", "verified"?}`; `ts` is wall-clock epoch seconds when the operation was issued.
+
+    With `probe` given, every cut, heal and partition is followed by `verify(probe)` and the
+    verification record is stored under "verified"; a failed verification raises FaultError (its
+    `record` is the verification, its `applied` the operation's record).
     """
 
     def __init__(
@@ -332,8 +341,14 @@ class LinkController:
         max_workers: int = MAX_WORKERS,
         seed: int = 0,
         probe_workers: int = PROBE_WORKERS,
+        probe: Callable[[str, str], bool] | None = None,
+        verify_deadline_s: float = 10.0,
+        verify_sample: int = 8,
     ):
         self.api = api
+        self.probe = probe
+        self.verify_deadline_s = verify_deadline_s
+        self.verify_sample = verify_sample
         self.probe_workers = max(1, int(probe_workers))
         self.topology = topology
         self.clock = clock
@@ -377,6 +392,9 @@ class LinkController:
         (connections hang, data is dropped, as with lost packets); refuse: the proxy is disabled
         (connects refused, live connections closed). Cutting A->B alone is a one-way cut.
         """
+        return self._autoverify(self._cut_links(links, mode))
+
+    def _cut_links(self, links: Iterable, mode: str) -> dict:
         if mode not in ("blackhole", "refuse"):
             raise ValueError(f"cut mode must be 'blackhole' or 'refuse', not {mode!r}")
         resolved = self.topology.resolve(links)
@@ -513,7 +531,7 @@ class LinkController:
         }
         if missing:
             rec["failed"].update({n: "proxy not found on the server" for n in missing})
-        return self._finish(rec, check=False)
+        return self._autoverify(self._finish(rec, check=False))
 
     # -- partitions ------------------------------------------------------------------------------
 
@@ -535,14 +553,14 @@ class LinkController:
         to_cut = sorted((l for l in wanted if current.get(l) != mode), key=str)
         ts = self.clock()
         rec_un = self._uncut(to_uncut) if to_uncut else None
-        rec_cut = self.cut(to_cut, mode) if to_cut else None
-        return {
+        rec_cut = self._cut_links(to_cut, mode) if to_cut else None
+        return self._autoverify({
             "ts": ts, "op": "partition", "params": {"mode": mode},
             "deaf": {n: sorted(s) for n, s in partition_mod.deaf_map(self.topology.nodes, cut).items() if s},
             "cut": [l.name for l in to_cut], "uncut": [l.name for l in to_uncut],
             "proxies": sorted({l.name for l in to_cut + to_uncut}),
             "steps": [r for r in (rec_un, rec_cut) if r],
-        }
+        })
 
     def _uncut(self, links: list[Link]) -> dict:
         """Remove only the cut (timeout toxics / disabled proxy) from these links."""
@@ -618,6 +636,17 @@ class LinkController:
         return result
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _autoverify(self, rec: dict) -> dict:
+        if self.probe is None:
+            return rec
+        try:
+            rec["verified"] = self.verify(
+                self.probe, sample=self.verify_sample, deadline_s=self.verify_deadline_s)
+        except FaultError as exc:
+            exc.applied = rec
+            raise
+        return rec
 
     def _executor(self) -> ThreadPoolExecutor:
         """One pool for the controller's lifetime, so its threads keep their keep-alive sessions."""

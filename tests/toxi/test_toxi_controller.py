@@ -276,3 +276,25 @@ def test_controller_records_are_json_serialisable(setup):
     for r in recs:
         assert json.loads(json.dumps(r))["op"] == r["op"]
         assert isinstance(r["ts"], float)
+
+
+def test_controller_with_probe_verifies_every_cut_heal_and_partition():
+    api = FakeAPI()
+    topo = Topology(["m1", "m2", "m3"], [])
+    ctl = LinkController(api, topo, probe=state_probe(api), verify_sample=2, seed=1)
+    ctl.create_proxies()
+    rec = ctl.cut([("m1", "m2")])
+    assert rec["verified"]["checked"] == ["m1-m2"]
+    rec = ctl.apply_partition(P.isolate(["m1", "m2", "m3"], "m3"))
+    assert set(rec["verified"]["checked"]) == {"m1-m2", "m1-m3", "m3-m1", "m2-m3", "m3-m2"}
+    assert ctl.heal()["verified"]["checked"]
+    assert "verified" not in ctl.latency(["m1-m2"], 5)   # not a reachability change
+
+
+def test_controller_with_probe_raises_when_unverifiable():
+    api = FakeAPI(ignore_toxics=True)
+    ctl = LinkController(api, Topology(["m1", "m2"], []), probe=state_probe(api), verify_deadline_s=0.1)
+    ctl.create_proxies()
+    with pytest.raises(FaultError, match="expected cut") as info:
+        ctl.cut([("m1", "m2")])
+    assert info.value.applied["op"] == "cut"
