@@ -201,9 +201,15 @@ def registry() -> dict[str, CheckerDef]:
     return dict(_REGISTRY)
 
 
+DEFAULT_ORDER = ("linearizable", "raft-safety", "durability", "convergence", "availability", "recovery")
+
+
 def default_checks() -> list[str]:
-    """The default set, used when neither the command line nor plan.json names checks."""
-    return [n for n, d in registry().items() if d.default]
+    """The default set, used when neither the command line nor plan.json names checks: safety
+    first (DEFAULT_ORDER), then any other checker registered with default=True, by name."""
+    reg = registry()
+    names = [n for n in DEFAULT_ORDER if n in reg and reg[n].default]
+    return names + sorted(n for n, d in reg.items() if d.default and n not in names)
 
 
 # --- specs ------------------------------------------------------------------------------------

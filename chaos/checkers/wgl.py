@@ -45,6 +45,7 @@ class SearchResult:
     states: int            # memo entries created
     reason: str = ""       # for BUDGET: which bound was hit
     elapsed_s: float = 0.0
+    stuck_at: int | None = None  # NOT_LINEARIZABLE: history index of the furthest return reached
 
 
 @dataclass
@@ -57,6 +58,7 @@ class KeyResult:
     reason: str = ""
     counterexample: list[str] = field(default_factory=list)
     counterexample_minimal: bool = False  # True when the greedy minimization finished in budget
+    counterexample_ops: list = field(default_factory=list, repr=False)
 
 
 class _Interner:
@@ -128,10 +130,12 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
     nxt = list(range(1, m + 2)) + [end]
     prv = [0] + list(range(0, m)) + [m]
     is_ret = [0] * (m + 2)
+    hidx = [0] * (m + 2)
     slot_of = [0] * (m + 2)
     match = [0] * (m + 2)  # call entry -> its return entry (0 when none)
     call_of_slot = [0] * n
-    for eid, (_, r, s) in enumerate(entries, 1):
+    for eid, (h, r, s) in enumerate(entries, 1):
+        hidx[eid] = h
         is_ret[eid] = r
         slot_of[eid] = s
         if r:
@@ -145,6 +149,7 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
     state = 0
     e = nxt[0]
     steps = 0
+    stuck = 0
     while True:
         if e == end:
             return SearchResult(LINEARIZABLE, len(seen), elapsed_s=time.perf_counter() - t0)
@@ -193,8 +198,11 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
                     continue
             e = nxt[e]
         else:
+            if hidx[e] > stuck:
+                stuck = hidx[e]
             if not stack:
-                return SearchResult(NOT_LINEARIZABLE, len(seen), elapsed_s=time.perf_counter() - t0)
+                return SearchResult(NOT_LINEARIZABLE, len(seen), elapsed_s=time.perf_counter() - t0,
+                                    stuck_at=stuck)
             e, state = stack.pop()
             bits &= ~(1 << slot_of[e])
             # unlift: reinsert the return first, then the call (reverse order of removal)
@@ -211,27 +219,36 @@ def _cut_points(ops: Sequence[Op]) -> list[int]:
     return sorted(op.complete_index for op in ops if op.type == "ok" and op.complete_index is not None)
 
 
-def counterexample(ops: Sequence[Op], *, deadline: float, max_states: int) -> tuple[list[Op], bool]:
-    """Smallest failing prefix (binary search over `ok` completions; a prefix of a linearizable
-    history is linearizable when its pending operations are treated as info), then greedy removal
-    of `ok` reads while the rest still cannot be linearized (minimal among such removals when it
-    finishes). Every step keeps the invariant "this sub-history is not linearizable", and each
-    step is sound (prefix and read removal preserve linearizability), so the result is a genuine
-    witness: the full history is not linearizable because this part of it is not.
+def counterexample(ops: Sequence[Op], *, deadline: float, max_states: int,
+                   stuck_at: int | None = None) -> tuple[list[Op], bool]:
+    """Smallest failing prefix, then greedy removal of `ok` reads while the rest still cannot be
+    linearized (minimal among such removals when it finishes). Every step keeps the invariant
+    "this sub-history is not linearizable", and each step is sound (prefix and read removal
+    preserve linearizability), so the result is a genuine witness: the full history is not
+    linearizable because this part of it is not.
+
+    The smallest failing prefix ends at `stuck_at`, the furthest return entry the failed search
+    reached: every explored path got stuck at or before it, and treating operations that complete
+    later as pending gives the search no freedom it did not have, so that prefix fails too; and the
+    path that reached it linearized every operation completing earlier, so no shorter prefix fails.
+    Without `stuck_at` the prefix is found by binary search over `ok` completions.
 
     Returns (operations, minimal?). The prefix alone is returned if the deadline passes first.
     """
     intern = _Interner()
-    cuts = _cut_points(ops)
-    lo, hi = 0, len(cuts) - 1  # the full history (cut = last) fails
-    while lo < hi and time.monotonic() < deadline:
-        mid = (lo + hi) // 2
-        res = search(ops, cut=cuts[mid], deadline=deadline, max_states=max_states, intern=intern)
-        if res.outcome == NOT_LINEARIZABLE:
-            hi = mid
-        else:
-            lo = mid + 1
-    cut = cuts[hi] if cuts else None
+    if stuck_at is not None:
+        cut = stuck_at
+    else:
+        cuts = _cut_points(ops)
+        lo, hi = 0, len(cuts) - 1  # the full history (cut = last) fails
+        while lo < hi and time.monotonic() < deadline:
+            mid = (lo + hi) // 2
+            res = search(ops, cut=cuts[mid], deadline=deadline, max_states=max_states, intern=intern)
+            if res.outcome == NOT_LINEARIZABLE:
+                hi = mid
+            else:
+                lo = mid + 1
+        cut = cuts[hi] if cuts else None
     kept = [_truncate(op, cut) for op in ops if op.type != "fail" and (cut is None or op.invoke_index <= cut)]
     kept = [op for op in kept if not (op.type == "info" and op.f == "read")]
     # Greedy: drop `ok` reads while the rest still cannot be linearized. Only reads are dropped,
@@ -252,6 +269,13 @@ def counterexample(ops: Sequence[Op], *, deadline: float, max_states: int) -> tu
             if res.outcome == NOT_LINEARIZABLE:
                 kept = trial
                 del removable[i:i + chunk]
+                if res.stuck_at is not None and cut is not None and res.stuck_at < cut:
+                    cut = res.stuck_at  # the failure now shows up earlier: cut the prefix again
+                    kept = [_truncate(op, cut) for op in kept if op.invoke_index <= cut]
+                    kept = [op for op in kept if not (op.type == "info" and op.f == "read")]
+                    ids = {id(op) for op in kept}
+                    removable = [op for op in removable if id(op) in ids and op.complete_index != cut]
+                    i = 0
             else:
                 i += chunk
         chunk //= 2
@@ -274,7 +298,8 @@ def check_key(key: Any, ops: Sequence[Op], *, timeout_s: float = 10.0, max_state
     kr = KeyResult(key, res.outcome, len(ops), res.states, 0.0, res.reason)
     if res.outcome == NOT_LINEARIZABLE:
         cex, minimal = counterexample(ops, deadline=time.monotonic() + counterexample_s,
-                                      max_states=max_states)
+                                      max_states=max_states, stuck_at=res.stuck_at)
+        kr.counterexample_ops = cex
         kr.counterexample = [op.describe() for op in cex]
         kr.counterexample_minimal = minimal
     kr.elapsed_s = time.perf_counter() - t0

@@ -56,6 +56,25 @@ def test_linearizable_reference_counterexample_is_itself_not_linearizable():
     assert kr.counterexample and kr.counterexample[-1].startswith("p11 ok read k 2")
     assert kr.counterexample_minimal
     assert len(kr.counterexample) < len(ops) / 2
+    assert wgl.search(kr.counterexample_ops).outcome == wgl.NOT_LINEARIZABLE
+
+
+@pytest.mark.skipif(not (HISTORIES / "VERDICTS").exists(), reason=f"{HISTORIES} not present")
+def test_linearizable_reference_counterexamples_fail_and_end_at_smallest_prefix():
+    """For every invalid reference history: the counterexample is itself not linearizable, and the
+    prefix just before its last completion is linearizable (the prefix is the smallest)."""
+    for name, want in sorted(_verdicts().items()):
+        if want != wgl.NOT_LINEARIZABLE:
+            continue
+        ops = pair_ops(read_jepsen_log(HISTORIES / name))
+        res = wgl.search(ops)
+        cut = res.stuck_at
+        prev = max(o.complete_index for o in ops if o.type == "ok" and o.complete_index < cut)
+        assert wgl.search(ops, cut=cut).outcome == wgl.NOT_LINEARIZABLE, name
+        assert wgl.search(ops, cut=prev).outcome == wgl.LINEARIZABLE, name
+    for name in ("etcd_000.log", "etcd_057.log", "etcd_099.log"):
+        kr = wgl.check_key("k", pair_ops(read_jepsen_log(HISTORIES / name)))
+        assert wgl.search(kr.counterexample_ops).outcome == wgl.NOT_LINEARIZABLE, name
 
 
 def test_history_jepsen_parser_tabs_and_spaces_and_timed_out():

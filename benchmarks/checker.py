@@ -1,0 +1,95 @@
+"""Benchmark of the linearizability checker; prints one JSON object (never passes or fails on time).
+
+Owns: timing the checker on ../shared/histories/jepsen-etcd (102 histories with known verdicts) and
+on generated 100,000-operation histories (seeded simulated register, 20 clients, 100 keys), valid and
+with one injected stale read. Must not import: click, rich, docker.
+
+Keys: reference_total_s / reference_worst_s (verdict and, for invalid ones, the counterexample, as
+the checker returns them), reference_verdict_only_total_s (search alone), reference_correct (of 102),
+big_valid_s (pairing + checking; generation excluded), big_valid_peak_mb (tracemalloc peak of a second,
+traced pass), big_invalid_s (time to the first counterexample, `stop_at_first`).
+
+Run: python benchmarks/checker.py [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from chaos.checkers import wgl  # noqa: E402
+from chaos.checkers.gen import inject_stale_read, simulate  # noqa: E402
+from chaos.checkers.linearizable import check_ops  # noqa: E402
+from chaos.history import pair_ops, read_jepsen_log  # noqa: E402
+
+HISTORIES = REPO.parent / "shared" / "histories" / "jepsen-etcd"
+
+
+def reference() -> dict:
+    lines = (HISTORIES / "VERDICTS").read_text().splitlines()
+    expected = dict(line.split() for line in lines if line.strip() and not line.startswith("#"))
+    parsed = {name: pair_ops(read_jepsen_log(HISTORIES / name)) for name in sorted(expected)}
+    total = worst = search_total = 0.0
+    worst_name = None
+    correct = 0
+    for name, ops in parsed.items():
+        t = time.perf_counter()
+        kr = wgl.check_key("k", ops, timeout_s=60)
+        dt = time.perf_counter() - t
+        t = time.perf_counter()
+        wgl.search(ops)
+        search_total += time.perf_counter() - t
+        total += dt
+        if dt > worst:
+            worst, worst_name = dt, name
+        correct += kr.outcome == expected[name]
+    return {"reference_total_s": round(total, 4), "reference_worst_s": round(worst, 4),
+            "reference_worst_file": worst_name, "reference_verdict_only_total_s": round(search_total, 4),
+            "reference_correct": correct, "reference_count": len(expected)}
+
+
+def big(seed: int) -> dict:
+    events = simulate(seed=seed, clients=20, keys=100, ops=100_000)
+    gc.collect()
+    t = time.perf_counter()
+    out = check_ops(pair_ops(events))
+    valid_s = time.perf_counter() - t
+    tracemalloc.start()
+    check_ops(pair_ops(events))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    bad, info = inject_stale_read(events, seed=seed)
+    gc.collect()
+    t = time.perf_counter()
+    out_bad = check_ops(pair_ops(bad), stop_at_first=True)
+    invalid_s = time.perf_counter() - t
+    return {"big_ops": 100_000, "big_valid_verdict": out.verdict.value, "big_valid_s": round(valid_s, 3),
+            "big_valid_peak_mb": round(peak / 2**20, 1), "big_invalid_verdict": out_bad.verdict.value,
+            "big_invalid_s": round(invalid_s, 3),
+            "big_invalid_counterexample_ops": out_bad.evidence["failed_keys"][0]["counterexample_ops"]
+            if out_bad.evidence.get("failed_keys") else None, "big_invalid_injected": info}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    result = {"seed": args.seed, "python": sys.version.split()[0]}
+    if (HISTORIES / "VERDICTS").exists():
+        result.update(reference())
+    else:
+        result["reference_error"] = f"{HISTORIES} not found"
+    result.update(big(args.seed))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
