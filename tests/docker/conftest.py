@@ -1,0 +1,65 @@
+"""Fixtures for the Docker integration tier: an engine client, the node image, unique cluster names.
+
+Tests here are marked `docker`; they skip (with the reason) when no engine answers. The node image
+is built once per session (a no-op when .ci/run already built it: the tag is a content hash).
+Every cluster a test creates gets a unique name and is removed by label at the end, pass or fail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from chaos.env import cleanup
+from chaos.errors import EnvironmentError_
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    from chaos.env.engine import connect
+
+    try:
+        return connect(timeout_s=120)
+    except EnvironmentError_ as exc:
+        pytest.skip(f"no Docker engine: {exc.message}")
+
+
+@pytest.fixture(scope="session")
+def node_image(docker_client) -> str:
+    from chaos.image import build_node_image
+
+    return build_node_image(docker_client).tag
+
+
+@pytest.fixture
+def cluster_name(docker_client):
+    """A fresh cluster name; whatever carries it is removed after the test."""
+    name = f"t{secrets.token_hex(3)}"
+    yield name
+    cleanup.remove_objects(docker_client, cluster=name)
+
+
+def _chaos_cmd(*args: str, timeout: float = 180, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real `chaos` entry point in a subprocess (the error boundary included)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "chaos.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def _chaos_popen(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "chaos.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+@pytest.fixture(scope="session")
+def chaos_cmd():
+    return _chaos_cmd
+
+
+@pytest.fixture(scope="session")
+def chaos_popen():
+    return _chaos_popen

@@ -1,0 +1,185 @@
+"""Pure parts of the Docker environment (no engine needed): readiness judgement, node environment,
+labels, engine time parsing, image content hash and bootstrap command.
+
+The readiness judgement has a deliberately broken variant (it trusts any one manager's idea of the
+leader) and a test showing the real one rejects what the broken one accepts (STYLE.md item 13).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from chaos.env import labels as L
+from chaos.env import ready
+from chaos.env.nodeops import parse_docker_time
+from chaos.env.spec import ClusterSpec, agent_env_from_options
+from chaos.errors import UsageError
+from chaos.image import content_hash, mmdebstrap_argv, wheels_argv
+
+MANAGERS = ["m1", "m2", "m3"]
+WORKERS = ["w1", "w2"]
+NODES = MANAGERS + WORKERS
+
+
+def _alive(nodes=NODES):
+    return {n: {"state": "alive", "incarnation": 0} for n in nodes}
+
+
+def _healthy() -> dict:
+    st = {}
+    for m in MANAGERS:
+        st[m] = {"node": m, "kind": "manager", "role": "leader" if m == "m1" else "follower", "term": 2,
+                 "leader": "m1", "members": _alive(), "workers": {"w1": "ready", "w2": "ready"}}
+    for w in WORKERS:
+        st[w] = {"node": w, "kind": "worker", "role": "worker", "leader": "m1", "members": _alive()}
+    return st
+
+
+def _conditions(failures):
+    return {f.condition: set(f.nodes) for f in failures}
+
+
+def test_ready_healthy_cluster_is_ready():
+    assert ready.evaluate(_healthy(), MANAGERS, WORKERS) == []
+
+
+@pytest.mark.parametrize("mutate, condition, nodes", [
+    (lambda s: s.update(w2=None), "reachable", {"w2"}),
+    (lambda s: s["m3"].update(leader="m2"), "leader", {"m1", "m2", "m3"}),
+    (lambda s: [s[m].update(leader=None) for m in MANAGERS], "leader", {"m1", "m2", "m3"}),
+    (lambda s: s["m3"].update(leader=None), "leader", {"m3"}),
+    (lambda s: s["m1"].update(role="follower"), "leader", {"m1"}),
+    (lambda s: s["m1"]["workers"].pop("w2"), "workers-registered", {"w2"}),
+    (lambda s: s["m1"]["workers"].update(w1="down"), "workers-registered", {"w1"}),
+    (lambda s: s["w1"]["members"].update(m2={"state": "suspect", "incarnation": 1}), "gossip", {"w1"}),
+    (lambda s: s["m2"]["members"].pop("w2"), "gossip", {"m2"}),
+])
+def test_ready_each_condition_names_failing_nodes(mutate, condition, nodes):
+    st = _healthy()
+    mutate(st)
+    got = _conditions(ready.evaluate(st, MANAGERS, WORKERS))
+    assert condition in got, got
+    assert got[condition] == nodes
+
+
+def test_ready_node_may_omit_itself_from_its_member_table():
+    st = _healthy()
+    st["w1"]["members"].pop("w1")
+    assert ready.evaluate(st, MANAGERS, WORKERS) == []
+
+
+def _broken_evaluate(statuses, managers, workers):
+    """Deliberately wrong: takes m1's word for the leader and never checks the others agree."""
+    leader = (statuses.get(managers[0]) or {}).get("leader")
+    return [] if leader else ["leader"]
+
+
+def test_ready_broken_variant_accepts_split_leadership_real_one_rejects():
+    st = _healthy()
+    st["m3"].update(role="leader", leader="m3", term=3)  # two nodes believe they lead
+    assert _broken_evaluate(st, MANAGERS, WORKERS) == []      # the broken check is fooled
+    assert "leader" in _conditions(ready.evaluate(st, MANAGERS, WORKERS))
+
+
+def test_ready_random_single_faults_never_judged_ready():
+    seed = 1234
+    rng = random.Random(seed)
+    for _ in range(200):
+        st = _healthy()
+        node = rng.choice(NODES)
+        kind = rng.choice(["unreachable", "member", "leader"])
+        if kind == "unreachable":
+            st[node] = None
+        elif kind == "member":
+            st[node]["members"][rng.choice([n for n in NODES if n != node])]["state"] = "dead"
+        else:
+            st[rng.choice(MANAGERS)]["leader"] = rng.choice(["m2", "m3", None])
+            if all(st[m]["leader"] == "m1" for m in MANAGERS):
+                continue
+        assert ready.evaluate(st, MANAGERS, WORKERS), f"seed {seed}: {node} {kind} judged ready"
+
+
+def test_spec_node_env_points_every_peer_at_its_own_proxy():
+    spec = ClusterSpec("a", managers=3, workers=2, seed=7)
+    topo = spec.topology()
+    env = spec.node_env("w1", topo)
+    peers = json.loads(env["CHAOS_PEERS"])
+    assert set(peers) == {"m1", "m2", "m3", "w2"}
+    for peer, addr in peers.items():
+        assert addr == f"toxiproxy:{topo.listen_port('w1', peer)}"
+    assert env["CHAOS_ROLE"] == "worker" and env["CHAOS_MANAGERS"] == "m1,m2,m3"
+    assert env["CHAOS_NODE_ID"] == "w1" and env["CHAOS_DATA_DIR"] == "/data"
+    # distinct proxies for distinct directed links
+    assert len({topo.listen_port(a, b) for a in spec.node_ids for b in spec.node_ids if a != b}) == 20
+
+
+def test_spec_node_seeds_are_stable_and_distinct():
+    a, b = ClusterSpec("a", seed=7), ClusterSpec("b", seed=7)
+    assert [a.node_seed(n) for n in a.node_ids] == [b.node_seed(n) for n in b.node_ids]
+    assert len({a.node_seed(n) for n in a.node_ids}) == len(a.node_ids)
+    assert ClusterSpec("a", seed=8).node_seed("m1") != a.node_seed("m1")
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"managers": 2}, {"managers": 0}, {"workers": -1}, {"workers": 10_000},
+    {"name": "Bad Name"}, {"name": "x" * 40}, {"agent_env": (("CHAOS_PEERS", "{}"),)},
+    {"agent_env": (("PATH", "/tmp"),)},
+])
+def test_spec_rejects_bad_clusters(kwargs):
+    with pytest.raises(UsageError):
+        ClusterSpec(**{"name": "a", **kwargs})
+
+
+def test_spec_agent_options_become_env():
+    env = dict(agent_env_from_options({"tick_ms": 5, "heartbeat_ms": None}, ("CHAOS_FSYNC=0",)))
+    assert env == {"CHAOS_TICK_MS": "5", "CHAOS_FSYNC": "0"}
+    with pytest.raises(UsageError):
+        agent_env_from_options({}, ("CHAOS_FSYNC",))
+
+
+def test_labels_select_only_this_tool_and_cluster():
+    lab = L.object_labels("a", "r1", "m1", "manager")
+    assert L.is_ours(lab) and L.is_ours(lab, "a") and not L.is_ours(lab, "b")
+    assert not L.is_ours({}) and not L.is_ours(None) and not L.is_ours({"chaos.tool": "other"})
+    assert L.selector("a", "r1") == {"label": ["chaos.tool=chaos", "chaos.cluster=a", "chaos.run=r1"]}
+    with pytest.raises(AssertionError):
+        L.object_labels("a", "r1", "m1", "pod")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2026-11-28T02:44:04.123456789Z", 1795833844.123456),
+    ("2026-11-28T02:44:04Z", 1795833844.0),
+    ("2026-11-28T03:44:04.5+01:00", 1795833844.5),
+    ("0001-01-01T00:00:00Z", None),
+    ("", None),
+])
+def test_parse_docker_time_handles_engine_formats(text, expected):
+    got = parse_docker_time(text)
+    assert got == pytest.approx(expected) if expected is not None else got is None
+
+
+def test_image_content_hash_changes_with_content_only(tmp_path: Path):
+    (tmp_path / "swarmnode").mkdir()
+    (tmp_path / "Dockerfile").write_text("FROM x\n")
+    (tmp_path / "swarmnode" / "a.py").write_text("A = 1\n")
+    h1 = content_hash(tmp_path, "sha256:base")
+    (tmp_path / "swarmnode" / "__pycache__").mkdir()
+    (tmp_path / "swarmnode" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"junk")
+    (tmp_path / "swarmnode" / ".a.py.123.tmp").write_text("editor temp")
+    assert content_hash(tmp_path, "sha256:base") == h1
+    assert content_hash(tmp_path, "sha256:other") != h1
+    (tmp_path / "swarmnode" / "a.py").write_text("A = 2\n")
+    assert content_hash(tmp_path, "sha256:base") != h1
+
+
+def test_image_bootstrap_and_wheels_commands_are_argv_lists(tmp_path: Path):
+    argv = mmdebstrap_argv(tmp_path / "r.tar", "http://deb.debian.org/debian")
+    assert argv[0] == "mmdebstrap" and "--variant=essential" in argv
+    assert "--include=python3,python3-aiohttp,python3-uvloop" in argv
+    assert any("bookworm-security" in a for a in argv)
+    w = wheels_argv(tmp_path, "aarch64")
+    assert "manylinux2014_aarch64" in w and "--only-binary=:all:" in w and "cp311" in w
