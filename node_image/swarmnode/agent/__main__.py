@@ -29,6 +29,14 @@ def main() -> int:
         print(f"swarmnode.agent: configuration error: CHAOS_DATA_DIR={cfg.data_dir!r}: {exc}",
               file=sys.stderr)
         return 2
+    profile = os.environ.get("CHAOS_PROFILE_PATH")  # debugging aid: cProfile dump at exit
+    if profile:
+        import cProfile
+        prof = cProfile.Profile()
+        try:
+            return prof.runcall(asyncio.run, _run(cfg))
+        finally:
+            prof.dump_stats(profile)
     return asyncio.run(_run(cfg))
 
 

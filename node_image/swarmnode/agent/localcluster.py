@@ -71,6 +71,7 @@ class LocalCluster:
     def __init__(self, workdir: str, managers: int = 3, workers: int = 3, seed: int = 1,
                  extra_env: Optional[dict] = None) -> None:
         self.workdir = workdir
+        os.makedirs(workdir, exist_ok=True)
         self.seed = seed
         self.manager_ids = [f"m{i + 1}" for i in range(managers)]
         self.worker_ids = [f"w{i + 1}" for i in range(workers)]

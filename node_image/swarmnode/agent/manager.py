@@ -383,6 +383,7 @@ class ManagerRole:
     def _send_assignments(self, worker: str) -> None:
         self.node.send(worker, {"ch": "disp", "type": "assignments", "leader": self.node.id,
                                 "term": self.raft.term,
+                                "registered": self.store.nodes.get(worker, {}).get("state") == "ready",
                                 "tasks": orchestrator.assignments_for(worker, self.store.tasks)})
 
     def _check_worker_heartbeats(self, now_ms: int) -> None:

@@ -39,6 +39,16 @@ MAX_TICK_LAG_TICKS = 50       # when the loop falls further behind, skip ahead (
 LOCAL_OPS = ("service.list", "task.list")  # answered from a manager's own applied store
 
 
+def current_rss_mb() -> Optional[float]:
+    """Resident memory now (Linux /proc), else the peak from getrusage."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return round(pages * resource.getpagesize() / (1 << 20), 1)
+    except (OSError, ValueError, IndexError):
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def swim_config(cfg: AgentConfig) -> swim.SwimConfig:
     return swim.SwimConfig.local().replace(probe_interval_ms=cfg.gossip_probe_interval_ms,
                                            probe_timeout_ms=cfg.gossip_probe_timeout_ms)
@@ -234,7 +244,7 @@ class Node:
     def status(self) -> dict:
         base = {"node": self.id, "kind": self.cfg.role, "boot": self.journal.boot,
                 "members": self.members(), "counters": dict(self.counters),
-                "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+                "rss_mb": current_rss_mb()}
         base.update(self.role.status_fields())
         return base
 

@@ -4,7 +4,9 @@ Owns the worker side of the dispatcher protocol (channel ``disp``):
   worker -> manager  ``{"type": "heartbeat", "tasks": {task: state}}`` every CHAOS_DISPATCHER_HEARTBEAT_MS
                      (the first heartbeat registers the worker)
   manager -> worker  ``{"type": "not_leader", "leader": id|null}``, or from the leader
-                     ``{"type": "assignments", "leader": id, "term": t, "tasks": {task: {service, slot, state}}}``
+                     ``{"type": "assignments", "leader": id, "term": t, "registered": bool,
+                     "tasks": {task: {service, slot, state}}}`` (registered: READY in the store)
+Until the leader reports it READY the worker heartbeats every REGISTER_RETRY_MS (fast start-up).
 The worker runs every listed task in state ``assigned``/``running`` and stops any task not listed
 (or listed in a terminal state). Assignments from a term older than one already seen are ignored.
 It learns the leader from managers' answers; after two unanswered heartbeats it tries the next
@@ -28,6 +30,7 @@ log = logging.getLogger("swarmnode.worker")
 
 TERMINAL = ("complete", "failed", "shutdown", "orphaned")
 MISSED_BEFORE_ROTATE = 2
+REGISTER_RETRY_MS = 150  # heartbeat period until the leader says we are READY (fast start-up)
 
 
 class WorkerRole:
@@ -74,7 +77,10 @@ class WorkerRole:
         self.sup.poll()
         self._publish_endpoints()
         if now_ms >= self._next_hb_ms:
-            self._next_hb_ms = now_ms + self.cfg.dispatcher_heartbeat_ms
+            period = self.cfg.dispatcher_heartbeat_ms
+            if not self.registered:
+                period = min(period, REGISTER_RETRY_MS)
+            self._next_hb_ms = now_ms + period
             self._heartbeat()
 
     def _target(self) -> str:
@@ -115,7 +121,7 @@ class WorkerRole:
             self.term = term
             self.leader = sender
             self._unanswered = 0
-            self.registered = True
+            self.registered = msg.get("registered", True) is True
             self.node.counters["assignments"] += 1
             self._apply_assignments(tasks)
         else:

@@ -1,0 +1,145 @@
+"""Benchmark the node agent on loopback: prints exactly one JSON object on stdout.
+
+Measures, with local processes (no Docker, no proxy):
+  ready_s       time from starting 3 managers + 5 workers to a ready cluster (a leader that has all
+                5 workers READY in its committed store) -- local processes, not containers;
+  writes_per_s  acknowledged PUTs per second from concurrent clients against a 3-manager cluster
+                (all clients talk to the leader; fsync on, as in production);
+  p50_ms/p99_ms latency of those acknowledged writes;
+  rss_mb        resident memory of each node after the load (from /proc/<pid>/status VmRSS).
+Never passes or fails on time. Usage: python3 benchmarks/agent.py [--duration S] [--clients N]
+
+Must not import ``chaos``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "node_image"))
+
+from swarmnode.agent.localcluster import LocalCluster, wait_for  # noqa: E402
+
+
+def rss_mb(pid: int):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def ready_cluster(c: LocalCluster):
+    leader = c.leader()
+    if leader is None:
+        return None
+    code, store = c.get(leader, "/store", timeout=1.0)
+    if code != 200:
+        return None
+    nodes = store.get("nodes", {})
+    if all(nodes.get(w, {}).get("state") == "ready" for w in c.worker_ids):
+        return leader
+    return None
+
+
+def measure_ready(workdir: str, seed: int) -> float:
+    c = LocalCluster(os.path.join(workdir, "ready"), managers=3, workers=5, seed=seed,
+                     extra_env={"CHAOS_DISPATCHER_HEARTBEAT_MS": "200"})
+    t0 = time.monotonic()
+    c.start_all()
+    try:
+        wait_for(lambda: ready_cluster(c), 60, interval_s=0.02, what="ready 3+5 cluster")
+        return round(time.monotonic() - t0, 3)
+    finally:
+        c.stop_all()
+
+
+async def load(url_base: str, clients: int, duration_s: float, seed: int) -> tuple[list, int, int]:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    timeouts = 0
+    stop_at = time.monotonic() + duration_s
+
+    async def client(i: int, session: aiohttp.ClientSession) -> None:
+        nonlocal errors, timeouts
+        seq = 0
+        while time.monotonic() < stop_at:
+            key = f"k{(i * 7919 + seq) % 1000}"
+            t0 = time.monotonic()
+            try:
+                async with session.put(f"{url_base}/kv/{key}",
+                                       json={"value": seq, "client_id": f"c{seed}-{i}", "seq": seq}) as r:
+                    await r.read()
+                    if r.status == 200:
+                        latencies.append((time.monotonic() - t0) * 1000)
+                    else:
+                        errors += 1
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                timeouts += 1
+            seq += 1
+
+    timeout = aiohttp.ClientTimeout(total=5)
+    conn = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(timeout=timeout, connector=conn) as session:
+        await asyncio.gather(*(client(i, session) for i in range(clients)))
+    return latencies, errors, timeouts
+
+
+def quantile(xs: list, q: float):
+    if not xs:
+        return None
+    s = sorted(xs)
+    return round(s[min(len(s) - 1, int(q * len(s)))], 2)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds of write load")
+    ap.add_argument("--clients", type=int, default=32, help="concurrent HTTP clients")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    out: dict = {"benchmark": "agent", "seed": args.seed, "clients": args.clients,
+                 "duration_s": args.duration, "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="chaos-bench-agent-") as tmp:
+        out["ready_s"] = measure_ready(tmp, args.seed)
+        c = LocalCluster(os.path.join(tmp, "load"), managers=3, workers=0, seed=args.seed)
+        c.start_all()
+        try:
+            leader = wait_for(c.leader, 30, what="leader")
+            out["rss_mb_idle"] = {n: rss_mb(p.pid) for n, p in sorted(c.procs.items())}
+            t0 = time.monotonic()
+            lat, errors, timeouts = asyncio.run(load(c.url(leader, ""), args.clients, args.duration,
+                                                     args.seed))
+            elapsed = time.monotonic() - t0
+            out["writes_per_s"] = round(len(lat) / elapsed, 1)
+            out["p50_ms"] = quantile(lat, 0.50)
+            out["p99_ms"] = quantile(lat, 0.99)
+            out["writes_ok"] = len(lat)
+            out["write_errors"] = errors
+            out["write_timeouts"] = timeouts
+            out["rss_mb"] = {n: rss_mb(p.pid) for n, p in sorted(c.procs.items())}
+            st = c.status(leader) or {}
+            out["leader_commit_index"] = st.get("commit_index")
+        finally:
+            c.stop_all()
+    out["notes"] = ("ready_s is for local processes on loopback (3 managers + 5 workers), not "
+                    "containers; the container number comes from the environment's benchmark. "
+                    "Clients run on the same host as the nodes (they compete for CPU); fsync on.")
+    print(json.dumps(out, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
