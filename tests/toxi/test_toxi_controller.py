@@ -298,3 +298,23 @@ def test_controller_with_probe_raises_when_unverifiable():
     with pytest.raises(FaultError, match="expected cut") as info:
         ctl.cut([("m1", "m2")])
     assert info.value.applied["op"] == "cut"
+
+
+def test_verify_max_changed_is_a_reported_bound():
+    expected = {(f"n{i}", f"n{j}"): False for i in range(5) for j in range(5) if i != j}
+    rec = verify(expected, lambda s, d: False, changed=list(expected), sample=0,
+                 rng=random.Random(4), max_changed=6)
+    assert len(rec["checked"]) == 6 and rec["changed_total"] == 20 and rec["capped"] is True
+    full = verify(expected, lambda s, d: False, changed=list(expected), sample=0)
+    assert len(full["checked"]) == 20 and full["capped"] is False
+
+
+def test_controller_records_have_issue_and_done_timestamps():
+    ticks = iter(range(100, 200))
+    api = FakeAPI()
+    ctl = LinkController(api, Topology(["m1", "m2"], []), clock=lambda: float(next(ticks)))
+    ctl.create_proxies()
+    rec = ctl.cut([("m1", "m2")])
+    assert rec["ts"] < rec["done_ts"]
+    rec = ctl.apply_partition({"m1": ["m2"]})
+    assert rec["ts"] < rec["done_ts"] and rec["cut"] == ["m2-m1"] and rec["uncut"] == ["m1-m2"]
