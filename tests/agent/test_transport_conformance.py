@@ -297,3 +297,61 @@ def test_frames_decoder_table():
         frames.FrameDecoder(max_frame_bytes=10).feed(struct.pack(">I", 11))
     with pytest.raises(TypeError):
         frames.encode([1])  # our own wrong call raises, it is not counted
+
+
+def naive_decode(chunks: list[bytes]) -> list[dict]:
+    """Deliberately wrong framing: assumes every read holds whole frames (true on a quiet LAN,
+    false behind Toxiproxy's slicer). The split test below must catch it."""
+    import json as _json
+    out = []
+    for c in chunks:
+        i = 0
+        while i + 4 <= len(c):
+            (n,) = struct.unpack(">I", c[i:i + 4])
+            try:
+                out.append(_json.loads(c[i + 4:i + 4 + n]))
+            except ValueError:
+                break
+            i += 4 + n
+    return out
+
+
+def test_transport_split_check_catches_naive_framing():
+    rng = random.Random(SEED)
+    msgs = [{"i": i} for i in range(50)]
+    stream = b"".join(frames.encode(m) for m in msgs)
+    chunks = random_chunks(stream, rng)
+    dec = frames.FrameDecoder()
+    assert [f for c in chunks for f in dec.feed(c)] == msgs
+    assert naive_decode(chunks) != msgs
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["silent", "trickle"])
+def test_transport_tcp_drops_a_stalled_partial_frame(trickle):
+    net = TcpAdaptor(SEED)
+    try:
+        net.add("b")
+        # a hello, then part of a frame, then silence or a byte every 50 ms (a desynchronised
+        # stream): dropped once the frame is older than frame_stall_ms (500 ms) + size / 64 KiB/s
+        partial = struct.pack(">I", 1000) + b"{"
+
+        async def go():
+            r, w = await asyncio.open_connection("127.0.0.1", net.ports["b"])
+            w.write(frames.encode(frames.hello("z")) + partial)
+            await w.drain()
+            t0 = asyncio.get_running_loop().time()
+            while asyncio.get_running_loop().time() - t0 < 5:
+                try:
+                    data = await asyncio.wait_for(r.read(10), 0.05)
+                    w.close()
+                    return data, asyncio.get_running_loop().time() - t0
+                except asyncio.TimeoutError:
+                    if trickle:
+                        w.write(b" ")
+            raise AssertionError("connection never dropped")
+
+        data, took = net.loop.run_until_complete(go())
+        assert data == b"" and took < 3.0
+        assert net.counters("b")["bad_frames"] == 1
+    finally:
+        net.close()

@@ -55,6 +55,13 @@ class FrameDecoder:
     def pending_bytes(self) -> int:
         return len(self._buf)
 
+    @property
+    def expected_bytes(self) -> int:
+        """Size of the frame being assembled (header included), or 4 before its header is known."""
+        if len(self._buf) < 4:
+            return 4
+        return 4 + _LEN.unpack_from(self._buf, 0)[0]
+
     def feed(self, data: bytes) -> list[dict]:
         if self._poisoned:
             raise BadFrame("decoder already failed")

@@ -30,6 +30,7 @@ MAX_INBOUND_CONNECTIONS = 1024
 READ_CHUNK = 1 << 16
 DRAIN_THRESHOLD_BYTES = 256 * 1024
 BATCH_BYTES = 1 << 20
+STALL_MIN_RATE_BPS = 64 * 1024  # slowest transfer rate a large frame is allowed before it "stalls"
 
 OnMessage = Callable[[str, dict], None]
 
@@ -221,15 +222,29 @@ class TcpTransport:
         dec = frames.FrameDecoder()
         sender: Optional[str] = None
         stall = self.frame_stall_ms / 1000
+        loop = asyncio.get_running_loop()
+        partial_since: Optional[float] = None
         try:
             while not self.closed:
                 if dec.pending_bytes:
-                    data = await asyncio.wait_for(reader.read(READ_CHUNK), stall)
+                    # A partial frame must complete within the stall bound plus its transfer time
+                    # at STALL_MIN_RATE (a black-holed or desynchronised stream otherwise hangs).
+                    if partial_since is None:
+                        partial_since = loop.time()
+                    budget = stall + dec.expected_bytes / STALL_MIN_RATE_BPS
+                    remaining = partial_since + budget - loop.time()
+                    if remaining <= 0:
+                        raise asyncio.TimeoutError
+                    data = await asyncio.wait_for(reader.read(READ_CHUNK), remaining)
                 else:
+                    partial_since = None
                     data = await reader.read(READ_CHUNK)
                 if not data:
                     return
-                for f in dec.feed(data):
+                got = dec.feed(data)
+                if got:
+                    partial_since = None
+                for f in got:
                     t = f.get("t")
                     if t == "m" and sender is not None and isinstance(f.get("m"), dict):
                         self.counters["frames_in"] += 1
