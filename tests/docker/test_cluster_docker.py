@@ -1,0 +1,164 @@
+"""Docker integration: a real cluster through the real `chaos` entry point.
+
+One 3-manager / 5-worker cluster per module (bringing one up costs ~20 s on the shared 2-core
+machine): `up` -> `status` shows one leader and every worker READY -> hardening and labels as
+promised -> node operations record when they took effect -> a second cluster at the same time stays
+separate -> `down` leaves nothing with the cluster's label.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from chaos.env import cleanup
+from chaos.env import labels as L
+from chaos.env import nodeops
+from chaos.env.cluster import require_cluster
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+SEED = 4242
+READY_TIMEOUT = "150"
+
+
+def _wait(cond, timeout_s: float, what: str, interval_s: float = 0.2):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+@pytest.fixture(scope="module")
+def cluster_a(docker_client, node_image, request):
+    from chaos.env.cluster import find_cluster  # noqa: F401  (import check before the long wait)
+    import secrets
+    import subprocess
+    import sys
+
+    name = f"ta{secrets.token_hex(3)}"
+    request.addfinalizer(lambda: cleanup.remove_objects(docker_client, cluster=name))
+    proc = subprocess.run([sys.executable, "-m", "chaos.cli", "up", "--name", name, "--managers", "3",
+                           "--workers", "5", "--seed", str(SEED), "--image", node_image,
+                           "--timeout", READY_TIMEOUT, "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"seed {SEED}: {proc.stderr[-3000:]}"
+    return name, json.loads(proc.stdout)
+
+
+def test_cluster_up_prints_seed_and_where_things_are(cluster_a):
+    name, summary = cluster_a
+    assert summary["seed"] == SEED and summary["cluster"] == name
+    assert set(summary["nodes"]) == {"m1", "m2", "m3", "w1", "w2", "w3", "w4", "w5"}
+    for info in summary["nodes"].values():
+        assert info["api"].startswith("http://127.0.0.1:") and info["client"].startswith("http://127.0.0.1:")
+    assert summary["toxiproxy"]["proxies"] == 8 + 8 * 7  # client links + every directed pair
+
+
+def test_cluster_status_shows_one_leader_and_all_workers(cluster_a, chaos_cmd):
+    name, _ = cluster_a
+    proc = chaos_cmd("status", "--name", name, "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["ready"], doc["not_ready"]
+    managers = {n: v["status"] for n, v in doc["nodes"].items() if v["kind"] == "manager"}
+    assert len(managers) == 3
+    leaders = [n for n, st in managers.items() if st["role"] == "leader"]
+    assert len(leaders) == 1
+    assert {st["leader"] for st in managers.values()} == set(leaders)
+    assert managers[leaders[0]]["workers"] == {f"w{i}": "ready" for i in range(1, 6)}
+    assert doc["toxiproxy"]["proxies"] == 64 and doc["toxiproxy"]["active"] == []
+    table = chaos_cmd("status", "--name", name)
+    assert table.returncode == 0 and "leader" in table.stdout and "ready" in table.stdout
+
+
+def test_cluster_containers_are_hardened_labelled_and_loopback_only(cluster_a, docker_client):
+    name, _ = cluster_a
+    containers = docker_client.containers.list(all=True, filters=L.selector(cluster=name))
+    assert len(containers) == 9
+    run_ids = {c.labels[L.RUN_LABEL] for c in containers}
+    assert len(run_ids) == 1
+    for c in containers:
+        hc, cfg = c.attrs["HostConfig"], c.attrs["Config"]
+        assert cfg["User"] == "10001"
+        assert hc["CapDrop"] == ["ALL"] and "no-new-privileges" in hc["SecurityOpt"]
+        assert hc["ReadonlyRootfs"] and hc["Init"] and hc["Memory"] > 0 and hc["PidsLimit"] > 0
+        assert not hc.get("Privileged")
+        for bindings in (c.attrs["NetworkSettings"]["Ports"] or {}).values():
+            for b in bindings or []:
+                assert b["HostIp"] == "127.0.0.1"
+        assert c.labels[L.TOOL_LABEL] == "chaos" and c.labels[L.CLUSTER_LABEL] == name
+        assert c.labels[L.KIND_LABEL] in ("manager", "worker", "toxiproxy")
+    for v in docker_client.volumes.list(filters=L.selector(cluster=name)):
+        assert v.attrs["Labels"][L.RUN_LABEL] in run_ids
+    nets = docker_client.networks.list(filters=L.selector(cluster=name))
+    assert len(nets) == 1
+
+
+def test_cluster_node_operations_record_effect_times(cluster_a, docker_client):
+    name, _ = cluster_a
+    cluster = require_cluster(docker_client, name)
+    before = cluster.status("w1")
+    assert before is not None
+    rec = nodeops.kill(cluster, "w1")
+    assert rec.requested_ts <= rec.effective_ts + 0.05 and rec.detail["exit_code"] != 0
+    assert cluster.status("w1", timeout_s=0.5) is None
+    rec = nodeops.restart(cluster, "w1")
+    assert rec.effective_ts >= rec.requested_ts - 0.05
+    cluster.refresh()
+    after = _wait(lambda: cluster.status("w1"), 60, "w1 to answer after restart")
+    assert after["boot"] == before["boot"] + 1  # same data volume: the node knows it restarted
+
+    rec = nodeops.pause(cluster, "w2")
+    assert cluster.container("w2").attrs["State"]["Paused"]
+    assert cluster.status("w2", timeout_s=0.5) is None
+    rec2 = nodeops.unpause(cluster, "w2")
+    assert rec2.effective_ts >= rec.effective_ts
+    _wait(lambda: cluster.status("w2"), 30, "w2 to answer after unpause")
+
+    rec = nodeops.stop(cluster, "w3", grace_s=5)
+    assert rec.op == "stop" and not cluster.container("w3").attrs["State"]["Running"]
+    nodeops.start(cluster, "w3")
+    cluster.refresh()
+    _wait(lambda: cluster.status("w3"), 60, "w3 to answer after start")
+    # the cluster heals back to ready after all of that
+    cluster.wait_ready(120)
+
+
+def test_cluster_two_at_once_stay_separate(cluster_a, cluster_name, docker_client, chaos_cmd, node_image):
+    name_a, _ = cluster_a
+    proc = chaos_cmd("up", "--name", cluster_name, "--managers", "1", "--workers", "2", "--seed", "7",
+                     "--image", node_image, "--timeout", READY_TIMEOUT, "--json", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    b = json.loads(proc.stdout)
+    assert set(b["nodes"]) == {"m1", "w1", "w2"}
+    a_cluster = require_cluster(docker_client, name_a)
+    b_cluster = require_cluster(docker_client, cluster_name)
+    net_a = set(a_cluster.container("m1").attrs["NetworkSettings"]["Networks"])
+    net_b = set(b_cluster.container("m1").attrs["NetworkSettings"]["Networks"])
+    assert net_a.isdisjoint(net_b)
+    # each cluster's m1 answers on its own port with its own view
+    assert a_cluster.status("m1")["members"].keys() != b_cluster.status("m1")["members"].keys()
+    # a name that is up cannot be brought up twice
+    again = chaos_cmd("up", "--name", cluster_name, "--image", node_image)
+    assert again.returncode == 2 and "already up" in again.stderr
+    down = chaos_cmd("down", "--name", cluster_name)
+    assert down.returncode == 0, down.stderr
+    assert cleanup.remaining(docker_client, cluster_name) == 0
+    assert a_cluster.wait_ready(60) >= 0  # A is untouched by B's down
+
+
+def test_cluster_down_leaves_nothing(cluster_a, docker_client, chaos_cmd):
+    name, _ = cluster_a
+    proc = chaos_cmd("down", "--name", name)
+    assert proc.returncode == 0, proc.stderr
+    assert "removed cluster" in proc.stdout
+    assert cleanup.remaining(docker_client, name) == 0
+    again = chaos_cmd("status", "--name", name)
+    assert again.returncode == 2 and "no cluster named" in again.stderr
