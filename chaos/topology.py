@@ -104,6 +104,12 @@ class Topology:
             )
         self._index: dict[Link, int] = {link: i for i, link in enumerate(links)}
 
+    @classmethod
+    def named(cls, n_managers: int, n_workers: int, base_port: int = 20000, **kwargs) -> "Topology":
+        """The conventional ids of docs/contracts.md: managers m1..mN, workers w1..wN."""
+        return cls([f"m{i}" for i in range(1, n_managers + 1)],
+                   [f"w{i}" for i in range(1, n_workers + 1)], base_port, **kwargs)
+
     # -- queries ---------------------------------------------------------------------------------
 
     @property

@@ -552,17 +552,19 @@ class LinkController:
             raise ValueError("a partition names nodes only; cut client links with cut()")
         with self._lock:
             current = {l: m for l, m in self._cut.items() if l.src != CLIENT}
-        to_uncut = sorted((l for l in current if l not in wanted or current[l] != mode), key=str)
+        to_uncut = sorted((l for l in current if l not in wanted), key=str)
         to_cut = sorted((l for l in wanted if current.get(l) != mode), key=str)
         ts = self.clock()
-        rec_un = self._uncut(to_uncut) if to_uncut else None
+        # New cuts first, then the old ones are lifted: in between, the cluster is cut at least as
+        # much as both shapes (never transiently healed). Mode switches are done by _cut_links.
         rec_cut = self._cut_links(to_cut, mode) if to_cut else None
+        rec_un = self._uncut(to_uncut) if to_uncut else None
         return self._autoverify({
             "ts": ts, "op": "partition", "params": {"mode": mode},
             "deaf": {n: sorted(s) for n, s in partition_mod.deaf_map(self.topology.nodes, cut).items() if s},
             "cut": [l.name for l in to_cut], "uncut": [l.name for l in to_uncut],
             "proxies": sorted({l.name for l in to_cut + to_uncut}),
-            "steps": [r for r in (rec_un, rec_cut) if r],
+            "steps": [r for r in (rec_cut, rec_un) if r],
             "done_ts": self.clock(),
         })
 

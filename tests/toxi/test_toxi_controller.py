@@ -318,3 +318,25 @@ def test_controller_records_have_issue_and_done_timestamps():
     assert rec["ts"] < rec["done_ts"]
     rec = ctl.apply_partition({"m1": ["m2"]})
     assert rec["ts"] < rec["done_ts"] and rec["cut"] == ["m2-m1"] and rec["uncut"] == ["m1-m2"]
+
+
+def test_controller_apply_partition_cuts_new_links_before_lifting_old_ones(setup):
+    api, topo, ctl = setup
+    nodes = list(topo.nodes)
+    ctl.apply_partition(P.isolate(nodes, "m1"))
+    api.calls.clear()
+    ctl.apply_partition(P.isolate(nodes, "m2"))
+    kinds = [c[0] for c in api.calls]
+    assert kinds.index("delete") > max(i for i, k in enumerate(kinds) if k == "add")
+
+
+def test_controller_apply_partition_switches_mode(setup):
+    api, topo, ctl = setup
+    cut = P.isolate(list(topo.nodes), "w1")
+    ctl.apply_partition(cut)
+    rec = ctl.apply_partition(cut, mode="refuse")
+    assert len(rec["cut"]) == len(cut)
+    for a, b in cut:
+        assert toxics_of(api, f"{a}-{b}") == {} and api.state[f"{a}-{b}"]["enabled"] is False
+    ctl.apply_partition(frozenset())
+    assert all(p["enabled"] for p in api.state.values())

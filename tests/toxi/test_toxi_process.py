@@ -255,3 +255,51 @@ def test_process_scale_thousand_links_create_partition_heal(toxiproxy_url):
             except Exception:
                 pass
         echo.stop()
+
+
+def test_process_two_servers_in_one_process_do_not_share_state(toxiproxy_url, echo_nodes):
+    """Two clusters at once: a second compatible server; operations on one never reach the other,
+    and the toxiproxy-python class state is left as it was."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    from toxiproxy.api import APIConsumer
+
+    from chaos.topology import Endpoint, Topology
+    from chaos.toxi import ToxiproxyAPI
+
+    from .conftest import free_port, free_port_block
+
+    if importlib.util.find_spec("swarmnode.toxiproxy.__main__") is None:
+        pytest.skip("needs the compatible server for a second instance")
+    before = (APIConsumer.host, APIConsumer.port)
+    p2 = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "swarmnode.toxiproxy", "-host", "127.0.0.1",
+                             "-port", str(p2)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ctls = []
+    try:
+        eps = {n: Endpoint("127.0.0.1", s.port, s.port) for n, s in echo_nodes.items()}
+        for i, url in enumerate([toxiproxy_url, f"http://127.0.0.1:{p2}"]):
+            api = ToxiproxyAPI(url)
+            api.wait_ready(15)
+            topo = Topology(["m1", "m2", "m3"], ["w1"], base_port=free_port_block(16, 900 + i), endpoints=eps)
+            ctl = LinkController(api, topo)
+            ctl.create_proxies("127.0.0.1")
+            ctls.append(ctl)
+        a, b = ctls
+        a.cut([("m1", "m2")])
+        with b.api.python_client() as client:
+            assert client.proxies()["m1-m2"].toxics() == {}
+        assert [t["name"] for t in a.api.proxy("m1-m2")["toxics"]] == ["chaos-cut-up", "chaos-cut-down"]
+        assert make_probe(a.topology)("m1", "m2") is False
+        assert make_probe(b.topology)("m1", "m2") is True
+        assert (APIConsumer.host, APIConsumer.port) == before
+    finally:
+        for ctl in ctls:
+            ctl.heal()
+            ctl.close()
+            for link in ctl.topology.links:
+                ctl.api.delete_proxy(link.name)
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -118,3 +118,9 @@ def test_topology_hundred_workers_fits_port_range():
     t = Topology([f"m{i}" for i in range(1, 6)], [f"w{i}" for i in range(1, 101)], base_port=20000)
     assert len(t.links) == 105 * 104 + 105
     assert max(t.listen_port(*l) for l in t.links) == 20000 + len(t.links) - 1
+
+
+def test_topology_named_uses_contract_ids():
+    t = Topology.named(3, 2, base_port=25000)
+    assert t.nodes == ("m1", "m2", "m3", "w1", "w2")
+    assert t.listen_port("client", "m1") == 25000
