@@ -240,6 +240,17 @@ class RaftNode:
             if self._election_elapsed >= self._randomized_timeout:
                 self._campaign()
 
+    def ticks_until_action(self) -> int:
+        """How many tick() calls from now until the next one that can do anything (>= 1).
+
+        Drivers may skip idle ticks (the simulator does): calling tick() fewer times is wrong, but
+        a driver may batch the idle ones as long as each tick still happens before any input that
+        arrives after it."""
+        if self._role == LEADER:
+            return max(1, min(self.config.heartbeat_ticks - self._heartbeat_elapsed,
+                              self.config.election_timeout_min_ticks - self._election_elapsed))
+        return max(1, self._randomized_timeout - self._election_elapsed)
+
     def _tick_leader(self) -> None:
         c = self.config
         self._heartbeat_elapsed += 1
@@ -638,6 +649,11 @@ class RaftNode:
         """Collect the effects since the last Ready, or None when there are none."""
         if self._ready_out:
             raise RuntimeError("advance() the previous Ready first")
+        if not (self._msgs or self._events or self._read_states or self._dropped_reads
+                or self._commit > self._applied or self._stable_next <= self.log.last_index
+                or self._pending_snapshot is not None or self._term != self._persisted_hs.term
+                or self._vote != self._persisted_hs.vote or self._commit != self._persisted_hs.commit):
+            return None  # fast path: nothing happened (most ticks)
         committed, results = self._apply_committed()
         hs = self._hard_state()
         lo = max(self._stable_next, self.log.snap_index + 1)

@@ -119,9 +119,11 @@ class Message:
     TYPE = ""
 
     def _check_header(self):
-        _int("term", self.term)
-        _str("src", self.src)
-        _str("dst", self.dst)
+        if type(self.term) is not int or self.term < 0 or type(self.src) is not str or not self.src \
+                or type(self.dst) is not str or not self.dst:
+            _int("term", self.term)
+            _str("src", self.src)
+            _str("dst", self.dst)
 
     def __post_init__(self):
         self._check_header()

@@ -24,6 +24,8 @@ Checked after every step (each step is one tick or one delivered message):
   state-machine-safety  every node applies the same entry (hash) and reaches the same store
                         digest at each index; committed prefixes agree
   apply-past-commit     no node applies beyond its commit index
+  commit-rule           a leader's commit index only advances to an entry of its own term (§5.4.2)
+  vote-lost             a vote in the journal is still the node's vote after a restart in that term
   stale-read            a linearizable read never reflects a state older than the newest write
                         acknowledged before the read was invoked
   core-exception        a core raised (an internal assertion)
@@ -76,7 +78,7 @@ class SimParams:
     fault_len_ms_max: int = 6_000
     heal_window_ms: int = 10_000
     clients: int = 3
-    client_gap_ms_mean: float = 60.0
+    client_gap_ms_mean: float = 150.0
     client_timeout_ms: int = 1_000
     stop_on_violation: bool = True
     trace_hash: bool = False
@@ -131,6 +133,11 @@ class SafetyChecker:
         if raft.commit_index < self.max_commit[node]:
             self._v("commit-monotonic", node, f"restarted with commit {raft.commit_index} < {self.max_commit[node]}")
         self.checked[node] = min(self.checked[node], raft.commit_index)
+        # the journal only holds what was durable: a journaled vote must survive the crash
+        journaled = self.votes.get((node, raft.term))
+        if journaled is not None and raft.vote != journaled:
+            self._v("vote-lost", node, f"journaled a vote for {journaled} in term {raft.term}, "
+                                       f"restarted with vote {raft.vote}")
 
     def on_events(self, node: str, events) -> None:
         for ev in events:
@@ -212,6 +219,12 @@ class SafetyChecker:
         if c < self.max_commit[node]:
             self._v("commit-monotonic", node, f"commit {c} after {self.max_commit[node]}")
         self.max_commit[node] = max(self.max_commit[node], c)
+        if self.role[node] == LEADER and c > self.checked[node]:
+            pos = c - self.base[node][0] - 1
+            lg = self.log[node]
+            if 0 <= pos < len(lg) and lg[pos][0] != self.term[node]:
+                self._v("commit-rule", node, f"leader of term {self.term[node]} committed index {c} "
+                                             f"of term {lg[pos][0]} by counting replicas (§5.4.2)")
         start = max(self.checked[node] + 1, self.base[node][0])
         for i in range(start, c + 1):
             h = self._hash_at(node, i)
@@ -289,18 +302,19 @@ class RaftSim:
         self.nodes: dict = {}
         self.checker = SafetyChecker(self.ids)
         self.trace_crc = 0
-        self.stats = {"events": 0, "messages": 0, "crashes": 0, "partitions": 0, "leader_changes": 0,
+        self.stats = {"events": 0, "messages": 0, "crashes": 0, "partitions": 0,
                       "writes_acked": 0, "write_retries": 0, "reads_served": 0, "reads_dropped": 0,
                       "faults": []}
         self.acked_index = 0
         self.read_floor: dict = {}
         self.healed = False
         self.live = None      # liveness write: [client_id, node, index, term, acked_index]
-        self._last_leader = None
         self.fault_state: dict = {}
+        self.phase = {i: master.uniform(0, params.tick_ms) for i in self.ids}
+        self.tick_k = {i: 0 for i in self.ids}     # index of the next tick boundary to run
+        self.wake_at = {i: None for i in self.ids}
         for i in self.ids:
             self._start(i)
-            self.sched.at(master.uniform(0, params.tick_ms), "tick", (i, 1))
         self.clients = [_Client(f"c{k}") for k in range(params.clients)]
         for c in self.clients:
             self.sched.at(self.client_rng.expovariate(1 / params.client_gap_ms_mean), "client", c)
@@ -313,7 +327,12 @@ class RaftSim:
         node = RaftNode(i, self.ids, self.storage[i], self.config, rng, Store())
         self.nodes[i] = node
         self.checker.on_restart(i, node)
+        now = self.sched.now_ms
+        k = int((now - self.phase[i]) // self.p.tick_ms) + 1
+        self.tick_k[i] = max(k, 0) if now > self.phase[i] else 0
+        self.wake_at[i] = None
         self._process(i)
+        self._schedule_wake(i)
 
     def crash(self, i: str) -> None:
         if self.nodes.get(i) is None:
@@ -328,7 +347,6 @@ class RaftSim:
             return
         self.boot[i] += 1
         self._start(i)
-        self.sched.after(self.p.tick_ms, "tick", (i, self.boot[i]))
 
     def leaders(self) -> list:
         return [i for i in self.ids if self.nodes.get(i) is not None and self.nodes[i].role == LEADER]
@@ -372,15 +390,49 @@ class RaftSim:
         self.checker._v("core-exception", i, traceback.format_exc(limit=3).strip().splitlines()[-1])
         self.crash(i)
 
-    def _step(self, i: str, fn) -> None:
+    # ---- virtual time for the nodes' tick() ------------------------------------------------------
+    # Node i ticks at phase[i] + k * tick_ms for k = 0, 1, ... Idle ticks are not scheduled one by
+    # one: before any input reaches a node, every tick boundary up to now is run (_catch_up), and one
+    # wake-up event is scheduled at the boundary where the core says a timer can fire.
+    def _catch_up(self, i: str) -> None:
+        node = self.nodes[i]
+        tick_ms, phase = self.p.tick_ms, self.phase[i]
+        k = self.tick_k[i]
+        now = self.sched.now_ms
         try:
-            fn()
+            while phase + k * tick_ms <= now:
+                k += 1
+                self.tick_k[i] = k
+                node.tick()
+        except Exception:
+            self._core_exception(i)
+            return
+        self._process(i)
+
+    def _schedule_wake(self, i: str) -> None:
+        node = self.nodes.get(i)
+        if node is None:
+            return
+        t = self.phase[i] + (self.tick_k[i] + node.ticks_until_action() - 1) * self.p.tick_ms
+        if t != self.wake_at[i]:
+            self.wake_at[i] = t
+            self.sched.at(t, "wake", (i, self.boot[i], t))
+
+    def _step(self, i: str, fn) -> None:
+        self._catch_up(i)
+        node = self.nodes.get(i)
+        if node is None:
+            return
+        try:
+            fn(node)
         except (NotLeader, Busy):
+            self._schedule_wake(i)
             raise
         except Exception:
             self._core_exception(i)
             return
         self._process(i)
+        self._schedule_wake(i)
 
     # ---- clients ------------------------------------------------------------------------------
     def _on_results(self, i: str, results) -> None:
@@ -426,7 +478,10 @@ class RaftSim:
         target = self._pick_target()
         if target is None:
             return
-        node = self.nodes[target]
+        self._catch_up(target)
+        node = self.nodes.get(target)
+        if node is None:
+            return
         if c.pending is None and rng.random() < 0.7:
             c.seq += 1
             key = f"k{rng.randrange(4)}"
@@ -448,9 +503,13 @@ class RaftSim:
                 return
             self.read_floor[ctx] = self.acked_index
             self._process(target)
+            self._schedule_wake(target)
 
     def _propose(self, c: _Client, target: str, cmd: dict) -> None:
-        node = self.nodes[target]
+        self._catch_up(target)
+        node = self.nodes.get(target)
+        if node is None:
+            return
         try:
             index = node.propose(cmd)
         except (NotLeader, Busy):
@@ -463,6 +522,7 @@ class RaftSim:
         c.pending = (target, index, node.term, cmd, 0)
         self.sched.after(self.p.client_timeout_ms, "client_retry", (c, cmd))
         self._process(target)
+        self._schedule_wake(target)
 
     def _client_retry(self, c: _Client, cmd: dict) -> None:
         pend = c.pending
@@ -539,6 +599,9 @@ class RaftSim:
         target = ls[0]
         if lv[1] == target and self.nodes[target].term == lv[3]:
             return  # still waiting on this leader
+        self._catch_up(target)
+        if self.nodes.get(target) is None or self.nodes[target].role != LEADER:
+            return
         try:
             idx = self.nodes[target].propose({"op": "kv.put", "key": "__live", "value": 1,
                                               "client_id": "live", "seq": 1})
@@ -546,27 +609,24 @@ class RaftSim:
             return
         lv[1], lv[2], lv[3] = target, idx, self.nodes[target].term
         self._process(target)
+        self._schedule_wake(target)
 
     # ---- main loop ----------------------------------------------------------------------------
     def _dispatch(self, kind: str, payload) -> None:
-        if kind == "tick":
-            i, boot = payload
-            node = self.nodes.get(i)
-            if node is None or boot != self.boot[i]:
+        if kind == "wake":
+            i, boot, t = payload
+            if self.nodes.get(i) is None or boot != self.boot[i] or t != self.wake_at[i]:
                 return
-            self.sched.after(self.p.tick_ms, "tick", payload)
-            self._step(i, node.tick)
-            ls = self.leaders()
-            if len(ls) == 1 and ls[0] != self._last_leader:
-                self._last_leader = ls[0]
-                self.stats["leader_changes"] += 1
+            self.wake_at[i] = None
+            self._catch_up(i)
+            self._schedule_wake(i)
         elif kind == "msg":
             boot, m = payload
             i = m.dst
             node = self.nodes.get(i)
             if node is None or boot != self.boot[i] or not self.net.can_hear(i, m.src):
                 return
-            self._step(i, lambda: node.step(m))
+            self._step(i, lambda n: n.step(m))
         elif kind == "client":
             self._client_op(payload)
         elif kind == "client_retry":
@@ -638,6 +698,7 @@ class RaftSim:
             "liveness_ok": liveness,
             "stats": {k: val for k, val in self.stats.items() if k != "faults"},
             "faults": self.stats["faults"][:50],
+            "leaders_elected": len(self.checker.leaders),
             "max_term": max(self.checker.max_term.values()),
             "max_commit": max(self.checker.max_commit.values()),
             "replay": replay_command(self.p.seed, self.p.bug),
