@@ -15,8 +15,6 @@ from __future__ import annotations
 import random
 from typing import Iterable, Mapping, Sequence
 
-Cut = frozenset  # frozenset[tuple[str, str]]
-
 
 def _check_nodes(nodes: Sequence[str]) -> list[str]:
     nodes = list(nodes)

@@ -364,7 +364,6 @@ class LinkController:
         self._toxics: dict[str, dict[str, dict]] = {}
         # links cut by us -> mode ("blackhole" | "refuse")
         self._cut: dict[Link, str] = {}
-        self._disabled: set[str] = set()
         self._flaky: set[Link] = set()
         self._verified: dict[Link, bool] = {link: True for link in topology.links}
 
@@ -523,7 +522,6 @@ class LinkController:
                     continue
                 self._toxics.pop(link.name, None)
                 self._cut.pop(link, None)
-                self._disabled.discard(link.name)
                 self._flaky.discard(link)
         rec = {
             "ts": ts, "op": "heal", "params": {"all": links is None},
@@ -534,7 +532,7 @@ class LinkController:
         }
         if missing:
             rec["failed"].update({n: "proxy not found on the server" for n in missing})
-        return self._autoverify(self._finish(rec, check=False))
+        return self._autoverify(self._finish(rec))
 
     # -- partitions ------------------------------------------------------------------------------
 
@@ -590,13 +588,12 @@ class LinkController:
                 if l.name in failed:
                     continue
                 self._cut.pop(l, None)
-                self._disabled.discard(l.name)
                 for s in STREAMS:
                     self._toxics.get(l.name, {}).pop(toxic_name("cut", s), None)
         rec = {"ts": ts, "op": "uncut", "params": {}, "proxies": [l.name for l in links],
                "removed": [f"{p}/{t}" for p, t in removals if p not in failed],
                "enabled": [n for n in enables if n not in failed], "failed": failed}
-        return self._finish(rec, check=False)
+        return self._finish(rec)
 
     # -- expected state and verification ---------------------------------------------------------
 
@@ -719,11 +716,6 @@ class LinkController:
         ts = self.clock()
         names = [l.name for l in links]
         failed = self._parallel(lambda n: self.api.update_proxy(n, enabled=enabled), names)
-        with self._lock:
-            for n in names:
-                if n in failed:
-                    continue
-                (self._disabled.discard if enabled else self._disabled.add)(n)
         key = "enabled" if enabled else "disabled"
         return {"ts": ts, "op": op, "params": params, "proxies": names,
                 key: [n for n in names if n not in failed], "failed": failed}
@@ -751,7 +743,7 @@ class LinkController:
                 failed.setdefault(r[0], r[1])
         return failed
 
-    def _finish(self, rec: dict, check: bool = True) -> dict:
+    def _finish(self, rec: dict) -> dict:
         """Raise when any proxy failed (naming them), otherwise return the record."""
         failed = rec.get("failed") or {}
         if failed:
