@@ -69,7 +69,8 @@ def wait_for(pred: Callable[[], object], timeout_s: float, interval_s: float = 0
 
 class LocalCluster:
     def __init__(self, workdir: str, managers: int = 3, workers: int = 3, seed: int = 1,
-                 extra_env: Optional[dict] = None) -> None:
+                 extra_env: Optional[dict] = None,
+                 peer_address: Optional[Callable[[str, str], str]] = None) -> None:
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.seed = seed
@@ -80,11 +81,13 @@ class LocalCluster:
         self.peer_port = {n: ports[2 * i] for i, n in enumerate(self.ids)}
         self.api_port = {n: ports[2 * i + 1] for i, n in enumerate(self.ids)}
         self.extra_env = dict(extra_env or {})
+        # (src, dst) -> "host:port" that src dials for dst; default: dst's peer port directly
+        self.peer_address = peer_address or (lambda src, dst: f"127.0.0.1:{self.peer_port[dst]}")
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, str] = {}
 
     def env(self, node: str) -> dict:
-        peers = {p: f"127.0.0.1:{self.peer_port[p]}" for p in self.ids if p != node}
+        peers = {p: self.peer_address(node, p) for p in self.ids if p != node}
         env = dict(os.environ)
         env["PYTHONPATH"] = NODE_IMAGE_DIR + os.pathsep + env.get("PYTHONPATH", "")
         env.update({
