@@ -6,7 +6,9 @@ Measures, with local processes (no Docker, no proxy):
   writes_per_s  acknowledged PUTs per second from concurrent clients against a 3-manager cluster
                 (all clients talk to the leader; fsync on, as in production);
   p50_ms/p99_ms latency of those acknowledged writes;
-  rss_mb        resident memory of each node after the load (from /proc/<pid>/status VmRSS).
+  rss_mb        resident memory of each node after the load (from /proc/<pid>/status VmRSS);
+  cpu_ms_per_write  CPU time each manager spent per acknowledged write (robust to a busy host);
+  store_digest_ms   one Store.digest() at the load's final store size (the core runs it per apply).
 Never passes or fails on time. Usage: python3 benchmarks/agent.py [--duration S] [--clients N]
 
 Must not import ``chaos``.
@@ -39,6 +41,31 @@ def rss_mb(pid: int):
     return None
 
 
+def cpu_s(pid: int):
+    """utime + stime of a process in seconds (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def digest_cost_ms(keys: int, clients: int) -> float:
+    """Time of one Store.digest() on a store the size the load leaves behind (diagnostic: the
+    Raft core computes it after every applied entry, on every manager)."""
+    from swarmnode.raft.store import Store
+    st = Store()
+    for i in range(keys):
+        st.apply(i + 1, {"op": "kv.put", "key": f"k{i}", "value": i})
+    for c in range(clients):
+        st.apply(keys + c + 1, {"op": "kv.put", "key": "x", "value": c, "client_id": f"c{c}", "seq": 1})
+    t0 = time.perf_counter()
+    for _ in range(20):
+        st.digest()
+    return round((time.perf_counter() - t0) / 20 * 1000, 3)
+
+
 def ready_cluster(c: LocalCluster):
     leader = c.leader()
     if leader is None:
@@ -64,11 +91,11 @@ def measure_ready(workdir: str, seed: int) -> float:
         c.stop_all()
 
 
-async def load(url_base: str, clients: int, duration_s: float, seed: int) -> tuple[list, int, int]:
+async def load(url_base: str, clients: int, duration_s: float, seed: int) -> tuple[list, dict, int]:
     import aiohttp
 
     latencies: list[float] = []
-    errors = 0
+    errors: dict = {}
     timeouts = 0
     stop_at = time.monotonic() + duration_s
 
@@ -85,7 +112,7 @@ async def load(url_base: str, clients: int, duration_s: float, seed: int) -> tup
                     if r.status == 200:
                         latencies.append((time.monotonic() - t0) * 1000)
                     else:
-                        errors += 1
+                        errors[r.status] = errors.get(r.status, 0) + 1
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 timeouts += 1
             seq += 1
@@ -119,6 +146,7 @@ def main() -> int:
         try:
             leader = wait_for(c.leader, 30, what="leader")
             out["rss_mb_idle"] = {n: rss_mb(p.pid) for n, p in sorted(c.procs.items())}
+            cpu0 = {n: cpu_s(p.pid) for n, p in c.procs.items()}
             t0 = time.monotonic()
             lat, errors, timeouts = asyncio.run(load(c.url(leader, ""), args.clients, args.duration,
                                                      args.seed))
@@ -130,6 +158,11 @@ def main() -> int:
             out["write_errors"] = errors
             out["write_timeouts"] = timeouts
             out["rss_mb"] = {n: rss_mb(p.pid) for n, p in sorted(c.procs.items())}
+            if lat:
+                out["cpu_ms_per_write"] = {
+                    n: round((cpu_s(p.pid) - cpu0[n]) * 1000 / len(lat), 3)
+                    for n, p in sorted(c.procs.items()) if cpu0.get(n) is not None}
+            out["store_digest_ms"] = digest_cost_ms(1000, args.clients)
             st = c.status(leader) or {}
             out["leader_commit_index"] = st.get("commit_index")
         finally:
