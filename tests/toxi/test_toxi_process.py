@@ -303,3 +303,28 @@ def test_process_two_servers_in_one_process_do_not_share_state(toxiproxy_url, ec
                 ctl.api.delete_proxy(link.name)
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_process_latency_jitter_spreads_delays(cluster):
+    cluster.latency([("w1", "m3")], 60, 40)
+    samples = []
+    for _ in range(10):
+        s = dial(port(cluster, "w1", "m3"))
+        t0 = time.perf_counter()
+        assert echo_once(s, b"j", 3.0) == b"j"
+        samples.append(time.perf_counter() - t0)
+        s.close()
+    assert min(samples) >= 0.018 and max(samples) < 0.100 + 0.080, samples
+    assert max(samples) - min(samples) > 0.015, samples   # 10 draws from [20, 100) ms do spread
+
+
+def test_process_controller_with_probe_verifies_refuse_cut_and_heal(cluster):
+    ctl = LinkController(cluster.api, cluster.topology, probe=make_probe(cluster.topology),
+                         verify_sample=4, verify_deadline_s=5)
+    try:
+        rec = ctl.cut([("w1", "m1"), ("m1", "w1")], mode="refuse")
+        assert sorted(rec["verified"]["checked"]) == ["m1-w1", "w1-m1"]
+        rec = ctl.heal()
+        assert sorted(rec["verified"]["checked"]) == ["m1-w1", "w1-m1"]
+    finally:
+        ctl.close()
