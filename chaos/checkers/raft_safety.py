@@ -12,8 +12,13 @@ current term, commit and apply progress, and checking (Raft paper, Ongaro & Oust
                        volatile (Fig. 2), so after a restart it may start lower; it must never go below
                        the last persisted snapshot index (a snapshot only holds committed entries).
                        With `commit_persisted=true` it may not decrease across boots either.
-  apply-committed      an applied index is never above the highest commit (or snapshot) index of the
-                       same boot, and applies increase strictly within a boot.
+  commit-rule          §5.4.2: a leader advances its commit index only to an entry of its own term
+                       (earlier entries are committed indirectly); a leader's commit event pointing at
+                       an entry of an older term is the Fig. 8 bug.
+  apply-committed      an applied index is never above the highest commit (or snapshot) index the
+                       node has journaled so far (in any boot: a restarted node may re-apply up to a
+                       commit index it persisted without journaling a new commit event), and applies
+                       increase strictly within a boot.
   log-matching         §5.3: same index and term => same chain hash; same index and chain hash =>
                        same predecessor hash (hence the same prefix). An append must follow an entry
                        (or snapshot) at index-1 in the node's log: no holes.
@@ -39,8 +44,8 @@ from typing import Any
 from chaos.checkers.core import Outcome, Param, Verdict, register
 
 MAX_PER_RULE = 20
-RULES = ("election-safety", "vote-once", "term-monotonic", "commit-monotonic", "apply-committed",
-         "log-matching", "leader-completeness", "state-machine-safety")
+RULES = ("election-safety", "vote-once", "term-monotonic", "commit-monotonic", "commit-rule",
+         "apply-committed", "log-matching", "leader-completeness", "state-machine-safety")
 
 
 def _ev(e: dict) -> dict:
@@ -78,6 +83,7 @@ class _Node:
         self.applied = 0          # this boot
         self.apply_event: dict | None = None
         self.last_index = 0
+        self.role = "follower"
 
     def entry_hash(self, index: int) -> str | None:
         if index == 0:
@@ -116,6 +122,7 @@ def check_journals(journals: dict[str, list[dict]], commit_persisted: bool = Fal
                 st.applied = 0
                 st.commit_event = None
                 st.apply_event = None
+                st.role = "follower"
             term = e.get("term")
             if t in ("term", "role", "vote") and isinstance(term, int):
                 if term < st.term:
@@ -125,6 +132,8 @@ def check_journals(journals: dict[str, list[dict]], commit_persisted: bool = Fal
                     st.term, st.term_event = term, e
                 elif term > st.term:   # role/vote in a term without its own term event
                     st.term, st.term_event = term, e
+            if t == "role":
+                st.role = e.get("role")
             if t == "role" and e.get("role") == "leader":
                 for other in leaders[term]:
                     if other.get("node") != name:
@@ -192,6 +201,10 @@ def check_journals(journals: dict[str, list[dict]], commit_persisted: bool = Fal
                     v.add("commit-monotonic", f"{name}: commit {idx} after {st.commit} ({why})",
                           *(x for x in (st.commit_event, e) if x))
                 else:
+                    ent = st.log.get(idx)
+                    if st.role == "leader" and idx > st.commit and ent is not None and ent[0] != st.term:
+                        v.add("commit-rule", f"{name}: leader of term {st.term} committed index {idx} "
+                                             f"of term {ent[0]}", e)
                     for i in range(max(st.max_commit_ever, st.snap_index) + 1, idx + 1):
                         h = st.entry_hash(i)
                         if h is None:
@@ -202,8 +215,9 @@ def check_journals(journals: dict[str, list[dict]], commit_persisted: bool = Fal
                     st.max_commit_ever = max(st.max_commit_ever, idx)
             elif t == "apply":
                 idx, h = e.get("index"), e.get("hash")
-                if idx > st.commit:
-                    v.add("apply-committed", f"{name}: applied {idx} above commit index {st.commit}",
+                if idx > max(st.commit, st.max_commit_ever):
+                    v.add("apply-committed", f"{name}: applied {idx} above commit index "
+                                             f"{max(st.commit, st.max_commit_ever)}",
                           *(x for x in (st.commit_event, e) if x))
                 if idx <= st.applied and st.apply_event is not None:
                     v.add("apply-committed", f"{name}: applied {idx} after {st.applied} in the same boot",

@@ -147,14 +147,43 @@ def test_raft_safety_diverged_store_digest_invalid(tmp_path):
 
 def test_raft_safety_apply_above_commit_invalid(tmp_path):
     b = healthy_cluster(tmp_path / "run")
-    b.restart("m2", ts=T0 + 40)
-    b.j("m2", "apply", ts=T0 + 40.1, index=1, term=1, hash=b.journals["m1"][5]["hash"], store_digest="d1")
+    h6 = [e for e in b.journals["m3"] if e["type"] == "append"][-1]["hash"]
+    h7 = chain(h6, 2, "e7")
+    b.j("m3", "append", ts=T0 + 40, index=7, term=2, hash=h7)
+    b.restart("m3", ts=T0 + 41)   # a restart may re-apply up to the commit it had, not beyond
+    b.j("m3", "apply", ts=T0 + 41.1, index=7, term=2, hash=h7, store_digest="d7")
     c = _judge(b)
-    assert c.verdict == Verdict.INVALID and "apply-committed" in _rules(c)
+    assert c.verdict == Verdict.INVALID and _rules(c) == {"apply-committed"}
+    assert "applied 7 above commit index 6" in c.evidence["violations"]["apply-committed"][0]["detail"]
 
 
-def test_raft_safety_no_journals_unknown(tmp_path):
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "run.json").write_text("{}")
-    c = run_checks(tmp_path / "run", ["raft-safety"]).checks[0]
-    assert c.verdict == Verdict.UNKNOWN and "nothing to check" in c.summary
+def test_raft_safety_restart_reapplies_up_to_old_commit_valid(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    b.restart("m3", ts=T0 + 41)
+    for e in [e for e in b.journals["m3"] if e["type"] == "apply"][:6]:
+        b.j("m3", "apply", ts=T0 + 41.1, **{k: e[k] for k in ("index", "term", "hash", "store_digest")})
+    assert _judge(b).verdict == Verdict.VALID
+
+
+def test_raft_safety_leader_commits_old_term_entry_invalid():
+    """§5.4.2 / Fig. 8: a leader never commits an entry of an earlier term by counting replicas."""
+    h1 = chain("", 1, "a")
+    j = {"m1": [], "m2": []}
+
+    def ev(node, type_, **kw):
+        j[node].append({"node": node, "seq": len(j[node]) + 1, "ts": T0 + len(j[node]), "boot": 1,
+                        "type": type_, **kw})
+    ev("m1", "term", term=1)
+    ev("m1", "role", role="leader", term=1)
+    ev("m1", "append", index=1, term=1, hash=h1)       # replicated to m2, never committed in term 1
+    ev("m2", "append", index=1, term=1, hash=h1)
+    ev("m2", "term", term=2)
+    ev("m2", "role", role="leader", term=2)
+    ev("m2", "commit", index=1)                         # counts replicas of a term-1 entry: the bug
+    out = check_journals(j)
+    assert out.verdict == Verdict.INVALID and set(out.evidence["violations"]) == {"commit-rule"}
+    h2 = chain(h1, 2, "b")
+    j["m2"].pop()
+    ev("m2", "append", index=2, term=2, hash=h2)
+    ev("m2", "commit", index=2)                         # commits its own entry, and index 1 with it
+    assert check_journals(j).verdict == Verdict.VALID

@@ -1,0 +1,64 @@
+"""raft-safety against journals produced by the project's own Raft core (swarmnode.sim.raft_sim).
+
+The simulator checks safety with full access to node memory; this checker sees only the journal.
+Where a violation is visible in the journal (election, votes, terms, commit rule §5.4.2, apply past
+commit, leader completeness §5.4, state machine safety §5.4.3), both must agree; on correct runs
+the checker must say VALID (no false alarms). Seeds are printed on failure.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from chaos.checkers import Verdict
+from chaos.checkers.raft_safety import check_journals
+
+raft_sim = pytest.importorskip("swarmnode.sim.raft_sim")
+
+JOURNAL_VISIBLE = {"election-safety", "vote-once", "term-monotonic", "commit-monotonic", "commit-rule",
+                   "apply-past-commit", "leader-completeness", "state-machine-safety", "log-matching"}
+
+
+def _run(monkeypatch, seed: int, bug: str, duration_ms: int = 20_000):
+    journals: dict[str, list] = {}
+    holder: dict = {}
+    orig = raft_sim.SafetyChecker.on_events
+
+    def on_events(self, node, events):
+        sim = holder.get("sim")
+        boot = sim.boot[node] if sim is not None else 1
+        j = journals.setdefault(node, [])
+        for ev in events:
+            j.append({"node": node, "seq": len(j) + 1, "ts": self.now_ms / 1000, "boot": boot, **ev})
+        return orig(self, node, events)
+
+    monkeypatch.setattr(raft_sim.SafetyChecker, "on_events", on_events)
+    sim = raft_sim.RaftSim(raft_sim.SimParams(seed=seed, bug=bug, duration_ms=duration_ms,
+                                              stop_on_violation=False))
+    holder["sim"] = sim
+    res = sim.run()
+    monkeypatch.setattr(raft_sim.SafetyChecker, "on_events", orig)
+    return res, journals
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
+def test_raft_safety_sim_correct_runs_valid(monkeypatch, seed):
+    res, journals = _run(monkeypatch, seed, "none")
+    if res["violation_count"]:
+        pytest.skip(f"seed {seed}: the simulator itself reports {res['violations'][:1]}")
+    out = check_journals(journals)
+    assert out.verdict == Verdict.VALID, f"seed {seed} ({res['replay']}): {out.summary}"
+    assert out.evidence["committed_entries"] > 0
+
+
+@pytest.mark.parametrize("bug", ["apply_past_commit", "commit_old_term", "vote_no_log_check"])
+def test_raft_safety_sim_injected_bugs_invalid(monkeypatch, bug):
+    for seed in range(1, 31):
+        res, journals = _run(monkeypatch, seed, bug)
+        kinds = {v["kind"] for v in res["violations"]} & JOURNAL_VISIBLE
+        if not kinds:
+            continue
+        out = check_journals(journals)
+        assert out.verdict == Verdict.INVALID, f"seed {seed} ({res['replay']}): sim saw {kinds}; {out.summary}"
+        return
+    pytest.skip(f"no seed in 1..30 made the simulator report a journal-visible violation for {bug}")
