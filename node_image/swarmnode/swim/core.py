@@ -199,6 +199,16 @@ class SwimNode:
         """{member id: (state, incarnation)} for every member known (self included)."""
         return {m.id: (m.state, m.incarnation) for m in self._members.values()}
 
+    def member_state(self, member_id: str) -> tuple[str, int] | None:
+        """(state, incarnation) of one member, or None if unknown or reaped. O(1)."""
+        m = self._members.get(member_id)
+        return None if m is None else (m.state, m.incarnation)
+
+    def has_endpoint(self, key: str) -> bool:
+        """Whether `key` is in the live table. O(1)."""
+        e = self._endpoints.get(key)
+        return e is not None and not e.deleted
+
     def endpoints(self) -> dict[str, EndpointUpdate]:
         """The live endpoint table {key: EndpointUpdate(key, owner, version, value)}; no tombstones."""
         return {k: e for k, e in self._endpoints.items() if not e.deleted}
@@ -280,7 +290,10 @@ class SwimNode:
             for mid in [m for m, s in self._suspicions.items() if now >= s.deadline_ms]:
                 self._suspicion_expired(mid)
         if now >= self._next_gossip_ms:
-            self._next_gossip_ms = now + c.gossip_interval_ms
+            # a fixed-phase ticker (like memberlist's): one gossip round per interval at most, so
+            # a rumour advances at most one gossip hop per round
+            missed = (now - self._next_gossip_ms) // c.gossip_interval_ms + 1
+            self._next_gossip_ms += missed * c.gossip_interval_ms
             if self._queue:
                 self._gossip()
         if c.pushpull_interval_ms and not self._leaving and now >= self._next_pushpull_ms:
@@ -309,10 +322,13 @@ class SwimNode:
             return
         for u in msg.updates:
             self._apply(u)
+        fix = self._corrections(msg.updates) if msg.updates else ()
         if isinstance(msg, Ping):
-            fix = self._corrections(msg.updates)
             self._send(Ack(self.id, msg.src, fix + self._take_updates(), msg.seq))
-        elif isinstance(msg, Ack):
+            return
+        if fix:
+            self._send(Gossip(self.id, msg.src, fix))
+        if isinstance(msg, Ack):
             self._on_ack(msg)
         elif isinstance(msg, PingReq):
             self._on_ping_req(msg)
@@ -323,7 +339,9 @@ class SwimNode:
 
     def _corrections(self, updates: tuple) -> tuple:
         """Our newer knowledge of members the sender spread stale rumours about (for example a
-        suspicion we saw refuted): answered on the ack so the sender's suspicion ends early."""
+        suspicion we saw refuted): answered on the ack, or in a Gossip straight back, so the
+        sender's suspicion ends early instead of timing out on a rumour it missed. Bounded by
+        the sender's own retransmissions of the stale rumour."""
         fix = []
         for u in updates:
             if isinstance(u, MemberUpdate) and u.state != ALIVE:
