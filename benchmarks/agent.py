@@ -1,8 +1,9 @@
 """Benchmark the node agent on loopback: prints exactly one JSON object on stdout.
 
 Measures, with local processes (no Docker, no proxy):
-  ready_s       time from starting 3 managers + 5 workers to a ready cluster (a leader that has all
-                5 workers READY in its committed store) -- local processes, not containers;
+  ready_s       time from starting 3 managers + 5 workers to a ready cluster, judged by
+                chaos.env.ready (one leader, all workers READY, all gossip tables all-alive) --
+                local processes, not containers;
   writes_per_s  acknowledged PUTs per second from concurrent clients against a 3-manager cluster
                 (all clients talk to the leader; fsync on, as in production);
   p50_ms/p99_ms latency of those acknowledged writes;
@@ -11,7 +12,7 @@ Measures, with local processes (no Docker, no proxy):
   store_digest_ms   one Store.digest() at the load's final store size (the core runs it per apply).
 Never passes or fails on time. Usage: python3 benchmarks/agent.py [--duration S] [--clients N]
 
-Must not import ``chaos``.
+Imports chaos.env.ready (the environment's readiness judgement) so ready_s means the same.
 """
 
 from __future__ import annotations
@@ -67,16 +68,11 @@ def digest_cost_ms(keys: int, clients: int) -> float:
 
 
 def ready_cluster(c: LocalCluster):
-    leader = c.leader()
-    if leader is None:
-        return None
-    code, store = c.get(leader, "/store", timeout=1.0)
-    if code != 200:
-        return None
-    nodes = store.get("nodes", {})
-    if all(nodes.get(w, {}).get("state") == "ready" for w in c.worker_ids):
-        return leader
-    return None
+    """Ready by the environment's own judgement (chaos.env.ready): one leader, every worker READY
+    in its table, every gossip table showing every node alive."""
+    from chaos.env.ready import evaluate
+    statuses = {n: c.status(n) for n in c.ids}
+    return not evaluate(statuses, c.manager_ids, c.worker_ids)
 
 
 def measure_ready(workdir: str, seed: int) -> float:

@@ -101,3 +101,17 @@ def test_agent_cluster_survives_worker_and_leader_kill(cluster):
                       and a["applied_index"] == b["applied_index"])(
         store_of(c, leader), store_of(c, new_leader)), 20, what="restarted manager caught up")
     assert store_of(c, leader)["kv"] == store_of(c, new_leader)["kv"]
+
+    # gossip: every live node sees the restarted manager alive again, and the dead worker not alive
+    def gossip_agrees():
+        for n in c.ids:
+            if not c.alive(n):
+                continue
+            members = (c.status(n) or {}).get("members", {})
+            if members.get(leader, {}).get("state") != "alive":
+                return False
+            if n != victim and members.get(victim, {}).get("state") == "alive":
+                return False
+        return True
+
+    wait_for(gossip_agrees, 30, what="gossip views agree on who is alive")

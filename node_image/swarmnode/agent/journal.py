@@ -71,7 +71,7 @@ class Journal:
     """
 
     def __init__(self, data_dir: str, node_id: str, clock: Callable[[], float] = time.time,
-                 memory_lines: int = 20000) -> None:
+                 memory_lines: int = 5000) -> None:
         os.makedirs(data_dir, exist_ok=True)
         self.path = os.path.join(data_dir, "journal.jsonl")
         self.node_id = node_id
