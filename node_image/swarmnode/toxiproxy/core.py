@@ -1,0 +1,315 @@
+"""Proxy registry of the Toxiproxy-compatible server: every API operation, independent of HTTP.
+
+Owns: proxies (listen / upstream / enabled, their toxics and live connections), the update rules of
+shared toxiproxy-api.md sections 1.2-1.6 (create, update by POST/PATCH, delete, toxics, /reset,
+/populate), the seeded random generator, and the byte counters behind /metrics. Operations return
+response bytes or raise model.ApiError. Mutations are serialised by one asyncio.Lock so every
+operation is atomic with respect to the others. Must not import aiohttp or `chaos`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from . import datapath
+from .gojson import encode
+from .model import (ApiError, Toxic, bad_body, check_bool, check_object, check_str, new_toxic, proxy_json,
+                    toxic_update)
+
+
+class Proxy:
+    """One proxy: its configuration, listener, toxics (per direction, in insertion order), connections."""
+
+    def __init__(self, server: "Registry", name: str, listen: str, upstream: str):
+        self.server = server
+        self.rng = server.rng
+        self.name = name
+        self.listen = listen
+        self.upstream = upstream
+        self.enabled = False
+        self.listener = None
+        self.toxics: dict[str, Toxic] = {}
+        self.by_dir: dict[str, list[Toxic]] = {"upstream": [], "downstream": []}
+        self.conns: set = set()
+
+    # -- datapath callbacks
+    def toxics_for(self, direction: str) -> list[Toxic]:
+        return self.by_dir[direction]
+
+    def conn_started(self, transport):
+        conn = datapath.Conn(self, transport, self.server.loop)
+        self.conns.add(conn)
+        self.server.loop.create_task(conn.dial(self.upstream))
+        return conn
+
+    def conn_ended(self, conn):
+        self.conns.discard(conn)
+        if self.server.proxy_metrics:
+            self.server.count_bytes(self, conn)
+
+    # -- lifecycle
+    async def start(self):
+        """Bind the listen address and accept; raise ApiError(500) with Go's listen error."""
+        if self.enabled:
+            return
+        try:
+            sock, addr = datapath.open_listen_socket(self.listen)
+        except datapath.ListenError as exc:
+            raise ApiError(500, str(exc)) from None
+        self.listener = await self.server.loop.create_server(
+            lambda: datapath.ClientSide(self), sock=sock, backlog=4096)
+        self.listen = addr
+        self.enabled = True
+
+    def stop(self):
+        """Close the listener and every connection (normal FIN)."""
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        for conn in list(self.conns):
+            conn.close()
+        self.conns.clear()
+        self.enabled = False
+
+    # -- toxics
+    def add_toxic(self, toxic: Toxic):
+        self.toxics[toxic.name] = toxic
+        self.by_dir[toxic.direction].append(toxic)
+        for conn in list(self.conns):
+            link = conn.up if toxic.direction == "upstream" else conn.down
+            if not link.done:
+                link.append_stage(toxic)
+
+    def update_toxic(self, toxic: Toxic, attributes: dict, toxicity: float):
+        toxic.attributes = attributes
+        toxic.toxicity = toxicity
+        for conn in list(self.conns):
+            (conn.up if toxic.direction == "upstream" else conn.down).update_stage(toxic)
+
+    def remove_toxic(self, toxic: Toxic):
+        del self.toxics[toxic.name]
+        self.by_dir[toxic.direction].remove(toxic)
+        for conn in list(self.conns):
+            (conn.up if toxic.direction == "upstream" else conn.down).remove_stage(toxic)
+
+    def remove_all_toxics(self):
+        for toxic in self.by_dir["upstream"] + self.by_dir["downstream"]:
+            self.remove_toxic(toxic)
+
+    # -- JSON
+    def toxics_json(self) -> bytes:
+        return b"[" + b",".join(t.to_json() for t in self.by_dir["upstream"] + self.by_dir["downstream"]) + b"]"
+
+    def to_json(self) -> bytes:
+        return proxy_json(self.name, self.listen, self.upstream, self.enabled,
+                          [t.to_json() for t in self.by_dir["upstream"] + self.by_dir["downstream"]])
+
+
+class Registry:
+    """All proxies of one server. `seed` seeds the one random generator all draws come from."""
+
+    def __init__(self, seed: int, proxy_metrics: bool = False, loop=None):
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.proxies: dict[str, Proxy] = {}
+        self.lock = asyncio.Lock()
+        self.loop = loop or asyncio.get_event_loop()
+        self.proxy_metrics = proxy_metrics
+        self.counters: dict[tuple, list[int]] = {}
+
+    # -- helpers
+    def _get(self, name: str) -> Proxy:
+        proxy = self.proxies.get(name)
+        if proxy is None:
+            raise ApiError(404, "proxy not found")
+        return proxy
+
+    @staticmethod
+    def _get_toxic(proxy: Proxy, name: str) -> Toxic:
+        toxic = proxy.toxics.get(name)
+        if toxic is None:
+            raise ApiError(404, "toxic not found")
+        return toxic
+
+    def count_bytes(self, proxy: Proxy, conn):
+        for link in (conn.up, conn.down):
+            key = (link.direction, proxy.listen, proxy.name, proxy.upstream)
+            c = self.counters.setdefault(key, [0, 0])
+            c[0] += link.rx
+            c[1] += link.tx
+
+    # -- proxies
+    def list_proxies(self) -> bytes:
+        names = sorted(self.proxies)
+        return b"{" + b",".join(encode(n) + b":" + self.proxies[n].to_json() for n in names) + b"}"
+
+    def get_proxy(self, name: str) -> bytes:
+        return self._get(name).to_json()
+
+    async def create_proxy(self, body) -> bytes:
+        body = check_object(body, "proxy.Proxy")
+        name = check_str(body, "name", "Proxy") or ""
+        listen = check_str(body, "listen", "Proxy") or ""
+        upstream = check_str(body, "upstream", "Proxy") or ""
+        enabled = check_bool(body, "enabled", "Proxy")
+        if not name:
+            raise ApiError(400, "missing required field: name")
+        if not upstream:
+            raise ApiError(400, "missing required field: upstream")
+        async with self.lock:
+            if name in self.proxies:
+                raise ApiError(409, "proxy already exists")
+            proxy = Proxy(self, name, listen, upstream)
+            if enabled is None or enabled:
+                await proxy.start()
+            self.proxies[name] = proxy
+            return proxy.to_json()
+
+    async def update_proxy(self, name: str, body) -> bytes:
+        body = check_object(body, "proxy.Proxy")
+        listen = check_str(body, "listen", "Proxy")
+        upstream = check_str(body, "upstream", "Proxy")
+        enabled = check_bool(body, "enabled", "Proxy")
+        async with self.lock:
+            proxy = self._get(name)
+            new_upstream = proxy.upstream if upstream is None else upstream
+            want_enabled = proxy.enabled if enabled is None else enabled
+            listen_changed = listen is not None and not datapath.same_listen(proxy.listen, listen)
+            if listen_changed:
+                try:
+                    datapath.resolve_listen(listen)
+                except datapath.ListenError as exc:
+                    raise ApiError(500, str(exc)) from None
+            if listen_changed or new_upstream != proxy.upstream:
+                proxy.stop()
+                if listen_changed:
+                    proxy.listen = listen
+                proxy.upstream = new_upstream
+            if want_enabled and not proxy.enabled:
+                await proxy.start()
+            elif not want_enabled and proxy.enabled:
+                proxy.stop()
+            return proxy.to_json()
+
+    async def delete_proxy(self, name: str):
+        async with self.lock:
+            proxy = self._get(name)
+            proxy.stop()
+            del self.proxies[name]
+
+    # -- toxics
+    def list_toxics(self, name: str) -> bytes:
+        return self._get(name).toxics_json()
+
+    def get_toxic(self, name: str, toxic: str) -> bytes:
+        proxy = self._get(name)
+        return self._get_toxic(proxy, toxic).to_json()
+
+    async def add_toxic(self, name: str, body) -> bytes:
+        async with self.lock:
+            proxy = self._get(name)
+            toxic = new_toxic(body, proxy.toxics)
+            proxy.add_toxic(toxic)
+            return toxic.to_json()
+
+    async def update_toxic(self, name: str, toxic_name: str, body) -> bytes:
+        async with self.lock:
+            proxy = self._get(name)
+            toxic = self._get_toxic(proxy, toxic_name)
+            attributes, toxicity = toxic_update(toxic, body)
+            proxy.update_toxic(toxic, attributes, toxicity)
+            return toxic.to_json()
+
+    async def delete_toxic(self, name: str, toxic_name: str):
+        async with self.lock:
+            proxy = self._get(name)
+            toxic = self._get_toxic(proxy, toxic_name)
+            proxy.remove_toxic(toxic)
+
+    # -- reset and populate
+    async def reset(self):
+        """Remove every toxic and start every disabled proxy. Unlike the real server this visits every
+        proxy (in name order) even after a failure, and then reports the first failure as 500."""
+        first_error = None
+        async with self.lock:
+            for name in sorted(self.proxies):
+                proxy = self.proxies[name]
+                proxy.remove_all_toxics()
+                if not proxy.enabled:
+                    try:
+                        await proxy.start()
+                    except ApiError as exc:
+                        first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+
+    async def populate(self, body) -> tuple[int, bytes]:
+        """Apply a /populate batch; returns (status, body) with the real server's JSON shapes."""
+        if not isinstance(body, list):
+            if body is None:
+                items = []
+            else:
+                kind = "object" if isinstance(body, dict) else "value"
+                return _populate_error(400, f"bad request body: json: cannot unmarshal {kind} into Go value of type []proxy.Proxy", None)
+        else:
+            items = body
+        parsed = []
+        try:
+            for item in items:
+                item = check_object(item, "proxy.Proxy")
+                parsed.append((check_str(item, "name", "Proxy") or "", check_str(item, "listen", "Proxy") or "",
+                               check_str(item, "upstream", "Proxy") or "", check_bool(item, "enabled", "Proxy")))
+        except ApiError as exc:
+            return _populate_error(exc.status, exc.message, None)
+        for i, (name, _listen, upstream, _enabled) in enumerate(parsed, 1):
+            if not name:
+                return _populate_error(400, f"missing required field: name at proxy {i}", None)
+            if not upstream:
+                return _populate_error(400, f"missing required field: upstream at proxy {i}", None)
+        done: list[Proxy] = []
+        async with self.lock:
+            for name, listen, upstream, enabled in parsed:
+                old = self.proxies.get(name)
+                if old is not None and old.upstream == upstream and datapath.same_listen(old.listen, listen):
+                    done.append(old)
+                    continue
+                if old is not None:
+                    old.stop()
+                proxy = Proxy(self, name, listen, upstream)
+                if enabled is None or enabled:
+                    try:
+                        await proxy.start()
+                    except ApiError as exc:
+                        return _populate_error(exc.status, exc.message, done)
+                self.proxies[name] = proxy
+                done.append(proxy)
+        if not done:
+            return 201, b'{"proxies":null}'
+        return 201, b'{"proxies":[' + b",".join(p.to_json() for p in done) + b"]}"
+
+    # -- metrics
+    def metrics_text(self) -> bytes:
+        lines = []
+        for metric, idx, help_text in (
+                ("toxiproxy_proxy_received_bytes_total", 0, "The total bytes received from the source of a proxy direction"),
+                ("toxiproxy_proxy_sent_bytes_total", 1, "The total bytes sent to the destination of a proxy direction")):
+            lines.append(f"# HELP {metric} {help_text}")
+            lines.append(f"# TYPE {metric} counter")
+            for (direction, listener, proxy, upstream), vals in sorted(self.counters.items()):
+                lines.append(f'{metric}{{direction="{direction}",listener="{_esc(listener)}",'
+                             f'proxy="{_esc(proxy)}",upstream="{_esc(upstream)}"}} {vals[idx]}')
+        return ("\n".join(lines) + "\n").encode()
+
+    def close_all(self):
+        for proxy in self.proxies.values():
+            proxy.stop()
+
+
+def _esc(s: str) -> str:
+    return s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _populate_error(status: int, message: str, done) -> tuple[int, bytes]:
+    proxies = b"null" if not done else b"[" + b",".join(p.to_json() for p in done) + b"]"
+    return status, b'{"error":' + encode(message) + b',"status":%d,"proxies":' % status + proxies + b"}"

@@ -1,0 +1,697 @@
+"""TCP data path of the Toxiproxy-compatible server: listeners, connections, links, toxic stages.
+
+Owns: binding a proxy's listen address (with Go-like error texts), accepting clients, dialling the
+upstream on accept, and moving bytes through two links per connection (upstream = client->server,
+downstream = server->client). A link without toxics copies straight from one transport to the other
+(flow control by pause_reading/resume_reading); a link with toxics runs one asyncio task per toxic
+stage, chained by queues, mirroring the real server's toxic chain (see shared toxiproxy-api.md 2.x).
+Must not import aiohttp or `chaos`.
+
+Ordering contract of a link: every byte leaves in the order it arrived; a stage that is interrupted
+(toxic added next to it, updated, removed) hands the chunk it holds to its output at once; the end
+of a direction (EOF) travels through the stages like data and, at the sink, closes the destination
+socket fully and ends the other direction (half-close is not propagated, as in the real server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import random
+import socket
+import struct
+
+CHUNK = 32 * 1024          # toxics act on chunks of at most this size (the real server reads 32 KiB)
+HIGH_WATER = 256 * 1024    # bytes queued inside a link's toxic stages before the source is paused
+LOW_WATER = 64 * 1024      # ... and resumed
+DIAL_TIMEOUT_S = 30.0      # bound on dialling the upstream of one accepted connection
+EOF = None                 # end-of-direction marker travelling through a link
+
+
+class ListenError(Exception):
+    """A listen address could not be parsed, resolved or bound; str() is Go's error text."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Addresses
+
+def split_host_port(hostport: str) -> tuple[str, str]:
+    """Go's net.SplitHostPort, raising ValueError with Go's reason."""
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise ValueError("missing ']' in address")
+        host = hostport[1:end]
+        rest = hostport[end + 1:]
+        if not rest.startswith(":"):
+            raise ValueError("missing port in address")
+        port = rest[1:]
+        if ":" in port:
+            raise ValueError("too many colons in address")
+        return host, port
+    idx = hostport.rfind(":")
+    if idx < 0:
+        raise ValueError("missing port in address")
+    host, port = hostport[:idx], hostport[idx + 1:]
+    if ":" in host:
+        raise ValueError("too many colons in address")
+    return host, port
+
+
+def _parse_port(port: str) -> int:
+    if port == "":
+        return 0
+    if port.isdigit():
+        p = int(port)
+        if p > 65535:
+            raise ValueError("invalid port")
+        return p
+    try:
+        return socket.getservbyname(port, "tcp")
+    except OSError:
+        raise ValueError("unknown port") from None
+
+
+def format_addr(ip: str, port: int, wildcard: bool = False) -> str:
+    if wildcard:
+        return f"[::]:{port}"
+    if ":" in ip:
+        return f"[{ip}]:{port}"
+    return f"{ip}:{port}"
+
+
+def resolve_listen(listen: str) -> tuple[bool, str, int]:
+    """Resolve a listen string to (wildcard, ip, port) or raise ListenError (Go's message)."""
+    if listen == "":
+        return True, "", 0
+    try:
+        host, port_s = split_host_port(listen)
+        port = _parse_port(port_s)
+    except ValueError as exc:
+        raise ListenError(f"listen tcp: address {listen}: {exc}") from None
+    if host in ("", "0.0.0.0", "::"):
+        return True, "", port
+    try:
+        ip = str(ipaddress.ip_address(host.split("%")[0]))
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except OSError:
+            raise ListenError(f"listen tcp: lookup {host}: no such host") from None
+        v4 = [i for i in infos if i[0] == socket.AF_INET]
+        ip = (v4 or infos)[0][4][0]
+    return False, ip, port
+
+
+def same_listen(current: str, new: str) -> bool:
+    """True when `new` names the address `current` already is (a `:0` port always differs)."""
+    try:
+        a = resolve_listen(current)
+        b = resolve_listen(new)
+    except ListenError:
+        return False
+    if b[2] == 0 or a[2] == 0:
+        return False
+    return a == b
+
+
+def open_listen_socket(listen: str) -> tuple[socket.socket, str]:
+    """Bind and listen; return the socket and the bound address as the real server reports it."""
+    wildcard, ip, port = resolve_listen(listen)
+    if wildcard:
+        try:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            bind_ip = "::"
+        except OSError:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            bind_ip = "0.0.0.0"
+        shown = f":{port}"
+    else:
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        bind_ip = ip
+        shown = format_addr(ip, port)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((bind_ip, port))
+        sock.listen(4096)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ListenError(f"listen tcp {shown}: bind: {reason[:1].lower()}{reason[1:]}") from None
+    bound_port = sock.getsockname()[1]
+    return sock, format_addr(ip, bound_port, wildcard)
+
+
+# ---------------------------------------------------------------------------------------------
+# Connections
+
+class Conn:
+    """One accepted client connection and its dialled upstream; two links."""
+
+    __slots__ = ("proxy", "client", "server", "rng", "up", "down", "closed", "loop")
+
+    def __init__(self, proxy, client_tr, loop):
+        self.proxy = proxy
+        self.loop = loop
+        self.client = client_tr
+        self.server = None
+        # Per-connection draws, taken deterministically from the server's seeded generator.
+        self.rng = random.Random(proxy.rng.getrandbits(64))
+        self.closed = False
+        self.up = Link(self, "upstream")
+        self.down = Link(self, "downstream")
+        self.up.src = client_tr
+        self.down.dst = client_tr
+        self.up.dst_paused = True       # nothing to write to until the upstream is dialled
+        self.up.src_paused = True
+        client_tr.pause_reading()
+        # toxic stages start at accept time (toxicity drawn now), in stream order
+        for toxic in proxy.toxics_for("upstream"):
+            self.up.append_stage(toxic)
+        for toxic in proxy.toxics_for("downstream"):
+            self.down.append_stage(toxic)
+
+    def other(self, link):
+        return self.down if link is self.up else self.up
+
+    async def dial(self, upstream: str):
+        try:
+            host, port_s = split_host_port(upstream)
+            port = _parse_port(port_s)
+            await asyncio.wait_for(
+                self.loop.create_connection(lambda: ServerSide(self), host or None, port), DIAL_TIMEOUT_S)
+        except (OSError, ValueError, asyncio.TimeoutError):
+            self.close()
+
+    def dialled(self, tr):
+        if self.closed:
+            tr.close()
+            return
+        self.server = tr
+        self.up.dst = tr
+        self.down.src = tr
+        self.up.dst_resumed()
+
+    def maybe_done(self):
+        if self.up.done and self.down.done and not self.closed:
+            self._teardown()
+
+    def _teardown(self):
+        self.closed = True
+        for link in (self.up, self.down):
+            link.done = True
+            for st in link.stages:
+                st.stop()
+        self.proxy.conn_ended(self)
+
+    def close(self):
+        """Close both sockets with a normal FIN (proxy disabled, deleted or restarted)."""
+        if self.closed:
+            return
+        for tr in (self.client, self.server):
+            if tr is not None:
+                tr.close()
+        self._teardown()
+
+    def reset(self):
+        """Close both sockets with an RST (reset_peer)."""
+        if self.closed:
+            return
+        for tr in (self.client, self.server):
+            if tr is not None:
+                sock = tr.get_extra_info("socket")
+                if sock is not None:
+                    try:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    except OSError:
+                        pass
+                tr.abort()
+        self._teardown()
+
+
+class Link:
+    """One direction of a connection: source transport -> toxic stages -> destination transport."""
+
+    __slots__ = ("conn", "direction", "src", "dst", "stages", "eof", "done", "inflight",
+                 "dst_paused", "src_paused", "rx", "tx")
+
+    def __init__(self, conn: Conn, direction: str):
+        self.conn = conn
+        self.direction = direction
+        self.src = None
+        self.dst = None
+        self.stages: list[Stage] = []
+        self.eof = False
+        self.done = False
+        self.inflight = 0
+        self.dst_paused = False
+        self.src_paused = False
+        self.rx = 0
+        self.tx = 0
+
+    # -- input side
+    def feed(self, data: bytes):
+        self.rx += len(data)
+        if self.done:
+            return
+        if not self.stages:
+            self.tx += len(data)
+            if not self.dst.is_closing():
+                self.dst.write(data)
+            return
+        now = self.conn.loop.time()
+        q = self.stages[0].queue
+        self.inflight += len(data)
+        if len(data) <= CHUNK:
+            q.put_nowait((data, now))
+        else:
+            mv = memoryview(data)
+            for i in range(0, len(data), CHUNK):
+                q.put_nowait((bytes(mv[i:i + CHUNK]), now))
+        if self.inflight >= HIGH_WATER and not self.src_paused:
+            self.src_paused = True
+            self.src.pause_reading()
+
+    def feed_eof(self):
+        if self.eof:
+            return
+        self.eof = True
+        if self.done:
+            return
+        if not self.stages:
+            self.finish()
+        else:
+            self.stages[0].queue.put_nowait(EOF)
+
+    # -- output side (sink)
+    def emit(self, item):
+        if item is EOF:
+            self.finish()
+            return
+        data = item[0]
+        self.inflight -= len(data)
+        if not self.done and data and not self.dst.is_closing():
+            self.tx += len(data)
+            self.dst.write(data)
+        if self.src_paused:
+            self._maybe_resume()
+
+    def discard(self, nbytes: int):
+        """Bytes dropped by a toxic (timeout, limit_data, reset_peer) leave the in-flight count."""
+        self.inflight -= nbytes
+        if self.src_paused:
+            self._maybe_resume()
+
+    def finish(self):
+        """This direction ended: close the destination fully and end the other direction."""
+        if self.done:
+            return
+        self.done = True
+        conn = self.conn
+        if self.dst is not None:
+            self.dst.close()
+        else:
+            conn.close()
+            return
+        conn.other(self).feed_eof()
+        conn.maybe_done()
+
+    # -- flow control
+    def dst_paused_now(self):
+        self.dst_paused = True
+        if not self.src_paused and self.src is not None:
+            self.src_paused = True
+            self.src.pause_reading()
+
+    def dst_resumed(self):
+        self.dst_paused = False
+        self._maybe_resume()
+
+    def _maybe_resume(self):
+        if self.src_paused and not self.dst_paused and self.inflight <= LOW_WATER and self.src is not None:
+            self.src_paused = False
+            self.src.resume_reading()
+
+    # -- stage list changes (the real server's AddToxic / UpdateToxic / RemoveToxic)
+    def _wire(self):
+        stages = self.stages
+        for i, st in enumerate(stages):
+            st.out = stages[i + 1].queue.put_nowait if i + 1 < len(stages) else self.emit
+
+    def append_stage(self, toxic):
+        st = Stage(self, toxic)
+        prev = self.stages[-1] if self.stages else None
+        if prev is not None:
+            prev.interrupt()
+        self.stages.append(st)
+        self._wire()
+        if prev is not None:
+            prev.start()
+        st.start()
+
+    def update_stage(self, toxic):
+        for st in self.stages:
+            if st.toxic is toxic:
+                st.interrupt()
+                st.start()
+                return
+
+    def remove_stage(self, toxic):
+        for i, st in enumerate(self.stages):
+            if st.toxic is toxic:
+                break
+        else:
+            return
+        prev = self.stages[i - 1] if i > 0 else None
+        if prev is not None:
+            prev.interrupt()            # its held chunk goes into the removed stage's queue
+        st.interrupt()                  # the removed stage's held chunk goes on to its output
+        q = st.queue
+        while not q.empty():
+            st.out(q.get_nowait())
+        if toxic.type == "timeout":
+            st.out(EOF)                 # removing a timeout closes the connection (spec 2.2)
+        del self.stages[i]
+        self._wire()
+        if prev is not None:
+            prev.start()
+
+
+class Stage:
+    """One toxic on one link. Survives restarts (its queue and per-connection state persist)."""
+
+    __slots__ = ("link", "toxic", "queue", "task", "held", "out", "sent", "timer")
+
+    def __init__(self, link: Link, toxic):
+        self.link = link
+        self.toxic = toxic
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.task = None
+        self.held = None
+        self.out = None
+        self.sent = 0          # limit_data: bytes delivered on this connection, kept across restarts
+        self.timer = None
+
+    def start(self):
+        """Start (or restart) the stage: toxicity is drawn now, for this connection and direction."""
+        if self.link.done:
+            return
+        toxic = self.toxic
+        active = self.link.conn.rng.random() < toxic.toxicity
+        behave = BEHAVIOURS[toxic.type] if active else _noop
+        self.task = self.link.conn.loop.create_task(behave(self, toxic))
+
+    def interrupt(self):
+        """Stop the behaviour synchronously; a chunk it was holding is sent on at once."""
+        self.stop()
+        held, self.held = self.held, None
+        if held is _HELD_EOF:
+            self.out(EOF)
+        elif held is not None:
+            self.out(held)
+
+    def stop(self):
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+
+_HELD_EOF = object()
+
+
+# ---------------------------------------------------------------------------------------------
+# Toxic behaviours: coroutines over one stage. A chunk taken from the queue is either emitted,
+# discarded, or stored in stage.held before any await, so interrupt() can hand it on.
+
+async def _noop(st: Stage, toxic):
+    q = st.queue
+    loop = st.link.conn.loop
+    while True:
+        item = await q.get()
+        if item is EOF:
+            st.out(EOF)
+            return
+        st.out((item[0], loop.time()))
+
+
+async def _latency(st: Stage, toxic):
+    q = st.queue
+    loop = st.link.conn.loop
+    rng = st.link.conn.rng
+    latency = toxic.attr("latency")
+    jitter = toxic.attr("jitter")
+    while True:
+        item = await q.get()
+        if item is EOF:
+            st.out(EOF)
+            return
+        delay = latency
+        if jitter > 0:
+            delay += rng.randrange(-jitter, jitter)
+        wait = item[1] + delay / 1000.0 - loop.time()
+        if wait > 0:
+            st.held = item
+            await asyncio.sleep(wait)
+            st.held = None
+        st.out((item[0], loop.time()))
+
+
+async def _bandwidth(st: Stage, toxic):
+    q = st.queue
+    loop = st.link.conn.loop
+    rate = toxic.attr("rate")
+    debt = 0.0
+    while True:
+        item = await q.get()
+        if item is EOF:
+            st.out(EOF)
+            return
+        if rate <= 0:
+            st.out((item[0], loop.time()))
+            continue
+        data = item[0]
+        st.held = item
+        debt += len(data) / (rate * 1000.0)
+        piece = rate * 100
+        while len(data) > piece:
+            await asyncio.sleep(0.1)
+            st.out((data[:piece], loop.time()))
+            data = data[piece:]
+            st.held = (data, item[1])
+            debt -= 0.1
+        start = loop.time()
+        if debt > 0:
+            await asyncio.sleep(debt)
+        debt -= loop.time() - start
+        st.held = None
+        st.out((data, loop.time()))
+
+
+async def _slow_close(st: Stage, toxic):
+    q = st.queue
+    loop = st.link.conn.loop
+    delay = toxic.attr("delay")
+    while True:
+        item = await q.get()
+        if item is EOF:
+            if delay > 0:
+                st.held = _HELD_EOF
+                await asyncio.sleep(delay / 1000.0)
+                st.held = None
+            st.out(EOF)
+            return
+        st.out((item[0], loop.time()))
+
+
+async def _timeout(st: Stage, toxic):
+    q = st.queue
+    link = st.link
+    timeout = toxic.attr("timeout")
+    if timeout > 0:
+        st.timer = link.conn.loop.call_later(timeout / 1000.0, _timeout_fire, st, asyncio.current_task())
+    while True:
+        item = await q.get()
+        if item is EOF:
+            break
+        link.discard(len(item[0]))
+    if st.timer is not None:
+        st.timer.cancel()
+        st.timer = None
+    st.out(EOF)
+
+
+def _timeout_fire(st: Stage, task):
+    if st.task is not task:
+        return
+    st.timer = None
+    st.task = None
+    task.cancel()
+    st.out(EOF)
+
+
+async def _reset_peer(st: Stage, toxic):
+    q = st.queue
+    link = st.link
+    timeout = toxic.attr("timeout")
+    item = await q.get()
+    if item is not EOF:
+        link.discard(len(item[0]))
+    if timeout > 0:
+        await asyncio.sleep(timeout / 1000.0)
+    link.conn.reset()
+
+
+def slice_sizes(n: int, average: int, variation: int, rng: random.Random) -> list[int]:
+    """Split n bytes by recursive halving into pieces of about `average` bytes (iterative, in order)."""
+    if average <= 0 or n <= average:
+        return [n]
+    out: list[int] = []
+    stack = [n]
+    while stack:
+        size = stack.pop()
+        if size <= average or size < 2:
+            out.append(size)
+            continue
+        mid = size // 2
+        if variation > 0:
+            mid += rng.randrange(-variation, variation)
+        mid = min(max(mid, 1), size - 1)
+        stack.append(size - mid)
+        stack.append(mid)
+    return out
+
+
+async def _slicer(st: Stage, toxic):
+    q = st.queue
+    loop = st.link.conn.loop
+    rng = st.link.conn.rng
+    average = toxic.attr("average_size")
+    variation = toxic.attr("size_variation")
+    delay_s = toxic.attr("delay") / 1e6
+    while True:
+        item = await q.get()
+        if item is EOF:
+            st.out(EOF)
+            return
+        data = item[0]
+        sizes = slice_sizes(len(data), average, variation, rng)
+        if len(sizes) == 1:
+            st.out((data, loop.time()))
+            continue
+        off = 0
+        last = len(sizes) - 1
+        for k, size in enumerate(sizes):
+            piece = data[off:off + size]
+            off += size
+            st.held = (data[off:], item[1]) if k < last else None
+            st.out((piece, loop.time()))
+            if k < last and delay_s > 0:
+                await asyncio.sleep(delay_s)
+        st.held = None
+
+
+async def _limit_data(st: Stage, toxic):
+    q = st.queue
+    link = st.link
+    loop = link.conn.loop
+    limit = toxic.attr("bytes")
+    while True:
+        if limit - st.sent <= 0 and st.sent > 0:
+            st.out(EOF)
+            return
+        item = await q.get()
+        if item is EOF:
+            st.out(EOF)
+            return
+        data = item[0]
+        remaining = max(0, limit - st.sent)
+        if remaining < len(data):
+            link.discard(len(data) - remaining)
+            data = data[:remaining]
+        if data:
+            st.sent += len(data)
+            st.out((data, loop.time()))
+        if limit - st.sent <= 0:
+            st.out(EOF)
+            return
+
+
+BEHAVIOURS = {
+    "noop": _noop,
+    "latency": _latency,
+    "bandwidth": _bandwidth,
+    "slow_close": _slow_close,
+    "timeout": _timeout,
+    "reset_peer": _reset_peer,
+    "slicer": _slicer,
+    "limit_data": _limit_data,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Protocols
+
+class ClientSide(asyncio.Protocol):
+    """The accepted client socket: source of the upstream link, destination of the downstream one."""
+
+    __slots__ = ("proxy", "conn")
+
+    def __init__(self, proxy):
+        self.proxy = proxy
+        self.conn = None
+
+    def connection_made(self, transport):
+        self.conn = self.proxy.conn_started(transport)
+
+    def data_received(self, data):
+        self.conn.up.feed(data)
+
+    def eof_received(self):
+        self.conn.up.feed_eof()
+        return True
+
+    def connection_lost(self, exc):
+        conn = self.conn
+        if conn is not None:
+            conn.up.feed_eof()
+
+    def pause_writing(self):
+        self.conn.down.dst_paused_now()
+
+    def resume_writing(self):
+        self.conn.down.dst_resumed()
+
+
+class ServerSide(asyncio.Protocol):
+    """The dialled upstream socket: source of the downstream link, destination of the upstream one."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def connection_made(self, transport):
+        self.conn.dialled(transport)
+
+    def data_received(self, data):
+        self.conn.down.feed(data)
+
+    def eof_received(self):
+        self.conn.down.feed_eof()
+        return True
+
+    def connection_lost(self, exc):
+        self.conn.down.feed_eof()
+
+    def pause_writing(self):
+        self.conn.up.dst_paused_now()
+
+    def resume_writing(self):
+        self.conn.up.dst_resumed()
