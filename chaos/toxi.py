@@ -628,12 +628,13 @@ class LinkController:
             expected = {l: v for l, v in expected.items() if l.src != CLIENT}
         changed = [l for l, v in expected.items() if v is not None and self._verified.get(l) != v]
         self._verify_round += 1
-        rng = random.Random(f"{self.seed}:{self._verify_round}")
+        label = f"{self.seed}:{self._verify_round}"
+        rng = random.Random(label)
         result = verify(
             expected, probe, changed=changed, sample=sample, rng=rng,
             deadline_s=deadline_s, max_workers=self.probe_workers, max_changed=max_changed,
+            seed_label=label,
         )
-        result["seed"] = f"{self.seed}:{self._verify_round}"
         for l, v in expected.items():
             if v is not None:
                 self._verified[l] = v
@@ -775,6 +776,7 @@ def verify(
     interval_s: float = 0.05,
     max_workers: int = PROBE_WORKERS,
     max_changed: int | None = None,
+    seed_label: str | None = None,
 ) -> dict:
     """Check that `probe(src, dst)` agrees with `expected[(src, dst)]` for every link in `changed`
     plus `sample` other links drawn with `rng` (links whose expectation is None are skipped).
@@ -831,6 +833,7 @@ def verify(
         "checked": [l.name for l in check], "sampled": [l.name for l in sampled],
         "attempts_max": max(attempts.values(), default=0),
         "changed_total": changed_total, "capped": len(check) < changed_total,
+        "seed": seed_label,
         "elapsed_s": round(time.monotonic() - t0, 3),
     }
     if pending:
@@ -840,7 +843,8 @@ def verify(
         )
         more = f" (and {len(names) - 8} more)" if len(names) > 8 else ""
         err = FaultError(
-            f"reachability not as intended after {deadline_s:g} s on {len(names)} link(s): {detail}{more}",
+            f"reachability not as intended after {deadline_s:g} s on {len(names)} link(s): {detail}{more}"
+            + (f" [sample seed {seed_label}]" if seed_label else ""),
             hint="the fault could not be verified; the run is a harness error, not a result",
         )
         record["mismatched"] = [l.name for l in names]
