@@ -6,8 +6,12 @@ Prints exactly one JSON object on stdout (progress goes to stderr); never passes
 Per n (default settings, SwimConfig()):
   detect_first_ms_p50        crash -> first member marks it dead (virtual ms; also *_periods)
   detect_all_ms_p50 / _p99   crash -> every live member marks it dead
-  rounds_p50 / rounds_p99    gossip rounds (gossip_interval_ms each) for a fresh endpoint rumour to
-                             reach ALL members, over trials; rounds_member_p99: per-member p99
+  rounds_p50 / rounds_p99    gossip rounds for a fresh endpoint rumour to reach ALL members, over
+                             trials: ceil(time to reach the last member / gossip_interval_ms).
+                             Members' gossip tickers have random phases and rumours also ride on
+                             probes, so a rumour can take several hops within one round;
+                             hops_p50 / hops_p99 give the longest infection chain (generations).
+                             rounds_member_p99: p99 over (trial, member) of rounds to reach it
   false_positives            false "dead" marks of live members per member-hour: the worse of
                              (10% loss on every link) and (one slow member, paused again and again
                              for 0.8 x the minimum suspicion timeout); details in false_positives_detail
@@ -55,6 +59,13 @@ def _spread(sim: SwimSim, cfg: SwimConfig, rng: random.Random, key: str, bound_m
     """Publish `key` at a random member; per-member rounds until it has it (None: never)."""
     origin = sim.ids[rng.randrange(len(sim.ids))]
     t0 = sim.now
+    hops = {origin: 0}
+
+    def after_step(dst, msg):
+        if dst not in hops and sim.nodes[dst].has_endpoint(key):
+            hops[dst] = hops.get(msg.src, -1) + 1
+
+    sim.after_step = after_step
     sim.local(origin, lambda nd: nd.set_endpoint(key, 1))
     learned = {origin: t0}
     waiting = [i for i in sim.live() if i != origin]
@@ -70,13 +81,14 @@ def _spread(sim: SwimSim, cfg: SwimConfig, rng: random.Random, key: str, bound_m
         waiting = still
         return not waiting
 
-    sim.run_until(check, bound_ms, check_every_ms=max(1, cfg.gossip_interval_ms // 4))
+    sim.run_until(check, bound_ms, check_every_ms=max(1, cfg.gossip_interval_ms // 10))
+    sim.after_step = None
     rounds = [math.ceil((t - t0) / cfg.gossip_interval_ms) for i, t in learned.items() if i != origin]
-    return rounds, len(waiting)
+    return rounds, len(waiting), max(hops.values())
 
 
 def detection_trials(n, trials, cfg, seed):
-    first, alls, rounds_all, rounds_member, msgs_rate = [], [], [], [], []
+    first, alls, rounds_all, rounds_member, msgs_rate, hops_all = [], [], [], [], [], []
     not_detected = not_spread = 0
     for t in range(trials):
         rng = random.Random(f"bench:{seed}:{n}:{t}")
@@ -87,11 +99,12 @@ def detection_trials(n, trials, cfg, seed):
         sim.run_for(3000 + rng.randrange(cfg.probe_interval_ms))
         if t == 0 or n <= 200:
             msgs_rate.append((sum(sim.sent.values()) - m0) / n / ((sim.now - s0) / 1000))
-        rounds, missing = _spread(sim, cfg, rng, f"bench/{t}", 60_000)
+        rounds, missing, max_hops = _spread(sim, cfg, rng, f"bench/{t}", 60_000)
         if missing:
             not_spread += 1
         else:
             rounds_all.append(max(rounds))
+            hops_all.append(max_hops)
         rounds_member.extend(rounds)
         victim = sim.ids[1 + rng.randrange(n - 1)]
         marked: dict[str, int] = {}
@@ -110,7 +123,7 @@ def detection_trials(n, trials, cfg, seed):
             not_detected += 1
         log(f"  n={n} trial {t}: first={first[-1] if first else None} all={alls[-1] if alls else None}"
             f" rounds={max(rounds) if rounds else None}")
-    return dict(first=first, alls=alls, rounds_all=rounds_all, rounds_member=rounds_member,
+    return dict(first=first, alls=alls, rounds_all=rounds_all, rounds_member=rounds_member, hops=hops_all,
                 msgs=msgs_rate, not_detected=not_detected, not_spread=not_spread)
 
 
@@ -171,6 +184,8 @@ def bench_n(n, plan, cfg, seed):
         "rounds_p50": pct(d["rounds_all"], 50),
         "rounds_p99": pct(d["rounds_all"], 99),
         "rounds_member_p99": pct(d["rounds_member"], 99),
+        "hops_p50": pct(d["hops"], 50),
+        "hops_p99": pct(d["hops"], 99),
         "false_positives": max(fp_loss, fp_slow),
         "false_positives_detail": {
             "loss_10pct_per_member_hour": fp_loss, "loss_10pct_false_dead": lr["false_dead"],

@@ -66,6 +66,7 @@ class SwimSim:
         self.dropped = 0
         self.events = 0
         self.listeners: list[Callable] = []          # f(t, observer, event) on each journal event
+        self.after_step: Callable | None = None      # f(dst, msg) after a delivered message
         self._heap: list = []
         self._hseq = 0
         self._wake: dict[str, int] = {}
@@ -216,6 +217,8 @@ class SwimSim:
             self.paused[dst].append(b)
             return
         self.nodes[dst].step(b, t)
+        if self.after_step is not None:
+            self.after_step(dst, b)
         self._after(dst)
 
     def run_for(self, ms: int) -> None:

@@ -575,6 +575,11 @@ class SwimNode:
         self._enqueue(("m", u.member), u)
 
     def _enqueue(self, key: tuple, u) -> None:
+        if self._next_gossip_ms <= self._now:
+            # the ticker kept its phase while idle: the next gossip round is the next phase
+            # point after now, never "immediately" (else rumours would hop faster than rounds)
+            iv = self.config.gossip_interval_ms
+            self._next_gossip_ms += ((self._now - self._next_gossip_ms) // iv + 1) * iv
         self._queue_order += 1
         self._queue[key] = _Queued(u, 0, self._queue_order)
         if len(self._queue) > self.config.max_queue:
