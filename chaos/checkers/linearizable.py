@@ -12,6 +12,7 @@ No operations (or only failed ones) is UNKNOWN: nothing to check.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 
@@ -41,11 +42,16 @@ def check_ops(ops: list[Op], *, key_timeout_s: float = 10.0, key_max_states: int
             stats["slowest_key"], stats["slowest_key_s"] = key, round(kr.elapsed_s, 4)
         if kr.outcome == wgl.NOT_LINEARIZABLE:
             cex = kr.counterexample
+            start = ("the initial (absent) state" if kr.initial_states == [None] else
+                     "any state the earlier operations can leave (" +
+                     ", ".join("absent" if v is None else json.dumps(v) for v in kr.initial_states[:10]) +
+                     ("…" if len(kr.initial_states) > 10 else "") + ")")
             failed.append({"key": key, "ops": kr.ops, "counterexample": cex[-MAX_CEX_LINES:],
                            "counterexample_ops": len(cex), "counterexample_minimal": kr.counterexample_minimal,
-                           "explanation": f"no order of these {len(cex)} operations respects real time and "
-                                          f"the register model; the last one ({cex[-1] if cex else '?'}) "
-                                          f"cannot be placed"})
+                           "initial_states": kr.initial_states,
+                           "explanation": f"starting from {start}, no order of these {len(cex)} operations "
+                                          f"respects real time and the register model; the last one "
+                                          f"({cex[-1] if cex else '?'}) cannot be placed"})
             if stop_at_first:
                 break
         elif kr.outcome == wgl.BUDGET:

@@ -59,6 +59,7 @@ class KeyResult:
     counterexample: list[str] = field(default_factory=list)
     counterexample_minimal: bool = False  # True when the greedy minimization finished in budget
     counterexample_ops: list = field(default_factory=list, repr=False)
+    initial_states: list = field(default_factory=lambda: [None])  # counterexample fails from each
 
 
 class _Interner:
@@ -120,10 +121,12 @@ def _encode(ops: Sequence[Op], cut: int | None, intern: _Interner):
 
 
 def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None = None,
-           max_states: int = 1_000_000, intern: _Interner | None = None) -> SearchResult:
-    """Decide whether the operations (all on one key) are linearizable from the absent state."""
+           max_states: int = 1_000_000, intern: _Interner | None = None, init: Any = None) -> SearchResult:
+    """Decide whether the operations (all on one key) are linearizable from state `init` (a JSON
+    value; None = absent, the initial state of every register)."""
     t0 = time.perf_counter()
-    entries, kinds, arg_a, arg_b, n = _encode(ops, cut, intern or _Interner())
+    intern = intern or _Interner()
+    entries, kinds, arg_a, arg_b, n = _encode(ops, cut, intern)
     m = len(entries)
     # Entry ids 1..m; 0 is the head sentinel; m+1 the tail sentinel.
     end = m + 1
@@ -146,7 +149,7 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
     seen: set = set()
     stack: list[tuple[int, int]] = []
     bits = 0
-    state = 0
+    state = intern(init)
     e = nxt[0]
     steps = 0
     stuck = 0
@@ -220,20 +223,22 @@ def _cut_points(ops: Sequence[Op]) -> list[int]:
 
 
 def counterexample(ops: Sequence[Op], *, deadline: float, max_states: int,
-                   stuck_at: int | None = None) -> tuple[list[Op], bool]:
-    """Smallest failing prefix, then greedy removal of `ok` reads while the rest still cannot be
-    linearized (minimal among such removals when it finishes). Every step keeps the invariant
-    "this sub-history is not linearizable", and each step is sound (prefix and read removal
-    preserve linearizability), so the result is a genuine witness: the full history is not
-    linearizable because this part of it is not.
+                   stuck_at: int | None = None) -> tuple[list[Op], list[Any], bool]:
+    """A small witness that `ops` are not linearizable, in three sound steps:
 
-    The smallest failing prefix ends at `stuck_at`, the furthest return entry the failed search
-    reached: every explored path got stuck at or before it, and treating operations that complete
-    later as pending gives the search no freedom it did not have, so that prefix fails too; and the
-    path that reached it linearized every operation completing earlier, so no shorter prefix fails.
-    Without `stuck_at` the prefix is found by binary search over `ok` completions.
+    1. the smallest failing prefix. It ends at `stuck_at`, the furthest return entry the failed
+       search reached: every explored path got stuck at or before it, and treating operations that
+       complete later as pending gives the search no freedom it did not have, so that prefix fails
+       too; the path that reached it linearized every operation completing earlier, so no shorter
+       prefix fails. (Without `stuck_at`: binary search over `ok` completions.)
+    2. the shortest suffix that fails from every state its prefix can leave (`shrink_suffix`);
+    3. greedy removal of `ok` reads (in halving chunks, delta-debugging style) while the rest still
+       fails from every such state. Only reads are removed: a read does not change the state, so if
+       the history were linearizable it would stay so without the read. (Removing a write could
+       make a later read unexplainable: a "counterexample" the history does not contain.)
 
-    Returns (operations, minimal?). The prefix alone is returned if the deadline passes first.
+    Each step keeps "no linearization exists", so the result is a genuine witness.
+    Returns (operations, initial states, minimal?); minimal is False when the deadline cut step 3.
     """
     intern = _Interner()
     if stuck_at is not None:
@@ -251,26 +256,22 @@ def counterexample(ops: Sequence[Op], *, deadline: float, max_states: int,
         cut = cuts[hi] if cuts else None
     kept = [_truncate(op, cut) for op in ops if op.type != "fail" and (cut is None or op.invoke_index <= cut)]
     kept = [op for op in kept if not (op.type == "info" and op.f == "read")]
-    # Greedy: drop `ok` reads while the rest still cannot be linearized. Only reads are dropped,
-    # because only that deletion is sound: a read does not change the state, so if the history
-    # were linearizable the history without the read would be too. (Dropping a write could make a
-    # later read unexplainable and produce a "counterexample" the full history does not contain.)
-    # Chunks of halving size (delta debugging): whole groups of reads usually go at once.
+    kept, states = shrink_suffix(kept, deadline=deadline, max_states=max_states)
     removable = [op for op in kept if op.f == "read" and op.type == "ok" and op.complete_index != cut]
     chunk = len(removable)
     while chunk >= 1:
         i = 0
         while i < len(removable):
             if time.monotonic() > deadline:
-                return kept, False
+                return kept, states, False
             drop = {id(op) for op in removable[i:i + chunk]}
             trial = [op for op in kept if id(op) not in drop]
-            res = search(trial, deadline=deadline, max_states=max_states, intern=intern)
-            if res.outcome == NOT_LINEARIZABLE:
+            stuck = _fails_from_all(trial, states, deadline, max_states, intern)
+            if stuck is not None:
                 kept = trial
                 del removable[i:i + chunk]
-                if res.stuck_at is not None and cut is not None and res.stuck_at < cut:
-                    cut = res.stuck_at  # the failure now shows up earlier: cut the prefix again
+                if cut is not None and stuck < cut:
+                    cut = stuck  # the failure now shows up earlier: cut the prefix again
                     kept = [_truncate(op, cut) for op in kept if op.invoke_index <= cut]
                     kept = [op for op in kept if not (op.type == "info" and op.f == "read")]
                     ids = {id(op) for op in kept}
@@ -279,7 +280,72 @@ def counterexample(ops: Sequence[Op], *, deadline: float, max_states: int,
             else:
                 i += chunk
         chunk //= 2
-    return kept, True
+    return kept, states, True
+
+
+def _fails_from_all(ops: list[Op], states: list[Any], deadline: float, max_states: int,
+                    intern: _Interner) -> int | None:
+    """If `ops` cannot be linearized from any of `states`, the furthest return reached (over all
+    states: the prefix up to it fails from each); else None."""
+    stuck = -1
+    for st in states:
+        res = search(ops, deadline=deadline, max_states=max_states, intern=intern, init=st)
+        if res.outcome != NOT_LINEARIZABLE:
+            return None
+        stuck = max(stuck, res.stuck_at if res.stuck_at is not None else -1)
+    return stuck
+
+
+def _effect(op: Op) -> Any:
+    if op.f == "write":
+        return op.value
+    if op.f == "cas":
+        return op.value[1]
+    return None
+
+
+def _states_at(before: list[Op]) -> list[Any]:
+    """Every state the register can be in after `before` (ops entirely before a quiescent point),
+    over-approximated: the effect of each mutation not known to be overwritten there (an `ok`
+    mutation invoked after it completed), plus absent if no `ok` mutation precedes."""
+    muts = [o for o in before if o.f != "read"]
+    oks = [o for o in muts if o.type == "ok"]
+    last_ok_invoke = max((o.invoke_index for o in oks), default=-1)
+    out: dict[str, Any] = {} if oks else {"null": None}
+    for o in muts:
+        if o.type == "ok" and o.complete_index is not None and last_ok_invoke > o.complete_index:
+            continue
+        v = _effect(o)
+        out[json.dumps(v, sort_keys=True)] = v
+    return list(out.values())
+
+
+def shrink_suffix(kept: list[Op], *, deadline: float, max_states: int) -> tuple[list[Op], list[Any]]:
+    """Replace the start of a failing history by "any state it could leave".
+
+    At a quiescent point Q (no `ok` operation spans it), the state is one of `_states_at(ops
+    entirely before Q)`. If the operations after Q (plus `info` ones invoked before, which may still
+    land) cannot be linearized from ANY of those states, they alone witness the failure. Tries the
+    latest Q first; returns (suffix, initial states), or (kept, [None]) if no shorter witness holds.
+    """
+    intern = _Interner()
+    oks = [o for o in kept if o.type == "ok"]
+    points = sorted({o.invoke_index for o in kept}, reverse=True)
+    for q in points:
+        if time.monotonic() > deadline:
+            break
+        if any(o.invoke_index < q < o.complete_index for o in oks):
+            continue
+        before = [o for o in kept if o.invoke_index < q]
+        if not before:
+            break
+        suffix = [o for o in kept if o.invoke_index >= q or o.type == "info"]
+        states = _states_at(before)
+        if len(states) > 64:
+            continue
+        if _fails_from_all(suffix, states, deadline, max_states, intern) is not None:
+            return suffix, states
+    return kept, [None]
 
 
 def _truncate(op: Op, cut: int | None) -> Op:
@@ -297,8 +363,9 @@ def check_key(key: Any, ops: Sequence[Op], *, timeout_s: float = 10.0, max_state
     res = search(ops, deadline=time.monotonic() + timeout_s, max_states=max_states)
     kr = KeyResult(key, res.outcome, len(ops), res.states, 0.0, res.reason)
     if res.outcome == NOT_LINEARIZABLE:
-        cex, minimal = counterexample(ops, deadline=time.monotonic() + counterexample_s,
-                                      max_states=max_states, stuck_at=res.stuck_at)
+        cex_deadline = time.monotonic() + counterexample_s
+        cex, kr.initial_states, minimal = counterexample(ops, deadline=cex_deadline, max_states=max_states,
+                                                         stuck_at=res.stuck_at)
         kr.counterexample_ops = cex
         kr.counterexample = [op.describe() for op in cex]
         kr.counterexample_minimal = minimal

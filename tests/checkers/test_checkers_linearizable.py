@@ -56,7 +56,8 @@ def test_linearizable_reference_counterexample_is_itself_not_linearizable():
     assert kr.counterexample and kr.counterexample[-1].startswith("p11 ok read k 2")
     assert kr.counterexample_minimal
     assert len(kr.counterexample) < len(ops) / 2
-    assert wgl.search(kr.counterexample_ops).outcome == wgl.NOT_LINEARIZABLE
+    for st in kr.initial_states:
+        assert wgl.search(kr.counterexample_ops, init=st).outcome == wgl.NOT_LINEARIZABLE
 
 
 @pytest.mark.skipif(not (HISTORIES / "VERDICTS").exists(), reason=f"{HISTORIES} not present")
@@ -74,7 +75,24 @@ def test_linearizable_reference_counterexamples_fail_and_end_at_smallest_prefix(
         assert wgl.search(ops, cut=prev).outcome == wgl.LINEARIZABLE, name
     for name in ("etcd_000.log", "etcd_057.log", "etcd_099.log"):
         kr = wgl.check_key("k", pair_ops(read_jepsen_log(HISTORIES / name)))
-        assert wgl.search(kr.counterexample_ops).outcome == wgl.NOT_LINEARIZABLE, name
+        for st in kr.initial_states:
+            assert wgl.search(kr.counterexample_ops, init=st).outcome == wgl.NOT_LINEARIZABLE, (name, st)
+
+
+def test_linearizable_counterexample_suffix_fails_from_every_possible_state():
+    """write 1; write 2; write 3; read 2 (all sequential): the witness is the read alone, from
+    every state the writes can leave (only 3)."""
+    spec = [(0, "write", 1, "ok", 0, 1), (0, "write", 2, "ok", 2, 3), (0, "write", 3, "ok", 4, 5),
+            (1, "read", 2, "ok", 6, 7)]
+    kr = wgl.check_key("k", _ops(spec))
+    assert [line.split("  ")[0] for line in kr.counterexample] == ["p1 ok read k 2"]
+    assert kr.initial_states == [3]
+    concurrent = [(0, "write", 1, "ok", 0, 1), (0, "write", 2, "ok", 2, 5), (1, "read", 1, "ok", 3, 4),
+                  (1, "read", 3, "ok", 6, 7)]
+    kr = wgl.check_key("k", _ops(concurrent))
+    assert kr.outcome == wgl.NOT_LINEARIZABLE
+    for st in kr.initial_states:
+        assert wgl.search(kr.counterexample_ops, init=st).outcome == wgl.NOT_LINEARIZABLE
 
 
 def test_history_jepsen_parser_tabs_and_spaces_and_timed_out():
@@ -108,7 +126,8 @@ def test_linearizable_stale_read_is_invalid_with_the_read_in_the_counterexample(
     assert out.verdict == Verdict.INVALID
     cex = out.evidence["failed_keys"][0]["counterexample"]
     assert cex[-1].startswith("p1 ok read k 1")
-    assert any("write k 2" in line for line in cex)
+    assert out.evidence["failed_keys"][0]["initial_states"] == [2]   # after write 2 completed
+    assert "any state the earlier operations can leave (2)" in out.evidence["failed_keys"][0]["explanation"]
 
 
 def test_linearizable_concurrent_read_may_see_old_or_new():
