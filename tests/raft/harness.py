@@ -23,6 +23,7 @@ class Cluster:
         self.results = {i: [] for i in self.ids}
         self.read_states = {i: [] for i in self.ids}
         self.cut = set()            # (src, dst) pairs that drop
+        self.timeline = []          # (node, event) in the order the events were produced
         for k, i in enumerate(self.ids):
             self.start(i, k)
 
@@ -44,6 +45,7 @@ class Cluster:
             st.sync()
             self.readies[i].append(rd)
             self.events[i].extend(rd.events)
+            self.timeline.extend((i, e) for e in rd.events)
             self.results[i].extend(rd.results)
             self.read_states[i].extend(rd.read_states)
             for m in rd.messages:
@@ -64,6 +66,20 @@ class Cluster:
                     node.step(m)
                     self.pump(m.dst)
         raise AssertionError("deliver did not quiesce")
+
+    def deliver_until(self, stop, max_messages=10_000):
+        """Deliver in-flight messages one at a time (FIFO) until stop(message) is true for one."""
+        for _ in range(max_messages):
+            if not self.inflight:
+                return False
+            m = self.inflight.pop(0)
+            node = self.nodes.get(m.dst)
+            if node is not None and (m.src, m.dst) not in self.cut:
+                node.step(m)
+                self.pump(m.dst)
+                if stop(m):
+                    return True
+        raise AssertionError("deliver_until: message bound hit")
 
     def tick(self, n=1, only=None):
         for _ in range(n):

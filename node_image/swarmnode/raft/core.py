@@ -239,6 +239,16 @@ class RaftNode:
             self._election_elapsed += 1
             if self._election_elapsed >= self._randomized_timeout:
                 self._campaign()
+            elif self._role != FOLLOWER and self._election_elapsed % self.config.heartbeat_ticks == 0:
+                self._resend_vote_requests()
+
+    def _resend_vote_requests(self) -> None:
+        """Figure 2: servers retry RPCs that got no answer (lost requests or replies)."""
+        pre = self._role == PRECANDIDATE
+        term = self._term + 1 if pre else self._term
+        for p in self.peers:
+            if p not in self._votes:
+                self._send(VoteRequest(term, self.id, p, pre, self.log.last_index, self.log.last_term))
 
     def ticks_until_action(self) -> int:
         """How many tick() calls from now until the next one that can do anything (>= 1).
@@ -249,7 +259,11 @@ class RaftNode:
         if self._role == LEADER:
             return max(1, min(self.config.heartbeat_ticks - self._heartbeat_elapsed,
                               self.config.election_timeout_min_ticks - self._election_elapsed))
-        return max(1, self._randomized_timeout - self._election_elapsed)
+        left = self._randomized_timeout - self._election_elapsed
+        if self._role != FOLLOWER:
+            hb = self.config.heartbeat_ticks
+            left = min(left, hb - self._election_elapsed % hb)
+        return max(1, left)
 
     def _tick_leader(self) -> None:
         c = self.config

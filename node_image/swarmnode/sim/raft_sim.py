@@ -82,6 +82,7 @@ class SimParams:
     client_timeout_ms: int = 1_000
     stop_on_violation: bool = True
     trace_hash: bool = False
+    rule_checks: bool = True
     config: RaftConfig | None = None
     link: LinkSpec | None = None
     faults: tuple = ("partition", "crash", "crash_leader", "lossy", "isolate_leader")
@@ -90,8 +91,9 @@ class SimParams:
 class SafetyChecker:
     """Consumes each node's events (contracts section 4) and reports Violations."""
 
-    def __init__(self, ids):
+    def __init__(self, ids, rule_checks: bool = True):
         self.ids = list(ids)
+        self.rule_checks = rule_checks     # commit-rule and vote-lost (direct checks of two rules)
         self.violations: list = []
         self.leaders: dict = {}            # term -> node
         self.votes: dict = {}              # (node, term) -> candidate
@@ -135,7 +137,7 @@ class SafetyChecker:
         self.checked[node] = min(self.checked[node], raft.commit_index)
         # the journal only holds what was durable: a journaled vote must survive the crash
         journaled = self.votes.get((node, raft.term))
-        if journaled is not None and raft.vote != journaled:
+        if self.rule_checks and journaled is not None and raft.vote != journaled:
             self._v("vote-lost", node, f"journaled a vote for {journaled} in term {raft.term}, "
                                        f"restarted with vote {raft.vote}")
 
@@ -219,7 +221,7 @@ class SafetyChecker:
         if c < self.max_commit[node]:
             self._v("commit-monotonic", node, f"commit {c} after {self.max_commit[node]}")
         self.max_commit[node] = max(self.max_commit[node], c)
-        if self.role[node] == LEADER and c > self.checked[node]:
+        if self.rule_checks and self.role[node] == LEADER and c > self.checked[node]:
             pos = c - self.base[node][0] - 1
             lg = self.log[node]
             if 0 <= pos < len(lg) and lg[pos][0] != self.term[node]:
@@ -300,7 +302,7 @@ class RaftSim:
         self.storage = {i: MemoryStorage() for i in self.ids}
         self.boot = {i: 1 for i in self.ids}
         self.nodes: dict = {}
-        self.checker = SafetyChecker(self.ids)
+        self.checker = SafetyChecker(self.ids, params.rule_checks)
         self.trace_crc = 0
         self.stats = {"events": 0, "messages": 0, "crashes": 0, "partitions": 0,
                       "writes_acked": 0, "write_retries": 0, "reads_served": 0, "reads_dropped": 0,
@@ -553,6 +555,8 @@ class RaftSim:
             if not victims:
                 return
             v = rng.choice(victims)
+            if rng.random() < 0.3:
+                dur = rng.uniform(1, 30)   # a quick process restart (kill -9 and start again)
             self.crash(v)
             self.sched.after(dur, "restart", v)
             self.stats["faults"].append([round(self.sched.now_ms), kind, v, round(dur)])
