@@ -21,6 +21,11 @@ faults = st.lists(st.tuples(st.sampled_from(["partition", "pause", "crash", "los
 @given(seed=st.integers(0, 2**31), schedule=faults)
 def test_props_random_faults_safety_then_convergence_after_heal(seed, schedule):
     note(f"seed={seed} schedule={schedule}")
+    run_schedule(seed, schedule)
+
+
+def run_schedule(seed, schedule):
+    """One randomized run: apply `schedule` [(fault, node index, ms)], heal, check."""
     sim = SwimSim(n=12, seed=seed, delay_ms=(1, 20))
     for i in ("w1", "w5", "w9"):
         sim.local(i, lambda nd, i=i: nd.set_endpoint(f"{i}/svc", i))
