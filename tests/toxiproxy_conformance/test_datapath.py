@@ -1,0 +1,283 @@
+"""Conformance: Toxiproxy data path and toxic behaviour with timing tolerances (latency +-10 ms,
+bandwidth +-10 %), close and reset behaviour, and toxicity drawn per connection and direction.
+Black-box over TOXIPROXY_URL. Never sends data through a slicer with the default average_size (it
+crashes a real server). Must not import `chaos` or `swarmnode`.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from .conftest import SEED, connect, recv_exact, recv_until_eof
+
+pytestmark = pytest.mark.process
+
+LAT_TOL_S = 0.010
+
+
+def rtt(s: socket.socket, payload: bytes = b"ping") -> float:
+    t0 = time.monotonic()
+    s.sendall(payload)
+    assert recv_exact(s, len(payload)) == payload
+    return time.monotonic() - t0
+
+
+def test_datapath_plain_echo_and_dial_on_accept(api, echo):
+    p = api.create(echo.addr)
+    s = connect(p)
+    deadline = time.monotonic() + 5
+    while echo.accepted < 1 and time.monotonic() < deadline:   # upstream dialled before any byte
+        time.sleep(0.005)
+    assert echo.accepted == 1
+    data = bytes(range(256)) * 2000
+    s.sendall(data)
+    assert recv_exact(s, len(data)) == data
+
+
+def test_datapath_upstream_down_gives_connect_then_eof(api):
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    port = dead.getsockname()[1]
+    dead.close()
+    p = api.create(f"127.0.0.1:{port}")
+    s = connect(p)
+    s.settimeout(5)
+    assert s.recv(10) == b""
+
+
+def test_datapath_half_close_is_not_propagated(api, upstream_factory):
+    srv = upstream_factory("reply_after_eof")
+    p = api.create(srv.addr)
+    s = connect(p)
+    s.sendall(b"question")
+    s.shutdown(socket.SHUT_WR)
+    s.settimeout(5)
+    try:
+        got = recv_until_eof(s)
+    except ConnectionResetError:
+        got = b""
+    assert got == b""          # direct, the client would get "reply:question"
+
+
+def test_latency_round_trip_within_tolerance(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="latency", attributes={"latency": 100})
+    s = connect(p)
+    samples = [rtt(s) for _ in range(3)]
+    assert all(x >= 0.100 - 0.001 for x in samples), samples
+    assert min(samples) <= 0.100 + LAT_TOL_S, samples
+
+
+def test_latency_is_pipeline_delay_not_throughput_cut(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="latency", attributes={"latency": 200})
+    s = connect(p)
+    t0 = time.monotonic()
+    s.sendall(b"a")
+    time.sleep(0.1)
+    s.sendall(b"b")
+    assert recv_exact(s, 1) == b"a"
+    t_a = time.monotonic() - t0
+    assert recv_exact(s, 1) == b"b"
+    t_b = time.monotonic() - t0
+    assert abs(t_a - 0.200) <= LAT_TOL_S + 0.005, t_a
+    assert abs(t_b - 0.300) <= LAT_TOL_S + 0.005, t_b
+
+
+def test_latency_jitter_stays_in_range(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="latency", stream="upstream", attributes={"latency": 60, "jitter": 30})
+    s = connect(p)
+    samples = [rtt(s) for _ in range(12)]
+    assert all(0.030 - 0.001 <= x <= 0.090 + LAT_TOL_S for x in samples), samples
+    assert max(samples) - min(samples) > 0.005, samples   # jitter really varies
+
+
+def test_latency_added_to_live_connection_applies_and_removal_restores(api, echo):
+    p = api.create(echo.addr)
+    s = connect(p)
+    assert rtt(s) < 0.05
+    api.toxic(p["name"], type="latency", name="lat", attributes={"latency": 80})
+    assert rtt(s) >= 0.079
+    assert api.req("DELETE", f"/proxies/{p['name']}/toxics/lat").status_code == 204
+    assert rtt(s) < 0.05
+
+
+def test_bandwidth_rate_in_kilobytes_per_second(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="bandwidth", stream="upstream", attributes={"rate": 50})
+    s = connect(p)
+    data = b"x" * 20000
+    t0 = time.monotonic()
+    s.sendall(data)
+    assert recv_exact(s, len(data)) == data
+    took = time.monotonic() - t0
+    assert 0.4 * 0.9 <= took <= 0.4 * 1.1, took
+
+
+def test_slow_close_delays_server_close(api, upstream_factory):
+    srv = upstream_factory("close_after_reply")
+    p = api.create(srv.addr)
+    api.toxic(p["name"], type="slow_close", attributes={"delay": 300})
+    s = connect(p)
+    s.sendall(b"hi")
+    assert recv_exact(s, 2) == b"hi"
+    t0 = time.monotonic()
+    s.settimeout(5)
+    assert s.recv(10) == b""
+    took = time.monotonic() - t0
+    assert 0.3 - 0.02 <= took <= 0.3 + LAT_TOL_S + 0.02, took
+
+
+def test_slow_close_upstream_does_not_delay_server_close(api, upstream_factory):
+    srv = upstream_factory("close_after_reply")
+    p = api.create(srv.addr)
+    api.toxic(p["name"], type="slow_close", stream="upstream", attributes={"delay": 1000})
+    s = connect(p)
+    s.sendall(b"hi")
+    assert recv_exact(s, 2) == b"hi"
+    t0 = time.monotonic()
+    s.settimeout(5)
+    assert s.recv(10) == b""
+    assert time.monotonic() - t0 < 0.5
+
+
+def test_timeout_closes_after_timeout_and_drops_data(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="timeout", stream="upstream", attributes={"timeout": 300})
+    t0 = time.monotonic()
+    s = connect(p)
+    s.sendall(b"dropped")
+    s.settimeout(5)
+    assert recv_until_eof(s) == b""
+    took = time.monotonic() - t0
+    assert 0.3 - 0.005 <= took <= 0.3 + LAT_TOL_S + 0.02, took
+
+
+def test_timeout_added_to_live_connection_counts_from_add(api, echo):
+    p = api.create(echo.addr)
+    s = connect(p)
+    assert rtt(s) < 0.05
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    api.toxic(p["name"], type="timeout", attributes={"timeout": 300})
+    s.settimeout(5)
+    assert recv_until_eof(s) == b""
+    took = time.monotonic() - t0
+    assert 0.3 - 0.02 <= took <= 0.3 + 0.05, took
+
+
+def test_timeout_zero_holds_until_removed_then_closes(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="timeout", name="hole", attributes={"timeout": 0})
+    s = connect(p)
+    s.sendall(b"into the void")
+    s.settimeout(0.4)
+    with pytest.raises(socket.timeout):
+        s.recv(10)                       # held open, nothing delivered
+    assert api.req("DELETE", f"/proxies/{p['name']}/toxics/hole").status_code == 204
+    s.settimeout(5)
+    assert recv_until_eof(s) == b""      # removing it closes the connection
+
+
+def test_reset_peer_present_at_accept_gives_econnreset(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="reset_peer", stream="upstream", attributes={"timeout": 0})
+    s = connect(p)
+    s.sendall(b"boom")
+    s.settimeout(5)
+    with pytest.raises(ConnectionResetError):
+        while s.recv(10):
+            pass
+
+
+def test_slicer_splits_with_delay(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="slicer", stream="downstream",
+              attributes={"average_size": 4, "size_variation": 0, "delay": 50000})
+    s = connect(p)
+    t0 = time.monotonic()
+    s.sendall(b"0123456789abcdef")
+    arrivals = []
+    got = b""
+    s.settimeout(5)
+    while len(got) < 16:
+        d = s.recv(16)
+        assert d
+        got += d
+        arrivals.append((len(got), time.monotonic() - t0))
+    assert got == b"0123456789abcdef"
+    assert len(arrivals) == 4, arrivals
+    assert [n for n, _ in arrivals] == [4, 8, 12, 16]
+    assert abs(arrivals[-1][1] - 0.150) <= LAT_TOL_S + 0.01, arrivals
+
+
+def test_limit_data_delivers_exact_bytes_then_eof(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="limit_data", attributes={"bytes": 10})
+    s = connect(p)
+    s.sendall(b"a" * 20)
+    s.settimeout(5)
+    assert recv_until_eof(s) == b"a" * 10
+
+
+def test_limit_data_zero_closes_on_first_data_not_on_connect(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="limit_data", stream="upstream", attributes={"bytes": 0})
+    s = connect(p)
+    s.settimeout(0.3)
+    with pytest.raises(socket.timeout):
+        s.recv(1)
+    s.sendall(b"x")
+    s.settimeout(5)
+    assert recv_until_eof(s) == b""
+
+
+def test_noop_passes_data(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="noop", stream="upstream")
+    api.toxic(p["name"], type="noop", stream="downstream")
+    s = connect(p)
+    data = b"y" * 100000
+    s.sendall(data)
+    assert recv_exact(s, len(data)) == data
+
+
+def test_toxicity_is_drawn_per_connection_not_per_message(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="latency", toxicity=0.5, attributes={"latency": 60})
+    delayed = 0
+    conns = 24
+    for _ in range(conns):
+        s = connect(p)
+        marks = [rtt(s) >= 0.055 for _ in range(3)]
+        assert len(set(marks)) == 1, f"mixed within one connection (seed {SEED}): {marks}"
+        delayed += marks[0]
+        s.close()
+    # Binomial(24, 0.5): outside [3, 21] has probability < 0.0003.
+    assert 3 <= delayed <= conns - 3, f"delayed {delayed}/{conns} (seed {SEED})"
+
+
+def test_toxicity_zero_never_and_one_always(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="latency", name="never", toxicity=0, attributes={"latency": 200})
+    api.toxic(p["name"], type="latency", name="always", stream="upstream", toxicity=1,
+              attributes={"latency": 40})
+    for _ in range(4):
+        s = connect(p)
+        assert 0.039 <= rtt(s) < 0.15
+        s.close()
+
+
+def test_disable_closes_live_connections_and_refuses_new(api, echo):
+    p = api.create(echo.addr)
+    s = connect(p)
+    assert rtt(s) < 0.05
+    api.req("PATCH", f"/proxies/{p['name']}", json={"enabled": False})
+    s.settimeout(5)
+    assert recv_until_eof(s) == b""
+    with pytest.raises(OSError):
+        connect(p, timeout=2)
