@@ -28,7 +28,7 @@ def _evidence_lines(check) -> list[str]:
     ev = check.evidence if isinstance(check.evidence, dict) else {}
     lines: list[str] = []
     for f in ev.get("failed_keys", [])[:3]:  # linearizable
-        lines.append(f"key {f['key']}: {f['counterexample_ops']} operations cannot be linearized:")
+        lines.append(f"key {f['key']}: {f['explanation']}:")
         lines.extend("  " + x for x in f["counterexample"][-_EVIDENCE_LINES:])
     for rule, items in (ev.get("violations") or {}).items():  # raft-safety
         lines.extend(f"{rule}: {it['detail']}" for it in items[:3])

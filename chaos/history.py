@@ -118,7 +118,13 @@ def pair_ops(events: Iterable[dict]) -> list[Op]:
     """Pair invocations with completions (module docstring). Ops are ordered by invocation index."""
     pending: dict[Any, dict] = {}
     ops: list[Op] = []
+    last_index = None
     for ev in events:
+        idx = ev["index"]
+        if not isinstance(idx, int) or (last_index is not None and idx <= last_index):
+            raise HistoryError(f"event index {idx!r} after {last_index!r}: indexes must increase "
+                               f"(they give the real-time order)")
+        last_index = idx
         proc = ev["process"]
         if ev["type"] == "invoke":
             if proc in pending:

@@ -112,7 +112,7 @@ def availability(run, min_ok_share, max_p99_s, phases) -> Outcome:
     if min_ok_share is None and max_p99_s is None:
         return Outcome(Verdict.UNKNOWN, "no thresholds given: measured only", evidence)
     return Outcome(Verdict.VALID, "; ".join(f"{p}: ok {stats[p]['ok_share']:.3f}, p99 "
-                                            f"{stats[p]['p99_s'] if stats[p]['p99_s'] is not None else '-'}"
+                                            + (f"{stats[p]['p99_s']:.3f} s" if stats[p]['p99_s'] is not None else "-")
                                             for p in with_ops), evidence)
 
 

@@ -298,17 +298,22 @@ def _run_budgeted(fn: Callable[[], Outcome], timeout_s: float, memory_mb: int) -
                 old_limit = None
     except (ImportError, ValueError, OSError):
         old_limit = None
+    old_timer = (0.0, 0.0)
+    started = time.monotonic()
     if main:
         def on_alarm(signum, frame):
             raise BudgetExceeded(f"over time budget ({timeout_s:g} s)")
         old_handler = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, timeout_s)
+        old_timer = signal.setitimer(signal.ITIMER_REAL, timeout_s)
     try:
         return fn()
     finally:
         if main:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old_handler)
+            if old_timer[0] > 0:  # someone else's alarm (e.g. pytest-timeout): give back what is left
+                left = max(0.001, old_timer[0] - (time.monotonic() - started))
+                signal.setitimer(signal.ITIMER_REAL, left, old_timer[1])
         if old_limit is not None:
             import resource
             resource.setrlimit(resource.RLIMIT_AS, old_limit)

@@ -101,8 +101,9 @@ def check(ops: list[Op], stores: dict[str, dict], heal_ts: float | None, unreach
                 "key": key, "found": value, "source": source,
                 "should_survive": [m.describe() for m in survivors][:10],
                 "allowed_values": sorted(allowed)[:20],
-                "detail": (f"{key}: {source} holds {_canon(value)}, but the acknowledged "
-                           + (f"{survivors[-1].describe()}" if survivors else "history never wrote it")),
+                "detail": (f"{key}: {source} holds {_canon(value)}, but "
+                           + (f"{survivors[-1].describe()} was acknowledged and never overwritten"
+                              if survivors else "no operation wrote that value")),
             })
     evidence = {"keys": len(observations), "observations": n_checked, "acknowledged_mutations": acked,
                 "stores": sorted(stores), "unreachable_managers": unreachable, "lost": lost[:MAX_LOST],
