@@ -4,7 +4,8 @@ Owns the six liveness properties below, each with its own verdict in the evidenc
 check's verdict composes them (INVALID > UNKNOWN > VALID). Times are seconds after run.json
 `heal_ts`; a status poll (status.jsonl) "at t" means every node's latest poll at or before t.
 
-  managers   every manager in final/ reports the same applied_index and store_digest, and the status
+  managers   every manager in final/ reports the same applied_index and store_digest (a final status
+             with an error counts as disagreement; a missing final file is UNKNOWN), and the status
              polls first show all managers agreeing (all answered, same applied index and digest)
              within `store_bound_s`. Final disagreement or late agreement: INVALID. No polls after
              heal: UNKNOWN (the time cannot be judged).
@@ -67,6 +68,8 @@ def check_managers(run, heal: float | None, bound: float) -> dict:
     finals = {m: run.finals.get(m) for m in managers}
     if not managers or not any(finals.values()):
         return _part(Verdict.UNKNOWN, "nothing to check: no manager final state")
+    missing = sorted(m for m, f in finals.items() if f is None)
+    finals = {m: f for m, f in finals.items() if f is not None}
     view = {}
     for m, f in finals.items():
         f = f or {}
@@ -78,7 +81,10 @@ def check_managers(run, heal: float | None, bound: float) -> dict:
     final_view = {m: {"applied_index": a, "store_digest": d} for m, (a, d) in view.items()}
     if len(distinct) != 1 or None in next(iter(distinct)):
         return _part(Verdict.INVALID, "managers end with different applied index / store digest"
-                     if len(distinct) != 1 else "a manager reports no applied index / digest at the end",
+                     if len(distinct) != 1 else "a manager reports no applied index / digest at the end "
+                     "(unreachable?)", final=final_view)
+    if missing:
+        return _part(Verdict.UNKNOWN, f"no final/<node>.json for manager(s) {', '.join(missing)}",
                      final=final_view)
     if heal is None:
         return _part(Verdict.UNKNOWN, "final stores agree but run.json has no heal_ts to time it", final=final_view)

@@ -106,3 +106,12 @@ def test_convergence_missing_required_data_unknown(tmp_path):
     b.journals.clear()
     c = _judge(b)
     assert c.verdict == Verdict.UNKNOWN and "nothing to check" in c.summary
+
+
+def test_convergence_unreachable_manager_invalid_missing_file_unknown(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    b.finals["m3"] = {"status": {"error": "connection refused"}}
+    assert _part(_judge(b), "managers")["verdict"] == "INVALID"
+    del b.finals["m3"]
+    p = _part(_judge(b), "managers")
+    assert p["verdict"] == "UNKNOWN" and "m3" in p["summary"]
