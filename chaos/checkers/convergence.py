@@ -17,7 +17,8 @@ check's verdict composes them (INVALID > UNKNOWN > VALID). Times are seconds aft
   services   each service in the final manager store has `replicas` tasks in state running (from
              the store's tasks). Timing from task events: the last task event of the service must
              come within `services_bound_s` of heal.
-  task-order per node journal, each task's state only moves forward:
+  task-order per node journal and boot, each task's state only moves forward (a restarted manager
+             re-applies its log and so re-emits a task's history from `new`; that is not a step back):
              new < assigned < running < {complete, failed, shutdown, orphaned} (terminal states are
              final). A step backwards is INVALID.
   no-double  at heal + `services_bound_s` and at the end of the journals, no (service, slot) and no
@@ -213,17 +214,17 @@ def check_task_order(run) -> dict:
     for node, evs in sorted(evs_by_node.items()):
         last: dict = {}
         for e in evs:
-            tid, st = e.get("task"), e.get("state")
+            tid, st = (e.get("boot"), e.get("task")), e.get("state")
             rank = TASK_ORDER.get(st)
             if rank is None:
-                backwards.append({"node": node, "task": tid, "detail": f"unknown task state {st!r}", "event": e})
+                backwards.append({"node": node, "task": tid[1], "detail": f"unknown task state {st!r}", "event": e})
                 continue
             prev = last.get(tid)
             if prev is not None:
                 prank = TASK_ORDER[prev.get("state")]
                 if rank < prank or (prank == TERMINAL and prev.get("state") != st):
-                    backwards.append({"node": node, "task": tid,
-                                      "detail": f"{node}: task {tid} went {prev.get('state')} -> {st}",
+                    backwards.append({"node": node, "task": tid[1],
+                                      "detail": f"{node}: task {tid[1]} went {prev.get('state')} -> {st}",
                                       "events": [prev, e]})
             last[tid] = e
     if backwards:

@@ -115,3 +115,12 @@ def test_convergence_unreachable_manager_invalid_missing_file_unknown(tmp_path):
     del b.finals["m3"]
     p = _part(_judge(b), "managers")
     assert p["verdict"] == "UNKNOWN" and "m3" in p["summary"]
+
+
+def test_convergence_task_history_replayed_after_restart_valid(tmp_path):
+    """A restarted manager re-applies its log and re-emits task events from `new`: not backwards."""
+    b = healthy_cluster(tmp_path / "run")
+    b.restart("m2", ts=T0 + 30)
+    for st in ("new", "assigned", "running"):
+        b.j("m2", "task", ts=T0 + 30.1, task="web.1", service="web", slot=1, worker="w1", state=st)
+    assert _part(_judge(b), "task-order")["verdict"] == "VALID"
