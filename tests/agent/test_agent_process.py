@@ -1,7 +1,8 @@
 """Process-level test: 3 managers + 3 workers as local processes on loopback, no proxy.
 
 Proves, in one cluster lifetime (each step awaits its condition with a deadline, no fixed sleeps):
-a leader is elected; a service's replicas run on workers; a killed worker is marked DOWN through Raft
+a leader is elected; a service's replicas run on workers; writes through followers and workers are
+forwarded; scaling down stops a task; a killed worker is marked DOWN through Raft
 and its tasks are replaced elsewhere (the old tasks stay on the dead worker, orphaned); a killed
 leader is replaced; writes acknowledged before the leader kill are readable after it; a restarted
 manager (same data dir) comes back with its log from disk and catches up to the same store digest.
@@ -64,6 +65,15 @@ def test_agent_cluster_survives_worker_and_leader_kill(cluster):
         if code == 200:
             acked[f"k{i}"] = i
     assert len(acked) == 20
+    # workers forward too; a retry with the same client_id/seq is applied once (the host may be busy)
+    for _ in range(5):
+        code, body = http("PUT", c.url("w1", "/kv/via-worker"),
+                          {"value": 1, "client_id": "tw", "seq": 0}, timeout=5)
+        if code == 200:
+            break
+        assert body.get("definite") is False or body.get("error") in ("no-leader", "not-leader"), body
+    assert code == 200, body
+    acked["via-worker"] = 1
 
     # kill the worker with the most tasks: it goes DOWN and its tasks are replaced elsewhere
     victim = max(sorted(by_worker), key=lambda w: len(by_worker[w]))
@@ -81,6 +91,18 @@ def test_agent_cluster_survives_worker_and_leader_kill(cluster):
     for tid in by_worker[victim]:
         assert final_tasks[tid]["worker"] == victim, "an assigned task never moves"
         assert final_tasks[tid]["state"] == "orphaned"
+
+    # scale down: one slot's task is shut down and its process stopped
+    code, body = http("PUT", c.url("m2", "/services/web"), {"replicas": 2})
+    assert code == 200, body
+    wait_for(lambda: len(running_tasks(c, leader, "web")) == 2, 15, what="2 running web tasks")
+    stopped = [t for t, v in store_of(c, leader)["tasks"].items()
+               if v["slot"] == 2 and v["state"] == "shutdown"]
+    assert stopped
+    for tid in stopped:
+        w = final_tasks[tid]["worker"]
+        wait_for(lambda: (c.status(w) or {}).get("tasks", {}).get(tid) != "running", 10,
+                 what=f"{w} stopped {tid}")
 
     # kill the leader: another manager takes over, acknowledged writes are all readable
     before = c.status(leader)
