@@ -93,8 +93,14 @@ def resolve_listen(listen: str) -> tuple[bool, str, int]:
     if host in ("", "0.0.0.0", "::"):
         return True, "", port
     try:
-        ip = str(ipaddress.ip_address(host.split("%")[0]))
-    except ValueError:
+        if ":" in host:
+            ip = str(ipaddress.ip_address(host.split("%")[0]))
+        else:
+            socket.inet_aton(host)
+            if host.count(".") != 3:
+                raise ValueError(host)
+            ip = host
+    except (ValueError, OSError):
         try:
             infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
         except OSError:

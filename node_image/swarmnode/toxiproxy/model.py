@@ -122,8 +122,8 @@ class Toxic:
     def to_json(self) -> bytes:
         names = TOXIC_TYPES[self.type][1]
         attrs = b"{" + b",".join(b'"%s":%d' % (n.encode(), self.attributes.get(n, 0)) for n in names) + b"}"
-        return (b'{"attributes":' + attrs + b',"name":' + encode(self.name) + b',"type":' + encode(self.type)
-                + b',"stream":' + encode(self.stream) + b',"toxicity":'
+        return (b'{"attributes":' + attrs + b',"name":' + q(self.name) + b',"type":' + q(self.type)
+                + b',"stream":' + q(self.stream) + b',"toxicity":'
                 + float32_text(self.toxicity).encode() + b"}")
 
 
@@ -159,7 +159,17 @@ def toxic_update(toxic: Toxic, body) -> tuple[dict, float]:
     return attrs, toxic.toxicity if toxicity is None else toxicity
 
 
+_PLAIN = frozenset(" !#$%'()*+,-./0123456789:;=?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{|}~")
+
+
+def q(s: str) -> bytes:
+    """JSON string literal, Go-escaped; a fast path for plain printable ASCII."""
+    if _PLAIN.issuperset(s):
+        return b'"' + s.encode("ascii") + b'"'
+    return encode(s)
+
+
 def proxy_json(name: str, listen: str, upstream: str, enabled: bool, toxics_json: list[bytes]) -> bytes:
-    return (b'{"name":' + encode(name) + b',"listen":' + encode(listen) + b',"upstream":' + encode(upstream)
+    return (b'{"name":' + q(name) + b',"listen":' + q(listen) + b',"upstream":' + q(upstream)
             + b',"enabled":' + (b"true" if enabled else b"false") + b',"Logger":{},"toxics":['
             + b",".join(toxics_json) + b"]}")
