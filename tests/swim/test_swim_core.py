@@ -263,3 +263,12 @@ def test_core_rejects_module_random_and_bad_config():
         SwimNode("a", CFG, random, [])
     with pytest.raises(ValueError):
         SwimNode("a", SwimConfig(probe_timeout_ms=900), random.Random(0), [])
+
+
+def test_core_broadcast_queue_is_bounded_least_sent_first_and_counted():
+    a = make("a", ["b"], cfg=CFG.replace(max_queue=5, max_piggyback=3))
+    for i in range(8):
+        a.step(Ping("b", "a", (MemberUpdate("alive", f"x{i}", 1, f"x{i}"),), i), i)
+    assert a.queue_len() == 5 and a.counters["queue_dropped"] == 3
+    first = msgs(a)[-1].updates            # every ack took the least-sent rumours first
+    assert len(first) == 3

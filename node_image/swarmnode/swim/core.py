@@ -11,7 +11,6 @@ Paper references: SWIM = Das, Gupta, Motivala 2002; Lifeguard = Dadgar, Phillips
 
 from __future__ import annotations
 
-import heapq
 import random
 from dataclasses import dataclass, field
 
@@ -81,11 +80,60 @@ class _Relay:
     deadline_ms: int
 
 
-@dataclass
-class _Queued:
-    update: object
-    transmits: int = 0
-    order: int = 0
+class _BroadcastQueue:
+    """Rumours waiting for retransmission, bucketed by times sent (least-sent first, oldest
+    first within a bucket), at most one per key: a newer rumour about the same member or
+    endpoint replaces the older one (memberlist's invalidation). O(taken) per message."""
+
+    def __init__(self) -> None:
+        self._buckets: list[dict] = [{}]       # transmits -> {key: update}, insertion-ordered
+        self._where: dict = {}                 # key -> transmits
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, key) -> bool:
+        return key in self._where
+
+    def put(self, key, update) -> None:
+        self.pop(key)
+        self._buckets[0][key] = update
+        self._where[key] = 0
+
+    def pop(self, key) -> None:
+        t = self._where.pop(key, None)
+        if t is not None:
+            del self._buckets[t][key]
+
+    def drop_most_sent(self) -> None:
+        for bucket in reversed(self._buckets):
+            if bucket:
+                self.pop(next(iter(bucket)))
+                return
+
+    def take(self, cap: int, limit: int) -> tuple:
+        """Up to `cap` rumours, each counted as sent once more; dropped at `limit` sends."""
+        picked = []
+        for t, bucket in enumerate(self._buckets):
+            for key in bucket:
+                picked.append((t, key))
+                if len(picked) == cap:
+                    break
+            if len(picked) == cap:
+                break
+        out = []
+        buckets = self._buckets
+        for t, key in picked:
+            update = buckets[t].pop(key)
+            out.append(update)
+            if t + 1 >= limit:
+                del self._where[key]
+                continue
+            if t + 1 == len(buckets):
+                buckets.append({})
+            buckets[t + 1][key] = update
+            self._where[key] = t + 1
+        return tuple(out)
 
 
 class SwimNode:
@@ -112,8 +160,7 @@ class SwimNode:
         self._seq = 0
         self._relays: dict[int, _Relay] = {}
         self._suspicions: dict[str, _Suspicion] = {}
-        self._queue: dict[tuple, _Queued] = {}
-        self._queue_order = 0
+        self._queue = _BroadcastQueue()
         self._endpoints: dict[str, EndpointUpdate] = {}
         self._tomb_since: dict[str, int] = {}
         self._lamport = 0
@@ -580,31 +627,16 @@ class SwimNode:
             # point after now, never "immediately" (else rumours would hop faster than rounds)
             iv = self.config.gossip_interval_ms
             self._next_gossip_ms += ((self._now - self._next_gossip_ms) // iv + 1) * iv
-        self._queue_order += 1
-        self._queue[key] = _Queued(u, 0, self._queue_order)
+        self._queue.put(key, u)
         if len(self._queue) > self.config.max_queue:
-            worst = max(self._queue, key=lambda q: (self._queue[q].transmits, -self._queue[q].order))
-            del self._queue[worst]
+            self._queue.drop_most_sent()
             self.counters["queue_dropped"] += 1
 
     def _take_updates(self) -> tuple:
-        q = self._queue
-        if not q:
+        if not self._queue:
             return ()
         limit = retransmit_limit(self.config.retransmit_mult, len(self._live) + 1)
-        cap = self.config.max_piggyback
-        if len(q) <= cap:
-            keys = list(q)
-        else:
-            keys = heapq.nsmallest(cap, q, key=lambda k: (q[k].transmits, q[k].order))
-        out = []
-        for key in keys:
-            e = q[key]
-            out.append(e.update)
-            e.transmits += 1
-            if e.transmits >= limit:
-                del q[key]
-        return tuple(out)
+        return self._queue.take(self.config.max_piggyback, limit)
 
     def _gossip(self) -> None:
         for t in self._random_live(self.config.gossip_fanout):
@@ -662,7 +694,7 @@ class SwimNode:
             for m in [m for m in self._members.values()
                       if m.state in _GONE and m.id != self.id and now - m.since_ms >= c.reap_dead_ms]:
                 del self._members[m.id]
-                self._queue.pop(("m", m.id), None)
+                self._queue.pop(("m", m.id))
                 for k in [k for k, e in self._endpoints.items() if e.owner == m.id]:
                     del self._endpoints[k]
                     self._tomb_since.pop(k, None)
@@ -670,7 +702,7 @@ class SwimNode:
             for k in [k for k, t in self._tomb_since.items() if now - t >= c.tombstone_ttl_ms]:
                 del self._tomb_since[k]
                 self._endpoints.pop(k, None)
-                self._queue.pop(("e", k), None)
+                self._queue.pop(("e", k))
 
     # --- endpoint table (versioned entries with tombstones, like Docker's networkdb) ---------------
 
