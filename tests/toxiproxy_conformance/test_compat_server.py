@@ -1,0 +1,245 @@
+"""Tests of the project's compatible server itself (not part of the black-box suite): -seed really
+seeds, pure helpers pinned by tables, and deliberately broken server variants that the conformance
+checks must catch (a check that never failed is not yet a check). Imports swarmnode.toxiproxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+from swarmnode.toxiproxy import api as tp_api
+from swarmnode.toxiproxy import datapath
+from swarmnode.toxiproxy.core import Registry
+from swarmnode.toxiproxy.gojson import DecodeError, decode_first, float32_text, to_float32
+
+from . import test_api, test_datapath
+from .conftest import Api, Upstream, connect, free_port, wait_until
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+# -- pure helpers -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value,text", [(1.0, "1"), (0.5, "0.5"), (0.1, "0.1"), (2.0, "2"), (-1.0, "-1"),
+                                        (0.0, "0"), (0.3, "0.3"), (1e-7, "1e-07"), (123456789.0, "123456790")])
+def test_gojson_float32_text_matches_go(value, text):
+    assert float32_text(to_float32(value)) == text.replace("e-07", "e-7")
+
+
+@pytest.mark.parametrize("body,expect", [(b"", "EOF"), (b"  \n", "EOF"), (b'{"a":', "unexpected EOF"),
+                                         (b"{x}", "invalid character 'x' looking for beginning of object key string"),
+                                         (b"nonsense", "invalid character 'o' in literal null (expecting 'u')")])
+def test_gojson_decode_errors(body, expect):
+    with pytest.raises(DecodeError) as exc:
+        decode_first(body)
+    if body != b"nonsense":
+        assert str(exc.value) == expect
+
+
+def test_gojson_decode_reads_only_first_value():
+    assert decode_first(b'{"a":1} {"b":2} junk') == {"a": 1}
+
+
+@pytest.mark.parametrize("hostport,expect", [("127.0.0.1:80", ("127.0.0.1", "80")), ("[::1]:9", ("::1", "9")),
+                                             (":0", ("", "0")), ("localhost:x", ("localhost", "x"))])
+def test_split_host_port_table(hostport, expect):
+    assert datapath.split_host_port(hostport) == expect
+
+
+@pytest.mark.parametrize("bad,reason", [("nonsense", "missing port in address"), ("a:b:c", "too many colons in address"),
+                                        ("[::1", "missing ']' in address")])
+def test_split_host_port_errors(bad, reason):
+    with pytest.raises(ValueError, match=reason):
+        datapath.split_host_port(bad)
+
+
+def test_same_listen_resolves_and_zero_port_always_differs():
+    assert datapath.same_listen("127.0.0.1:8000", "localhost:8000")
+    assert datapath.same_listen("[::]:8000", "0.0.0.0:8000")
+    assert not datapath.same_listen("127.0.0.1:0", "127.0.0.1:0")
+    assert not datapath.same_listen("127.0.0.1:8000", "127.0.0.1:8001")
+
+
+def test_slice_sizes_cover_input_and_respect_average():
+    rng = random.Random(5)
+    assert datapath.slice_sizes(16, 4, 0, rng) == [4, 4, 4, 4]
+    assert datapath.slice_sizes(10, 0, 0, rng) == [10]          # default slicer passes through
+    for n, avg, var in [(1000, 7, 3), (32768, 1, 0), (5, 100, 50), (999, 10, 30)]:
+        sizes = datapath.slice_sizes(n, avg, var, rng)
+        assert sum(sizes) == n and min(sizes) >= 1
+        assert max(sizes) <= max(avg, 1), (n, avg, var, max(sizes))
+
+
+# -- -seed really seeds -----------------------------------------------------------------------------
+
+def _start_server(seed: int):
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "node_image"), LOG_LEVEL="error")
+    proc = subprocess.Popen([sys.executable, "-m", "swarmnode.toxiproxy", "-host", "127.0.0.1", "-port",
+                             str(port), "-seed", str(seed)], env=env, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            return requests.get(url + "/version", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    wait_until(up, timeout_s=15)
+    return proc, url
+
+
+def _delay_pattern(url: str, echo: Upstream, conns: int = 16) -> list[bool]:
+    api = Api(url)
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="latency", toxicity=0.5, attributes={"latency": 40})
+    out = []
+    for _ in range(conns):
+        s = connect(p)
+        t0 = time.monotonic()
+        s.sendall(b"?")
+        assert s.recv(1) == b"?"
+        out.append(time.monotonic() - t0 >= 0.039)
+        s.close()
+    api.cleanup()
+    return out
+
+
+@pytest.mark.process
+def test_compat_seed_makes_toxicity_draws_reproducible(echo):
+    patterns = {}
+    for label, seed in (("a", 1234), ("b", 1234), ("c", 99)):
+        proc, url = _start_server(seed)
+        try:
+            patterns[label] = _delay_pattern(url, echo)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    assert patterns["a"] == patterns["b"], f"seed 1234 gave {patterns['a']} then {patterns['b']}"
+    assert patterns["a"] != patterns["c"], "seeds 1234 and 99 drew the same 16 outcomes"
+    assert 0 < sum(patterns["a"]) < 16
+
+
+# -- broken variants: the conformance checks must fail on them --------------------------------------
+
+class InProcessServer:
+    """The compatible server on a thread of this process, so a test can break it on purpose."""
+
+    def __init__(self, seed: int = 1):
+        from aiohttp import web
+        self.loop = asyncio.new_event_loop()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        ready = threading.Event()
+
+        def run():
+            asyncio.set_event_loop(self.loop)
+            self.registry = Registry(seed, loop=self.loop)
+            runner = web.AppRunner(tp_api.make_app(self.registry), access_log=None)
+            self.loop.run_until_complete(runner.setup())
+            self.loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+            ready.set()
+            self.loop.run_forever()
+            self.registry.close_all()
+            self.loop.run_until_complete(runner.cleanup())
+            self.loop.close()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        assert ready.wait(15)
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(15)
+
+
+@pytest.fixture
+def broken(monkeypatch):
+    servers = []
+
+    def start(patches=None):
+        for (obj, attr), value in (patches or {}).items():
+            monkeypatch.setattr(obj, attr, value)
+        srv = InProcessServer()
+        servers.append(srv)
+        return Api(srv.url)
+
+    yield start
+    for srv in servers:
+        srv.close()
+
+
+async def _latency_per_message(st, toxic):
+    """BROKEN: toxicity drawn for every chunk instead of once per connection."""
+    loop = st.link.conn.loop
+    while True:
+        item = await st.queue.get()
+        if item is None:
+            st.out(None)
+            return
+        if st.link.conn.rng.random() < toxic.toxicity:
+            await asyncio.sleep(toxic.attr("latency") / 1000.0)
+        st.out((item[0], loop.time()))
+
+
+async def _latency_throughput_cut(st, toxic):
+    """BROKEN: each chunk waits the full latency after the previous one (a throughput cut)."""
+    loop = st.link.conn.loop
+    while True:
+        item = await st.queue.get()
+        if item is None:
+            st.out(None)
+            return
+        await asyncio.sleep(toxic.attr("latency") / 1000.0)
+        st.out((item[0], loop.time()))
+
+
+def _always_active(self):
+    self.task = self.link.conn.loop.create_task(datapath.BEHAVIOURS[self.toxic.type](self, self.toxic))
+
+
+@pytest.mark.process
+def test_broken_per_message_toxicity_is_caught(broken, echo):
+    api = broken({(datapath.Stage, "start"): _always_active,
+                    (datapath, "BEHAVIOURS"): dict(datapath.BEHAVIOURS, latency=_latency_per_message)})
+    with pytest.raises(AssertionError, match="mixed within one connection"):
+        test_datapath.test_toxicity_is_drawn_per_connection_not_per_message(api, echo)
+    api.cleanup()
+
+
+@pytest.mark.process
+def test_broken_latency_as_throughput_cut_is_caught(broken, echo):
+    api = broken({(datapath, "BEHAVIOURS"): dict(datapath.BEHAVIOURS, latency=_latency_throughput_cut)})
+    with pytest.raises(AssertionError, match="timing missed"):
+        test_datapath.test_latency_is_pipeline_delay_not_throughput_cut(api, echo)
+    api.cleanup()
+
+
+@pytest.mark.process
+def test_broken_error_content_type_is_caught(broken):
+    def json_errors(status, text, rid):
+        from aiohttp import web
+        return web.Response(status=status, body=text.encode() + b"\n", content_type="application/json")
+
+    api = broken({(tp_api, "_text_error"): json_errors})
+    with pytest.raises(AssertionError):
+        test_api.test_proxies_get_delete_not_found(api)
+
+
+@pytest.mark.process
+def test_inprocess_server_passes_the_same_checks(broken, echo):
+    """Control for the broken variants: unpatched, the same checks pass on the in-process server."""
+    api = broken()
+    test_datapath.test_toxicity_is_drawn_per_connection_not_per_message(api, echo)
+    test_datapath.test_latency_is_pipeline_delay_not_throughput_cut(api, echo)
+    test_api.test_proxies_get_delete_not_found(api)
+    api.cleanup()
