@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from swarmnode.agent.localcluster import LocalCluster, http, wait_for
+from swarmnode.agent.localcluster import LocalCluster, http, put_until_ok, wait_for
 
 from .relay import Relay
 
@@ -56,11 +56,11 @@ def leaders_per_term(c: LocalCluster) -> dict:
 
 def test_agent_isolated_leader_is_replaced_and_rejoins(setup):
     c, relay = setup
-    old = wait_for(c.leader, 20, what="a leader")
+    old = wait_for(c.leader, 40, what="a leader")
     acked = {}
     for i in range(10):
-        code, _ = http("PUT", c.url(old, f"/kv/a{i}"), {"value": i})
-        assert code == 200
+        code, body = put_until_ok([c.url(old, f"/kv/a{i}")], i, "pa", i)
+        assert code == 200, body
         acked[f"a{i}"] = i
 
     others = [m for m in c.manager_ids if m != old]
@@ -70,9 +70,10 @@ def test_agent_isolated_leader_is_replaced_and_rejoins(setup):
     code, body = http("PUT", c.url(old, "/kv/lost"), {"value": 1}, timeout=10)
     assert code in (503, 504) and body["definite"] is False, (code, body)
 
-    new = wait_for(lambda: c.leader(others), 20, what="a leader among the majority")
+    new = wait_for(lambda: c.leader(others), 40, what="a leader among the majority")
     for i in range(10):
-        code, body = http("PUT", c.url(others[i % 2], f"/kv/b{i}"), {"value": i}, timeout=5)
+        code, body = put_until_ok([c.url(others[(i + j) % 2], f"/kv/b{i}") for j in range(2)],
+                                  i, "pb", i)
         assert code == 200, body
         acked[f"b{i}"] = i
 
@@ -84,7 +85,7 @@ def test_agent_isolated_leader_is_replaced_and_rejoins(setup):
         return (st.get("role") == "follower" and st.get("leader") == new
                 and a.get("store_digest") == b.get("store_digest"))
 
-    wait_for(rejoined, 30, what=f"{old} rejoined as a follower of {new} with the same store")
+    wait_for(rejoined, 60, what=f"{old} rejoined as a follower of {new} with the same store")
     kv = c.get(old, "/store")[1]["kv"]
     for k, v in acked.items():
         assert kv.get(k) == v, k

@@ -67,6 +67,31 @@ def wait_for(pred: Callable[[], object], timeout_s: float, interval_s: float = 0
         time.sleep(interval_s)
 
 
+def call_until_ok(method: str, urls: list, body: Optional[dict], attempts: int = 6,
+                  timeout: float = 5.0, accept: tuple = (200,)) -> tuple[int, dict]:
+    """A request with bounded retries, rotating over ``urls``; stops at a status in ``accept``.
+
+    Retries only errors that allow it: no answer, indefinite errors (definite=false) and leader
+    errors. Writes should carry client_id/seq so a retried attempt is applied at most once.
+    Returns the last (status, body)."""
+    code, resp = 0, {}
+    for i in range(attempts):
+        code, resp = http(method, urls[i % len(urls)], body, timeout=timeout)
+        if code in accept:
+            return code, resp
+        retryable = code == 0 or resp.get("definite") is False or \
+            resp.get("error") in ("no-leader", "not-leader", "unavailable")
+        if not retryable:
+            return code, resp
+        time.sleep(0.2 * (i + 1))  # back off between attempts
+    return code, resp
+
+
+def put_until_ok(urls: list, value, client_id: str, seq: int, **kw) -> tuple[int, dict]:
+    """PUT {value, client_id, seq} with call_until_ok's retries."""
+    return call_until_ok("PUT", urls, {"value": value, "client_id": client_id, "seq": seq}, **kw)
+
+
 class LocalCluster:
     def __init__(self, workdir: str, managers: int = 3, workers: int = 3, seed: int = 1,
                  extra_env: Optional[dict] = None,
