@@ -272,3 +272,15 @@ def test_core_broadcast_queue_is_bounded_least_sent_first_and_counted():
     assert a.queue_len() == 5 and a.counters["queue_dropped"] == 3
     first = msgs(a)[-1].updates            # every ack took the least-sent rumours first
     assert len(first) == 3
+
+
+def test_core_late_tick_still_gives_relays_the_indirect_window():
+    a = make("a", ["b", "c", "d", "e"])
+    a.tick(a.next_deadline_ms())
+    (ping,) = msgs(a, Ping)
+    late = a.now_ms + 10 * CFG.probe_interval_ms        # we were paused: our own fault
+    a.tick(late)
+    reqs = msgs(a, PingReq)
+    assert reqs and a.members()[ping.dst] == ("alive", 0)
+    a.step(Ack(reqs[0].dst, "a", (), ping.seq), late + 5)   # a relay's answer arrives in time
+    assert a.members()[ping.dst] == ("alive", 0) and a._probe is None

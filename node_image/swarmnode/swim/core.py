@@ -433,6 +433,11 @@ class SwimNode:
 
     def _send_indirect(self, p: _Probe) -> None:
         p.indirect_sent = True
+        # if we ran late (a pause, a slow loop), the relays still get the full indirect window
+        window = p.end_ms - p.direct_deadline_ms
+        if self._now + window > p.end_ms:
+            p.end_ms = self._now + window
+            self._next_probe_ms = max(self._next_probe_ms, p.end_ms)
         k = self.config.indirect_checks
         if k <= 0:
             return
