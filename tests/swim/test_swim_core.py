@@ -1,5 +1,7 @@
 """Unit scenarios for the SWIM core, driven by hand (no simulator). Each cites the rule it checks:
-SWIM = Das et al. 2002, Lifeguard = Dadgar et al. 2018."""
+SWIM = Das et al. 2002, Lifeguard = Dadgar et al. 2018.
+Must not import: chaos or anything beyond swarmnode.swim.
+"""
 
 import random
 

@@ -1,5 +1,7 @@
 """Wire format tests: round trips through JSON, malformed input rejected as WireError, type names
-pinned (append-only)."""
+pinned (append-only).
+Must not import: chaos or anything beyond swarmnode.swim.
+"""
 
 import json
 

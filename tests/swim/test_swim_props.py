@@ -3,6 +3,7 @@
 Safety during faults (incarnations never go backwards, a member that never failed is never marked
 dead while reachable), liveness after the final heal (all live members agree on members and
 endpoints within a bound). Failures print the drawn schedule and seed.
+Must not import: chaos, asyncio, socket (simulation only).
 """
 
 import pytest

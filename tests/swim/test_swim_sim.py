@@ -2,6 +2,7 @@
 refutation -- each with a deliberately broken variant shown failing.
 
 Seeds: SWIM_SEED=<n> replays one seed; failures print the seed and the replay command.
+Must not import: chaos, asyncio, socket (simulation only).
 """
 
 import os

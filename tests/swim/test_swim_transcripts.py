@@ -9,6 +9,7 @@ Commands (one per line, prefixed by "> "; the lines after a command are its expe
   partition a,b|c,d | heal
   set X key value | del X key    endpoint table writes at node X
   members X | endpoints X        X's view
+Must not import: chaos, asyncio, socket (simulation only).
 """
 
 import os
