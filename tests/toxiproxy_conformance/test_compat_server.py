@@ -26,6 +26,10 @@ from .conftest import Api, Upstream, connect, free_port, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+if os.environ.get("TOXIPROXY_URL"):
+    pytest.skip("TOXIPROXY_URL is set: only the black-box suite runs against an external server",
+                allow_module_level=True)
+
 
 # -- pure helpers -----------------------------------------------------------------------------------
 
