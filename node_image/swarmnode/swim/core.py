@@ -610,8 +610,9 @@ class SwimNode:
 
     def _random_live(self, k: int, exclude: str | None = None) -> list[str]:
         live = self._live
-        if len(live) <= k + 1:
-            return [x for x in live if x != exclude][:k]
+        if len(live) <= 2 * k + 1:
+            cands = [x for x in live if x != exclude]
+            return cands if len(cands) <= k else self._rng.sample(cands, k)
         picks: list[str] = []
         for _ in range(8 * k + 8):          # bounded rejection sampling
             x = live[self._rng.randrange(len(live))]
