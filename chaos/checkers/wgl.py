@@ -146,7 +146,18 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
         else:
             call_of_slot[s] = eid
 
+    # Memo: the set of (bitset, state) seen. With info operations also a dominance check: lifting
+    # an info operation only removes options (it could as well never happen, having no return), so
+    # (bits, state) is covered by (bits minus one lifted info operation, state) if that was seen:
+    # every continuation of the first is one of the second, which is (being) explored. Only the
+    # one-step subsets are looked up (k lookups); a full subset search costs more than it saves.
     seen: set = set()
+    info_mask = 0
+    for slot in range(n):
+        if not match[call_of_slot[slot]]:
+            info_mask |= 1 << slot
+    has_info = info_mask != 0
+    nstates = 0
     stack: list[tuple[int, int]] = []
     bits = 0
     state = intern(init)
@@ -155,7 +166,7 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
     stuck = 0
     while True:
         if e == end:
-            return SearchResult(LINEARIZABLE, len(seen), elapsed_s=time.perf_counter() - t0)
+            return SearchResult(LINEARIZABLE, nstates, elapsed_s=time.perf_counter() - t0)
         if not is_ret[e]:
             s = slot_of[e]
             k = kinds[s]
@@ -174,9 +185,25 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
                 new = 0
             if ok:
                 nb = bits | (1 << s)
-                memo = (nb, new)
-                if memo not in seen:
-                    seen.add(memo)
+                if has_info:
+                    memo = (nb, new)
+                    fresh = memo not in seen
+                    if fresh:
+                        ib = nb & info_mask
+                        while ib:
+                            low = ib & -ib
+                            if (nb ^ low, new) in seen:
+                                fresh = False
+                                break
+                            ib ^= low
+                        seen.add(memo)
+                else:
+                    memo = (nb, new)
+                    fresh = memo not in seen
+                    if fresh:
+                        seen.add(memo)
+                if fresh:
+                    nstates += 1
                     stack.append((e, state))
                     bits = nb
                     state = new
@@ -192,11 +219,11 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
                     e = nxt[0]
                     steps += 1
                     if not steps & 0x3FF:
-                        if len(seen) > max_states:
-                            return SearchResult(BUDGET, len(seen), f"state bound {max_states} reached",
+                        if nstates > max_states:
+                            return SearchResult(BUDGET, nstates, f"state bound {max_states} reached",
                                                 time.perf_counter() - t0)
                         if deadline is not None and time.monotonic() > deadline:
-                            return SearchResult(BUDGET, len(seen), "time budget exceeded",
+                            return SearchResult(BUDGET, nstates, "time budget exceeded",
                                                 time.perf_counter() - t0)
                     continue
             e = nxt[e]
@@ -204,7 +231,7 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
             if hidx[e] > stuck:
                 stuck = hidx[e]
             if not stack:
-                return SearchResult(NOT_LINEARIZABLE, len(seen), elapsed_s=time.perf_counter() - t0,
+                return SearchResult(NOT_LINEARIZABLE, nstates, elapsed_s=time.perf_counter() - t0,
                                     stuck_at=stuck)
             e, state = stack.pop()
             bits &= ~(1 << slot_of[e])
