@@ -31,6 +31,7 @@ class Backend(Protocol):
     def status(self) -> dict: ...
     async def execute(self, op: dict) -> tuple[int, dict]: ...
     def members(self) -> dict: ...
+    def endpoints(self) -> dict: ...
     def journal_since(self, since: int) -> bytes: ...
     def store(self) -> Optional[dict]: ...
     async def probe(self, peer: str, timeout_ms: int) -> Optional[float]: ...
@@ -112,6 +113,7 @@ def _replicas(obj: dict) -> int:
 
 def build_app(backend: Backend) -> web.Application:
     """The aiohttp application for one node."""
+    node_id = backend.status().get("node")
 
     @web.middleware
     async def errors(request: web.Request, handler: Callable[[web.Request], Awaitable]):
@@ -186,7 +188,8 @@ def build_app(backend: Backend) -> web.Application:
         return await run(op)
 
     async def members(request):
-        return web.json_response({"ok": True, "members": backend.members()})
+        return web.json_response({"ok": True, "node": node_id,
+                                  "members": backend.members(), "endpoints": backend.endpoints()})
 
     async def journal(request):
         raw = request.query.get("since", "0")

@@ -166,7 +166,8 @@ class ManagerRole:
         self._dirty_workers.clear()
 
     def _on_applied(self, r: raftcore.AppliedResult) -> None:
-        self._inflight.pop(_key(r.command), None)
+        if self._inflight and not r.command.get("op", "").startswith("kv."):
+            self._inflight.pop(_key(r.command), None)
         if r.term == self.raft.term and self.raft.role == raftcore.LEADER:
             self._ready_term = r.term  # an entry of our own term applied: the store is current
         pending = self._writes.pop(r.index, None)
