@@ -6,6 +6,7 @@ checks must catch (a check that never failed is not yet a check). Imports swarmn
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import subprocess
@@ -85,11 +86,11 @@ def test_slice_sizes_cover_input_and_respect_average():
 
 # -- -seed really seeds -----------------------------------------------------------------------------
 
-def _start_server(seed: int):
+def _start_server(seed: int, *extra: str):
     port = free_port()
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "node_image"), LOG_LEVEL="error")
     proc = subprocess.Popen([sys.executable, "-m", "swarmnode.toxiproxy", "-host", "127.0.0.1", "-port",
-                             str(port), "-seed", str(seed)], env=env, stdout=subprocess.DEVNULL)
+                             str(port), "-seed", str(seed), *extra], env=env, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
 
     def up():
@@ -247,3 +248,36 @@ def test_inprocess_server_passes_the_same_checks(broken, echo):
     test_datapath.test_latency_is_pipeline_delay_not_throughput_cut(api, echo)
     test_api.test_proxies_get_delete_not_found(api)
     api.cleanup()
+
+
+@pytest.mark.process
+def test_compat_config_flag_and_proxy_metrics(tmp_path, echo):
+    listen_port = free_port()
+    cfg = tmp_path / "proxies.json"
+    cfg.write_text(json.dumps([{"name": "cfg", "upstream": echo.addr, "listen": f"127.0.0.1:{listen_port}"}]))
+    proc, url = _start_server(5, "-config", str(cfg), "-proxy-metrics")
+    try:
+        proxies = requests.get(url + "/proxies", timeout=5).json()
+        assert proxies["cfg"]["listen"] == f"127.0.0.1:{listen_port}"
+        s = connect(proxies["cfg"])
+        s.sendall(b"12345")
+        assert s.recv(5) == b"12345"
+        s.close()
+
+        def counted():
+            text = requests.get(url + "/metrics", timeout=5).text
+            return "toxiproxy_proxy_received_bytes_total{direction=\"upstream\"" in text and text
+
+        text = wait_until(counted)
+        assert 'toxiproxy_proxy_sent_bytes_total{direction="downstream",listener="127.0.0.1:%d",proxy="cfg",' \
+               'upstream="%s"} 5' % (listen_port, echo.addr) in text
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_compat_version_flag_prints_version():
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "node_image"))
+    out = subprocess.run([sys.executable, "-m", "swarmnode.toxiproxy", "-version"], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.strip() == "2.12.0"

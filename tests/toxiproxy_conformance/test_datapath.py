@@ -322,3 +322,48 @@ def test_disable_closes_live_connections_and_refuses_new(api, echo):
     assert recv_until_eof(s) == b""
     with pytest.raises(OSError):
         connect(p, timeout=2)
+
+
+def test_timeout_removal_closes_even_where_toxicity_missed(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="timeout", name="never", toxicity=0, attributes={"timeout": 0})
+    s = connect(p)
+    assert rtt(s) < 1.0                     # toxicity 0: data flows
+    assert api.req("DELETE", f"/proxies/{p['name']}/toxics/never").status_code == 204
+    s.settimeout(5)
+    assert recv_until_eof(s) == b""
+
+
+def test_reset_closes_connections_covered_by_timeout(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="timeout", attributes={"timeout": 0})
+    s = connect(p)
+    s.sendall(b"held")
+    assert api.req("POST", "/reset").status_code == 204
+    s.settimeout(5)
+    assert recv_until_eof(s) == b""
+    s2 = connect(p)                          # the proxy itself is fine afterwards
+    assert rtt(s2) < 1.0
+
+
+def test_limit_data_count_survives_toxic_update(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="limit_data", name="lim", attributes={"bytes": 10})
+    s = connect(p)
+    s.sendall(b"123456")
+    assert recv_exact(s, 6) == b"123456"
+    r = api.req("PATCH", f"/proxies/{p['name']}/toxics/lim", json={"toxicity": 1})
+    assert r.status_code == 200
+    s.sendall(b"abcdefgh")
+    s.settimeout(5)
+    assert recv_until_eof(s) == b"abcd"     # 6 + 4 = 10 bytes in total on this connection
+
+
+def test_upstream_and_downstream_latency_add_up(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="latency", stream="upstream", attributes={"latency": 50})
+    api.toxic(p["name"], type="latency", stream="downstream", attributes={"latency": 70})
+    s = connect(p)
+    samples = [rtt(s) for _ in range(3)]
+    assert all(x >= 0.120 - 0.001 for x in samples), samples
+    assert min(samples) <= 0.120 + LAT_TOL_S, samples

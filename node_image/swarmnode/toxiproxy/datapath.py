@@ -189,7 +189,7 @@ class Conn:
             host, port_s = split_host_port(upstream)
             port = _parse_port(port_s)
             await asyncio.wait_for(
-                self.loop.create_connection(lambda: ServerSide(self), host or None, port), DIAL_TIMEOUT_S)
+                self.loop.create_connection(lambda: ServerSide(self), host or "localhost", port), DIAL_TIMEOUT_S)
         except (OSError, ValueError, asyncio.TimeoutError):
             self.close()
 
