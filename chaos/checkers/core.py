@@ -370,6 +370,11 @@ def run_checks(run_dir: str | Path, specs: list | None = None, write: bool = Tru
     results = Results(Verdict.combine(c.verdict for c in checks), checks)
     if write:
         tmp = run.path / "results.json.tmp"
-        tmp.write_text(json.dumps(results.to_json(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, run.path / "results.json")
+        try:
+            tmp.write_text(json.dumps(results.to_json(), indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, run.path / "results.json")
+        except OSError as exc:
+            from chaos.errors import RunDirError
+            raise RunDirError(f"cannot write {run.path / 'results.json'}: {exc.strerror}",
+                              hint="judge without writing: chaos check RUN_DIR --no-write") from None
     return results

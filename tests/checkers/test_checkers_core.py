@@ -151,3 +151,15 @@ def test_cli_check_bad_spec_exit_2(tmp_path):
 def test_cli_check_list(tmp_path):
     code, out, _ = _cli(["check", "--list"])
     assert code == 0 and "raft-safety (default)" in out and "key_timeout_s" in out
+
+
+def test_cli_check_unwritable_results_exit_2_and_no_write(tmp_path, monkeypatch):
+    d = healthy_cluster(tmp_path / "run").write()
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(core.os, "replace", refuse)
+    code, _, err = _cli(["check", str(d)])
+    assert code == errors.EXIT_USAGE and "cannot write" in err and "--no-write" in err
+    code, out, _ = _cli(["check", str(d), "--no-write"])
+    assert code == 0
