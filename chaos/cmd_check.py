@@ -29,6 +29,7 @@ def _evidence_lines(check) -> list[str]:
     lines: list[str] = []
     for f in ev.get("failed_keys", [])[:3]:  # linearizable
         lines.append(f"key {f['key']}: {f['explanation']}:")
+        lines.extend("  (before) " + x for x in f.get("context", [])[-4:])
         lines.extend("  " + x for x in f["counterexample"][-_EVIDENCE_LINES:])
     for rule, items in (ev.get("violations") or {}).items():  # raft-safety
         lines.extend(f"{rule}: {it['detail']}" for it in items[:3])

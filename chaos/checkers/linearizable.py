@@ -49,6 +49,7 @@ def check_ops(ops: list[Op], *, key_timeout_s: float = 10.0, key_max_states: int
             failed.append({"key": key, "ops": kr.ops, "counterexample": cex[-MAX_CEX_LINES:],
                            "counterexample_ops": len(cex), "counterexample_minimal": kr.counterexample_minimal,
                            "initial_states": kr.initial_states,
+                           "context": kr.context[-MAX_CEX_LINES:],
                            "explanation": f"starting from {start}, no order of these {len(cex)} operations "
                                           f"respects real time and the register model; the last one "
                                           f"({cex[-1] if cex else '?'}) cannot be placed"})

@@ -60,6 +60,7 @@ class KeyResult:
     counterexample_minimal: bool = False  # True when the greedy minimization finished in budget
     counterexample_ops: list = field(default_factory=list, repr=False)
     initial_states: list = field(default_factory=lambda: [None])  # counterexample fails from each
+    context: list[str] = field(default_factory=list)  # earlier operations that leave those states
 
 
 class _Interner:
@@ -250,7 +251,7 @@ def _cut_points(ops: Sequence[Op]) -> list[int]:
 
 
 def counterexample(ops: Sequence[Op], *, deadline: float, max_states: int,
-                   stuck_at: int | None = None) -> tuple[list[Op], list[Any], bool]:
+                   stuck_at: int | None = None) -> tuple[list[Op], list[Any], list[Op], bool]:
     """A small witness that `ops` are not linearizable, in three sound steps:
 
     1. the smallest failing prefix. It ends at `stuck_at`, the furthest return entry the failed
@@ -265,7 +266,8 @@ def counterexample(ops: Sequence[Op], *, deadline: float, max_states: int,
        make a later read unexplainable: a "counterexample" the history does not contain.)
 
     Each step keeps "no linearization exists", so the result is a genuine witness.
-    Returns (operations, initial states, minimal?); minimal is False when the deadline cut step 3.
+    Returns (operations, initial states, the earlier operations that leave those states, minimal?);
+    minimal is False when the deadline cut step 3.
     """
     intern = _Interner()
     if stuck_at is not None:
@@ -283,14 +285,14 @@ def counterexample(ops: Sequence[Op], *, deadline: float, max_states: int,
         cut = cuts[hi] if cuts else None
     kept = [_truncate(op, cut) for op in ops if op.type != "fail" and (cut is None or op.invoke_index <= cut)]
     kept = [op for op in kept if not (op.type == "info" and op.f == "read")]
-    kept, states = shrink_suffix(kept, deadline=deadline, max_states=max_states)
+    kept, states, sources = shrink_suffix(kept, deadline=deadline, max_states=max_states)
     removable = [op for op in kept if op.f == "read" and op.type == "ok" and op.complete_index != cut]
     chunk = len(removable)
     while chunk >= 1:
         i = 0
         while i < len(removable):
             if time.monotonic() > deadline:
-                return kept, states, False
+                return kept, states, sources, False
             drop = {id(op) for op in removable[i:i + chunk]}
             trial = [op for op in kept if id(op) not in drop]
             stuck = _fails_from_all(trial, states, deadline, max_states, intern)
@@ -307,7 +309,7 @@ def counterexample(ops: Sequence[Op], *, deadline: float, max_states: int,
             else:
                 i += chunk
         chunk //= 2
-    return kept, states, True
+    return kept, states, sources, True
 
 
 def _fails_from_all(ops: list[Op], states: list[Any], deadline: float, max_states: int,
@@ -331,29 +333,34 @@ def _effect(op: Op) -> Any:
     return None
 
 
-def _states_at(before: list[Op]) -> list[Any]:
+def _states_at(before: list[Op]) -> tuple[list[Any], list[Op]]:
     """Every state the register can be in after `before` (ops entirely before a quiescent point),
     over-approximated: the effect of each mutation not known to be overwritten there (an `ok`
-    mutation invoked after it completed), plus absent if no `ok` mutation precedes."""
+    mutation invoked after it completed), plus absent if no `ok` mutation precedes.
+    Returns (states, the mutations that leave them)."""
     muts = [o for o in before if o.f != "read"]
     oks = [o for o in muts if o.type == "ok"]
     last_ok_invoke = max((o.invoke_index for o in oks), default=-1)
     out: dict[str, Any] = {} if oks else {"null": None}
+    sources = []
     for o in muts:
         if o.type == "ok" and o.complete_index is not None and last_ok_invoke > o.complete_index:
             continue
         v = _effect(o)
         out[json.dumps(v, sort_keys=True)] = v
-    return list(out.values())
+        sources.append(o)
+    return list(out.values()), sources
 
 
-def shrink_suffix(kept: list[Op], *, deadline: float, max_states: int) -> tuple[list[Op], list[Any]]:
+def shrink_suffix(kept: list[Op], *, deadline: float,
+                  max_states: int) -> tuple[list[Op], list[Any], list[Op]]:
     """Replace the start of a failing history by "any state it could leave".
 
     At a quiescent point Q (no `ok` operation spans it), the state is one of `_states_at(ops
     entirely before Q)`. If the operations after Q (plus `info` ones invoked before, which may still
     land) cannot be linearized from ANY of those states, they alone witness the failure. Tries the
-    latest Q first; returns (suffix, initial states), or (kept, [None]) if no shorter witness holds.
+    latest Q first; returns (suffix, initial states, the operations before Q that leave them), or
+    (kept, [None], []) if no shorter witness holds.
     """
     intern = _Interner()
     oks = [o for o in kept if o.type == "ok"]
@@ -367,12 +374,12 @@ def shrink_suffix(kept: list[Op], *, deadline: float, max_states: int) -> tuple[
         if not before:
             break
         suffix = [o for o in kept if o.invoke_index >= q or o.type == "info"]
-        states = _states_at(before)
+        states, sources = _states_at(before)
         if len(states) > 64:
             continue
         if _fails_from_all(suffix, states, deadline, max_states, intern) is not None:
-            return suffix, states
-    return kept, [None]
+            return suffix, states, sources
+    return kept, [None], []
 
 
 def _truncate(op: Op, cut: int | None) -> Op:
@@ -391,8 +398,9 @@ def check_key(key: Any, ops: Sequence[Op], *, timeout_s: float = 10.0, max_state
     kr = KeyResult(key, res.outcome, len(ops), res.states, 0.0, res.reason)
     if res.outcome == NOT_LINEARIZABLE:
         cex_deadline = time.monotonic() + counterexample_s
-        cex, kr.initial_states, minimal = counterexample(ops, deadline=cex_deadline, max_states=max_states,
-                                                         stuck_at=res.stuck_at)
+        cex, kr.initial_states, sources, minimal = counterexample(
+            ops, deadline=cex_deadline, max_states=max_states, stuck_at=res.stuck_at)
+        kr.context = [op.describe() for op in sources]
         kr.counterexample_ops = cex
         kr.counterexample = [op.describe() for op in cex]
         kr.counterexample_minimal = minimal
