@@ -194,6 +194,14 @@ def test_orchestrator_table():
         "web.1.1": {"service": "web", "slot": 1, "state": "running"}}
 
 
+def test_orchestrator_holds_a_slot_during_its_restart_delay():
+    nodes = {"w1": {"state": "ready"}}
+    services = {"web": {"replicas": 1}}
+    tasks = {"web.0.1": {"service": "web", "slot": 0, "worker": "w1", "state": "failed"}}
+    assert orchestrator.reconcile(nodes, services, tasks, frozenset({("web", 0)})) == []
+    assert [c["task"] for c in orchestrator.reconcile(nodes, services, tasks)] == ["web.0.2"]
+
+
 # -- task supervisor ----------------------------------------------------------------------------
 
 def test_tasks_run_report_and_stop_when_told():

@@ -46,6 +46,7 @@ ORCHESTRATE_EVERY_MS = 100
 INFLIGHT_EXPIRY_MS = 3000      # a system proposal not applied by then may be proposed again
 MAX_INFLIGHT = 4096
 MAX_PENDING_CLIENT = 20000     # client writes + reads waiting on this leader
+RESTART_DELAY_MS = 1000        # a slot whose task failed gets its replacement after this delay
 
 
 class _LazyFileStorage(FileStorage):
@@ -85,6 +86,7 @@ class ManagerRole:
         self._inflight: dict[str, int] = {}
         self._next_orchestrate_ms = 0
         self._dirty_workers: set[str] = set()
+        self._slot_hold_until: dict[tuple[str, int], int] = {}
         node.counters.update({"proposals": 0, "proposals_lost": 0, "busy": 0,
                               "system_proposals": 0, "workers_marked_down": 0,
                               "inflight_bound_hits": 0, "ready_rounds_bound_hits": 0})
@@ -146,6 +148,9 @@ class ManagerRole:
             for ev in rd.events:
                 if ev.get("type") == "task" and ev.get("worker"):
                     self._dirty_workers.add(ev["worker"])
+                    if ev.get("state") == "failed":
+                        self._slot_hold_until[(ev["service"], ev["slot"])] = \
+                            node.now_ms() + RESTART_DELAY_MS
             for rs in rd.read_states:
                 fut = self._reads.pop(rs.ctx, None)
                 if fut is not None and not fut.done():
@@ -398,7 +403,10 @@ class ManagerRole:
                 self.node.counters["workers_marked_down"] += 1
 
     def _orchestrate(self, now_ms: int) -> None:
-        for cmd in orchestrator.reconcile(self.store.nodes, self.store.services, self.store.tasks):
+        held = {k for k, until in self._slot_hold_until.items() if until > now_ms}
+        self._slot_hold_until = {k: self._slot_hold_until[k] for k in held}
+        for cmd in orchestrator.reconcile(self.store.nodes, self.store.services, self.store.tasks,
+                                          frozenset(held)):
             self._propose_system(cmd, now_ms)
 
     # -- views -----------------------------------------------------------------------------------

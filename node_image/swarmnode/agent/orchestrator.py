@@ -7,7 +7,9 @@ Rules (Swarm's):
   * a task of a removed service, or in a slot at or above the desired replica count, is ``shutdown``;
   * every slot 0..replicas-1 without a live task gets a NEW task (fresh id), assigned to the READY
     worker with the fewest live tasks (ties by id) -- an assigned task never moves to another worker;
-  * task states only move forward (the store rejects backward moves too).
+  * task states only move forward (the store rejects backward moves too);
+  * a slot whose task just failed is held for a restart delay (the caller's clock), so a task that
+    crashes at once does not flood the store with replacements.
 Commands are returned in a deterministic order; nothing here reads a clock or iterates a set.
 
 Must not import asyncio, aiohttp or ``chaos``.
@@ -24,7 +26,9 @@ def ready_workers(nodes: dict) -> list[str]:
     return sorted(n for n, rec in nodes.items() if rec.get("state") == "ready")
 
 
-def reconcile(nodes: dict, services: dict, tasks: dict) -> list[dict]:
+def reconcile(nodes: dict, services: dict, tasks: dict, hold: frozenset = frozenset()) -> list[dict]:
+    """Commands towards the desired state. Slots in ``hold`` ((service, slot) pairs: a task there
+    failed recently, the caller's restart delay) get no replacement task this round."""
     cmds: list[dict] = []
     ready = ready_workers(nodes)
     load = {w: 0 for w in ready}
@@ -50,7 +54,7 @@ def reconcile(nodes: dict, services: dict, tasks: dict) -> list[dict]:
     for svc in sorted(services):
         for slot in range(services[svc].get("replicas", 0)):
             key = (svc, slot)
-            if key in slot_live or not ready:
+            if key in slot_live or not ready or key in hold:
                 continue
             worker = min(ready, key=lambda w: (load[w], w))
             load[worker] += 1
