@@ -185,3 +185,33 @@ def test_api_fuzz_never_crashes_the_node(api, method, path, query, body):
     if code >= 400:
         assert is_error_shape(got), (method, path, query, body, code, got)
     assert api.call("GET", "/status")[0] == 200
+
+
+PEER_MSGS = st.one_of(
+    st.dictionaries(st.sampled_from(["ch", "b", "id", "op", "status", "body", "type", "tasks",
+                                     "term", "leader"]), JSONS, max_size=6),
+    st.fixed_dictionaries({"ch": st.sampled_from(["raft", "swim", "disp", "fwd", "fwd_reply", "x"])},
+                          optional={"b": JSONS, "id": JSONS, "op": JSONS, "type": JSONS,
+                                    "tasks": JSONS, "term": JSONS, "status": JSONS, "body": JSONS}),
+    st.fixed_dictionaries({"ch": st.just("raft"), "b": st.fixed_dictionaries(
+        {"type": st.sampled_from(["vote_req", "vote_resp", "append", "append_resp", "snapshot"]),
+         "term": st.integers(-1, 10**6), "src": st.sampled_from(["w1", "m1", ""]),
+         "dst": st.sampled_from(["m1", "m2"])}, optional={"entries": JSONS, "seq": JSONS})}),
+    st.fixed_dictionaries({"ch": st.just("fwd"), "id": st.integers(),
+                           "op": st.fixed_dictionaries({"op": st.sampled_from(
+                               ["kv.put", "kv.get", "kv.cas", "service.create", "task.list", "x"])},
+                               optional={"key": JSONS, "value": JSONS, "name": JSONS})}),
+)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(sender=st.sampled_from(["w1", "m1", "zz"]), msg=PEER_MSGS)
+def test_agent_fuzz_peer_messages_never_crash_the_node(api, sender, msg):
+    """Valid frames with nonsense content (the peer's error) are counted and dropped; the node
+    keeps leading and serving."""
+    api.node.transport._deliver(sender, msg)
+    api.loop.run_until_complete(asyncio.sleep(0))
+    assert api.node.counters["handler_errors"] == 0, msg
+    code, st_ = api.call("GET", "/status")
+    assert code == 200 and st_["role"] == "leader"
