@@ -31,10 +31,11 @@ from swarmnode.raft import core as raftcore
 from swarmnode.raft.config import config_from_ms
 from swarmnode.raft.messages import MessageError, message_from_dict
 from swarmnode.raft.storage import FileStorage
-from swarmnode.raft.store import TASK_STATE_RANK, Store
+from swarmnode.raft.store import TASK_STATE_RANK
 
 from . import orchestrator
 from .api import error_body
+from .fast_store import FastStore
 
 if TYPE_CHECKING:
     from .node import Node
@@ -70,7 +71,7 @@ class ManagerRole:
         cfg = self.cfg = node.cfg
         path = os.path.join(cfg.data_dir, "raft")
         self.storage = FileStorage(path) if cfg.fsync else _LazyFileStorage(path)
-        self.store = Store()
+        self.store = FastStore()  # Store with an incremental digest (same value), see fast_store
         rcfg = config_from_ms(cfg.tick_ms, cfg.heartbeat_ms, cfg.election_timeout_min_ms,
                               cfg.election_timeout_max_ms, snapshot_threshold=cfg.snapshot_entries)
         self.raft = raftcore.RaftNode(cfg.node_id, cfg.managers, self.storage, rcfg,
@@ -411,6 +412,7 @@ class ManagerRole:
 
     # -- views -----------------------------------------------------------------------------------
     def status_fields(self) -> dict:
+        self.node.counters["digest_mismatches"] = self.store.mismatches
         st = self.raft.status()
         st["ready"] = self.raft.leader_id is not None
         st["workers"] = {w: rec.get("state") for w, rec in sorted(self.store.nodes.items())}
