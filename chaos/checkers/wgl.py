@@ -69,6 +69,7 @@ class _Interner:
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
+        self.hint: Any = None  # counterexample search: the last initial state that linearized
 
     def __call__(self, v: Any) -> int:
         if v is None:
@@ -315,11 +316,15 @@ def counterexample(ops: Sequence[Op], *, deadline: float, max_states: int,
 def _fails_from_all(ops: list[Op], states: list[Any], deadline: float, max_states: int,
                     intern: _Interner) -> int | None:
     """If `ops` cannot be linearized from any of `states`, the furthest return reached (over all
-    states: the prefix up to it fails from each); else None."""
+    states: the prefix up to it fails from each); else None. The state that last allowed a
+    linearization is tried first (`intern.hint`), since it usually does again."""
     stuck = -1
-    for st in states:
+    hint = intern.hint
+    order = sorted(states, key=lambda st: 0 if st == hint and type(st) is type(hint) else 1)
+    for st in order:
         res = search(ops, deadline=deadline, max_states=max_states, intern=intern, init=st)
         if res.outcome != NOT_LINEARIZABLE:
+            intern.hint = st
             return None
         stuck = max(stuck, res.stuck_at if res.stuck_at is not None else -1)
     return stuck
