@@ -341,7 +341,10 @@ def test_reset_closes_connections_covered_by_timeout(api, echo):
     s.sendall(b"held")
     assert api.req("POST", "/reset").status_code == 204
     s.settimeout(5)
-    assert recv_until_eof(s) == b""
+    try:
+        assert recv_until_eof(s) == b""
+    except ConnectionResetError:
+        pass   # "held" may still sit unread in the proxy's socket when it closes: the kernel sends RST
     s2 = connect(p)                          # the proxy itself is fine afterwards
     assert rtt(s2) < 1.0
 
