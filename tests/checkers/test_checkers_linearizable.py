@@ -287,3 +287,15 @@ def test_linearizable_checker_through_run_dir(tmp_path):
     c = res.checks[0]
     assert c.evidence["failed_keys"][0]["key"] == "k1"
     assert "cannot be placed" in c.evidence["failed_keys"][0]["explanation"]
+
+
+@pytest.mark.skipif(not (HISTORIES / "VERDICTS").exists(), reason=f"{HISTORIES} not present")
+def test_linearizable_reference_through_run_dir_and_cli(tmp_path):
+    """Jepsen log -> history.jsonl -> `chaos check --check linearizable`: exit 0 / 1 as VERDICTS says."""
+    from chaos.cli import main
+    from chaos.history import write_history
+    for name, code in (("etcd_002.log", 0), ("etcd_000.log", 1)):
+        d = tmp_path / name
+        d.mkdir()
+        write_history(d / "history.jsonl", read_jepsen_log(HISTORIES / name))
+        assert main(["check", str(d), "--check", "linearizable", "--json"]) == code, name
