@@ -70,7 +70,8 @@ def phase_stats(ops: list[Op], windows) -> dict[str, dict]:
 
 
 @register("availability", default=True, params=(
-    Param("min_ok_share", "float?", 0.9, "lowest share of ok operations in a judged phase (none: not judged)"),
+    Param("min_ok_share", "float?", 0.5, "lowest share of ok operations in a judged phase (none: not judged); "
+          "the default only asks that the cluster serves again after the heal"),
     Param("max_p99_s", "float?", None, "highest p99 latency of ok operations in a judged phase (s)"),
     Param("phases", "list", [], "phases to judge ('+'-joined); empty: the phases starting at/after heal"),
 ))

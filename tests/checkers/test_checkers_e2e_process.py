@@ -128,6 +128,7 @@ def test_checkers_e2e_local_cluster_leader_kill_all_valid(tmp_path):
         _run_clients(c, rec, SEED + 1, 4, 10, 10, counter, limit_s=15)
         wait_for(lambda: c.leader([m for m in c.manager_ids if m != leader]), 30, what="a new leader")
         c.start(leader)
+        wait_for(lambda: c.status(leader), 30, what=f"{leader} answering after restart")
         heal = time.time()
         faults.append({"ts": heal, "fault": "f1", "action": "stop", "kind": "kill", "targets": [leader],
                        "details": {}})
@@ -163,6 +164,8 @@ def test_checkers_e2e_local_cluster_leader_kill_all_valid(tmp_path):
 
     res = run_checks(run_dir, ["linearizable", "raft-safety", "durability",
                                "convergence:store_bound_s=40,members_bound_s=40",
+                               # the recovery phase here lasts about a second, most of it while the
+                               # restarted node still answers no-leader: judge service only loosely
                                "availability:min_ok_share=0.3", "recovery:max_leader_s=30,max_heal_to_write_s=30",
                                "expectations:expect=leader-changed+node-restarted+fault-applied:kill"])
     report = "\n".join(f"{x.name}: {x.verdict.value} {x.summary}" for x in res.checks)
