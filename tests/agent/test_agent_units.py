@@ -281,3 +281,29 @@ def test_fast_store_falls_back_when_the_digest_definition_drifts():
     s = Drifted()
     s.apply(1, {"op": "kv.put", "key": "a", "value": 1, "client_id": "c", "seq": 1})
     assert s.digest() == Store.digest(s) and s.mismatches == 1 and s._slow
+
+
+def test_node_rejoins_gossip_after_the_core_gives_up(tmp_path):
+    """Seeds that start late (containers start in any order) must not leave a node outside gossip
+    for good: when the SWIM core gives up joining, the driver starts another round."""
+    import asyncio
+    from swarmnode.agent.node import Node
+
+    env = dict(BASE, CHAOS_NODE_ID="w1", CHAOS_ROLE="worker", CHAOS_DATA_DIR=str(tmp_path),
+               CHAOS_PEERS=json.dumps({"m1": "127.0.0.1:1", "m2": "127.0.0.1:1", "m3": "127.0.0.1:1"}))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        node = Node(cfgmod.load(env))
+        node.swim.join()
+        node.swim.counters["join_gave_up"] += 1  # as if join_max_attempts were exhausted
+        node.swim._joined = False
+        node.tick()
+        assert node.counters["gossip_rejoins"] == 1
+        node.tick()
+        assert node.counters["gossip_rejoins"] == 1  # once per give-up, not once per tick
+        loop.run_until_complete(node.transport.close())
+        node.journal.close()
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)

@@ -61,7 +61,9 @@ class Node:
         self.id = cfg.node_id
         self.counters = new_counters()
         self.counters.update({"bad_messages": 0, "unroutable": 0, "forwarded": 0,
-                              "forward_timeouts": 0, "forwards_refused": 0, "tick_lag_skips": 0})
+                              "forward_timeouts": 0, "forwards_refused": 0, "tick_lag_skips": 0,
+                              "gossip_rejoins": 0})
+        self._join_gave_up_seen = 0
         self.journal = Journal(cfg.data_dir, cfg.node_id)
         self.rng = random.Random(cfg.seed)
         self._t0 = time.monotonic()
@@ -142,6 +144,12 @@ class Node:
     def tick(self) -> None:
         now = self.now_ms()
         self.swim.tick(now)
+        if not self.swim.joined and self.swim.counters.get("join_gave_up", 0) > self._join_gave_up_seen:
+            # The core gives up after join_max_attempts; seeds may simply not be up yet (containers
+            # start in any order), so the driver starts another bounded round, counted.
+            self._join_gave_up_seen = self.swim.counters["join_gave_up"]
+            self.counters["gossip_rejoins"] += 1
+            self.swim.join()
         self.flush_swim()
         self.role.tick(now)
 
