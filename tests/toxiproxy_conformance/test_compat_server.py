@@ -281,3 +281,104 @@ def test_compat_version_flag_prints_version():
     out = subprocess.run([sys.executable, "-m", "swarmnode.toxiproxy", "-version"], env=env,
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and out.stdout.strip() == "2.12.0"
+
+
+# -- byte-stream integrity while toxics change under traffic ------------------------------------------
+
+def _churn_and_check(api: Api, echo: Upstream, seed: int, ops: int = 60) -> None:
+    """Stream a numbered byte pattern through a proxy while toxics that neither drop nor close
+    (noop, latency, bandwidth, slicer) are added, updated and removed at random; the echo must come
+    back complete and in order."""
+    rng = random.Random(seed)
+    p = api.create(echo.addr)
+    s = connect(p, timeout=20)
+    total = 400_000
+    pattern = bytes((i * 7 + i // 251) & 0xFF for i in range(total))
+    received = bytearray()
+
+    def reader():
+        try:
+            while len(received) < total:
+                d = s.recv(65536)
+                if not d:
+                    return
+                received.extend(d)
+        except OSError:
+            return
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    live: list[str] = []
+    sent = 0
+    kinds = [("noop", {}), ("latency", {"latency": 3, "jitter": 2}), ("bandwidth", {"rate": 2000}),
+             ("slicer", {"average_size": 700, "size_variation": 200, "delay": 100})]
+    for i in range(ops):
+        step = total // ops
+        s.sendall(pattern[sent:sent + step])
+        sent += step
+        op = rng.random()
+        if op < 0.45 or not live:
+            kind, attrs = rng.choice(kinds)
+            name = f"t{i}"
+            api.toxic(p["name"], name=name, type=kind, stream=rng.choice(["upstream", "downstream"]),
+                      toxicity=rng.choice([1, 0.5]), attributes=attrs)
+            live.append(name)
+        elif op < 0.75:
+            name = live.pop(rng.randrange(len(live)))
+            assert api.req("DELETE", f"/proxies/{p['name']}/toxics/{name}").status_code == 204
+        else:
+            name = rng.choice(live)
+            assert api.req("PATCH", f"/proxies/{p['name']}/toxics/{name}", json={"toxicity": rng.random()}).ok
+    s.sendall(pattern[sent:])
+    api.req("POST", f"/proxies/{p['name']}", json={})
+    for name in live:
+        api.req("DELETE", f"/proxies/{p['name']}/toxics/{name}")
+    last, last_change, deadline = -1, time.monotonic(), time.monotonic() + 30
+    while t.is_alive() and time.monotonic() < deadline:
+        t.join(0.1)
+        if len(received) != last:
+            last, last_change = len(received), time.monotonic()
+        elif time.monotonic() - last_change > 1.5:
+            break      # no progress: bytes were lost
+    s.close()
+    assert len(received) == total, f"got {len(received)} of {total} bytes (seed {seed})"
+    first_bad = next((i for i in range(total) if received[i] != pattern[i]), None)
+    assert first_bad is None, f"stream differs at byte {first_bad} (seed {seed})"
+
+
+@pytest.mark.process
+def test_compat_stream_intact_while_toxics_churn(broken, echo):
+    api = broken()
+    for seed in (11, 12, 13, 14):
+        _churn_and_check(api, echo, seed=seed)
+    api.cleanup()
+
+
+def _remove_stage_dropping_queue(self, toxic):
+    """BROKEN: removing a toxic forgets the chunks queued in front of it."""
+    for i, st in enumerate(self.stages):
+        if st.toxic is toxic:
+            break
+    else:
+        return
+    prev = self.stages[i - 1] if i > 0 else None
+    if prev is not None:
+        prev.interrupt()
+    st.stop()
+    st.held = None
+    while not st.queue.empty():
+        item = st.queue.get_nowait()
+        if item is not None:
+            self.discard(len(item[0]))
+    del self.stages[i]
+    self._wire()
+    if prev is not None:
+        prev.start()
+
+
+@pytest.mark.process
+def test_broken_remove_dropping_queued_chunks_is_caught(broken, echo):
+    api = broken({(datapath.Link, "remove_stage"): _remove_stage_dropping_queue})
+    with pytest.raises(AssertionError, match="got|differs"):
+        _churn_and_check(api, echo, seed=11)
+    api.cleanup()
