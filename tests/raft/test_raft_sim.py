@@ -1,6 +1,7 @@
 """The simulator: determinism, safety sweeps, liveness after heal, and proof that it has teeth
 (each deliberate bug is reported within a bounded number of seeds; each checker property has a
 broken event stream that it flags)."""
+import multiprocessing
 import os
 
 import pytest
@@ -12,7 +13,10 @@ from swarmnode.sim.raft_sim import SafetyChecker, replay_command, run_seed
 # Bug hunting profile: short runs with a fault every 0.2-1.5 s (the default is 60 s, 2-10 s).
 HUNT = dict(duration_ms=20_000, fault_gap_ms_min=200, fault_gap_ms_max=1_500, fault_len_ms_max=1_500)
 HUNT_MAX_SEEDS = 40
-SWEEP_SEEDS = int(os.environ.get("RAFT_SIM_SEEDS", "100"))
+# The issue asks for >= 500 seeds of 60 virtual seconds per CI run; about 0.3 s of CPU each, spread
+# over RAFT_SIM_WORKERS processes (2 cores in CI: about 75-80 s on an idle machine).
+SWEEP_SEEDS = int(os.environ.get("RAFT_SIM_SEEDS", "500"))
+SWEEP_WORKERS = int(os.environ.get("RAFT_SIM_WORKERS", "2"))
 
 
 def _fail_msg(r):
@@ -34,14 +38,21 @@ def test_sim_default_profile_is_safe_and_live(seed):
     assert r["stats"]["writes_acked"] > 100 and r["stats"]["reads_served"] > 50
 
 
+def _sweep_one(seed):
+    r = run_seed(seed)
+    return None if (r["violation_count"] == 0 and r["liveness_ok"] is True) else _fail_msg(r)
+
+
 @pytest.mark.slow
 def test_sim_safety_sweep_default_profile():
-    bad = []
-    for seed in range(100, 100 + SWEEP_SEEDS):
-        r = run_seed(seed)
-        if r["violation_count"] or r["liveness_ok"] is not True:
-            bad.append(_fail_msg(r))
-    assert not bad, "\n".join(bad)
+    seeds = range(1000, 1000 + SWEEP_SEEDS)
+    if SWEEP_WORKERS > 1:
+        with multiprocessing.get_context("fork").Pool(SWEEP_WORKERS) as pool:
+            out = pool.map(_sweep_one, seeds, chunksize=8)
+    else:
+        out = [_sweep_one(s) for s in seeds]
+    bad = [x for x in out if x]
+    assert not bad, f"{len(bad)} of {SWEEP_SEEDS} seeds failed:\n" + "\n".join(bad[:20])
 
 
 @pytest.mark.slow
