@@ -7,7 +7,8 @@ and start/stop. Role policy lives in ``manager.py`` and ``worker.py``.
 
 Channels on the wire (``msg["ch"]``; append-only): ``swim`` (body ``b``: a SWIM message dict),
 ``raft`` (body ``b``: a Raft message dict), ``disp`` (dispatcher, see worker.py / manager.py),
-``fwd`` ``{"id", "op"}`` and ``fwd_reply`` ``{"id", "status", "body"}``.
+``fwd`` ``{"id", "op", "deadline"}`` (wall-clock epoch seconds after which the leader drops it:
+the client has had its timeout) and ``fwd_reply`` ``{"id", "status", "body"}``.
 
 Must not import ``chaos``.
 """
@@ -62,7 +63,7 @@ class Node:
         self.counters = new_counters()
         self.counters.update({"bad_messages": 0, "unroutable": 0, "forwarded": 0,
                               "forward_timeouts": 0, "forwards_refused": 0, "tick_lag_skips": 0,
-                              "gossip_rejoins": 0})
+                              "gossip_rejoins": 0, "forwards_expired": 0})
         self._join_gave_up_seen = 0
         self.journal = Journal(cfg.data_dir, cfg.node_id)
         self.rng = random.Random(cfg.seed)
@@ -207,7 +208,8 @@ class Node:
         fut = asyncio.get_running_loop().create_future()
         self._fwd_pending[fid] = fut
         self.counters["forwarded"] += 1
-        self.send(leader, {"ch": "fwd", "id": fid, "op": op})
+        deadline = time.time() + self.cfg.request_timeout_ms / 1000
+        self.send(leader, {"ch": "fwd", "id": fid, "op": op, "deadline": round(deadline, 3)})
         try:
             status, body = await asyncio.wait_for(fut, self.cfg.request_timeout_ms / 1000)
         except asyncio.TimeoutError:
@@ -223,6 +225,12 @@ class Node:
         fid, op = msg["id"], msg["op"]
         if not isinstance(op, dict) or not isinstance(op.get("op"), str):
             raise ValueError("fwd without an op")
+        deadline = msg.get("deadline")
+        if isinstance(deadline, (int, float)) and time.time() > deadline:
+            # The client already got a timeout; a request that sat in a send queue through a
+            # partition or a restart is dropped rather than applied long after (counted).
+            self.counters["forwards_expired"] += 1
+            return
 
         async def go() -> None:
             if not self.role.is_leader():
