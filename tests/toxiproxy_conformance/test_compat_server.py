@@ -120,6 +120,7 @@ def _delay_pattern(url: str, echo: Upstream, conns: int = 16) -> list[bool]:
 
 
 @pytest.mark.process
+@pytest.mark.slow
 def test_compat_seed_makes_toxicity_draws_reproducible(echo):
     patterns = {}
     for label, seed in (("a", 1234), ("b", 1234), ("c", 99)):

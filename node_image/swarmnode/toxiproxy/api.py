@@ -15,7 +15,7 @@ from aiohttp import web
 
 from . import VERSION
 from .core import Registry
-from .gojson import DecodeError, decode_first
+from .gojson import DecodeError, decode_first, encode
 from .model import ApiError
 
 JSON = "application/json"
@@ -33,8 +33,7 @@ def _ok(status: int, body: bytes, rid: str) -> web.Response:
 
 
 def _no_content(rid: str) -> web.Response:
-    resp = web.Response(status=204, headers={"X-Toxiproxy-Request-Id": rid})
-    return resp
+    return web.Response(status=204, headers={"X-Toxiproxy-Request-Id": rid})
 
 
 def _text_error(status: int, text: str, rid: str | None) -> web.Response:
@@ -45,7 +44,6 @@ def _text_error(status: int, text: str, rid: str | None) -> web.Response:
 
 
 def _api_error(exc: ApiError, rid: str) -> web.Response:
-    from .gojson import encode
     body = encode({"error": exc.message, "status": exc.status}).decode("utf-8")
     return _text_error(exc.status, body, rid)
 
@@ -158,5 +156,4 @@ async def _handle(reg: Registry, request: web.Request, name: str, method: str, p
 
 
 def _populate_decode_error(detail: str) -> bytes:
-    from .gojson import encode
     return b'{"error":' + encode(f"bad request body: {detail}") + b',"status":400,"proxies":null}'
