@@ -82,9 +82,10 @@ class SimAdaptor:
 class TcpAdaptor:
     kind = "tcp"
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, frame_stall_ms: int = 3000) -> None:
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
+        self.frame_stall_ms = frame_stall_ms
         self.seed = seed
         self.ports: dict[str, int] = {}
         self.nodes: dict[str, TcpTransport] = {}
@@ -100,7 +101,7 @@ class TcpAdaptor:
         peers = {p: self._addr(node, p) for p in self.ports if p != node}
         t = TcpTransport(node, peers, lambda s, m: box.append((s, m)), host="127.0.0.1",
                          port=self.ports[node], queue_max=self.qmax[node], reconnect_min_ms=10,
-                         reconnect_max_ms=100, connect_timeout_ms=500, frame_stall_ms=500,
+                         reconnect_max_ms=100, connect_timeout_ms=500, frame_stall_ms=self.frame_stall_ms,
                          rng=random.Random(self.seed))
         self.loop.run_until_complete(t.start())
         return t
@@ -215,8 +216,10 @@ def test_transport_frames_survive_any_split(net):
     (True, struct.pack(">I", frames.MAX_FRAME_BYTES + 1) + b"{}"),
     (True, struct.pack(">I", 5) + b"\xff\xfe{}}"),
     (True, struct.pack(">I", 2) + b"[]"),
+    (True, struct.pack(">I", 9) + b' {"a": 1}'),  # leading whitespace: not how frames are written
+    (True, frames.encode({"t": "m", "m": {"ch": "x"}})[3:]),  # desynchronised: 3 bytes lost
     (False, frames.encode({"t": "m", "m": {"ch": "x"}})),  # a message before hello
-], ids=["oversized", "not-utf8-json", "not-object", "no-hello"])
+], ids=["oversized", "not-utf8-json", "not-object", "leading-space", "desync", "no-hello"])
 def test_transport_malformed_frame_counted_and_connection_dropped(net, with_hello, garbage):
     net.add("a"), net.add("b")
     after = frames.encode({"t": "m", "m": {"ch": "x", "never": True}})
@@ -328,11 +331,11 @@ def test_transport_split_check_catches_naive_framing():
 
 @pytest.mark.parametrize("trickle", [False, True], ids=["silent", "trickle"])
 def test_transport_tcp_drops_a_stalled_partial_frame(trickle):
-    net = TcpAdaptor(SEED)
+    net = TcpAdaptor(SEED, frame_stall_ms=500)
     try:
         net.add("b")
-        # a hello, then part of a frame, then silence or a byte every 50 ms (a desynchronised
-        # stream): dropped once the frame is older than frame_stall_ms (500 ms) + size / 64 KiB/s
+        # a hello, then part of a frame, then silence (dropped after frame_stall_ms = 500 ms of
+        # silence) or a byte every 50 ms (dropped once older than 500 ms + 1004 bytes at 1 KiB/s)
         partial = struct.pack(">I", 1000) + b"{"
 
         async def go():

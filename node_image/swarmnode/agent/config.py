@@ -75,9 +75,10 @@ class AgentConfig:
         attempts. Lower = faster recovery after heal, more connection churn against a dead peer.
     connect_timeout_ms: CHAOS_CONNECT_TIMEOUT_MS, default 1000. One dial attempt's bound.
     frame_stall_ms: CHAOS_FRAME_STALL_MS, default 5000. An inbound connection whose incomplete frame
-        is older than this plus its size at 64 KiB/s is dropped (a black-holed or desynchronised
-        stream, e.g. after Toxiproxy's timeout toxic swallowed bytes), counted as a bad frame.
-        Lower = faster recovery from desync; higher = tolerates slower links (bandwidth toxics).
+        gets no byte for this long, or is older than this plus its size at 1 KiB/s, is dropped and
+        counted as a bad frame (a black-holed stream, e.g. Toxiproxy's timeout toxic). Lower =
+        faster recovery; higher = tolerates slower links. (Desynchronised streams are caught at
+        once by the frame checks, not by this timer.)
     CHAOS_LOG_LEVEL (read by __main__, default WARNING) and CHAOS_PROFILE_PATH (debugging: write a
         cProfile dump there at exit) are not part of AgentConfig.
 

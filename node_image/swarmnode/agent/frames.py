@@ -1,7 +1,8 @@
 """The inter-node wire format (docs/contracts.md section 2): pure encoder and incremental decoder.
 
 A frame is a 4-byte big-endian unsigned length followed by that many bytes of UTF-8 JSON holding one
-object; at most ``MAX_FRAME_BYTES``. The decoder accepts the byte stream split at any point (the
+object, written without leading whitespace (the body's first byte is ``{``); at most
+``MAX_FRAME_BYTES``. The decoder accepts the byte stream split at any point (the
 Toxiproxy slicer toxic does this on purpose) and raises ``BadFrame`` on an oversized length or an
 undecodable body; the caller counts it and drops the connection (the peer's error, never ours).
 
@@ -74,6 +75,13 @@ class FrameDecoder:
             if n > self._max:
                 self._poisoned = True
                 raise BadFrame(f"frame length {n} exceeds {self._max}")
+            if len(self._buf) > 4 and self._buf[4] != 0x7B:
+                # Every body is a JSON object as our encoder writes it: it starts with "{". This
+                # catches a desynchronised stream (bytes lost mid-frame) at once: a length read
+                # from JSON text is over 0x20000000 and fails the size check, and a length read
+                # from a real header shifted by a few bytes is followed by something else.
+                self._poisoned = True
+                raise BadFrame("frame body does not start with '{'")
             if len(self._buf) < 4 + n:
                 return out
             body = bytes(self._buf[4:4 + n])

@@ -30,7 +30,7 @@ MAX_INBOUND_CONNECTIONS = 1024
 READ_CHUNK = 1 << 16
 DRAIN_THRESHOLD_BYTES = 256 * 1024
 BATCH_BYTES = 1 << 20
-STALL_MIN_RATE_BPS = 64 * 1024  # slowest transfer rate a large frame is allowed before it "stalls"
+STALL_MIN_RATE_BPS = 1024  # slowest average rate at which a frame may arrive (slicer toxics are slow)
 
 OnMessage = Callable[[str, dict], None]
 
@@ -227,15 +227,16 @@ class TcpTransport:
         try:
             while not self.closed:
                 if dec.pending_bytes:
-                    # A partial frame must complete within the stall bound plus its transfer time
-                    # at STALL_MIN_RATE (a black-holed or desynchronised stream otherwise hangs).
+                    # A partial frame may not sit in silence for the stall bound, nor take longer
+                    # overall than the stall bound plus its size at STALL_MIN_RATE_BPS (a black-
+                    # holed stream, or one trickling into a bogus length, otherwise hangs).
                     if partial_since is None:
                         partial_since = loop.time()
                     budget = stall + dec.expected_bytes / STALL_MIN_RATE_BPS
                     remaining = partial_since + budget - loop.time()
                     if remaining <= 0:
                         raise asyncio.TimeoutError
-                    data = await asyncio.wait_for(reader.read(READ_CHUNK), remaining)
+                    data = await asyncio.wait_for(reader.read(READ_CHUNK), min(stall, remaining))
                 else:
                     partial_since = None
                     data = await reader.read(READ_CHUNK)
