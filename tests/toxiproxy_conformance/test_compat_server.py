@@ -243,10 +243,12 @@ def test_broken_error_content_type_is_caught(broken):
 
 @pytest.mark.process
 def test_inprocess_server_passes_the_same_checks(broken, echo):
-    """Control for the broken variants: unpatched, the same checks pass on the in-process server."""
+    """Control for the broken variants: unpatched, the same checks pass on the in-process server.
+    (The pipeline-timing check is not repeated here: in-process the server shares the GIL with the
+    test's threads, which costs it its 10 ms tolerance on a loaded host; test_datapath runs it against
+    the same code in a subprocess.)"""
     api = broken()
     test_datapath.test_toxicity_is_drawn_per_connection_not_per_message(api, echo)
-    test_datapath.test_latency_is_pipeline_delay_not_throughput_cut(api, echo)
     test_api.test_proxies_get_delete_not_found(api)
     api.cleanup()
 
