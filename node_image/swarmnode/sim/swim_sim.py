@@ -34,14 +34,16 @@ class SwimSim:
     (`assume_members`), otherwise node 0 starts alone and the others join through `seeds`.
     delay_ms=(lo, hi): uniform per-message delay; loss: per-message drop probability (both are
     defaults, overridable per directed link with `set_link`). wire=True round-trips every message
-    through JSON (`to_dict` / `decode`), exercising the wire format.
+    through JSON (`to_dict` / `decode`), exercising the wire format. The trace keeps at most
+    `max_trace` entries (then counts `trace_dropped`; checkers must treat a truncated trace as
+    incomplete); `max_events` bounds one simulator's work (SimBoundError).
     """
 
     def __init__(self, n: int = 5, seed: int = 0, config: SwimConfig | None = None, *,
                  ids: list[str] | None = None, node_factory: Callable = SwimNode,
                  bootstrap: bool = True, seeds: list[str] | None = None,
                  delay_ms: tuple[int, int] = (1, 5), loss: float = 0.0, wire: bool = False,
-                 max_events: int = 50_000_000):
+                 max_events: int = 50_000_000, max_trace: int = 5_000_000):
         self.seed = seed
         self.config = config or SwimConfig()
         self.ids = list(ids) if ids else [f"w{i + 1}" for i in range(n)]
@@ -51,6 +53,8 @@ class SwimSim:
         self.loss = loss
         self.wire = wire
         self.max_events = max_events
+        self.max_trace = max_trace
+        self.trace_dropped = 0                      # events not traced once max_trace was hit
         self.rng = random.Random(seed)
         self.now = 0
         self.nodes: dict[str, SwimNode] = {}
@@ -167,7 +171,10 @@ class SwimSim:
         out = node.poll()
         now = self.now
         for ev in out.events:
-            self.trace.append((now, i, ev["member"], ev["state"], ev["incarnation"]))
+            if len(self.trace) < self.max_trace:
+                self.trace.append((now, i, ev["member"], ev["state"], ev["incarnation"]))
+            else:
+                self.trace_dropped += 1
             for f in self.listeners:
                 f(now, i, ev)
         if out.messages:
