@@ -57,17 +57,19 @@ def remove_objects(client: docker.DockerClient, cluster: str | None = None, run_
     removed = Removed()
     filters = L.selector(cluster=cluster, run_id=run_id)
     with engine_errors("list containers"):
-        containers = [c for c in client.containers.list(all=True, filters=filters)
+        # sparse: no per-container inspect, so a container vanishing meanwhile is not an error
+        containers = [c for c in client.containers.list(all=True, filters=filters, sparse=True)
                       if _matches(c, cluster, run_id)]
 
     def rm_container(c) -> None:
+        name = (c.attrs.get("Names") or [c.id[:12]])[0].lstrip("/")
         try:
             c.remove(force=True, v=False)
-            removed.containers.append(c.name)
+            removed.containers.append(name)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
-            removed.failed.append(f"container {c.name}: {exc.explanation or exc}")
+            removed.failed.append(f"container {name}: {exc.explanation or exc}")
 
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
         list(pool.map(rm_container, containers))
@@ -115,6 +117,6 @@ def remaining(client: docker.DockerClient, cluster: str | None = None) -> int:
     """How many labelled objects of this tool (for cluster, or all) still exist."""
     filters = L.selector(cluster=cluster)
     with engine_errors("list objects"):
-        return (len(client.containers.list(all=True, filters=filters))
+        return (len(client.containers.list(all=True, filters=filters, sparse=True))
                 + len(client.networks.list(filters=filters))
                 + len(client.volumes.list(filters=filters)))

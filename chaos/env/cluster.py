@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import docker
+import docker.errors
 import requests
 
 from chaos.env import labels as L
@@ -209,8 +210,13 @@ class Cluster:
 
 def find_cluster(client: docker.DockerClient, name: str) -> Cluster | None:
     """The cluster named `name` (by labels), or None. More than one run under one name is an error."""
+    containers = []
     with engine_errors("list containers"):
-        containers = client.containers.list(all=True, filters=L.selector(cluster=name))
+        for sparse in client.containers.list(all=True, filters=L.selector(cluster=name), sparse=True):
+            try:  # inspect one by one: a container removed meanwhile is skipped, not an error
+                containers.append(client.containers.get(sparse.id))
+            except docker.errors.NotFound:
+                continue
     containers = [c for c in containers if L.is_ours(c.labels, name)]
     if not containers:
         return None
@@ -238,7 +244,7 @@ def list_clusters(client: docker.DockerClient) -> dict[str, set[str]]:
     """cluster name -> run ids, over every object kind this tool labels."""
     out: dict[str, set[str]] = {}
     with engine_errors("list objects"):
-        objs = (client.containers.list(all=True, filters=L.selector())
+        objs = (client.containers.list(all=True, filters=L.selector(), sparse=True)
                 + client.networks.list(filters=L.selector())
                 + client.volumes.list(filters=L.selector()))
     for o in objs:

@@ -92,8 +92,8 @@ def handle_previous(client: docker.DockerClient, name: str, progress: Progress) 
     with engine_errors("list networks and volumes"):
         nets = [n for n in client.networks.list(filters=L.selector(cluster=name)) if L.is_ours(n.attrs.get("Labels"), name)]
         vols = client.volumes.list(filters=L.selector(cluster=name))
-        conts = client.containers.list(all=True, filters=L.selector(cluster=name))
-    runs = {(o.attrs.get("Labels") or {}).get(L.RUN_LABEL) for o in nets + vols} | {c.labels.get(L.RUN_LABEL) for c in conts}
+        conts = client.containers.list(all=True, filters=L.selector(cluster=name), sparse=True)
+    runs = {(o.attrs.get("Labels") or {}).get(L.RUN_LABEL) for o in nets + vols} | {(c.attrs.get("Labels") or {}).get(L.RUN_LABEL) for c in conts}
     runs.discard(None)
     for run in sorted(runs):
         complete = any((v.attrs.get("Labels") or {}).get(READY_MARKER_LABEL) and

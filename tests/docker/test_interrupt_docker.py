@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 def _count(client, name: str) -> int:
-    return len(client.containers.list(all=True, filters=L.selector(cluster=name)))
+    return len(client.containers.list(all=True, filters=L.selector(cluster=name), sparse=True))
 
 
 def _wait_for_containers(client, name: str, n: int, proc, timeout_s: float = 90) -> None:
