@@ -9,6 +9,7 @@ Measures, with local processes (no Docker, no proxy):
   p50_ms/p99_ms latency of those acknowledged writes;
   rss_mb        resident memory of each node after the load (from /proc/<pid>/status VmRSS);
   cpu_ms_per_write  CPU time each manager spent per acknowledged write (robust to a busy host);
+  idle_cpu_pct  CPU share of each idle manager (ticks, heartbeats, gossip) over 3 s;
   store_digest_ms   one Store.digest() at the load's final store size (the core runs it per apply).
 Never passes or fails on time. Usage: python3 benchmarks/agent.py [--duration S] [--clients N]
 
@@ -142,6 +143,11 @@ def main() -> int:
         try:
             leader = wait_for(c.leader, 30, what="leader")
             out["rss_mb_idle"] = {n: rss_mb(p.pid) for n, p in sorted(c.procs.items())}
+            idle0, t_idle = {n: cpu_s(p.pid) for n, p in c.procs.items()}, time.monotonic()
+            time.sleep(3.0)  # measuring idle CPU: nothing to await, the nodes just run
+            span = time.monotonic() - t_idle
+            out["idle_cpu_pct"] = {n: round((cpu_s(p.pid) - idle0[n]) / span * 100, 1)
+                                   for n, p in sorted(c.procs.items()) if idle0.get(n) is not None}
             cpu0 = {n: cpu_s(p.pid) for n, p in c.procs.items()}
             t0 = time.monotonic()
             lat, errors, timeouts = asyncio.run(load(c.url(leader, ""), args.clients, args.duration,

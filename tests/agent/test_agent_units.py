@@ -307,3 +307,14 @@ def test_node_rejoins_gossip_after_the_core_gives_up(tmp_path):
     finally:
         loop.close()
         asyncio.set_event_loop(None)
+
+
+def test_pure_modules_do_not_import_asyncio_or_chaos():
+    code = ("import sys, swarmnode.sim.transport, swarmnode.agent.config, swarmnode.agent.frames, "
+            "swarmnode.agent.orchestrator, swarmnode.agent.journal\n"
+            "bad = [m for m in ('asyncio', 'aiohttp', 'chaos') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    env = dict(os.environ, PYTHONPATH=NODE_IMAGE_DIR)
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 0, p.stderr
