@@ -21,7 +21,7 @@ from chaos.env.engine import engine_errors
 from chaos.errors import EnvironmentError_
 
 MAX_PARALLEL = 8
-VOLUME_RETRY_S = 10.0  # a volume can stay "in use" for a moment after its container is removed
+RETRY_S = 15.0  # a network or volume can stay "in use" for a moment after its containers are removed
 
 
 @dataclass
@@ -69,6 +69,9 @@ def remove_objects(client: docker.DockerClient, cluster: str | None = None, run_
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
+            if "already in progress" in str(exc.explanation or exc):
+                removed.containers.append(name)  # someone else (a concurrent teardown) removes it
+                return
             removed.failed.append(f"container {name}: {exc.explanation or exc}")
 
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
@@ -76,32 +79,28 @@ def remove_objects(client: docker.DockerClient, cluster: str | None = None, run_
     with engine_errors("list networks"):
         networks = [n for n in client.networks.list(filters=filters) if _matches(n, cluster, run_id)]
     for n in networks:
-        try:
-            n.remove()
-            removed.networks.append(n.name)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            removed.failed.append(f"network {n.name}: {exc.explanation or exc}")
+        _retry_remove(lambda: n.remove(), f"network {n.name}", n.name, removed.networks, removed)
     with engine_errors("list volumes"):
         volumes = [v for v in client.volumes.list(filters=filters) if _matches(v, cluster, run_id)]
     for v in volumes:
-        _remove_volume(v, removed)
+        _retry_remove(lambda: v.remove(force=True), f"volume {v.name}", v.name, removed.volumes, removed)
     return removed
 
 
-def _remove_volume(volume, removed: Removed) -> None:
-    deadline = time.monotonic() + VOLUME_RETRY_S
+def _retry_remove(remove, what: str, name: str, into: list, removed: Removed) -> None:
+    """A network or volume can stay in use for a moment after its containers go (a concurrent
+    removal, the engine's own cleanup): retry until RETRY_S, then report it as failed."""
+    deadline = time.monotonic() + RETRY_S
     while True:
         try:
-            volume.remove(force=True)
-            removed.volumes.append(volume.name)
+            remove()
+            into.append(name)
             return
         except docker.errors.NotFound:
             return
         except docker.errors.APIError as exc:
             if time.monotonic() >= deadline:
-                removed.failed.append(f"volume {volume.name}: {exc.explanation or exc}")
+                removed.failed.append(f"{what}: {exc.explanation or exc}")
                 return
             time.sleep(0.2)
 
