@@ -306,7 +306,12 @@ def doctor_cmd(base_image, as_json):
 
 @click.group("image")
 def image_group():
-    """Node image commands."""
+    """Node image commands.
+
+    \b
+    Example:
+      chaos image build --force
+    """
 
 
 @image_group.command("build")

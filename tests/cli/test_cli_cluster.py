@@ -16,7 +16,7 @@ import pytest
 
 from chaos import cli, errors
 
-COMMANDS = [["up"], ["status"], ["logs"], ["down"], ["cleanup"], ["doctor"], ["image", "build"]]
+COMMANDS = [["up"], ["status"], ["logs"], ["down"], ["cleanup"], ["doctor"], ["image"], ["image", "build"]]
 
 
 def _closed_port() -> int:
