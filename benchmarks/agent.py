@@ -76,14 +76,18 @@ def ready_cluster(c: LocalCluster):
     return not evaluate(statuses, c.manager_ids, c.worker_ids)
 
 
-def measure_ready(workdir: str, seed: int) -> float:
+def measure_ready(workdir: str, seed: int):
     c = LocalCluster(os.path.join(workdir, "ready"), managers=3, workers=5, seed=seed,
                      extra_env={"CHAOS_DISPATCHER_HEARTBEAT_MS": "200"})
     t0 = time.monotonic()
     c.start_all()
     try:
         wait_for(lambda: ready_cluster(c), 60, interval_s=0.02, what="ready 3+5 cluster")
-        return round(time.monotonic() - t0, 3)
+        return round(time.monotonic() - t0, 3), None
+    except TimeoutError:
+        from chaos.env.ready import evaluate
+        statuses = {n: c.status(n) for n in c.ids}
+        return None, [str(f) for f in evaluate(statuses, c.manager_ids, c.worker_ids)]
     finally:
         c.stop_all()
 
@@ -137,7 +141,9 @@ def main() -> int:
     out: dict = {"benchmark": "agent", "seed": args.seed, "clients": args.clients,
                  "duration_s": args.duration, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="chaos-bench-agent-") as tmp:
-        out["ready_s"] = measure_ready(tmp, args.seed)
+        out["ready_s"], failures = measure_ready(tmp, args.seed)
+        if failures:
+            out["ready_failures"] = failures  # not ready within the 60 s bound
         c = LocalCluster(os.path.join(tmp, "load"), managers=3, workers=0, seed=args.seed)
         c.start_all()
         try:

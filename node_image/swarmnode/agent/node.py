@@ -35,6 +35,7 @@ from .transport import TcpTransport, new_counters
 log = logging.getLogger("swarmnode.node")
 
 MAX_PENDING_FORWARDS = 4096   # client requests waiting for a leader's answer
+WORKER_TICK_MIN_MS = 50       # a worker's tick period is at least this (see tick_period_ms)
 
 LOCAL_OPS = ("service.list", "task.list")  # answered from a manager's own applied store
 
@@ -124,7 +125,7 @@ class Node:
         starvation Raft's timers stretch (counted in ``tick_lag_skips``) instead of firing falsely.
         SWIM timers use the monotonic clock in ms and are unaffected."""
         loop = asyncio.get_running_loop()
-        period = self.cfg.tick_ms / 1000
+        period = self.tick_period_ms() / 1000
         next_at = loop.time() + period
         while True:
             delay = next_at - loop.time()
@@ -141,6 +142,14 @@ class Node:
                 self.tick()
             except Exception:  # a bug in one tick must not stop the clock; it is logged loudly
                 log.exception("tick failed")
+
+    def tick_period_ms(self) -> int:
+        """Managers tick every CHAOS_TICK_MS (Raft timers count ticks). Workers run no Raft: their
+        timers (SWIM, heartbeats, task polling) are in milliseconds and need no finer clock than
+        WORKER_TICK_MIN_MS, which keeps an idle worker's CPU low when there are a hundred."""
+        if self.cfg.is_manager:
+            return self.cfg.tick_ms
+        return max(self.cfg.tick_ms, WORKER_TICK_MIN_MS)
 
     def tick(self) -> None:
         now = self.now_ms()
