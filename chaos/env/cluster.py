@@ -142,6 +142,20 @@ class Cluster:
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(nodes)))) as pool:
             return dict(zip(nodes, pool.map(self.status, nodes)))
 
+    def journal(self, node: str, since: int = 0, timeout_s: float = 10.0) -> list[dict]:
+        """The node's journal entries after `since` (docs/contracts.md section 4), on the control plane."""
+        import json
+
+        resp = self._http.get(self.api_url(node) + "/journal", params={"since": since}, timeout=timeout_s)
+        resp.raise_for_status()
+        return [json.loads(line) for line in resp.text.splitlines() if line.strip()]
+
+    def store(self, node: str, timeout_s: float = 10.0) -> dict:
+        """A manager's full applied store (`GET /store`), on the control plane."""
+        resp = self._http.get(self.api_url(node) + "/store", timeout=timeout_s)
+        resp.raise_for_status()
+        return resp.json()
+
     def probe(self, src: str, dst: str, timeout_ms: int = PROBE_TIMEOUT_MS) -> bool:
         """Can `src` reach `dst` through its proxy? For `chaos.toxi.LinkController.verify`.
 

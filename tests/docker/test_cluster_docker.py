@@ -61,7 +61,7 @@ def test_cluster_up_prints_seed_and_where_things_are(cluster_a):
     assert summary["toxiproxy"]["proxies"] == 8 + 8 * 7  # client links + every directed pair
 
 
-def test_cluster_status_shows_one_leader_and_all_workers(cluster_a, chaos_cmd):
+def test_cluster_status_shows_one_leader_and_all_workers(cluster_a, chaos_cmd, docker_client):
     name, _ = cluster_a
     proc = chaos_cmd("status", "--name", name, "--json")
     assert proc.returncode == 0, proc.stderr
@@ -74,6 +74,11 @@ def test_cluster_status_shows_one_leader_and_all_workers(cluster_a, chaos_cmd):
     assert {st["leader"] for st in managers.values()} == set(leaders)
     assert managers[leaders[0]]["workers"] == {f"w{i}": "ready" for i in range(1, 6)}
     assert doc["toxiproxy"]["proxies"] == 64 and doc["toxiproxy"]["active"] == []
+    cluster = require_cluster(docker_client, name)
+    journal = cluster.journal(leaders[0])
+    assert journal and journal[0]["type"] == "boot" and all(e["node"] == leaders[0] for e in journal)
+    assert any(e["type"] == "role" and e["role"] == "leader" for e in journal)
+    assert cluster.probe("m1", "m2") and cluster.probe("client", "w1")
     table = chaos_cmd("status", "--name", name)
     assert table.returncode == 0 and "leader" in table.stdout and "ready" in table.stdout
 
