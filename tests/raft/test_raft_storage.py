@@ -2,7 +2,9 @@
 torn tails and snapshots."""
 import os
 
-from swarmnode.raft import Entry, FileStorage, HardState, MemoryStorage, Snapshot, chain_hash
+import pytest
+
+from swarmnode.raft import Entry, FileStorage, HardState, MemoryStorage, Snapshot, StorageError, chain_hash
 
 
 def entries(lo, hi, term=1):
@@ -29,12 +31,21 @@ def test_storage_memory_truncates_and_snapshots():
     s.persist(None, [Entry(4, 2, {"op": "noop"})], None)          # conflict: replace from 4
     s.sync()
     assert [(e.index, e.term) for e in s.load().entries] == [(1, 1), (2, 1), (3, 1), (4, 2)]
-    s.persist(None, None, Snapshot(2, 1, "h", {}))                  # matching entry: keep the tail
-    s.sync()
+    tail = s.load().entries[2:]
+    s.persist(None, tail, Snapshot(2, 1, "h", {}))                  # a snapshot replaces the log;
+    s.sync()                                                        # the core re-sends the tail
     assert [e.index for e in s.load().entries] == [3, 4]
-    s.persist(None, None, Snapshot(9, 5, "z", {}))                  # unknown: drop the log (§7)
+    s.persist(None, None, Snapshot(9, 5, "z", {}))                  # installed from a leader (§7)
     s.sync()
     assert s.load().entries == [] and s.load().snapshot.index == 9
+
+
+def test_storage_rejects_a_gap():
+    s = MemoryStorage()
+    s.persist(None, entries(1, 2), None)
+    s.persist(None, entries(5, 5), None)
+    with pytest.raises(StorageError):
+        s.sync()
 
 
 def test_storage_file_round_trip_across_reopen(tmp_path):
@@ -83,7 +94,7 @@ def test_storage_file_snapshot_compacts_atomically(tmp_path):
     es = entries(1, 6)
     s.persist(HardState(1, None, 6), es, None)
     s.sync()
-    s.persist(None, None, Snapshot(4, 1, es[3].hash, {"kv": {"a": 1}}))
+    s.persist(None, es[4:], Snapshot(4, 1, es[3].hash, {"kv": {"a": 1}}))
     s.sync()
     s.close()
     ld = FileStorage(str(tmp_path)).load()

@@ -643,6 +643,7 @@ class RaftNode:
         self.log.compact(i)
         self._snapshot = s
         self._pending_snapshot = s
+        self._stable_next = i + 1   # storage replaces its log with the snapshot: re-send the tail
         self._events.append({"type": "snapshot", "index": s.index, "term": s.term, "hash": s.hash,
                              "store_digest": self.sm.digest()})
 

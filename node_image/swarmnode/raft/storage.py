@@ -7,10 +7,11 @@ The core never calls storage while running: it reads storage once at constructio
 afterwards hands everything to persist in Ready objects. The driver calls
     storage.persist(hard_state, entries, snapshot); storage.sync()
 before it sends the Ready's messages. persist() order, which both implementations follow:
-  1. entries: truncate the stored log from entries[0].index, then append them (entries at or below
-     the stored snapshot's index are skipped);
-  2. snapshot: store it; if the stored log has an entry at snapshot.index with snapshot.term, keep
-     the entries after it, else drop the whole log (Raft paper §7); entries <= snapshot.index go;
+  1. snapshot (if any): it replaces the stored snapshot AND the whole stored log (the core always
+     re-sends, in `entries`, every log entry that follows a snapshot it hands over, whether the
+     snapshot is a local compaction or one installed from the leader);
+  2. entries: truncate the stored log from entries[0].index, then append them (entries at or below
+     the snapshot index are skipped; a gap after the stored log raises StorageError);
   3. hard_state (term, vote, commit) replaces the stored one.
 """
 from __future__ import annotations
@@ -60,20 +61,18 @@ class Storage:
 
 def _apply_writes(log: list, snap: Snapshot, entries, snapshot):
     """Shared semantics of persist() on an in-memory list (log[i] has index snap.index + 1 + i)."""
+    if snapshot is not None:
+        del log[:]
+        snap = snapshot
     if entries:
         first = entries[0].index
         keep = max(0, first - snap.index - 1)
+        if keep > len(log):
+            raise StorageError(f"gap: stored log ends at {snap.index + len(log)}, entries start at {first}")
         del log[keep:]
         for e in entries:
             if e.index > snap.index:
                 log.append(e)
-    if snapshot is not None and snapshot.index > snap.index:
-        pos = snapshot.index - snap.index - 1
-        if 0 <= pos < len(log) and log[pos].term == snapshot.term:
-            del log[:pos + 1]
-        else:
-            del log[:]
-        snap = snapshot
     return log, snap
 
 
