@@ -10,7 +10,8 @@ Measures, with local processes (no Docker, no proxy):
   rss_mb        resident memory of each node after the load (from /proc/<pid>/status VmRSS);
   cpu_ms_per_write  CPU time each manager spent per acknowledged write (robust to a busy host);
   idle_cpu_pct  CPU share of each idle manager (ticks, heartbeats, gossip) over 3 s;
-  store_digest_ms   one Store.digest() at the load's final store size (the core runs it per apply).
+  store_digest_ms   one Store.digest() at the load's final store size (the core runs it per apply);
+  fsync_ms_p50  median small append + fsync on this file system (a write waits for two in a row).
 Never passes or fails on time. Usage: python3 benchmarks/agent.py [--duration S] [--clients N]
 
 Imports chaos.env.ready (the environment's readiness judgement) so ready_s means the same.
@@ -66,6 +67,22 @@ def digest_cost_ms(keys: int, clients: int) -> float:
     for _ in range(20):
         st.digest()
     return round((time.perf_counter() - t0) / 20 * 1000, 3)
+
+
+def fsync_ms(workdir: str, n: int = 50) -> float:
+    """Median time of a small append + fsync in the data directory's file system (diagnostic: each
+    write waits for one on the leader and one on a follower)."""
+    path = os.path.join(workdir, "fsync-probe")
+    times = []
+    with open(path, "ab") as f:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            f.write(b"x" * 200)
+            f.flush()
+            os.fsync(f.fileno())
+            times.append((time.perf_counter() - t0) * 1000)
+    os.unlink(path)
+    return round(sorted(times)[n // 2], 3)
 
 
 def ready_cluster(c: LocalCluster):
@@ -141,6 +158,7 @@ def main() -> int:
     out: dict = {"benchmark": "agent", "seed": args.seed, "clients": args.clients,
                  "duration_s": args.duration, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="chaos-bench-agent-") as tmp:
+        out["fsync_ms_p50"] = fsync_ms(tmp)
         out["ready_s"], failures = measure_ready(tmp, args.seed)
         if failures:
             out["ready_failures"] = failures  # not ready within the 60 s bound
