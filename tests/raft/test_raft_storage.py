@@ -101,3 +101,37 @@ def test_storage_file_snapshot_compacts_atomically(tmp_path):
     assert ld.snapshot.index == 4 and ld.snapshot.data == {"kv": {"a": 1}}
     assert [e.index for e in ld.entries] == [5, 6] and ld.hard_state.commit == 6
     assert not any(n.endswith(".tmp") for n in os.listdir(str(tmp_path)))
+
+
+def test_storage_file_node_restart_with_snapshots(tmp_path):
+    # a single-node cluster on FileStorage, compacting every 5 entries, restarted twice
+    import random
+
+    from swarmnode.raft import RaftConfig, RaftNode
+
+    cfg = RaftConfig(election_timeout_min_ticks=2, election_timeout_max_ticks=3, heartbeat_ticks=1,
+                     snapshot_threshold=5)
+
+    def boot():
+        st = FileStorage(str(tmp_path))
+        return RaftNode("m1", ["m1"], st, cfg, random.Random(0)), st
+
+    def drive(n, st):
+        while (rd := n.ready()) is not None:
+            st.persist(rd.hard_state, rd.entries, rd.snapshot)
+            st.sync()
+            n.advance(rd)
+
+    n, st = boot()
+    for _ in range(5):
+        n.tick()
+    drive(n, st)
+    for k in range(23):
+        n.propose({"op": "kv.put", "key": f"k{k % 4}", "value": k})
+        drive(n, st)
+    want = (n.term, n.commit_index, n.sm.digest(), n.last_log_index)
+    assert n.log.snap_index >= 20
+    st.close()
+    n2, st2 = boot()
+    drive(n2, st2)
+    assert (n2.term, n2.commit_index, n2.sm.digest(), n2.last_log_index) == want

@@ -632,8 +632,7 @@ class RaftNode:
                        "store_digest": sm.digest()})
             ev.extend(extra)
             results.append(AppliedResult(e.index, e.term, e.command, result))
-        if (self._applied - self.log.snap_index >= self.config.snapshot_threshold
-                and self._applied <= self._commit and self._applied < self._stable_next):
+        if self._applied - self.log.snap_index >= self.config.snapshot_threshold and self._applied <= self._commit:
             self._take_snapshot()
         return tuple(entries), tuple(results)
 
