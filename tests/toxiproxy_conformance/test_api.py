@@ -187,6 +187,8 @@ def test_proxies_update_subset_and_enable_toggle(api, echo, method):
     same = check_json(api.req(method, f"/proxies/{name}", json={}), 200)
     assert same == p
     s = connect(p)
+    s.sendall(b"x")
+    assert recv_exact(s, 1) == b"x"     # the proxy has taken the connection
     off = check_json(api.req(method, f"/proxies/{name}", json={"enabled": False, "name": "ignored"}), 200)
     assert off["enabled"] is False and off["name"] == name and off["listen"] == p["listen"]
     s.settimeout(3)
@@ -224,6 +226,23 @@ def test_proxies_update_upstream_restarts_and_closes_connections(api, echo, upst
     s2.sendall(b"b")
     assert recv_exact(s2, 1) == b"b"
     wait_until(lambda: other.accepted == 1)
+
+
+def test_proxies_update_listen_moves_listener_and_closes_connections(api, echo):
+    p = api.create(echo.addr)
+    s = connect(p)
+    s.sendall(b"a")
+    assert recv_exact(s, 1) == b"a"
+    new_port = free_port()
+    r = check_json(api.req("PATCH", f"/proxies/{p['name']}", json={"listen": f"127.0.0.1:{new_port}"}), 200)
+    assert r["listen"] == f"127.0.0.1:{new_port}" and r["enabled"] is True
+    s.settimeout(3)
+    assert s.recv(10) == b""
+    with pytest.raises(OSError):
+        connect(p, timeout=2)
+    s2 = connect(r)
+    s2.sendall(b"b")
+    assert recv_exact(s2, 1) == b"b"
 
 
 def test_proxies_update_to_taken_port_is_500_and_disabled(api, echo):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from .conftest import SEED, connect, recv_exact, recv_until_eof
+from .conftest import SEED, connect, recv_exact, recv_until_eof, wait_until
 
 pytestmark = pytest.mark.process
 
@@ -289,15 +289,20 @@ def test_noop_passes_data(api, echo):
 
 def test_toxicity_is_drawn_per_connection_not_per_message(api, echo):
     p = api.create(echo.addr)
-    api.toxic(p["name"], type="latency", toxicity=0.5, attributes={"latency": 100})
+    api.toxic(p["name"], type="latency", toxicity=0.5, attributes={"latency": 150})
     delayed = 0
+    mixed = []
     conns = 24
     for _ in range(conns):
         s = connect(p)
-        marks = [rtt(s) >= 0.099 for _ in range(3)]
-        assert len(set(marks)) == 1, f"mixed within one connection (seed {SEED}): {marks}"
+        marks = [rtt(s) >= 0.149 for _ in range(4)]
+        if len(set(marks)) > 1:
+            mixed.append(marks)
         delayed += marks[0]
         s.close()
+    # Per-message draws would mix ~21 of 24 connections; one mix is tolerated as a >149 ms stall of
+    # the shared host, not of the draw.
+    assert len(mixed) <= 1, f"mixed within one connection (seed {SEED}): {mixed}"
     # Binomial(24, 0.5): outside [3, 21] has probability < 0.0003.
     assert 3 <= delayed <= conns - 3, f"delayed {delayed}/{conns} (seed {SEED})"
 
@@ -337,8 +342,10 @@ def test_timeout_removal_closes_even_where_toxicity_missed(api, echo):
 def test_reset_closes_connections_covered_by_timeout(api, echo):
     p = api.create(echo.addr)
     api.toxic(p["name"], type="timeout", attributes={"timeout": 0})
+    before = echo.accepted
     s = connect(p)
     s.sendall(b"held")
+    wait_until(lambda: echo.accepted > before)   # the proxy has taken the connection (dialled upstream)
     assert api.req("POST", "/reset").status_code == 204
     s.settimeout(5)
     try:
@@ -370,3 +377,24 @@ def test_upstream_and_downstream_latency_add_up(api, echo):
     samples = [rtt(s) for _ in range(3)]
     assert all(x >= 0.120 - 0.001 for x in samples), samples
     assert min(samples) <= 0.120 + LAT_TOL_S, samples
+
+
+def test_reset_peer_waits_timeout_after_first_data(api, echo):
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="reset_peer", stream="upstream", attributes={"timeout": 300})
+
+    def check():
+        s = connect(p)
+        t0 = time.monotonic()
+        s.sendall(b"first")                 # dropped; the reset comes `timeout` ms later
+        s.settimeout(5)
+        try:
+            while s.recv(10):
+                pass
+            raise AssertionError("closed with FIN, expected RST")
+        except ConnectionResetError:
+            took = time.monotonic() - t0
+        s.close()
+        assert 0.3 - 0.001 <= took <= 0.3 + LAT_TOL_S, took
+
+    timed(check)

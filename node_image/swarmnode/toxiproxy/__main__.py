@@ -52,7 +52,7 @@ async def serve(args) -> None:
 
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(8), "big") >> 1
     loop = asyncio.get_running_loop()
-    registry = Registry(seed, proxy_metrics=args.proxy_metrics, loop=loop)
+    registry = Registry(seed, proxy_metrics=args.proxy_metrics, loop=loop, log=log)
     if args.config:
         try:
             with open(args.config, "rb") as fh:

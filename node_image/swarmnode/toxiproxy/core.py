@@ -78,9 +78,11 @@ class Proxy:
                 csock, _addr = sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:          # EMFILE and friends: keep serving, count it
+            except OSError as exc:          # EMFILE and friends: keep serving, count and log it
                 self.server.accept_errors += 1
                 self.server.last_accept_error = str(exc)
+                self.server.log("error", "Error while accepting client", proxy=self.name, error=str(exc),
+                                accept_errors=self.server.accept_errors)
                 return
             csock.setblocking(False)
             loop.create_task(self._adopt(csock))
@@ -139,8 +141,9 @@ class Proxy:
 class Registry:
     """All proxies of one server. `seed` seeds the one random generator all draws come from."""
 
-    def __init__(self, seed: int, proxy_metrics: bool = False, loop=None):
+    def __init__(self, seed: int, proxy_metrics: bool = False, loop=None, log=None):
         self.seed = seed
+        self.log = log or (lambda level, message, **fields: None)
         self.rng = random.Random(seed)
         self.proxies: dict[str, Proxy] = {}
         self.lock = asyncio.Lock()
@@ -196,6 +199,8 @@ class Registry:
             if enabled is None or enabled:
                 await proxy.start()
             self.proxies[name] = proxy
+            self.log("info", "Started proxy", name=name, listen=proxy.listen, upstream=upstream,
+                     enabled=proxy.enabled)
             return proxy.to_json()
 
     async def update_proxy(self, name: str, body) -> bytes:

@@ -190,7 +190,9 @@ class Conn:
             port = _parse_port(port_s)
             await asyncio.wait_for(
                 self.loop.create_connection(lambda: ServerSide(self), host or "localhost", port), DIAL_TIMEOUT_S)
-        except (OSError, ValueError, asyncio.TimeoutError):
+        except (OSError, ValueError, asyncio.TimeoutError) as exc:
+            self.proxy.server.log("error", "Unable to open connection to upstream", name=self.proxy.name,
+                                  upstream=upstream, error=str(exc) or type(exc).__name__)
             self.close()
 
     def dialled(self, tr):
