@@ -31,6 +31,13 @@ Checked after every step (each step is one tick or one delivered message):
   core-exception        a core raised (an internal assertion)
 Liveness (separate verdict): after the final heal, a leader commits and every node applies a new
 write within heal_window_ms.
+
+commit-rule and vote-lost check two protocol rules directly (rule_checks=True, the default); the
+other checks only see their consequences. In randomized runs the consequences of those two bugs
+(a lost committed entry, a double vote) need rare interleavings, so tests/raft also script them
+(test_raft_figure8.py, test_raft_vote_durability.py) and show the consequence checks firing.
+Bounds: MAX_READY_ROUNDS per step and MAX_EVENTS_PER_RUN per run; hitting one is reported
+(a `ready-bound` violation or BoundExceeded), never silent.
 """
 from __future__ import annotations
 
