@@ -78,9 +78,19 @@ def test_cluster_status_shows_one_leader_and_all_workers(cluster_a, chaos_cmd, d
     journal = cluster.journal(leaders[0])
     assert journal and journal[0]["type"] == "boot" and all(e["node"] == leaders[0] for e in journal)
     assert any(e["type"] == "role" and e["role"] == "leader" for e in journal)
-    assert cluster.probe("m1", "m2") and cluster.probe("client", "w1")
     table = chaos_cmd("status", "--name", name)
     assert table.returncode == 0 and "leader" in table.stdout and "ready" in table.stdout
+
+
+def test_cluster_probe_through_toxiproxy_links(cluster_a, docker_client):
+    """The probe callable LinkController.verify uses: node->node via the agent's POST /probe, and
+    client->node via the client proxy. Both dial fresh connections through Toxiproxy and write at
+    once, retried within a deadline as verify does."""
+    name, _ = cluster_a
+    cluster = require_cluster(docker_client, name)
+    _wait(lambda: cluster.probe("m1", "m2", timeout_ms=2000), 20, "probe m1->m2 through Toxiproxy")
+    _wait(lambda: cluster.probe("w1", "m3", timeout_ms=2000), 20, "probe w1->m3 through Toxiproxy")
+    _wait(lambda: cluster.probe("client", "w1", timeout_ms=2000), 20, "client -> w1 through Toxiproxy")
 
 
 def test_cluster_containers_are_hardened_labelled_and_loopback_only(cluster_a, docker_client):
