@@ -351,3 +351,19 @@ def test_ready_must_be_advanced_before_the_next():
     with pytest.raises(RuntimeError):
         n.ready()
     n.advance(rd)
+
+
+def test_pipelining_bounded_by_max_inflight_messages():
+    cfg = RaftConfig(election_timeout_min_ticks=10, election_timeout_max_ticks=20, heartbeat_ticks=2,
+                     max_inflight_messages=3)
+    c = Cluster(3, config=cfg, seed=0)
+    leader = c.elect()
+    n = c.nodes[leader]
+    f = next(i for i in c.ids if i != leader)
+    c.cut.add((f, leader))                     # the follower's answers are lost
+    c.inflight.clear()
+    for i in range(10):
+        n.propose(put("a", i))
+        c.pump(leader)
+    sent = [m for m in c.inflight if isinstance(m, AppendEntries) and m.dst == f and m.entries]
+    assert len(sent) == 3 and n.counters["inflight_bound_hits"] >= 7

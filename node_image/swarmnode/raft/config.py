@@ -52,6 +52,9 @@ class RaftConfig:
     max_uncommitted_entries (default 4096): propose() raises Busy beyond this many uncommitted
         entries (bounds the leader's log growth while it cannot commit).
     max_pending_reads (default 1024): read_index() raises Busy beyond this many unconfirmed reads.
+    max_inflight_messages (default 256): unacknowledged AppendEntries with entries a leader
+        pipelines to one follower; beyond it the leader waits for answers or the next heartbeat
+        (which retransmits from the follower's match index). Counted in inflight_bound_hits.
     snapshot_resend_ticks (default 20): a leader resends an unanswered InstallSnapshot this often.
     bugs (default empty): names from BUGS; test-only fault injection. validate() rejects unknown
         names.
@@ -66,6 +69,7 @@ class RaftConfig:
     snapshot_threshold: int = 1000
     max_uncommitted_entries: int = 4096
     max_pending_reads: int = 1024
+    max_inflight_messages: int = 256
     snapshot_resend_ticks: int = 20
     bugs: frozenset = field(default_factory=frozenset)
 
@@ -74,7 +78,7 @@ class RaftConfig:
         errors = []
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name.endswith(("_ticks", "_message", "_threshold", "_entries", "_reads")):
+            if f.name.endswith(("_ticks", "_message", "_threshold", "_entries", "_reads", "_messages")):
                 if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                     errors.append(f"{f.name} must be a positive integer, got {v!r}")
         if not errors:

@@ -82,7 +82,7 @@ class Ready:
 
 
 class _Progress:
-    __slots__ = ("match", "next", "state", "active", "acked_seq", "probe_sent", "snap_elapsed")
+    __slots__ = ("match", "next", "state", "active", "acked_seq", "probe_sent", "snap_elapsed", "inflight")
 
     def __init__(self, next_index: int):
         self.match = 0
@@ -92,6 +92,7 @@ class _Progress:
         self.acked_seq = 0
         self.probe_sent = False
         self.snap_elapsed = 0
+        self.inflight = 0
 
 
 class _PendingRead:
@@ -144,7 +145,8 @@ class RaftNode:
         self._randomized_timeout = 0
         self._hb_seq = 0
         self._ready_out = False
-        self.counters = {"dropped_messages": 0, "conflicting_leader": 0, "reads_dropped": 0}
+        self.counters = {"dropped_messages": 0, "conflicting_leader": 0, "reads_dropped": 0,
+                         "inflight_bound_hits": 0}
         self.become_follower(self._term, None)
 
     # ---- properties ---------------------------------------------------------------------------
@@ -292,6 +294,7 @@ class RaftNode:
                 else:
                     if pr.state == REPLICATE:
                         pr.next = pr.match + 1  # retransmit whatever may have been lost
+                        pr.inflight = 0
                     pr.probe_sent = False
                     self._send_append(p)
 
@@ -497,6 +500,8 @@ class RaftNode:
         self._send(AppendEntries(self._term, self.id, p, prev, prev_term, entries, self._commit, self._hb_seq))
         if pr.state == REPLICATE:
             pr.next = hi + 1
+            if entries:
+                pr.inflight += 1
         else:
             pr.probe_sent = True
 
@@ -504,7 +509,10 @@ class RaftNode:
         for p in self.peers:
             pr = self._progress[p]
             if pr.state == REPLICATE and pr.next <= self.log.last_index:
-                self._send_append(p)
+                if pr.inflight < self.config.max_inflight_messages:
+                    self._send_append(p)
+                else:
+                    self.counters["inflight_bound_hits"] += 1
             elif pr.state == PROBE and not pr.probe_sent:
                 self._send_append(p)
 
@@ -516,6 +524,8 @@ class RaftNode:
         if m.seq > pr.acked_seq:
             pr.acked_seq = m.seq
         if m.success:
+            if pr.inflight:
+                pr.inflight -= 1
             if m.match_index > pr.match:
                 pr.match = m.match_index
                 self._maybe_commit()
@@ -528,7 +538,8 @@ class RaftNode:
             elif pr.state != REPLICATE:
                 pr.state = REPLICATE
                 pr.probe_sent = False
-            if pr.state == REPLICATE and pr.next <= self.log.last_index:
+            if pr.state == REPLICATE and pr.next <= self.log.last_index and \
+                    pr.inflight < self.config.max_inflight_messages:
                 self._send_append(m.src)
         else:
             if m.hint_index == 0:
@@ -542,6 +553,7 @@ class RaftNode:
                 pr.next = max(pr.match + 1, min(nxt, self.log.last_index + 1))
                 pr.state = PROBE
                 pr.probe_sent = False
+                pr.inflight = 0
                 self._send_append(m.src)
         self._release_reads()
 
