@@ -22,12 +22,15 @@ pytestmark = [pytest.mark.process, pytest.mark.slow]
 SEED = 11
 
 
-@pytest.fixture
-def setup(tmp_path):
+@pytest.fixture(params=["10000", "10"], ids=["no-snapshot", "snapshot-every-10"])
+def setup(tmp_path, request):
+    """With a snapshot every 10 entries the majority compacts during the partition, so the old
+    leader can only catch up through InstallSnapshot (Raft §7) and a restored store."""
     relay = Relay()
     holder = {}
     c = LocalCluster(str(tmp_path), managers=3, workers=0, seed=SEED,
-                     extra_env={"CHAOS_REQUEST_TIMEOUT_MS": "1500"},
+                     extra_env={"CHAOS_REQUEST_TIMEOUT_MS": "1500",
+                                "CHAOS_SNAPSHOT_ENTRIES": request.param},
                      peer_address=lambda s, d: f"127.0.0.1:{holder['ports'][(s, d)]}")
     holder["ports"] = {(s, d): relay.add_link(f"{s}-{d}", c.peer_port[d])
                        for s in c.ids for d in c.ids if s != d}
@@ -38,6 +41,17 @@ def setup(tmp_path):
     relay.close()
     for n in c.ids:
         print(f"--- {n} log tail ---\n{c.log_tail(n)}")
+
+
+def journal(c: LocalCluster, node: str) -> list:
+    out = []
+    with open(os.path.join(c.workdir, node, "journal.jsonl"), "rb") as f:
+        for line in f:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
 
 
 def leaders_per_term(c: LocalCluster) -> dict:
@@ -71,7 +85,7 @@ def test_agent_isolated_leader_is_replaced_and_rejoins(setup):
     assert code in (503, 504) and body["definite"] is False, (code, body)
 
     new = wait_for(lambda: c.leader(others), 40, what="a leader among the majority")
-    for i in range(10):
+    for i in range(25):
         code, body = put_until_ok([c.url(others[(i + j) % 2], f"/kv/b{i}") for j in range(2)],
                                   i, "pb", i)
         assert code == 200, body
@@ -91,3 +105,5 @@ def test_agent_isolated_leader_is_replaced_and_rejoins(setup):
         assert kv.get(k) == v, k
     for term, nodes in leaders_per_term(c).items():
         assert len(nodes) == 1, f"two leaders in term {term}: {nodes}"
+    if c.extra_env["CHAOS_SNAPSHOT_ENTRIES"] == "10":
+        assert any(ev.get("type") == "snapshot" for ev in journal(c, new)), "no snapshot taken"

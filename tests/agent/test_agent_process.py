@@ -10,6 +10,8 @@ manager (same data dir) comes back with its log from disk and catches up to the 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from swarmnode.agent.localcluster import (LocalCluster, call_until_ok, http, put_until_ok,
@@ -20,10 +22,12 @@ pytestmark = [pytest.mark.process, pytest.mark.slow]
 SEED = 7
 
 
-@pytest.fixture
-def cluster(tmp_path):
+@pytest.fixture(params=["10000", "10"], ids=["no-snapshot", "snapshot-every-10"])
+def cluster(tmp_path, request):
+    """With a snapshot every 10 entries, the restarted manager boots from a snapshot on disk."""
     c = LocalCluster(str(tmp_path), managers=3, workers=3, seed=SEED,
-                     extra_env={"CHAOS_DISPATCHER_HEARTBEAT_MS": "300", "CHAOS_DISPATCHER_GRACE": "3"})
+                     extra_env={"CHAOS_DISPATCHER_HEARTBEAT_MS": "300", "CHAOS_DISPATCHER_GRACE": "3",
+                                "CHAOS_SNAPSHOT_ENTRIES": request.param})
     print(f"seed={SEED} workdir={tmp_path}")
     c.start_all()
     yield c
@@ -120,6 +124,8 @@ def test_agent_cluster_survives_worker_and_leader_kill(cluster):
     st = wait_for(lambda: c.status(leader), 20, what="restarted manager answering")
     assert st["boot"] == 2
     assert st["last_log_index"] >= before["commit_index"], "log reloaded from disk"
+    if c.extra_env["CHAOS_SNAPSHOT_ENTRIES"] == "10":
+        assert os.path.exists(os.path.join(c.workdir, leader, "raft", "snapshot.json"))
     wait_for(lambda: (lambda a, b: a and b and a.get("store_digest") == b.get("store_digest")
                       and a["applied_index"] == b["applied_index"])(
         store_of(c, leader), store_of(c, new_leader)), 20, what="restarted manager caught up")
