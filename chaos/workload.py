@@ -1,0 +1,197 @@
+"""Client workload and history recording (Jepsen's model; docs/contracts.md section 5).
+
+Owns: the thread-safe `HistoryWriter` (history.jsonl, appended and flushed as operations happen),
+the key-value client that turns HTTP answers into `ok` / `fail` / `info` honestly (STYLE.md item 15),
+the seeded client threads, and the status poller (status.jsonl).
+
+Rules kept here:
+- `fail` only when the node said the operation definitely did not happen (`definite: true`);
+  timeouts, dropped connections and unknown answers are `info`.
+- A process whose operation ended `info` never issues another operation: the client thread takes a
+  new process number (as Jepsen does), so a still-pending operation never overlaps a later one of the
+  same process.
+- Written values are unique across the run, so durability and linearizability can tell writes apart.
+Must not import: click, docker.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+import requests
+
+MAX_OPS_PER_CLIENT = 100_000  # bound: a runaway loop stops here and says so
+
+
+class HistoryWriter:
+    """Appends history events to `path`, one JSON object per line, each flushed at once."""
+
+    def __init__(self, path: Path):
+        self._fh = open(path, "a", encoding="utf-8")
+        self._lock = threading.Lock()
+        self._index = 0
+        self.counts: dict[str, int] = {"invoke": 0, "ok": 0, "fail": 0, "info": 0}
+
+    def add(self, **event) -> None:
+        with self._lock:
+            line = {"index": self._index, **event, "ts": time.time()}
+            self._index += 1
+            self.counts[event["type"]] = self.counts.get(event["type"], 0) + 1
+            self._fh.write(json.dumps(line, separators=(",", ":")) + "\n")
+            self._fh.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    clients: int = 4
+    keys: int = 3
+    op_timeout_s: float = 1.5
+    think_ms: int = 20                 # pause between a client's operations (bounds the rate)
+    mix: tuple[tuple[str, int], ...] = (("read", 4), ("write", 3), ("cas", 2), ("delete", 1))
+
+
+class KVClient:
+    """One client's HTTP calls to a node's key-value API; answers mapped to history outcomes."""
+
+    def __init__(self, base_url: str, timeout_s: float):
+        self.base_url = base_url
+        self.timeout_s = timeout_s
+        self.http = requests.Session()
+
+    def call(self, f: str, key: str, value) -> tuple[str, object, str | None]:
+        """Returns (type, value, error) with type ok / fail / info."""
+        url = f"{self.base_url}/kv/{key}"
+        try:
+            if f == "read":
+                resp = self.http.get(url, timeout=self.timeout_s)
+            elif f == "write":
+                resp = self.http.put(url, json={"value": value}, timeout=self.timeout_s)
+            elif f == "cas":
+                resp = self.http.post(url + "/cas", json={"expected": value[0], "value": value[1]},
+                                      timeout=self.timeout_s)
+            elif f == "delete":
+                resp = self.http.delete(url, timeout=self.timeout_s)
+            else:
+                raise ValueError(f"unknown operation {f!r}")
+            body = resp.json()
+        except (requests.RequestException, ValueError) as exc:
+            return "info", value, type(exc).__name__
+        if not isinstance(body, dict):
+            return "info", value, "bad-answer"
+        if resp.status_code == 200 and body.get("ok") is True:
+            if f == "read":
+                return "ok", body.get("value"), None
+            if f == "delete":
+                return "ok", body.get("existed"), None
+            return "ok", value, None
+        if body.get("definite") is True:
+            return "fail", value, str(body.get("error", resp.status_code))
+        return "info", value, str(body.get("error", resp.status_code))
+
+
+class Workload:
+    """Seeded client threads against the nodes' client URLs, writing one history."""
+
+    def __init__(self, urls: Mapping[str, str], writer: HistoryWriter, spec: WorkloadSpec, seed: int):
+        if not urls:
+            raise ValueError("a workload needs at least one node URL")
+        self.urls = dict(urls)
+        self.writer = writer
+        self.spec = spec
+        self.seed = seed
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._values = itertools.count(1)
+        self._values_lock = threading.Lock()
+        self._next_process = itertools.count(spec.clients)
+        self.bound_hit = False
+
+    def _unique_value(self) -> int:
+        with self._values_lock:
+            return next(self._values)
+
+    def start(self) -> None:
+        for i in range(self.spec.clients):
+            t = threading.Thread(target=self._client, args=(i,), name=f"client-{i}", daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def stop(self, join_timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=join_timeout_s)
+
+    def _client(self, i: int) -> None:
+        rng = random.Random(f"{self.seed}:client:{i}")
+        nodes = sorted(self.urls)
+        node = nodes[i % len(nodes)]
+        client = KVClient(self.urls[node], self.spec.op_timeout_s)
+        process = i
+        ops, weights = zip(*self.spec.mix)
+        keys = [f"k{j}" for j in range(self.spec.keys)]
+        for _ in range(MAX_OPS_PER_CLIENT):
+            if self._stop.is_set():
+                return
+            f = rng.choices(ops, weights)[0]
+            key = rng.choice(keys)
+            if f == "write":
+                value = self._unique_value()
+            elif f == "cas":
+                value = [rng.randrange(1, max(2, self._unique_value())), self._unique_value()]
+            else:
+                value = None
+            self.writer.add(process=process, type="invoke", f=f, key=key, value=value)
+            outcome, out_value, error = client.call(f, key, value)
+            event = {"process": process, "type": outcome, "f": f, "key": key, "value": out_value}
+            if error:
+                event["error"] = error
+            self.writer.add(**event)
+            if outcome == "info":
+                process = next(self._next_process)  # the old process may still be pending forever
+            self._stop.wait(self.spec.think_ms / 1000.0)
+        self.bound_hit = True
+
+
+class StatusPoller:
+    """Polls every node's status on the control plane and appends it to status.jsonl."""
+
+    def __init__(self, statuses: Callable[[], Mapping[str, dict | None]], path: Path, interval_s: float = 0.5):
+        self.statuses = statuses
+        self.path = path
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="status-poller", daemon=True)
+        self.last: dict[str, dict | None] = {}
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def poll_once(self) -> Mapping[str, dict | None]:
+        sts = self.statuses()
+        now = time.time()
+        with open(self.path, "a", encoding="utf-8") as fh:
+            for node, st in sorted(sts.items()):
+                row = {"ts": now, "node": node, "status": st if st is not None else {"error": "no answer"}}
+                fh.write(json.dumps(row, separators=(",", ":")) + "\n")
+        self.last = dict(sts)
+        return sts
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.poll_once()
+            self._stop.wait(self.interval_s)
