@@ -23,7 +23,7 @@ from chaos.env.cluster import require_cluster
 from chaos.env.engine import connect
 from chaos.env.progress import RichProgress
 from chaos.env.spec import AGENT_OPTIONS, MAX_WORKERS, ClusterSpec, agent_env_from_options
-from chaos.env.up import bring_up
+from chaos.env.up import TOXIPROXY_MODES, bring_up
 from chaos.errors import EnvironmentError_, UsageError
 
 _NAME_HELP = "cluster name (several clusters can run at once under different names)"
@@ -81,8 +81,12 @@ def _agent_options(f):
 @click.option("--base-image", envvar="CHAOS_BASE_IMAGE", default=None,
               help="local base image with python3 + aiohttp [CHAOS_BASE_IMAGE]")
 @click.option("--image", default=None, help="use this node image as is (skip the build check)")
+@click.option("--toxiproxy", "toxiproxy_mode", type=click.Choice(TOXIPROXY_MODES), default="auto",
+              show_default=True, help="auto: official image if on the engine, else the compatible "
+              "server; official: local or pulled, else fail; compatible: always ours")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON on stdout")
-def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, image, as_json, **agent):
+def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, image, toxiproxy_mode, as_json,
+           **agent):
     """Build or reuse the images, start a cluster and wait until it is ready.
 
     Ready = every manager agrees on one leader, every worker is registered READY with the leader,
@@ -104,7 +108,7 @@ def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, imag
     try:
         client = connect()
         node_image = _ensure_image(client, base_image, image, progress)
-        result = bring_up(client, spec, node_image, timeout_s, progress)
+        result = bring_up(client, spec, node_image, timeout_s, progress, toxiproxy_mode)
     finally:
         progress.close()
     cluster = result.cluster

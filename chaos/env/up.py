@@ -51,8 +51,17 @@ class ToxiproxyChoice:
         return args + ([] if self.official else ["-seed", str(seed)])
 
 
-def choose_toxiproxy(client: docker.DockerClient, node_image: str, try_pull: bool = False) -> ToxiproxyChoice:
-    """The official image when the engine has it (or, with try_pull, can pull it), else ours."""
+TOXIPROXY_MODES = ("auto", "official", "compatible")
+
+
+def choose_toxiproxy(client: docker.DockerClient, node_image: str, mode: str = "auto") -> ToxiproxyChoice:
+    """auto: the official image if the engine has it, else ours (no pull attempt: it can hang on
+    engines without a registry). official: local or pulled, else an error. compatible: ours."""
+    if mode not in TOXIPROXY_MODES:
+        raise UsageError(f"--toxiproxy must be one of {', '.join(TOXIPROXY_MODES)}")
+    if mode == "compatible":
+        return ToxiproxyChoice(node_image, False, "compatible server (python3 -m swarmnode.toxiproxy), as asked")
+    try_pull = mode == "official"
     with engine_errors("list images"):
         try:
             client.images.get(OFFICIAL_TOXIPROXY)
@@ -64,8 +73,9 @@ def choose_toxiproxy(client: docker.DockerClient, node_image: str, try_pull: boo
         try:
             client.images.pull(repo, tag=tag)
             return ToxiproxyChoice(OFFICIAL_TOXIPROXY, True, "official image pulled")
-        except docker.errors.DockerException:
-            pass
+        except docker.errors.DockerException as exc:
+            raise EnvironmentError_(f"cannot pull {OFFICIAL_TOXIPROXY}: {str(exc)[:200]}",
+                                    hint="`docker load` it, or use --toxiproxy auto/compatible") from exc
     return ToxiproxyChoice(node_image, False, "official image not available: compatible server "
                            "(python3 -m swarmnode.toxiproxy) from the node image")
 
@@ -166,14 +176,15 @@ class UpResult:
 
 
 def bring_up(client: docker.DockerClient, spec: ClusterSpec, node_image: str, ready_timeout_s: float,
-             progress: Progress | None = None, toxiproxy: ToxiproxyChoice | None = None) -> UpResult:
+             progress: Progress | None = None, toxiproxy: ToxiproxyChoice | str = "auto") -> UpResult:
     """Create everything for `spec` and wait until ready. On any exception (including Ctrl-C and
     SIGTERM, which arrive as KeyboardInterrupt) everything of this run is removed before re-raising."""
     progress = progress or NullProgress()
     started = time.monotonic()
     handle_previous(client, spec.name, progress)
     run_id = L.new_run_id()
-    toxiproxy = toxiproxy or choose_toxiproxy(client, node_image)
+    if isinstance(toxiproxy, str):
+        toxiproxy = choose_toxiproxy(client, node_image, toxiproxy)
     progress.step(f"cluster {spec.name!r}, run {run_id}, seed {spec.seed}: {spec.managers} managers, "
                   f"{spec.workers} workers; Toxiproxy: {toxiproxy.reason}")
     try:
