@@ -1,7 +1,7 @@
 """Benchmark: N seeded Raft simulations of 60 virtual seconds, a fault every 2-10 s.
 
-Prints one JSON object: seeds, violations, liveness_failures, seconds, seeds_per_second, workers,
-failing (replay commands), totals. Never passes or fails on time; exits 1 only on a violation or
+Prints one JSON object: seeds, violations, liveness_failures, seconds (wall), cpu_seconds (summed
+over workers: the load-independent cost), seeds_per_second, workers, failing (replay commands), totals. Never passes or fails on time; exits 1 only on a violation or
 liveness failure. Usage: python benchmarks/raft_sim_safety.py --seeds 500 [--workers 2] [--first 0]
 """
 from __future__ import annotations
@@ -20,8 +20,9 @@ from swarmnode.sim.raft_sim import run_seed  # noqa: E402
 
 def _one(args):
     seed, bug, seconds = args
+    c0 = time.process_time()
     r = run_seed(seed, bug, duration_ms=int(seconds * 1000))
-    return (seed, r["violation_count"], r["liveness_ok"], r["replay"], r["nodes"],
+    return (time.process_time() - c0, seed, r["violation_count"], r["liveness_ok"], r["replay"], r["nodes"],
             r["stats"]["events"], r["stats"]["crashes"], r["stats"]["partitions"],
             r["leaders_elected"], r["violations"][:1])
 
@@ -42,12 +43,15 @@ def main(argv=None) -> int:
     else:
         rows = [_one(j) for j in jobs]
     secs = time.monotonic() - t0
+    cpu = sum(r[0] for r in rows)
+    rows = [r[1:] for r in rows]
     bad_safety = [r for r in rows if r[1]]
     bad_live = [r for r in rows if r[2] is False]
     out = {
         "seeds": len(rows), "violations": sum(r[1] for r in rows),
         "seeds_with_violations": len(bad_safety), "liveness_failures": len(bad_live),
         "seconds": round(secs, 2), "seeds_per_second": round(len(rows) / secs, 2),
+        "cpu_seconds": round(cpu, 2), "cpu_seconds_per_seed": round(cpu / max(1, len(rows)), 3),
         "workers": a.workers, "virtual_seconds_per_seed": a.seconds, "bug": a.bug,
         "cluster_sizes": {str(n): sum(1 for r in rows if r[4] == n) for n in (3, 5)},
         "totals": {"events": sum(r[5] for r in rows), "crashes": sum(r[6] for r in rows),
