@@ -579,11 +579,13 @@ class RaftSim:
             self.sched.after(dur, "unpartition", token)
             self.stats["faults"].append([round(self.sched.now_ms), shape, round(dur)])
         elif kind == "lossy":
-            spec = dataclasses.replace(self.link, loss=rng.uniform(0.1, 0.5), reorder=0.2)
+            # a random subset of directed links turns lossy, slow and reordering, each its own way
             for a in self.ids:
                 for b in self.ids:
-                    if a != b:
-                        self.net.set_link(a, b, spec)
+                    if a != b and rng.random() < 0.5:
+                        self.net.set_link(a, b, dataclasses.replace(
+                            self.link, loss=rng.uniform(0.1, 0.5), reorder=0.2,
+                            delay_ms_max=self.link.delay_ms_max + rng.uniform(0, 50)))
             token = object()
             self.fault_state["lossy"] = token
             self.sched.after(dur, "unlossy", token)
