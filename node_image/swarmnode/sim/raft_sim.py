@@ -699,6 +699,19 @@ class RaftSim:
             liveness = bool(ok) if not (self.checker.violations and p.stop_on_violation) else None
         return self.result(liveness)
 
+    def _replay_extra(self) -> str:
+        """CLI flags for the parameters that differ from the defaults (config/link overrides and
+        rule_checks have no flags: such runs come from code, which the test names)."""
+        p, d = self.p, SimParams(seed=0)
+        extra = ""
+        if p.duration_ms != d.duration_ms:
+            extra += f" --seconds {p.duration_ms / 1000:g}"
+        if (p.fault_gap_ms_min, p.fault_gap_ms_max) != (d.fault_gap_ms_min, d.fault_gap_ms_max):
+            extra += f" --fault-gap-ms {p.fault_gap_ms_min}:{p.fault_gap_ms_max}"
+        if p.fault_len_ms_max != d.fault_len_ms_max:
+            extra += f" --fault-len-ms {p.fault_len_ms_max}"
+        return extra
+
     def result(self, liveness) -> dict:
         v = self.checker.violations
         out = {
@@ -714,7 +727,7 @@ class RaftSim:
             "leaders_elected": len(self.checker.leaders),
             "max_term": max(self.checker.max_term.values()),
             "max_commit": max(self.checker.max_commit.values()),
-            "replay": replay_command(self.p.seed, self.p.bug),
+            "replay": replay_command(self.p.seed, self.p.bug, self._replay_extra()),
         }
         if self.p.trace_hash:
             out["trace_crc"] = self.trace_crc
@@ -732,15 +745,15 @@ def main(argv=None) -> int:
     ap.add_argument("--bug", default="none", choices=("none",) + BUGS)
     ap.add_argument("--seconds", type=float, default=60.0, help="virtual seconds before the final heal")
     ap.add_argument("--fault-gap-ms", default="2000:10000", help="min:max virtual ms between faults")
+    ap.add_argument("--fault-len-ms", type=int, default=6000, help="longest fault, virtual ms")
     a = ap.parse_args(argv)
     lo, hi = (int(x) for x in a.fault_gap_ms.split(":"))
-    res = run_seed(a.seed, a.bug, duration_ms=int(a.seconds * 1000), fault_gap_ms_min=lo, fault_gap_ms_max=hi)
+    res = run_seed(a.seed, a.bug, duration_ms=int(a.seconds * 1000), fault_gap_ms_min=lo, fault_gap_ms_max=hi,
+                   fault_len_ms_max=a.fault_len_ms)
     print(json.dumps(res, indent=1, sort_keys=True))
     bad = res["violation_count"] > 0 or res["liveness_ok"] is False
     if bad:
-        extra = "" if (a.seconds, lo, hi) == (60.0, 2000, 10000) else \
-            f" --seconds {a.seconds:g} --fault-gap-ms {lo}:{hi}"
-        print("FAILED; replay: " + replay_command(a.seed, a.bug, extra), file=sys.stderr)
+        print("FAILED; replay: " + res["replay"], file=sys.stderr)
     return 1 if bad else 0
 
 
