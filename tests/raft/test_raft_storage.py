@@ -135,3 +135,39 @@ def test_storage_file_node_restart_with_snapshots(tmp_path):
     n2, st2 = boot()
     drive(n2, st2)
     assert (n2.term, n2.commit_index, n2.sm.digest(), n2.last_log_index) == want
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_storage_file_matches_memory_on_random_writes(tmp_path, seed):
+    # the same random persist() sequence, reopening the file storage now and then
+    import random
+
+    rng = random.Random(seed)
+    mem, path = MemoryStorage(), str(tmp_path / f"s{seed}")
+    fs = FileStorage(path)
+    last, term, snap_index, commit = 0, 1, 0, 0
+    for step in range(150):
+        r = rng.random()
+        if r < 0.15 and last > snap_index:
+            i = rng.randint(snap_index + 1, last)
+            tail = mem.load().entries[i - snap_index:]
+            args = (None, tail, Snapshot(i, 1, f"h{i}", {"n": i}))
+            snap_index = i
+        else:
+            term += rng.random() < 0.2
+            first = rng.randint(snap_index + 1, last + 1)
+            es = [Entry(k, term, {"op": "noop", "k": k}, f"x{k}") for k in range(first, first + rng.randint(1, 4))]
+            commit = max(commit, rng.randint(0, snap_index))          # the core's commit never decreases
+            hs = HardState(term, rng.choice([None, "m1", "m2"]), commit) if rng.random() < 0.5 else None
+            args = (hs, es, None)
+            last = es[-1].index
+        for s in (mem, fs):
+            s.persist(*args)
+            s.sync()
+        if rng.random() < 0.1:
+            fs.close()
+            fs = FileStorage(path)
+        a, b = mem.load(), fs.load()
+        assert (a.hard_state, a.snapshot, [(e.index, e.term, e.hash) for e in a.entries]) == \
+               (b.hard_state, b.snapshot, [(e.index, e.term, e.hash) for e in b.entries]), (seed, step)
+    fs.close()
