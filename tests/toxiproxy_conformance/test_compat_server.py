@@ -385,3 +385,33 @@ def test_broken_remove_dropping_queued_chunks_is_caught(broken, echo):
     with pytest.raises(AssertionError, match="got|differs"):
         _churn_and_check(api, echo, seed=11)
     api.cleanup()
+
+
+@pytest.mark.process
+def test_compat_fast_path_intact_when_read_buffer_is_swapped(broken, echo):
+    """The fast path's shared read buffer: with the policy for 3.12+/uvloop forced (swap the buffer
+    whenever a write stays pending), a large echo with a slow reader still arrives intact."""
+    api = broken({(datapath, "configure_for_loop"): lambda loop: datapath._copying_write.__setitem__(0, False)})
+    p = api.create(echo.addr)
+    s = connect(p, timeout=20)
+    total = 8 * 1024 * 1024
+    pattern = bytes(random.Random(3).getrandbits(8) for _ in range(4096)) * (total // 4096)
+    received = bytearray()
+
+    def reader():
+        while len(received) < total:
+            d = s.recv(32768)
+            if not d:
+                return
+            received.extend(d)
+            if len(received) % (1 << 20) < 32768:
+                time.sleep(0.01)          # a slow reader: the proxy's writes stay pending
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    s.sendall(pattern)
+    t.join(30)
+    s.close()
+    assert not datapath._copying_write[0]
+    assert len(received) == total and bytes(received) == pattern
+    api.cleanup()

@@ -148,6 +148,7 @@ class Registry:
         self.proxies: dict[str, Proxy] = {}
         self.lock = asyncio.Lock()
         self.loop = loop or asyncio.get_event_loop()
+        datapath.configure_for_loop(self.loop)
         self.proxy_metrics = proxy_metrics
         self.counters: dict[tuple, list[int]] = {}
         self.accept_errors = 0

@@ -646,7 +646,48 @@ BEHAVIOURS = {
 # ---------------------------------------------------------------------------------------------
 # Protocols
 
-class ClientSide(asyncio.Protocol):
+READ_BUF = 1024 * 1024
+_shared = [None]   # one read buffer for the whole event loop (reads are handled synchronously)
+_copying_write = [False]   # True when transport.write() never keeps a reference to its argument
+
+
+def configure_for_loop(loop) -> None:
+    """CPython <= 3.11's selector transport copies unsent bytes into its own buffer; 3.12+ and uvloop
+    may keep a reference to the caller's memory, so there the shared read buffer must be replaced
+    whenever a write is left pending."""
+    import sys
+    _copying_write[0] = sys.version_info < (3, 12) and type(loop).__module__.startswith("asyncio")
+
+
+class _Reader(asyncio.BufferedProtocol):
+    """Reads into one shared buffer. On a link without toxics the bytes go straight to the other
+    transport's write(); if that transport kept any of them buffered (it may hold a reference to
+    our memory), the shared buffer is given up and a fresh one is used for the next read. A link with
+    toxics gets its own copy of the bytes."""
+
+    __slots__ = ()
+
+    def get_buffer(self, sizehint):
+        buf = _shared[0]
+        if buf is None:
+            buf = _shared[0] = memoryview(bytearray(READ_BUF))
+        return buf
+
+    def _forward(self, link, nbytes):
+        buf = _shared[0]
+        if link.stages or link.done or link.dst is None:
+            link.feed(bytes(buf[:nbytes]))
+            return
+        link.rx += nbytes
+        dst = link.dst
+        if not dst.is_closing():
+            link.tx += nbytes
+            dst.write(buf[:nbytes])
+            if not _copying_write[0] and dst.get_write_buffer_size():
+                _shared[0] = None
+
+
+class ClientSide(_Reader):
     """The accepted client socket: source of the upstream link, destination of the downstream one."""
 
     __slots__ = ("proxy", "conn")
@@ -658,8 +699,8 @@ class ClientSide(asyncio.Protocol):
     def connection_made(self, transport):
         self.conn = self.proxy.conn_started(transport)
 
-    def data_received(self, data):
-        self.conn.up.feed(data)
+    def buffer_updated(self, nbytes):
+        self._forward(self.conn.up, nbytes)
 
     def eof_received(self):
         self.conn.up.feed_eof()
@@ -677,7 +718,7 @@ class ClientSide(asyncio.Protocol):
         self.conn.down.dst_resumed()
 
 
-class ServerSide(asyncio.Protocol):
+class ServerSide(_Reader):
     """The dialled upstream socket: source of the downstream link, destination of the upstream one."""
 
     __slots__ = ("conn",)
@@ -688,8 +729,8 @@ class ServerSide(asyncio.Protocol):
     def connection_made(self, transport):
         self.conn.dialled(transport)
 
-    def data_received(self, data):
-        self.conn.down.feed(data)
+    def buffer_updated(self, nbytes):
+        self._forward(self.conn.down, nbytes)
 
     def eof_received(self):
         self.conn.down.feed_eof()
