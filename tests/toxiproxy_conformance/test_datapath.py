@@ -314,7 +314,9 @@ def test_toxicity_zero_never_and_one_always(api, echo):
               attributes={"latency": 40})
     for _ in range(4):
         s = connect(p)
-        assert 0.039 <= rtt(s) < 0.15
+        samples = [rtt(s) for _ in range(3)]
+        assert min(samples) >= 0.039, samples      # "always" applied to every message
+        assert min(samples) < 0.15, samples        # "never" did not (min: a host stall is not a delay)
         s.close()
 
 
