@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import struct
 
 import pytest
 
 from swarmnode.agent import frames
+from swarmnode.agent.localcluster import free_ports
 from swarmnode.agent.transport import TcpTransport, backoff_ms
 from swarmnode.sim.transport import SimNetwork
 
@@ -22,9 +22,7 @@ SEED = 20261128
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]  # below the ephemeral range: no TCP self-connect while polling
 
 
 class SimAdaptor:

@@ -9,6 +9,7 @@ Must not import ``chaos`` or asyncio; stdlib only (urllib for HTTP).
 
 from __future__ import annotations
 
+import http.client as http_client
 import json
 import os
 import signal
@@ -23,16 +24,41 @@ from typing import Callable, Optional
 NODE_IMAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_ports(n: int) -> list[int]:
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
+    """``n`` distinct bindable loopback ports BELOW the ephemeral range.
+
+    Ports from bind(0) are ephemeral: a client polling such a port before its server is up can be
+    handed the same number as its own local port and connect to itself (TCP self-connect), reading
+    back its own request and holding the port so the server cannot bind. Ports below the range are
+    never handed out as local ports. Drawn from a pid-seeded generator so concurrent runs rarely
+    collide, and each is checked bindable (bounded attempts)."""
+    import random
+    hi = min(_ephemeral_low(), 65536) - 1
+    lo = max(1024, hi - 12000)
+    rng = random.Random(os.getpid() * 1_000_003 + time.monotonic_ns())
+    ports: list[int] = []
+    for _ in range(200 * n):
+        if len(ports) == n:
+            return ports
+        p = rng.randrange(lo, hi)
+        if p in ports:
+            continue
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+        ports.append(p)
+    raise RuntimeError(f"no {n} free ports in [{lo}, {hi}) after {200 * n} attempts")
 
 
 def http(method: str, url: str, body: Optional[dict] = None, timeout: float = 3.0) -> tuple[int, dict]:
@@ -46,8 +72,8 @@ def http(method: str, url: str, body: Optional[dict] = None, timeout: float = 3.
             status = resp.status
     except urllib.error.HTTPError as e:
         raw, status = e.read(), e.code
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-        return 0, {"error": str(e)}
+    except (urllib.error.URLError, OSError, TimeoutError, http_client.HTTPException) as e:
+        return 0, {"error": f"{type(e).__name__}: {e}"}
     try:
         return status, json.loads(raw) if raw else {}
     except ValueError:
