@@ -86,6 +86,7 @@ def main() -> int:
     ap.add_argument("--hold-s", type=float, default=30.0, help="how long a max_workers cluster must stay ready")
     ap.add_argument("--timeout-s", type=float, default=300.0, help="ready timeout per cluster")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--image", default=None, help="use this node image instead of building node_image/")
     args = ap.parse_args()
     client = connect(timeout_s=600)
     out: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -101,7 +102,7 @@ def main() -> int:
     else:
         out["image_build_s"] = None
         out["image_build_note"] = "pass --from-empty to measure (removes chaos images first)"
-    image = image_mod.build_node_image(client, progress=_StderrProgress()).tag
+    image = args.image or image_mod.build_node_image(client, progress=_StderrProgress()).tag
     out["image"] = image
     r = _ready_time(client, image, 3, 5, args.timeout_s, args.seed)
     out["ready_s_3x5"] = r["up_s"] if r["ok"] else None

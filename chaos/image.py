@@ -263,11 +263,13 @@ def _assemble_context(ctx: Path, source: Path, wheels_from: Path | None) -> list
 
 
 def build_node_image(client: docker.DockerClient, base_image: str | None = None, force: bool = False,
-                     progress: Progress | None = None, allow_pull: bool = True) -> ImageResult:
-    """Build (or reuse) `chaos-node:<hash>`; also tags it `chaos-node:latest`."""
+                     progress: Progress | None = None, allow_pull: bool = True,
+                     source: Path | None = None) -> ImageResult:
+    """Build (or reuse) `chaos-node:<hash>`; also tags it `chaos-node:latest`. `source` overrides
+    the node_image/ directory (a Dockerfile + swarmnode/), e.g. to try a patched tree."""
     progress = progress or NullProgress()
     started = time.monotonic()
-    source = node_image_dir()
+    source = Path(source) if source is not None else node_image_dir()
     choice = choose_base(client, base_image, progress, allow_pull=allow_pull)
     with engine_errors(f"inspect base image {choice.ref}"):
         base = client.images.get(choice.ref)
