@@ -30,8 +30,12 @@ def docker_client():
 
 @pytest.fixture(scope="session")
 def node_image(docker_client) -> str:
+    """The node image of this tree (built if missing), or CHAOS_TEST_IMAGE when set."""
     from chaos.image import build_node_image
 
+    override = os.environ.get("CHAOS_TEST_IMAGE")
+    if override:
+        return override
     return build_node_image(docker_client).tag
 
 
