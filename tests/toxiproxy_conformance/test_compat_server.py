@@ -103,17 +103,20 @@ def _start_server(seed: int, *extra: str):
     return proc, url
 
 
-def _delay_pattern(url: str, echo: Upstream, conns: int = 16) -> list[bool]:
+def _draw_pattern(url: str, echo: Upstream, conns: int = 16) -> list[bool]:
+    """Which of `conns` successive connections a toxicity-0.5 toxic applied to, observed without
+    timing: limit_data with bytes 0 closes a connection on its first byte when it applies."""
     api = Api(url)
     p = api.create(echo.addr)
-    api.toxic(p["name"], type="latency", toxicity=0.5, attributes={"latency": 40})
+    api.toxic(p["name"], type="limit_data", stream="upstream", toxicity=0.5, attributes={"bytes": 0})
     out = []
     for _ in range(conns):
         s = connect(p)
-        t0 = time.monotonic()
         s.sendall(b"?")
-        assert s.recv(1) == b"?"
-        out.append(time.monotonic() - t0 >= 0.039)
+        try:
+            out.append(s.recv(1) == b"")
+        except ConnectionResetError:
+            out.append(True)
         s.close()
     api.cleanup()
     return out
@@ -126,7 +129,7 @@ def test_compat_seed_makes_toxicity_draws_reproducible(echo):
     for label, seed in (("a", 1234), ("b", 1234), ("c", 99)):
         proc, url = _start_server(seed)
         try:
-            patterns[label] = _delay_pattern(url, echo)
+            patterns[label] = _draw_pattern(url, echo)
         finally:
             proc.terminate()
             proc.wait(10)
@@ -415,3 +418,25 @@ def test_compat_fast_path_intact_when_read_buffer_is_swapped(broken, echo):
     assert not datapath._copying_write[0]
     assert len(received) == total and bytes(received) == pattern
     api.cleanup()
+
+
+@pytest.mark.process
+def test_broken_seed_ignored_is_caught(monkeypatch, echo):
+    """The real server's bug (-seed has no effect), reproduced in-process: two servers with the same
+    seed then draw differently, which is what the reproducibility test checks."""
+    from swarmnode.toxiproxy import core
+    original = core.Registry.__init__
+
+    def unseeded(self, seed, *args, **kwargs):
+        original(self, seed, *args, **kwargs)
+        self.rng = random.Random()                 # BROKEN: the seed is accepted and ignored
+
+    monkeypatch.setattr(core.Registry, "__init__", unseeded)
+    patterns = []
+    for _ in range(2):
+        srv = InProcessServer(seed=1234)
+        try:
+            patterns.append(_draw_pattern(srv.url, echo))
+        finally:
+            srv.close()
+    assert patterns[0] != patterns[1], "an unseeded server drew the same 16 outcomes twice (p = 2**-16)"
