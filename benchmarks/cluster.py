@@ -116,6 +116,7 @@ def main() -> int:
         for n in WORKER_STEPS:
             r = _ready_time(client, image, 3, n, args.timeout_s, args.seed, hold_s=args.hold_s)
             tried.append({"workers": n, **r})
+            print(f"max_workers step: {json.dumps(tried[-1])}", file=sys.stderr, flush=True)
             if not r["ok"]:
                 stop = f"{n} workers failed: {r.get('error', '')[:300]}"
                 break
