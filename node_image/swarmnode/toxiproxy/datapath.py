@@ -202,6 +202,7 @@ class Conn:
         self.server = tr
         self.up.dst = tr
         self.down.src = tr
+        self.up.flush_pending()
         self.up.dst_resumed()
 
     def maybe_done(self):
@@ -245,7 +246,7 @@ class Link:
     """One direction of a connection: source transport -> toxic stages -> destination transport."""
 
     __slots__ = ("conn", "direction", "src", "dst", "stages", "eof", "done", "inflight",
-                 "dst_paused", "src_paused", "rx", "tx")
+                 "dst_paused", "src_paused", "rx", "tx", "pending", "finish_on_dial")
 
     def __init__(self, conn: Conn, direction: str):
         self.conn = conn
@@ -260,6 +261,28 @@ class Link:
         self.src_paused = False
         self.rx = 0
         self.tx = 0
+        # Bytes that reached the destination side before the upstream dial completed. Reading is
+        # paused until then, but an event loop may deliver a read already under way (uvloop does).
+        self.pending: list[bytes] = []
+        self.finish_on_dial = False
+
+    def _write_dst(self, data) -> None:
+        if self.dst is None:
+            self.pending.append(bytes(data))
+            return
+        if not self.dst.is_closing():
+            self.tx += len(data)
+            self.dst.write(data)
+
+    def flush_pending(self) -> None:
+        """Called once the destination exists: deliver what arrived early, then a deferred close."""
+        pending, self.pending = self.pending, []
+        for data in pending:
+            self._write_dst(data)
+        if self.finish_on_dial:
+            self.finish_on_dial = False
+            self.done = False
+            self.finish()
 
     # -- input side
     def feed(self, data: bytes):
@@ -267,9 +290,7 @@ class Link:
         if self.done:
             return
         if not self.stages:
-            self.tx += len(data)
-            if not self.dst.is_closing():
-                self.dst.write(data)
+            self._write_dst(data)
             return
         now = self.conn.loop.time()
         q = self.stages[0].queue
@@ -302,9 +323,8 @@ class Link:
             return
         data = item[0]
         self.inflight -= len(data)
-        if not self.done and data and not self.dst.is_closing():
-            self.tx += len(data)
-            self.dst.write(data)
+        if not self.done and data:
+            self._write_dst(data)
         if self.src_paused:
             self._maybe_resume()
 
@@ -322,6 +342,9 @@ class Link:
         conn = self.conn
         if self.dst is not None:
             self.dst.close()
+        elif self.pending and not conn.closed:
+            self.finish_on_dial = True   # deliver the early bytes first (dialled() finishes us)
+            return
         else:
             conn.close()
             return
@@ -661,9 +684,9 @@ def configure_for_loop(loop) -> None:
 
 class _Reader(asyncio.BufferedProtocol):
     """Reads into one shared buffer. On a link without toxics the bytes go straight to the other
-    transport's write(); if that transport kept any of them buffered (it may hold a reference to
-    our memory), the shared buffer is given up and a fresh one is used for the next read. A link with
-    toxics gets its own copy of the bytes."""
+    transport's write(): the buffer itself where write() copies what it cannot send at once
+    (CPython <= 3.11's selector loop), else a copy of just the bytes read. A link with toxics, or
+    one whose upstream is still being dialled, gets its own copy of the bytes."""
 
     __slots__ = ()
 
@@ -682,9 +705,13 @@ class _Reader(asyncio.BufferedProtocol):
         dst = link.dst
         if not dst.is_closing():
             link.tx += nbytes
-            dst.write(buf[:nbytes])
-            if not _copying_write[0] and dst.get_write_buffer_size():
-                _shared[0] = None
+            if _copying_write[0]:
+                dst.write(buf[:nbytes])
+            else:
+                # uvloop / 3.12+ may keep a reference to unsent memory: hand them a copy of just
+                # these bytes. (Swapping out the shared 1 MiB buffer instead pinned 1 MiB per
+                # connection with a pending write: 2 GiB and an OOM kill at 3 managers + 50 workers.)
+                dst.write(bytes(buf[:nbytes]))
 
 
 class ClientSide(_Reader):
