@@ -76,8 +76,8 @@ class DemoRun:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _phase(self, name: str) -> None:
-        now = time.time()
+    def _phase(self, name: str, start: float | None = None) -> None:
+        now = time.time() if start is None else start
         if self.phases:
             self.phases[-1]["end"] = now
         self.phases.append({"name": name, "start": now, "end": None})
@@ -158,9 +158,9 @@ class DemoRun:
                                  "done_ts": rec.get("done_ts")})
             time.sleep(spec.fault_s)
 
-            self._phase("recovery")
             rec = links.heal()
             heal_ts = rec["ts"]
+            self._phase("recovery", start=heal_ts)  # the phase after the final heal
             self._fault(ts=rec["ts"], fault="f1", action="stop", kind="partition", targets=[leader],
                         details={"op": "heal", "done_ts": rec.get("done_ts")})
             time.sleep(spec.recovery_s)
