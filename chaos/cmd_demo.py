@@ -26,8 +26,9 @@ from chaos.env.progress import RichProgress
               help="parent directory of the run directory")
 @click.option("--fault-s", type=click.FloatRange(1, 600), default=8.0, show_default=True,
               help="how long the leader stays isolated")
-@click.option("--keep", is_flag=True, help="leave the cluster up afterwards (remove with `chaos down --name demo`)")
-def demo(seed, managers, workers, out, fault_s, keep) -> int:
+@click.option("--name", default="demo", show_default=True, help="cluster name (runs under different names can overlap)")
+@click.option("--keep", is_flag=True, help="leave the cluster up afterwards (remove with `chaos down --name NAME`)")
+def demo(seed, managers, workers, out, fault_s, name, keep) -> int:
     """Run one real experiment end to end: isolate the leader, heal, judge.
 
     Brings up a cluster (building the node image if needed), creates a service, records a client
@@ -44,7 +45,7 @@ def demo(seed, managers, workers, out, fault_s, keep) -> int:
         seed = secrets.randbelow(2**31)
     if managers % 2 == 0:
         raise click.BadParameter("managers must be odd (a Raft group of 2k+1)", param_hint="--managers")
-    spec = DemoSpec(seed=seed, managers=managers, workers=workers, fault_s=fault_s, keep=keep)
+    spec = DemoSpec(seed=seed, managers=managers, workers=workers, fault_s=fault_s, name=name, keep=keep)
     progress = RichProgress()
     try:
         run = DemoRun(spec, out, progress, say=lambda text: click.echo(text, err=True))
