@@ -50,6 +50,13 @@ class Limits:
     toxiproxy_mem: str = "2g"
     node_pids: int = 256        # the worker runs its tasks as subprocesses
     toxiproxy_pids: int = 2048  # the official server is Go: threads count as pids
+    # Relative CPU weight under contention (Docker's default is 1024). Every byte between nodes
+    # crosses the Toxiproxy container and the managers' elections run on timers, so on a small host
+    # with many workers these two must not be starved by the workers' gossip: without the weights,
+    # 3 managers + 50 workers on 2 cores lost their leader to CPU starvation.
+    manager_cpu_shares: int = 2048
+    worker_cpu_shares: int = 512
+    toxiproxy_cpu_shares: int = 4096
     read_only: bool = True
 
 

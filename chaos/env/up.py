@@ -156,9 +156,9 @@ def signals_ignored() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _hardening(limits_mem: str, pids: int, read_only: bool) -> dict:
+def _hardening(limits_mem: str, pids: int, read_only: bool, cpu_shares: int = 1024) -> dict:
     opts = {"user": "10001", "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
-            "mem_limit": limits_mem, "pids_limit": pids, "init": True,
+            "mem_limit": limits_mem, "pids_limit": pids, "init": True, "cpu_shares": cpu_shares,
             "restart_policy": {"Name": "no"}}
     if read_only:
         opts["read_only"] = True
@@ -234,7 +234,7 @@ def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: 
             labels=L.object_labels(spec.name, run_id, L.TOXIPROXY_NODE, "toxiproxy"),
             network=net_name, ports=ports,
             networking_config={net_name: client.api.create_endpoint_config(aliases=[L.TOXIPROXY_NODE])},
-            **_hardening(lim.toxiproxy_mem, lim.toxiproxy_pids, lim.read_only))
+            **_hardening(lim.toxiproxy_mem, lim.toxiproxy_pids, lim.read_only, lim.toxiproxy_cpu_shares))
         tp.reload()
     handles[L.TOXIPROXY_NODE] = NodeHandle(L.TOXIPROXY_NODE, "toxiproxy", tp)
     cluster = Cluster(client, spec.name, run_id, handles)
@@ -276,6 +276,7 @@ def _start_node(client: docker.DockerClient, spec: ClusterSpec, run_id: str, ima
             networking_config={net_name: client.api.create_endpoint_config(aliases=[node])},
             ports={f"{AGENT_API_PORT}/tcp": ("127.0.0.1", None)},
             volumes={volume.name: {"bind": "/data", "mode": "rw"}},
-            **_hardening(lim.manager_mem if kind == "manager" else lim.worker_mem, lim.node_pids, lim.read_only))
+            **_hardening(lim.manager_mem if kind == "manager" else lim.worker_mem, lim.node_pids, lim.read_only,
+                        lim.manager_cpu_shares if kind == "manager" else lim.worker_cpu_shares))
         c.reload()
     return c

@@ -110,6 +110,8 @@ def test_cluster_containers_are_hardened_labelled_and_loopback_only(cluster_a, d
                 assert b["HostIp"] == "127.0.0.1"
         assert c.labels[L.TOOL_LABEL] == "chaos" and c.labels[L.CLUSTER_LABEL] == name
         assert c.labels[L.KIND_LABEL] in ("manager", "worker", "toxiproxy")
+    shares = {c.labels[L.KIND_LABEL]: c.attrs["HostConfig"]["CpuShares"] for c in containers}
+    assert shares["toxiproxy"] > shares["manager"] > shares["worker"], "workers must not starve managers"
     for v in docker_client.volumes.list(filters=L.selector(cluster=name)):
         assert v.attrs["Labels"][L.RUN_LABEL] in run_ids
     nets = docker_client.networks.list(filters=L.selector(cluster=name))
