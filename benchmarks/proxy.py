@@ -7,7 +7,7 @@ latency_error_p99_ms (p99 of measured minus configured delay for a 20 ms latency
 proxy round trip subtracted). Server: TOXIPROXY_URL if set (e.g. a real Toxiproxy), else the project's
 compatible server started locally. The upstream echo/sink runs in its own process.
 
-    python3 benchmarks/proxy.py [--pings 2000] [--mib 64] [--conns 2000]
+    python3 benchmarks/proxy.py [--pings 20000] [--mib 64] [--conns 2000] [--toxic-pings 1000]
 
 Must not import `chaos`.
 """
@@ -139,9 +139,10 @@ def hold_connections(port, n):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--pings", type=int, default=2000)
+    ap.add_argument("--pings", type=int, default=20000)
     ap.add_argument("--mib", type=int, default=64)
     ap.add_argument("--conns", type=int, default=2000)
+    ap.add_argument("--toxic-pings", type=int, default=1000)
     ap.add_argument("--upstream-process", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.upstream_process:
@@ -206,7 +207,7 @@ def main():
         r = http.post(f"{url}/proxies/bench_echo/toxics",
                       json={"name": "bench_lat", "type": "latency", "attributes": {"latency": lat_ms}}, timeout=10)
         r.raise_for_status()
-        toxic_rtts = pingpong(pe, 300)
+        toxic_rtts = pingpong(pe, args.toxic_pings)
         http.delete(f"{url}/proxies/bench_echo/toxics/bench_lat", timeout=10)
         errors = [x - lat_ms / 1000.0 - v50 for x in toxic_rtts]
 
@@ -235,6 +236,8 @@ def main():
                 "direct_mib_s": round(t_direct / 2 ** 20, 1), "proxy_mib_s": round(t_via / 2 ** 20, 1),
                 "connections_tried": args.conns, "populate_status": populate_status,
                 "latency_error_p50_ms": round(quantile(errors, 0.5) * 1000, 3),
+                "latency_error_p90_ms": round(quantile(errors, 0.9) * 1000, 3),
+                "latency_error_max_ms": round(max(errors) * 1000, 3),
                 "loadavg_1m": os.getloadavg()[0], "cpus": os.cpu_count(),
             },
         }

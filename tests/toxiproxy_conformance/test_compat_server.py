@@ -84,6 +84,39 @@ def test_slice_sizes_cover_input_and_respect_average():
         assert max(sizes) <= max(avg, 1), (n, avg, var, max(sizes))
 
 
+def test_precise_timer_wakes_in_deadline_order_never_early_and_skips_cancelled():
+    """The latency toxic's timer: sleepers wake in deadline order whatever order they were armed in,
+    none before its deadline, a cancelled one is passed over, and the loop's own timer is the fallback
+    where there is no timerfd."""
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        t0 = datapath.now()
+        woke = []
+
+        async def sleeper(tag, delay):
+            deadline = t0 + delay
+            await datapath.sleep_until(loop, deadline)
+            woke.append((tag, datapath.now() - deadline))
+
+        tasks = [asyncio.ensure_future(sleeper(tag, d))
+                 for tag, d in [("c", 0.030), ("a", 0.010), ("x", 0.015), ("b", 0.020)]]
+        await asyncio.sleep(0)
+        tasks[2].cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert [tag for tag, _ in woke] == ["a", "b", "c"]
+        assert all(late >= 0 for _, late in woke), woke
+        assert not datapath.timer_for(loop).heap
+
+    asyncio.run(scenario())
+    saved = datapath._TIMERFD
+    datapath._TIMERFD = None
+    try:
+        asyncio.run(scenario())
+    finally:
+        datapath._TIMERFD = saved
+
+
 # -- -seed really seeds -----------------------------------------------------------------------------
 
 def _start_server(seed: int, *extra: str):

@@ -16,17 +16,135 @@ socket fully and ends the other direction (half-close is not propagated, as in t
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import heapq
 import ipaddress
+import itertools
 import os
 import random
 import socket
 import struct
+import time
 
 CHUNK = 32 * 1024          # toxics act on chunks of at most this size (the real server reads 32 KiB)
 HIGH_WATER = 256 * 1024    # bytes queued inside a link's toxic stages before the source is paused
 LOW_WATER = 64 * 1024      # ... and resumed
 DIAL_TIMEOUT_S = 30.0      # bound on dialling the upstream of one accepted connection
 EOF = None                 # end-of-direction marker travelling through a link
+
+# Chunk timestamps and toxic deadlines use the monotonic clock at full resolution: uvloop's
+# loop.time() is cached per loop iteration in whole milliseconds, which alone put up to 1 ms of
+# error on a latency toxic.
+now = time.monotonic
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+def _libc_timerfd():
+    """libc's timerfd_create/timerfd_settime, or None where there are none (not Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.timerfd_create, libc.timerfd_settime
+    except (OSError, AttributeError):
+        return None
+
+
+_TIMERFD = _libc_timerfd()
+_CLOCK_MONOTONIC, _TFD_NONBLOCK, _TFD_CLOEXEC, _TFD_TIMER_ABSTIME = 1, 0o4000, 0o2000000, 1
+
+
+class PreciseTimer:
+    """Wakes futures of one event loop at monotonic deadlines with sub-millisecond precision.
+
+    Event-loop timers have millisecond granularity (libuv's, and the epoll timeout that CPython's
+    selector rounds up), so a 20 ms latency toxic came out up to 2 ms late. Here one Linux timerfd,
+    armed at the earliest deadline of a heap and watched by the loop like any socket, wakes the loop
+    on the kernel's high-resolution timer (measured on this VM: 0.13 ms late at p50, 0.22 ms at p99,
+    against 0.22 / 1.05 ms for asyncio.sleep under uvloop). Without timerfd it falls back to the
+    loop's own timer. A cancelled future is skipped when its deadline comes."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.heap: list = []
+        self.seq = itertools.count()
+        self.fd = -1
+        self.armed = None
+        if _TIMERFD is not None:
+            fd = _TIMERFD[0](_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)
+            if fd >= 0:
+                self.fd = fd
+                loop.add_reader(fd, self._fire)
+        self.handle = None
+
+    def sleep_until(self, deadline: float) -> asyncio.Future:
+        fut = self.loop.create_future()
+        heapq.heappush(self.heap, (deadline, next(self.seq), fut))
+        if self.heap[0][2] is fut:
+            self._arm(deadline)
+        return fut
+
+    def _arm(self, deadline: float) -> None:
+        self.armed = deadline
+        if self.fd >= 0:
+            sec = int(deadline)
+            spec = _Itimerspec(_Timespec(0, 0), _Timespec(sec, int((deadline - sec) * 1e9)))
+            if _TIMERFD[1](self.fd, _TFD_TIMER_ABSTIME, ctypes.byref(spec), None) == 0:
+                return
+        if self.handle is not None:
+            self.handle.cancel()
+        self.handle = self.loop.call_later(max(0.0, deadline - now()), self._fire)
+
+    def _fire(self) -> None:
+        if self.fd >= 0:
+            try:
+                os.read(self.fd, 8)
+            except (BlockingIOError, InterruptedError):
+                pass
+        heap = self.heap
+        t = now()
+        while heap and heap[0][0] <= t:
+            fut = heapq.heappop(heap)[2]
+            if not fut.done():
+                fut.set_result(None)
+        while heap and heap[0][2].done():   # cancelled sleepers at the front
+            heapq.heappop(heap)
+        if heap:
+            self._arm(heap[0][0])
+        else:
+            self.armed = None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            if not self.loop.is_closed():
+                self.loop.remove_reader(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+        if self.handle is not None:
+            self.handle.cancel()
+
+
+_timers: dict = {}   # loop -> its PreciseTimer; entries of closed loops are dropped on the next call
+
+
+def timer_for(loop) -> PreciseTimer:
+    t = _timers.get(loop)
+    if t is None:
+        for old in [lp for lp in _timers if lp.is_closed()]:
+            _timers.pop(old).close()
+        t = _timers[loop] = PreciseTimer(loop)
+    return t
+
+
+async def sleep_until(loop, deadline: float) -> None:
+    """Sleep until the monotonic `deadline`, precisely (see PreciseTimer)."""
+    if deadline > now():
+        await timer_for(loop).sleep_until(deadline)
 
 
 class ListenError(Exception):
@@ -292,15 +410,15 @@ class Link:
         if not self.stages:
             self._write_dst(data)
             return
-        now = self.conn.loop.time()
+        t = now()
         q = self.stages[0].queue
         self.inflight += len(data)
         if len(data) <= CHUNK:
-            q.put_nowait((data, now))
+            q.put_nowait((data, t))
         else:
             mv = memoryview(data)
             for i in range(0, len(data), CHUNK):
-                q.put_nowait((bytes(mv[i:i + CHUNK]), now))
+                q.put_nowait((bytes(mv[i:i + CHUNK]), t))
         if self.inflight >= HIGH_WATER and not self.src_paused:
             self.src_paused = True
             self.src.pause_reading()
@@ -469,7 +587,7 @@ async def _noop(st: Stage, toxic):
         if item is EOF:
             st.out(EOF)
             return
-        st.out((item[0], loop.time()))
+        st.out((item[0], now()))
 
 
 async def _latency(st: Stage, toxic):
@@ -486,12 +604,12 @@ async def _latency(st: Stage, toxic):
         delay = latency
         if jitter > 0:
             delay += rng.randrange(-jitter, jitter)
-        wait = item[1] + delay / 1000.0 - loop.time()
-        if wait > 0:
+        deadline = item[1] + delay / 1000.0
+        if deadline > now():
             st.held = item
-            await asyncio.sleep(wait)
+            await sleep_until(loop, deadline)
             st.held = None
-        st.out((item[0], loop.time()))
+        st.out((item[0], now()))
 
 
 async def _bandwidth(st: Stage, toxic):
@@ -505,7 +623,7 @@ async def _bandwidth(st: Stage, toxic):
             st.out(EOF)
             return
         if rate <= 0:
-            st.out((item[0], loop.time()))
+            st.out((item[0], now()))
             continue
         data = item[0]
         st.held = item
@@ -513,16 +631,16 @@ async def _bandwidth(st: Stage, toxic):
         piece = rate * 100
         while len(data) > piece:
             await asyncio.sleep(0.1)
-            st.out((data[:piece], loop.time()))
+            st.out((data[:piece], now()))
             data = data[piece:]
             st.held = (data, item[1])
             debt -= 0.1
-        start = loop.time()
+        start = now()
         if debt > 0:
             await asyncio.sleep(debt)
-        debt -= loop.time() - start
+        debt -= now() - start
         st.held = None
-        st.out((data, loop.time()))
+        st.out((data, now()))
 
 
 async def _slow_close(st: Stage, toxic):
@@ -538,7 +656,7 @@ async def _slow_close(st: Stage, toxic):
                 st.held = None
             st.out(EOF)
             return
-        st.out((item[0], loop.time()))
+        st.out((item[0], now()))
 
 
 async def _timeout(st: Stage, toxic):
@@ -614,7 +732,7 @@ async def _slicer(st: Stage, toxic):
         data = item[0]
         sizes = slice_sizes(len(data), average, variation, rng)
         if len(sizes) == 1:
-            st.out((data, loop.time()))
+            st.out((data, now()))
             continue
         off = 0
         last = len(sizes) - 1
@@ -622,9 +740,9 @@ async def _slicer(st: Stage, toxic):
             piece = data[off:off + size]
             off += size
             st.held = (data[off:], item[1]) if k < last else None
-            st.out((piece, loop.time()))
+            st.out((piece, now()))
             if k < last and delay_s > 0:
-                await asyncio.sleep(delay_s)
+                await sleep_until(loop, now() + delay_s)
         st.held = None
 
 
@@ -648,7 +766,7 @@ async def _limit_data(st: Stage, toxic):
             data = data[:remaining]
         if data:
             st.sent += len(data)
-            st.out((data, loop.time()))
+            st.out((data, now()))
         if limit - st.sent <= 0:
             st.out(EOF)
             return
