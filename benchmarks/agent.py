@@ -4,15 +4,23 @@ Measures, with local processes (no Docker, no proxy):
   ready_s       time from starting 3 managers + 5 workers to a ready cluster, judged by
                 chaos.env.ready (one leader, all workers READY, all gossip tables all-alive) --
                 local processes, not containers;
-  writes_per_s  acknowledged PUTs per second from concurrent clients against a 3-manager cluster
-                (all clients talk to the leader; fsync on, as in production);
-  p50_ms/p99_ms latency of those acknowledged writes;
-  rss_mb        resident memory of each node after the load (from /proc/<pid>/status VmRSS);
+  writes_per_s  capacity: acknowledged PUTs per second from --clients closed-loop clients against a
+                3-manager cluster (all talk to the leader; fsync on, as in production); the latency
+                of that saturating load is under "saturation" (it is queueing: clients / throughput);
+  p50_ms/p99_ms latency of writes offered open-loop at --rate per second (Poisson arrivals, seeded),
+                measured from each write's scheduled start, so a stalled server is not hidden by
+                clients that stop sending (no coordinated omission); `open_loop` has the detail;
+  rss_mb        resident memory of each node after both loads (from /proc/<pid>/status VmRSS), local
+                processes under this machine's Python;
+  rss_mb_containers  with --containers: the same for each node of a 3 + 5 cluster in containers of
+                the node image (the node as deployed), idle and after --rate writes/s for
+                --duration s through the leader's client proxy;
   cpu_ms_per_write  CPU time each manager spent per acknowledged write (robust to a busy host);
   idle_cpu_pct  CPU share of each idle manager (ticks, heartbeats, gossip) over 3 s;
   store_digest_ms   one Store.digest() at the load's final store size (the core runs it per apply);
   fsync_ms_p50  median small append + fsync on this file system (a write waits for two in a row).
-Never passes or fails on time. Usage: python3 benchmarks/agent.py [--duration S] [--clients N]
+Never passes or fails on time.
+Usage: python3 benchmarks/agent.py [--duration S] [--clients N] [--rate R] [--containers]
 
 Imports chaos.env.ready (the environment's readiness judgement) so ready_s means the same.
 """
@@ -23,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import sys
 import tempfile
 import time
@@ -142,6 +151,96 @@ async def load(url_base: str, clients: int, duration_s: float, seed: int) -> tup
     return latencies, errors, timeouts
 
 
+async def open_loop(url_base: str, rate: float, duration_s: float, seed: int) -> dict:
+    """Writes offered at `rate` per second with exponential gaps (random.Random(seed)), each started
+    at its scheduled time whatever the earlier ones are doing; latency counts from that time."""
+    import aiohttp
+
+    rng = random.Random(seed)
+    latencies: list[float] = []
+    errors: dict = {}
+    timeouts = 0
+
+    async def one(i: int, scheduled: float, session) -> None:
+        nonlocal timeouts
+        try:
+            async with session.put(f"{url_base}/kv/o{i % 1000}",
+                                   json={"value": i, "client_id": f"open{seed}", "seq": i}) as r:
+                await r.read()
+                if r.status == 200:
+                    latencies.append((time.monotonic() - scheduled) * 1000)
+                else:
+                    errors[r.status] = errors.get(r.status, 0) + 1
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            timeouts += 1
+
+    conn = aiohttp.TCPConnector(limit=512)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5), connector=conn) as session:
+        # warm the connection pool so the first writes do not pay for TCP handshakes
+        await asyncio.gather(*(session.get(f"{url_base}/status") for _ in range(16)), return_exceptions=True)
+        tasks = []
+        start = time.monotonic()
+        t = start
+        i = 0
+        while True:
+            t += rng.expovariate(rate)
+            if t - start >= duration_s:
+                break
+            delay = t - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(one(i, t, session)))
+            i += 1
+        await asyncio.gather(*tasks)
+        elapsed = time.monotonic() - start
+    return {"offered_per_s": rate, "offered": i, "acked_per_s": round(len(latencies) / elapsed, 1),
+            "p50_ms": quantile(latencies, 0.50), "p90_ms": quantile(latencies, 0.90),
+            "p99_ms": quantile(latencies, 0.99), "max_ms": quantile(latencies, 1.0),
+            "errors": errors, "timeouts": timeouts}
+
+
+def container_rss(duration_s: float, rate: float, seed: int) -> dict:
+    """RSS of each agent in a 3 + 5 cluster of node-image containers, idle and after the open-loop
+    load through the leader's client proxy. Needs the Docker engine and a built image."""
+    sys.path.insert(0, os.path.dirname(HERE))
+    from chaos import image as image_mod
+    from chaos.env import cleanup
+    from chaos.env.engine import connect
+    from chaos.env.spec import ClusterSpec
+    from chaos.env.up import bring_up
+
+    script = ("import glob\nfor p in glob.glob('/proc/[0-9]*/cmdline'):\n"
+              "    try:\n        c = open(p, 'rb').read()\n    except OSError:\n        continue\n"
+              "    if b'swarmnode.agent' in c and b'-c' not in c:\n"
+              "        s = open(p[:-7] + 'status').read()\n"
+              "        print(int(s.split('VmRSS:')[1].split()[0]))\n")
+
+    def rss_all(cluster) -> dict:
+        out = {}
+        for n in cluster.nodes:
+            code, raw = cluster.container(n).exec_run(["python3", "-c", script], user="10001")
+            vals = [int(x) for x in raw.decode().split()] if code == 0 else []
+            out[n] = round(max(vals) / 1024, 1) if vals else None
+        return out
+
+    client = connect(timeout_s=120)
+    name = "benchagent"
+    cleanup.remove_objects(client, cluster=name)
+    try:
+        img = image_mod.build_node_image(client).tag
+        res = bring_up(client, ClusterSpec(name, managers=3, workers=5, seed=seed), img, 120)
+        cluster = res.cluster
+        idle = rss_all(cluster)
+        st = cluster.status("m1") or {}
+        leader = st.get("leader") or "m1"
+        ol = asyncio.run(open_loop(cluster.client_url(leader), rate, duration_s, seed))
+        loaded = rss_all(cluster)
+        return {"idle": idle, "after_load": loaded, "load": ol, "image": img,
+                "max_mb": max(v for v in list(idle.values()) + list(loaded.values()) if v is not None)}
+    finally:
+        cleanup.remove_objects(client, cluster=name)
+
+
 def quantile(xs: list, q: float):
     if not xs:
         return None
@@ -152,10 +251,13 @@ def quantile(xs: list, q: float):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=5.0, help="seconds of write load")
-    ap.add_argument("--clients", type=int, default=32, help="concurrent HTTP clients")
+    ap.add_argument("--clients", type=int, default=32, help="closed-loop clients of the capacity run")
+    ap.add_argument("--rate", type=float, default=1000.0, help="writes/s offered in the latency run")
+    ap.add_argument("--containers", action="store_true",
+                    help="also measure RSS of a 3 + 5 cluster in node-image containers (Docker)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    out: dict = {"benchmark": "agent", "seed": args.seed, "clients": args.clients,
+    out: dict = {"benchmark": "agent", "seed": args.seed, "clients": args.clients, "rate": args.rate,
                  "duration_s": args.duration, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="chaos-bench-agent-") as tmp:
         out["fsync_ms_p50"] = fsync_ms(tmp)
@@ -178,21 +280,24 @@ def main() -> int:
                                                      args.seed))
             elapsed = time.monotonic() - t0
             out["writes_per_s"] = round(len(lat) / elapsed, 1)
-            out["p50_ms"] = quantile(lat, 0.50)
-            out["p99_ms"] = quantile(lat, 0.99)
-            out["writes_ok"] = len(lat)
-            out["write_errors"] = errors
-            out["write_timeouts"] = timeouts
-            out["rss_mb"] = {n: rss_mb(p.pid) for n, p in sorted(c.procs.items())}
+            out["saturation"] = {"clients": args.clients, "p50_ms": quantile(lat, 0.50),
+                                 "p99_ms": quantile(lat, 0.99), "writes_ok": len(lat),
+                                 "write_errors": errors, "write_timeouts": timeouts}
             if lat:
                 out["cpu_ms_per_write"] = {
                     n: round((cpu_s(p.pid) - cpu0[n]) * 1000 / len(lat), 3)
                     for n, p in sorted(c.procs.items()) if cpu0.get(n) is not None}
+            ol = asyncio.run(open_loop(c.url(leader, ""), args.rate, args.duration, args.seed))
+            out["open_loop"] = ol
+            out["p50_ms"], out["p99_ms"] = ol["p50_ms"], ol["p99_ms"]
+            out["rss_mb"] = {n: rss_mb(p.pid) for n, p in sorted(c.procs.items())}
             out["store_digest_ms"] = digest_cost_ms(1000, args.clients)
             st = c.status(leader) or {}
             out["leader_commit_index"] = st.get("commit_index")
         finally:
             c.stop_all()
+    if args.containers:
+        out["rss_mb_containers"] = container_rss(args.duration, args.rate, args.seed)
     out["notes"] = ("ready_s is for local processes on loopback (3 managers + 5 workers), not "
                     "containers; the container number comes from the environment's benchmark. "
                     "Clients run on the same host as the nodes (they compete for CPU); fsync on.")

@@ -7,7 +7,7 @@ Prints exactly one JSON object on stdout (progress on stderr); never passes or f
   image_build_s  seconds to build the node image from an engine without chaos images; only with
                  --from-empty, which REMOVES chaos-node and chaos-base images first (else null)
   max_workers    the largest worker count (with 3 managers) that became ready and was still ready
-                 after --hold-s seconds, trying --max-steps counts up to 100; `max_workers_stop`
+                 after --hold-s seconds, trying the counts in WORKER_STEPS (10 ... 150) in order; `max_workers_stop`
                  says why the search stopped (a count failed, or the list was exhausted)
 
 Usage:
@@ -34,7 +34,7 @@ from chaos.env.spec import ClusterSpec  # noqa: E402
 from chaos.env.up import bring_up  # noqa: E402
 from chaos.errors import ChaosError  # noqa: E402
 
-WORKER_STEPS = (10, 25, 50, 75, 100)
+WORKER_STEPS = (10, 25, 50, 75, 100, 125, 150)
 
 
 class _StderrProgress:

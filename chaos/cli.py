@@ -8,6 +8,7 @@ Subcommands live in `chaos/cmd_*.py` modules, each exporting click commands; the
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -68,7 +69,22 @@ def main(argv: list[str] | None = None) -> int:
         return errors.EXIT_USAGE
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 -- a bug of ours: one line, the traceback kept in a file
+        path = _save_traceback()
+        click.secho(f"error: internal error: {exc.__class__.__name__}: {exc}", fg="red", err=True)
+        click.echo(f"hint: this is a bug in chaos; the traceback is in {path}", err=True)
+        return errors.EXIT_ENVIRONMENT
     return int(result or 0)
+
+
+def _save_traceback() -> str:
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="chaos-crash-", suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        f.write(traceback.format_exc())
+    return path
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def _complete_node(ctx: click.Context, _param, incomplete: str):
         from chaos.env.cluster import find_cluster
 
         cluster = find_cluster(connect(timeout_s=3), ctx.params.get("name") or "default")
-        names = (cluster.nodes + [L.TOXIPROXY_NODE]) if cluster else []
+        names = (cluster.nodes + cluster.toxiproxy_nodes) if cluster else []
     except Exception:  # completion must never print a traceback into the user's shell
         names = []
     return [n for n in names if n.startswith(incomplete)]
@@ -84,9 +84,12 @@ def _agent_options(f):
 @click.option("--toxiproxy", "toxiproxy_mode", type=click.Choice(TOXIPROXY_MODES), default="auto",
               show_default=True, help="auto: official image if on the engine, else the compatible "
               "server; official: local or pulled, else fail; compatible: always ours")
+@click.option("--toxiproxy-shards", type=click.IntRange(1, 64), default=None,
+              help="Toxiproxy servers to spread the link proxies over (default: one per 5,000 links, "
+              "as the engine caps a container at 20,000 open files; 3 + 100 nodes get 3)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON on stdout")
 def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, image, toxiproxy_mode, as_json,
-           **agent):
+           toxiproxy_shards, **agent):
     """Build or reuse the images, start a cluster and wait until it is ready.
 
     Ready = every manager agrees on one leader, every worker is registered READY with the leader,
@@ -102,7 +105,7 @@ def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, imag
     if seed is None:
         seed = secrets.randbelow(2**31)
     spec = ClusterSpec(name=name, managers=managers, workers=workers, seed=seed,
-                       agent_env=agent_env_from_options(agent, agent_env))
+                       agent_env=agent_env_from_options(agent, agent_env), toxiproxy_shards=toxiproxy_shards)
     progress = RichProgress(quiet=as_json)
     click.echo(f"seed: {seed}", err=True)
     try:
@@ -115,7 +118,8 @@ def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, imag
     summary = {
         "cluster": name, "run_id": cluster.run_id, "seed": seed, "image": node_image,
         "toxiproxy": {"url": cluster.toxiproxy_url(), "image": result.toxiproxy.image,
-                      "official": result.toxiproxy.official, "proxies": result.proxies},
+                      "official": result.toxiproxy.official, "proxies": result.proxies,
+                      "servers": {n: cluster.toxiproxy_url(n) for n in cluster.toxiproxy_nodes}},
         "ready_s": round(result.seconds_to_ready, 3), "up_s": round(result.seconds_total, 3),
         "nodes": {n: {"kind": cluster.handles[n].kind, "api": cluster.api_url(n), "client": cluster.client_url(n)}
                   for n in cluster.nodes},
@@ -135,9 +139,7 @@ def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, imag
 # -- status -----------------------------------------------------------------------------------------
 
 def _active_toxics(cluster) -> tuple[int, list[dict]]:
-    from chaos.toxi import ToxiproxyAPI
-
-    proxies = ToxiproxyAPI(cluster.toxiproxy_url(), timeout_s=10).proxies()
+    proxies = cluster.toxiproxy_api(timeout_s=10).proxies()
     active = []
     for pname, p in sorted(proxies.items()):
         toxics = p.get("toxics") or []
@@ -180,6 +182,7 @@ def status_cmd(name, as_json):
         "not_ready": [{"condition": f.condition, "nodes": list(f.nodes), "detail": f.detail} for f in failures],
         "toxiproxy": {"image": cluster.toxiproxy_image(), "state": cluster.handles[L.TOXIPROXY_NODE].container.status
                       if L.TOXIPROXY_NODE in cluster.handles else "missing",
+                      "servers": {n: cluster.handles[n].container.status for n in cluster.toxiproxy_nodes},
                       "proxies": n_proxies, "active": active, "error": toxi_error},
         "nodes": {n: {"kind": cluster.handles[n].kind, "container": cluster.handles[n].container.status,
                       "status": statuses.get(n)} for n in cluster.nodes},

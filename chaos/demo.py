@@ -29,7 +29,7 @@ from chaos.env.spec import ClusterSpec
 from chaos.env.up import bring_up, signals_ignored, sigterm_as_interrupt
 from chaos.errors import EnvironmentError_, FaultError
 from chaos.image import build_node_image
-from chaos.toxi import LinkController, ToxiproxyAPI
+from chaos.toxi import LinkController
 from chaos.workload import HistoryWriter, StatusPoller, Workload, WorkloadSpec
 
 SERVICE = "web"
@@ -129,7 +129,7 @@ class DemoRun:
                 "workers": cluster.workers, "checks": _checks(spec),
                 "phases": {"baseline_s": spec.baseline_s, "fault_s": spec.fault_s, "recovery_s": spec.recovery_s}}
         (self.run_dir / "plan.json").write_text(json.dumps(plan, indent=2))
-        links = LinkController(ToxiproxyAPI(cluster.toxiproxy_url()), cluster.topology(), seed=spec.seed,
+        links = LinkController(cluster.toxiproxy_api(), cluster.topology(), seed=spec.seed,
                                probe=cluster.probe)
         leader = self._leader(cluster, 30)
         resp = requests.post(cluster.api_url(leader) + "/services", json={"name": SERVICE, "replicas": spec.workers},

@@ -7,6 +7,13 @@ harness's client traffic reaches every node's HTTP API through a proxy `client-<
 
 Pure: no I/O, no clock, no randomness. Must not import requests, docker, toxiproxy or chaos.toxi.
 
+Sharding: a Docker engine caps a container's open files (20,000 here, and a container cannot raise
+it), and one proxied link holds three descriptors (its listener and both ends of a connection), so
+one Toxiproxy server cannot carry 3 managers + 100 workers (10,609 links). With `shards` > 1 the
+links are spread over several servers: every link of one source node lives on the shard
+`shard_of_node(src)` (node index modulo shards), client links on shard 0. Ports stay unique across
+shards, so a proxy is named and addressed the same whatever the shard count.
+
 Port assignment is deterministic: client links first (in node order), then peer links in node order
 (managers as given, then workers as given; for each source every destination in that order). Link
 `i` in `links` listens on `base_port + i`. Changing the node lists changes the ports; a given
@@ -76,6 +83,7 @@ class Topology:
         peer_port: int = 7000,
         api_port: int = 8080,
         endpoints: Mapping[str, Endpoint] | None = None,
+        shards: int = 1,
     ):
         self.managers: tuple[str, ...] = tuple(managers)
         self.workers: tuple[str, ...] = tuple(workers)
@@ -87,6 +95,10 @@ class Topology:
             if not 1 <= port <= MAX_PORT:
                 raise ValueError(f"{port_name} {port} is outside 1..{MAX_PORT}")
         self.base_port = base_port
+        if not isinstance(shards, int) or not 1 <= shards <= len(self.nodes):
+            raise ValueError(f"shards must be an integer in 1..{len(self.nodes)} (one per node at most)")
+        self.shards = shards
+        self._node_index = {n: i for i, n in enumerate(self.nodes)}
         endpoints = dict(endpoints or {})
         unknown = sorted(set(endpoints) - set(self.nodes))
         if unknown:
@@ -140,18 +152,37 @@ class Topology:
         port = ep.api_port if src == CLIENT else ep.peer_port
         return f"{ep.host}:{port}"
 
+    def shard_of_node(self, node: str) -> int:
+        """The shard holding every link whose source is `node` (the client's links: shard 0)."""
+        if node == CLIENT:
+            return 0
+        return self._node_index[node] % self.shards
+
+    def shard_of(self, link: Link | tuple[str, str] | str) -> int:
+        """The shard of one link, given as a Link, a (src, dst) pair or a proxy name."""
+        link = parse_proxy_name(link) if isinstance(link, str) else Link(*link)
+        return self.shard_of_node(self.link(link.src, link.dst).src)
+
+    @staticmethod
+    def shard_host(shard: int, toxiproxy_host: str = "toxiproxy") -> str:
+        """Host name of a shard's server: `toxiproxy`, `toxiproxy2`, `toxiproxy3`..."""
+        return toxiproxy_host if shard == 0 else f"{toxiproxy_host}{shard + 1}"
+
     def peers_for(self, node: str, toxiproxy_host: str = "toxiproxy") -> dict[str, str]:
-        """The CHAOS_PEERS value of `node`: each peer -> the proxy address of the link node->peer."""
+        """The CHAOS_PEERS value of `node`: each peer -> the proxy address of the link node->peer
+        (on the shard that holds `node`'s links)."""
         if node not in self.endpoints:
             raise KeyError(f"unknown node {node!r}")
-        return {p: f"{toxiproxy_host}:{self.listen_port(node, p)}" for p in self.nodes if p != node}
+        host = self.shard_host(self.shard_of_node(node), toxiproxy_host)
+        return {p: f"{host}:{self.listen_port(node, p)}" for p in self.nodes if p != node}
 
     def client_ports(self) -> dict[str, int]:
         """node -> listen port of the proxy `client-<node>` (the harness's way to that node's API)."""
         return {n: self.listen_port(CLIENT, n) for n in self.nodes}
 
-    def proxy_specs(self, listen_host: str = "0.0.0.0") -> list[dict]:
-        """Items for Toxiproxy's `/populate`: one enabled proxy per link, in port order."""
+    def proxy_specs(self, listen_host: str = "0.0.0.0", shard: int | None = None) -> list[dict]:
+        """Items for Toxiproxy's `/populate`: one enabled proxy per link (of `shard` only, when
+        given), in port order."""
         return [
             {
                 "name": link.name,
@@ -160,6 +191,7 @@ class Topology:
                 "enabled": True,
             }
             for i, link in enumerate(self.links)
+            if shard is None or self.shard_of_node(link.src) == shard
         ]
 
     def resolve(self, links: Iterable[Link | tuple[str, str] | str]) -> list[Link]:
@@ -177,7 +209,7 @@ class Topology:
     def __repr__(self) -> str:
         return (
             f"Topology(managers={list(self.managers)}, workers={list(self.workers)}, "
-            f"base_port={self.base_port}, links={len(self.links)})"
+            f"base_port={self.base_port}, links={len(self.links)}, shards={self.shards})"
         )
 
 

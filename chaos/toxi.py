@@ -280,6 +280,87 @@ class ToxiproxyAPI:
                 APIConsumer.host, APIConsumer.port = saved
 
 
+class ShardedToxiproxyAPI:
+    """Several Toxiproxy servers seen as one: the proxies of a sharded topology (chaos.topology)
+    are spread over `apis` by `topology.shard_of`, and each call goes to the server that holds its
+    proxy. Same methods as ToxiproxyAPI, so LinkController and `chaos status` need not know.
+    Whole-server calls (`reset`, `proxies`, `wait_ready`) go to every shard; a proxy name that is
+    not a link of the topology goes to shard 0."""
+
+    def __init__(self, apis: Sequence[ToxiproxyAPI], topology):
+        if len(apis) != topology.shards:
+            raise ValueError(f"{len(apis)} servers for a topology of {topology.shards} shards")
+        self.apis = list(apis)
+        self.topology = topology
+        self.url = self.apis[0].url
+        self.timeout_s = self.apis[0].timeout_s
+
+    def __repr__(self) -> str:
+        return f"ShardedToxiproxyAPI({[a.url for a in self.apis]!r})"
+
+    def route(self, proxy: str) -> ToxiproxyAPI:
+        try:
+            return self.apis[self.topology.shard_of(proxy)]
+        except (KeyError, ValueError):
+            return self.apis[0]
+
+    def version(self) -> str:
+        return self.apis[0].version()
+
+    def wait_ready(self, deadline: float = 10.0, interval_s: float = 0.05) -> str:
+        end = time.monotonic() + deadline
+        versions = [api.wait_ready(max(0.0, end - time.monotonic()), interval_s) for api in self.apis]
+        return versions[0]
+
+    def reset(self) -> None:
+        for api in self.apis:
+            api.reset()
+
+    def proxies(self) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for api in self.apis:
+            out.update(api.proxies())
+        return out
+
+    def proxy(self, name: str) -> dict:
+        return self.route(name).proxy(name)
+
+    def create_proxy(self, name: str, upstream: str, listen: str = "127.0.0.1:0", enabled: bool = True) -> dict:
+        return self.route(name).create_proxy(name, upstream, listen, enabled)
+
+    def update_proxy(self, name: str, **fields: Any) -> dict:
+        return self.route(name).update_proxy(name, **fields)
+
+    def delete_proxy(self, name: str) -> None:
+        self.route(name).delete_proxy(name)
+
+    def populate(self, specs: Sequence[Mapping], batch: int = POPULATE_BATCH) -> list[dict]:
+        """Each shard gets its own specs in one `/populate` series; results in the order given."""
+        groups: dict[int, list[int]] = {}
+        for i, spec in enumerate(specs):
+            groups.setdefault(self.apis.index(self.route(str(spec.get("name")))), []).append(i)
+        out: list[dict | None] = [None] * len(specs)
+        for shard, idx in sorted(groups.items()):
+            got = self.apis[shard].populate([specs[i] for i in idx], batch)
+            for i, proxy in zip(idx, got):
+                out[i] = proxy
+        return out  # type: ignore[return-value]
+
+    def toxics(self, proxy: str) -> list[dict]:
+        return self.route(proxy).toxics(proxy)
+
+    def add_toxic(self, proxy: str, name: str, type: str, stream: str = "downstream", toxicity: float = 1.0,
+                  attributes: Mapping[str, int] | None = None) -> dict:
+        return self.route(proxy).add_toxic(proxy, name, type, stream, toxicity, attributes)
+
+    def update_toxic(self, proxy: str, name: str, attributes: Mapping[str, int] | None = None,
+                     toxicity: float | None = None) -> dict:
+        return self.route(proxy).update_toxic(proxy, name, attributes, toxicity)
+
+    def delete_toxic(self, proxy: str, name: str, timeout_s: float | None = None) -> None:
+        self.route(proxy).delete_toxic(proxy, name, timeout_s)
+
+
 # -- link operations -------------------------------------------------------------------------------
 
 

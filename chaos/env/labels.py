@@ -17,7 +17,7 @@ RUN_LABEL = "chaos.run"
 NODE_LABEL = "chaos.node"
 KIND_LABEL = "chaos.kind"
 KINDS = ("manager", "worker", "toxiproxy")
-TOXIPROXY_NODE = "toxiproxy"
+TOXIPROXY_NODE = "toxiproxy"   # shard 0; further shards are toxiproxy2, toxiproxy3... (chaos.topology)
 
 _CLUSTER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 

@@ -23,6 +23,11 @@ TOXIPROXY_API_PORT = 8474
 TOXIPROXY_BASE_PORT = 20000
 OFFICIAL_TOXIPROXY = "ghcr.io/shopify/toxiproxy:2.12.0"
 MAX_MANAGERS = 9
+# Links per Toxiproxy shard. A proxied link holds up to three descriptors in its server (listener and
+# both ends of one connection) and the engine caps a container at 20,000 open files (it refused a
+# container's request for more), so 5,000 links (15,000 descriptors) leave room for the clients'
+# connections. 3 managers + 100 workers (10,609 links) therefore get 3 shards; up to 3 + 67, one.
+LINKS_PER_SHARD = 5000
 MAX_WORKERS = 200  # bounded: each node adds ~2 x (nodes) proxies; 200 workers = ~41,000 proxies
 
 # Agent settings exposed as `chaos up` options: option name -> (env var, help). Values are validated
@@ -68,6 +73,7 @@ class ClusterSpec:
     seed: int = 0
     agent_env: tuple[tuple[str, str], ...] = ()
     limits: Limits = field(default_factory=Limits)
+    toxiproxy_shards: int | None = None   # None: as many as LINKS_PER_SHARD requires
 
     def __post_init__(self) -> None:
         problems = []
@@ -81,6 +87,10 @@ class ClusterSpec:
             if not _ENV_KEY.match(key) or key in _RESERVED_ENV:
                 problems.append(f"agent setting {key} is not allowed (CHAOS_* only; ids, peers, ports "
                                 "and seed are set by chaos)")
+        n = self.managers + self.workers
+        if self.toxiproxy_shards is not None and not 1 <= self.toxiproxy_shards <= max(1, n):
+            problems.append(f"--toxiproxy-shards must be between 1 and the node count {n} "
+                            f"(got {self.toxiproxy_shards})")
         if problems:
             raise UsageError("; ".join(problems), hint="see `chaos up --help`")
 
@@ -96,9 +106,18 @@ class ClusterSpec:
     def node_ids(self) -> list[str]:
         return self.manager_ids + self.worker_ids
 
+    @property
+    def shards(self) -> int:
+        """Toxiproxy servers for this cluster (see LINKS_PER_SHARD)."""
+        if self.toxiproxy_shards is not None:
+            return self.toxiproxy_shards
+        n = self.managers + self.workers
+        links = n * n   # n client links + n(n-1) peer links
+        return max(1, min(n, -(-links // LINKS_PER_SHARD)))
+
     def topology(self) -> Topology:
         return Topology(self.manager_ids, self.worker_ids, TOXIPROXY_BASE_PORT,
-                        peer_port=AGENT_PEER_PORT, api_port=AGENT_API_PORT)
+                        peer_port=AGENT_PEER_PORT, api_port=AGENT_API_PORT, shards=self.shards)
 
     def kind(self, node: str) -> str:
         return "manager" if node in self.manager_ids else "worker"

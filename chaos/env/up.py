@@ -29,7 +29,7 @@ from chaos.env.engine import engine_errors
 from chaos.env.progress import NullProgress, Progress
 from chaos.env.spec import (AGENT_API_PORT, OFFICIAL_TOXIPROXY, TOXIPROXY_API_PORT, ClusterSpec)
 from chaos.errors import EnvironmentError_, UsageError
-from chaos.toxi import LinkController, ToxiproxyAPI
+from chaos.toxi import LinkController
 
 READY_MARKER_LABEL = "chaos.up-complete"
 OWNER_LABEL = "chaos.owner"
@@ -222,29 +222,35 @@ def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: 
         network = client.networks.create(net_name, driver="bridge", check_duplicate=True,
                                          labels={**L.object_labels(spec.name, run_id), OWNER_LABEL: _owner()})
     handles: dict[str, NodeHandle] = {}
-    progress.step(f"Toxiproxy ({toxiproxy.image}) with {len(topology.links)} link proxies")
-    ports = {f"{TOXIPROXY_API_PORT}/tcp": ("127.0.0.1", None)}
-    for port in topology.client_ports().values():
-        ports[f"{port}/tcp"] = ("127.0.0.1", None)
+    shards = topology.shards
+    progress.step(f"Toxiproxy ({toxiproxy.image}) with {len(topology.links)} link proxies"
+                  + (f" on {shards} servers" if shards > 1 else ""))
     lim = spec.limits
-    with engine_errors("start the Toxiproxy container"):
-        tp = client.containers.run(
-            toxiproxy.image, toxiproxy.command(spec.seed), entrypoint=toxiproxy.entrypoint(), detach=True,
-            name=L.container_name(spec.name, L.TOXIPROXY_NODE), hostname=L.TOXIPROXY_NODE,
-            labels=L.object_labels(spec.name, run_id, L.TOXIPROXY_NODE, "toxiproxy"),
-            network=net_name, ports=ports,
-            networking_config={net_name: client.api.create_endpoint_config(aliases=[L.TOXIPROXY_NODE])},
-            **_hardening(lim.toxiproxy_mem, lim.toxiproxy_pids, lim.read_only, lim.toxiproxy_cpu_shares))
-        tp.reload()
-    handles[L.TOXIPROXY_NODE] = NodeHandle(L.TOXIPROXY_NODE, "toxiproxy", tp)
+    client_ports = {f"{port}/tcp": ("127.0.0.1", None) for port in topology.client_ports().values()}
+    for shard in range(shards):
+        node = topology.shard_host(shard, L.TOXIPROXY_NODE)
+        ports = {f"{TOXIPROXY_API_PORT}/tcp": ("127.0.0.1", None), **(client_ports if shard == 0 else {})}
+        with engine_errors(f"start the Toxiproxy container {node}"):
+            tp = client.containers.run(
+                toxiproxy.image, toxiproxy.command(spec.seed + shard), entrypoint=toxiproxy.entrypoint(),
+                detach=True, name=L.container_name(spec.name, node), hostname=node,
+                labels=L.object_labels(spec.name, run_id, node, "toxiproxy"),
+                network=net_name, ports=ports,
+                networking_config={net_name: client.api.create_endpoint_config(aliases=[node])},
+                **_hardening(lim.toxiproxy_mem, lim.toxiproxy_pids, lim.read_only, lim.toxiproxy_cpu_shares))
+            tp.reload()
+        handles[node] = NodeHandle(node, "toxiproxy", tp)
     cluster = Cluster(client, spec.name, run_id, handles)
-    api = ToxiproxyAPI(cluster.toxiproxy_url(), timeout_s=30)
+    api = cluster.toxiproxy_api(timeout_s=30, topology=topology)
     try:
         api.wait_ready(deadline=TOXIPROXY_READY_S)
     except EnvironmentError_ as exc:
-        tp.reload()
+        states = []
+        for node, h in handles.items():
+            h.container.reload()
+            states.append(f"{node} {h.container.status}")
         raise EnvironmentError_(f"Toxiproxy did not answer within {TOXIPROXY_READY_S:.0f} s "
-                                f"(container {tp.status}): {exc.message}",
+                                f"({', '.join(states)}): {exc.message}",
                                 hint=f"`chaos logs toxiproxy --name {spec.name}`") from exc
     LinkController(api, topology).create_proxies()
     progress.step(f"{spec.managers} managers and {spec.workers} workers from {image}")

@@ -89,3 +89,23 @@ def test_cli_shell_completion_bash_source_and_subcommands():
     assert "cleanup" in words.stdout
     opts = _run(env={"_CHAOS_COMPLETE": "bash_complete", "COMP_WORDS": "chaos up --wor", "COMP_CWORD": "2"})
     assert "--workers" in opts.stdout
+
+
+def test_cli_internal_error_is_one_line_exit_4_and_traceback_saved(monkeypatch, capsys):
+    """A bug below the CLI (here: `chaos down` raising a plain ValueError) is not a traceback on the
+    terminal: one line, a hint naming the file that keeps the traceback, exit 4."""
+    import chaos.cmd_cluster as cmd
+
+    def broken(*_a, **_k):
+        raise ValueError("a topology needs at least one manager")
+
+    monkeypatch.setattr(cmd, "connect", broken)
+    rc = cli.main(["down", "--name", "x"])
+    err = capsys.readouterr().err
+    assert rc == errors.EXIT_ENVIRONMENT
+    assert "Traceback" not in err
+    assert "internal error: ValueError: a topology needs at least one manager" in err
+    path = err.split("the traceback is in ")[1].strip()
+    with open(path) as f:
+        assert "Traceback" in f.read()
+    os.unlink(path)

@@ -117,6 +117,25 @@ def test_spec_node_env_points_every_peer_at_its_own_proxy():
     assert len({topo.listen_port(a, b) for a in spec.node_ids for b in spec.node_ids if a != b}) == 20
 
 
+def test_spec_spreads_links_over_toxiproxy_shards_within_the_descriptor_budget():
+    """3 managers + 100 workers do not fit one server's 20,000 open files: 3 shards, each under the
+    per-shard link budget, every node's outgoing links (hence its CHAOS_PEERS host) on one shard."""
+    from chaos.env.spec import LINKS_PER_SHARD
+
+    assert ClusterSpec("a", workers=5).shards == 1
+    big = ClusterSpec("a", workers=100)
+    topo = big.topology()
+    assert big.shards == topo.shards == 3
+    per_shard = [len(topo.proxy_specs(shard=s)) for s in range(3)]
+    assert sum(per_shard) == len(topo.links) == 103 * 103
+    assert max(per_shard) <= LINKS_PER_SHARD
+    assert all(topo.proxy_specs(shard=0)[i]["name"] == f"client-{n}" for i, n in enumerate(big.node_ids))
+    for node in ("m1", "m2", "w7"):
+        hosts = {addr.split(":")[0] for addr in json.loads(big.node_env(node, topo)["CHAOS_PEERS"]).values()}
+        assert hosts == {topo.shard_host(topo.shard_of_node(node))}
+    assert ClusterSpec("a", workers=5, toxiproxy_shards=2).topology().shards == 2
+
+
 def test_spec_node_seeds_are_stable_and_distinct():
     a, b = ClusterSpec("a", seed=7), ClusterSpec("b", seed=7)
     assert [a.node_seed(n) for n in a.node_ids] == [b.node_seed(n) for n in b.node_ids]
@@ -127,7 +146,7 @@ def test_spec_node_seeds_are_stable_and_distinct():
 @pytest.mark.parametrize("kwargs", [
     {"managers": 2}, {"managers": 0}, {"workers": -1}, {"workers": 10_000},
     {"name": "Bad Name"}, {"name": "x" * 40}, {"agent_env": (("CHAOS_PEERS", "{}"),)},
-    {"agent_env": (("PATH", "/tmp"),)},
+    {"agent_env": (("PATH", "/tmp"),)}, {"toxiproxy_shards": 0}, {"workers": 1, "toxiproxy_shards": 5},
 ])
 def test_spec_rejects_bad_clusters(kwargs):
     with pytest.raises(UsageError):

@@ -336,3 +336,52 @@ def test_process_controller_with_probe_verifies_refuse_cut_and_heal(cluster):
         assert sorted(rec["verified"]["checked"]) == ["m1-w1", "w1-m1"]
     finally:
         ctl.close()
+
+
+def test_process_sharded_topology_routes_each_link_to_its_server(toxiproxy_url, echo_nodes):
+    """Links spread over two servers (chaos.topology shards): each server holds exactly its shard's
+    proxies, a cut lands on the server of the cut link only, probes see it whatever the shard, and a
+    heal clears both."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    from chaos.topology import Endpoint, Topology
+    from chaos.toxi import ShardedToxiproxyAPI, ToxiproxyAPI
+
+    from .conftest import free_port, free_port_block
+
+    if importlib.util.find_spec("swarmnode.toxiproxy.__main__") is None:
+        pytest.skip("needs the compatible server for a second instance")
+    p2 = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "swarmnode.toxiproxy", "-host", "127.0.0.1",
+                             "-port", str(p2)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    eps = {n: Endpoint("127.0.0.1", s.port, s.port) for n, s in echo_nodes.items()}
+    topo = Topology(["m1", "m2", "m3"], ["w1"], base_port=free_port_block(16, 950), endpoints=eps, shards=2)
+    servers = [ToxiproxyAPI(toxiproxy_url), ToxiproxyAPI(f"http://127.0.0.1:{p2}")]
+    api = ShardedToxiproxyAPI(servers, topo)
+    ctl = LinkController(api, topo, probe=make_probe(topo))
+    try:
+        api.wait_ready(15)
+        ctl.create_proxies("127.0.0.1")
+        for shard, server in enumerate(servers):
+            held = {name for name in server.proxies() if name in {link.name for link in topo.links}}
+            assert held == {link.name for link in topo.links if topo.shard_of(link) == shard}
+        assert topo.shard_of(("m1", "m2")) == 0 and topo.shard_of(("m2", "m1")) == 1
+        ctl.cut([("m2", "m1")])   # verified by probes: m2->m1 dead, every other link alive
+        assert [t["name"] for t in servers[1].proxy("m2-m1")["toxics"]] == ["chaos-cut-up", "chaos-cut-down"]
+        assert all(not p.get("toxics") for p in servers[0].proxies().values())
+        assert make_probe(topo)("m1", "m2") is True
+        ctl.heal()
+        assert all(not p.get("toxics") for s in servers for p in s.proxies().values())
+        assert make_probe(topo)("m2", "m1") is True
+    finally:
+        ctl.heal()
+        ctl.close()
+        for link in topo.links:
+            try:
+                api.delete_proxy(link.name)
+            except Exception:
+                pass
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -124,3 +124,23 @@ def test_topology_named_uses_contract_ids():
     t = Topology.named(3, 2, base_port=25000)
     assert t.nodes == ("m1", "m2", "m3", "w1", "w2")
     assert t.listen_port("client", "m1") == 25000
+
+
+def test_topology_shards_partition_links_by_source_and_keep_ports():
+    one = Topology(["m1", "m2", "m3"], ["w1", "w2"])
+    three = Topology(["m1", "m2", "m3"], ["w1", "w2"], shards=3)
+    # the same proxy names and ports whatever the shard count
+    assert [(lk.name, one.listen_port(*lk)) for lk in one.links] == \
+        [(lk.name, three.listen_port(*lk)) for lk in three.links]
+    specs = [three.proxy_specs("0.0.0.0", shard=s) for s in range(3)]
+    names = [sp["name"] for group in specs for sp in group]
+    assert sorted(names) == sorted(sp["name"] for sp in one.proxy_specs())   # each link exactly once
+    for lk in three.links:
+        assert three.shard_of(lk) == (0 if lk.is_client else three.shard_of_node(lk.src))
+        assert three.shard_of(lk.name) == three.shard_of(lk)
+    assert {three.shard_of_node(n) for n in three.nodes} == {0, 1, 2}
+    assert three.peers_for("m2", "tp") == {p: f"tp2:{three.listen_port('m2', p)}" for p in three.nodes if p != "m2"}
+    assert Topology.shard_host(0) == "toxiproxy" and Topology.shard_host(2) == "toxiproxy3"
+    for bad in (0, 6, "2"):
+        with pytest.raises(ValueError):
+            Topology(["m1", "m2", "m3"], ["w1", "w2"], shards=bad)
