@@ -55,6 +55,10 @@ async def _run(cfg) -> int:
         await node.stop()
         return 3
     await stop.wait()
+    try:
+        await asyncio.wait_for(node.leave(), timeout=2.0)
+    except Exception:  # noqa: BLE001 -- a failed goodbye must not keep the node from stopping
+        pass
     await node.stop()
     return 0
 

@@ -177,6 +177,13 @@ class LocalCluster:
             p.send_signal(signal.SIGKILL)
             p.wait(timeout=10)
 
+    def terminate(self, node: str, timeout_s: float = 10.0) -> int:
+        """SIGTERM one node (graceful: it announces its gossip leave) and wait; its exit status."""
+        p = self.procs[node]
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        return p.wait(timeout=timeout_s)
+
     def stop_all(self) -> None:
         for n, p in self.procs.items():
             if p.poll() is None:

@@ -35,6 +35,7 @@ from .transport import TcpTransport, new_counters
 log = logging.getLogger("swarmnode.node")
 
 MAX_PENDING_FORWARDS = 4096   # client requests waiting for a leader's answer
+LEAVE_LINGER_S = 0.6          # gossip rounds (every 200 ms) a leaving node keeps running
 WORKER_TICK_MIN_MS = 50       # a worker's tick period is at least this (see tick_period_ms)
 
 LOCAL_OPS = ("service.list", "task.list")  # answered from a manager's own applied store
@@ -107,6 +108,17 @@ class Node:
         self.started = True
         log.info("node %s (%s) up: peer port %d, api port %d, boot %d", self.id, self.cfg.role,
                  self.cfg.peer_port, self.cfg.api_port, self.journal.boot)
+
+    async def leave(self, linger_s: float = LEAVE_LINGER_S) -> None:
+        """Graceful SWIM leave (SIGTERM): announce `left`, keep ticking and answering for `linger_s`
+        so the rumour rides a few gossip rounds, then return (the caller stops the node). Peers then
+        show this node `left`, not suspected and declared dead a few seconds later; a later start
+        refutes `left` with a higher incarnation and is alive again."""
+        if not self.started:
+            return
+        self.swim.leave()
+        self.flush_swim()
+        await asyncio.sleep(linger_s)   # the linger itself: gossip runs on the tick loop meanwhile
 
     async def stop(self) -> None:
         for t in self._tasks:
