@@ -204,7 +204,10 @@ def status_cmd(name, as_json):
                       _member_counts(statuses.get(n), cluster.nodes))
     console = Console(highlight=False)
     console.print(table)
-    console.print(f"toxiproxy: {doc['toxiproxy']['image']} ({doc['toxiproxy']['state']}), "
+    servers = doc["toxiproxy"]["servers"]
+    where = (f"{len(servers)} servers ({', '.join(f'{k} {v}' for k, v in servers.items())})"
+             if len(servers) > 1 else doc["toxiproxy"]["state"])
+    console.print(f"toxiproxy: {doc['toxiproxy']['image']} ({where}), "
                   f"{n_proxies if n_proxies is not None else '?'} proxies, {len(active)} with active faults"
                   + (f" — {toxi_error}" if toxi_error else ""))
     for a in active[:20]:
