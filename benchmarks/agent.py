@@ -164,8 +164,8 @@ async def open_loop(url_base: str, rate: float, duration_s: float, seed: int) ->
     async def one(i: int, scheduled: float, session) -> None:
         nonlocal timeouts
         try:
-            async with session.put(f"{url_base}/kv/o{i % 1000}",
-                                   json={"value": i, "client_id": f"open{seed}", "seq": i}) as r:
+            # no client_id/seq: one id's seqs must arrive in order, which concurrent writes do not
+            async with session.put(f"{url_base}/kv/o{i % 1000}", json={"value": i}) as r:
                 await r.read()
                 if r.status == 200:
                     latencies.append((time.monotonic() - scheduled) * 1000)

@@ -40,6 +40,16 @@ WORKER_STATES = ("ready", "down")
 MAX_SESSIONS = 10_000
 
 
+KV_HASH_MOD = 1 << 128
+
+
+def kv_pair_hash(key, value) -> int:
+    """128 bits of sha256 over one kv pair's canonical JSON (`"key":value`). The store digest sums
+    these (mod 2^128), so a digest costs O(1) per changed key instead of O(store) (see digest)."""
+    frag = canonical_json(key) + b":" + canonical_json(value)
+    return int.from_bytes(hashlib.sha256(frag).digest()[:16], "big")
+
+
 class BadCommand(ValueError):
     pass
 
@@ -74,8 +84,19 @@ class Store:
                 "sessions": self.sessions, "applied_index": self.applied_index}
 
     def digest(self) -> str:
-        """First 16 hex chars of sha256 over the canonical JSON of the whole store."""
-        return hashlib.sha256(canonical_json(self.state())).hexdigest()[:16]
+        """First 16 hex chars of sha256 over: the sum (mod 2^128) of `kv_pair_hash` over the kv
+        map, then the canonical JSON of every other section with applied_index. Equal states give
+        equal digests whatever order they were built in. The kv part is a sum rather than the
+        canonical JSON of the map because the digest is journaled after every applied entry on
+        every manager: re-encoding 1,000 keys each time cost ~0.2 ms per write per node, and
+        agent.fast_store keeps the sum up to date in O(1) per write."""
+        acc = sum(kv_pair_hash(k, v) for k, v in self.kv.items()) % KV_HASH_MOD
+        return self._digest_with(acc)
+
+    def _digest_with(self, kv_acc: int) -> str:
+        rest = canonical_json({"applied_index": self.applied_index, "nodes": self.nodes,
+                               "services": self.services, "sessions": self.sessions, "tasks": self.tasks})
+        return hashlib.sha256(b"%032x" % kv_acc + rest).hexdigest()[:16]
 
     def snapshot(self) -> dict:
         return copy.deepcopy(self.state())
