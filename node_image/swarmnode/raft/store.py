@@ -77,6 +77,9 @@ class Store:
         self.sessions: dict = {}  # client_id -> {"seq", "result", "index"}
         self.applied_index = 0
         self.sessions_evicted = 0
+        self._kv_h: dict = {}    # key -> kv_pair_hash(key, value), kept with self.kv
+        self._kv_acc = 0         # their sum mod KV_HASH_MOD (see digest)
+        self._kv_of = self.kv    # the dict they describe (a replaced self.kv is re-summed)
 
     # -- state ---------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -86,12 +89,38 @@ class Store:
     def digest(self) -> str:
         """First 16 hex chars of sha256 over: the sum (mod 2^128) of `kv_pair_hash` over the kv
         map, then the canonical JSON of every other section with applied_index. Equal states give
-        equal digests whatever order they were built in. The kv part is a sum rather than the
-        canonical JSON of the map because the digest is journaled after every applied entry on
-        every manager: re-encoding 1,000 keys each time cost ~0.2 ms per write per node, and
-        agent.fast_store keeps the sum up to date in O(1) per write."""
-        acc = sum(kv_pair_hash(k, v) for k, v in self.kv.items()) % KV_HASH_MOD
-        return self._digest_with(acc)
+        equal digests whatever order they were built in. The kv part is a sum, kept up to date on
+        every kv write, rather than the canonical JSON of the map, because the digest is journaled
+        after every applied entry on every manager: re-encoding 1,000 keys each time cost ~0.2 ms
+        per write per node."""
+        if self.kv is not self._kv_of or len(self._kv_h) != len(self.kv):
+            self._resync_kv()
+        return self._digest_with(self._kv_acc)
+
+    def _resync_kv(self) -> None:
+        self._kv_of = self.kv
+        self._kv_h = {k: kv_pair_hash(k, v) for k, v in self.kv.items()}
+        self._kv_acc = sum(self._kv_h.values()) % KV_HASH_MOD
+
+    def digest_recomputed(self) -> str:
+        """digest() computed from scratch (O(store)): the reference the incremental sum is checked
+        against (agent.fast_store, tests)."""
+        return self._digest_with(sum(kv_pair_hash(k, v) for k, v in self.kv.items()) % KV_HASH_MOD)
+
+    def _kv_set(self, key, value) -> None:
+        if self.kv is not self._kv_of:
+            self._resync_kv()
+        h = kv_pair_hash(key, value)
+        self._kv_acc = (self._kv_acc - self._kv_h.get(key, 0) + h) % KV_HASH_MOD
+        self._kv_h[key] = h
+        self.kv[key] = value
+
+    def _kv_del(self, key) -> None:
+        if self.kv is not self._kv_of:
+            self._resync_kv()
+        if key in self.kv:
+            del self.kv[key]
+            self._kv_acc = (self._kv_acc - self._kv_h.pop(key)) % KV_HASH_MOD
 
     def _digest_with(self, kv_acc: int) -> str:
         rest = canonical_json({"applied_index": self.applied_index, "nodes": self.nodes,
@@ -109,6 +138,7 @@ class Store:
         self.tasks = data.get("tasks", {})
         self.sessions = data.get("sessions", {})
         self.applied_index = data.get("applied_index", 0)
+        self._resync_kv()
 
     # -- apply ---------------------------------------------------------------------------------
     def apply(self, index: int, command: dict):
@@ -148,7 +178,7 @@ class Store:
         key = _need(cmd, "key", str)
         if not _scalar(cmd.get("value")):
             raise BadCommand("kv.put: value must be a JSON scalar")
-        self.kv[key] = cmd.get("value")
+        self._kv_set(key, cmd.get("value"))
         return {"ok": True}
 
     def _kv_cas(self, cmd, events):
@@ -158,13 +188,13 @@ class Store:
         cur = self.kv.get(key)
         if cur != cmd.get("expected") or (key not in self.kv and cmd.get("expected") is not None):
             return {"ok": False, "error": "cas-mismatch", "value": cur}
-        self.kv[key] = cmd.get("value")
+        self._kv_set(key, cmd.get("value"))
         return {"ok": True}
 
     def _kv_delete(self, cmd, events):
         key = _need(cmd, "key", str)
         existed = key in self.kv
-        self.kv.pop(key, None)
+        self._kv_del(key)
         return {"ok": True, "existed": existed}
 
     def _kv_get(self, cmd, events):
