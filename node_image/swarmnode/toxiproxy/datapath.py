@@ -516,10 +516,20 @@ class Link:
         else:
             return
         prev = self.stages[i - 1] if i > 0 else None
+        q = st.queue
+        if toxic.type == "timeout" and st.active:
+            # an applied timeout drops all data in its direction (spec 2.2): chunks that reached its
+            # queue but were not yet taken by its coroutine are dropped too, not passed on by the
+            # removal (which made "held" arrive when /reset came within a loop iteration of it)
+            while not q.empty():
+                item = q.get_nowait()
+                if item is EOF:
+                    q.put_nowait(EOF)
+                    break
+                self.discard(len(item[0]))
         if prev is not None:
             prev.interrupt()            # its held chunk goes into the removed stage's queue
         st.interrupt()                  # the removed stage's held chunk goes on to its output
-        q = st.queue
         while not q.empty():
             st.out(q.get_nowait())
         if toxic.type == "timeout":
@@ -533,7 +543,7 @@ class Link:
 class Stage:
     """One toxic on one link. Survives restarts (its queue and per-connection state persist)."""
 
-    __slots__ = ("link", "toxic", "queue", "task", "held", "out", "sent", "timer")
+    __slots__ = ("link", "toxic", "queue", "task", "held", "out", "sent", "timer", "active")
 
     def __init__(self, link: Link, toxic):
         self.link = link
@@ -544,13 +554,14 @@ class Stage:
         self.out = None
         self.sent = 0          # limit_data: bytes delivered on this connection, kept across restarts
         self.timer = None
+        self.active = False    # toxicity drawn true at the last start
 
     def start(self):
         """Start (or restart) the stage: toxicity is drawn now, for this connection and direction."""
         if self.link.done:
             return
         toxic = self.toxic
-        active = self.link.conn.rng.random() < toxic.toxicity
+        active = self.active = self.link.conn.rng.random() < toxic.toxicity
         behave = BEHAVIOURS[toxic.type] if active else _noop
         self.task = self.link.conn.loop.create_task(behave(self, toxic))
 
