@@ -4,12 +4,17 @@ Measures, with local processes (no Docker, no proxy):
   ready_s       time from starting 3 managers + 5 workers to a ready cluster, judged by
                 chaos.env.ready (one leader, all workers READY, all gossip tables all-alive) --
                 local processes, not containers;
-  writes_per_s  capacity: acknowledged PUTs per second from --clients closed-loop clients against a
-                3-manager cluster (all talk to the leader; fsync on, as in production); the latency
-                of that saturating load is under "saturation" (it is queueing: clients / throughput);
-  p50_ms/p99_ms latency of writes offered open-loop at --rate per second (Poisson arrivals, seeded),
-                measured from each write's scheduled start, so a stalled server is not hidden by
-                clients that stop sending (no coordinated omission); `open_loop` has the detail;
+  (all loads go to the leader of a 3-manager cluster, fsync on, as in production)
+  p50_ms/p99_ms/writes_per_s (with `wrk` installed, Debian's package): one closed-loop run of the C
+                load generator wrk with --wrk-conns connections for --duration s, PUTs to 1,000 keys;
+                throughput and latency come from the same run (`wrk` has the detail). A C client
+                leaves the 2 cores to the nodes; the Python clients below take 30-40 % of a core at
+                1,000 writes/s, and on this machine that contention is most of their latency.
+                Without wrk: writes_per_s from `saturation`, p50/p99 from `open_loop`;
+  saturation    --clients closed-loop Python clients (aiohttp): writes/s and latency at capacity;
+  open_loop     writes offered open-loop at --rate per second by Python (Poisson arrivals, seeded),
+                latency measured from each write's scheduled start, so a stalled server is not
+                hidden by clients that stop sending (no coordinated omission);
   rss_mb        resident memory of each node after both loads (from /proc/<pid>/status VmRSS), local
                 processes under this machine's Python;
   rss_mb_containers  with --containers: the same for each node of a 3 + 5 cluster in containers of
@@ -20,7 +25,7 @@ Measures, with local processes (no Docker, no proxy):
   store_digest_ms   one Store.digest() at the load's final store size (the core runs it per apply);
   fsync_ms_p50  median small append + fsync on this file system (a write waits for two in a row).
 Never passes or fails on time.
-Usage: python3 benchmarks/agent.py [--duration S] [--clients N] [--rate R] [--containers]
+Usage: python3 benchmarks/agent.py [--duration S] [--clients N] [--rate R] [--wrk-conns C] [--containers]
 
 Imports chaos.env.ready (the environment's readiness judgement) so ready_s means the same.
 """
@@ -199,6 +204,54 @@ async def open_loop(url_base: str, rate: float, duration_s: float, seed: int) ->
             "errors": errors, "timeouts": timeouts}
 
 
+WRK_SCRIPT = """
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("PUT", "/kv/w" .. (counter % 1000), {["Content-Type"] = "application/json"},
+                    '{"value": ' .. counter .. '}')
+end
+"""
+
+
+def _wrk_time_ms(text: str):
+    for suffix, scale in (("us", 0.001), ("ms", 1.0), ("s", 1000.0), ("m", 60000.0)):
+        if text.endswith(suffix):
+            try:
+                return round(float(text[: -len(suffix)]) * scale, 3)
+            except ValueError:
+                return None
+    return None
+
+
+def wrk_run(url_base: str, conns: int, duration_s: float, workdir: str):
+    """One closed-loop wrk run; None when wrk is not installed."""
+    import re
+    import shutil
+    import subprocess
+
+    exe = shutil.which("wrk")
+    if exe is None:
+        return None
+    script = os.path.join(workdir, "put.lua")
+    with open(script, "w") as f:
+        f.write(WRK_SCRIPT)
+    proc = subprocess.run([exe, "-t1", "-c", str(conns), "-d", f"{max(1, int(duration_s))}s", "--latency",
+                           "-s", script, url_base], capture_output=True, text=True, timeout=duration_s + 60)
+    text = proc.stdout
+    out: dict = {"connections": conns, "duration_s": max(1, int(duration_s)), "exit": proc.returncode}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    out["requests_per_s"] = float(m.group(1)) if m else None
+    for q in ("50", "75", "90", "99"):
+        m = re.search(rf"^\s+{q}%\s+(\S+)", text, re.M)
+        out[f"p{q}_ms"] = _wrk_time_ms(m.group(1)) if m else None
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    out["non_2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: (.*)", text)
+    out["socket_errors"] = m.group(1).strip() if m else None
+    return out
+
+
 def container_rss(duration_s: float, rate: float, seed: int) -> dict:
     """RSS of each agent in a 3 + 5 cluster of node-image containers, idle and after the open-loop
     load through the leader's client proxy. Needs the Docker engine and a built image."""
@@ -252,7 +305,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=5.0, help="seconds of write load")
     ap.add_argument("--clients", type=int, default=32, help="closed-loop clients of the capacity run")
-    ap.add_argument("--rate", type=float, default=1000.0, help="writes/s offered in the latency run")
+    ap.add_argument("--rate", type=float, default=1000.0, help="writes/s offered in the open-loop run")
+    ap.add_argument("--wrk-conns", type=int, default=8, help="connections of the wrk run")
     ap.add_argument("--containers", action="store_true",
                     help="also measure RSS of a 3 + 5 cluster in node-image containers (Docker)")
     ap.add_argument("--seed", type=int, default=1)
@@ -290,6 +344,14 @@ def main() -> int:
             ol = asyncio.run(open_loop(c.url(leader, ""), args.rate, args.duration, args.seed))
             out["open_loop"] = ol
             out["p50_ms"], out["p99_ms"] = ol["p50_ms"], ol["p99_ms"]
+            out["latency_tool"] = "python open loop (install wrk for the C client)"
+            wrk = wrk_run(c.url(leader, ""), args.wrk_conns, args.duration, tmp)
+            if wrk is not None:
+                out["wrk"] = wrk
+                if wrk["requests_per_s"] and not wrk["non_2xx"] and wrk["exit"] == 0:
+                    out["writes_per_s"] = wrk["requests_per_s"]
+                    out["p50_ms"], out["p99_ms"] = wrk["p50_ms"], wrk["p99_ms"]
+                    out["latency_tool"] = f"wrk, closed loop, {args.wrk_conns} connections"
             out["rss_mb"] = {n: rss_mb(p.pid) for n, p in sorted(c.procs.items())}
             out["store_digest_ms"] = digest_cost_ms(1000, args.clients)
             st = c.status(leader) or {}
