@@ -56,40 +56,60 @@ def remove_objects(client: docker.DockerClient, cluster: str | None = None, run_
     """Remove containers, networks and volumes of this tool matching cluster/run (None = any)."""
     removed = Removed()
     filters = L.selector(cluster=cluster, run_id=run_id)
-    with engine_errors("list containers"):
-        # sparse: no per-container inspect, so a container vanishing meanwhile is not an error
-        containers = [c for c in client.containers.list(all=True, filters=filters, sparse=True)
-                      if _matches(c, cluster, run_id)]
+
+    def sweep_containers() -> None:
+        with engine_errors("list containers"):
+            # sparse: no per-container inspect, so a container vanishing meanwhile is not an error
+            containers = [c for c in client.containers.list(all=True, filters=filters, sparse=True)
+                          if _matches(c, cluster, run_id)]
+        with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
+            list(pool.map(rm_container, containers))
 
     def rm_container(c) -> None:
         name = (c.attrs.get("Names") or [c.id[:12]])[0].lstrip("/")
         try:
             c.remove(force=True, v=False)
-            removed.containers.append(name)
+            if name not in removed.containers:
+                removed.containers.append(name)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
             if "already in progress" in str(exc.explanation or exc):
-                removed.containers.append(name)  # someone else (a concurrent teardown) removes it
+                if name not in removed.containers:
+                    removed.containers.append(name)  # someone else (a concurrent teardown) removes it
                 return
             removed.failed.append(f"container {name}: {exc.explanation or exc}")
 
-    with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
-        list(pool.map(rm_container, containers))
-    with engine_errors("list networks"):
-        networks = [n for n in client.networks.list(filters=filters) if _matches(n, cluster, run_id)]
-    for n in networks:
-        _retry_remove(lambda: n.remove(), f"network {n.name}", n.name, removed.networks, removed)
-    with engine_errors("list volumes"):
-        volumes = [v for v in client.volumes.list(filters=filters) if _matches(v, cluster, run_id)]
-    for v in volumes:
-        _retry_remove(lambda: v.remove(force=True), f"volume {v.name}", v.name, removed.volumes, removed)
+    for _ in range(3):   # again if a late-created container showed up meanwhile (see _retry_remove)
+        removed.failed.clear()   # what still fails in the last pass is what is reported
+        _remove_pass(client, filters, cluster, run_id, removed, sweep_containers)
+        with engine_errors("list containers"):
+            late = [c for c in client.containers.list(all=True, filters=filters, sparse=True)
+                    if _matches(c, cluster, run_id)]
+        if not late:
+            break
     return removed
 
 
-def _retry_remove(remove, what: str, name: str, into: list, removed: Removed) -> None:
+def _remove_pass(client, filters, cluster, run_id, removed: Removed, sweep_containers) -> None:
+    sweep_containers()
+    with engine_errors("list networks"):
+        networks = [n for n in client.networks.list(filters=filters) if _matches(n, cluster, run_id)]
+    for n in networks:
+        _retry_remove(lambda n=n: n.remove(), f"network {n.name}", n.name, removed.networks, removed,
+                      sweep_containers)
+    with engine_errors("list volumes"):
+        volumes = [v for v in client.volumes.list(filters=filters) if _matches(v, cluster, run_id)]
+    for v in volumes:
+        _retry_remove(lambda v=v: v.remove(force=True), f"volume {v.name}", v.name, removed.volumes, removed,
+                      sweep_containers)
+
+
+def _retry_remove(remove, what: str, name: str, into: list, removed: Removed, sweep=None) -> None:
     """A network or volume can stay in use for a moment after its containers go (a concurrent
-    removal, the engine's own cleanup): retry until RETRY_S, then report it as failed."""
+    removal, the engine's own cleanup), or be held by a container that appeared after the listing:
+    a create request of a SIGKILLed `up` that the engine finished after its client died. Each retry
+    first sweeps such containers (`sweep`); after RETRY_S it is reported as failed."""
     deadline = time.monotonic() + RETRY_S
     while True:
         try:
@@ -102,6 +122,8 @@ def _retry_remove(remove, what: str, name: str, into: list, removed: Removed) ->
             if time.monotonic() >= deadline:
                 removed.failed.append(f"{what}: {exc.explanation or exc}")
                 return
+            if sweep is not None:
+                sweep()
             time.sleep(0.2)
 
 

@@ -202,3 +202,60 @@ def test_image_bootstrap_and_wheels_commands_are_argv_lists(tmp_path: Path):
     assert any("bookworm-security" in a for a in argv)
     w = wheels_argv(tmp_path, "aarch64")
     assert "manylinux2014_aarch64" in w and "--only-binary=:all:" in w and "cp311" in w
+
+
+def test_cleanup_sweeps_a_container_created_after_its_listing():
+    """A SIGKILLed `up` can leave a create request that the engine finishes after the cleanup listed
+    the containers: that late container holds its volume ("volume is in use"). The cleanup must find
+    and remove it rather than report the volume as failed (a CI flake before the sweep)."""
+    import docker.errors
+
+    from chaos.env import cleanup
+
+    labels = L.object_labels("c", "r1", "w4", "worker")
+
+    class Obj:
+        def __init__(self, name, store):
+            self.name, self.attrs, self.labels, self.id = name, {"Names": ["/" + name], "Labels": labels}, labels, name
+            self._store = store
+
+    class Container(Obj):
+        def remove(self, force=False, v=False):
+            self._store.remove(self)
+
+    class Volume(Obj):
+        def remove(self, force=False):
+            if engine.containers_alive:
+                raise docker.errors.APIError("in use", explanation="volume is in use")
+            engine.volumes_alive.remove(self)
+
+    class Engine:
+        def __init__(self):
+            self.containers_alive, self.volumes_alive, self.lists = [], [], 0
+
+    engine = Engine()
+    engine.volumes_alive.append(Volume("chaos-c-r1-w4", engine.volumes_alive))
+
+    class Containers:
+        def list(self, all=True, filters=None, sparse=True):
+            engine.lists += 1
+            if engine.lists == 2:   # the late create lands right after the first listing
+                engine.containers_alive.append(Container("chaos-c-w4", engine.containers_alive))
+            return list(engine.containers_alive)
+
+    class Listing:
+        def __init__(self, items):
+            self.items = items
+
+        def list(self, filters=None):
+            return list(self.items)
+
+    class Client:
+        containers = Containers()
+        networks = Listing([])
+        volumes = Listing(engine.volumes_alive)
+
+    removed = cleanup.remove_objects(Client(), cluster="c")
+    assert not removed.failed, removed.failed
+    assert removed.containers == ["chaos-c-w4"] and removed.volumes == ["chaos-c-r1-w4"]
+    assert not engine.containers_alive and not engine.volumes_alive
