@@ -50,6 +50,39 @@ def kv_pair_hash(key, value) -> int:
     return int.from_bytes(hashlib.sha256(frag).digest()[:16], "big")
 
 
+class _SumHash:
+    """The sum (mod KV_HASH_MOD) of `kv_pair_hash` over one dict's pairs, kept up to date by writes
+    that go through set/delete. A dict replaced behind its back (restore, a test) or changed in
+    size without it is re-summed on the next use."""
+
+    __slots__ = ("of", "h", "acc")
+
+    def __init__(self, d: dict) -> None:
+        self.of = d
+        self.h = {k: kv_pair_hash(k, v) for k, v in d.items()}
+        self.acc = sum(self.h.values()) % KV_HASH_MOD
+
+    def current(self, d: dict) -> int:
+        if d is not self.of or len(self.h) != len(d):
+            self.__init__(d)
+        return self.acc
+
+    def set(self, d: dict, key, value) -> None:
+        if d is not self.of:
+            self.__init__(d)
+        h = kv_pair_hash(key, value)
+        self.acc = (self.acc - self.h.get(key, 0) + h) % KV_HASH_MOD
+        self.h[key] = h
+        d[key] = value
+
+    def delete(self, d: dict, key) -> None:
+        if d is not self.of:
+            self.__init__(d)
+        if key in d:
+            del d[key]
+            self.acc = (self.acc - self.h.pop(key)) % KV_HASH_MOD
+
+
 class BadCommand(ValueError):
     pass
 
@@ -77,9 +110,8 @@ class Store:
         self.sessions: dict = {}  # client_id -> {"seq", "result", "index"}
         self.applied_index = 0
         self.sessions_evicted = 0
-        self._kv_h: dict = {}    # key -> kv_pair_hash(key, value), kept with self.kv
-        self._kv_acc = 0         # their sum mod KV_HASH_MOD (see digest)
-        self._kv_of = self.kv    # the dict they describe (a replaced self.kv is re-summed)
+        self._kv_sum = _SumHash(self.kv)              # see digest
+        self._sessions_sum = _SumHash(self.sessions)
 
     # -- state ---------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -87,45 +119,29 @@ class Store:
                 "sessions": self.sessions, "applied_index": self.applied_index}
 
     def digest(self) -> str:
-        """First 16 hex chars of sha256 over: the sum (mod 2^128) of `kv_pair_hash` over the kv
-        map, then the canonical JSON of every other section with applied_index. Equal states give
-        equal digests whatever order they were built in. The kv part is a sum, kept up to date on
-        every kv write, rather than the canonical JSON of the map, because the digest is journaled
-        after every applied entry on every manager: re-encoding 1,000 keys each time cost ~0.2 ms
-        per write per node."""
-        if self.kv is not self._kv_of or len(self._kv_h) != len(self.kv):
-            self._resync_kv()
-        return self._digest_with(self._kv_acc)
-
-    def _resync_kv(self) -> None:
-        self._kv_of = self.kv
-        self._kv_h = {k: kv_pair_hash(k, v) for k, v in self.kv.items()}
-        self._kv_acc = sum(self._kv_h.values()) % KV_HASH_MOD
+        """First 16 hex chars of sha256 over: for the kv and sessions maps, the sum (mod 2^128) of
+        `kv_pair_hash` over their pairs; then the canonical JSON of the other sections with
+        applied_index. Equal states give equal digests whatever order they were built in. The two
+        maps that grow with the workload (keys, client ids) are sums kept up to date on every
+        write, not re-encoded, because the digest is journaled after every applied entry on every
+        manager: re-encoding 1,000 keys each time cost ~0.2 ms per write per node."""
+        return self._digest_with(self._kv_sum.current(self.kv), self._sessions_sum.current(self.sessions))
 
     def digest_recomputed(self) -> str:
-        """digest() computed from scratch (O(store)): the reference the incremental sum is checked
-        against (agent.fast_store, tests)."""
-        return self._digest_with(sum(kv_pair_hash(k, v) for k, v in self.kv.items()) % KV_HASH_MOD)
+        """digest() computed from scratch (O(store)): the reference the incremental sums are
+        checked against (agent.fast_store, tests)."""
+        return self._digest_with(_SumHash(self.kv).acc, _SumHash(self.sessions).acc)
 
     def _kv_set(self, key, value) -> None:
-        if self.kv is not self._kv_of:
-            self._resync_kv()
-        h = kv_pair_hash(key, value)
-        self._kv_acc = (self._kv_acc - self._kv_h.get(key, 0) + h) % KV_HASH_MOD
-        self._kv_h[key] = h
-        self.kv[key] = value
+        self._kv_sum.set(self.kv, key, value)
 
     def _kv_del(self, key) -> None:
-        if self.kv is not self._kv_of:
-            self._resync_kv()
-        if key in self.kv:
-            del self.kv[key]
-            self._kv_acc = (self._kv_acc - self._kv_h.pop(key)) % KV_HASH_MOD
+        self._kv_sum.delete(self.kv, key)
 
-    def _digest_with(self, kv_acc: int) -> str:
+    def _digest_with(self, kv_acc: int, sessions_acc: int) -> str:
         rest = canonical_json({"applied_index": self.applied_index, "nodes": self.nodes,
-                               "services": self.services, "sessions": self.sessions, "tasks": self.tasks})
-        return hashlib.sha256(b"%032x" % kv_acc + rest).hexdigest()[:16]
+                               "services": self.services, "tasks": self.tasks})
+        return hashlib.sha256(b"%032x%032x" % (kv_acc, sessions_acc) + rest).hexdigest()[:16]
 
     def snapshot(self) -> dict:
         return copy.deepcopy(self.state())
@@ -138,7 +154,8 @@ class Store:
         self.tasks = data.get("tasks", {})
         self.sessions = data.get("sessions", {})
         self.applied_index = data.get("applied_index", 0)
-        self._resync_kv()
+        self._kv_sum = _SumHash(self.kv)
+        self._sessions_sum = _SumHash(self.sessions)
 
     # -- apply ---------------------------------------------------------------------------------
     def apply(self, index: int, command: dict):
@@ -151,7 +168,7 @@ class Store:
             sess = self.sessions.get(client)
             if sess is not None:
                 if seq == sess["seq"]:
-                    sess["index"] = index
+                    self._sessions_sum.set(self.sessions, client, dict(sess, index=index))
                     return dict(sess["result"], duplicate=True), []
                 if seq < sess["seq"]:
                     return {"ok": False, "error": "stale-seq"}, []
@@ -164,10 +181,10 @@ class Store:
         except BadCommand as e:
             result, events = {"ok": False, "error": "bad-command", "message": str(e)}, []
         if client is not None:
-            self.sessions[client] = {"seq": seq, "result": result, "index": index}
+            self._sessions_sum.set(self.sessions, client, {"seq": seq, "result": result, "index": index})
             if len(self.sessions) > MAX_SESSIONS:
                 oldest = min(self.sessions, key=lambda c: (self.sessions[c]["index"], c))
-                del self.sessions[oldest]
+                self._sessions_sum.delete(self.sessions, oldest)
                 self.sessions_evicted += 1
         return result, events
 
