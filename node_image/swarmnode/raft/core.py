@@ -148,6 +148,12 @@ class RaftNode:
         self.counters = {"dropped_messages": 0, "conflicting_leader": 0, "reads_dropped": 0,
                          "inflight_bound_hits": 0}
         self.become_follower(self._term, None)
+        if self._commit > snap.index:
+            # The commit index recovered from storage, journaled before the applies it allows. A
+            # process killed during an fsync leaves the commit record on disk (the OS has it) but
+            # not the journal line written after the fsync; without this event a restarted node's
+            # re-applies looked like applies past its commit index (apply-committed).
+            self._events.append({"type": "commit", "index": self._commit, "recovered": True})
 
     # ---- properties ---------------------------------------------------------------------------
     role = property(lambda self: self._role)
