@@ -212,7 +212,7 @@ class Cluster:
             polls += 1
             # Cheap conditions first: the managers alone say whether there is a leader and whether
             # every worker is registered; only then is every node's member table fetched.
-            _, failures = ready_mod.evaluate_leader(self.statuses(self.managers), self.managers,
+            failures = ready_mod.evaluate_leader(self.statuses(self.managers), self.managers,
                                                          self.workers)
             if not failures:
                 failures = ready_mod.evaluate(self.statuses(), self.managers, self.workers)

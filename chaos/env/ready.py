@@ -29,47 +29,39 @@ class Failure:
 def evaluate(statuses: Mapping[str, Status | None], managers: list[str], workers: list[str]) -> list[Failure]:
     """Failures of the ready conditions; empty means ready. A None status = node unreachable."""
     nodes = list(managers) + list(workers)
-    failures: list[Failure] = []
-    unreachable = tuple(n for n in nodes if not isinstance(statuses.get(n), Mapping))
-    if unreachable:
-        failures.append(Failure("reachable", unreachable, "status endpoint not answering"))
-    leader, leader_failure = _leader(statuses, managers)
-    if leader_failure:
-        failures.append(leader_failure)
-    if leader is not None:
-        table = statuses[leader].get("workers") or {}
-        missing = tuple(w for w in workers if not isinstance(table, Mapping) or table.get(w) != "ready")
-        if missing:
-            failures.append(Failure("workers-registered", missing, f"not READY in leader {leader}'s status"))
-    elif workers:
-        failures.append(Failure("workers-registered", tuple(workers), "no leader to ask"))
-    lagging = tuple(n for n in nodes if n not in unreachable and not _sees_all_alive(statuses[n], n, nodes))
+    failures = _unreachable(statuses, nodes) + _leader_and_workers(statuses, managers, workers)
+    lagging = tuple(n for n in nodes if isinstance(statuses.get(n), Mapping)
+                    and not _sees_all_alive(statuses[n], n, nodes))
     if lagging:
         failures.append(Failure("gossip", lagging, "member table does not show every node alive"))
     return failures
 
 
 def evaluate_leader(statuses: Mapping[str, Status | None], managers: list[str],
-                    workers: list[str]) -> tuple[str | None, list[Failure]]:
-    """The first two conditions from the managers' answers alone: (leader, failures). With a leader,
-    also whether every worker is READY in its table. Lets a poller ask 3 nodes instead of all of
-    them until the cheap conditions hold (at 100 workers, polling every node's member table several
-    times a second was itself a large share of the machine)."""
-    failures: list[Failure] = []
-    unreachable = tuple(m for m in managers if not isinstance(statuses.get(m), Mapping))
-    if unreachable:
-        failures.append(Failure("reachable", unreachable, "status endpoint not answering"))
+                    workers: list[str]) -> list[Failure]:
+    """The leader and workers-registered conditions from the managers' answers alone. Lets a
+    poller ask 3 nodes instead of all of them until the cheap conditions hold (at 100 workers,
+    polling every node's member table several times a second was itself a large share of the
+    machine)."""
+    return _unreachable(statuses, managers) + _leader_and_workers(statuses, managers, workers)
+
+
+def _unreachable(statuses: Mapping[str, Status | None], nodes: list[str]) -> list[Failure]:
+    down = tuple(n for n in nodes if not isinstance(statuses.get(n), Mapping))
+    return [Failure("reachable", down, "status endpoint not answering")] if down else []
+
+
+def _leader_and_workers(statuses: Mapping[str, Status | None], managers: list[str],
+                        workers: list[str]) -> list[Failure]:
     leader, leader_failure = _leader(statuses, managers)
     if leader_failure:
-        failures.append(leader_failure)
-        if workers:
-            failures.append(Failure("workers-registered", tuple(workers), "no leader to ask"))
-        return None, failures
+        return [leader_failure] + ([Failure("workers-registered", tuple(workers), "no leader to ask")]
+                                   if workers else [])
     table = statuses[leader].get("workers") or {}
     missing = tuple(w for w in workers if not isinstance(table, Mapping) or table.get(w) != "ready")
     if missing:
-        failures.append(Failure("workers-registered", missing, f"not READY in leader {leader}'s status"))
-    return leader, failures
+        return [Failure("workers-registered", missing, f"not READY in leader {leader}'s status")]
+    return []
 
 
 def _leader(statuses: Mapping[str, Status | None], managers: list[str]) -> tuple[str | None, Failure | None]:

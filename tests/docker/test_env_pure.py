@@ -66,6 +66,27 @@ def test_ready_each_condition_names_failing_nodes(mutate, condition, nodes):
     assert got[condition] == nodes
 
 
+@pytest.mark.parametrize("mutate, condition, nodes", [
+    (lambda s: s["m3"].update(leader="m2"), "leader", {"m1", "m2", "m3"}),
+    (lambda s: s["m1"]["workers"].pop("w2"), "workers-registered", {"w2"}),
+    (lambda s: s.update(m2=None), "reachable", {"m2"}),
+])
+def test_ready_managers_only_poll_sees_leader_and_registration_not_gossip(mutate, condition, nodes):
+    """evaluate_leader (the cheap first stage of `up`'s polling) judges the leader and registration
+    conditions exactly as evaluate does, from the managers' answers alone, and cannot see gossip."""
+    st = _healthy()
+    mutate(st)
+    managers_only = {m: st[m] for m in MANAGERS}
+    got = _conditions(ready.evaluate_leader(managers_only, MANAGERS, WORKERS))
+    assert got[condition] == nodes
+    full = _conditions(ready.evaluate(st, MANAGERS, WORKERS))
+    assert {k: v for k, v in full.items() if k != "gossip"} == got
+    assert ready.evaluate_leader({m: _healthy()[m] for m in MANAGERS}, MANAGERS, WORKERS) == []
+    gossip_only = _healthy()
+    gossip_only["w1"]["members"].pop("m2")
+    assert ready.evaluate_leader(gossip_only, MANAGERS, WORKERS) == []
+
+
 def test_ready_node_may_omit_itself_from_its_member_table():
     st = _healthy()
     st["w1"]["members"].pop("w1")

@@ -119,11 +119,12 @@ def test_precise_timer_wakes_in_deadline_order_never_early_and_skips_cancelled()
 
 # -- -seed really seeds -----------------------------------------------------------------------------
 
-def _start_server(seed: int, *extra: str):
+def _start_server(seed: int, *extra: str, stdout=subprocess.DEVNULL, preexec_fn=None):
     port = free_port()
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "node_image"), LOG_LEVEL="error")
     proc = subprocess.Popen([sys.executable, "-m", "swarmnode.toxiproxy", "-host", "127.0.0.1", "-port",
-                             str(port), "-seed", str(seed), *extra], env=env, stdout=subprocess.DEVNULL)
+                             str(port), "-seed", str(seed), *extra], env=env, stdout=stdout,
+                            preexec_fn=preexec_fn)
     url = f"http://127.0.0.1:{port}"
 
     def up():
@@ -483,24 +484,12 @@ def test_compat_out_of_descriptors_backs_off_and_recovers(echo):
     descriptors are free again, new connections are served."""
     import resource
 
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "node_image"), LOG_LEVEL="error")
-
     def low_nofile():
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 
-    proc = subprocess.Popen([sys.executable, "-m", "swarmnode.toxiproxy", "-host", "127.0.0.1", "-port",
-                             str(port)], env=env, stdout=subprocess.PIPE, preexec_fn=low_nofile)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = _start_server(1, stdout=subprocess.PIPE, preexec_fn=low_nofile)
     held = []
     try:
-        def up():
-            try:
-                return requests.get(url + "/version", timeout=1).ok
-            except requests.RequestException:
-                return False
-
-        wait_until(up, timeout_s=15)
         p = Api(url).create(echo.addr)
         for _ in range(60):   # 2 server descriptors each: well past 64
             held.append(connect(p))
