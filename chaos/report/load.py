@@ -1,0 +1,277 @@
+"""Tolerant reading of a run directory for reports (docs/contracts.md section 5).
+
+Owns: `RunView`, everything a report shows, read once from the run directory. Unlike the checkers'
+`RunDir` (strict: a bad line makes a check UNKNOWN), a report must still be written when a file is
+missing, truncated or damaged: each problem becomes a line in `RunView.notes`, shown in every report,
+and the rest of the run is shown as far as it can be read. Only a missing or unreadable run directory
+raises (`chaos.errors.RunDirError`, via `RunDir`).
+
+Must not import: docker, requests, click, matplotlib, the runner. Reads files only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaos import history as hist
+from chaos.checkers.rundir import RunDir
+
+NOT_JUDGED = "NOT JUDGED"  # verdict shown when results.json is missing or damaged
+MAX_TEXT_BYTES = 512 * 1024  # experiment.yaml / plan.json shown verbatim up to this size
+
+
+@dataclass
+class RunView:
+    path: Path
+    run: dict = field(default_factory=dict)
+    plan: Any = None
+    plan_text: str | None = None
+    experiment_text: str | None = None
+    results: dict | None = None
+    ops: list[hist.Op] = field(default_factory=list)
+    index_ts: dict[int, float] = field(default_factory=dict)  # history event index -> ts
+    faults: list[dict] = field(default_factory=list)
+    status: list[dict] = field(default_factory=list)
+    journals: dict[str, list[dict]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what could not be read, shown in every report
+
+    # -- identity --
+    @property
+    def experiment(self) -> str:
+        for source in (self.run, self.plan if isinstance(self.plan, dict) else {}):
+            name = source.get("experiment")
+            if isinstance(name, str) and name:
+                return name
+        return self.path.name
+
+    @property
+    def seed(self) -> Any:
+        if "seed" in self.run:
+            return self.run["seed"]
+        return self.plan.get("seed") if isinstance(self.plan, dict) else None
+
+    @property
+    def verdict(self) -> str:
+        v = (self.results or {}).get("verdict")
+        return v if isinstance(v, str) else NOT_JUDGED
+
+    @property
+    def checks(self) -> list[dict]:
+        checks = (self.results or {}).get("checks")
+        return [c for c in checks if isinstance(c, dict)] if isinstance(checks, list) else []
+
+    @property
+    def plant(self) -> list[str]:
+        p = self.run.get("plant")
+        if isinstance(p, str):
+            return [p] if p else []
+        return [str(x) for x in p] if isinstance(p, list) else []
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.run.get("partial"))
+
+    @property
+    def outcome(self) -> str | None:
+        o = self.run.get("outcome")
+        return o if isinstance(o, str) else None
+
+    @property
+    def harness_problem(self) -> str | None:
+        """Why the harness could not judge this run, or None: an error/interrupted outcome, or no
+        readable results.json."""
+        if self.outcome in ("error", "interrupted"):
+            reason = self.run.get("error") or self.run.get("partial_reason") or "no reason recorded"
+            return f"run {self.outcome}: {reason}"
+        if self.results is None:
+            return "results.json is missing or unreadable: the run was not judged"
+        return None
+
+    @property
+    def duration_s(self) -> float | None:
+        d = self.run.get("duration_s")
+        if isinstance(d, (int, float)):
+            return float(d)
+        s, e = self.run.get("started"), self.run.get("ended")
+        if isinstance(s, (int, float)) and isinstance(e, (int, float)):
+            return float(e) - float(s)
+        return None
+
+    def t0(self) -> float:
+        """The time origin of plots: run start, else the first timestamp seen."""
+        s = self.run.get("started")
+        if isinstance(s, (int, float)):
+            return float(s)
+        cands = [op.invoke_ts for op in self.ops[:1] if op.invoke_ts is not None]
+        cands += [f["ts"] for f in self.faults[:1] if _num(f.get("ts"))]
+        cands += [evs[0]["ts"] for evs in self.journals.values() if evs and _num(evs[0].get("ts"))]
+        return min(cands) if cands else 0.0
+
+    def t_end(self) -> float:
+        e = self.run.get("ended")
+        if isinstance(e, (int, float)):
+            return float(e)
+        ts = [op.complete_ts or op.invoke_ts for op in self.ops[-50:] if (op.complete_ts or op.invoke_ts)]
+        ts += [f["ts"] for f in self.faults if _num(f.get("ts"))]
+        ts += [evs[-1]["ts"] for evs in self.journals.values() if evs and _num(evs[-1].get("ts"))]
+        return max(ts) if ts else self.t0() + 1.0
+
+    def node_roles(self) -> dict[str, str]:
+        """node -> "manager" | "worker" | "node": run.json nodes, else journals (Raft events = manager)."""
+        nodes = self.run.get("nodes")
+        out: dict[str, str] = {}
+        if isinstance(nodes, dict):
+            for n, info in nodes.items():
+                role = info.get("role") if isinstance(info, dict) else info
+                out[str(n)] = role if role in ("manager", "worker") else "node"
+        raft = {"term", "vote", "role", "append", "commit", "apply"}
+        for n, evs in self.journals.items():
+            if n not in out:
+                out[n] = "manager" if any(e.get("type") in raft for e in evs) else "worker"
+        for s in self.status:
+            n = s.get("node")
+            if isinstance(n, str) and n not in out:
+                st = s.get("status")
+                out[n] = "manager" if isinstance(st, dict) and "term" in st else "node"
+        return dict(sorted(out.items(), key=lambda kv: ({"manager": 0, "worker": 1}.get(kv[1], 2), kv[0])))
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _read_text(path: Path, notes: list[str], limit: int = MAX_TEXT_BYTES) -> str | None:
+    if not path.exists():
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        notes.append(f"{path.name}: unreadable ({exc.strerror})")
+        return None
+    text = data[:limit].decode("utf-8", errors="replace")
+    if len(data) > limit:
+        notes.append(f"{path.name}: {len(data)} bytes, shown truncated to {limit}")
+        text += "\n… (truncated)"
+    return text
+
+
+def _read_json(path: Path, notes: list[str], want: type | None = None) -> Any:
+    if not path.exists():
+        return None
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        notes.append(f"{path.name}: unreadable ({exc.strerror})")
+        return None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        notes.append(f"{path.name}: damaged, not JSON ({exc})")
+        return None
+    if want is not None and not isinstance(obj, want):
+        notes.append(f"{path.name}: expected a JSON {want.__name__}, got {type(obj).__name__}; ignored")
+        return None
+    return obj
+
+
+def _read_jsonl(path: Path, notes: list[str], label: str) -> list[dict]:
+    """Objects of a JSON-lines file; lines that are not JSON objects are skipped with one note."""
+    out: list[dict] = []
+    bad: list[int] = []
+    try:
+        with path.open("r", encoding="utf-8", errors="replace") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError:
+                    bad.append(lineno)
+                    continue
+                if isinstance(obj, dict):
+                    out.append(obj)
+                else:
+                    bad.append(lineno)
+    except OSError as exc:
+        notes.append(f"{label}: unreadable ({exc.strerror})")
+        return out
+    if bad:
+        notes.append(f"{label}: {len(bad)} damaged line(s) skipped (first: line {bad[0]})")
+    return out
+
+
+def _read_history(path: Path, notes: list[str]) -> tuple[list[hist.Op], dict[int, float]]:
+    if not path.exists():
+        notes.append("history.jsonl: missing (no client operations to show)")
+        return [], {}
+    events: list[dict] = []
+    bad: list[str] = []
+    position = 0
+    try:
+        with path.open("r", encoding="utf-8", errors="replace") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    ev = hist.validate_event(json.loads(line), f"history.jsonl:{lineno}")
+                except (json.JSONDecodeError, hist.HistoryError) as exc:
+                    bad.append(str(exc) if isinstance(exc, hist.HistoryError) else f"line {lineno}: not JSON")
+                    continue
+                ev.setdefault("index", position)
+                position += 1
+                events.append(ev)
+    except OSError as exc:
+        notes.append(f"history.jsonl: unreadable ({exc.strerror})")
+        return [], {}
+    if bad:
+        notes.append(f"history.jsonl: {len(bad)} damaged line(s) skipped (first: {bad[0]})")
+    index_ts = {ev["index"]: ev["ts"] for ev in events if isinstance(ev.get("index"), int) and _num(ev.get("ts"))}
+    try:
+        ops = hist.pair_ops(events)
+    except hist.HistoryError as exc:
+        notes.append(f"history.jsonl: operations cannot be paired ({exc}); latency plots omitted")
+        return [], index_ts
+    return ops, index_ts
+
+
+def _read_journals(d: Path, notes: list[str]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    if not d.is_dir():
+        return out
+    for p in sorted(d.glob("*.jsonl")):
+        evs = [e for e in _read_jsonl(p, notes, f"events/{p.name}") if "type" in e]
+        for e in evs:
+            e.setdefault("node", p.stem)
+        evs.sort(key=lambda e: e.get("seq", 0) if _num(e.get("seq")) else 0)
+        out[p.stem] = evs
+    return out
+
+
+def load(run_dir: str | Path) -> RunView:
+    """Read everything a report shows. Raises RunDirError only for a missing/unreadable directory."""
+    rd = RunDir(run_dir)  # validates the directory itself
+    path = rd.path
+    v = RunView(path=path)
+    notes = v.notes
+    run = _read_json(path / "run.json", notes, dict)
+    if run is None and not (path / "run.json").exists():
+        notes.append("run.json: missing (no seed, phases or configuration to show)")
+    v.run = run or {}
+    v.plan_text = _read_text(path / "plan.json", notes)
+    v.plan = _read_json(path / "plan.json", notes)
+    v.experiment_text = _read_text(path / "experiment.yaml", notes)
+    results = _read_json(path / "results.json", notes, dict)
+    if results is not None and not isinstance(results.get("checks"), list):
+        notes.append("results.json: no list of checks; ignored")
+        results = None
+    if results is None and not (path / "results.json").exists():
+        notes.append("results.json: missing (the run was not judged)")
+    v.results = results
+    v.ops, v.index_ts = _read_history(path / "history.jsonl", notes)
+    if (path / "faults.jsonl").exists():
+        v.faults = [f for f in _read_jsonl(path / "faults.jsonl", notes, "faults.jsonl") if _num(f.get("ts"))]
+    if (path / "status.jsonl").exists():
+        v.status = [s for s in _read_jsonl(path / "status.jsonl", notes, "status.jsonl") if _num(s.get("ts"))]
+    v.journals = _read_journals(path / "events", notes)
+    return v
