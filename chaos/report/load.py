@@ -111,10 +111,9 @@ class RunView:
         return min(cands) if cands else 0.0
 
     def t_end(self) -> float:
-        e = self.run.get("ended")
-        if isinstance(e, (int, float)):
-            return float(e)
-        ts = [op.complete_ts or op.invoke_ts for op in self.ops[-50:] if (op.complete_ts or op.invoke_ts)]
+        """The end of plots: the latest of run.json `ended` and the last timestamps recorded."""
+        ts = [float(e) for e in (self.run.get("ended"),) if _num(e)]
+        ts += [op.complete_ts or op.invoke_ts for op in self.ops[-200:] if (op.complete_ts or op.invoke_ts)]
         ts += [f["ts"] for f in self.faults if _num(f.get("ts"))]
         ts += [evs[-1]["ts"] for evs in self.journals.values() if evs and _num(evs[-1].get("ts"))]
         return max(ts) if ts else self.t0() + 1.0

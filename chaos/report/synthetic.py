@@ -78,10 +78,10 @@ def _history(n_ops: int, clients: int, rng: random.Random, duration_s: float) ->
     return out
 
 
-def _faults(first_leader: str, victim: str, old_style: bool) -> list[dict]:
+def _faults(first_leader: str, others: list[str], victim: str, old_style: bool) -> list[dict]:
     rows = []
     for fid, kind, targets, start, end, lag, heal_lag in (
-            ("f1", "partition", [[first_leader], ["others"]], 20.0, 40.0, 0.3, 0.2),
+            ("f1", "partition", [[first_leader], others], 20.0, 40.0, 0.3, 0.2),
             ("f2", "kill", [victim], 25.0, 32.0, 0.1, 1.0)):
         details = {"mode": "black-hole"} if kind == "partition" else {"signal": "SIGKILL"}
         base = {"fault": fid, "kind": kind, "targets": targets, "details": details}
@@ -170,8 +170,10 @@ def make_run(path: str | Path, *, ops: int = 2000, managers: int = 3, workers: i
     ms = [f"m{i + 1}" for i in range(managers)]
     ws = [f"w{i + 1}" for i in range(workers)]
     victim = ws[min(2, len(ws) - 1)]
+    events = _history(ops, clients, rng, 60.0)
+    ended = max(T0 + 60.0, (events[-1]["ts"] + 0.5) if events else 0.0)
     run = {
-        "run_id": f"{name}-{seed}", "seed": seed, "started": T0, "ended": T0 + 60.0, "heal_ts": T0 + 40.2,
+        "run_id": f"{name}-{seed}", "seed": seed, "started": T0, "ended": ended, "heal_ts": T0 + 40.2,
         "phases": [{"name": n, "start": T0 + a, "end": T0 + b} for n, a, b in PHASES],
         "nodes": {**{m: {"role": "manager"} for m in ms}, **{w: {"role": "worker"} for w in ws}},
         "experiment": name, "experiment_file": f"experiments/{name}.yaml",
@@ -179,7 +181,7 @@ def make_run(path: str | Path, *, ops: int = 2000, managers: int = 3, workers: i
         "image_id": "sha256:" + "1" * 64, "toxiproxy": "compatible", "agent_version": "0.1.0",
         "replay": f"chaos run experiments/{name}.yaml --seed {seed}",
         "command": f"chaos run experiments/{name}.yaml --seed {seed}", "plant": [], "partial": False,
-        "outcome": "completed", "duration_s": 60.0,
+        "outcome": "completed", "duration_s": round(ended - T0, 3),
     }
     run.update(run_extra or {})
     (path / "run.json").write_text(json.dumps(run, indent=2))
@@ -193,8 +195,8 @@ def make_run(path: str | Path, *, ops: int = 2000, managers: int = 3, workers: i
     (path / "plan.json").write_text(json.dumps(plan, indent=2))
     (path / "experiment.yaml").write_text(EXPERIMENT_YAML.format(name=name, managers=managers, workers=workers,
                                                                   clients=clients))
-    _write_jsonl(path / "history.jsonl", _history(ops, clients, rng, 60.0))
-    _write_jsonl(path / "faults.jsonl", _faults(ms[0], victim, old_style_faults))
+    _write_jsonl(path / "history.jsonl", events)
+    _write_jsonl(path / "faults.jsonl", _faults(ms[0], ms[1:] + ws, victim, old_style_faults))
     _write_jsonl(path / "status.jsonl", _status(ms, ws, victim))
     for node, evs in _journals(ms, ws, victim).items():
         _write_jsonl(path / "events" / f"{node}.jsonl", evs)
