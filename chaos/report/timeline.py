@@ -94,7 +94,13 @@ def fault_bands(faults: list[dict]) -> list[FaultBand]:
 
 
 def band_targets(band: FaultBand) -> set[str]:
-    return {n for t in band.targets for n in t.split("|")}
+    """Nodes to mark on their lanes: the targets, or for a partition given as groups the smallest
+    group (the side cut off; marking both sides would mark every node)."""
+    groups = [t.split("|") for t in band.targets]
+    if len(groups) > 1 and any(len(g) > 1 for g in groups):
+        smallest = min(len(g) for g in groups)
+        return {n for g in groups if len(g) == smallest for n in g}
+    return {n for g in groups for n in g}
 
 
 @dataclass
@@ -255,7 +261,8 @@ def throughput(view: RunView, bin_s: float | None = None) -> tuple[float, dict[s
     t0, t1 = view.t0(), view.t_end()
     span = max(1e-9, t1 - t0)
     if bin_s is None:
-        bin_s = max(0.25, span / 240)
+        want = span / 240
+        bin_s = next((b for b in (0.25, 0.5, 1, 2, 5, 10, 30, 60, 300) if b >= want), 600)
     n = max(1, math.ceil(span / bin_s))
     out = {"ok": [0] * n, "fail": [0] * n, "info": [0] * n}
     for op in view.ops:
