@@ -117,6 +117,24 @@ def split_expectations(check: dict) -> list[Expectation] | None:
     return [Expectation(str(k), bool(_d(v).get("observed")), str(_d(v).get("detail", ""))) for k, v in table.items()]
 
 
+def verdict_of(check: dict) -> str:
+    return "SKIPPED" if is_skipped(check) else str(check.get("verdict") or "?")
+
+
+def table_text(checks: list[dict], width: int = 100) -> str:
+    """The verdict table as plain text (JUnit system-out, logs): check, verdict, time, summary."""
+    rows = [("check", "verdict", "time", "summary")]
+    for c in checks:
+        d = c.get("duration_s")
+        rows.append((str(c.get("name", "?")), verdict_of(c), f"{d:.2f}s" if isinstance(d, (int, float)) else "",
+                     brief(c, width)))
+        for ex in split_expectations(c) or []:
+            rows.append((f"  expect {ex.name}", "VALID" if ex.observed else "UNKNOWN", "",
+                         ("observed: " if ex.observed else "never observed: ") + ex.detail))
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:>{w[2]}}  {r[3]}".rstrip() for r in rows)
+
+
 # --- the linearizability counterexample -------------------------------------------------------
 
 _CEX_LINE = re.compile(r"^p(?P<proc>\S+) (?P<type>ok|fail|info) (?P<f>\S+) (?P<key>\S+) (?P<rest>.*?)"

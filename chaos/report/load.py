@@ -262,8 +262,9 @@ def _read_journals(d: Path, notes: list[str]) -> dict[str, list[dict]]:
     return out
 
 
-def load(run_dir: str | Path) -> RunView:
-    """Read everything a report shows. Raises RunDirError only for a missing/unreadable directory."""
+def load(run_dir: str | Path, *, history: bool = True) -> RunView:
+    """Read everything a report shows (`history=False`: not the client history, which JUnit does not
+    need). Raises RunDirError only for a missing or unreadable directory."""
     rd = RunDir(run_dir)  # validates the directory itself
     path = rd.path
     v = RunView(path=path)
@@ -283,7 +284,8 @@ def load(run_dir: str | Path) -> RunView:
         notes.append("results.json: missing (the run was not judged)")
     v.results = results
     cex = any(c.get("checker") == "linearizable" and c.get("verdict") == "INVALID" for c in v.checks)
-    v.ops, v.index_ts = _read_history(path / "history.jsonl", notes, want_index_ts=cex)
+    if history:
+        v.ops, v.index_ts = _read_history(path / "history.jsonl", notes, want_index_ts=cex)
     if (path / "faults.jsonl").exists():
         v.faults = [f for f in _read_jsonl(path / "faults.jsonl", notes, "faults.jsonl") if _num(f.get("ts"))]
     if (path / "status.jsonl").exists():
