@@ -92,12 +92,13 @@ def failure_message(check: dict, width: int = 900) -> str:
                          f"[{'; '.join(others[-4:])}]" if others else
                          f"key {f.get('key')}: cannot place [{stuck.line}]")
     for rule, items in _d(ev.get("violations")).items():
-        if items:
-            parts.append(f"{rule}: {_d(_l(items)[0]).get('detail', '')}")
+        detail = str(_d(_l(items)[0]).get("detail", "")) if _l(items) else ""
+        if detail and detail not in parts[0]:
+            parts.append(f"{rule}: {detail}")
     lost = _l(ev.get("lost"))
     if lost and len(parts) == 1:
         parts.append(str(_d(lost[0]).get("detail", "")))
-    text = "; ".join(p for p in parts if p)
+    text = "; ".join(p for i, p in enumerate(parts) if p and (i == 0 or p not in parts[0]))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -172,8 +173,9 @@ def parse_counterexample(failed_key: dict) -> list[CexOp]:
     completing before it can be linearized, and the search could not get past that completion.
     Lines that do not parse are left out.
     """
-    ops = [o for o in (_parse_line(str(x), True) for x in _l(failed_key.get("context"))) if o]
     cex = [o for o in (_parse_line(str(x)) for x in _l(failed_key.get("counterexample"))) if o]
+    in_cex = {o.line for o in cex}  # an info operation may be in both: it may still land later
+    ops = [o for o in (_parse_line(str(x), True) for x in _l(failed_key.get("context"))) if o and o.line not in in_cex]
     oks = [o for o in cex if o.type == "ok" and o.complete_index is not None]
     if oks:
         last = max(oks, key=lambda o: o.complete_index)

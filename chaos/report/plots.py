@@ -241,8 +241,9 @@ def counterexample_plot(view: RunView, key: str, ops: list[evi.CexOp], n: int) -
     width = max(1e-9, (right - origin) * scale)
     procs = sorted({o.process for o in ops}, key=lambda p: (len(p), p))
     row = {p: i for i, p in enumerate(reversed(procs))}
-    fig = Figure(figsize=(14, 1.5 + 0.5 * len(procs)))
-    ax = fig.add_axes((0.08, 1.0 / (1.5 + 0.5 * len(procs)), 0.9, 1 - 1.5 / (1.5 + 0.5 * len(procs))))
+    height = 1.4 + 0.5 * len(procs)
+    fig = Figure(figsize=(14, height))
+    ax = fig.add_axes((0.08, 0.6 / height, 0.9, 1 - 1.0 / height))
     for o in ops:
         x0 = (xt(o.invoke_index) - origin) * scale
         done = o.complete_index is not None and (not use_ts or o.complete_index in view.index_ts)
@@ -258,20 +259,23 @@ def counterexample_plot(view: RunView, key: str, ops: list[evi.CexOp], n: int) -
         y = row[o.process]
         ax.broken_barh([(x0, max(x1 - x0, width / 400))], (y + 0.15, 0.7), facecolors=face, edgecolor=edge,
                        hatch=hatch, linewidth=1.2 if o.stuck else 0.6)
-        label = f"{o.f} {o.value}" + (f"  ← {what}" if o.stuck else "")
+        label = f"{o.f} {o.value}" + ("" if done else "  (no completion →)")
         ax.text(x0 + width * 0.003, y + 0.5, label, va="center", ha="left", fontsize=8,
-                color="white" if o.stuck else "black", fontweight="bold" if o.stuck else "normal", clip_on=False)
+                color="white" if o.stuck else "black", fontweight="bold" if o.stuck else "normal")
+        if o.stuck:
+            ax.text(x1 + width * 0.01, y + 0.5, f"← {what}", va="center", ha="left", fontsize=9,
+                    color="#b71c1c", fontweight="bold")
     ax.set_yticks([row[p] + 0.5 for p in procs])
     ax.set_yticklabels([f"process {p}" for p in procs], fontsize=8)
     ax.set_ylim(0, len(procs))
-    ax.set_xlim(-width * 0.02, width * 1.12)
+    ax.set_xlim(-width * 0.02, width * 1.3)
     ax.set_xlabel("ms since the first operation shown" if use_ts else "history index (no timestamps)")
     ax.grid(axis="x", color="#eeeeee")
     handles = [Patch(facecolor="#a5d6a7", edgecolor="#2e7d32", label="linearizable prefix"),
                Patch(facecolor=FAIL, edgecolor="#7f0000", label="operation that cannot be placed"),
                Patch(facecolor="#fff3e0", edgecolor=INFO, hatch="////", label="indeterminate (may or may not happen)"),
                Patch(facecolor="#e0e0e0", edgecolor="#9e9e9e", label="earlier ops fixing the start state")]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1.0 + 0.9 / (1.5 + 0.5 * len(procs))),
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0),
               ncol=4, fontsize=8, frameon=False)
     stuck = next((o for o in ops if o.stuck), None)
     caption = (f"key {key}: {sum(1 for o in ops if not o.context)} operation(s) with no valid order"
