@@ -32,7 +32,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:
 padding:0 16px 48px;color:#212121;background:#fff}
 h1{font-size:22px;margin:18px 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #e0e0e0}
 table{border-collapse:collapse;margin:6px 0}th,td{border:1px solid #e0e0e0;padding:4px 8px;text-align:left;
-vertical-align:top}th{background:#fafafa}td.num{text-align:right;font-variant-numeric:tabular-nums}
+vertical-align:top}th{background:#fafafa}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 pre{background:#f6f8fa;border:1px solid #e0e0e0;padding:8px;overflow:auto;max-height:520px;font-size:12px;
 white-space:pre-wrap;word-break:break-word}
 .v{font-weight:700;padding:1px 8px;border-radius:3px;color:#fff;white-space:nowrap}
