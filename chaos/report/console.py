@@ -45,7 +45,7 @@ def verdict_table(results_json: dict) -> Table:
 
 def summary_lines(run_dir: str | Path) -> list[str]:
     """What to print after a run: where its files are and how to replay it (plain strings)."""
-    view = load(run_dir, history=False)
+    view = load(run_dir, timeline=False)
     out = [f"run directory: {view.path}"]
     report = view.path / REPORT_NAME
     out.append(f"report: {report}" if report.exists() else f"report: not written (chaos report {view.path})")

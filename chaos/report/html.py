@@ -140,7 +140,7 @@ def _counterexamples(view: RunView, plots: dict[str, pl.Plot]) -> str:
             if ops:
                 lis = "".join(
                     f'<li class="{"stuck" if o.stuck else "ctx" if o.context else ""}">{_e(o.line)}'
-                    f'{" — cannot be placed" if o.stuck else " — (earlier; fixes the starting state)" if o.context else ""}'
+                    f'{" — cannot be placed" if o.stuck else " — linearizable prefix (earlier; leaves the starting state)" if o.context else ""}'
                     f"</li>" for o in ops)
                 out.append(f"<ol>{lis}</ol>")
             else:

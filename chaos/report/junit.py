@@ -122,7 +122,7 @@ def _system_out(view: RunView) -> str:
 
 def suite_for(run_dir: str | Path) -> TestSuite:
     """The testsuite of one run directory (RunDirError if the directory itself is unusable)."""
-    view = load(run_dir, history=False)
+    view = load(run_dir, timeline=False)
     exp = view.experiment
     cases: list[TestCase] = []
     problem = view.harness_problem

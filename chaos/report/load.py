@@ -12,12 +12,33 @@ Must not import: docker, requests, click, matplotlib, the runner. Reads files on
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from chaos import history as hist
 from chaos.checkers.rundir import RunDir
+
+class ClientOp(NamedTuple):
+    """One client operation as the report draws it (a light `chaos.history.Op`: tuples are cheap to
+    build, which matters at 100,000 operations). `type` is the completion type; an invocation never
+    completed is `info` with `complete_ts` None."""
+
+    type: str
+    invoke_ts: float | None
+    complete_ts: float | None
+    error: str | None
+    process: Any
+    f: str
+    invoke_index: int
+
+    @property
+    def latency_s(self) -> float | None:
+        if self.invoke_ts is None or self.complete_ts is None:
+            return None
+        return self.complete_ts - self.invoke_ts
+
 
 NOT_JUDGED = "NOT JUDGED"  # verdict shown when results.json is missing or damaged
 MAX_TEXT_BYTES = 512 * 1024  # experiment.yaml / plan.json shown verbatim up to this size
@@ -31,7 +52,7 @@ class RunView:
     plan_text: str | None = None
     experiment_text: str | None = None
     results: dict | None = None
-    ops: list[hist.Op] = field(default_factory=list)
+    ops: list[ClientOp] = field(default_factory=list)
     index_ts: dict[int, float] = field(default_factory=dict)  # history event index -> ts
     faults: list[dict] = field(default_factory=list)
     status: list[dict] = field(default_factory=list)
@@ -209,7 +230,38 @@ def _parse_lines(lines: list[str]) -> list:
         return [None] * len(lines)  # some line is damaged: the caller decodes line by line
 
 
-def _read_history(path: Path, notes: list[str], want_index_ts: bool) -> tuple[list[hist.Op], dict[int, float]]:
+def _pair(events: list[dict], notes: list[str]) -> list[ClientOp]:
+    """Pair invocations with completions by process, Jepsen's rule as in `chaos.history.pair_ops`
+    (an invoke never completed is info), but tolerant: where that function raises on a broken
+    history, this keeps going and notes it (an invoke while one is pending closes the earlier one
+    as info; a completion with nothing pending is dropped), so one bad line costs one point."""
+    pending: dict[Any, dict] = {}
+    ops: list[ClientOp] = []
+    problems: list[str] = []
+    for ev in events:
+        proc = ev["process"]
+        if ev["type"] == "invoke":
+            prev = pending.get(proc)
+            if prev is not None:
+                problems.append(f"#{ev['index']}: process {proc} invoked while #{prev['index']} was pending")
+                ops.append(ClientOp("info", prev.get("ts"), None, None, proc, prev["f"], prev["index"]))
+            pending[proc] = ev
+            continue
+        inv = pending.pop(proc, None)
+        if inv is None:
+            problems.append(f"#{ev['index']}: {ev['type']} from process {proc} with no pending invoke")
+            continue
+        ops.append(ClientOp(ev["type"], inv.get("ts"), ev.get("ts"), ev.get("error"), proc, inv["f"], inv["index"]))
+    for inv in pending.values():
+        ops.append(ClientOp("info", inv.get("ts"), None, None, inv["process"], inv["f"], inv["index"]))
+    if problems:
+        notes.append(f"history.jsonl: {len(problems)} operation(s) not paired as the contract says "
+                     f"(first: {problems[0]})")
+    ops.sort(key=lambda o: o.invoke_index if isinstance(o.invoke_index, int) else 0)
+    return ops
+
+
+def _read_history(path: Path, notes: list[str], want_index_ts: bool) -> tuple[list[ClientOp], dict[int, float]]:
     if not path.exists():
         notes.append("history.jsonl: missing (no client operations to show)")
         return [], {}
@@ -241,30 +293,69 @@ def _read_history(path: Path, notes: list[str], want_index_ts: bool) -> tuple[li
         notes.append(f"history.jsonl: {len(bad)} damaged line(s) skipped (first: {bad[0]})")
     index_ts = ({ev["index"]: ev["ts"] for ev in events if isinstance(ev["index"], int) and _num(ev.get("ts"))}
                 if want_index_ts else {})
-    try:
-        ops = hist.pair_ops(events)
-    except hist.HistoryError as exc:
-        notes.append(f"history.jsonl: operations cannot be paired ({exc}); latency plots omitted")
-        return [], index_ts
+    ops = _pair(events, notes)
     return ops, index_ts
 
 
+# Journal events a report draws; the rest (append, commit, apply: most of a journal) is skipped by a
+# cheap text match before JSON decoding, which keeps million-line journals fast to read.
+DRAWN_EVENTS = ("boot", "term", "role", "member")
+_DRAWN = re.compile(r'"type"\s*:\s*"(?:' + "|".join(DRAWN_EVENTS) + r')"')
+
+
+def _lines_not_ending_an_object(text: str) -> int:
+    """Non-blank lines that do not end with "}" (truncated or garbage), counted with str.count
+    (a regex over a 50 MB journal costs seconds)."""
+    lines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+    blank = text.count("\n\n") + (1 if text.startswith("\n") else 0)
+    ended = text.count("}\n") + text.count("}\r\n") + (1 if text.rstrip("\r").endswith("}") and not text.endswith("\n") else 0)
+    return max(0, lines - blank - ended)
+
+
 def _read_journals(d: Path, notes: list[str]) -> dict[str, list[dict]]:
+    """node -> the DRAWN_EVENTS of its journal (events/<node>.jsonl), in seq order. Lines of other
+    types are found by a text match and never decoded (a journal is mostly append/commit/apply)."""
     out: dict[str, list[dict]] = {}
     if not d.is_dir():
         return out
     for p in sorted(d.glob("*.jsonl")):
-        evs = [e for e in _read_jsonl(p, notes, f"events/{p.name}") if "type" in e]
-        for e in evs:
-            e.setdefault("node", p.stem)
+        label = f"events/{p.name}"
+        try:
+            text = p.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            notes.append(f"{label}: unreadable ({exc.strerror})")
+            out[p.stem] = []
+            continue
+        evs: list[dict] = []
+        bad = _lines_not_ending_an_object(text)
+        last_start = -1
+        for m in _DRAWN.finditer(text):
+            start = text.rfind("\n", 0, m.start()) + 1
+            if start == last_start:
+                continue
+            last_start = start
+            end = text.find("\n", m.end())
+            line = text[start:] if end < 0 else text[start:end]
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                if line.rstrip().endswith("}"):
+                    bad += 1  # else already counted
+                continue
+            if isinstance(obj, dict) and obj.get("type") in DRAWN_EVENTS:
+                obj.setdefault("node", p.stem)
+                evs.append(obj)
+        if bad:
+            notes.append(f"{label}: {bad} damaged line(s) skipped")
         evs.sort(key=lambda e: e.get("seq", 0) if _num(e.get("seq")) else 0)
         out[p.stem] = evs
     return out
 
 
-def load(run_dir: str | Path, *, history: bool = True) -> RunView:
-    """Read everything a report shows (`history=False`: not the client history, which JUnit does not
-    need). Raises RunDirError only for a missing or unreadable directory."""
+def load(run_dir: str | Path, *, timeline: bool = True) -> RunView:
+    """Read everything a report shows. `timeline=False` reads only run.json, plan.json,
+    experiment.yaml and results.json (what JUnit and the console need), not the history, faults,
+    status polls or journals. Raises RunDirError only for a missing or unreadable directory."""
     rd = RunDir(run_dir)  # validates the directory itself
     path = rd.path
     v = RunView(path=path)
@@ -284,8 +375,9 @@ def load(run_dir: str | Path, *, history: bool = True) -> RunView:
         notes.append("results.json: missing (the run was not judged)")
     v.results = results
     cex = any(c.get("checker") == "linearizable" and c.get("verdict") == "INVALID" for c in v.checks)
-    if history:
-        v.ops, v.index_ts = _read_history(path / "history.jsonl", notes, want_index_ts=cex)
+    if not timeline:
+        return v
+    v.ops, v.index_ts = _read_history(path / "history.jsonl", notes, want_index_ts=cex)
     if (path / "faults.jsonl").exists():
         v.faults = [f for f in _read_jsonl(path / "faults.jsonl", notes, "faults.jsonl") if _num(f.get("ts"))]
     if (path / "status.jsonl").exists():

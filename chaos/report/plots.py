@@ -25,6 +25,7 @@ from chaos.report import timeline as tl
 from chaos.report.load import RunView
 
 DPI = 100
+MAX_CEX_OPS = 60  # operations drawn in a counterexample picture (the checker keeps up to 200 lines)
 ROLE_COLORS = {
     "leader": "#2e7d32", "candidate": "#f9a825", "precandidate": "#ffe082", "follower": "#90caf9",
     "booting": "#cfd8dc", "up": "#b0bec5", "unreachable": "#424242", "unknown": "#eeeeee",
@@ -230,6 +231,11 @@ def counterexample_plot(view: RunView, key: str, ops: list[evi.CexOp], n: int) -
     operation that cannot be placed, and the earlier operations that fix the starting state."""
     if not ops:
         return None
+    shown = len(ops)
+    if len(ops) > MAX_CEX_OPS:  # bound the picture: the unplaceable op and those just before it
+        stuck_at = next((i for i, o in enumerate(ops) if o.stuck), len(ops) - 1)
+        keep = sorted(range(len(ops)), key=lambda i: (i != stuck_at, abs(i - stuck_at)))[:MAX_CEX_OPS]
+        ops = [ops[i] for i in sorted(keep)]
     use_ts = all(o.invoke_index in view.index_ts for o in ops)
     xt = (lambda i: view.index_ts[i]) if use_ts else (lambda i: float(i))
     starts = [xt(o.invoke_index) for o in ops]
@@ -251,7 +257,7 @@ def counterexample_plot(view: RunView, key: str, ops: list[evi.CexOp], n: int) -
         if o.stuck:
             face, edge, hatch, what = FAIL, "#7f0000", None, "CANNOT BE PLACED"
         elif o.context:
-            face, edge, hatch, what = "#e0e0e0", "#9e9e9e", None, "before (sets start state)"
+            face, edge, hatch, what = "#e8f5e9", "#66bb6a", None, "prefix: sets the starting state"
         elif not done or o.type == "info":
             face, edge, hatch, what = "#fff3e0", INFO, "////", "indeterminate (info)"
         else:
@@ -274,12 +280,14 @@ def counterexample_plot(view: RunView, key: str, ops: list[evi.CexOp], n: int) -
     handles = [Patch(facecolor="#a5d6a7", edgecolor="#2e7d32", label="linearizable prefix"),
                Patch(facecolor=FAIL, edgecolor="#7f0000", label="operation that cannot be placed"),
                Patch(facecolor="#fff3e0", edgecolor=INFO, hatch="////", label="indeterminate (may or may not happen)"),
-               Patch(facecolor="#e0e0e0", edgecolor="#9e9e9e", label="earlier ops fixing the start state")]
+               Patch(facecolor="#e8f5e9", edgecolor="#66bb6a",
+                     label="linearizable prefix: earlier ops that leave the starting state(s)")]
     ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0),
               ncol=4, fontsize=8, frameon=False)
     stuck = next((o for o in ops if o.stuck), None)
-    caption = (f"key {key}: {sum(1 for o in ops if not o.context)} operation(s) with no valid order"
-               + (f"; cannot place: {stuck.line}" if stuck else ""))
+    caption = (f"key {key}: every operation but the red one is in the longest linearizable prefix; "
+               + (f"cannot place: {stuck.line}" if stuck else "no unplaceable operation identified")
+               + (f" (showing {len(ops)} of {shown} operations, those nearest it)" if shown > len(ops) else ""))
     return Plot(f"plot-counterexample-{n}.png", f"Linearizability counterexample, key {key}", caption, _png(fig))
 
 

@@ -112,3 +112,24 @@ def test_report_timeline_handles_empty_and_odd_records(tmp_path):
                                     + json.dumps({"ts": T0 + 2, "action": "start", "targets": [["a"], ["b", "c"]]}) + "\n")
     bands = tl.fault_bands(load.load(d).faults)
     assert len(bands) == 1 and bands[0].kind == "?" and tl.band_targets(bands[0]) == {"a"}
+
+
+def test_report_load_pairs_as_the_history_module_does(tmp_path):
+    from chaos import history as hist
+    d = synthetic.make_run(tmp_path / "r", ops=3000)
+    mine = load.load(d).ops
+    theirs = hist.pair_ops(hist.read_history(d / "history.jsonl"))
+    assert [(o.type, o.invoke_index, o.invoke_ts, o.complete_ts, o.error) for o in mine] == \
+        [(o.type, o.invoke_index, o.invoke_ts, o.complete_ts, o.error) for o in theirs]
+
+
+def test_report_load_survives_a_history_the_contract_forbids(tmp_path):
+    d = synthetic.make_run(tmp_path / "r", ops=200)
+    with (d / "history.jsonl").open("a") as fh:  # an orphan completion, then a double invoke
+        for ev in ({"index": 10**6, "process": 77, "type": "ok", "f": "read", "key": "k1", "value": 1, "ts": T0 + 59},
+                   {"index": 10**6 + 1, "process": 78, "type": "invoke", "f": "read", "key": "k1", "ts": T0 + 59},
+                   {"index": 10**6 + 2, "process": 78, "type": "invoke", "f": "read", "key": "k1", "ts": T0 + 59.1}):
+            fh.write(json.dumps(ev) + "\n")
+    view = load.load(d)
+    assert len(view.ops) == 202  # 200 + the two invokes (info); the orphan completion dropped
+    assert any("2 operation(s) not paired as the contract says" in n for n in view.notes)
