@@ -155,7 +155,7 @@ def _fault_table(view: RunView, bands: list[tl.FaultBand]) -> str:
     for b in bands:
         lag = (f"{b.in_effect - b.intended_start:.2f} s" if b.in_effect is not None and b.intended_start is not None
                else "—")
-        rows.append(f"<tr><td>{_e(b.fault)}</td><td>{_e(b.kind)}</td><td>{_e(', '.join(b.targets))}</td>"
+        rows.append(f"<tr><td>{_e(b.fault)}</td><td>{_e(b.kind)}</td><td>{_e(b.where)}</td>"
                     f"<td class=num>{_rel(view, b.intended_start)}</td><td class=num>{_rel(view, b.in_effect)}</td>"
                     f"<td class=num>{lag}</td><td class=num>{_rel(view, b.intended_stop)}</td>"
                     f"<td class=num>{_rel(view, b.stopped) if b.stopped is not None else 'never healed'}</td>"

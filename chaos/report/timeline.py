@@ -32,7 +32,7 @@ MAX_OK_POINTS = 20_000
 class FaultBand:
     fault: str
     kind: str
-    targets: list[str]
+    groups: list[list[str]]   # targets: one group per node, or a partition's sides
     details: Any
     intended_start: float | None = None  # intend-start (or the start's intended_ts)
     in_effect: float | None = None       # start: verified in effect
@@ -44,9 +44,19 @@ class FaultBand:
         return self.intended_start if self.intended_start is not None else self.in_effect
 
     @property
+    def partition_sides(self) -> bool:
+        return len(self.groups) > 1 and any(len(g) > 1 for g in self.groups)
+
+    @property
+    def where(self) -> str:
+        """`m1, m2` for plain targets; `m1 | m2 m3` for the sides of a partition."""
+        if self.partition_sides:
+            return " | ".join(" ".join(g) for g in self.groups)
+        return ", ".join(n for g in self.groups for n in g) or "?"
+
+    @property
     def label(self) -> str:
-        where = ", ".join(self.targets) if self.targets else "?"
-        return f"{self.fault} {self.kind} → {where}"
+        return f"{self.fault} {self.kind} → {self.where}"
 
 
 def _flat_targets(t: Any) -> list[str]:
@@ -58,11 +68,12 @@ def _flat_targets(t: Any) -> list[str]:
     return [str(t)] if t is not None else []
 
 
-def _targets_text(t: Any) -> list[str]:
-    """Targets as written: node ids, or groups shown as `a|b` (a partition's sides)."""
+def _groups(t: Any) -> list[list[str]]:
+    """Targets as groups: a list of lists stays grouped (a partition's sides), anything else is one
+    group per node."""
     if isinstance(t, list) and t and all(isinstance(x, list) for x in t):
-        return ["|".join(map(str, g)) for g in t]
-    return _flat_targets(t)
+        return [_flat_targets(g) for g in t]
+    return [[n] for n in _flat_targets(t)]
 
 
 def fault_bands(faults: list[dict]) -> list[FaultBand]:
@@ -74,7 +85,7 @@ def fault_bands(faults: list[dict]) -> list[FaultBand]:
         ts = float(rec["ts"])
         band = open_by_id.get(fid)
         if action in ("intend-start", "start") and (band is None or (action == "intend-start" or band.in_effect is not None)):
-            band = FaultBand(fid, str(rec.get("kind") or "?"), _targets_text(rec.get("targets")), rec.get("details"))
+            band = FaultBand(fid, str(rec.get("kind") or "?"), _groups(rec.get("targets")), rec.get("details"))
             bands.append(band)
             open_by_id[fid] = band
         if band is None:
@@ -96,8 +107,8 @@ def fault_bands(faults: list[dict]) -> list[FaultBand]:
 def band_targets(band: FaultBand) -> set[str]:
     """Nodes to mark on their lanes: the targets, or for a partition given as groups the smallest
     group (the side cut off; marking both sides would mark every node)."""
-    groups = [t.split("|") for t in band.targets]
-    if len(groups) > 1 and any(len(g) > 1 for g in groups):
+    groups = band.groups
+    if band.partition_sides:
         smallest = min(len(g) for g in groups)
         return {n for g in groups if len(g) == smallest for n in g}
     return {n for g in groups for n in g}

@@ -45,9 +45,9 @@ def test_report_timeline_fault_applied_twice_gives_two_bands():
 
 def test_report_timeline_partition_marks_the_side_cut_off():
     (b,) = tl.fault_bands([{**_rec(1, "start"), "targets": [["m2", "m3", "w1"], ["m1"]]}])
-    assert b.targets == ["m2|m3|w1", "m1"] and tl.band_targets(b) == {"m1"}
+    assert b.where == "m2 m3 w1 | m1" and tl.band_targets(b) == {"m1"}
     (k,) = tl.fault_bands([_rec(1, "start", kind="kill", targets=("w1", "w2"))])
-    assert tl.band_targets(k) == {"w1", "w2"}
+    assert tl.band_targets(k) == {"w1", "w2"} and k.label == "f1 kill → w1, w2"
 
 
 def test_report_timeline_lanes_from_journals_show_leader_changes(tmp_path):
