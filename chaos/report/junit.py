@@ -13,8 +13,8 @@ Owns the mapping from run directories to JUnit:
     `skipped` only when a check entry says so (`"skipped": true` or verdict `SKIPPED`);
   * properties: seed, hashes, image id, Toxiproxy, agent version, replay command, plant, ...;
     system-out: the run directory, the report path and the verdict table as text.
-`write_error_junit` writes the file for a run that could not even start, so a gate never finds
-no report. junit-xml puts a suite's system-out before its testcases; the common JUnit schema wants
+`write_error_junit` writes the file for a run that could not even start, and a run directory that
+cannot be read at all gets a suite with one error testcase, so a gate never finds no report. junit-xml puts a suite's system-out before its testcases; the common JUnit schema wants
 it after them, so the suites are reordered before writing (and `skipped` loses a `type` attribute
 the schema does not know).
 
@@ -32,6 +32,7 @@ from typing import Any
 
 from junit_xml import TestCase, TestSuite
 
+from chaos.errors import RunDirError
 from chaos.report import evidence as evi
 from chaos.report.load import RunView, load
 
@@ -176,9 +177,24 @@ def _write(path: Path, suites: list[TestSuite]) -> Path:
     return path
 
 
+def _unusable_suite(run_dir: Path, exc: RunDirError) -> TestSuite:
+    name = Path(run_dir).name or str(run_dir)
+    tc = TestCase(f"{name}.harness", classname=name)
+    tc.add_error_info(_clean(exc.message), error_type="harness-error")
+    return TestSuite(_clean(f"{name} (run directory unusable)"), [tc], properties={"run_dir": str(run_dir)},
+                     stdout=_clean(f"run directory: {run_dir}\n{exc.message}"))
+
+
 def write_junit(run_dirs: list[Path], path: Path) -> Path:
-    """One JUnit file for the run directories (one testsuite each); returns `path`."""
-    return _write(Path(path), [suite_for(d) for d in run_dirs])
+    """One JUnit file for the run directories (one testsuite each); returns `path`. A directory that
+    cannot be read at all still gets a suite, with one `error` testcase: never a missing report."""
+    suites = []
+    for d in run_dirs:
+        try:
+            suites.append(suite_for(d))
+        except RunDirError as exc:
+            suites.append(_unusable_suite(Path(d), exc))
+    return _write(Path(path), suites)
 
 
 def write_error_junit(path: Path, experiment: str, message: str, properties: dict) -> Path:

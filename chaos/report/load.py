@@ -87,9 +87,11 @@ class RunView:
     @property
     def plant(self) -> list[str]:
         p = self.run.get("plant")
-        if isinstance(p, str):
-            return [p] if p else []
-        return [str(x) for x in p] if isinstance(p, list) else []
+        if isinstance(p, list):
+            return [x if isinstance(x, str) else json.dumps(x) for x in p]
+        if not p:
+            return []
+        return [p if isinstance(p, str) else json.dumps(p, default=str)]  # odd, but never silent
 
     @property
     def partial(self) -> bool:
@@ -109,6 +111,8 @@ class RunView:
             return f"run {self.outcome}: {reason}"
         if self.results is None:
             return "results.json is missing or unreadable: the run was not judged"
+        if not self.checks:
+            return "results.json holds no checks: nothing was judged"
         return None
 
     @property
@@ -230,6 +234,11 @@ def _parse_lines(lines: list[str]) -> list:
         return [None] * len(lines)  # some line is damaged: the caller decodes line by line
 
 
+def _ts(ev: dict) -> float | None:
+    t = ev.get("ts")
+    return float(t) if _num(t) else None
+
+
 def _pair(events: list[dict], notes: list[str]) -> list[ClientOp]:
     """Pair invocations with completions by process, Jepsen's rule as in `chaos.history.pair_ops`
     (an invoke never completed is info), but tolerant: where that function raises on a broken
@@ -240,20 +249,22 @@ def _pair(events: list[dict], notes: list[str]) -> list[ClientOp]:
     problems: list[str] = []
     for ev in events:
         proc = ev["process"]
+        if not isinstance(proc, (int, str)):
+            proc = json.dumps(proc, sort_keys=True, default=str)  # hashable, still one per process
         if ev["type"] == "invoke":
             prev = pending.get(proc)
             if prev is not None:
                 problems.append(f"#{ev['index']}: process {proc} invoked while #{prev['index']} was pending")
-                ops.append(ClientOp("info", prev.get("ts"), None, None, proc, prev["f"], prev["index"]))
+                ops.append(ClientOp("info", _ts(prev), None, None, proc, prev["f"], prev["index"]))
             pending[proc] = ev
             continue
         inv = pending.pop(proc, None)
         if inv is None:
             problems.append(f"#{ev['index']}: {ev['type']} from process {proc} with no pending invoke")
             continue
-        ops.append(ClientOp(ev["type"], inv.get("ts"), ev.get("ts"), ev.get("error"), proc, inv["f"], inv["index"]))
+        ops.append(ClientOp(ev["type"], _ts(inv), _ts(ev), ev.get("error"), proc, inv["f"], inv["index"]))
     for inv in pending.values():
-        ops.append(ClientOp("info", inv.get("ts"), None, None, inv["process"], inv["f"], inv["index"]))
+        ops.append(ClientOp("info", _ts(inv), None, None, inv["process"], inv["f"], inv["index"]))
     if problems:
         notes.append(f"history.jsonl: {len(problems)} operation(s) not paired as the contract says "
                      f"(first: {problems[0]})")

@@ -45,6 +45,11 @@ class Plot:
     png: bytes
 
 
+def _t(text: object) -> str:
+    """Data as literal text: matplotlib reads `$...$` as math (and raises on bad math)."""
+    return str(text).replace("$", r"\$")
+
+
 def _png(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
@@ -59,7 +64,7 @@ def _phase_marks(ax, view: RunView, t0: float, label: bool) -> None:
         x = p["start"] - t0
         ax.axvline(x, color="#9e9e9e", lw=0.8, ls=":")
         if label:
-            ax.text(x, 1.0, " " + str(p.get("name", "")), transform=ax.get_xaxis_transform(), va="bottom",
+            ax.text(x, 1.0, " " + _t(p.get("name", "")), transform=ax.get_xaxis_transform(), va="bottom",
                     ha="left", fontsize=8, color="#616161")
     heal = view.run.get("heal_ts")
     if isinstance(heal, (int, float)):
@@ -111,7 +116,7 @@ def timeline_plot(view: RunView, lanes: list[tl.Lane], bands: list[tl.FaultBand]
             _draw_band_part(ax, y + 0.15, 0.7, x0 - t0, x1 - t0, part)
         start = b.begin
         if start is not None:
-            ax.text(start - t0, y + 0.5, f" {b.label}" + ("" if b.stopped is not None else " (never healed)"),
+            ax.text(start - t0, y + 0.5, f" {_t(b.label)}" + ("" if b.stopped is not None else " (never healed)"),
                     va="center", ha="left", fontsize=8, color="#000000", clip_on=True)
         labels.append((y, f"fault {b.fault}"))
         y -= 1
@@ -146,7 +151,7 @@ def timeline_plot(view: RunView, lanes: list[tl.Lane], bands: list[tl.FaultBand]
         ax.axhline(rows - len(bands) - 0.02, color="#616161", lw=0.8)
     _phase_marks(ax, view, t0, label=True)
     ax.set_yticks([yy + 0.5 for yy, _ in labels])
-    ax.set_yticklabels([lab for _, lab in labels], fontsize=8)
+    ax.set_yticklabels([_t(lab) for _, lab in labels], fontsize=8)
     ax.set_ylim(-0.1, rows + 0.05)
     ax.set_xlim(-span * 0.01, span * 1.01)
     ax.set_xlabel("seconds since run start")
@@ -212,7 +217,7 @@ def latency_plot(view: RunView, pts: tl.LatencyPoints, bin_s: float, counts: dic
 def availability_plot(stats: list[tl.PhaseStat]) -> Plot:
     fig = Figure(figsize=(7, 2.8))
     ax = fig.add_axes((0.1, 0.18, 0.86, 0.7))
-    names = [s.name for s in stats]
+    names = [_t(s.name) for s in stats]
     shares = [s.ok_share if s.ok_share is not None else 0.0 for s in stats]
     bars = ax.bar(names, shares, color=[OK if s.ok_share is not None else "#e0e0e0" for s in stats])
     for bar, s in zip(bars, stats):
@@ -266,13 +271,13 @@ def counterexample_plot(view: RunView, key: str, ops: list[evi.CexOp], n: int) -
         ax.broken_barh([(x0, max(x1 - x0, width / 400))], (y + 0.15, 0.7), facecolors=face, edgecolor=edge,
                        hatch=hatch, linewidth=1.2 if o.stuck else 0.6)
         label = f"{o.f} {o.value}" + ("" if done else "  (no completion →)")
-        ax.text(x0 + width * 0.003, y + 0.5, label, va="center", ha="left", fontsize=8,
+        ax.text(x0 + width * 0.003, y + 0.5, _t(label), va="center", ha="left", fontsize=8,
                 color="white" if o.stuck else "black", fontweight="bold" if o.stuck else "normal")
         if o.stuck:
             ax.text(x1 + width * 0.01, y + 0.5, f"← {what}", va="center", ha="left", fontsize=9,
                     color="#b71c1c", fontweight="bold")
     ax.set_yticks([row[p] + 0.5 for p in procs])
-    ax.set_yticklabels([f"process {p}" for p in procs], fontsize=8)
+    ax.set_yticklabels([_t(f"process {p}") for p in procs], fontsize=8)
     ax.set_ylim(0, len(procs))
     ax.set_xlim(-width * 0.02, width * 1.3)
     ax.set_xlabel("ms since the first operation shown" if use_ts else "history index (no timestamps)")

@@ -223,7 +223,7 @@ def make_run(path: str | Path, *, ops: int = 2000, managers: int = 3, workers: i
     for node, evs in _journals(ms, ws, victim, acked).items():
         _write_jsonl(path / "events" / f"{node}.jsonl", evs)
         (path / "logs" / f"{node}.log").write_text(f"{node}: synthetic log\n")
-        (path / "final" / f"{node}.json").write_text(json.dumps({"status": {"kind": run["nodes"][node]["role"]},
+        (path / "final" / f"{node}.json").write_text(json.dumps({"status": {"kind": "manager" if node in ms else "worker"},
                                                                  "store": {"kv": {}}}))
     (path / "results.json").write_text(json.dumps(results if results is not None else make_results(verdict),
                                                   indent=2))

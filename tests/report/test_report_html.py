@@ -155,3 +155,34 @@ def test_report_in_headless_chromium(tmp_path, kind):
     assert console == [], console
     assert _png_ok(shot.read_bytes()) == (1400, 3000)
     assert browser.ink_share(shot) > 0.05, "the page looks blank"
+
+
+def test_report_survives_hostile_values_everywhere(tmp_path):
+    """Wrong types in every file a report reads: reports are written, nothing crashes."""
+    from chaos.report.junit import write_junit
+    from tests.report import junit_schema
+
+    d = synthetic.make_run(tmp_path / "run", ops=100, name="$\\frac{1}{$", run_extra={
+        "seed": {"x": 1}, "started": "yesterday", "ended": None, "heal_ts": "soon", "duration_s": "long",
+        "phases": [{"name": "$x^$", "start": synthetic.T0, "end": "later"}, "junk", {"start": "0"}],
+        "nodes": ["m1"], "plant": {"bug": True}, "partial": "yes", "outcome": 3, "replay": ["chaos", "run"]})
+    with (d / "history.jsonl").open("a") as fh:
+        fh.write(json.dumps({"index": 10**6, "process": [1], "type": "invoke", "f": "read", "key": {"k": 1},
+                             "ts": "noon"}) + "\n")
+    with (d / "faults.jsonl").open("a") as fh:
+        fh.write(json.dumps({"ts": synthetic.T0 + 5, "fault": ["f9"], "action": "start", "kind": None,
+                             "targets": {"a": 1}, "details": "$\\$"}) + "\n")
+    with (d / "events" / "m1.jsonl").open("a") as fh:
+        fh.write(json.dumps({"type": "role", "role": ["leader"], "term": "two", "ts": synthetic.T0 + 50}) + "\n")
+    (d / "status.jsonl").write_text(json.dumps({"ts": synthetic.T0, "node": "$m$", "status": "up"}) + "\n")
+    results = synthetic.make_results("INVALID")
+    results["checks"] += [
+        {"name": 5, "checker": "linearizable", "verdict": "INVALID", "summary": None, "duration_s": "x",
+         "evidence": {"failed_keys": [{"key": "$k$", "counterexample": ["p$1$ ok read $k$ 1  [#3..#4]", 7],
+                                       "context": "nope"}, "junk"]}},
+        {"name": "raft", "checker": "raft-safety", "verdict": "INVALID", "evidence": {"violations": {"r": "x"}}},
+        "not a check"]
+    (d / "results.json").write_text(json.dumps(results))
+    page = write_report(d).read_text()
+    assert "PLANTED BUG" in page and "$x^$" in page
+    assert junit_schema.validate(write_junit([d], tmp_path / "j.xml")) == []

@@ -192,3 +192,19 @@ def test_report_junit_hostile_text_stays_well_formed(tmp_path):
     out = _valid(write_junit([d], tmp_path / "junit.xml"))
     fail = _cases(out)['exp<&>".linearizable'].result[0]
     assert '"quotes" <tag> & ]]> end' in fail.message
+
+
+def test_report_junit_unusable_run_directory_still_reports(tmp_path):
+    good = synthetic.make_run(tmp_path / "good", ops=50)
+    out = _valid(write_junit([good, tmp_path / "gone"], tmp_path / "junit.xml"))
+    xml = junitparser.JUnitXml.fromfile(str(out))
+    assert [s.name for s in xml] == ["leader-partition seed=7", "gone (run directory unusable)"]
+    err = _cases(out)["gone.harness"].result[0]
+    assert isinstance(err, junitparser.Error) and "does not exist" in err.message
+
+
+def test_report_junit_results_without_checks_is_not_a_pass(tmp_path):
+    d = synthetic.make_run(tmp_path / "run", ops=50, results={"verdict": "VALID", "checks": []})
+    out = _valid(write_junit([d], tmp_path / "junit.xml"))
+    err = _cases(out)["leader-partition.harness"].result[0]
+    assert isinstance(err, junitparser.Error) and "no checks" in err.message
