@@ -69,12 +69,13 @@ def _rel(view: RunView, ts: Any) -> str:
 def _header(view: RunView) -> str:
     run = view.run
     dur = view.duration_s
-    meta = [("seed", view.seed), ("verdict", None), ("duration", f"{dur:.1f} s" if dur is not None else "?"),
+    meta = [("seed", "?" if view.seed is None else view.seed), ("verdict", None), ("duration", f"{dur:.1f} s" if dur is not None else "?"),
             ("run id", run.get("run_id", "?")), ("started", _utc(run.get("started"))),
             ("outcome", run.get("outcome", "?")), ("operations", f"{len(view.ops):,}")]
     items = "".join(f"<span><b>{_e(k)}</b> {_badge(view.verdict) if k == 'verdict' else _e(v)}</span>"
                     for k, v in meta)
-    out = [f"<h1>{_e(view.experiment)} — seed {_e(view.seed)} — {_badge(view.verdict)}</h1>",
+    seed = "?" if view.seed is None else view.seed
+    out = [f"<h1>{_e(view.experiment)} — seed {_e(seed)} — {_badge(view.verdict)}</h1>",
            f'<div class="meta">{items}</div>']
     if view.plant:
         out.append(f'<div class="banner plant">PLANTED BUG{"S" if len(view.plant) > 1 else ""}: '

@@ -16,8 +16,8 @@ from PIL import Image
 
 from chaos.report import synthetic
 from chaos.report.html import write_report
-from tests.report import browser
-from tests.report.runs import broken_run
+from . import browser
+from .runs import broken_run
 
 PLOTS = ("plot-timeline.png", "plot-latency.png", "plot-availability.png")
 
@@ -160,7 +160,7 @@ def test_report_in_headless_chromium(tmp_path, kind):
 def test_report_survives_hostile_values_everywhere(tmp_path):
     """Wrong types in every file a report reads: reports are written, nothing crashes."""
     from chaos.report.junit import write_junit
-    from tests.report import junit_schema
+    from . import junit_schema
 
     d = synthetic.make_run(tmp_path / "run", ops=100, name="$\\frac{1}{$", run_extra={
         "seed": {"x": 1}, "started": "yesterday", "ended": None, "heal_ts": "soon", "duration_s": "long",
@@ -186,3 +186,16 @@ def test_report_survives_hostile_values_everywhere(tmp_path):
     page = write_report(d).read_text()
     assert "PLANTED BUG" in page and "$x^$" in page
     assert junit_schema.validate(write_junit([d], tmp_path / "j.xml")) == []
+
+
+def test_report_counterexample_picture_is_bounded(tmp_path):
+    from chaos.report import evidence, load, plots
+
+    lines = [f"p{i % 7} ok write kx {i}  [#{2 * i}..#{2 * i + 1}]" for i in range(150)]
+    lines.append("p9 ok read kx 3  [#400..#401]")
+    ops = evidence.parse_counterexample({"key": "kx", "counterexample": lines, "context": []})
+    assert [o.line for o in ops if o.stuck] == [lines[-1]]
+    d = synthetic.make_run(tmp_path / "run", ops=10)
+    p = plots.counterexample_plot(load.load(d), "kx", ops, 1)
+    assert f"showing {plots.MAX_CEX_OPS} of 151 operations" in p.caption and "cannot place: p9 ok read kx 3" in p.caption
+    assert _png_ok(p.png)[1] < 14 * plots.DPI  # 7 processes: a short picture

@@ -14,8 +14,8 @@ import junit_xml
 
 from chaos.report import synthetic
 from chaos.report.junit import write_error_junit, write_junit
-from tests.report import junit_schema
-from tests.report.runs import broken_run
+from . import junit_schema
+from .runs import broken_run
 
 
 def _cases(path: Path) -> dict[str, junitparser.TestCase]:
