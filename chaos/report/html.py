@@ -23,7 +23,7 @@ from typing import Any
 from chaos.report import evidence as evi
 from chaos.report import plots as pl
 from chaos.report import timeline as tl
-from chaos.report.load import NOT_JUDGED, RunView, load
+from chaos.report.load import RunView, load
 
 REPORT_NAME = "report.html"
 
@@ -261,4 +261,4 @@ def write_report(run_dir: str | Path) -> Path:
     return out
 
 
-__all__ = ["write_report", "render", "REPORT_NAME", "NOT_JUDGED"]
+__all__ = ["write_report", "render", "REPORT_NAME"]

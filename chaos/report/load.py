@@ -131,16 +131,16 @@ class RunView:
         if isinstance(s, (int, float)):
             return float(s)
         cands = [op.invoke_ts for op in self.ops[:1] if op.invoke_ts is not None]
-        cands += [f["ts"] for f in self.faults[:1] if _num(f.get("ts"))]
-        cands += [evs[0]["ts"] for evs in self.journals.values() if evs and _num(evs[0].get("ts"))]
+        cands += [f["ts"] for f in self.faults[:1] if is_num(f.get("ts"))]
+        cands += [evs[0]["ts"] for evs in self.journals.values() if evs and is_num(evs[0].get("ts"))]
         return min(cands) if cands else 0.0
 
     def t_end(self) -> float:
         """The end of plots: the latest of run.json `ended` and the last timestamps recorded."""
-        ts = [float(e) for e in (self.run.get("ended"),) if _num(e)]
+        ts = [float(e) for e in (self.run.get("ended"),) if is_num(e)]
         ts += [op.complete_ts or op.invoke_ts for op in self.ops[-200:] if (op.complete_ts or op.invoke_ts)]
-        ts += [f["ts"] for f in self.faults if _num(f.get("ts"))]
-        ts += [evs[-1]["ts"] for evs in self.journals.values() if evs and _num(evs[-1].get("ts"))]
+        ts += [f["ts"] for f in self.faults if is_num(f.get("ts"))]
+        ts += [evs[-1]["ts"] for evs in self.journals.values() if evs and is_num(evs[-1].get("ts"))]
         return max(ts) if ts else self.t0() + 1.0
 
     def node_roles(self) -> dict[str, str]:
@@ -163,7 +163,7 @@ class RunView:
         return dict(sorted(out.items(), key=lambda kv: ({"manager": 0, "worker": 1}.get(kv[1], 2), kv[0])))
 
 
-def _num(v: Any) -> bool:
+def is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -236,7 +236,7 @@ def _parse_lines(lines: list[str]) -> list:
 
 def _ts(ev: dict) -> float | None:
     t = ev.get("ts")
-    return float(t) if _num(t) else None
+    return float(t) if is_num(t) else None
 
 
 def _pair(events: list[dict], notes: list[str]) -> list[ClientOp]:
@@ -302,7 +302,7 @@ def _read_history(path: Path, notes: list[str], want_index_ts: bool) -> tuple[li
         events.append(ev)
     if bad:
         notes.append(f"history.jsonl: {len(bad)} damaged line(s) skipped (first: {bad[0]})")
-    index_ts = ({ev["index"]: ev["ts"] for ev in events if isinstance(ev["index"], int) and _num(ev.get("ts"))}
+    index_ts = ({ev["index"]: ev["ts"] for ev in events if isinstance(ev["index"], int) and is_num(ev.get("ts"))}
                 if want_index_ts else {})
     ops = _pair(events, notes)
     return ops, index_ts
@@ -358,7 +358,7 @@ def _read_journals(d: Path, notes: list[str]) -> dict[str, list[dict]]:
                 evs.append(obj)
         if bad:
             notes.append(f"{label}: {bad} damaged line(s) skipped")
-        evs.sort(key=lambda e: e.get("seq", 0) if _num(e.get("seq")) else 0)
+        evs.sort(key=lambda e: e.get("seq", 0) if is_num(e.get("seq")) else 0)
         out[p.stem] = evs
     return out
 
@@ -390,8 +390,8 @@ def load(run_dir: str | Path, *, timeline: bool = True) -> RunView:
         return v
     v.ops, v.index_ts = _read_history(path / "history.jsonl", notes, want_index_ts=cex)
     if (path / "faults.jsonl").exists():
-        v.faults = [f for f in _read_jsonl(path / "faults.jsonl", notes, "faults.jsonl") if _num(f.get("ts"))]
+        v.faults = [f for f in _read_jsonl(path / "faults.jsonl", notes, "faults.jsonl") if is_num(f.get("ts"))]
     if (path / "status.jsonl").exists():
-        v.status = [s for s in _read_jsonl(path / "status.jsonl", notes, "status.jsonl") if _num(s.get("ts"))]
+        v.status = [s for s in _read_jsonl(path / "status.jsonl", notes, "status.jsonl") if is_num(s.get("ts"))]
     v.journals = _read_journals(path / "events", notes)
     return v

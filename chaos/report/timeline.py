@@ -23,7 +23,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.report.load import RunView, _num
+from chaos.report.load import RunView, is_num
 
 MAX_OK_POINTS = 20_000
 
@@ -94,7 +94,7 @@ def fault_bands(faults: list[dict]) -> list[FaultBand]:
             band.intended_start = ts
         elif action == "start":
             band.in_effect = ts
-            if band.intended_start is None and _num(rec.get("intended_ts")):
+            if band.intended_start is None and is_num(rec.get("intended_ts")):
                 band.intended_start = float(rec["intended_ts"])
         elif action == "intend-stop":
             band.intended_stop = ts
@@ -146,15 +146,15 @@ def _journal_segments(evs: list[dict], t_end: float) -> list[Segment]:
     segs: list[Segment] = []
     role, term = None, None
     for e in evs:
-        if not _num(e.get("ts")):
+        if not is_num(e.get("ts")):
             continue
         typ = e.get("type")
         if typ == "boot":
             role = "booting"
         elif typ == "role" and isinstance(e.get("role"), str):
             role = e["role"]
-            term = e.get("term") if _num(e.get("term")) else term
-        elif typ == "term" and _num(e.get("term")):
+            term = e.get("term") if is_num(e.get("term")) else term
+        elif typ == "term" and is_num(e.get("term")):
             term = e["term"]
         else:
             continue
@@ -170,7 +170,7 @@ def _status_segments(polls: list[dict], t_end: float) -> list[Segment]:
             role, term = "unreachable", None
         else:
             role = st.get("role") if isinstance(st.get("role"), str) else "up"
-            term = st.get("term") if _num(st.get("term")) else None
+            term = st.get("term") if is_num(st.get("term")) else None
         segs.append(Segment(float(p["ts"]), float(p["ts"]), role, int(term) if term is not None else None))
     return _close(segs, t_end)
 
@@ -197,13 +197,13 @@ def node_lanes(view: RunView) -> list[Lane]:
         else:
             lane = Lane(node, kind, "none")
         for e in evs:
-            if e.get("type") == "boot" and _num(e.get("ts")) and (e.get("boot") or 1) > 1:
+            if e.get("type") == "boot" and is_num(e.get("ts")) and (e.get("boot") or 1) > 1:
                 lane.marks.append((float(e["ts"]), f"restart (boot {e.get('boot')})"))
         lanes.append(lane)
     by_node = {lane.node: lane for lane in lanes}
     for node, evs in view.journals.items():
         for e in evs:
-            if e.get("type") == "member" and e.get("member") in by_node and _num(e.get("ts")) \
+            if e.get("type") == "member" and e.get("member") in by_node and is_num(e.get("ts")) \
                     and e.get("state") in ("suspect", "dead", "alive", "left") and e.get("member") != node:
                 by_node[e["member"]].marks.append((float(e["ts"]), f"{e['state']} (by {node})"))
     for lane in lanes:
@@ -306,9 +306,9 @@ class PhaseStat:
 def phase_stats(view: RunView) -> list[PhaseStat]:
     """Operations per run.json phase by invocation time (as the availability checker assigns them);
     without phases, one phase `run`. A cas refused with `cas-mismatch` was served: it counts as ok."""
-    phases = [p for p in (view.run.get("phases") or []) if isinstance(p, dict) and _num(p.get("start"))]
+    phases = [p for p in (view.run.get("phases") or []) if isinstance(p, dict) and is_num(p.get("start"))]
     stats = [PhaseStat(str(p.get("name", "?")), float(p["start"]),
-                       float(p["end"]) if _num(p.get("end")) else math.inf) for p in phases]
+                       float(p["end"]) if is_num(p.get("end")) else math.inf) for p in phases]
     if not stats:
         stats = [PhaseStat("run", -math.inf, math.inf)]
     stats.sort(key=lambda s: s.start)
