@@ -133,6 +133,9 @@ def timeline_plot(view: RunView, lanes: list[tl.Lane], bands: list[tl.FaultBand]
             if text and (w > 0.03 or s.role == "leader"):
                 ax.text(s.start - t0 + span * 0.002, y + 0.5, text, va="center", ha="left", fontsize=7,
                         color="white" if s.role in ("leader", "unreachable") else "black", clip_on=True)
+        for a, b in lane.unreachable:
+            ax.broken_barh([(a - t0, max(b - a, span / 2000))], (y + 0.12, 0.12), facecolors=ROLE_COLORS["unreachable"],
+                           edgecolor="none")
         for ts, what in lane.marks:
             key = what.split(" ")[0]
             marker, color = MARKS.get(key, ("d", "#000000"))
@@ -157,7 +160,8 @@ def timeline_plot(view: RunView, lanes: list[tl.Lane], bands: list[tl.FaultBand]
     ax.set_xlabel("seconds since run start")
     ax.grid(axis="x", color="#eeeeee")
     handles = [Patch(facecolor=ROLE_COLORS[r], label=r) for r in
-               ("leader", "candidate", "precandidate", "follower", "booting", "up", "unreachable")]
+               ("leader", "candidate", "precandidate", "follower", "booting", "up")]
+    handles.append(Patch(facecolor=ROLE_COLORS["unreachable"], label="unreachable (status polls failed)"))
     handles += [Patch(facecolor=EFFECT, label="fault in effect (verified)"),
                 Patch(facecolor=INTENDED, edgecolor=EFFECT, hatch="////", label="fault intended, not yet verified"),
                 Patch(facecolor=INTENDED, edgecolor=EFFECT, hatch="\\\\\\\\", label="heal begun, not yet verified")]

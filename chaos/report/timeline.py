@@ -7,7 +7,8 @@ Owns the rules that turn run-directory records into intervals:
     (heal verified). Older runs with only `start` / `stop` give bands without an intended part. A
     band never stopped runs to the end of the run and says so.
   * node lanes: a manager's role and term over time from its journal (`role`, `term`, `boot`
-    events, contracts section 4), else from status.jsonl polls; a worker's lane from status polls
+    events, contracts section 4) with the periods its status polls failed, else from status.jsonl
+    polls; a worker's lane from status polls
     (reachable or not), else its journal boots; gossip `member` events about a node become marks
     on its lane (suspected / dead / alive by whom).
   * latency points: every fail and info operation, and the ok operations downsampled to a bound
@@ -129,6 +130,25 @@ class Lane:
     source: str         # "journal", "status" or "none"
     segments: list[Segment] = field(default_factory=list)
     marks: list[tuple[float, str]] = field(default_factory=list)
+    # periods its status polls failed (drawn under a journal lane: a killed node's journal simply
+    # stops, so without them a killed leader would look like a leader until it restarts)
+    unreachable: list[tuple[float, float]] = field(default_factory=list)
+
+
+def _unreachable(polls: list[dict], t_end: float) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    start = None
+    for p in polls:
+        st = p.get("status")
+        failed = not isinstance(st, dict) or "error" in st
+        if failed and start is None:
+            start = float(p["ts"])
+        elif not failed and start is not None:
+            out.append((start, float(p["ts"])))
+            start = None
+    if start is not None:
+        out.append((start, t_end))
+    return out
 
 
 def _close(segs: list[Segment], t_end: float) -> list[Segment]:
@@ -187,6 +207,7 @@ def node_lanes(view: RunView) -> list[Lane]:
         has_roles = any(e.get("type") == "role" for e in evs)
         if kind != "worker" and has_roles:
             lane = Lane(node, kind, "journal", _journal_segments(evs, t_end))
+            lane.unreachable = _unreachable(sorted(polls.get(node, []), key=lambda p: p["ts"]), t_end)
         elif polls.get(node):
             lane = Lane(node, kind, "status", _status_segments(sorted(polls[node], key=lambda p: p["ts"]), t_end))
         elif evs:

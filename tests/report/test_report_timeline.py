@@ -133,3 +133,15 @@ def test_report_load_survives_a_history_the_contract_forbids(tmp_path):
     view = load.load(d)
     assert len(view.ops) == 202  # 200 + the two invokes (info); the orphan completion dropped
     assert any("2 operation(s) not paired as the contract says" in n for n in view.notes)
+
+
+def test_report_timeline_manager_lane_shows_failed_polls(tmp_path):
+    d = synthetic.make_run(tmp_path / "r", ops=50)
+    rows = [json.loads(x) for x in (d / "status.jsonl").read_text().splitlines()]
+    for r in rows:  # m3 killed from 10 s to 15 s: its journal just stops, its polls fail
+        if r["node"] == "m3" and 10 <= r["ts"] - T0 < 15:
+            r["status"] = {"error": "connection refused"}
+    (d / "status.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    m3 = next(lane for lane in tl.node_lanes(load.load(d)) if lane.node == "m3")
+    assert m3.source == "journal"
+    assert [(round(a - T0, 2), round(b - T0, 2)) for a, b in m3.unreachable] == [(10.05, 15.05)]
