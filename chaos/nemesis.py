@@ -363,12 +363,12 @@ class Nemesis:
 
     def abort(self, reason: str) -> None:
         """Interrupted: record an end for every fault still active (the cluster is being removed)."""
+        with self._lock:  # taken first, so no fault thread ends (and undoes) them meanwhile
+            active, self._active = list(self._active.values()), {}
         self._stop.set()
-        for a in self.active():
+        for a in active:
             self.log.write(fault=a.fid, action="stop", kind=a.kind, targets=a.targets, aborted=True,
                            details={"reason": reason})
-            with self._lock:
-                self._active.pop(a.fid, None)
 
     # -- scheduling --
 

@@ -122,8 +122,9 @@ def _to_python(root: yaml.Node, loader: yaml.SafeLoader) -> tuple[Any, dict[tupl
 
 def read_yaml(text: str, file: str) -> tuple[Any, dict, list[Problem]]:
     """Parse YAML text; returns (data, marks, problems). Problems are YAML-level errors."""
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # the reader checks the characters here already
         root = loader.get_single_node()
         if root is None:
             return None, {}, [Problem(file, None, None, "", "the file is empty", "start with `version: 1`")]
@@ -142,7 +143,8 @@ def read_yaml(text: str, file: str) -> tuple[Any, dict, list[Problem]]:
     except (ValueError, OverflowError) as exc:  # e.g. an integer with too many digits
         return None, {}, [Problem(file, None, None, "", f"a value cannot be read: {exc}")]
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     problems = [Problem(file, ln, col, fmt_path(path), f"duplicate key {key!r} (the later one would win)")
                 for path, key, (ln, col) in dups]
     return data, marks, problems

@@ -239,7 +239,10 @@ def _until(value: Any) -> Any:
     return value
 
 
-UntilField = Annotated[Until, BeforeValidator(_until)]
+UntilField = Annotated[Until, BeforeValidator(_until), WithJsonSchema({"anyOf": [
+    {"type": "string", "enum": ["new-leader", "target-lags", "worker-down", "replicas-restored"],
+     "description": "a condition without arguments"},
+    Until.model_json_schema()]})]
 
 
 class Repeat(Strict):
