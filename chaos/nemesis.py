@@ -317,6 +317,7 @@ class Nemesis:
         self._active: dict[str, Active] = {}
         self._partitions: dict[str, tuple[frozenset, str]] = {}
         self._link_owners: dict[tuple[str, tuple], set[str]] = {}
+        self._link_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.error: BaseException | None = None
         self.lateness_s: list[float] = []
@@ -540,21 +541,26 @@ class Nemesis:
                 op = LINK_OPS[kind]
                 params = {k: v for k, v in spec.items()
                           if k not in ("fault", "target", "peers", "direction", "name")}
-            key = (op, tuple(links))
-
             def apply():
-                with self._lock:
-                    self._link_owners.setdefault(key, set()).add(fid)
-                return eff.add_link_fault(op, links, params)
+                with self._link_lock:  # add and remove of shared toxics never interleave
+                    for link in links:
+                        self._link_owners.setdefault((op, link), set()).add(fid)
+                    return eff.add_link_fault(op, links, params)
 
             def undo():
-                with self._lock:
-                    owners = self._link_owners.get(key, set())
-                    owners.discard(fid)
-                    still = bool(owners)
-                if still:
-                    return {"kept": True, "reason": "another active fault owns the same toxics"}
-                return eff.remove_link_fault(op, links)
+                with self._link_lock:
+                    free = []
+                    for link in links:
+                        owners = self._link_owners.get((op, link), set())
+                        owners.discard(fid)
+                        if not owners:
+                            self._link_owners.pop((op, link), None)
+                            free.append(link)
+                    kept = len(links) - len(free)
+                    rec = eff.remove_link_fault(op, free) if free else {"links": 0}
+                    if kept:
+                        rec["kept"] = kept  # still owned by another active fault of the same kind
+                    return rec
 
             return targets, apply, undo
         if kind in NODE_UNDO:

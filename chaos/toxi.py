@@ -820,8 +820,13 @@ class LinkController:
             with self._lock:
                 known = toxic["name"] in self._toxics.get(proxy, {})
             if known:
-                self.api.update_toxic(proxy, toxic["name"], toxic["attributes"], toxic["toxicity"])
-            else:
+                try:
+                    self.api.update_toxic(proxy, toxic["name"], toxic["attributes"], toxic["toxicity"])
+                except ToxiproxyHTTPError as exc:
+                    if exc.status != 404:
+                        raise
+                    known = False  # removed on the server meanwhile (e.g. by heal): add it again
+            if not known:
                 try:
                     self.api.add_toxic(proxy, **toxic)
                 except ToxiproxyHTTPError as exc:

@@ -258,3 +258,19 @@ def test_nemesis_skips_a_leader_fault_when_no_leader_appears(tmp_path, monkeypat
     assert done
     rows = _rows(tmp_path)
     assert [r["action"] for r in rows] == ["skipped"] and "no leader" in rows[0]["details"]["reason"]
+
+
+def test_nemesis_overlapping_link_faults_keep_shared_toxics_until_the_last_ends(tmp_path):
+    """Found by the soak benchmark: two latency faults sharing links; the first to end must not
+    remove the toxics the other still holds (it removed them and the other's update hit a 404)."""
+    eff = FakeEffects()
+    removed = []
+    eff.remove_link_fault = lambda op, links: removed.append((op, sorted(links))) or {}
+    faults = [_fault("l1", "latency", at=0.0, for_s=0.3, spec={"target": "m1", "peers": "managers", "ms": 10}),
+              _fault("l2", "latency", at=0.1, for_s=0.5, spec={"target": "managers", "peers": "managers", "ms": 20})]
+    _, _, done = _run(faults, eff, tmp_path)
+    assert done
+    l1_links = {("m1", "m2"), ("m1", "m3"), ("m2", "m1"), ("m3", "m1")}
+    # every link of l1 is also l2's: nothing is removed when l1 ends, all six when l2 ends
+    assert len(removed) == 1, removed
+    assert set(map(tuple, removed[0][1])) >= l1_links and len(removed[0][1]) == 6
