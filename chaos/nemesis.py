@@ -318,6 +318,8 @@ class Nemesis:
         self._partitions: dict[str, tuple[frozenset, str]] = {}
         self._link_owners: dict[tuple[str, tuple], set[str]] = {}
         self._link_lock = threading.Lock()
+        self._node_owners: dict[str, tuple[str, set[str]]] = {}
+        self._node_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.error: BaseException | None = None
         self.lateness_s: list[float] = []
@@ -569,10 +571,31 @@ class Nemesis:
                 raise FaultError(f"{fid}: the target {spec['target']!r} resolved to no node")
 
             def apply():
-                return {"nodes": {n: eff.node_op(kind, n) for n in targets}}
+                out = {}
+                with self._node_lock:  # a node already down by another fault is shared, not hit twice
+                    for n in targets:
+                        held = self._node_owners.get(n)
+                        if held is None:
+                            out[n] = eff.node_op(kind, n)
+                            self._node_owners[n] = (kind, {fid})
+                        else:
+                            held[1].add(fid)
+                            out[n] = {"op": kind, "shared": True, "already": held[0],
+                                      "by": sorted(held[1] - {fid})}
+                return {"nodes": out}
 
             def undo():
-                return {"nodes": {n: eff.node_op(NODE_UNDO[kind], n) for n in targets}}
+                out = {}
+                with self._node_lock:
+                    for n in targets:
+                        op, owners = self._node_owners.get(n, (kind, set()))
+                        owners.discard(fid)
+                        if owners:
+                            out[n] = {"kept": True, "still_held_by": sorted(owners)}
+                            continue
+                        self._node_owners.pop(n, None)
+                        out[n] = eff.node_op(NODE_UNDO[op], n)
+                return {"nodes": out}
 
             return targets, apply, undo
         raise ValueError(f"unknown fault kind {kind!r}")

@@ -274,3 +274,17 @@ def test_nemesis_overlapping_link_faults_keep_shared_toxics_until_the_last_ends(
     # every link of l1 is also l2's: nothing is removed when l1 ends, all six when l2 ends
     assert len(removed) == 1, removed
     assert set(map(tuple, removed[0][1])) >= l1_links and len(removed[0][1]) == 6
+
+
+def test_nemesis_node_already_down_is_shared_not_hit_twice(tmp_path):
+    """Found by the soak benchmark: a pause of the leader while another fault had it paused made the
+    engine refuse ('already paused'). The second fault shares the node; the last to end undoes."""
+    eff = FakeEffects()
+    faults = [_fault("p1", "pause", at=0.0, for_s=0.3, spec={"target": "m2"}),
+              _fault("p2", "kill", at=0.1, for_s=0.5, spec={"target": "leader"})]
+    _, _, done = _run(faults, eff, tmp_path)
+    assert done
+    ops = [c for c in eff.calls if c[0] in ("pause", "unpause", "kill", "restart")]
+    assert ops == [("pause", "m2"), ("unpause", "m2")], ops
+    starts = {r["fault"]: r for r in _rows(tmp_path) if r["action"] == "start"}
+    assert starts["p2"]["details"]["nodes"]["m2"]["shared"] is True
