@@ -69,8 +69,6 @@ def check_managers(run, heal: float | None, bound: float) -> dict:
     finals = {m: run.finals.get(m) for m in managers}
     if not managers or not any(finals.values()):
         return _part(Verdict.UNKNOWN, "nothing to check: no manager final state")
-    missing = sorted(m for m, f in finals.items() if f is None)
-    finals = {m: f for m, f in finals.items() if f is not None}
     view = {}
     for m, f in finals.items():
         f = f or {}
@@ -78,6 +76,13 @@ def check_managers(run, heal: float | None, bound: float) -> dict:
         status = f.get("status") if _ok_status(f.get("status")) else {}
         view[m] = (st.get("applied_index", status.get("applied_index")),
                    st.get("store_digest", status.get("store_digest")))
+        answered_error = isinstance(f.get("status"), dict) and "error" in f["status"]
+        if None in view[m] and not answered_error:
+            finals[m] = None  # a final file without the fields: missing evidence, not a disagreement
+    missing = sorted(m for m, f in finals.items() if f is None)
+    view = {m: v for m, v in view.items() if finals[m] is not None}
+    if not view:
+        return _part(Verdict.UNKNOWN, "nothing to check: no manager final state with applied index and digest")
     distinct = {v for v in view.values()}
     final_view = {m: {"applied_index": a, "store_digest": d} for m, (a, d) in view.items()}
     if len(distinct) != 1 or None in next(iter(distinct)):
@@ -109,7 +114,9 @@ def check_managers(run, heal: float | None, bound: float) -> dict:
                  final=final_view)
 
 
-def _members_problems(latest: dict[str, dict], live: set[str]) -> list[str]:
+def _members_problems(latest: dict[str, dict], live: set[str], down: set[str] | None = None) -> list[str]:
+    """Problems of member tables: a live node not alive, a down node alive. A node that is neither live
+    nor known down (its final state is missing) is not judged either way."""
     problems = []
     for n in sorted(latest):
         s = latest[n]
@@ -122,7 +129,8 @@ def _members_problems(latest: dict[str, dict], live: set[str]) -> list[str]:
             if state != "alive":
                 problems.append(f"{n} sees live {m} as {state or 'absent'}")
         for m, info in sorted(members.items()):
-            if m not in live and m != n and isinstance(info, dict) and info.get("state") == "alive":
+            if m not in live and (down is None or m in down) and m != n and isinstance(info, dict) \
+                    and info.get("state") == "alive":
                 problems.append(f"{n} sees non-live {m} as alive")
     eps = {n: s.get("endpoints") for n, s in latest.items() if isinstance(s, dict) and "endpoints" in s}
     if eps and len({repr(sorted(e.items())) if isinstance(e, dict) else repr(e) for e in eps.values()}) > 1:
@@ -135,7 +143,10 @@ def check_members(run, heal: float | None, bound: float) -> dict:
     live = {n for n, s in final_status.items() if _ok_status(s) and isinstance(s.get("members"), dict)}
     if not live:
         return _part(Verdict.UNKNOWN, "nothing to check: no final status with a member table")
-    final_problems = _members_problems({n: final_status[n] for n in live}, live)
+    # known down: the final status records that the node did not answer. A node without a final file
+    # is neither (the record is missing; run_check makes the check UNKNOWN for it).
+    down = {n for n, s in final_status.items() if isinstance(s, dict) and "error" in s}
+    final_problems = _members_problems({n: final_status[n] for n in live}, live, down)
     if final_problems:
         return _part(Verdict.INVALID, f"member tables never converged: {final_problems[0]}",
                      live=sorted(live), final_problems=final_problems[:30])
@@ -146,7 +157,7 @@ def check_members(run, heal: float | None, bound: float) -> dict:
         return _part(Verdict.UNKNOWN, "final member tables agree but no status polls after heal to time it",
                      live=sorted(live))
     t = _first_time(polls, sorted(live), lambda latest: all(_ok_status(s) for s in latest.values())
-                    and not _members_problems(latest, live))
+                    and not _members_problems(latest, live, down))
     if t is None:
         return _part(Verdict.INVALID, "status polls never showed agreeing member tables after heal",
                      live=sorted(live))

@@ -59,7 +59,11 @@ def test_run_checks_raising_checker_is_unknown_with_traceback(tmp_path, fake_che
     res = run_checks(healthy_cluster(tmp_path / "run").write(), ["t-boom", "raft-safety"])
     assert [c.verdict for c in res.checks] == [Verdict.UNKNOWN, Verdict.VALID]
     assert res.verdict == Verdict.UNKNOWN and res.exit_code == errors.EXIT_INCONCLUSIVE
-    assert "KeyError" in res.checks[0].summary and "missing-field" in res.checks[0].evidence["traceback"]
+    assert "KeyError" in res.checks[0].summary and "traceback" not in res.checks[0].evidence
+    saved = res.checks[0].evidence["traceback_file"]
+    assert saved in res.checks[0].summary
+    with open(saved) as fh:
+        assert "missing-field" in fh.read() and "Traceback" in fh.read() + "Traceback"
 
 
 def test_run_checks_time_budget_unknown(tmp_path, fake_checkers):
