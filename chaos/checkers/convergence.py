@@ -106,8 +106,8 @@ def check_managers(run, heal: float | None, bound: float) -> dict:
 
     t = _first_time(polls, managers, agree)
     if t is None:
-        return _part(Verdict.INVALID, f"status polls never showed the managers agreeing after heal "
-                     f"(final stores agree)", final=final_view)
+        return _part(Verdict.INVALID, "status polls never showed the managers agreeing after heal "
+                     "(final stores agree)", final=final_view)
     dt = t - heal
     v = Verdict.VALID if dt <= bound else Verdict.INVALID
     return _part(v, f"managers agreed {dt:.2f} s after heal (bound {bound:g} s)", converged_after_s=round(dt, 3),
