@@ -292,11 +292,11 @@ def convergence(run, store_bound_s, members_bound_s, services_bound_s, require) 
     """After heal: managers, gossip members and services converge within bounds; task states move forward."""
     heal = run.heal_ts
     parts = {
-        "managers": check_managers(run, heal, store_bound_s),
-        "members": check_members(run, heal, members_bound_s),
-        "services": check_services(run, heal, services_bound_s),
-        "task-order": check_task_order(run),
-        "no-double": check_no_double(run, heal, services_bound_s),
+        "managers": _with_gaps(run, lambda: check_managers(run, heal, store_bound_s), {"status"}),
+        "members": _with_gaps(run, lambda: check_members(run, heal, members_bound_s), {"status"}),
+        "services": _with_gaps(run, lambda: check_services(run, heal, services_bound_s), set()),
+        "task-order": _with_gaps(run, lambda: check_task_order(run), set()),
+        "no-double": _with_gaps(run, lambda: check_no_double(run, heal, services_bound_s), {"journal"}),
     }
     evidence = {"heal_ts": heal, "required": list(require), "parts": parts}
     nothing = [n for n, p in parts.items() if p["summary"].startswith("nothing to check")]
@@ -312,4 +312,31 @@ def convergence(run, store_bound_s, members_bound_s, services_bound_s, require) 
                        + (f" ({', '.join(evidence['not_applicable'])}: no data)" if nothing else ""), evidence)
     bad = [f"{n}: {p['summary']}" for n, p in parts.items() if p["verdict"] == v.value
            and (n in judged or n in missing)]
-    return Outcome(v, "; ".join(bad), evidence)
+    # each part's INVALID was already checked against the gaps of what it read (_with_gaps)
+    return Outcome(v, "; ".join(bad), evidence, holds_on_partial=True)
+
+
+def _with_gaps(run, judge, unsound_with: set[str]) -> dict:
+    """Judge one part and apply the gaps of the record parts it read: VALID becomes UNKNOWN; INVALID
+    too when a gap of a kind in `unsound_with` could explain it (status polls missing: "never agreed"
+    may be the record's end; a journal missing: a task's stop may be in it, so "running twice" is not
+    shown). Final-state disagreements, member tables, replica counts and backward task steps are facts
+    of the records present and stay INVALID."""
+    outer = run.touched
+    run.touched = set()
+    try:
+        part = judge()
+        gaps = run.gaps_for(run.touched)
+    finally:
+        run.touched = outer | run.touched
+    if not gaps or part["summary"].startswith("nothing to check"):
+        return part
+    part = {**part, "record_gaps": [g.message for g in gaps[:10]]}
+    if part["verdict"] == Verdict.VALID.value:
+        part.update(verdict=Verdict.UNKNOWN.value, summary=f"{part['summary']} (record incomplete)")
+    elif part["verdict"] == Verdict.INVALID.value:
+        why = next((g for g in gaps if g.part[0] in unsound_with), None)
+        if why is not None:
+            part.update(verdict=Verdict.UNKNOWN.value,
+                        summary=f"not judged INVALID ({why.message}): {part['summary']}")
+    return part

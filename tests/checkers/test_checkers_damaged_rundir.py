@@ -219,3 +219,26 @@ def test_check_real_entry_point_exit_code(tmp_path):
     d = healthy_cluster(tmp_path / "run").write()
     (d / "run.json").write_text("not json")
     assert main(["check", str(d), "--no-write"]) == errors.EXIT_USAGE
+
+
+def test_check_damaged_rundir_convergence_keeps_invalid_that_the_gap_cannot_explain(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    b.finals["m3"]["store"]["store_digest"] = "other"   # managers end apart: a fact of the finals
+    b.finals["m3"]["status"]["store_digest"] = "other"
+    d = b.write()
+    (d / "events" / "w1.jsonl").unlink()                # a journal the managers part does not read
+    c = run_checks(d, ["convergence"], write=False).checks[0]
+    assert c.verdict == Verdict.INVALID and "managers end with different" in c.summary, c.summary
+    assert "events/w1.jsonl" in c.summary
+
+
+def test_check_damaged_rundir_no_double_with_missing_journal_unknown(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    # w2 also runs web.1 from T0+30 (after heal + bound would not matter: "at end" is judged)
+    b.j("w2", "task", ts=T0 + 30, task="web.1", service="web", slot=1, worker="w2", state="running")
+    assert run_checks(b.write(), ["convergence"], write=False).checks[0].verdict == Verdict.INVALID
+    # the same, but m2's journal (where a shutdown of web.1 on w1 could be) was not collected
+    d = b.write()
+    (d / "events" / "m2.jsonl").unlink()
+    c = run_checks(d, ["convergence"], write=False).checks[0]
+    assert c.verdict == Verdict.UNKNOWN and "events/m2.jsonl" in c.summary, c.summary
