@@ -52,7 +52,7 @@ def demo(seed, managers, workers, out, fault_s, name, keep) -> int:
         results = run.run()
     finally:
         progress.close()
-    render(results, Console())
+    render(results, Console(markup=False, emoji=False, highlight=False))
     click.echo(f"run directory: {run.run_dir}")
     click.echo(f"re-judge: chaos check {run.run_dir}")
     click.echo(f"seed: {seed} (again: chaos demo --seed {seed})")
