@@ -167,3 +167,18 @@ def test_cli_check_unwritable_results_exit_2_and_no_write(tmp_path, monkeypatch)
     assert code == errors.EXIT_USAGE and "cannot write" in err and "--no-write" in err
     code, out, _ = _cli(["check", str(d), "--no-write"])
     assert code == 0
+
+
+def test_cli_check_crashing_checker_one_line_traceback_in_file(tmp_path, fake_checkers):
+    def boom(run):
+        return {}["missing-field"]
+    fake_checkers("t-boom", boom)
+    d = healthy_cluster(tmp_path / "run").write()
+    for extra in ([], ["--json"]):
+        code, out, err = _cli(["check", str(d), "--no-write", "--check", "t-boom", *extra])
+        assert code == errors.EXIT_INCONCLUSIVE
+        assert 'File "' not in out + err and "Traceback" not in out + err
+        assert "checker raised KeyError: 'missing-field'" in out
+    path = json.loads(out)["checks"][0]["evidence"]["traceback_file"]
+    with open(path) as fh:
+        assert 'File "' in fh.read()
