@@ -24,7 +24,7 @@ import docker.errors
 
 from chaos.env import cleanup
 from chaos.env import labels as L
-from chaos.env.cluster import Cluster, NodeHandle, find_cluster
+from chaos.env.cluster import Cluster, NodeHandle
 from chaos.env.engine import engine_errors
 from chaos.env.progress import NullProgress, Progress
 from chaos.env.spec import (AGENT_API_PORT, OFFICIAL_TOXIPROXY, TOXIPROXY_API_PORT, ClusterSpec)
@@ -219,8 +219,8 @@ def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: 
     net_name = L.network_name(spec.name, run_id)
     progress.step(f"network {net_name}")
     with engine_errors("create the cluster network"):
-        network = client.networks.create(net_name, driver="bridge", check_duplicate=True,
-                                         labels={**L.object_labels(spec.name, run_id), OWNER_LABEL: _owner()})
+        client.networks.create(net_name, driver="bridge", check_duplicate=True,
+                               labels={**L.object_labels(spec.name, run_id), OWNER_LABEL: _owner()})
     handles: dict[str, NodeHandle] = {}
     shards = topology.shards
     progress.step(f"Toxiproxy ({toxiproxy.image}) with {len(topology.links)} link proxies"

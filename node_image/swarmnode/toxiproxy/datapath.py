@@ -592,7 +592,6 @@ _HELD_EOF = object()
 
 async def _noop(st: Stage, toxic):
     q = st.queue
-    loop = st.link.conn.loop
     while True:
         item = await q.get()
         if item is EOF:
@@ -625,7 +624,6 @@ async def _latency(st: Stage, toxic):
 
 async def _bandwidth(st: Stage, toxic):
     q = st.queue
-    loop = st.link.conn.loop
     rate = toxic.attr("rate")
     debt = 0.0
     while True:
@@ -656,7 +654,6 @@ async def _bandwidth(st: Stage, toxic):
 
 async def _slow_close(st: Stage, toxic):
     q = st.queue
-    loop = st.link.conn.loop
     delay = toxic.attr("delay")
     while True:
         item = await q.get()
@@ -760,7 +757,6 @@ async def _slicer(st: Stage, toxic):
 async def _limit_data(st: Stage, toxic):
     q = st.queue
     link = st.link
-    loop = link.conn.loop
     limit = toxic.attr("bytes")
     while True:
         if limit - st.sent <= 0 and st.sent > 0:
