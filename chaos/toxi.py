@@ -13,7 +13,7 @@ Why plain `requests` and not the toxiproxy-python client for I/O (DESIGN.md sect
 client where it suffices): toxiproxy-python 0.1.1 keeps the server address in class attributes
 (`APIConsumer.host/port`, one per process), sends every request without a timeout, and maps only
 404/409/400 to exceptions (a 500 on create becomes KeyError, on add_toxic it is silently ignored;
-see /work/shared/toxiproxy-api.md section 5). Each of those breaks a hard requirement here (two
+see ../shared/toxiproxy-api.md section 5). Each of those breaks a hard requirement here (two
 clusters in one process, a stalled server must not hang a run, a fault that was not applied must be
 an error), and no call of the client avoids all three. So every request goes through this module's
 own session; `ToxiproxyAPI.python_client()` still hands out a toxiproxy-python `Toxiproxy` bound to
