@@ -9,8 +9,11 @@ Must not import: chaos.cli (it imports us).
 
 from __future__ import annotations
 
+import datetime
 import json
+import re
 import secrets
+import time
 
 import click
 
@@ -257,19 +260,68 @@ def status_cmd(name, as_json):
 
 # -- logs, down, cleanup ----------------------------------------------------------------------------
 
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
+
+
+def parse_since(text: str, now: float) -> float:
+    """`--since` -> epoch seconds. A duration back from `now` (`30s`, `5m`, `1h30m`, `2d`), an
+    ISO-8601 timestamp (`2026-11-30T01:02:03Z`, `...+01:00`; without a zone: local time, as
+    `docker logs`), or epoch seconds. ValueError with the accepted forms otherwise."""
+    raw = text.strip()
+    m = _DURATION.match(raw)
+    if raw and m and any(m.groups()):
+        d, h, mi, sec = (float(g) if g else 0.0 for g in m.groups())
+        return now - (((d * 24 + h) * 60 + mi) * 60 + sec)
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        return datetime.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00")).timestamp()
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a duration (30s, 5m, 1h30m, 2d), an ISO-8601 time "
+                         "(2026-11-30T01:02:03Z) nor epoch seconds") from None
+
+
+class _Since(click.ParamType):
+    name = "DURATION|TIME"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_since(str(value), time.time())
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 @click.command("logs")
 @click.argument("node", shell_complete=_complete_node)
 @_name_option
 @click.option("--tail", type=click.IntRange(min=1), default=None, help="only the last N lines")
-def logs_cmd(node, name, tail):
-    """Print the container log of NODE (m1, w3, toxiproxy, ...).
+@click.option("--since", type=_Since(), default=None,
+              help="only lines written since then: a duration back from now (30s, 5m, 1h30m) or a "
+              "time (2026-11-30T01:02:03Z, epoch seconds)")
+@click.option("-f", "--follow", is_flag=True, help="keep printing new lines until the node stops (Ctrl-C ends)")
+def logs_cmd(node, name, tail, since, follow):
+    """Print the log of NODE (m1, w3, toxiproxy, ...): what the agent wrote to stderr.
+
+    Agents log their start-up configuration, role and term changes, elections, leader changes,
+    peer links, gossip member changes, snapshots, tasks and errors, one timestamped line each, at
+    CHAOS_LOG_LEVEL (INFO; `chaos up --agent-env CHAOS_LOG_LEVEL=DEBUG` adds every log entry).
 
     \b
     Example:
       chaos logs m1 --tail 50
+      chaos logs m1 --since 5m -f
     """
     client = connect()
-    click.echo(require_cluster(client, name).logs(node, tail), nl=False)
+    cluster = require_cluster(client, name)
+    if not follow:
+        click.echo(cluster.logs(node, tail, since), nl=False)
+        return 0
+    for text in cluster.follow_logs(node, tail, since):
+        click.echo(text, nl=False)
     return 0
 
 
