@@ -114,3 +114,93 @@ def test_agent_log_level_sets_what_is_logged(tmp_path, level):
     else:
         assert re.search(r" m1 INFO raft: became leader in term \d+$", err, re.M), err[:2000]
         assert re.search(r" m1 DEBUG raft: apply index \d+ term \d+$", err, re.M), err[:2000]
+
+
+def _await(pred, timeout_s: float, what: str):
+    """Await `pred()` on the running loop (polling its own state), with a deadline."""
+    import asyncio
+
+    async def go():
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not pred():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+            await asyncio.sleep(0.01)
+    return go()
+
+
+def test_transport_log_reports_a_link_once_up_and_its_loss_not_each_flap(caplog):
+    """Peer links: 'connected' once a connection has lasted LINK_STABLE_S, 'lost' when such a
+    connection ends; a proxy that accepts and closes at once (its upstream cut) costs no line
+    however often the link redials (bounded volume)."""
+    import asyncio
+    import logging
+
+    from swarmnode.agent.transport import TcpTransport
+
+    caplog.set_level(logging.INFO, logger="swarmnode.transport")
+
+    def link_lines():
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("link to x ")]
+
+    async def scenario():
+        flaps, held = [0], []
+
+        async def flap(reader, writer):
+            flaps[0] += 1
+            writer.close()
+
+        async def hold(reader, writer):
+            held.append(writer)
+
+        flapper = await asyncio.start_server(flap, "127.0.0.1", 0)
+        holder = await asyncio.start_server(hold, "127.0.0.1", 0)
+        hport = holder.sockets[0].getsockname()[1]
+        t = TcpTransport("a", {"x": ("127.0.0.1", flapper.sockets[0].getsockname()[1])}, lambda s, m: None,
+                         host="127.0.0.1", port=0, reconnect_min_ms=10, reconnect_max_ms=20)
+        try:
+            t.send("x", {"k": 1})
+            await _await(lambda: flaps[0] >= 30, 20, "30 short connections")
+            during_flapping = link_lines()
+            t.set_peer_address("x", ("127.0.0.1", hport))
+            await _await(lambda: any("connected" in m for m in link_lines()), 10, "'link to x connected'")
+            for w in held:
+                w.close()
+            await _await(lambda: any(" lost after " in m for m in link_lines()), 10, "'link to x lost'")
+        finally:
+            await t.close()
+            flapper.close()
+            holder.close()
+        return during_flapping
+
+    during_flapping = asyncio.run(scenario())
+    assert during_flapping == []
+    lines = link_lines()
+    assert re.fullmatch(r"link to x connected \(127\.0\.0\.1:\d+\)", lines[0]), lines
+    assert re.fullmatch(r"link to x lost after \d+\.\d s", lines[1]), lines
+
+
+def test_eventlog_lines_levels_and_repeats(caplog):
+    import logging
+
+    from swarmnode.agent.eventlog import EventLog
+
+    caplog.set_level(logging.INFO)
+    ev = EventLog()
+    for e in [{"type": "role", "role": "precandidate", "term": 3},
+              {"type": "role", "role": "precandidate", "term": 3},   # an isolated node's next pre-vote
+              {"type": "append", "index": 5, "term": 3, "hash": "ab"},
+              {"type": "apply", "index": 5, "term": 3, "hash": "ab", "store_digest": "cd"},
+              {"type": "commit", "index": 5},
+              {"type": "commit", "index": 4, "recovered": True},
+              {"type": "snapshot", "index": 100, "term": 3, "hash": "ab", "store_digest": "cd"},
+              {"type": "task", "task": "web.1.1", "service": "web", "slot": 1, "worker": "w1", "state": "failed"},
+              {"type": "role", "role": "precandidate", "term": 3}]:
+        ev(e)
+    got = [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
+    assert got == [
+        ("swarmnode.raft", "INFO", "pre-vote started in term 3"),
+        ("swarmnode.raft", "INFO", "commit index 4 recovered from storage"),
+        ("swarmnode.raft", "INFO", "snapshot at index 100 term 3"),
+        ("swarmnode.tasks", "WARNING", "task web.1.1 (web slot 1) on w1: failed"),
+    ]

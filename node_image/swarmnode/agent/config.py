@@ -80,8 +80,8 @@ class AgentConfig:
         counted as a bad frame (a black-holed stream, e.g. Toxiproxy's timeout toxic). Lower =
         faster recovery; higher = tolerates slower links. (Desynchronised streams are caught at
         once by the frame checks, not by this timer.)
-    CHAOS_LOG_LEVEL (read by __main__, default WARNING) and CHAOS_PROFILE_PATH (debugging: write a
-        cProfile dump there at exit) are not part of AgentConfig.
+    CHAOS_PROFILE_PATH (debugging: write a cProfile dump there at exit) is not part of
+        AgentConfig.
 
     Misc:
 
