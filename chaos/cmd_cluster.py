@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import re
 import secrets
 import time
@@ -273,7 +274,10 @@ def parse_since(text: str, now: float) -> float:
         d, h, mi, sec = (float(g) if g else 0.0 for g in m.groups())
         return now - (((d * 24 + h) * 60 + mi) * 60 + sec)
     try:
-        return float(raw)
+        epoch = float(raw)
+        if math.isfinite(epoch) and epoch > 0:
+            return epoch
+        raw = ""   # nan, inf, negative: fall through to the error
     except ValueError:
         pass
     try:

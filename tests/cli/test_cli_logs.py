@@ -38,7 +38,8 @@ def test_logs_since_naive_time_is_local_like_docker_logs():
     assert parse_since("2026-11-30T01:02:03", NOW) == datetime.datetime(2026, 11, 30, 1, 2, 3).timestamp()
 
 
-@pytest.mark.parametrize("text", ["", "5x", "m", "yesterday", "5 m", "-5m", "2026-13-01T00:00:00Z"])
+@pytest.mark.parametrize("text", ["", "5x", "m", "yesterday", "5 m", "-5m", "-5", "0", "nan", "inf",
+                                  "2026-13-01T00:00:00Z"])
 def test_logs_since_rejects_what_it_cannot_read(text):
     with pytest.raises(ValueError, match="duration"):
         parse_since(text, NOW)
