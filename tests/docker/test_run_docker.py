@@ -52,6 +52,10 @@ def test_run_leader_isolated_end_to_end_is_valid_and_leaves_nothing(demo_run):
     nodes = set(run["nodes"])
     assert nodes == {"m1", "m2", "m3", "w1", "w2", "w3"}
     assert {p.stem for p in (run_dir / "events").iterdir()} == nodes
+    for n in nodes:   # every node's log is kept, and it says something (issue 16 item 7: all were empty)
+        log = (run_dir / "logs" / f"{n}.log").read_text()
+        assert f" {n} INFO node: starting {n} " in log, log[:2000]
+        assert n.startswith("w") or f" {n} INFO raft: term " in log, log[:2000]
     history = _read_jsonl(run_dir / "history.jsonl")
     assert sum(1 for e in history if e["type"] == "ok") > 100
     faults = _read_jsonl(run_dir / "faults.jsonl")

@@ -6,6 +6,7 @@ crashes a real server). Must not import `chaos` or `swarmnode`.
 
 from __future__ import annotations
 
+import select
 import socket
 import time
 
@@ -16,6 +17,7 @@ from .conftest import SEED, connect, recv_exact, recv_until_eof, wait_until
 pytestmark = pytest.mark.process
 
 LAT_TOL_S = 0.010
+TIMER_TOL_S = 0.100   # a close timed from the client's last send: scheduling on a loaded 2-core machine
 ATTEMPTS = 3   # a timing check is retried on a fresh connection (shared CI cores); all misses are reported
 
 
@@ -233,6 +235,44 @@ def test_timeout_closes_after_timeout_and_drops_data(api, echo):
         took = time.monotonic() - t0
         s.close()
         assert 0.3 - 0.001 <= took <= 0.3 + LAT_TOL_S, took
+
+    timed(check)
+
+
+def test_timeout_each_arriving_chunk_restarts_the_countdown(api, echo):
+    """Spec 2.2 (probed on 2.12.0): the connection closes `timeout` ms after the last chunk that
+    reached the toxic. One byte every 200 ms with timeout 500 keeps it open past 2 s; once sending
+    stops, EOF comes 0.5 s after the last byte. A server that counts from the stage start closes at
+    0.5 s while bytes still flow. An attempt in which this machine stalled the sender for longer than
+    the timeout (a legitimate close) is retried on a fresh connection."""
+    p = api.create(echo.addr)
+    api.toxic(p["name"], type="timeout", stream="upstream", attributes={"timeout": 500})
+
+    def check():
+        s = connect(p)
+        try:
+            t0 = last = time.monotonic()
+            max_gap = 0.0
+            while last - t0 < 2.0:
+                now = time.monotonic()
+                max_gap = max(max_gap, now - last)
+                try:
+                    s.sendall(b"x")
+                except OSError as exc:
+                    raise AssertionError(f"send failed at {now - t0:.2f} s ({exc}); max gap {max_gap:.3f} s")
+                last = time.monotonic()
+                readable, _, _ = select.select([s], [], [], max(0.0, last + 0.2 - time.monotonic()))
+                if readable:
+                    at = time.monotonic() - t0
+                    got = s.recv(16)
+                    raise AssertionError(f"{'EOF' if not got else got!r} at {at:.2f} s while a byte arrived "
+                                         f"every 200 ms (max gap between sends {max_gap:.3f} s)")
+            s.settimeout(5)
+            assert recv_until_eof(s) == b""
+            took = time.monotonic() - last
+            assert 0.5 - 0.001 <= took <= 0.5 + TIMER_TOL_S, f"EOF {took:.3f} s after the last byte"
+        finally:
+            s.close()
 
     timed(check)
 
