@@ -136,7 +136,7 @@ async def load(url_base: str, clients: int, duration_s: float, seed: int) -> tup
     stop_at = time.monotonic() + duration_s
 
     async def client(i: int, session: aiohttp.ClientSession) -> None:
-        nonlocal errors, timeouts
+        nonlocal timeouts
         seq = 0
         while time.monotonic() < stop_at:
             key = f"k{(i * 7919 + seq) % 1000}"

@@ -15,6 +15,7 @@ import json
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from chaos.checkers import Results, Verdict, registry, run_checks
 from chaos.errors import UsageError
@@ -43,28 +44,37 @@ def _evidence_lines(check) -> list[str]:
         lines.append(m)
     for e in ev.get("never_observed", []):  # expectations
         lines.append(f"never observed: {e} ({ev['expectations'][e]['detail']})")
-    if "traceback" in ev:
-        lines.extend(ev["traceback"].rstrip().splitlines()[-6:])
+    if "traceback_file" in ev:  # a checker crashed: the traceback is in a file, never on the console
+        lines.append(f"traceback saved in {ev['traceback_file']}")
     return lines[:40]
 
 
 def render(results: Results, console: Console) -> None:
+    """Print the verdict table and evidence. Data (names, summaries, evidence, file names) is never read
+    as rich markup or emoji codes: every cell is a `Text` (`history.jsonl:100:` stays as written)."""
     table = Table(show_header=True, header_style="bold", expand=False)
     table.add_column("check")
     table.add_column("verdict")
     table.add_column("time", justify="right")
     table.add_column("summary", overflow="fold")
     for c in results.checks:
-        table.add_row(c.name, f"[{_STYLE[c.verdict]}]{c.verdict.value}[/]", f"{c.duration_s:.2f}s", c.summary)
+        table.add_row(Text(c.name), Text(c.verdict.value, style=_STYLE[c.verdict]), Text(f"{c.duration_s:.2f}s"),
+                      Text(c.summary))
     console.print(table)
     for c in results.checks:
         if c.verdict != Verdict.VALID:
             lines = _evidence_lines(c)
             if lines:
-                console.print(f"[{_STYLE[c.verdict]}]{c.name}[/]:")
+                console.print(Text(f"{c.name}:", style=_STYLE[c.verdict]))
                 for line in lines:
-                    console.print("  " + line, markup=False, highlight=False)
-    console.print(f"overall: [{_STYLE[results.verdict]}]{results.verdict.value}[/]")
+                    console.print(Text("  " + line))
+    if results.record_problems:
+        console.print(Text("record problems (the checks that read these parts are not VALID):", style="yellow"))
+        for g in results.record_problems[:20]:
+            console.print(Text(f"  {g.message}"))
+        if len(results.record_problems) > 20:
+            console.print(Text(f"  ... and {len(results.record_problems) - 20} more (results.json)"))
+    console.print(Text("overall: ") + Text(results.verdict.value, style=_STYLE[results.verdict]))
 
 
 def _list_checkers() -> str:
@@ -88,8 +98,15 @@ def check(run_dir: str | None, checks: tuple[str, ...], as_json: bool, no_write:
     """Judge the run directory RUN_DIR with the checkers; write results.json.
 
     \b
-    Exit codes: 0 every check VALID, 1 a check INVALID, 3 a check UNKNOWN,
-    2 bad option or missing run directory.
+    Examples:
+      chaos check runs/demo-20240101-120000-seed7
+      chaos check runs/demo-20240101-120000-seed7 --check linearizable --check durability --json
+      chaos check runs/demo-20240101-120000-seed7 --check 'expectations:expect=leader-changed+fault-applied:partition'
+
+    \b
+    Exit codes: 0 every check VALID, 1 a check INVALID, 3 a check UNKNOWN (also when a part the
+    check needs is missing or damaged: named as FILE:LINE), 2 bad option, or a run directory that
+    cannot be read at all (missing, no run.json/history/events/final, run.json not JSON).
     """
     if list_checkers:
         click.echo(_list_checkers())
@@ -100,7 +117,7 @@ def check(run_dir: str | None, checks: tuple[str, ...], as_json: bool, no_write:
     if as_json:
         click.echo(json.dumps(results.to_json(), indent=2))
     else:
-        render(results, Console(soft_wrap=False, width=120, highlight=False))
+        render(results, Console(soft_wrap=False, width=120, highlight=False, markup=False, emoji=False))
     return results.exit_code
 
 

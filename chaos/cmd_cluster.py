@@ -9,8 +9,12 @@ Must not import: chaos.cli (it imports us).
 
 from __future__ import annotations
 
+import datetime
 import json
+import math
+import re
 import secrets
+import time
 
 import click
 
@@ -19,6 +23,7 @@ from chaos.env import cleanup as cleanup_mod
 from chaos.env import doctor as doctor_mod
 from chaos.env import labels as L
 from chaos.env import ready as ready_mod
+from chaos.env import runs as runs_mod
 from chaos.env.cluster import require_cluster
 from chaos.env.engine import connect
 from chaos.env.progress import RichProgress
@@ -111,7 +116,7 @@ def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, imag
     try:
         client = connect()
         node_image = _ensure_image(client, base_image, image, progress)
-        result = bring_up(client, spec, node_image, timeout_s, progress, toxiproxy_mode)
+        result = bring_up(client, spec, node_image, timeout_s, progress, toxiproxy_mode, detach=True)
     finally:
         progress.close()
     cluster = result.cluster
@@ -149,11 +154,45 @@ def _active_toxics(cluster) -> tuple[int, list[dict]]:
     return len(proxies), active
 
 
+def plural(n: int, noun: str) -> str:
+    """`1 network`, `2 networks`, `0 volumes`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def removed_counts(removed) -> str:
+    return (f"{plural(len(removed.containers), 'container')}, {plural(len(removed.networks), 'network')}, "
+            f"{plural(len(removed.volumes), 'volume')}")
+
+
+def cell(value) -> str:
+    """A table cell: `-` for an absent or null field (a worker has no Raft term or commit index)."""
+    return "-" if value is None else str(value)
+
+
+def status_row(node: str, kind: str, container: str, st: dict | None, nodes: list[str]) -> tuple[str, ...]:
+    """One row of `chaos status`: node, kind, container, role, term, leader, commit, members alive."""
+    s = st or {}
+    return (node, kind, container, cell(s.get("role", "unreachable" if not st else None)), cell(s.get("term")),
+            cell(s.get("leader") or None), cell(s.get("commit_index")), _member_counts(st, nodes))
+
+
 def _member_counts(st: dict | None, nodes: list[str]) -> str:
     if not st or not isinstance(st.get("members"), dict):
         return "-"
     alive = sum(1 for n in nodes if (st["members"].get(n) or {}).get("state") == "alive")
     return f"{alive}/{len(nodes)}"
+
+
+def _unfinished(client, name: str, run_id: str) -> str | None:
+    """None when `up` of this run completed, else why the cluster is not a finished one."""
+    for run in runs_mod.list_runs(client, cluster=name):
+        if run.run_id != run_id or run.complete:
+            continue
+        if runs_mod.verdict(run) == runs_mod.STARTING:
+            return f"`chaos up` of run {run_id} is still running ({run.owner})"
+        return (f"`chaos up` of run {run_id} never completed and its process is gone; "
+                f"`chaos cleanup` removes it")
+    return None
 
 
 @click.command("status")
@@ -177,8 +216,10 @@ def status_cmd(name, as_json):
     except EnvironmentError_ as exc:
         n_proxies, active, toxi_error = None, [], exc.message
     failures = ready_mod.evaluate(statuses, cluster.managers, cluster.workers)
+    unfinished = _unfinished(client, name, cluster.run_id)
     doc = {
-        "cluster": name, "run_id": cluster.run_id, "ready": not failures,
+        "cluster": name, "run_id": cluster.run_id, "ready": not failures and unfinished is None,
+        "up_complete": unfinished is None, "unfinished": unfinished,
         "not_ready": [{"condition": f.condition, "nodes": list(f.nodes), "detail": f.detail} for f in failures],
         "toxiproxy": {"image": cluster.toxiproxy_image(), "state": cluster.handles[L.TOXIPROXY_NODE].container.status
                       if L.TOXIPROXY_NODE in cluster.handles else "missing",
@@ -197,11 +238,8 @@ def status_cmd(name, as_json):
     for col in ("node", "kind", "container", "role", "term", "leader", "commit", "members alive"):
         table.add_column(col)
     for n in cluster.nodes:
-        st = statuses.get(n) or {}
-        table.add_row(n, cluster.handles[n].kind, cluster.handles[n].container.status,
-                      str(st.get("role", "unreachable" if not st else "-")), str(st.get("term", "-")),
-                      str(st.get("leader") or "-"), str(st.get("commit_index", "-")),
-                      _member_counts(statuses.get(n), cluster.nodes))
+        table.add_row(*status_row(n, cluster.handles[n].kind, cluster.handles[n].container.status,
+                                  statuses.get(n), cluster.nodes))
     console = Console(highlight=False)
     console.print(table)
     servers = doc["toxiproxy"]["servers"]
@@ -214,25 +252,80 @@ def status_cmd(name, as_json):
         console.print(f"  {a['proxy']}: " + ("disabled " if not a["enabled"] else "") + ", ".join(a["toxics"]))
     if len(active) > 20:
         console.print(f"  ... and {len(active) - 20} more (see --json)")
-    console.print("ready" if not failures else "not ready: " + " | ".join(str(f) for f in failures))
+    if unfinished:
+        console.print(f"unfinished: {unfinished}")
+    console.print("ready" if not failures and unfinished is None else
+                  "not ready" + (": " + " | ".join(str(f) for f in failures) if failures else ""))
     return 0
 
 
 # -- logs, down, cleanup ----------------------------------------------------------------------------
 
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
+
+
+def parse_since(text: str, now: float) -> float:
+    """`--since` -> epoch seconds. A duration back from `now` (`30s`, `5m`, `1h30m`, `2d`), an
+    ISO-8601 timestamp (`2026-11-30T01:02:03Z`, `...+01:00`; without a zone: local time, as
+    `docker logs`), or epoch seconds. ValueError with the accepted forms otherwise."""
+    raw = text.strip()
+    m = _DURATION.match(raw)
+    if raw and m and any(m.groups()):
+        d, h, mi, sec = (float(g) if g else 0.0 for g in m.groups())
+        return now - (((d * 24 + h) * 60 + mi) * 60 + sec)
+    try:
+        epoch = float(raw)
+        if math.isfinite(epoch) and epoch > 0:
+            return epoch
+        raw = ""   # nan, inf, negative: fall through to the error
+    except ValueError:
+        pass
+    try:
+        return datetime.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00")).timestamp()
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a duration (30s, 5m, 1h30m, 2d), an ISO-8601 time "
+                         "(2026-11-30T01:02:03Z) nor epoch seconds") from None
+
+
+class _Since(click.ParamType):
+    name = "DURATION|TIME"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_since(str(value), time.time())
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 @click.command("logs")
 @click.argument("node", shell_complete=_complete_node)
 @_name_option
 @click.option("--tail", type=click.IntRange(min=1), default=None, help="only the last N lines")
-def logs_cmd(node, name, tail):
-    """Print the container log of NODE (m1, w3, toxiproxy, ...).
+@click.option("--since", type=_Since(), default=None,
+              help="only lines written since then: a duration back from now (30s, 5m, 1h30m) or a "
+              "time (2026-11-30T01:02:03Z, epoch seconds)")
+@click.option("-f", "--follow", is_flag=True, help="keep printing new lines until the node stops (Ctrl-C ends)")
+def logs_cmd(node, name, tail, since, follow):
+    """Print the log of NODE (m1, w3, toxiproxy, ...): what the agent wrote to stderr.
+
+    Agents log their start-up configuration, role and term changes, elections, leader changes,
+    peer links, gossip member changes, snapshots, tasks and errors, one timestamped line each, at
+    CHAOS_LOG_LEVEL (INFO; `chaos up --agent-env CHAOS_LOG_LEVEL=DEBUG` adds every log entry).
 
     \b
     Example:
       chaos logs m1 --tail 50
+      chaos logs m1 --since 5m -f
     """
     client = connect()
-    click.echo(require_cluster(client, name).logs(node, tail), nl=False)
+    cluster = require_cluster(client, name)
+    if not follow:
+        click.echo(cluster.logs(node, tail, since), nl=False)
+        return 0
+    for text in cluster.follow_logs(node, tail, since):
+        click.echo(text, nl=False)
     return 0
 
 
@@ -251,34 +344,52 @@ def down_cmd(name):
     if removed.total == 0:
         click.echo(f"no cluster named {name!r}: nothing to remove")
     else:
-        click.echo(f"removed cluster {name!r}: {len(removed.containers)} containers, "
-                   f"{len(removed.networks)} networks, {len(removed.volumes)} volumes")
+        click.echo(f"removed cluster {name!r}: {removed_counts(removed)}")
     return 0
 
 
 @click.command("cleanup")
-@_name_option
+@click.option("--name", default=None, metavar="NAME",
+              help="remove this cluster, whatever its state (default: every cluster whose owner is gone)")
 @click.option("--all", "all_", is_flag=True, help="every cluster and leftover of this tool")
 @click.option("--images", is_flag=True, help="also remove chaos-node and chaos-base images")
 def cleanup_cmd(name, all_, images):
     """Remove what this tool created, including leftovers of crashed or killed runs.
 
     Only objects labelled chaos.tool=chaos are touched (containers, networks, volumes; images with
-    --images). Without --all, only the cluster --name.
+    --images). Without options: every cluster whose owning process is gone -- a killed `chaos up`
+    or `chaos demo` -- and nothing else; a cluster `chaos up` finished, or one a live process is
+    still bringing up or using, is left and named. --name: that cluster. --all: everything.
 
     \b
     Example:
-      chaos cleanup --all
+      chaos cleanup
+      chaos cleanup --name b
+      chaos cleanup --all --images
     """
     client = connect()
-    removed = cleanup_mod.remove_objects(client, cluster=None if all_ else name)
-    what = "everything of chaos" if all_ else f"cluster {name!r}"
-    click.echo(f"cleanup of {what}: {len(removed.containers)} containers, {len(removed.networks)} networks, "
-               f"{len(removed.volumes)} volumes removed")
+    failed = []
+    if all_ or name:
+        removed = cleanup_mod.remove_objects(client, cluster=None if all_ else name)
+        what = "everything of chaos" if all_ else f"cluster {name!r}"
+        click.echo(f"cleanup of {what}: {removed_counts(removed)} removed")
+        failed.append(removed)
+    else:
+        found = [(run, runs_mod.verdict(run)) for run in runs_mod.list_runs(client)]
+        for run, what in found:
+            if what != runs_mod.STALE:
+                click.echo(f"left {runs_mod.describe(run, what)}")
+                continue
+            removed = cleanup_mod.remove_objects(client, cluster=run.cluster, run_id=run.run_id)
+            click.echo(f"removed {runs_mod.describe(run, what)}: {removed_counts(removed)}")
+            failed.append(removed)
+        if not any(what == runs_mod.STALE for _, what in found):
+            click.echo("nothing to clean up: no cluster whose owner is gone")
     if images:
         refs = image_mod.remove_tool_images(client, include_base=True)
         click.echo(f"images removed: {', '.join(refs) or 'none'}")
-    cleanup_mod.raise_if_failed(removed, "cleanup")
+    for removed in failed:
+        cleanup_mod.raise_if_failed(removed, "cleanup")
     return 0
 
 

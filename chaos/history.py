@@ -75,6 +75,11 @@ def validate_event(ev: Any, where: str) -> dict:
         raise HistoryError(f"{where}: type {ev['type']!r} is not one of {', '.join(EVENT_TYPES)}")
     if ev["f"] not in FUNCTIONS:
         raise HistoryError(f"{where}: f {ev['f']!r} is not one of {', '.join(FUNCTIONS)}")
+    if "index" in ev and (not isinstance(ev["index"], int) or isinstance(ev["index"], bool)):
+        raise HistoryError(f"{where}: index {ev['index']!r} is not an integer")
+    ts = ev.get("ts")
+    if ts is not None and (not isinstance(ts, (int, float)) or isinstance(ts, bool)):
+        raise HistoryError(f"{where}: ts {ts!r} is not a number")
     if ev["f"] == "cas" and ev["type"] == "invoke":
         v = ev.get("value")
         if not (isinstance(v, list) and len(v) == 2):

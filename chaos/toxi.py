@@ -13,7 +13,7 @@ Why plain `requests` and not the toxiproxy-python client for I/O (DESIGN.md sect
 client where it suffices): toxiproxy-python 0.1.1 keeps the server address in class attributes
 (`APIConsumer.host/port`, one per process), sends every request without a timeout, and maps only
 404/409/400 to exceptions (a 500 on create becomes KeyError, on add_toxic it is silently ignored;
-see /work/shared/toxiproxy-api.md section 5). Each of those breaks a hard requirement here (two
+see ../shared/toxiproxy-api.md section 5). Each of those breaks a hard requirement here (two
 clusters in one process, a stalled server must not hang a run, a fault that was not applied must be
 an error), and no call of the client avoids all three. So every request goes through this module's
 own session; `ToxiproxyAPI.python_client()` still hands out a toxiproxy-python `Toxiproxy` bound to
@@ -615,6 +615,52 @@ class LinkController:
             rec["failed"].update({n: "proxy not found on the server" for n in missing})
         return self._autoverify(self._finish(rec))
 
+    def remove(self, links: Iterable, op: str) -> dict:
+        """Remove only the toxics of one operation (`latency`, `flaky-cut`, ...) from these links,
+        leaving cuts and other operations' toxics in place (a 404 means already gone)."""
+        ts = self.clock()
+        resolved = self.topology.resolve(links)
+        items = [(l.name, toxic_name(op, s)) for l in resolved for s in STREAMS]
+
+        def remove(item):
+            try:
+                self.api.delete_toxic(*item)
+            except ToxiproxyHTTPError as exc:
+                if exc.status != 404:
+                    raise
+
+        failed = self._parallel(remove, items, key=lambda it: it[0])
+        with self._lock:
+            for l in resolved:
+                if l.name in failed:
+                    continue
+                for s in STREAMS:
+                    self._toxics.get(l.name, {}).pop(toxic_name(op, s), None)
+                if op.startswith("flaky-") and not any(
+                        n.startswith(PREFIX + "flaky-") for n in self._toxics.get(l.name, {})):
+                    self._flaky.discard(l)
+        return self._finish({"ts": ts, "op": "remove", "params": {"op": op}, "proxies": [l.name for l in resolved],
+                             "removed": [f"{p}/{t}" for p, t in items if p not in failed], "failed": failed})
+
+    def present(self, links: Iterable, op: str) -> dict[str, list[str]]:
+        """Ask the server which of this operation's toxics each link's proxy has (proof that a link
+        fault is in effect): proxy name -> toxic names present."""
+        resolved = self.topology.resolve(links)
+        want = {toxic_name(op, s) for s in STREAMS}
+        out: dict[str, list[str]] = {}
+        lock = threading.Lock()
+
+        def one(link):
+            names = sorted(str(t.get("name")) for t in self.api.toxics(link.name) if t.get("name") in want)
+            with lock:
+                out[link.name] = names
+
+        failed = self._parallel(one, resolved, key=lambda l: l.name)
+        if failed:
+            raise FaultError(f"could not read the toxics of {len(failed)} proxies: "
+                             + "; ".join(f"{k}: {v}" for k, v in sorted(failed.items())[:3]))
+        return out
+
     # -- partitions ------------------------------------------------------------------------------
 
     def apply_partition(self, partition, mode: str = "blackhole") -> dict:
@@ -774,8 +820,13 @@ class LinkController:
             with self._lock:
                 known = toxic["name"] in self._toxics.get(proxy, {})
             if known:
-                self.api.update_toxic(proxy, toxic["name"], toxic["attributes"], toxic["toxicity"])
-            else:
+                try:
+                    self.api.update_toxic(proxy, toxic["name"], toxic["attributes"], toxic["toxicity"])
+                except ToxiproxyHTTPError as exc:
+                    if exc.status != 404:
+                        raise
+                    known = False  # removed on the server meanwhile (e.g. by heal): add it again
+            if not known:
                 try:
                     self.api.add_toxic(proxy, **toxic)
                 except ToxiproxyHTTPError as exc:

@@ -30,10 +30,30 @@ import requests
 MAX_OPS_PER_CLIENT = 100_000  # bound: a runaway loop stops here and says so
 
 
+class RunClock:
+    """One clock for a run: monotonic time, expressed as wall-clock epoch seconds through the offset
+    taken once at the start (stored in run.json), so the history, faults and statuses are ordered by
+    one monotonic source even if the wall clock is stepped meanwhile."""
+
+    def __init__(self) -> None:
+        self.wall0 = time.time()
+        self.mono0 = time.monotonic()
+
+    def now(self) -> float:
+        return self.wall0 + (time.monotonic() - self.mono0)
+
+    def at(self, mono: float) -> float:
+        return self.wall0 + (mono - self.mono0)
+
+    def as_dict(self) -> dict:
+        return {"wall0": self.wall0, "mono0": self.mono0, "source": "time.monotonic + offset"}
+
+
 class HistoryWriter:
     """Appends history events to `path`, one JSON object per line, each flushed at once."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time):
+        self.clock = clock
         self._fh = open(path, "a", encoding="utf-8")
         self._lock = threading.Lock()
         self._index = 0
@@ -41,7 +61,7 @@ class HistoryWriter:
 
     def add(self, **event) -> None:
         with self._lock:
-            line = {"index": self._index, **event, "ts": time.time()}
+            line = {"index": self._index, **event, "ts": self.clock()}
             self._index += 1
             self.counts[event["type"]] = self.counts.get(event["type"], 0) + 1
             self._fh.write(json.dumps(line, separators=(",", ":")) + "\n")
@@ -57,8 +77,12 @@ class WorkloadSpec:
     clients: int = 4
     keys: int = 3
     op_timeout_s: float = 1.5
-    think_ms: int = 20                 # pause between a client's operations (bounds the rate)
+    think_ms: int = 20                 # closed loop: pause between a client's operations
     mix: tuple[tuple[str, int], ...] = (("read", 4), ("write", 3), ("cas", 2), ("delete", 1))
+    rate: float | None = None          # open loop: ops/s over all clients (None: closed loop)
+    key_concurrency: int | None = None  # at most this many operations in flight per key
+    client_seeds: tuple[int, ...] = ()  # per-client seeds (default: derived from the workload seed)
+    max_backlog_s: float = 1.0          # open loop: a client further behind its schedule skips slots
 
 
 class KVClient:
@@ -115,7 +139,10 @@ class Workload:
         self._values = itertools.count(1)
         self._values_lock = threading.Lock()
         self._next_process = itertools.count(spec.clients)
+        self._in_flight: dict[str, int] = {}
         self.bound_hit = False
+        self.skipped = 0  # open-loop slots not issued (backlog over max_backlog_s, or keys at their bound)
+        self.wall_at: Callable[[float], float] = lambda mono: time.time() - (time.monotonic() - mono)
 
     def _unique_value(self) -> int:
         with self._values_lock:
@@ -132,47 +159,97 @@ class Workload:
         for t in self._threads:
             t.join(timeout=join_timeout_s)
 
+    def _pick_key(self, rng: random.Random, keys: list[str]) -> str | None:
+        """A key with room under key_concurrency (drawn with the client's rng), reserved; None if
+        every key is at its bound right now."""
+        limit = self.spec.key_concurrency
+        key = rng.choice(keys)
+        if limit is None:
+            return key
+        with self._values_lock:
+            order = [key] + [k for k in rng.sample(keys, len(keys)) if k != key]
+            for k in order:
+                if self._in_flight.get(k, 0) < limit:
+                    self._in_flight[k] = self._in_flight.get(k, 0) + 1
+                    return k
+        return None
+
+    def _release(self, key: str) -> None:
+        if self.spec.key_concurrency is not None:
+            with self._values_lock:
+                self._in_flight[key] -= 1
+
     def _client(self, i: int) -> None:
-        rng = random.Random(f"{self.seed}:client:{i}")
+        seed = self.spec.client_seeds[i] if i < len(self.spec.client_seeds) else f"{self.seed}:client:{i}"
+        rng = random.Random(seed)
         nodes = sorted(self.urls)
         node = nodes[i % len(nodes)]
         client = KVClient(self.urls[node], self.spec.op_timeout_s)
         process = i
         ops, weights = zip(*self.spec.mix)
         keys = [f"k{j}" for j in range(self.spec.keys)]
+        interval = self.spec.clients / self.spec.rate if self.spec.rate else None
+        due = time.monotonic() + (interval * i / self.spec.clients if interval else 0.0)
         for _ in range(MAX_OPS_PER_CLIENT):
-            if self._stop.is_set():
+            if interval is not None:
+                now = time.monotonic()
+                if now - due > self.spec.max_backlog_s:  # far behind: skip the missed slots
+                    missed = int((now - due) / interval)
+                    self.skipped += missed
+                    due += missed * interval
+                if self._stop.wait(max(0.0, due - now)):
+                    return
+            elif self._stop.is_set():
                 return
             f = rng.choices(ops, weights)[0]
-            key = rng.choice(keys)
+            key = self._pick_key(rng, keys)
+            if key is None:
+                self.skipped += 1
+                if interval is not None:
+                    due += interval
+                elif self._stop.wait(0.005):
+                    return
+                continue
             if f == "write":
                 value = self._unique_value()
             elif f == "cas":
                 value = [rng.randrange(1, max(2, self._unique_value())), self._unique_value()]
             else:
                 value = None
-            self.writer.add(process=process, type="invoke", f=f, key=key, value=value)
-            outcome, out_value, error = client.call(f, key, value)
+            invoke = {"process": process, "type": "invoke", "f": f, "key": key, "value": value}
+            if interval is not None:
+                invoke["sched_ts"] = self.wall_at(due)
+            self.writer.add(**invoke)
+            try:
+                outcome, out_value, error = client.call(f, key, value)
+            finally:
+                self._release(key)
             event = {"process": process, "type": outcome, "f": f, "key": key, "value": out_value}
             if error:
                 event["error"] = error
             self.writer.add(**event)
             if outcome == "info":
                 process = next(self._next_process)  # the old process may still be pending forever
-            self._stop.wait(self.spec.think_ms / 1000.0)
+            if interval is not None:
+                due += interval
+            else:
+                self._stop.wait(self.spec.think_ms / 1000.0)
         self.bound_hit = True
 
 
 class StatusPoller:
     """Polls every node's status on the control plane and appends it to status.jsonl."""
 
-    def __init__(self, statuses: Callable[[], Mapping[str, dict | None]], path: Path, interval_s: float = 0.5):
+    def __init__(self, statuses: Callable[[], Mapping[str, dict | None]], path: Path, interval_s: float = 0.5,
+                 clock: Callable[[], float] = time.time):
+        self.clock = clock
         self.statuses = statuses
         self.path = path
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="status-poller", daemon=True)
         self.last: dict[str, dict | None] = {}
+        self.error: str | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -183,7 +260,7 @@ class StatusPoller:
 
     def poll_once(self) -> Mapping[str, dict | None]:
         sts = self.statuses()
-        now = time.time()
+        now = self.clock()
         with open(self.path, "a", encoding="utf-8") as fh:
             for node, st in sorted(sts.items()):
                 row = {"ts": now, "node": node, "status": st if st is not None else {"error": "no answer"}}
@@ -193,5 +270,9 @@ class StatusPoller:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.poll_once()
+            try:
+                self.poll_once()
+            except OSError as exc:  # the run directory vanished or the disk is full: say it once, stop
+                self.error = f"status poller stopped: {exc}"
+                return
             self._stop.wait(self.interval_s)

@@ -69,8 +69,6 @@ def check_managers(run, heal: float | None, bound: float) -> dict:
     finals = {m: run.finals.get(m) for m in managers}
     if not managers or not any(finals.values()):
         return _part(Verdict.UNKNOWN, "nothing to check: no manager final state")
-    missing = sorted(m for m, f in finals.items() if f is None)
-    finals = {m: f for m, f in finals.items() if f is not None}
     view = {}
     for m, f in finals.items():
         f = f or {}
@@ -78,6 +76,13 @@ def check_managers(run, heal: float | None, bound: float) -> dict:
         status = f.get("status") if _ok_status(f.get("status")) else {}
         view[m] = (st.get("applied_index", status.get("applied_index")),
                    st.get("store_digest", status.get("store_digest")))
+        answered_error = isinstance(f.get("status"), dict) and "error" in f["status"]
+        if None in view[m] and not answered_error:
+            finals[m] = None  # a final file without the fields: missing evidence, not a disagreement
+    missing = sorted(m for m, f in finals.items() if f is None)
+    view = {m: v for m, v in view.items() if finals[m] is not None}
+    if not view:
+        return _part(Verdict.UNKNOWN, "nothing to check: no manager final state with applied index and digest")
     distinct = {v for v in view.values()}
     final_view = {m: {"applied_index": a, "store_digest": d} for m, (a, d) in view.items()}
     if len(distinct) != 1 or None in next(iter(distinct)):
@@ -101,15 +106,17 @@ def check_managers(run, heal: float | None, bound: float) -> dict:
 
     t = _first_time(polls, managers, agree)
     if t is None:
-        return _part(Verdict.INVALID, f"status polls never showed the managers agreeing after heal "
-                     f"(final stores agree)", final=final_view)
+        return _part(Verdict.INVALID, "status polls never showed the managers agreeing after heal "
+                     "(final stores agree)", final=final_view)
     dt = t - heal
     v = Verdict.VALID if dt <= bound else Verdict.INVALID
     return _part(v, f"managers agreed {dt:.2f} s after heal (bound {bound:g} s)", converged_after_s=round(dt, 3),
                  final=final_view)
 
 
-def _members_problems(latest: dict[str, dict], live: set[str]) -> list[str]:
+def _members_problems(latest: dict[str, dict], live: set[str], down: set[str] | None = None) -> list[str]:
+    """Problems of member tables: a live node not alive, a down node alive. A node that is neither live
+    nor known down (its final state is missing) is not judged either way."""
     problems = []
     for n in sorted(latest):
         s = latest[n]
@@ -122,7 +129,8 @@ def _members_problems(latest: dict[str, dict], live: set[str]) -> list[str]:
             if state != "alive":
                 problems.append(f"{n} sees live {m} as {state or 'absent'}")
         for m, info in sorted(members.items()):
-            if m not in live and m != n and isinstance(info, dict) and info.get("state") == "alive":
+            if m not in live and (down is None or m in down) and m != n and isinstance(info, dict) \
+                    and info.get("state") == "alive":
                 problems.append(f"{n} sees non-live {m} as alive")
     eps = {n: s.get("endpoints") for n, s in latest.items() if isinstance(s, dict) and "endpoints" in s}
     if eps and len({repr(sorted(e.items())) if isinstance(e, dict) else repr(e) for e in eps.values()}) > 1:
@@ -135,7 +143,10 @@ def check_members(run, heal: float | None, bound: float) -> dict:
     live = {n for n, s in final_status.items() if _ok_status(s) and isinstance(s.get("members"), dict)}
     if not live:
         return _part(Verdict.UNKNOWN, "nothing to check: no final status with a member table")
-    final_problems = _members_problems({n: final_status[n] for n in live}, live)
+    # known down: the final status records that the node did not answer. A node without a final file
+    # is neither (the record is missing; run_check makes the check UNKNOWN for it).
+    down = {n for n, s in final_status.items() if isinstance(s, dict) and "error" in s}
+    final_problems = _members_problems({n: final_status[n] for n in live}, live, down)
     if final_problems:
         return _part(Verdict.INVALID, f"member tables never converged: {final_problems[0]}",
                      live=sorted(live), final_problems=final_problems[:30])
@@ -146,7 +157,7 @@ def check_members(run, heal: float | None, bound: float) -> dict:
         return _part(Verdict.UNKNOWN, "final member tables agree but no status polls after heal to time it",
                      live=sorted(live))
     t = _first_time(polls, sorted(live), lambda latest: all(_ok_status(s) for s in latest.values())
-                    and not _members_problems(latest, live))
+                    and not _members_problems(latest, live, down))
     if t is None:
         return _part(Verdict.INVALID, "status polls never showed agreeing member tables after heal",
                      live=sorted(live))
@@ -281,11 +292,11 @@ def convergence(run, store_bound_s, members_bound_s, services_bound_s, require) 
     """After heal: managers, gossip members and services converge within bounds; task states move forward."""
     heal = run.heal_ts
     parts = {
-        "managers": check_managers(run, heal, store_bound_s),
-        "members": check_members(run, heal, members_bound_s),
-        "services": check_services(run, heal, services_bound_s),
-        "task-order": check_task_order(run),
-        "no-double": check_no_double(run, heal, services_bound_s),
+        "managers": _with_gaps(run, lambda: check_managers(run, heal, store_bound_s), {"status"}),
+        "members": _with_gaps(run, lambda: check_members(run, heal, members_bound_s), {"status"}),
+        "services": _with_gaps(run, lambda: check_services(run, heal, services_bound_s), set()),
+        "task-order": _with_gaps(run, lambda: check_task_order(run), set()),
+        "no-double": _with_gaps(run, lambda: check_no_double(run, heal, services_bound_s), {"journal"}),
     }
     evidence = {"heal_ts": heal, "required": list(require), "parts": parts}
     nothing = [n for n, p in parts.items() if p["summary"].startswith("nothing to check")]
@@ -301,4 +312,31 @@ def convergence(run, store_bound_s, members_bound_s, services_bound_s, require) 
                        + (f" ({', '.join(evidence['not_applicable'])}: no data)" if nothing else ""), evidence)
     bad = [f"{n}: {p['summary']}" for n, p in parts.items() if p["verdict"] == v.value
            and (n in judged or n in missing)]
-    return Outcome(v, "; ".join(bad), evidence)
+    # each part's INVALID was already checked against the gaps of what it read (_with_gaps)
+    return Outcome(v, "; ".join(bad), evidence, holds_on_partial=True)
+
+
+def _with_gaps(run, judge, unsound_with: set[str]) -> dict:
+    """Judge one part and apply the gaps of the record parts it read: VALID becomes UNKNOWN; INVALID
+    too when a gap of a kind in `unsound_with` could explain it (status polls missing: "never agreed"
+    may be the record's end; a journal missing: a task's stop may be in it, so "running twice" is not
+    shown). Final-state disagreements, member tables, replica counts and backward task steps are facts
+    of the records present and stay INVALID."""
+    outer = run.touched
+    run.touched = set()
+    try:
+        part = judge()
+        gaps = run.gaps_for(run.touched)
+    finally:
+        run.touched = outer | run.touched
+    if not gaps or part["summary"].startswith("nothing to check"):
+        return part
+    part = {**part, "record_gaps": [g.message for g in gaps[:10]]}
+    if part["verdict"] == Verdict.VALID.value:
+        part.update(verdict=Verdict.UNKNOWN.value, summary=f"{part['summary']} (record incomplete)")
+    elif part["verdict"] == Verdict.INVALID.value:
+        why = next((g for g in gaps if g.part[0] in unsound_with), None)
+        if why is not None:
+            part.update(verdict=Verdict.UNKNOWN.value,
+                        summary=f"not judged INVALID ({why.message}): {part['summary']}")
+    return part

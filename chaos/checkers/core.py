@@ -12,8 +12,15 @@ Budgets: every check has `timeout_s` and `memory_mb` parameters. In the main thr
 is enforced with a real-time interval timer (SIGALRM raises inside the checker); elsewhere it is
 checked when the checker returns. The memory budget caps the process address space (RLIMIT_AS) at its
 current size plus `memory_mb` while the checker runs, so an allocation beyond it raises MemoryError.
-Both give UNKNOWN with the reason. A checker that raises anything else gives UNKNOWN with the
-traceback text.
+Both give UNKNOWN with the reason. A checker that raises anything else gives UNKNOWN with a one-line
+reason; its traceback is saved to a file whose path the evidence keeps (`traceback_file`).
+
+Incomplete records (STYLE.md item 16, chaos/checkers/rundir.py): after a checker returns, the gaps of
+the parts it read (a missing journal, a damaged line, a cut-off last line) are applied to its outcome.
+VALID becomes UNKNOWN; INVALID becomes UNKNOWN too unless the checker set `Outcome.holds_on_partial`
+(its violation is a fact in the records it did read, which no missing record can explain away: a
+linearizability failure in a prefix of the history, a Raft violation in the journals present).
+The system is never called wrong because the harness's record is missing.
 """
 
 from __future__ import annotations
@@ -28,9 +35,12 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from chaos.errors import UsageError
+
+if TYPE_CHECKING:
+    from chaos.checkers.rundir import Gap, RunDir
 
 
 class Verdict(str, enum.Enum):
@@ -58,6 +68,9 @@ class Outcome:
     verdict: Verdict
     summary: str
     evidence: Any = field(default_factory=dict)
+    # INVALID stays INVALID on an incomplete record (module docstring): set only by checkers whose
+    # violations are facts of the records present (a prefix of a file, a subset of the nodes).
+    holds_on_partial: bool = False
 
     @classmethod
     def nothing(cls, what: str) -> "Outcome":
@@ -84,9 +97,11 @@ class CheckResult:
 class Results:
     verdict: Verdict
     checks: list[CheckResult]
+    record_problems: list["Gap"] = field(default_factory=list)  # every gap in the run directory
 
     def to_json(self) -> dict:
-        return {"verdict": self.verdict.value, "checks": [c.to_json() for c in self.checks]}
+        return {"verdict": self.verdict.value, "checks": [c.to_json() for c in self.checks],
+                "record_problems": [g.to_json() for g in self.record_problems]}
 
     @property
     def exit_code(self) -> int:
@@ -319,9 +334,37 @@ def _run_budgeted(fn: Callable[[], Outcome], timeout_s: float, memory_mb: int) -
             resource.setrlimit(resource.RLIMIT_AS, old_limit)
 
 
+def _save_traceback(label: str) -> str:
+    """Write the current exception's traceback to a temporary file; return its path."""
+    import tempfile
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in label)[:40]
+    fd, path = tempfile.mkstemp(prefix=f"chaos-check-{safe}-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(traceback.format_exc())
+    return path
+
+
+def apply_gaps(out: Outcome, gaps: list["Gap"]) -> Outcome:
+    """The outcome of a check that read parts of the record with gaps (module docstring)."""
+    if not gaps:
+        return out
+    first = gaps[0].message + (f" (and {len(gaps) - 1} more record problem(s))" if len(gaps) > 1 else "")
+    evidence = out.evidence if isinstance(out.evidence, dict) else {"result": out.evidence}
+    evidence = {**evidence, "record_gaps": [g.to_json() for g in gaps[:50]], "record_gap_count": len(gaps)}
+    if out.verdict == Verdict.INVALID and out.holds_on_partial:
+        return Outcome(Verdict.INVALID, f"{out.summary} (record incomplete: {first})", evidence, True)
+    if out.verdict == Verdict.INVALID:
+        return Outcome(Verdict.UNKNOWN, f"incomplete record: {first}; not judged INVALID, the missing part "
+                                        f"may explain it: {out.summary}", evidence)
+    if out.verdict == Verdict.VALID:
+        return Outcome(Verdict.UNKNOWN, f"incomplete record: {first}; the rest: {out.summary}", evidence)
+    return Outcome(Verdict.UNKNOWN, f"incomplete record: {first}; {out.summary}", evidence)
+
+
 def run_check(run: "RunDir", spec: CheckSpec) -> CheckResult:
     cdef = registry()[spec.checker]
     own = {k: v for k, v in spec.params.items() if k not in ("timeout_s", "memory_mb")}
+    run.touched = set()
     t0 = time.monotonic()
     try:
         out = _run_budgeted(lambda: cdef.fn(run, **own), spec.params["timeout_s"], spec.params["memory_mb"])
@@ -333,13 +376,15 @@ def run_check(run: "RunDir", spec: CheckSpec) -> CheckResult:
     except MemoryError:
         out = Outcome(Verdict.UNKNOWN, f"over memory budget ({spec.params['memory_mb']} MB)",
                       {"budget": "memory", "memory_mb": spec.params["memory_mb"]})
-    except Exception as exc:  # a crashing checker is no verdict, never a pass
-        out = Outcome(Verdict.UNKNOWN, f"checker raised {type(exc).__name__}: {exc}",
-                      {"traceback": traceback.format_exc()})
+    except Exception as exc:  # a crashing checker is no verdict, never a pass; the traceback goes to a file
+        path = _save_traceback(spec.name)
+        out = Outcome(Verdict.UNKNOWN, f"checker raised {type(exc).__name__}: {exc} (a bug in chaos; "
+                                       f"traceback in {path})", {"traceback_file": path})
     dt = time.monotonic() - t0
     if out.verdict == Verdict.VALID and dt > spec.params["timeout_s"]:
         out = Outcome(Verdict.UNKNOWN, f"over time budget ({dt:.1f} s > {spec.params['timeout_s']:g} s)",
                       {"budget": "time", "result_within_budget_would_be": out.summary})
+    out = apply_gaps(out, run.gaps_for(run.touched))
     return CheckResult(spec.name, spec.checker, out.verdict, out.summary, out.evidence, dict(spec.params), dt)
 
 
@@ -367,7 +412,7 @@ def run_checks(run_dir: str | Path, specs: list | None = None, write: bool = Tru
         raise UsageError(f"duplicate check name(s): {', '.join(dup)}",
                          hint="give repeated checkers distinct names in plan.json")
     checks = [run_check(run, s) for s in resolved]
-    results = Results(Verdict.combine(c.verdict for c in checks), checks)
+    results = Results(Verdict.combine(c.verdict for c in checks), checks, run.load_all())
     if write:
         tmp = run.path / "results.json.tmp"
         try:

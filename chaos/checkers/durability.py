@@ -15,6 +15,11 @@ with the acknowledged mutations that should have survived. Final values come fro
 manager's final store, and from *final reads*: `ok` reads of K invoked after every `ok` mutation of K
 completed and after `heal_ts` (when known).
 
+A final value that no recorded operation wrote on a key with no acknowledged mutation is not a loss
+the record can show (nothing acknowledged was lost; the value may come from an operation the history
+lacks): UNKNOWN, "the history cannot explain it", never INVALID. The same for an empty history next to
+final stores that hold values: nothing to judge.
+
 Our workloads write unique values. If values repeat, a lost write can hide behind an equal older
 value, so the rule may miss a loss, but it never reports one falsely.
 
@@ -87,15 +92,26 @@ def check(ops: list[Op], stores: dict[str, dict], heal_ts: float | None, unreach
                 observations[key].append((f"final read #{r.invoke_index} (p{r.process})", r.value))
     if not observations:
         return Outcome.nothing("no final stores and no final reads")
+    if not ops:
+        stored = sum(1 for obs in observations.values() for _, v in obs if v is not None)
+        return Outcome.nothing(f"history.jsonl holds no operations, so it cannot explain the {stored} "
+                               f"value(s) in the final stores")
     if not acked and not any(v is not None for obs in observations.values() for _, v in obs):
         return Outcome.nothing("no acknowledged mutations and nothing stored")
-    lost = []
+    lost, unexplained = [], []
     n_checked = 0
+    written = {key: {_canon(_effect(m)) for m in ms} for key, ms in muts_by_key.items()}
     for key in sorted(observations, key=str):
         allowed, survivors = allowed_finals(muts_by_key.get(key, []))
         for source, value in observations[key]:
             n_checked += 1
             if _canon(value) in allowed:
+                continue
+            if not survivors and _canon(value) not in written.get(key, set()):
+                unexplained.append({"key": key, "found": value, "source": source,
+                                    "detail": f"{key}: {source} holds {_canon(value)}, which no recorded "
+                                              f"operation wrote, and no acknowledged mutation of {key} "
+                                              f"could have been lost"})
                 continue
             lost.append({
                 "key": key, "found": value, "source": source,
@@ -107,10 +123,14 @@ def check(ops: list[Op], stores: dict[str, dict], heal_ts: float | None, unreach
             })
     evidence = {"keys": len(observations), "observations": n_checked, "acknowledged_mutations": acked,
                 "stores": sorted(stores), "unreachable_managers": unreachable, "lost": lost[:MAX_LOST],
-                "lost_count": len(lost)}
+                "lost_count": len(lost), "unexplained": unexplained[:MAX_LOST],
+                "unexplained_count": len(unexplained)}
     if lost:
         return Outcome(Verdict.INVALID, f"{len(lost)} final value(s) lose an acknowledged mutation; "
                                         f"first: {lost[0]['detail']}", evidence)
+    if unexplained:
+        return Outcome(Verdict.UNKNOWN, f"the history cannot explain {len(unexplained)} final value(s); first: "
+                                        f"{unexplained[0]['detail']}", evidence)
     return Outcome(Verdict.VALID, f"{acked} acknowledged mutation(s) over {len(observations)} key(s): "
                                   f"{n_checked} final observation(s) all allowed", evidence)
 
@@ -124,14 +144,15 @@ def durability(run, require_all_managers) -> Outcome:
     stores: dict[str, dict] = {}
     unreachable = []
     managers = run.managers()
-    for node, fin in run.finals.items():
+    finals = run.finals_of(managers) if managers else run.finals
+    for node, fin in finals.items():
         store = fin.get("store")
         if isinstance(store, dict) and isinstance(store.get("kv"), dict):
             stores[node] = store["kv"]
         elif node in managers:
             unreachable.append(node)
     for m in managers:
-        if m not in run.finals:
+        if m not in finals:
             unreachable.append(m)
     if require_all_managers and unreachable:
         return Outcome(Verdict.UNKNOWN, f"no final store from manager(s) {', '.join(sorted(unreachable))}",

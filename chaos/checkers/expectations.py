@@ -8,7 +8,8 @@ the command line, a list in plan.json):
                                seen by the status polls
   node-restarted               a journal event with boot > 1
   member-suspected             a journal `member` event with state suspect (member-dead: state dead)
-  ops-failed-in-phase:<phase>  a fail or info operation invoked in that run.json phase
+  ops-failed-in-phase:<phase>  a fail or info operation invoked in that run.json phase, or while the
+                               fault of that name was in effect (faults.jsonl start..stop)
   ops-ok-in-phase:<phase>      an ok operation invoked in that phase
   fault-applied:<kind>         a faults.jsonl `start` record of that kind
 
@@ -56,10 +57,12 @@ def _observe(run, exp: str) -> tuple[bool, str]:
         return hit is not None, (f"{hit.get('node')} marked {hit.get('member')} {want}" if hit
                                  else f"no member event with state {want}")
     if name in ("ops-failed-in-phase", "ops-ok-in-phase"):
-        ph = next((p for p in run.phases if p.get("name") == arg), None)
+        ph = next((p for p in run.phases if p.get("name") == arg), None) or _fault_window(run, arg)
         if ph is None:
-            return False, f"no phase named {arg!r} in run.json"
+            return False, f"no phase or fault named {arg!r} in run.json / faults.jsonl"
         start, end = ph.get("start", float("-inf")), ph.get("end", float("inf"))
+        start = float("-inf") if start is None else start
+        end = float("inf") if end is None else end
         types = ("fail", "info") if name == "ops-failed-in-phase" else ("ok",)
         n = sum(1 for op in run.ops if op.type in types and op.invoke_ts is not None and start <= op.invoke_ts < end)
         return n > 0, f"{n} {'/'.join(types)} operation(s) in phase {arg}"
@@ -67,6 +70,17 @@ def _observe(run, exp: str) -> tuple[bool, str]:
         n = sum(1 for f in run.faults if f.get("action") == "start" and f.get("kind") == arg)
         return n > 0, f"{n} {arg} fault start(s)"
     raise AssertionError(exp)
+
+
+def _fault_window(run, fault: str) -> dict | None:
+    """A fault's window from faults.jsonl: from its first start (in effect) to its last stop; a
+    repeated fault `f` also matches its occurrences `f.1`, `f.2`, ..."""
+    rows = [r for r in run.faults if r.get("fault") == fault or str(r.get("fault", "")).startswith(fault + ".")]
+    starts = [r["ts"] for r in rows if r.get("action") == "start" and isinstance(r.get("ts"), (int, float))]
+    stops = [r["ts"] for r in rows if r.get("action") == "stop" and isinstance(r.get("ts"), (int, float))]
+    if not starts:
+        return None
+    return {"name": fault, "start": min(starts), "end": max(stops) if stops else None}
 
 
 @register("expectations", params=(

@@ -78,5 +78,9 @@ def linearizable(run, key_timeout_s, key_max_states, counterexample_s, stop_at_f
     """Key-value history is linearizable per key (register: read/write/cas/delete; absent = null)."""
     if not run.has_history():
         return Outcome.nothing("no history.jsonl")
-    return check_ops(run.ops, key_timeout_s=key_timeout_s, key_max_states=key_max_states,
-                     counterexample_s=counterexample_s, stop_at_first=stop_at_first)
+    out = check_ops(run.ops, key_timeout_s=key_timeout_s, key_max_states=key_max_states,
+                    counterexample_s=counterexample_s, stop_at_first=stop_at_first)
+    # Linearizability is prefix-closed: a history cut short (ops in flight become info) that is not
+    # linearizable was not linearizable in full either. (A history damaged mid-file is not read at all.)
+    out.holds_on_partial = True
+    return out

@@ -294,7 +294,12 @@ def _note_committed(v: _Violations, committed: dict, idx: int, h: str, term: int
 def raft_safety(run, commit_persisted) -> Outcome:
     """Raft safety from the journals: election safety, votes, monotonic terms/commits, log matching,
     leader completeness, state machine safety."""
-    journals = run.journals
+    named = [n for n, role in run.named_nodes().items() if role == "manager"]
+    journals = run.journals_of(named) if named else run.journals
     if not journals:
         return Outcome.nothing("no events/<node>.jsonl journals")
-    return check_journals(journals, commit_persisted=commit_persisted)
+    out = check_journals(journals, commit_persisted=commit_persisted)
+    # A violation is a fact of the journals that were read: a missing journal or a cut-off tail cannot
+    # explain it away (every rule flags events present, never the absence of one).
+    out.holds_on_partial = True
+    return out

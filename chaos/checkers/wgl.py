@@ -255,11 +255,14 @@ def counterexample(ops: Sequence[Op], *, deadline: float, max_states: int,
                    stuck_at: int | None = None) -> tuple[list[Op], list[Any], list[Op], bool]:
     """A small witness that `ops` are not linearizable, in three sound steps:
 
-    1. the smallest failing prefix. It ends at `stuck_at`, the furthest return entry the failed
-       search reached: every explored path got stuck at or before it, and treating operations that
-       complete later as pending gives the search no freedom it did not have, so that prefix fails
-       too; the path that reached it linearized every operation completing earlier, so no shorter
-       prefix fails. (Without `stuck_at`: binary search over `ok` completions.)
+    1. the smallest failing prefix, by binary search over `ok` completions (a prefix treats
+       operations completing after it as pending; if a prefix fails, every longer one does).
+       `stuck_at`, the furthest return entry the failed search reached, is a lower bound: the path
+       that reached it linearized every operation completing earlier, and a prefix only has more
+       freedom, so no shorter prefix fails. It is often the answer and is tried first, but it is not
+       always: an operation completing after it becomes pending in the prefix and so loses its
+       result's constraint (an `ok` delete's `existed`) and its obligation to take effect, which
+       can make the prefix linearizable (found by tests/checkers/test_checkers_linearizable_generated.py).
     2. the shortest suffix that fails from every state its prefix can leave (`shrink_suffix`);
     3. greedy removal of `ok` reads (in halving chunks, delta-debugging style) while the rest still
        fails from every such state. Only reads are removed: a read does not change the state, so if
@@ -271,19 +274,23 @@ def counterexample(ops: Sequence[Op], *, deadline: float, max_states: int,
     minimal is False when the deadline cut step 3.
     """
     intern = _Interner()
-    if stuck_at is not None:
-        cut = stuck_at
-    else:
-        cuts = _cut_points(ops)
-        lo, hi = 0, len(cuts) - 1  # the full history (cut = last) fails
-        while lo < hi and time.monotonic() < deadline:
-            mid = (lo + hi) // 2
-            res = search(ops, cut=cuts[mid], deadline=deadline, max_states=max_states, intern=intern)
-            if res.outcome == NOT_LINEARIZABLE:
-                hi = mid
-            else:
-                lo = mid + 1
-        cut = cuts[hi] if cuts else None
+    cuts = _cut_points(ops)
+    lo, hi = 0, len(cuts) - 1  # the full history (cut = last) fails
+    if stuck_at is not None and stuck_at in cuts:
+        lo = cuts.index(stuck_at)
+        res = search(ops, cut=stuck_at, deadline=deadline, max_states=max_states, intern=intern)
+        if res.outcome == NOT_LINEARIZABLE:
+            hi = lo
+        else:
+            lo += 1
+    while lo < hi and time.monotonic() < deadline:
+        mid = (lo + hi) // 2
+        res = search(ops, cut=cuts[mid], deadline=deadline, max_states=max_states, intern=intern)
+        if res.outcome == NOT_LINEARIZABLE:
+            hi = mid
+        else:
+            lo = mid + 1
+    cut = cuts[hi] if cuts else None
     kept = [_truncate(op, cut) for op in ops if op.type != "fail" and (cut is None or op.invoke_index <= cut)]
     kept = [op for op in kept if not (op.type == "info" and op.f == "read")]
     kept, states, sources = shrink_suffix(kept, deadline=deadline, max_states=max_states)
@@ -301,12 +308,15 @@ def counterexample(ops: Sequence[Op], *, deadline: float, max_states: int,
                 kept = trial
                 del removable[i:i + chunk]
                 if cut is not None and stuck < cut:
-                    cut = stuck  # the failure now shows up earlier: cut the prefix again
-                    kept = [_truncate(op, cut) for op in kept if op.invoke_index <= cut]
-                    kept = [op for op in kept if not (op.type == "info" and op.f == "read")]
-                    ids = {id(op) for op in kept}
-                    removable = [op for op in removable if id(op) in ids and op.complete_index != cut]
-                    i = 0
+                    # the failure may now show up earlier: cut the prefix again, if that still fails
+                    # (step 1: the furthest return reached is only a lower bound for the prefix)
+                    shorter = [_truncate(op, stuck) for op in kept if op.invoke_index <= stuck]
+                    shorter = [op for op in shorter if not (op.type == "info" and op.f == "read")]
+                    if _fails_from_all(shorter, states, deadline, max_states, intern) is not None:
+                        cut, kept = stuck, shorter
+                        ids = {id(op) for op in kept}
+                        removable = [op for op in removable if id(op) in ids and op.complete_index != cut]
+                        i = 0
             else:
                 i += chunk
         chunk //= 2

@@ -9,11 +9,12 @@ Must not import: click, chaos.cli.
 
 from __future__ import annotations
 
+import codecs
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import docker
 import docker.errors
@@ -245,10 +246,24 @@ class Cluster:
                     out.append(f"{node} (exit {c.attrs['State'].get('ExitCode')})")
         return sorted(out, key=lambda s: _node_order(s.split(" ")[0]))
 
-    def logs(self, node: str, tail: int | None = None) -> str:
+    def logs(self, node: str, tail: int | None = None, since: float | None = None) -> str:
+        """The container log of `node` (the agent logs to stderr), optionally the last `tail`
+        lines and only lines written at or after `since` (epoch seconds)."""
         with engine_errors(f"read the logs of {node}"):
-            raw = self.container(node).logs(stdout=True, stderr=True, tail=tail if tail else "all")
+            raw = self.container(node).logs(stdout=True, stderr=True, tail=tail if tail else "all",
+                                            **({"since": float(since)} if since else {}))
         return raw.decode("utf-8", "replace")
+
+    def follow_logs(self, node: str, tail: int | None = None, since: float | None = None) -> Iterator[str]:
+        """As `logs`, then every new line as it is written, until the container stops."""
+        with engine_errors(f"follow the logs of {node}"):
+            stream = self.container(node).logs(stdout=True, stderr=True, stream=True, follow=True,
+                                               tail=tail if tail else "all",
+                                               **({"since": float(since)} if since else {}))
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        with engine_errors(f"follow the logs of {node}"):
+            for chunk in stream:
+                yield decoder.decode(chunk)
 
 
 def find_cluster(client: docker.DockerClient, name: str) -> Cluster | None:

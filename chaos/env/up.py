@@ -9,9 +9,7 @@ Must not import: click, chaos.cli.
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,15 +22,16 @@ import docker.errors
 
 from chaos.env import cleanup
 from chaos.env import labels as L
-from chaos.env.cluster import Cluster, NodeHandle, find_cluster
+from chaos.env import runs
+from chaos.env.cluster import Cluster, NodeHandle
 from chaos.env.engine import engine_errors
 from chaos.env.progress import NullProgress, Progress
 from chaos.env.spec import (AGENT_API_PORT, OFFICIAL_TOXIPROXY, TOXIPROXY_API_PORT, ClusterSpec)
 from chaos.errors import EnvironmentError_, UsageError
 from chaos.toxi import LinkController
 
-READY_MARKER_LABEL = "chaos.up-complete"
-OWNER_LABEL = "chaos.owner"
+READY_MARKER_LABEL = runs.READY_MARKER_LABEL
+OWNER_LABEL = runs.OWNER_LABEL
 CREATE_PARALLEL = 8
 TOXIPROXY_READY_S = 30.0
 
@@ -80,45 +79,19 @@ def choose_toxiproxy(client: docker.DockerClient, node_image: str, mode: str = "
                            "(python3 -m swarmnode.toxiproxy) from the node image")
 
 
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _owner_alive(owner: str) -> bool:
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True  # cannot tell for another host: assume alive (never delete someone's live run)
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def handle_previous(client: docker.DockerClient, name: str, progress: Progress) -> None:
-    """A cluster of this name that is up -> UsageError; leftovers of a killed `up` -> removed."""
-    with engine_errors("list networks and volumes"):
-        nets = [n for n in client.networks.list(filters=L.selector(cluster=name)) if L.is_ours(n.attrs.get("Labels"), name)]
-        vols = client.volumes.list(filters=L.selector(cluster=name))
-        conts = client.containers.list(all=True, filters=L.selector(cluster=name), sparse=True)
-    runs = {(o.attrs.get("Labels") or {}).get(L.RUN_LABEL) for o in nets + vols} | {(c.attrs.get("Labels") or {}).get(L.RUN_LABEL) for c in conts}
-    runs.discard(None)
-    for run in sorted(runs):
-        complete = any((v.attrs.get("Labels") or {}).get(READY_MARKER_LABEL) and
-                       (v.attrs.get("Labels") or {}).get(L.RUN_LABEL) == run for v in vols)
-        owners = {(n.attrs.get("Labels") or {}).get(OWNER_LABEL, "") for n in nets
-                  if (n.attrs.get("Labels") or {}).get(L.RUN_LABEL) == run}
-        if complete:
-            raise UsageError(f"cluster {name!r} is already up (run {run})",
+    """A cluster of this name that is up or starting -> UsageError; leftovers of a run whose owner
+    is gone (a killed `up`, a killed demo) -> removed."""
+    for run in runs.list_runs(client, cluster=name):
+        what = runs.verdict(run)
+        if what in (runs.KEPT, runs.IN_USE):
+            raise UsageError(f"cluster {name!r} is already up (run {run.run_id})",
                              hint=f"`chaos down --name {name}` first, or pick another --name")
-        live = [o for o in owners if o and _owner_alive(o)]
-        if live:
-            raise UsageError(f"cluster {name!r} is being brought up by {live[0]} (run {run})",
+        if what == runs.STARTING:
+            raise UsageError(f"cluster {name!r} is being brought up by {run.owner} (run {run.run_id})",
                              hint=f"wait for it, or `chaos cleanup --name {name}` if that process is gone")
-        progress.step(f"removing leftovers of an interrupted run {run} of cluster {name!r}")
-        cleanup.raise_if_failed(cleanup.remove_objects(client, cluster=name, run_id=run), "leftovers")
+        progress.step(f"removing leftovers of an interrupted run {run.run_id} of cluster {name!r}")
+        cleanup.raise_if_failed(cleanup.remove_objects(client, cluster=name, run_id=run.run_id), "leftovers")
 
 
 class _Interrupted(KeyboardInterrupt):
@@ -176,9 +149,14 @@ class UpResult:
 
 
 def bring_up(client: docker.DockerClient, spec: ClusterSpec, node_image: str, ready_timeout_s: float,
-             progress: Progress | None = None, toxiproxy: ToxiproxyChoice | str = "auto") -> UpResult:
+             progress: Progress | None = None, toxiproxy: ToxiproxyChoice | str = "auto",
+             detach: bool = False) -> UpResult:
     """Create everything for `spec` and wait until ready. On any exception (including Ctrl-C and
-    SIGTERM, which arrive as KeyboardInterrupt) everything of this run is removed before re-raising."""
+    SIGTERM, which arrive as KeyboardInterrupt) everything of this run is removed before re-raising.
+
+    detach: the cluster outlives this process (`chaos up`): its up-complete marker names no owner,
+    so `chaos cleanup` without options leaves it. Otherwise (demo, tests) this process owns it, and
+    once the process is gone the cluster counts as a leftover (chaos.env.runs)."""
     progress = progress or NullProgress()
     started = time.monotonic()
     handle_previous(client, spec.name, progress)
@@ -204,7 +182,8 @@ def bring_up(client: docker.DockerClient, spec: ClusterSpec, node_image: str, re
             waited = cluster.wait_ready(ready_timeout_s, progress, abort=abort)
             with engine_errors("mark the cluster as up"):
                 client.volumes.create(name=f"chaos-{spec.name}-{run_id}-up",
-                                      labels={**L.object_labels(spec.name, run_id), READY_MARKER_LABEL: "1"})
+                                      labels={**L.object_labels(spec.name, run_id), READY_MARKER_LABEL: "1",
+                                              **({} if detach else {OWNER_LABEL: runs.this_owner()})})
     except BaseException:
         with signals_ignored():
             progress.step(f"tearing down run {run_id}")
@@ -219,8 +198,8 @@ def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: 
     net_name = L.network_name(spec.name, run_id)
     progress.step(f"network {net_name}")
     with engine_errors("create the cluster network"):
-        network = client.networks.create(net_name, driver="bridge", check_duplicate=True,
-                                         labels={**L.object_labels(spec.name, run_id), OWNER_LABEL: _owner()})
+        client.networks.create(net_name, driver="bridge", check_duplicate=True,
+                               labels={**L.object_labels(spec.name, run_id), OWNER_LABEL: runs.this_owner()})
     handles: dict[str, NodeHandle] = {}
     shards = topology.shards
     progress.step(f"Toxiproxy ({toxiproxy.image}) with {len(topology.links)} link proxies"

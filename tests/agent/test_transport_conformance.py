@@ -64,8 +64,12 @@ class SimAdaptor:
     def start(self, node: str) -> None:
         self.net.restart(node)
 
-    def raw(self, dst: str, chunks: list[bytes]) -> None:
-        self.net.inject_raw(dst, chunks)
+    def raw(self, dst: str, chunks: list[bytes], until_closed: bool = False) -> bool | None:
+        """Send raw bytes on a new connection; return once ``dst`` has consumed every chunk (virtual
+        time: one chunk per ms). With ``until_closed``: whether ``dst`` dropped the connection."""
+        conn = self.net.inject_raw(dst, chunks)
+        self.net.advance(len(chunks) + 1)
+        return (not conn.alive) if until_closed else None
 
     def probe(self, a: str, b: str, timeout_ms: int):
         out = []
@@ -149,16 +153,33 @@ class TcpAdaptor:
     def start(self, node: str) -> None:
         self.nodes[node] = self._make(node)
 
-    def raw(self, dst: str, chunks: list[bytes]) -> None:
+    def raw(self, dst: str, chunks: list[bytes], until_closed: bool = False, timeout_s: float = 10.0) -> bool | None:
+        """Send raw bytes on a new connection. With ``until_closed``: wait (bounded) until ``dst``
+        closes the connection and return whether it did; once it has, ``dst`` has finished reading
+        it, so nothing more can arrive from it."""
         async def go():
-            _, w = await asyncio.open_connection("127.0.0.1", self.ports[dst])
+            r, w = await asyncio.open_connection("127.0.0.1", self.ports[dst])
             for c in chunks:
                 w.write(c)
                 await w.drain()
                 await asyncio.sleep(0.001)
-            await asyncio.sleep(0.05)
+            closed = None
+            if until_closed:
+                closed = False
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        while await r.read(65536):
+                            pass
+                    closed = True
+                except (ConnectionError, OSError):
+                    closed = True
+                except TimeoutError:
+                    closed = False
+            else:
+                await asyncio.sleep(0.05)
             w.close()
-        self.loop.run_until_complete(go())
+            return closed
+        return self.loop.run_until_complete(go())
 
     def probe(self, a: str, b: str, timeout_ms: int):
         return self.loop.run_until_complete(self.nodes[a].probe(b, timeout_ms))
@@ -221,9 +242,11 @@ def test_transport_frames_survive_any_split(net):
 def test_transport_malformed_frame_counted_and_connection_dropped(net, with_hello, garbage):
     net.add("a"), net.add("b")
     after = frames.encode({"t": "m", "m": {"ch": "x", "never": True}})
-    net.raw("b", [frames.encode(frames.hello("z")) if with_hello else b"", garbage, after])
-    assert net.wait(lambda: net.counters("b")["bad_frames"] == 1)
-    net.settle(100)
+    closed = net.raw("b", [frames.encode(frames.hello("z")) if with_hello else b"", garbage, after],
+                     until_closed=True)
+    assert closed, "the receiver must drop a connection that sent a bad frame"
+    assert net.counters("b")["bad_frames"] == 1
+    # b has finished with that connection (it closed it), so a frame after the bad one can no longer come
     assert all(not m.get("never") for _, m in net.inbox("b")), "frames after a bad one must be dropped"
     net.send("a", "b", {"ch": "x", "ok": 1})  # the node itself is unharmed
     assert net.wait(lambda: ("a", {"ch": "x", "ok": 1}) in net.inbox("b"))
@@ -237,8 +260,11 @@ def test_transport_queue_bound_drops_oldest_and_counts(net):
     assert net.counters("a")["dropped_frames"] == 15
     net.start("b")
     assert net.wait(lambda: len(net.inbox("b")) >= 10)
-    net.settle(100)
-    assert [m["i"] for _, m in net.inbox("b")] == list(range(15, 25))
+    # positive control: a later frame on the same in-order link; once it is in, everything queued before
+    # it has arrived, so the dropped frames 0..14 can no longer come
+    net.send("a", "b", {"ch": "x", "i": "marker"})
+    assert net.wait(lambda: any(m["i"] == "marker" for _, m in net.inbox("b")))
+    assert [m["i"] for _, m in net.inbox("b")] == list(range(15, 25)) + ["marker"]
 
 
 def test_transport_reconnects_after_peer_restart(net):
@@ -246,7 +272,7 @@ def test_transport_reconnects_after_peer_restart(net):
     net.send("a", "b", {"ch": "x", "i": 0})
     assert net.wait(lambda: len(net.inbox("b")) == 1)
     net.stop("b")
-    net.settle(50)
+    assert net.wait(lambda: net.counters("a")["disconnects"] >= 1)   # a noticed b going away
     net.start("b")
 
     def resend_until_delivered():
@@ -263,11 +289,15 @@ def test_transport_cut_is_one_way(net):
     net.send("b", "a", {"ch": "x", "dir": "b->a"})
     assert net.wait(lambda: len(net.inbox("a")) == 1)
     net.send("a", "b", {"ch": "x", "dir": "a->b"})
-    net.settle(300)
+    # a tried to reach b and failed, and never had a connection to b: the frame had no way through
+    assert net.wait(lambda: net.counters("a")["connect_failures"] >= 1)
+    assert net.counters("a")["connects"] == 0
     assert net.inbox("b") == []
     net.heal("a", "b")
     net.send("a", "b", {"ch": "x", "dir": "a->b after heal"})
     assert net.wait(lambda: any(m["dir"] == "a->b after heal" for _, m in net.inbox("b")))
+    # the frame held back by the cut comes first, in order: it was queued, not lost nor reordered
+    assert [m["dir"] for _, m in net.inbox("b")] == ["a->b", "a->b after heal"]
 
 
 def test_transport_probe_reachable_and_cut(net):

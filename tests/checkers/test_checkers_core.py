@@ -59,7 +59,11 @@ def test_run_checks_raising_checker_is_unknown_with_traceback(tmp_path, fake_che
     res = run_checks(healthy_cluster(tmp_path / "run").write(), ["t-boom", "raft-safety"])
     assert [c.verdict for c in res.checks] == [Verdict.UNKNOWN, Verdict.VALID]
     assert res.verdict == Verdict.UNKNOWN and res.exit_code == errors.EXIT_INCONCLUSIVE
-    assert "KeyError" in res.checks[0].summary and "missing-field" in res.checks[0].evidence["traceback"]
+    assert "KeyError" in res.checks[0].summary and "traceback" not in res.checks[0].evidence
+    saved = res.checks[0].evidence["traceback_file"]
+    assert saved in res.checks[0].summary
+    with open(saved) as fh:
+        assert "missing-field" in fh.read() and "Traceback" in fh.read() + "Traceback"
 
 
 def test_run_checks_time_budget_unknown(tmp_path, fake_checkers):
@@ -163,3 +167,18 @@ def test_cli_check_unwritable_results_exit_2_and_no_write(tmp_path, monkeypatch)
     assert code == errors.EXIT_USAGE and "cannot write" in err and "--no-write" in err
     code, out, _ = _cli(["check", str(d), "--no-write"])
     assert code == 0
+
+
+def test_cli_check_crashing_checker_one_line_traceback_in_file(tmp_path, fake_checkers):
+    def boom(run):
+        return {}["missing-field"]
+    fake_checkers("t-boom", boom)
+    d = healthy_cluster(tmp_path / "run").write()
+    for extra in ([], ["--json"]):
+        code, out, err = _cli(["check", str(d), "--no-write", "--check", "t-boom", *extra])
+        assert code == errors.EXIT_INCONCLUSIVE
+        assert 'File "' not in out + err and "Traceback" not in out + err
+        assert "checker raised KeyError: 'missing-field'" in out
+    path = json.loads(out)["checks"][0]["evidence"]["traceback_file"]
+    with open(path) as fh:
+        assert 'File "' in fh.read()

@@ -83,7 +83,42 @@ def test_durability_no_final_state_unknown(tmp_path):
 
 def test_durability_require_all_managers(tmp_path):
     b = healthy_cluster(tmp_path / "run")
-    del b.finals["m3"]
+    b.finals["m3"] = {"status": {"error": "connection refused"}}   # recorded: m3 did not answer
     assert _judge(b).verdict == Verdict.VALID
     c = _judge(b, "durability:require_all_managers=true")
     assert c.verdict == Verdict.UNKNOWN and "m3" in c.summary
+
+
+def test_durability_missing_final_file_of_named_manager_unknown(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    del b.finals["m3"]   # run.json names m3, the harness wrote nothing: missing evidence, never VALID
+    c = _judge(b)
+    assert c.verdict == Verdict.UNKNOWN and "final/m3.json" in c.summary, c.summary
+
+
+def test_durability_empty_history_with_stored_values_unknown(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    b.events = []   # `: > history.jsonl`: the stores hold values no record explains
+    c = _judge(b)
+    assert c.verdict == Verdict.UNKNOWN, c.summary
+    assert "no operations" in c.summary
+
+
+def test_durability_unexplained_value_on_key_without_ack_unknown(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    _set_kv(b, "k9", 2292)   # no recorded operation on k9: nothing acknowledged was lost
+    c = _judge(b)
+    assert c.verdict == Verdict.UNKNOWN and "cannot explain" in c.summary and "k9" in c.summary
+
+
+def test_durability_truncated_history_does_not_invalidate(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    b.op(4, "write", "k3", 31, ts=T0 + 30)
+    _set_kv(b, "k3", 31)
+    d = b.write()
+    lines = (d / "history.jsonl").read_text().splitlines(keepends=True)
+    # the crash cut the history inside the invoke of write k3 31: the acked write 30 looks lost
+    (d / "history.jsonl").write_text("".join(lines[:-2]) + lines[-2][:25])
+    c = run_checks(d, ["durability"]).checks[0]
+    assert c.verdict == Verdict.UNKNOWN, c.summary
+    assert "history.jsonl:" in c.summary and "cut short" in c.summary

@@ -105,3 +105,28 @@ def test_image_node_image_runs_as_10001_and_is_not_rebuilt(docker_client, node_i
         entrypoint=["python3"], remove=True, network_mode="none", labels={L.TOOL_LABEL: "chaos"})
     uid, data_uid, version = out.decode().split()
     assert uid == "10001" and data_uid == "10001" and version.startswith("3.")
+
+
+def test_interrupt_sigkill_mid_up_then_cleanup_without_options_removes_it(docker_client, node_image,
+                                                                          cluster_name, chaos_popen,
+                                                                          chaos_cmd):
+    """Issue 16 item 8: after a SIGKILLed `chaos up --name X`, `chaos status --name X` says the
+    cluster is unfinished (not "ready"), and `chaos cleanup` with no options removes every labelled
+    object of X and names X."""
+    proc = chaos_popen("up", "--name", cluster_name, "--managers", "3", "--workers", "2", "--image", node_image,
+                       "--timeout", "120", "--seed", "5")
+    _wait_for_containers(docker_client, cluster_name, 6, proc)   # toxiproxy + 5 nodes: `up` is waiting for ready
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    marker = docker_client.volumes.list(filters={"label": [f"{L.CLUSTER_LABEL}={cluster_name}",
+                                                           "chaos.up-complete"]})
+    assert not marker, "`up` completed before the kill: the test needs it killed mid-start"
+    st = chaos_cmd("status", "--name", cluster_name, "--json")
+    assert st.returncode == 0, st.stderr
+    import json
+    doc = json.loads(st.stdout)
+    assert doc["ready"] is False and doc["up_complete"] is False and "never completed" in doc["unfinished"]
+    res = chaos_cmd("cleanup")
+    assert res.returncode == 0, res.stderr
+    assert f"removed cluster {cluster_name!r}" in res.stdout
+    assert cleanup.remaining(docker_client, cluster_name) == 0

@@ -5,9 +5,7 @@ replicas; then m5 wins term 4 without it and overwrites it: the checker sees a c
 Without the bug the same schedule is safe. PreVote/CheckQuorum are off because the paper's scenario
 does not need them, and one entry per message lets index 2 reach a majority before index 3.
 """
-import pytest
-
-from swarmnode.raft import CANDIDATE, LEADER, AppendResponse, RaftConfig, VoteRequest, VoteResponse
+from swarmnode.raft import LEADER, AppendResponse, RaftConfig, VoteRequest, VoteResponse
 from swarmnode.sim.raft_sim import SafetyChecker
 
 from .harness import Cluster

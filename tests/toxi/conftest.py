@@ -12,7 +12,6 @@ import socketserver
 import subprocess
 import sys
 import threading
-import time
 import zlib
 
 import pytest

@@ -44,6 +44,19 @@ def outcome(sock: socket.socket, payload: bytes, timeout_s: float) -> str:
     return "echo" if data else "eof"
 
 
+def retried(check, attempts: int = 3):
+    """Run a timing check up to `attempts` times (fresh connections each time); pass on the first
+    success, else fail with every miss. Only for bounds that load can break by adding delay or by
+    merging TCP segments; bounds that load cannot break are asserted outside, on every attempt."""
+    misses = []
+    for _ in range(attempts):
+        try:
+            return check()
+        except AssertionError as exc:
+            misses.append(str(exc))
+    raise AssertionError(f"missed {attempts}x: " + " | ".join(misses))
+
+
 def wait_for(cond, deadline_s: float = 5.0, interval_s: float = 0.02):
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
@@ -197,29 +210,44 @@ def test_process_python_client_sees_our_proxies_and_toxics(cluster):
 
 def test_process_bandwidth_limits_throughput(cluster):
     cluster.bandwidth([("m1", "w1")], 10)            # 10 KB/s = 10 000 bytes/s upstream
-    s = dial(port(cluster, "m1", "w1"))
-    t0 = time.monotonic()
-    assert echo_once(s, b"b" * 5000, 5.0) == b"b" * 5000
-    elapsed = time.monotonic() - t0
-    assert 0.45 <= elapsed < 1.5, elapsed
-    s.close()
+    took = []
+
+    def check():
+        s = dial(port(cluster, "m1", "w1"))
+        t0 = time.monotonic()
+        assert echo_once(s, b"b" * 5000, 5.0) == b"b" * 5000
+        took.append(time.monotonic() - t0)
+        s.close()
+        assert min(took) >= 0.45, took          # faster than the rate: wrong on any machine
+        assert took[-1] < 1.5, took             # load can only slow it down: retried
+
+    retried(check)
 
 
 def test_process_slice_splits_and_spaces_the_stream(cluster):
     cluster.slice([("m2", "m1")], 4, 0, 50_000, stream="downstream")
-    s = dial(port(cluster, "m2", "m1"))
-    s.settimeout(3.0)
-    t0 = time.monotonic()
-    s.sendall(b"0123456789abcdef")
-    pieces, got = [], b""
-    while len(got) < 16:
-        chunk = s.recv(64)
-        assert chunk, "closed early"
-        pieces.append(chunk)
-        got += chunk
-    assert got == b"0123456789abcdef"
-    assert time.monotonic() - t0 >= 0.14 and len(pieces) >= 3, pieces
-    s.close()
+
+    def check():
+        s = dial(port(cluster, "m2", "m1"))
+        s.settimeout(3.0)
+        t0 = time.monotonic()
+        s.sendall(b"0123456789abcdef")
+        pieces, got = [], b""
+        while len(got) < 16:
+            chunk = s.recv(64)
+            assert chunk, "closed early"
+            pieces.append(chunk)
+            got += chunk
+        took = time.monotonic() - t0
+        s.close()
+        assert got == b"0123456789abcdef"
+        # 4 slices 50 ms apart: at least 3 gaps, whatever the load (not retried away)
+        if took < 0.14:
+            raise RuntimeError(f"slices not spaced: all 16 bytes after {took:.3f} s")
+        # a slow reader may find two slices already queued and read them as one: retried
+        assert len(pieces) >= 3, pieces
+
+    retried(check)
 
 
 @pytest.mark.slow
@@ -315,15 +343,23 @@ def test_process_two_servers_in_one_process_do_not_share_state(toxiproxy_url, ec
 
 def test_process_latency_jitter_spreads_delays(cluster):
     cluster.latency([("w1", "m3")], 60, 40)
-    samples = []
-    for _ in range(10):
-        s = dial(port(cluster, "w1", "m3"))
-        t0 = time.perf_counter()
-        assert echo_once(s, b"j", 3.0) == b"j"
-        samples.append(time.perf_counter() - t0)
-        s.close()
-    assert min(samples) >= 0.018 and max(samples) < 0.100 + 0.080, samples
-    assert max(samples) - min(samples) > 0.015, samples   # 10 draws from [20, 100) ms do spread
+    every = []
+
+    def check():
+        samples = []
+        for _ in range(10):
+            s = dial(port(cluster, "w1", "m3"))
+            t0 = time.perf_counter()
+            assert echo_once(s, b"j", 3.0) == b"j"
+            samples.append(time.perf_counter() - t0)
+            s.close()
+        every.extend(samples)
+        if min(samples) < 0.018:   # earlier than latency - jitter: wrong on any machine, not retried
+            raise RuntimeError(f"faster than 60 - 40 ms: {samples}")
+        assert sorted(samples)[-2] < 0.100 + 0.080, samples   # load only delays: one outlier allowed, retried
+        assert max(samples) - min(samples) > 0.015, samples   # 10 draws from [20, 100) ms do spread
+
+    retried(check)
 
 
 def test_process_controller_with_probe_verifies_refuse_cut_and_heal(cluster):

@@ -119,12 +119,12 @@ def test_precise_timer_wakes_in_deadline_order_never_early_and_skips_cancelled()
 
 # -- -seed really seeds -----------------------------------------------------------------------------
 
-def _start_server(seed: int, *extra: str, stdout=subprocess.DEVNULL, preexec_fn=None):
+def _start_server(seed: int, *extra: str, stdout=subprocess.DEVNULL, stdin=None, preexec_fn=None):
     port = free_port()
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "node_image"), LOG_LEVEL="error")
     proc = subprocess.Popen([sys.executable, "-m", "swarmnode.toxiproxy", "-host", "127.0.0.1", "-port",
                              str(port), "-seed", str(seed), *extra], env=env, stdout=stdout,
-                            preexec_fn=preexec_fn)
+                            stdin=stdin, preexec_fn=preexec_fn)
     url = f"http://127.0.0.1:{port}"
 
     def up():
@@ -481,20 +481,30 @@ def test_compat_out_of_descriptors_backs_off_and_recovers(echo):
     """With its open-file limit exhausted (EMFILE), the server must neither spin on the readable
     listener nor flood its log: a listener rests 100 ms after a failed accept and the log says one
     line a second (the first version logged 1.6 million lines in 3 minutes at 3 + 100 nodes). Once
-    descriptors are free again, new connections are served."""
+    descriptors are available again, new connections are served.
+
+    The limit is set on the running server (prlimit) to 3, below every descriptor it holds, so every
+    new descriptor fails, and the first to fail is always an accept: descriptors the server closes
+    meanwhile have numbers >= 3 and cannot be handed out again. (The earlier version started the
+    server with limit 64 and opened 60 connections. When they arrived one at a time, as under load,
+    each accept took the last free descriptor, the upstream dial after it failed and freed it again,
+    so accept itself never failed: "EMFILE was never hit" once in five runs.)"""
     import resource
 
-    def low_nofile():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-
-    proc, url = _start_server(1, stdout=subprocess.PIPE, preexec_fn=low_nofile)
+    if not hasattr(resource, "prlimit"):
+        pytest.skip("needs prlimit (Linux)")
+    proc, url = _start_server(1, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     held = []
     try:
         p = Api(url).create(echo.addr)
-        for _ in range(60):   # 2 server descriptors each: well past 64
+        assert {"0", "1", "2"} <= set(os.listdir(f"/proc/{proc.pid}/fd"))   # the limit leaves no number free
+        normal = resource.prlimit(proc.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (3, normal[1]))   # soft limit only: it can go back up
+        for _ in range(4):    # completed by the kernel (backlog); the server cannot accept them
             held.append(connect(p))
         window_s = 1.5        # the measurement: how often the server retried within this window
         time.sleep(window_s)
+        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, normal)
         for s in held:
             s.close()
         held.clear()

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 
+from . import eventlog
 from .config import ConfigError, load
 
 
@@ -21,8 +22,8 @@ def main() -> int:
     except ConfigError as exc:
         print(f"swarmnode.agent: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=os.environ.get("CHAOS_LOG_LEVEL", "WARNING").upper(),
-                        format=f"%(asctime)s {cfg.node_id} %(name)s %(levelname)s %(message)s")
+    eventlog.setup(cfg.node_id, cfg.log_level)
+    logging.getLogger("swarmnode.node").info("starting %s (%s): %s", cfg.node_id, cfg.role, cfg.summary())
     try:
         os.makedirs(cfg.data_dir, exist_ok=True)
     except OSError as exc:
@@ -51,7 +52,7 @@ async def _run(cfg) -> int:
     try:
         await node.start()
     except OSError as exc:
-        print(f"swarmnode.agent: cannot start: {exc}", file=sys.stderr)
+        logging.getLogger("swarmnode.node").error("cannot start: %s", exc)
         await node.stop()
         return 3
     await stop.wait()

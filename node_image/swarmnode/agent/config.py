@@ -14,6 +14,7 @@ import json
 import re
 from typing import Mapping
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 NODE_ID_RE = re.compile(r"^[a-z][a-z0-9]{0,30}$")
 
 
@@ -79,8 +80,8 @@ class AgentConfig:
         counted as a bad frame (a black-holed stream, e.g. Toxiproxy's timeout toxic). Lower =
         faster recovery; higher = tolerates slower links. (Desynchronised streams are caught at
         once by the frame checks, not by this timer.)
-    CHAOS_LOG_LEVEL (read by __main__, default WARNING) and CHAOS_PROFILE_PATH (debugging: write a
-        cProfile dump there at exit) are not part of AgentConfig.
+    CHAOS_PROFILE_PATH (debugging: write a cProfile dump there at exit) is not part of
+        AgentConfig.
 
     Misc:
 
@@ -93,6 +94,15 @@ class AgentConfig:
     task_command: CHAOS_TASK_COMMAND, default a tiny python3 loop that exits when its parent (the
         agent) dies. Command a worker runs per task (split on spaces); it must run until terminated
         (SIGTERM) and should exit when the agent dies, or a SIGKILLed agent leaves it behind.
+
+    Operation:
+
+    log_level: CHAOS_LOG_LEVEL, default INFO; one of DEBUG, INFO, WARNING, ERROR (any case). The
+        agent logs to stderr (so `docker logs` / `chaos logs` show it), one line per record with a
+        UTC timestamp. INFO: start-up configuration, role and term changes, elections and votes,
+        leader changes, peer links connected and lost, snapshots, gossip member state changes,
+        worker registration, task starts and ends, errors -- state changes only, never a line per
+        message. DEBUG adds every log append, commit and apply (a line per entry: heavy).
     """
 
     node_id: str
@@ -122,12 +132,25 @@ class AgentConfig:
     frame_stall_ms: int = 5000
     fsync: bool = True
     snapshot_entries: int = 1000
+    log_level: str = "INFO"
     task_command: tuple[str, ...] = ("python3", "-c", "import os, time\np = os.getppid()\n"
                                      "while os.getppid() == p:\n    time.sleep(0.5)\n")
 
     @property
     def is_manager(self) -> bool:
         return self.role == "manager"
+
+    def summary(self) -> str:
+        """One line with every setting, for the start-up log (peers as id=host:port, sorted)."""
+        parts = []
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "peers":
+                v = ",".join(f"{k}={h}:{p}" for k, (h, p) in sorted(v.items()))
+            elif isinstance(v, tuple):
+                v = ",".join(v) if f.name != "task_command" else " ".join(v).replace("\n", "\\n")
+            parts.append(f"{f.name}={v}")
+        return " ".join(parts)
 
     def ticks(self, ms: int) -> int:
         """Milliseconds -> whole ticks, rounded up, at least 1."""
@@ -277,6 +300,11 @@ def load(env: Mapping[str, str]) -> AgentConfig:
         if raw not in ("0", "1", "true", "false"):
             raise ConfigError(f"CHAOS_FSYNC={raw!r}: must be 0 or 1")
         kwargs["fsync"] = raw in ("1", "true")
+    if env.get("CHAOS_LOG_LEVEL", "").strip():
+        level = env["CHAOS_LOG_LEVEL"].strip().upper()
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"CHAOS_LOG_LEVEL={env['CHAOS_LOG_LEVEL']!r}: must be one of {', '.join(LOG_LEVELS)}")
+        kwargs["log_level"] = level
     if env.get("CHAOS_TASK_COMMAND", "").strip():
         kwargs["task_command"] = tuple(env["CHAOS_TASK_COMMAND"].split())
     return AgentConfig(**kwargs).validate()  # type: ignore[arg-type]

@@ -71,7 +71,7 @@ class Journal:
     """
 
     def __init__(self, data_dir: str, node_id: str, clock: Callable[[], float] = time.time,
-                 memory_lines: int = 5000) -> None:
+                 memory_lines: int = 5000, observer: Callable[[dict], None] | None = None) -> None:
         os.makedirs(data_dir, exist_ok=True)
         self.path = os.path.join(data_dir, "journal.jsonl")
         self.node_id = node_id
@@ -88,6 +88,7 @@ class Journal:
         self._pending: list[bytes] = []
         self._memory: list[tuple[int, bytes]] = []
         self._memory_lines = memory_lines
+        self._observer = observer   # sees every stamped line (the operator's log: eventlog.EventLog)
         self.record({"type": "boot"})
         self.flush()
 
@@ -104,6 +105,8 @@ class Journal:
         self._memory.append((self.seq, data))
         if len(self._memory) > self._memory_lines:
             del self._memory[: len(self._memory) - self._memory_lines]
+        if self._observer is not None:
+            self._observer(line)
         return line
 
     def record_all(self, events: Iterable[dict]) -> None:

@@ -86,6 +86,7 @@ class ManagerRole:
         self._reads: dict[int, asyncio.Future] = {}
         self._ctx = itertools.count(1)
         self._was_leader = False
+        self._known_leader: Optional[str] = None
         self._ready_term = -1
         self._leader_since_ms = 0
         self._last_hb: dict[str, int] = {}
@@ -205,6 +206,12 @@ class ManagerRole:
             # Entries we proposed may still be committed by the next leader: not definite.
             self._fail_all(503, "unavailable", "leadership lost", False)
         self._was_leader = leader
+        if self.raft.leader_id != self._known_leader:
+            self._known_leader = self.raft.leader_id
+            if self._known_leader is None:
+                log.info("leader unknown (term %d)", self.raft.term)
+            else:
+                log.info("leader is %s (term %d)", self._known_leader, self.raft.term)
 
     def _fail_all(self, status: int, code: str, message: str, definite: bool) -> None:
         for _, fut in list(self._writes.values()):

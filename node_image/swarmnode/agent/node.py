@@ -29,6 +29,7 @@ from swarmnode import swim
 
 from .api import build_app, error_body
 from .config import AgentConfig
+from . import eventlog
 from .journal import Journal
 from .transport import TcpTransport, new_counters
 
@@ -65,9 +66,9 @@ class Node:
         self.counters = new_counters()
         self.counters.update({"bad_messages": 0, "unroutable": 0, "forwarded": 0,
                               "forward_timeouts": 0, "forwards_refused": 0, "tick_lag_skips": 0,
-                              "gossip_rejoins": 0, "forwards_expired": 0})
+                              "gossip_rejoins": 0, "forwards_expired": 0, "tick_errors": 0})
         self._join_gave_up_seen = 0
-        self.journal = Journal(cfg.data_dir, cfg.node_id)
+        self.journal = Journal(cfg.data_dir, cfg.node_id, observer=eventlog.EventLog())
         self.rng = random.Random(cfg.seed)
         self._t0 = time.monotonic()
         self.transport = TcpTransport(
@@ -152,8 +153,12 @@ class Node:
             next_at += period
             try:
                 self.tick()
-            except Exception:  # a bug in one tick must not stop the clock; it is logged loudly
-                log.exception("tick failed")
+            except Exception:  # a bug in one tick must not stop the clock; it is logged loudly,
+                # but a bug that fails every tick (100 a second) is logged at the 1st, 10th, 100th...
+                self.counters["tick_errors"] += 1
+                n = self.counters["tick_errors"]
+                if n == 10 ** (len(str(n)) - 1):
+                    log.exception("tick failed (%d so far)", n)
 
     def tick_period_ms(self) -> int:
         """Managers tick every CHAOS_TICK_MS (Raft timers count ticks). Workers run no Raft: their

@@ -69,6 +69,7 @@ class TaskSupervisor:
             self.tasks[task_id] = _Task(task_id, None, "failed", info=info)
             return
         self.tasks[task_id] = _Task(task_id, proc, "running", info=info)
+        log.info("task %s started (pid %d)", task_id, proc.pid)
 
     def stop(self, task_id: str) -> None:
         t = self.tasks.get(task_id)
@@ -93,8 +94,13 @@ class TaskSupervisor:
                 continue
             if t.stop_requested_at is not None:
                 t.state = "shutdown"
+                log.info("task %s stopped (exit status %d)", t.task_id, rc)
             else:
                 t.state = "complete" if rc == 0 else "failed"
+                if rc == 0:
+                    log.info("task %s completed", t.task_id)
+                else:
+                    log.warning("task %s failed: exit status %d", t.task_id, rc)
 
     def states(self) -> dict[str, str]:
         return {tid: t.state for tid, t in sorted(self.tasks.items())}

@@ -35,6 +35,9 @@ STALL_MIN_RATE_BPS = 1024  # slowest average rate at which a frame may arrive (s
 OnMessage = Callable[[str, dict], None]
 
 
+LINK_STABLE_S = 1.0   # a connection this old is reported in the log as connected
+
+
 def backoff_ms(attempt: int, min_ms: int, max_ms: int, rng: random.Random) -> float:
     """Delay before dial ``attempt`` (0-based): min * 2**attempt, jittered up to +50 %, capped at max."""
     base = min_ms * (2 ** min(attempt, 30))
@@ -58,6 +61,13 @@ class _Link:
         self.connected = False
         self.kick = False  # set when the address changed: drop the connection and redial now
         self.task: Optional[asyncio.Task] = None
+        # operator's log: a connection is reported once it has lasted LINK_STABLE_S, and its loss
+        # only if it was reported, so a flapping link (a proxy that accepts, then closes because
+        # its upstream is cut) costs no lines; retries in between are counted into the next line
+        self._conn_started: Optional[float] = None
+        self._up_logged = False
+        self._down_since: Optional[float] = None
+        self._attempts = 0
 
     def push(self, data: bytes) -> None:
         if len(self.queue) >= self.owner.queue_max:
@@ -71,9 +81,11 @@ class _Link:
 
     async def run(self) -> None:
         o = self.owner
+        loop = asyncio.get_running_loop()
         attempt = 0
         while not o.closed:
             host, port = o.peers[self.peer]
+            self._attempts += 1
             try:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(host, port), o.connect_timeout_ms / 1000)
@@ -85,10 +97,29 @@ class _Link:
                 continue
             attempt = 0
             o.counters["connects"] += 1
+            started = self._conn_started = loop.time()
+            timer = loop.call_later(LINK_STABLE_S, self._log_stable, started, f"{host}:{port}")
             await self._pump(reader, writer)
+            timer.cancel()
             o.counters["disconnects"] += 1
+            if self._up_logged and not o.closed:
+                log.info("link to %s lost after %.1f s", self.peer, loop.time() - started)
+                self._up_logged = False
+                self._down_since = loop.time()
+                self._attempts = 0
             if not o.closed:
                 await asyncio.sleep(backoff_ms(0, o.reconnect_min_ms, o.reconnect_max_ms, o.rng) / 1000)
+
+    def _log_stable(self, started: float, addr: str) -> None:
+        if not self.connected or self._conn_started != started:
+            return
+        self._up_logged = True
+        if self._down_since is None:
+            log.info("link to %s connected (%s)", self.peer, addr)
+        else:
+            log.info("link to %s connected again after %.1f s down (%d attempts)", self.peer,
+                     asyncio.get_running_loop().time() - self._down_since, self._attempts)
+        self._attempts = 0
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         o = self.owner

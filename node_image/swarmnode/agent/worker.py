@@ -119,9 +119,13 @@ class WorkerRole:
                 self.node.counters["stale_assignments"] += 1
                 return
             self.term = term
+            registered = msg.get("registered", True) is True
+            if sender != self.leader or registered != self.registered:
+                log.info("dispatcher: leader %s (term %d), %s", sender, term,
+                         "registered" if registered else "not registered yet")
             self.leader = sender
             self._unanswered = 0
-            self.registered = msg.get("registered", True) is True
+            self.registered = registered
             self.node.counters["assignments"] += 1
             self._apply_assignments(tasks)
         else:

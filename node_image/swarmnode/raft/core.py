@@ -16,7 +16,7 @@ from . import quorum
 from .config import RaftConfig
 from .log import RaftLog
 from .messages import (AppendEntries, AppendResponse, Entry, InstallSnapshot, Message, Snapshot,
-                       VoteRequest, VoteResponse, chain_hash)
+                       VoteRequest, VoteResponse)
 from .storage import HardState, Storage
 from .store import Store
 

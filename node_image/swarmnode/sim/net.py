@@ -156,7 +156,7 @@ def bridge(nodes) -> dict:
     """Two halves that cannot hear each other, except through one bridge node heard by both."""
     nodes = list(nodes)
     mid = len(nodes) // 2
-    a, b, bridge_node = nodes[:mid], nodes[mid + 1:], nodes[mid]
+    a, b = nodes[:mid], nodes[mid + 1:]   # nodes[mid] is the bridge: it hears and is heard by all
     out = {n: frozenset(b) for n in a}
     out.update({n: frozenset(a) for n in b})
     return out

@@ -48,7 +48,7 @@ import random
 import sys
 import traceback
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from swarmnode.raft import (BUGS, LEADER, Busy, MemoryStorage, NotLeader, RaftConfig, RaftNode, Store)
 from swarmnode.sim.net import BoundExceeded, LinkSpec, Network, Scheduler, random_partition, isolate

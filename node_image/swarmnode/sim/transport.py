@@ -138,14 +138,16 @@ class SimNetwork:
             waited += step_ms
         return True
 
-    def inject_raw(self, dst: str, chunks: list[bytes]) -> None:
-        """Bytes from an anonymous new connection to ``dst``, arriving chunk by chunk."""
+    def inject_raw(self, dst: str, chunks: list[bytes]) -> "_Conn":
+        """Bytes from an anonymous new connection to ``dst``, arriving chunk by chunk, one per virtual
+        millisecond. Returns the connection (`alive` turns False when ``dst`` drops it)."""
         self._epoch += 1
         conn = _Conn(None, self._epoch)
         t = self.now_ms
         for c in chunks:
             t += 1
             self._at(t, lambda c=c: self._receive(dst, conn, c))
+        return conn
 
     # -- internals ------------------------------------------------------------------------------
     def _at(self, at_ms: int, fn: Callable[[], None]) -> None:

@@ -12,7 +12,7 @@ Paper references: SWIM = Das, Gupta, Motivala 2002; Lifeguard = Dadgar, Phillips
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .config import (SwimConfig, health_scaled_ms, pushpull_scaled_ms, retransmit_limit,
                      suspicion_k, suspicion_min_ms, suspicion_timeout_ms)

@@ -592,7 +592,6 @@ _HELD_EOF = object()
 
 async def _noop(st: Stage, toxic):
     q = st.queue
-    loop = st.link.conn.loop
     while True:
         item = await q.get()
         if item is EOF:
@@ -625,7 +624,6 @@ async def _latency(st: Stage, toxic):
 
 async def _bandwidth(st: Stage, toxic):
     q = st.queue
-    loop = st.link.conn.loop
     rate = toxic.attr("rate")
     debt = 0.0
     while True:
@@ -656,7 +654,6 @@ async def _bandwidth(st: Stage, toxic):
 
 async def _slow_close(st: Stage, toxic):
     q = st.queue
-    loop = st.link.conn.loop
     delay = toxic.attr("delay")
     while True:
         item = await q.get()
@@ -671,16 +668,24 @@ async def _slow_close(st: Stage, toxic):
 
 
 async def _timeout(st: Stage, toxic):
+    """Drop everything; close `timeout` ms after the last chunk that reached the toxic, or after the
+    stage started if none has since (spec 2.2: the real server arms a fresh timer on every pass of
+    its loop, so each arriving chunk, dropped as it is, restarts the countdown)."""
     q = st.queue
     link = st.link
+    loop = link.conn.loop
     timeout = toxic.attr("timeout")
+    task = asyncio.current_task()
     if timeout > 0:
-        st.timer = link.conn.loop.call_later(timeout / 1000.0, _timeout_fire, st, asyncio.current_task())
+        st.timer = loop.call_later(timeout / 1000.0, _timeout_fire, st, task)
     while True:
         item = await q.get()
         if item is EOF:
             break
         link.discard(len(item[0]))
+        if st.timer is not None:
+            st.timer.cancel()
+            st.timer = loop.call_later(timeout / 1000.0, _timeout_fire, st, task)
     if st.timer is not None:
         st.timer.cancel()
         st.timer = None
@@ -760,7 +765,6 @@ async def _slicer(st: Stage, toxic):
 async def _limit_data(st: Stage, toxic):
     q = st.queue
     link = st.link
-    loop = link.conn.loop
     limit = toxic.attr("bytes")
     while True:
         if limit - st.sent <= 0 and st.sent > 0:

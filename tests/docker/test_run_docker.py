@@ -1,6 +1,7 @@
-"""The README's main job, end to end on real containers: `chaos demo` brings a cluster up behind
-Toxiproxy, isolates the leader, heals, judges and tears down. Then the same real run directory,
-deliberately corrupted, must be judged INVALID by `chaos check` — the pipeline can fail.
+"""The README's main job, end to end on real containers: `chaos run experiments/leader-isolated.yaml`
+brings a cluster up behind Toxiproxy, isolates the leader, heals, judges and tears down. Then the
+same real run directory, deliberately corrupted, must be judged INVALID by `chaos check` — the
+pipeline can fail.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from chaos.env import cleanup
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 SEED = 11
+EXPERIMENT = Path(__file__).resolve().parents[2] / "experiments" / "leader-isolated.yaml"
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -26,7 +28,7 @@ def demo_run(tmp_path_factory, docker_client, node_image, chaos_cmd):
     out = tmp_path_factory.mktemp("runs")
     name = "tdemo"
     try:
-        proc = chaos_cmd("demo", "--seed", str(SEED), "--name", name, "--out", str(out), "--fault-s", "5",
+        proc = chaos_cmd("run", str(EXPERIMENT), "--seed", str(SEED), "--name", name, "--out", str(out),
                          timeout=600)
     finally:
         left = cleanup.remaining(docker_client, cluster=name)
@@ -36,11 +38,11 @@ def demo_run(tmp_path_factory, docker_client, node_image, chaos_cmd):
     return proc, runs[0], left
 
 
-def test_demo_end_to_end_is_valid_and_leaves_nothing(demo_run):
+def test_run_leader_isolated_end_to_end_is_valid_and_leaves_nothing(demo_run):
     proc, run_dir, left = demo_run
     assert proc.returncode == 0, f"seed {SEED}\n{proc.stdout}\n{proc.stderr}"
     assert f"seed: {SEED}" in proc.stderr
-    assert left == 0, "the demo left Docker objects behind"
+    assert left == 0, "the run left Docker objects behind"
     results = json.loads((run_dir / "results.json").read_text())
     assert results["verdict"] == "VALID"
     assert {c["checker"] for c in results["checks"]} >= {"linearizable", "raft-safety", "durability",
@@ -50,14 +52,30 @@ def test_demo_end_to_end_is_valid_and_leaves_nothing(demo_run):
     nodes = set(run["nodes"])
     assert nodes == {"m1", "m2", "m3", "w1", "w2", "w3"}
     assert {p.stem for p in (run_dir / "events").iterdir()} == nodes
+    for n in nodes:   # every node's log is kept, and it says something (issue 16 item 7: all were empty)
+        log = (run_dir / "logs" / f"{n}.log").read_text()
+        assert f" {n} INFO node: starting {n} " in log, log[:2000]
+        assert n.startswith("w") or f" {n} INFO raft: term " in log, log[:2000]
     history = _read_jsonl(run_dir / "history.jsonl")
     assert sum(1 for e in history if e["type"] == "ok") > 100
     faults = _read_jsonl(run_dir / "faults.jsonl")
-    assert [f["action"] for f in faults] == ["start", "stop"]
-    assert faults[0]["details"]["verified"] is True
+    assert [f["action"] for f in faults] == ["intend-start", "start", "intend-stop", "stop", "heal"]
+    start = faults[1]
+    leader_before = faults[0]["details"]["leader"]
+    assert start["targets"] == [leader_before]  # the selector resolved to the leader of that moment
+    assert start["details"]["verified"]["checked_n"] == start["details"]["links_cut"] == 10
+    assert faults[0]["ts"] <= start["intended_ts"] <= start["ts"]
+    assert run["outcome"] == "completed" and run["partial"] is False
+    assert run["plan_sha256"] and run["experiment_sha256"] and run["replay"].startswith("chaos replay ")
+    assert [p["name"] for p in run["phases"]] == ["steady", "faults", "recovery"]
+    # the agents' own view: a manager other than the isolated one led in a later term
+    statuses = _read_jsonl(run_dir / "status.jsonl")
+    t_in, t_out = start["ts"], faults[3]["ts"]
+    during = [s["status"] for s in statuses if t_in <= s["ts"] <= t_out and s["status"].get("role") == "leader"]
+    assert any(s["node"] != leader_before for s in during), "no other leader seen while the leader was cut off"
 
 
-def test_demo_run_dir_with_injected_stale_read_is_invalid(demo_run, tmp_path, chaos_cmd):
+def test_run_dir_with_injected_stale_read_is_invalid(demo_run, tmp_path, chaos_cmd):
     """Take the real history, append a read that returns a value overwritten long before: the
     linearizability checker must say INVALID and `chaos check` exit 1."""
     _, run_dir, _ = demo_run

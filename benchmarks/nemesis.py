@@ -1,0 +1,204 @@
+"""Benchmark: the nemesis and the workload on real containers (issue 11). Prints one JSON object,
+never pass/fail on time.
+
+Keys:
+- isolate_apply_p50_ms / isolate_apply_p99_ms: from a fault's scheduled start to verified in effect,
+  isolating the current leader of 3 managers + 5 workers, over --trials trials (faults.jsonl:
+  `start`.ts - `intend-start`.planned_ts);
+- heal_apply_p99_ms: the same for the end of each isolation (`stop`.ts - `intend-stop`.ts);
+- fire_lateness_p99_ms: actual start minus planned start over every fault of a --soak-s random schedule;
+- plan_1h_random_s: `chaos plan` (in-process) of a one-hour random experiment;
+- workload_rate_ratio, workload_p99_ms: achieved over requested ops/s at --rate ops/s for
+  --workload-s on 3 + 5, with the p99 client latency of ok operations (from the intended start);
+- halves_3x100_s (with --large): a halves partition of 3 managers + 100 workers applied and verified.
+
+    python3 benchmarks/nemesis.py [--quick] [--large] [--trials 30] [--soak-s 300] [--workload-s 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chaos.experiment import plan as plan_mod  # noqa: E402
+from chaos.experiment.loader import load_file, load_text  # noqa: E402
+from chaos.runner import RunOptions, Runner  # noqa: E402
+
+
+def q(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(p * len(v)))] if v else None
+
+
+def rows(run_dir: Path) -> list[dict]:
+    return [json.loads(x) for x in (run_dir / "faults.jsonl").read_text().splitlines() if x.strip()]
+
+
+def run(text: str, seed: int, out: Path, say) -> Path:
+    path = out / f"exp-{seed}-{time.monotonic_ns()}.yaml"
+    path.write_text(text)
+    runner = Runner(load_file(path), RunOptions(seed=seed, out_dir=out, say=say))
+    outcome = runner.execute()
+    if outcome.error is not None:
+        raise SystemExit(f"run failed: {outcome.error.message}")
+    return outcome.run_dir
+
+
+def isolate(out: Path, trials: int, say) -> dict:
+    text = f"""version: 1
+name: bench-isolate
+cluster: {{managers: 3, workers: 5}}
+workload: {{clients: 2, rate: 20, keys: 2}}
+schedule:
+  - {{name: iso, at: 2s, for: 1s, fault: partition, isolate: leader, repeat: {{every: 3s, count: {trials}}}}}
+recovery: {{window: 1s, converge: 20s}}
+checks: [raft-safety]
+"""
+    d = run(text, 1, out, say)
+    by = {}
+    for r in rows(d):
+        by.setdefault(r["fault"], {})[r["action"]] = r
+    apply_ms = [(f["start"]["ts"] - f["intend-start"]["planned_ts"]) * 1000 for f in by.values() if "start" in f]
+    heal_ms = [(f["stop"]["ts"] - f["intend-stop"]["ts"]) * 1000 for f in by.values() if "stop" in f and "intend-stop" in f]
+    return {"isolate_trials": len(apply_ms), "isolate_apply_p50_ms": round(q(apply_ms, 0.5), 1),
+            "isolate_apply_p99_ms": round(q(apply_ms, 0.99), 1), "heal_apply_p50_ms": round(q(heal_ms, 0.5), 1),
+            "heal_apply_p99_ms": round(q(heal_ms, 0.99), 1)}
+
+
+def soak(out: Path, seconds: float, say) -> dict:
+    text = f"""version: 1
+name: bench-soak
+cluster: {{managers: 3, workers: 5}}
+workload: {{clients: 2, rate: 20, keys: 2}}
+schedule:
+  - random: {{from: 2s, to: {seconds + 2:g}s, kinds: [partition, latency, pause, kill, bandwidth],
+             targets: [leader, followers, {{role: workers, count: one}}], duration: [1s, 3s], gap: [0.5s, 2s],
+             concurrency: 2}}
+recovery: {{window: 2s, converge: 30s}}
+checks: [raft-safety]
+"""
+    d = run(text, 2, out, say)
+    late = [r["lateness_s"] * 1000 for r in rows(d) if r["action"] == "intend-start"]
+    return {"soak_faults": len(late), "fire_lateness_p50_ms": round(q(late, 0.5), 2),
+            "fire_lateness_p99_ms": round(q(late, 0.99), 2)}
+
+
+def plan_1h() -> dict:
+    text = """version: 1
+name: plan-1h
+cluster: {managers: 5, workers: 20}
+schedule:
+  - random: {from: 0s, to: 1h, kinds: [partition, latency, bandwidth, reset, stall, pause, kill, stop, flaky],
+             targets: [leader, followers, {role: workers, count: 3}, {role: managers, count: minority}],
+             duration: [1s, 5s], gap: [0.5s, 2s], concurrency: 4}
+"""
+    t0 = time.perf_counter()
+    exp, problems = load_text(text)
+    assert exp is not None, problems
+    p = plan_mod.expand(exp, 1)
+    lines = plan_mod.render(p)
+    plan_mod.canonical(p)
+    return {"plan_1h_random_s": round(time.perf_counter() - t0, 3), "plan_1h_faults": len(p["faults"]),
+            "plan_1h_lines": len(lines)}
+
+
+def workload(out: Path, rate: float, seconds: float, say) -> dict:
+    clients = max(4, int(rate // 20))
+    text = f"""version: 1
+name: bench-workload
+cluster: {{managers: 3, workers: 5}}
+workload: {{clients: {clients}, rate: {rate:g}, keys: 20}}
+steady: {seconds:g}s
+recovery: {{window: 0s, converge: 20s}}
+checks: [raft-safety]
+"""
+    d = run(text, 3, out, say)
+    run_json = json.loads((d / "run.json").read_text())
+    steady = run_json["phases"][0]
+    hist = [json.loads(x) for x in (d / "history.jsonl").read_text().splitlines()]
+    inv = {}
+    done = 0
+    lat = []
+    for e in hist:
+        if e["type"] == "invoke":
+            inv[e["process"]] = e
+        elif e["process"] in inv:
+            i = inv.pop(e["process"])
+            if steady["start"] <= i["ts"] < steady["end"]:
+                done += 1
+                if e["type"] == "ok":
+                    lat.append((e["ts"] - i.get("sched_ts", i["ts"])) * 1000)
+    length = steady["end"] - steady["start"]
+    return {"workload_requested_ops_s": rate, "workload_achieved_ops_s": round(done / length, 1),
+            "workload_rate_ratio": round(done / length / rate, 3), "workload_p50_ms": round(q(lat, 0.5), 1),
+            "workload_p99_ms": round(q(lat, 0.99), 1), "workload_clients": clients}
+
+
+def halves_large(say) -> dict:
+    """3 + 100 nodes: a halves partition through the LinkController, applied and verified."""
+    import random as _random
+
+    from chaos import partition as partition_mod
+    from chaos.env import cleanup
+    from chaos.env.engine import connect
+    from chaos.env.spec import ClusterSpec
+    from chaos.env.up import bring_up
+    from chaos.image import build_node_image
+    from chaos.toxi import LinkController
+
+    client = connect()
+    image = build_node_image(client).tag
+    name = f"bench{os.getpid() % 10000}"
+    try:
+        up = bring_up(client, ClusterSpec(name=name, managers=3, workers=100, seed=1), image, 600)
+        cl = up.cluster
+        links = LinkController(cl.toxiproxy_api(), cl.topology(), seed=1,
+                               probe=lambda s, d: cl.probe(s, d, timeout_ms=200))
+        cut = partition_mod.halves(cl.nodes, _random.Random(1))
+        t0 = time.perf_counter()
+        links.apply_partition(cut)
+        applied = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        links.heal()
+        healed = time.perf_counter() - t1
+        return {"halves_3x100_s": round(applied, 2), "halves_3x100_links": len(cut),
+                "halves_3x100_heal_s": round(healed, 2)}
+    finally:
+        cleanup.remove_objects(client, cluster=name)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="10 trials, 60 s soak, 20 s workload")
+    ap.add_argument("--large", action="store_true", help="also the 3 + 100 halves partition")
+    ap.add_argument("--trials", type=int, default=30)
+    ap.add_argument("--soak-s", type=float, default=300)
+    ap.add_argument("--workload-s", type=float, default=60)
+    ap.add_argument("--rate", type=float, default=300)
+    args = ap.parse_args()
+    if args.quick:
+        args.trials, args.soak_s, args.workload_s = 10, 60, 20
+    say = (lambda s: print(s, file=sys.stderr)) if os.environ.get("VERBOSE") else (lambda s: None)
+    out: dict = {"load_before": os.getloadavg()[0]}
+    out.update(plan_1h())
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        out.update(isolate(tmp, args.trials, say))
+        out.update(workload(tmp, args.rate, args.workload_s, say))
+        out.update(soak(tmp, args.soak_s, say))
+    if args.large:
+        out.update(halves_large(say))
+    out["load_after"] = os.getloadavg()[0]
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,553 @@
+"""The experiment file format, version 1, as typed and frozen pydantic models.
+
+Owns: every key of an experiment file, its type, unit, default and bounds (experiments/README.md is
+the prose reference for the same keys), the cross-field rules (a node name must exist, `until` needs
+`max`, a repeat interval must exceed the fault's length, ...) and the JSON Schema export.
+Parsing of YAML with line:column positions lives in chaos/experiment/loader.py; expansion of random
+choices into a concrete timeline in chaos/experiment/plan.py.
+
+Durations are written `500ms`, `5s`, `2m`, `1h` or as a number of seconds; they are stored as float
+seconds. Every duration is bounded (0 .. 24 h): an unbounded wait is a spec error, never a hang.
+Must not import: click, docker, requests, chaos.env.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
+                      WithJsonSchema, field_validator, model_validator)
+
+SCHEMA_VERSION = 1
+MAX_DURATION_S = 24 * 3600.0
+MAX_MANAGERS = 9
+MAX_WORKERS = 200
+
+_DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+DURATION_PATTERN = r"^\d+(\.\d+)?(ms|s|m|h)?$"
+
+
+def parse_duration(value: Any) -> float:
+    """'500ms' / '5s' / '2m' / '1h' / a number of seconds -> float seconds in [0, 24 h]."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like 5s, 500ms, 2m")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        m = _DUR.match(value)
+        if not m:
+            raise ValueError(f"{value!r} is not a duration (write 500ms, 5s, 2m or 1h)")
+        seconds = float(m.group(1)) * _UNIT[m.group(2)]
+    else:
+        raise ValueError("a duration is a number of seconds or a string like 5s, 500ms, 2m")
+    if seconds != seconds or seconds < 0:
+        raise ValueError("a duration must not be negative")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"a duration must be at most 24h (got {seconds:g} s)")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(
+    {"anyOf": [{"type": "number", "minimum": 0, "maximum": MAX_DURATION_S},
+               {"type": "string", "pattern": DURATION_PATTERN}],
+     "description": "seconds, or a string such as 500ms, 5s, 2m, 1h"})]
+
+
+def _range_pair(value: Any) -> Any:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return [parse_duration(v) for v in value]
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        d = parse_duration(value)
+        return [d, d]
+    raise ValueError("expected [min, max] (two durations) or one duration")
+
+
+DurationRange = Annotated[tuple[float, float], BeforeValidator(_range_pair), WithJsonSchema(
+    {"anyOf": [{"type": "array", "minItems": 2, "maxItems": 2,
+                "items": {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}]}},
+               {"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}],
+     "description": "[min, max] durations (a value is drawn uniformly with the seed), or one duration"})]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# -- cluster ------------------------------------------------------------------------------------
+
+
+class AgentSettings(Strict):
+    """Agent settings passed to every node as CHAOS_* variables (docs/contracts.md section 2)."""
+
+    election_timeout_ms: tuple[int, int] | None = Field(
+        None, description="Raft election timeout range [min, max] in ms (agent default [300, 600])")
+    heartbeat_ms: int | None = Field(None, ge=1, le=60_000, description="Raft leader heartbeat, ms (agent default 50)")
+    tick_ms: int | None = Field(None, ge=1, le=1000, description="agent core tick, ms (agent default 10)")
+    snapshot_entries: int | None = Field(None, ge=1, le=10_000_000,
+                                         description="applied entries between snapshots (agent default 1000)")
+    dispatcher_heartbeat_ms: int | None = Field(None, ge=10, le=60_000,
+                                                description="worker -> leader heartbeat, ms (agent default 1000)")
+    dispatcher_grace: int | None = Field(None, ge=1, le=100,
+                                         description="missed heartbeats before a worker is DOWN (agent default 3)")
+    gossip_probe_interval_ms: int | None = Field(None, ge=10, le=60_000,
+                                                 description="SWIM protocol period, ms (agent default 500)")
+    env: dict[str, str] = Field(default_factory=dict,
+                                description="further CHAOS_* variables for every agent (see docs/contracts.md)")
+
+    @field_validator("election_timeout_ms")
+    @classmethod
+    def _election(cls, v):
+        if v is not None and not (1 <= v[0] < v[1] <= 600_000):
+            raise ValueError("election_timeout_ms must be [min, max] with 1 <= min < max")
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v):
+        bad = [k for k in v if not re.match(r"^CHAOS_[A-Z0-9_]+$", k)]
+        if bad:
+            raise ValueError(f"agent env keys must be CHAOS_* names: {', '.join(bad)}")
+        return v
+
+    def as_env(self) -> dict[str, str]:
+        out = dict(self.env)
+        if self.election_timeout_ms:
+            out["CHAOS_ELECTION_TIMEOUT_MIN_MS"] = str(self.election_timeout_ms[0])
+            out["CHAOS_ELECTION_TIMEOUT_MAX_MS"] = str(self.election_timeout_ms[1])
+        for key, var in (("heartbeat_ms", "CHAOS_HEARTBEAT_MS"), ("tick_ms", "CHAOS_TICK_MS"),
+                         ("snapshot_entries", "CHAOS_SNAPSHOT_ENTRIES"),
+                         ("dispatcher_heartbeat_ms", "CHAOS_DISPATCHER_HEARTBEAT_MS"),
+                         ("dispatcher_grace", "CHAOS_DISPATCHER_GRACE"),
+                         ("gossip_probe_interval_ms", "CHAOS_GOSSIP_PROBE_INTERVAL_MS")):
+            value = getattr(self, key)
+            if value is not None:
+                out[var] = str(value)
+        return out
+
+
+class ClusterConfig(Strict):
+    managers: int = Field(3, ge=1, le=MAX_MANAGERS, description="Raft managers (odd; an even count is a warning)")
+    workers: int = Field(3, ge=0, le=MAX_WORKERS, description="gossip workers")
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    toxiproxy: Literal["auto", "official", "compatible"] = Field(
+        "auto", description="which Toxiproxy server: the official image when present (auto), or the compatible one")
+    toxiproxy_shards: int | None = Field(None, ge=1, le=64,
+                                         description="Toxiproxy servers (default: one per 5,000 links)")
+    ready_timeout: Duration = Field(120.0, description="how long `up` may take to become ready")
+
+    @property
+    def manager_ids(self) -> list[str]:
+        return [f"m{i}" for i in range(1, self.managers + 1)]
+
+    @property
+    def worker_ids(self) -> list[str]:
+        return [f"w{i}" for i in range(1, self.workers + 1)]
+
+    @property
+    def node_ids(self) -> list[str]:
+        return self.manager_ids + self.worker_ids
+
+
+# -- targets ------------------------------------------------------------------------------------
+
+ROLES = ("leader", "followers", "managers", "workers", "all")
+COUNTS = ("one", "minority", "majority", "all")
+
+
+class TargetSpec(Strict):
+    """Nodes chosen at the moment a fault fires: `role` narrows the candidates, `count` says how many,
+    `pick` how (random draws use the fault's seed, so a replay with the same cluster state picks the
+    same nodes)."""
+
+    role: Literal["leader", "followers", "managers", "workers", "all"] = Field(
+        "all", description="candidate nodes: the current leader, its followers, managers, workers, all")
+    nodes: list[str] | None = Field(None, description="explicit candidate nodes instead of a role")
+    count: int | Literal["one", "minority", "majority", "all"] = Field(
+        "all", description="how many of the candidates: a number, one, minority, majority (of the candidates), all")
+    pick: Literal["random", "first"] = Field("random", description="random (seeded) or the first in id order")
+
+    @field_validator("count")
+    @classmethod
+    def _count(cls, v):
+        if isinstance(v, int) and v < 1:
+            raise ValueError("count must be at least 1")
+        return v
+
+
+Target = Union[str, TargetSpec, list[Union[str, TargetSpec]]]
+TARGET_DOC = ("a role (leader, followers, managers, workers, all), a node id (m1, w3), an object "
+              "{role, count, pick, nodes}, or a list of these (their union)")
+
+
+def target_nodes_named(target: Any) -> list[str]:
+    """Node ids named explicitly in a target (for checking that they exist)."""
+    items = target if isinstance(target, list) else [target]
+    out = []
+    for t in items:
+        if isinstance(t, str) and t not in ROLES:
+            out.append(t)
+        elif isinstance(t, TargetSpec) and t.nodes:
+            out.extend(t.nodes)
+    return out
+
+
+def fixed_count(target: Any) -> int | None:
+    """How many nodes a target asks for when that is a fixed number (for 'more targets than nodes')."""
+    items = target if isinstance(target, list) else [target]
+    total = 0
+    for t in items:
+        if isinstance(t, TargetSpec) and isinstance(t.count, int):
+            total += t.count
+        elif isinstance(t, str) and t not in ROLES:
+            total += 1
+        else:
+            return None
+    return total
+
+
+# -- timing -------------------------------------------------------------------------------------
+
+UNTIL_SIMPLE = ("new-leader", "worker-down", "replicas-restored", "target-lags")
+
+
+class Until(Strict):
+    """Hold a fault until a condition on the agents' status holds (checked every 200 ms)."""
+
+    condition: Literal["new-leader", "term-reached", "target-lags", "worker-down", "replicas-restored"] = Field(
+        description="new-leader: a manager leads in a term above the one when the fault began; "
+                    "term-reached: some manager's term >= `term`; target-lags: a target's applied index "
+                    "is `entries` or more behind the leader's commit index; worker-down: the leader has "
+                    "committed every targeted worker as down; replicas-restored: every service runs its "
+                    "desired replicas on live workers")
+    term: int | None = Field(None, ge=1, description="for term-reached")
+    entries: int | None = Field(None, ge=1, description="for target-lags")
+
+    @model_validator(mode="after")
+    def _args(self):
+        if self.condition == "term-reached" and self.term is None:
+            raise ValueError("until term-reached needs `term`")
+        if self.condition == "target-lags" and self.entries is None:
+            raise ValueError("until target-lags needs `entries`")
+        return self
+
+
+def _until(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"condition": value}
+    return value
+
+
+UntilField = Annotated[Until, BeforeValidator(_until), WithJsonSchema({"anyOf": [
+    {"type": "string", "enum": ["new-leader", "target-lags", "worker-down", "replicas-restored"],
+     "description": "a condition without arguments"},
+    Until.model_json_schema()]})]
+
+
+class Repeat(Strict):
+    every: Duration = Field(description="start-to-start interval of the repetitions")
+    count: int = Field(ge=1, le=10_000, description="how many times in all (1 = no repetition)")
+
+
+class FaultBase(Strict):
+    name: str | None = Field(None, pattern=r"^[a-z][a-z0-9_-]{0,31}$",
+                             description="id in faults.jsonl, phases and expectations (default f1, f2, ...)")
+    at: Duration | None = Field(None, description="start, from the moment the workload starts")
+    after: str | None = Field(None, description="start when this earlier fault (its name, or `previous`) has ended")
+    delay: Duration = Field(0.0, description="with `after`: wait this long after that fault ended")
+    for_: Duration | None = Field(None, alias="for", description="how long the fault holds")
+    until: UntilField | None = Field(None, description="hold until this condition holds (needs `max`)")
+    max: Duration | None = Field(None, description="the bound of an `until`: the fault ends then at the latest")
+    repeat: Repeat | None = Field(None, description="repeat the fault: {every, count}")
+
+    @model_validator(mode="after")
+    def _timing(self):
+        if (self.at is None) == (self.after is None):
+            raise ValueError("give exactly one of `at` and `after`")
+        if self.at is None and self.delay and self.after is None:
+            raise ValueError("`delay` goes with `after`")
+        if self.until is None and self.for_ is None:
+            raise ValueError("give `for` (how long the fault holds) or `until` with `max`")
+        if self.until is not None and self.max is None:
+            raise ValueError("`until` needs `max`, its bound")
+        if self.until is not None and self.for_ is not None:
+            raise ValueError("give `for` or `until`, not both")
+        if self.max is not None and self.until is None:
+            raise ValueError("`max` goes with `until`")
+        if self.repeat and self.repeat.count > 1:
+            length = self.for_ if self.for_ is not None else self.max
+            if self.repeat.every <= length:
+                raise ValueError(f"repeat.every ({self.repeat.every:g} s) must exceed the fault's length "
+                                 f"({length:g} s)")
+        return self
+
+    @property
+    def length_s(self) -> float:
+        """The planned length (for `until`, its bound)."""
+        return self.for_ if self.for_ is not None else float(self.max or 0.0)
+
+
+# -- fault kinds --------------------------------------------------------------------------------
+
+
+class OneWay(Strict):
+    from_: Target = Field(alias="from", description="senders: " + TARGET_DOC)
+    to: Target = Field(description="receivers, who stop hearing the senders: " + TARGET_DOC)
+
+
+class PartitionFault(FaultBase):
+    fault: Literal["partition"]
+    isolate: Target | None = Field(None, description="cut these nodes off from every other node")
+    groups: list[list[str]] | None = Field(None, description="explicit groups of node ids; nodes in different groups cannot talk")
+    rest: Literal["own", "isolated"] | int = Field(
+        "own", description="with `groups`: unlisted nodes form their own group (own), are each alone "
+                           "(isolated), or join listed group N")
+    shape: Literal["halves", "majorities-ring", "bridge"] | None = Field(
+        None, description="halves: a random minority | majority split; majorities-ring: every node sees "
+                          "a majority, no two the same; bridge: two halves joined by one node")
+    among: Target = Field("all", description="with `shape`: the nodes the shape is drawn over")
+    bridge: Target | None = Field(None, description="with shape bridge: the bridge node (default: drawn)")
+    one_way: OneWay | None = Field(None, alias="one-way", description="receivers stop hearing senders; the reverse works")
+    mode: Literal["blackhole", "refuse"] = Field(
+        "blackhole", description="blackhole: connections hang, data dropped; refuse: proxies disabled")
+
+    @model_validator(mode="after")
+    def _one_shape(self):
+        given = [k for k in ("isolate", "groups", "shape", "one_way") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a partition needs exactly one of isolate, groups, shape, one-way"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        if self.bridge is not None and self.shape != "bridge":
+            raise ValueError("`bridge` goes with shape: bridge")
+        return self
+
+
+class LinkFaultBase(FaultBase):
+    target: Target = Field(description="the links of these nodes: " + TARGET_DOC)
+    peers: Target = Field("all", description="only the links between the targets and these nodes")
+    direction: Literal["both", "in", "out"] = Field(
+        "both", description="out: links from the targets; in: links to them; both")
+
+
+class LatencyFault(LinkFaultBase):
+    fault: Literal["latency"]
+    ms: int = Field(ge=0, le=600_000, description="added delay per chunk, ms")
+    jitter_ms: int = Field(0, ge=0, le=600_000, description="± random jitter, ms")
+
+
+class BandwidthFault(LinkFaultBase):
+    fault: Literal["bandwidth"]
+    kb_s: int = Field(ge=1, le=10_000_000, description="KB/s per connection (1 KB = 1000 bytes)")
+
+
+class ResetFault(LinkFaultBase):
+    fault: Literal["reset"]
+    timeout_ms: int = Field(0, ge=0, le=600_000, description="reset the connection this long after data arrives")
+
+
+class StallFault(LinkFaultBase):
+    fault: Literal["stall"]
+    ms: int = Field(ge=1, le=600_000, description="bytes are held this long, then delivered in order")
+
+
+class SliceFault(LinkFaultBase):
+    fault: Literal["slice"]
+    avg: int = Field(ge=1, le=1_000_000, description="average piece size, bytes")
+    var: int = Field(0, ge=0, le=1_000_000, description="piece size variation, bytes (below avg)")
+    delay_us: int = Field(0, ge=0, le=10_000_000, description="delay between pieces, µs")
+
+    @model_validator(mode="after")
+    def _var(self):
+        if self.var >= self.avg:
+            raise ValueError("slice `var` must be below `avg`")
+        return self
+
+
+class SlowCloseFault(LinkFaultBase):
+    fault: Literal["slow-close"]
+    ms: int = Field(ge=0, le=600_000, description="a close is forwarded this long later")
+
+
+class LimitFault(LinkFaultBase):
+    fault: Literal["limit"]
+    bytes: int = Field(ge=0, le=1_000_000_000, description="bytes per connection before it is closed")
+
+
+class FlakyFault(LinkFaultBase):
+    fault: Literal["flaky"]
+    toxicity: float = Field(gt=0.0, lt=1.0, description="share of connections affected (drawn per connection)")
+    kind: Literal["cut", "latency", "reset", "bandwidth", "slice", "stall", "slow_close", "limit"] = Field(
+        "cut", description="what happens to an affected connection")
+    params: dict[str, int] = Field(default_factory=dict,
+                                   description="toxic attributes for `kind` (latency: {latency: ms})")
+
+
+class NodeFaultBase(FaultBase):
+    target: Target = Field(description="the nodes: " + TARGET_DOC)
+
+
+class KillFault(NodeFaultBase):
+    fault: Literal["kill"] = Field(description="SIGKILL; restarted (same data volume) when the fault ends")
+
+
+class StopFault(NodeFaultBase):
+    fault: Literal["stop"] = Field(description="SIGTERM (graceful), started again when the fault ends")
+    grace: Duration = Field(10.0, description="SIGKILL after this long if the node has not exited")
+
+
+class PauseFault(NodeFaultBase):
+    fault: Literal["pause"] = Field(description="freeze every process (cgroup freezer); unpaused when the fault ends")
+
+
+LINK_KINDS = ("latency", "bandwidth", "reset", "stall", "slice", "slow-close", "limit", "flaky")
+NODE_KINDS = ("kill", "stop", "pause")
+FAULT_KINDS = ("partition",) + LINK_KINDS + NODE_KINDS
+
+Fault = Annotated[Union[PartitionFault, LatencyFault, BandwidthFault, ResetFault, StallFault, SliceFault,
+                        SlowCloseFault, LimitFault, FlakyFault, KillFault, StopFault, PauseFault],
+                  Field(discriminator="fault")]
+
+
+class RandomSpace(Strict):
+    """Faults drawn with the seed from a declared space; expanded into concrete faults by `chaos plan`."""
+
+    name: str | None = Field(None, pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="prefix of the drawn faults' ids")
+    from_: Duration = Field(alias="from", description="the earliest start")
+    to: Duration = Field(description="no fault starts at or after this, and each ends by it")
+    kinds: list[Literal["partition", "latency", "bandwidth", "reset", "stall", "slice", "slow-close",
+                        "limit", "flaky", "kill", "stop", "pause"]] = Field(min_length=1)
+    targets: list[Union[str, TargetSpec]] = Field(["leader", "followers"], min_length=1,
+                                                  description="targets to draw from: " + TARGET_DOC)
+    duration: DurationRange = Field(description="each fault's length, drawn in [min, max]")
+    gap: DurationRange = Field((1.0, 3.0), description="pause between the faults of one lane, drawn in [min, max]")
+    concurrency: int = Field(1, ge=1, le=8, description="lanes of faults that may overlap")
+    mode: Literal["blackhole", "refuse"] = Field("blackhole", description="partition mode")
+
+    @model_validator(mode="after")
+    def _window(self):
+        if self.to <= self.from_:
+            raise ValueError("`to` must be after `from`")
+        if self.duration[0] > self.duration[1] or self.gap[0] > self.gap[1]:
+            raise ValueError("ranges are [min, max] with min <= max")
+        if self.duration[1] <= 0:
+            raise ValueError("duration must be above 0")
+        if self.duration[0] > self.to - self.from_:
+            raise ValueError("the shortest duration does not fit between `from` and `to`")
+        return self
+
+
+class RandomBlock(Strict):
+    random: RandomSpace
+
+
+def _schedule_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "random" if "random" in value else "fault-item"
+    return "random" if isinstance(value, RandomBlock) else "fault-item"
+
+
+ScheduleItem = Annotated[Union[Annotated[RandomBlock, Tag("random")], Annotated[Fault, Tag("fault-item")]],
+                         Discriminator(_schedule_kind)]
+
+
+# -- workload -----------------------------------------------------------------------------------
+
+
+class Mix(Strict):
+    read: int = Field(4, ge=0, le=1000, description="relative weight of reads")
+    write: int = Field(3, ge=0, le=1000, description="relative weight of writes")
+    cas: int = Field(2, ge=0, le=1000, description="relative weight of compare-and-set")
+    delete: int = Field(1, ge=0, le=1000, description="relative weight of deletes")
+
+    @model_validator(mode="after")
+    def _some(self):
+        if self.read + self.write + self.cas + self.delete == 0:
+            raise ValueError("the mix needs at least one positive weight")
+        return self
+
+    def pairs(self) -> list[tuple[str, int]]:
+        return [(f, w) for f, w in (("read", self.read), ("write", self.write), ("cas", self.cas),
+                                    ("delete", self.delete)) if w > 0]
+
+
+class ServiceOp(Strict):
+    create: str | None = Field(None, pattern=r"^[a-z][a-z0-9-]{0,31}$", description="create this service")
+    scale: str | None = Field(None, pattern=r"^[a-z][a-z0-9-]{0,31}$", description="scale this service")
+    replicas: int = Field(ge=0, le=10_000, description="desired replicas")
+    at: Duration = Field(0.0, description="when, from the moment the workload starts")
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.create is None) == (self.scale is None):
+            raise ValueError("a service operation is exactly one of `create: NAME` or `scale: NAME`")
+        return self
+
+
+class WorkloadConfig(Strict):
+    clients: int = Field(4, ge=0, le=256, description="client threads (each a Jepsen process)")
+    rate: float | None = Field(100.0, gt=0, le=100_000,
+                               description="target ops/s over all clients, open loop (latency from the intended "
+                                           "start); null with closed: true for a closed loop")
+    closed: bool = Field(False, description="closed loop: each client issues its next operation when the last ended")
+    think: Duration = Field(0.02, description="closed loop: pause between a client's operations")
+    keys: int = Field(3, ge=1, le=100_000, description="key space k0..k(N-1)")
+    key_concurrency: int | None = Field(
+        None, ge=1, le=256, description="at most this many operations in flight per key (default: no bound "
+                                        "beyond the clients); bounds the checker's search")
+    mix: Mix = Field(default_factory=Mix)
+    op_timeout: Duration = Field(1.5, description="client-side timeout of one operation (after it: info)")
+    nodes: Target = Field("managers", description="the nodes clients talk to, through their client proxies: "
+                                                  + TARGET_DOC)
+    services: list[ServiceOp] = Field(default_factory=list, description="service operations through the leader")
+
+    @model_validator(mode="after")
+    def _loop(self):
+        if self.closed and "rate" in self.model_fields_set and self.rate is not None:
+            raise ValueError("give `rate` (open loop) or `closed: true`, not both")
+        if not self.closed and self.rate is None:
+            raise ValueError("`rate: null` needs `closed: true`")
+        if self.op_timeout <= 0:
+            raise ValueError("op_timeout must be above 0")
+        return self
+
+
+# -- recovery, checks, expectations -------------------------------------------------------------
+
+
+class Recovery(Strict):
+    window: Duration = Field(10.0, description="after the final heal, the workload keeps running this long")
+    converge: Duration = Field(30.0, description="then wait at most this long for the managers to agree "
+                                                 "before the final state is collected")
+
+
+CheckItem = Union[str, dict[str, Any]]
+ExpectItem = Union[str, dict[str, str]]
+
+
+class Experiment(Strict):
+    version: Literal[1] = Field(description="schema version; this is version 1")
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$", description="experiment name (run directories, JUnit)")
+    description: str = Field("", max_length=4000, description="the question the experiment asks")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
+    steady: Duration = Field(5.0, description="length of the steady phase when the schedule is empty")
+    schedule: list[ScheduleItem] = Field(default_factory=list, max_length=1000)
+    recovery: Recovery = Field(default_factory=Recovery)
+    checks: list[CheckItem] | None = Field(
+        None, description="checker names (see `chaos check --list`) or {name: {param: value}}; default: "
+                          "linearizable, raft-safety, durability, convergence, availability, recovery")
+    expect: list[ExpectItem] = Field(default_factory=list,
+                                     description="events that must be observed at least once, else the run is "
+                                                 "inconclusive: leader-changed, node-restarted, member-suspected, "
+                                                 "member-dead, ops-failed-in-phase:P, ops-ok-in-phase:P, "
+                                                 "fault-applied:KIND (P: steady, faults, recovery or a fault's name)")
+
+
+def json_schema() -> dict:
+    """The published JSON Schema of version 1 (experiments/schema.json is generated from this)."""
+    schema = Experiment.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://chaos-swarm.invalid/experiment-v1.schema.json"
+    schema["title"] = "chaos experiment (version 1)"
+    return schema

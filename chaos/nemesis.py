@@ -1,0 +1,624 @@
+"""The nemesis: the plan's faults applied to a running cluster, at their times, verified, recorded.
+
+Owns: target selectors resolved against the cluster's state at the moment a fault fires (pure:
+`resolve_target`), partition shapes and link sets for a fault (pure: `partition_cut`, `fault_links`),
+`until` conditions evaluated from the agents' status (pure: `until_met`), the fault log
+(faults.jsonl, one line flushed per event: intended, in effect, and the same for the end, so a crash
+leaves an accurate record), and `Nemesis`, which runs a plan's faults on threads against an
+`Effects` object (the real one drives chaos.toxi.LinkController and chaos.env.nodeops).
+
+Rules: every fault is verified in effect (partitions: the reachability probe; link toxics: the
+server lists them on every proxy; node faults: the container's state) or the run stops with a
+FaultError (exit 4), never a silent no-op. Concurrent partitions are applied as the union of their
+cuts; the same link toxic from two overlapping faults is removed when the last of them ends.
+Must not import: click, chaos.cli, chaos.runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol
+
+from chaos import partition as partition_mod
+from chaos.errors import FaultError
+
+UNTIL_POLL_S = 0.2
+LEADER_WAIT_S = 10.0
+
+# schedule kind -> LinkController op name (toxic prefix)
+LINK_OPS = {"latency": "latency", "bandwidth": "bandwidth", "reset": "reset", "stall": "stall",
+            "slice": "slice", "slow-close": "slow_close", "limit": "limit"}
+NODE_UNDO = {"kill": "restart", "stop": "start", "pause": "unpause"}
+
+
+# -- the cluster as the nemesis sees it ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    """Node ids and the latest statuses (None: no answer)."""
+
+    managers: tuple[str, ...]
+    workers: tuple[str, ...]
+    statuses: Mapping[str, dict | None] = field(default_factory=dict)
+
+    @property
+    def nodes(self) -> list[str]:
+        return list(self.managers) + list(self.workers)
+
+    @property
+    def leader(self) -> str | None:
+        """The manager that says it leads in the highest term; else the leader most managers name."""
+        leading = [(s.get("term") or 0, m) for m in self.managers
+                   if (s := self.statuses.get(m)) and s.get("role") == "leader"]
+        if leading:
+            return max(leading)[1]
+        named = [s.get("leader") for m in self.managers if (s := self.statuses.get(m)) and s.get("leader")]
+        if named and named.count(max(set(named), key=named.count)) * 2 > len(self.managers):
+            return max(set(named), key=named.count)
+        return None
+
+    @property
+    def max_term(self) -> int:
+        return max((s.get("term") or 0 for m in self.managers if (s := self.statuses.get(m))), default=0)
+
+
+class NoLeader(Exception):
+    """A selector needs the leader and there is none right now."""
+
+
+def _count(spec: Any, n: int) -> int:
+    if spec == "all":
+        return n
+    if spec == "one":
+        return min(1, n)
+    if spec == "minority":
+        return (n - 1) // 2 if n > 1 else 0
+    if spec == "majority":
+        return n // 2 + 1
+    return min(int(spec), n)
+
+
+def _candidates(role: str, view: View) -> list[str]:
+    if role == "all":
+        return view.nodes
+    if role == "managers":
+        return list(view.managers)
+    if role == "workers":
+        return list(view.workers)
+    leader = view.leader
+    if leader is None:
+        raise NoLeader(role)
+    if role == "leader":
+        return [leader]
+    if role == "followers":
+        return [m for m in view.managers if m != leader]
+    raise ValueError(f"unknown role {role!r}")
+
+
+def resolve_target(target: Any, view: View, rng: random.Random) -> list[str]:
+    """A selector (plan JSON) -> node ids in id order. A list is the union of its items, each drawn
+    from the nodes not chosen yet (so 'leader + one follower' is two nodes)."""
+    items = target if isinstance(target, list) else [target]
+    chosen: list[str] = []
+    order = {n: i for i, n in enumerate(view.nodes)}
+    for t in items:
+        if isinstance(t, str):
+            if t in ("leader", "followers", "managers", "workers", "all"):
+                pool = _candidates(t, view)
+            elif t in order:
+                pool = [t]
+            else:
+                raise ValueError(f"target {t!r} names no node of this cluster")
+            chosen += [n for n in pool if n not in chosen]
+            continue
+        pool = list(t.get("nodes") or _candidates(t.get("role", "all"), view))
+        pool = [n for n in pool if n not in chosen]
+        k = _count(t.get("count", "all"), len(pool))
+        if t.get("pick", "random") == "first":
+            picked = pool[:k]
+        else:
+            picked = rng.sample(sorted(pool, key=order.get), k)
+        chosen += picked
+    return sorted(chosen, key=lambda n: order.get(n, 1 << 30))
+
+
+def partition_cut(spec: Mapping, view: View, rng: random.Random) -> tuple[frozenset, list]:
+    """(cut set, targets as recorded) for a partition fault spec."""
+    nodes = view.nodes
+    if "isolate" in spec:
+        alone = resolve_target(spec["isolate"], view, rng)
+        return partition_mod.groups(nodes, [[n] for n in alone], rest="own"), alone
+    if "groups" in spec:
+        rest = spec.get("rest", "own")
+        cut = partition_mod.groups(nodes, spec["groups"], rest=rest)
+        return cut, [list(g) for g in spec["groups"]]
+    if "one-way" in spec:
+        src = resolve_target(spec["one-way"]["from"], view, rng)
+        dst = [n for n in resolve_target(spec["one-way"]["to"], view, rng) if n not in src]
+        return partition_mod.one_way(src, dst), [src, dst]
+    among = resolve_target(spec.get("among", "all"), view, rng)
+    shape = spec["shape"]
+    if shape == "halves":
+        cut = partition_mod.halves(among, rng)
+    elif shape == "majorities-ring":
+        cut = partition_mod.majorities_ring(among, rng)
+    elif shape == "bridge":
+        if spec.get("bridge") is not None:
+            b = resolve_target(spec["bridge"], view, rng)[0]
+            others = sorted(n for n in among if n != b)
+            rng.shuffle(others)
+            k = len(others) // 2
+            cut = frozenset(x for x in partition_mod.groups(among, [others[:k], others[k:], [b]], rest=None)
+                            if b not in x)
+        else:
+            cut = partition_mod.bridge(among, rng)
+    else:
+        raise ValueError(f"unknown partition shape {shape!r}")
+    return cut, _components(among, cut)
+
+
+def _components(nodes: list[str], cut: frozenset) -> list[list[str]]:
+    """Groups as recorded: each node's view (who it hears both ways), deduplicated."""
+    seen, out = set(), []
+    for n, vis in sorted(partition_mod.visible(nodes, cut).items()):
+        key = tuple(sorted(vis))
+        if key not in seen:
+            seen.add(key)
+            out.append(list(key))
+    return out
+
+
+def fault_links(spec: Mapping, view: View, rng: random.Random) -> tuple[list[tuple[str, str]], list[str]]:
+    """(directed peer links, targets) for a link fault: the targets' links to/from `peers`."""
+    targets = resolve_target(spec["target"], view, rng)
+    peers = resolve_target(spec.get("peers", "all"), view, rng)
+    direction = spec.get("direction", "both")
+    links: list[tuple[str, str]] = []
+    for t in targets:
+        for p in peers:
+            if p == t:
+                continue
+            if direction in ("out", "both"):
+                links.append((t, p))
+            if direction in ("in", "both") and (p, t) not in links:
+                links.append((p, t))
+    return sorted(set(links)), targets
+
+
+def until_met(cond: Mapping, view: View, ctx: Mapping) -> tuple[bool, str]:
+    """Is the condition true in this view? `ctx`: start_term, targets, store (the leader's /store or None)."""
+    kind = cond["condition"]
+    if kind == "new-leader":
+        leader = view.leader
+        st = view.statuses.get(leader) if leader else None
+        term = (st or {}).get("term") or 0
+        ok = leader is not None and term > ctx.get("start_term", 0) and (st or {}).get("role") == "leader"
+        return ok, f"leader {leader} term {term} (fault began in term {ctx.get('start_term')})"
+    if kind == "term-reached":
+        return view.max_term >= cond["term"], f"highest term {view.max_term}"
+    if kind == "target-lags":
+        leader = view.leader
+        commit = ((view.statuses.get(leader) or {}).get("commit_index") or 0) if leader else 0
+        lags = []
+        for t in ctx.get("targets", []):
+            applied = (view.statuses.get(t) or {}).get("applied_index")
+            if applied is not None and commit - applied >= cond["entries"]:
+                lags.append(f"{t} {commit - applied} behind")
+        return bool(lags), ", ".join(lags) or f"no target {cond['entries']} entries behind commit {commit}"
+    if kind == "worker-down":
+        leader = view.leader
+        states = ((view.statuses.get(leader) or {}).get("workers") or {}) if leader else {}
+        workers = [t for t in ctx.get("targets", []) if t in view.workers]
+        down = [w for w in workers if states.get(w) == "down"]
+        return bool(workers) and len(down) == len(workers), f"down: {down} of {workers}"
+    if kind == "replicas-restored":
+        store = ctx.get("store")
+        if not isinstance(store, dict):
+            return False, "no store from the leader"
+        nodes = store.get("nodes") or {}
+        live = {w for w, rec in nodes.items() if isinstance(rec, dict) and rec.get("state") == "ready"}
+        live -= set(ctx.get("targets", []))
+        services = store.get("services") or {}
+        tasks = store.get("tasks") or {}
+        short = []
+        for name, svc in sorted(services.items()):
+            want = (svc or {}).get("replicas", 0)
+            running = sum(1 for t in tasks.values() if isinstance(t, dict) and t.get("service") == name
+                          and t.get("state") == "running" and t.get("worker") in live)
+            if running < want:
+                short.append(f"{name} {running}/{want}")
+        return not short and bool(services), ("every service at its replicas" if not short and services
+                                              else ", ".join(short) or "no services")
+    raise ValueError(f"unknown until condition {kind!r}")
+
+
+# -- the record --------------------------------------------------------------------------------
+
+
+class FaultLog:
+    """faults.jsonl: one JSON object per line, written and flushed (and fsynced) at once."""
+
+    def __init__(self, path, clock: Callable[[], float] = time.time):
+        self._fh = open(path, "a", encoding="utf-8")
+        self._lock = threading.Lock()
+        self.clock = clock
+        self.rows: list[dict] = []
+
+    def write(self, **row) -> dict:
+        row.setdefault("ts", self.clock())
+        line = json.dumps(row, separators=(",", ":"), default=str)
+        with self._lock:
+            self._fh.write(line + "\n")
+            self._fh.flush()
+            try:
+                os.fsync(self._fh.fileno())
+            except OSError:
+                pass
+            self.rows.append(row)
+        return row
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+
+# -- effects -----------------------------------------------------------------------------------
+
+
+class Effects(Protocol):
+    """What the nemesis does to the world. Each method verifies and returns a detail dict, or raises
+    FaultError."""
+
+    def view(self) -> View: ...
+    def leader_store(self, leader: str) -> dict | None: ...
+    def set_partition(self, cut: frozenset, mode: str) -> dict: ...
+    def add_link_fault(self, op: str, links: list, params: dict) -> dict: ...
+    def remove_link_fault(self, op: str, links: list) -> dict: ...
+    def node_op(self, op: str, node: str) -> dict: ...
+    def heal_all(self) -> dict: ...
+
+
+# -- running the plan ---------------------------------------------------------------------------
+
+
+@dataclass
+class Active:
+    fid: str
+    kind: str
+    targets: list
+    undo: Callable[[], dict]
+    started: float
+
+
+class Nemesis:
+    """Runs the plan's faults against `effects`, recording into `log`. `start(t0)` begins the
+    schedule (t0: time.monotonic() of the workload's start); `wait(timeout)` blocks until every fault
+    ended; `final_heal()` ends whatever is active and heals every link, verified. The first
+    FaultError stops the schedule and is re-raised by `wait`/`final_heal`."""
+
+    def __init__(self, faults: list[dict], effects: Effects, log: FaultLog, *,
+                 wall_at: Callable[[float], float] | None = None, say: Callable[[str], None] = lambda s: None):
+        self.faults = faults
+        self.effects = effects
+        self.log = log
+        self.say = say
+        self.wall_at = wall_at or (lambda mono: time.time() - (time.monotonic() - mono))
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._ended: dict[str, threading.Event] = {f["id"]: threading.Event() for f in faults}
+        self._started: dict[str, float] = {}
+        self._ended_at: dict[str, float] = {}
+        self._active: dict[str, Active] = {}
+        self._partitions: dict[str, tuple[frozenset, str]] = {}
+        self._link_owners: dict[tuple[str, tuple], set[str]] = {}
+        self._link_lock = threading.Lock()
+        self._node_owners: dict[str, tuple[str, set[str]]] = {}
+        self._node_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.error: BaseException | None = None
+        self.lateness_s: list[float] = []
+        self.t0: float | None = None
+
+    # -- public --
+
+    def start(self, t0: float) -> None:
+        self.t0 = t0
+        timed = [f for f in self.faults if "at_s" in f["start"]]
+        for f in self.faults:
+            if "at_s" not in f["start"]:
+                self._spawn(f)
+        sched = threading.Thread(target=self._schedule, args=(timed,), name="nemesis-schedule", daemon=True)
+        sched.start()
+        self._threads.append(sched)
+
+    def active(self) -> list[Active]:
+        with self._lock:
+            return list(self._active.values())
+
+    def wait(self, timeout_s: float) -> bool:
+        """Until every fault ended (True), an error (raised), or the timeout (False)."""
+        end = time.monotonic() + timeout_s
+        for f in self.faults:
+            while not self._ended[f["id"]].wait(0.1):
+                self._raise_if_failed()
+                if time.monotonic() >= end:
+                    return False
+        self._raise_if_failed()
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def final_heal(self) -> dict:
+        """End every active fault (restart, unpause, remove), then heal every link (verified)."""
+        self._stop.set()
+        for a in self.active():
+            self._end(a, reason="final heal")
+        rec = self.effects.heal_all()
+        row = self.log.write(fault="heal", action="heal", kind="heal", targets=[], details=rec)
+        return row
+
+    def abort(self, reason: str) -> None:
+        """Interrupted: record an end for every fault still active (the cluster is being removed)."""
+        with self._lock:  # taken first, so no fault thread ends (and undoes) them meanwhile
+            active, self._active = list(self._active.values()), {}
+        self._stop.set()
+        for a in active:
+            self.log.write(fault=a.fid, action="stop", kind=a.kind, targets=a.targets, aborted=True,
+                           details={"reason": reason})
+
+    # -- scheduling --
+
+    def _schedule(self, timed: list[dict]) -> None:
+        for f in sorted(timed, key=lambda f: (f["start"]["at_s"], f["id"])):
+            due = self.t0 + f["start"]["at_s"]
+            if self._stop.wait(max(0.0, due - time.monotonic())):
+                return
+            self._spawn(f, planned=due)
+
+    def _spawn(self, f: dict, planned: float | None = None) -> None:
+        t = threading.Thread(target=self._run_fault, args=(f, planned), name=f"nemesis-{f['id']}", daemon=True)
+        with self._lock:
+            self._threads.append(t)
+        t.start()
+
+    def _due(self, f: dict) -> float | None:
+        st = f["start"]
+        if "after" in st:
+            dep = st["after"]
+            while not self._ended[dep].wait(0.1):
+                if self._stop.is_set():
+                    return None
+            return self._ended_at[dep] + st["delay_s"]
+        dep = st["repeat_of"]
+        while dep not in self._started:
+            if self._stop.wait(0.05):
+                return None
+            if self._ended[dep].is_set() and dep not in self._started:
+                return None
+        return self._started[dep] + st["offset_s"]
+
+    def _run_fault(self, f: dict, planned: float | None) -> None:
+        try:
+            if planned is None:
+                planned = self._due(f)
+                if planned is None:
+                    return
+                if self._stop.wait(max(0.0, planned - time.monotonic())):
+                    return
+            if self._stop.is_set():
+                return
+            self._lifecycle(f, planned)
+        except FaultError as exc:
+            self.log.write(fault=f["id"], action="error", kind=f["kind"], targets=[],
+                           details={"error": exc.message})
+            with self._lock:
+                if self.error is None:
+                    self.error = exc
+            self._stop.set()
+        except BaseException as exc:  # noqa: BLE001 -- a bug of ours stops the schedule, visibly
+            self.log.write(fault=f["id"], action="error", kind=f["kind"], targets=[],
+                           details={"error": f"{type(exc).__name__}: {exc}"})
+            with self._lock:
+                if self.error is None:
+                    self.error = exc
+            self._stop.set()
+        finally:
+            self._ended_at.setdefault(f["id"], time.monotonic())
+            self._ended[f["id"]].set()
+
+    def _raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    # -- one fault --
+
+    def _lifecycle(self, f: dict, planned: float) -> None:
+        rng = random.Random(f["seed"])
+        began = time.monotonic()
+        self.lateness_s.append(began - planned)
+        view = self.effects.view()
+        if _needs_leader(f["spec"]) and view.leader is None:
+            view = self._await_leader()
+            if view is None:
+                self.log.write(fault=f["id"], action="skipped", kind=f["kind"], targets=[],
+                               planned_ts=self.wall_at(planned),
+                               details={"reason": f"no leader within {LEADER_WAIT_S:g} s to resolve the target"})
+                self.say(f"{f['id']}: skipped, no leader to target")
+                return
+        start_term = view.max_term
+        targets, apply, undo = self._prepare(f, view, rng)
+        self.log.write(fault=f["id"], action="intend-start", kind=f["kind"], targets=targets,
+                       planned_ts=self.wall_at(planned), lateness_s=round(began - planned, 4),
+                       details={"selector": _selector(f["spec"]), "leader": view.leader, "term": start_term})
+        intended = time.time()
+        details = apply()
+        with self._lock:
+            self._started[f["id"]] = began
+            self._active[f["id"]] = Active(f["id"], f["kind"], targets, undo, began)
+        self.log.write(fault=f["id"], action="start", kind=f["kind"], targets=targets, intended_ts=intended,
+                       details=details)
+        self.say(f"{f['id']}: {f['kind']} on {_fmt(targets)} in effect")
+        until_rec = self._hold(f, start_term, targets)
+        with self._lock:
+            active = self._active.get(f["id"])
+        if active is not None:
+            self._end(active, reason="until" if until_rec else "for", until=until_rec)
+
+    def _hold(self, f: dict, start_term: int, targets: list) -> dict | None:
+        if f["for_s"] is not None:
+            self._stop.wait(f["for_s"])
+            return None
+        cond = f["until"]
+        flat = [n for t in targets for n in (t if isinstance(t, list) else [t])]
+        end = time.monotonic() + f["max_s"]
+        t_start = time.monotonic()
+        detail = ""
+        while not self._stop.is_set():
+            view = self.effects.view()
+            ctx = {"start_term": start_term, "targets": flat}
+            if cond["condition"] == "replicas-restored" and view.leader:
+                ctx["store"] = self.effects.leader_store(view.leader)
+            met, detail = until_met(cond, view, ctx)
+            if met:
+                return {**cond, "met": True, "after_s": round(time.monotonic() - t_start, 3),
+                        "met_ts": time.time(), "detail": detail}
+            if time.monotonic() >= end:
+                return {**cond, "met": False, "max_s": f["max_s"], "detail": detail}
+            self._stop.wait(UNTIL_POLL_S)
+        return {**cond, "met": False, "interrupted": True, "detail": detail}
+
+    def _end(self, a: Active, reason: str, until: dict | None = None) -> None:
+        with self._lock:
+            if self._active.pop(a.fid, None) is None:
+                return
+        self.log.write(fault=a.fid, action="intend-stop", kind=a.kind, targets=a.targets,
+                       details={"reason": reason, **({"until": until} if until else {})})
+        intended = time.time()
+        details = a.undo()
+        self.log.write(fault=a.fid, action="stop", kind=a.kind, targets=a.targets, intended_ts=intended,
+                       details={**details, "reason": reason, **({"until": until} if until else {})})
+        self._ended_at[a.fid] = time.monotonic()
+        self.say(f"{a.fid}: {a.kind} ended ({reason})")
+
+    def _await_leader(self) -> View | None:
+        end = time.monotonic() + LEADER_WAIT_S
+        while time.monotonic() < end and not self._stop.is_set():
+            view = self.effects.view()
+            if view.leader is not None:
+                return view
+            self._stop.wait(0.2)
+        return None
+
+    def _prepare(self, f: dict, view: View, rng: random.Random):
+        kind, spec, fid = f["kind"], f["spec"], f["id"]
+        eff = self.effects
+        if kind == "partition":
+            cut, targets = partition_cut(spec, view, rng)
+            mode = spec.get("mode", "blackhole")
+
+            def apply():
+                with self._lock:
+                    self._partitions[fid] = (cut, mode)
+                return self._apply_partitions()
+
+            def undo():
+                with self._lock:
+                    self._partitions.pop(fid, None)
+                return self._apply_partitions()
+
+            return targets, apply, undo
+        if kind in LINK_OPS or kind == "flaky":
+            links, targets = fault_links(spec, view, rng)
+            if kind == "flaky":
+                op = f"flaky-{spec.get('kind', 'cut')}"
+                params = {"toxicity": spec["toxicity"], "kind": spec.get("kind", "cut"), **(spec.get("params") or {})}
+            else:
+                op = LINK_OPS[kind]
+                params = {k: v for k, v in spec.items()
+                          if k not in ("fault", "target", "peers", "direction", "name")}
+            def apply():
+                with self._link_lock:  # add and remove of shared toxics never interleave
+                    for link in links:
+                        self._link_owners.setdefault((op, link), set()).add(fid)
+                    return eff.add_link_fault(op, links, params)
+
+            def undo():
+                with self._link_lock:
+                    free = []
+                    for link in links:
+                        owners = self._link_owners.get((op, link), set())
+                        owners.discard(fid)
+                        if not owners:
+                            self._link_owners.pop((op, link), None)
+                            free.append(link)
+                    kept = len(links) - len(free)
+                    rec = eff.remove_link_fault(op, free) if free else {"links": 0}
+                    if kept:
+                        rec["kept"] = kept  # still owned by another active fault of the same kind
+                    return rec
+
+            return targets, apply, undo
+        if kind in NODE_UNDO:
+            targets = resolve_target(spec["target"], view, rng)
+            if not targets:
+                raise FaultError(f"{fid}: the target {spec['target']!r} resolved to no node")
+
+            def apply():
+                out = {}
+                with self._node_lock:  # a node already down by another fault is shared, not hit twice
+                    for n in targets:
+                        held = self._node_owners.get(n)
+                        if held is None:
+                            out[n] = eff.node_op(kind, n)
+                            self._node_owners[n] = (kind, {fid})
+                        else:
+                            held[1].add(fid)
+                            out[n] = {"op": kind, "shared": True, "already": held[0],
+                                      "by": sorted(held[1] - {fid})}
+                return {"nodes": out}
+
+            def undo():
+                out = {}
+                with self._node_lock:
+                    for n in targets:
+                        op, owners = self._node_owners.get(n, (kind, set()))
+                        owners.discard(fid)
+                        if owners:
+                            out[n] = {"kept": True, "still_held_by": sorted(owners)}
+                            continue
+                        self._node_owners.pop(n, None)
+                        out[n] = eff.node_op(NODE_UNDO[op], n)
+                return {"nodes": out}
+
+            return targets, apply, undo
+        raise ValueError(f"unknown fault kind {kind!r}")
+
+    def _apply_partitions(self) -> dict:
+        with self._lock:
+            parts = list(self._partitions.values())
+        cut = frozenset().union(*(c for c, _ in parts)) if parts else frozenset()
+        mode = "refuse" if parts and all(m == "refuse" for _, m in parts) else "blackhole"
+        return self.effects.set_partition(cut, mode)
+
+
+def _needs_leader(spec: Any) -> bool:
+    text = json.dumps(spec)
+    return '"leader"' in text or '"followers"' in text
+
+
+def _selector(spec: Mapping) -> Any:
+    return {k: spec[k] for k in ("isolate", "groups", "shape", "among", "bridge", "one-way", "target", "peers",
+                                 "direction") if k in spec}
+
+
+def _fmt(targets: list) -> str:
+    if targets and isinstance(targets[0], list):
+        return " | ".join(",".join(g) for g in targets)
+    return ",".join(targets) or "-"

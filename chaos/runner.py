@@ -1,0 +1,553 @@
+"""The lifecycle of one experiment run: plan -> cluster -> workload + nemesis + status poller ->
+final heal -> recovery -> collect -> check -> run directory -> teardown.
+
+Owns: the run directory of one (experiment, seed) (docs/contracts.md section 5): experiment.yaml,
+plan.json, run.json (written first as partial, rewritten complete at the end, so an interrupted or
+crashed run says what it is), history.jsonl, faults.jsonl, status.jsonl, services.jsonl, events/,
+final/, logs/, results.json; `ClusterEffects` (the nemesis's effects on real containers and
+Toxiproxy); collection of journals also from nodes that are down (read from the stopped
+container's volume). One clock per run (chaos.workload.RunClock) stamps every record.
+
+Outcome and exit codes: checks decide 0 / 1 / 3; a fault that could not be applied or verified, or
+an environment failure, is 4 (the run directory says `outcome: error` and why); Ctrl-C / SIGTERM is
+130 after the cluster is removed and faults.jsonl is closed with an end line for every active fault.
+Must not import: click (commands live in chaos/cmd_experiment.py).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import shlex
+import sys
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import requests
+
+from chaos.checkers import run_checks
+from chaos.checkers.core import Results
+from chaos.env import cleanup as cleanup_mod
+from chaos.env import nodeops
+from chaos.env.cluster import Cluster
+from chaos.env.engine import connect
+from chaos.env.progress import NullProgress, Progress
+from chaos.env.spec import ClusterSpec
+from chaos.env.up import bring_up, signals_ignored, sigterm_as_interrupt
+from chaos.errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, ChaosError, EnvironmentError_, FaultError
+from chaos.experiment import plan as plan_mod
+from chaos.experiment.loader import Loaded
+from chaos.image import build_node_image
+from chaos.nemesis import FaultLog, Nemesis, View, resolve_target
+from chaos.toxi import LinkController
+from chaos.workload import HistoryWriter, RunClock, StatusPoller, Workload, WorkloadSpec
+
+VERIFY_PROBE_MS = 200
+RESTART_ANSWER_S = 20.0
+SERVICE_RETRY_S = 30.0
+SCHEDULE_SLACK_S = 120.0
+
+
+def _compact(rec: dict | None) -> dict:
+    """A LinkController record without the long per-proxy lists (counts instead)."""
+    if not isinstance(rec, dict):
+        return {}
+    out = {}
+    for k, v in rec.items():
+        if k in ("proxies", "toxics", "removed", "enabled", "disabled", "cut", "uncut", "checked", "sampled"):
+            out[k + "_n"] = len(v) if isinstance(v, (list, dict)) else v
+        elif k == "steps":
+            continue
+        elif k == "verified":
+            out[k] = _compact(v)
+        else:
+            out[k] = v
+    return out
+
+
+class ClusterEffects:
+    """The nemesis's effects on a real cluster; each verifies before it returns."""
+
+    def __init__(self, cluster: Cluster, links: LinkController):
+        self.cluster = cluster
+        self.links = links
+
+    def view(self) -> View:
+        return View(tuple(self.cluster.managers), tuple(self.cluster.workers),
+                    self.cluster.statuses(self.cluster.managers))
+
+    def leader_store(self, leader: str) -> dict | None:
+        try:
+            return self.cluster.store(leader, timeout_s=2.0)
+        except (requests.RequestException, ValueError):
+            return None
+
+    def set_partition(self, cut: frozenset, mode: str) -> dict:
+        rec = self.links.apply_partition(cut, mode)
+        return {"links_cut": len(cut), "mode": mode, "done_ts": rec.get("done_ts"),
+                "verified": _compact(rec.get("verified"))}
+
+    def add_link_fault(self, op: str, links: list, params: dict) -> dict:
+        lc = self.links
+        p = dict(params)
+        if op.startswith("flaky-"):
+            kind = p.pop("kind", "cut")
+            rec = lc.flaky(links, p.pop("toxicity"), kind=kind, **p)
+        else:
+            method = {"latency": lc.latency, "bandwidth": lc.bandwidth, "reset": lc.reset, "stall": lc.stall,
+                      "slice": lc.slice, "slow_close": lc.slow_close, "limit": lc.limit}[op]
+            rec = method(links, **p)
+        present = lc.present(links, op)
+        missing = sorted(name for name, toxics in present.items() if not toxics)
+        if missing:
+            raise FaultError(f"{op}: the server does not list the toxic on {len(missing)} link(s): "
+                             f"{', '.join(missing[:5])}", hint="the fault could not be verified")
+        return {"links": len(links), "op": op, "params": params, "done_ts": rec.get("done_ts"),
+                "verified": {"toxics_listed_on": len(present)}}
+
+    def remove_link_fault(self, op: str, links: list) -> dict:
+        rec = self.links.remove(links, op)
+        left = sorted(name for name, toxics in self.links.present(links, op).items() if toxics)
+        if left:
+            raise FaultError(f"{op}: toxics still listed after removal on {', '.join(left[:5])}")
+        return {"links": len(links), "op": op, "done_ts": rec.get("done_ts"), "verified": {"absent_on": len(links)}}
+
+    def node_op(self, op: str, node: str) -> dict:
+        rec = nodeops.OPERATIONS[op](self.cluster, node).as_dict()
+        if op in ("restart", "start", "unpause"):
+            end = time.monotonic() + RESTART_ANSWER_S
+            while time.monotonic() < end:
+                if self.cluster.status(node, timeout_s=1.0) is not None:
+                    rec["answering_ts"] = time.time()
+                    break
+                time.sleep(0.1)
+            else:
+                rec["answering_ts"] = None  # recorded: the node did not answer in time (the checks judge it)
+        return rec
+
+    def heal_all(self) -> dict:
+        return _compact(self.links.heal())
+
+
+@dataclass
+class RunOptions:
+    seed: int
+    out_dir: Path = Path("runs")
+    cluster_name: str | None = None
+    keep: bool = False
+    command: str = ""
+    plan: dict | None = None         # replay: the stored plan, not a re-expansion
+    replay_of: str | None = None
+    say: Callable[[str], None] = print
+    progress: Progress = field(default_factory=NullProgress)
+    live: object | None = None       # chaos.live.LiveDisplay or None
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    results: Results | None
+    exit_code: int
+    run: dict
+    error: ChaosError | None = None
+
+
+class Runner:
+    def __init__(self, loaded: Loaded, opts: RunOptions):
+        self.loaded = loaded
+        self.exp = loaded.experiment
+        self.opts = opts
+        self.plan = opts.plan if opts.plan is not None else plan_mod.expand(self.exp, opts.seed)
+        self.plan_sha = plan_mod.plan_hash(self.plan)
+        self.clock = RunClock()
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = opts.out_dir / f"{self.exp.name}-{stamp}-seed{opts.seed}"
+        self.run_dir = base
+        n = 1
+        while self.run_dir.exists():
+            n += 1
+            self.run_dir = Path(f"{base}-{n}")
+        self.cluster_name = opts.cluster_name or f"run-{secrets.token_hex(3)}"
+        self.run: dict = {}
+        self.phases: list[dict] = []
+        self.nemesis: Nemesis | None = None
+        self.workload: Workload | None = None
+        self.writer: HistoryWriter | None = None
+        self.poller: StatusPoller | None = None
+        self.faults: FaultLog | None = None
+
+    # -- the run directory --
+
+    def _write_run(self, **updates) -> None:
+        self.run.update(updates)
+        tmp = self.run_dir / "run.json.tmp"
+        tmp.write_text(json.dumps(self.run, indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, self.run_dir / "run.json")
+
+    def _prepare_dir(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=False)
+        for sub in ("events", "final", "logs"):
+            (self.run_dir / sub).mkdir()
+        (self.run_dir / "experiment.yaml").write_text(self.loaded.text, encoding="utf-8")
+        (self.run_dir / "plan.json").write_text(json.dumps(self.plan, indent=2, sort_keys=True) + "\n",
+                                                encoding="utf-8")
+        replay = f"chaos replay {shlex.quote(str(self.run_dir))}"
+        self._write_run(
+            run_id=None, experiment=self.exp.name, experiment_file=str(self.loaded.path),
+            experiment_sha256=self.loaded.sha256, seed=self.opts.seed, plan_sha256=self.plan_sha,
+            command=self.opts.command, replay=replay, replay_of=self.opts.replay_of,
+            again=f"chaos run {shlex.quote(str(self.loaded.path))} --seed {self.opts.seed}",
+            seed_scope="the seed fixes the plan and every choice the harness makes (fault times, kinds, "
+                       "selectors, random picks among the candidates, client operations); it does not fix "
+                       "the cluster's own timing, so a role such as `leader` may name another node in a "
+                       "repeat. faults.jsonl records the node each selector resolved to.",
+            clock=self.clock.as_dict(), cluster_name=self.cluster_name, started=self.clock.now(), ended=None,
+            partial=True, partial_reason="the run is in progress (or the harness was killed)",
+            outcome="running", phases=[], nodes={}, heal_ts=None, plant=[])
+
+    # -- the lifecycle --
+
+    def execute(self) -> RunOutcome:
+        opts = self.opts
+        opts.say(f"seed: {opts.seed}")
+        self._prepare_dir()
+        opts.say(f"run directory: {self.run_dir}")
+        client = None
+        cluster = None
+        try:
+            with sigterm_as_interrupt():
+                client = connect()
+                image = build_node_image(client, progress=opts.progress)
+                self._write_run(image=image.tag, image_id=image.image_id)
+                c = self.plan["cluster"]
+                cspec = ClusterSpec(name=self.cluster_name, managers=c["managers"], workers=c["workers"],
+                                    seed=opts.seed, agent_env=tuple(sorted(c["agent_env"].items())),
+                                    toxiproxy_shards=c["toxiproxy_shards"])
+                up = bring_up(client, cspec, image.tag, c["ready_timeout_s"], opts.progress, c["toxiproxy"])
+                cluster = up.cluster
+                opts.progress.close()  # the spinner ends with `up`; the live display takes over
+                opts.say(f"cluster {self.cluster_name} up in {up.seconds_total:.1f} s ({up.proxies} proxies; "
+                         f"Toxiproxy {up.toxiproxy.image})")
+                self._write_run(run_id=cluster.run_id, toxiproxy=("official " if up.toxiproxy.official else
+                                                                  "compatible ") + up.toxiproxy.image,
+                                agent_version=_agent_version(),
+                                nodes={n: {"role": cluster.handles[n].kind} for n in cluster.nodes})
+                results = self._experiment(cluster)
+            return RunOutcome(self.run_dir, results, results.exit_code, self.run)
+        except KeyboardInterrupt:
+            self._interrupted()
+            raise
+        except ChaosError as exc:
+            self._failed(exc, cluster)
+            return RunOutcome(self.run_dir, None, exc.exit_code, self.run, exc)
+        finally:
+            opts.progress.close()
+            if opts.live is not None:
+                opts.live.stop()
+            if client is not None and not opts.keep:
+                with signals_ignored():
+                    opts.say(f"removing cluster {self.cluster_name}")
+                    removed = cleanup_mod.remove_objects(client, cluster=self.cluster_name)
+                    if removed.failed:
+                        opts.say(f"warning: could not remove {removed.failed}; `chaos cleanup` will")
+
+    def _experiment(self, cluster: Cluster) -> Results:
+        opts, plan = self.opts, self.plan
+        links = LinkController(cluster.toxiproxy_api(), cluster.topology(), seed=opts.seed,
+                               probe=lambda s, d: cluster.probe(s, d, timeout_ms=VERIFY_PROBE_MS),
+                               clock=self.clock.now)
+        effects = ClusterEffects(cluster, links)
+        self.faults = FaultLog(self.run_dir / "faults.jsonl", clock=self.clock.now)
+        self.writer = HistoryWriter(self.run_dir / "history.jsonl", clock=self.clock.now)
+        view = self._await_leader(effects, 30.0)
+        w = plan["workload"]
+        targets = resolve_target(w["nodes"], view, _rng(plan["seed"], "workload-nodes"))
+        self.workload = Workload({n: cluster.client_url(n) for n in targets}, self.writer, WorkloadSpec(
+            clients=w["clients"], keys=w["keys"], op_timeout_s=w["op_timeout_s"], think_ms=int(w["think_s"] * 1000),
+            mix=tuple((f, n) for f, n in w["mix"]), rate=w["rate"], key_concurrency=w["key_concurrency"],
+            client_seeds=tuple(w["client_seeds"])), plan["seed"])
+        self.workload.wall_at = self.clock.at
+        self.poller = StatusPoller(cluster.statuses, self.run_dir / "status.jsonl", clock=self.clock.now)
+        self.nemesis = Nemesis(plan["faults"], effects, self.faults, wall_at=self.clock.at,
+                               say=lambda s: opts.say(s) if opts.live is None else opts.live.event(s))
+        services = _ServiceOps(plan["services"], effects, cluster, self.run_dir / "services.jsonl", self.clock)
+        if opts.live is not None:
+            opts.live.start(self)
+        self.poller.start()
+        t0 = time.monotonic()
+        self._phase("steady", t0)
+        services.start(t0)
+        if w["clients"] > 0:
+            self.workload.start()
+        self.nemesis.start(t0)
+        heal = None
+        try:
+            bound = plan["schedule_bound_s"] + (SCHEDULE_SLACK_S if plan["faults"] else 0.0)
+            if plan["faults"]:
+                self._wait_faults(t0, bound)
+            else:
+                time.sleep(plan["steady_s"] or 0.0)
+            heal = self.nemesis.final_heal()
+            self._phase("recovery", mono=time.monotonic(), wall=heal["ts"])
+            if opts.live is None:
+                opts.say(f"final heal verified; recovery window {plan['recovery']['window_s']:g} s")
+            time.sleep(plan["recovery"]["window_s"])
+        finally:
+            services.stop()
+            self.workload.stop()
+            self.writer.close()
+            if self.phases:
+                self.phases[-1]["end"] = self.clock.now()
+        self._settle(cluster)
+        self.poller.stop()
+        if opts.live is not None:
+            opts.live.stop()
+        self._collect(cluster)
+        self.faults.close()
+        self._write_run(ended=self.clock.now(), heal_ts=heal["ts"] if heal else None, phases=self.phases,
+                        history_counts=self.writer.counts, workload={"skipped_slots": self.workload.skipped,
+                                                                     "bound_hit": self.workload.bound_hit},
+                        fire_lateness_s=_quantiles(self.nemesis.lateness_s),
+                        partial=False, partial_reason=None, outcome="completed",
+                        duration_s=round(self.clock.now() - self.run["started"], 3))
+        return run_checks(self.run_dir)
+
+    def _wait_faults(self, t0: float, bound: float) -> None:
+        """Wait for the schedule; mark the `faults` phase when the first fault is intended."""
+        while True:
+            done = self.nemesis.wait(0.2)
+            if len(self.phases) == 1:
+                first = next((r for r in self.faults.rows if r.get("action") == "intend-start"), None)
+                if first is not None:
+                    self._phase("faults", wall=first["ts"])
+            if done:
+                if len(self.phases) == 1:
+                    self._phase("faults", mono=time.monotonic())
+                return
+            if time.monotonic() - t0 > bound:
+                raise EnvironmentError_(f"the schedule did not finish within {bound:.0f} s of its start",
+                                        hint="a fault's end never came; faults.jsonl shows which")
+
+    def _phase(self, name: str, mono: float | None = None, wall: float | None = None) -> None:
+        ts = wall if wall is not None else self.clock.at(mono if mono is not None else time.monotonic())
+        if self.phases:
+            self.phases[-1]["end"] = ts
+        self.phases.append({"name": name, "start": ts, "end": None})
+        if self.opts.live is not None:
+            self.opts.live.phase(name)
+        else:
+            self.opts.say(f"phase {name}")
+
+    def current_phase(self) -> str:
+        return self.phases[-1]["name"] if self.phases else "starting"
+
+    def _await_leader(self, effects: ClusterEffects, timeout_s: float) -> View:
+        end = time.monotonic() + timeout_s
+        while True:
+            view = effects.view()
+            if view.leader is not None:
+                return view
+            if time.monotonic() >= end:
+                raise EnvironmentError_(f"no leader within {timeout_s:.0f} s of the cluster being ready")
+            time.sleep(0.2)
+
+    def _settle(self, cluster: Cluster) -> None:
+        """Poll until the managers agree on applied index and digest (bounded), so the final state is
+        taken after convergence; whether it converged in time is the convergence checker's call."""
+        end = time.monotonic() + self.plan["recovery"]["converge_s"]
+        while time.monotonic() < end:
+            sts = self.poller.poll_once()
+            ms = [sts.get(m) or {} for m in cluster.managers]
+            if all(ms) and len({(s.get("applied_index"), s.get("store_digest")) for s in ms}) == 1:
+                return
+            time.sleep(0.3)
+
+    def _collect(self, cluster: Cluster) -> None:
+        """Journals, final statuses and stores, logs of every node, also of nodes that are down."""
+        missing = []
+        for node in cluster.nodes:
+            events, source = _journal(cluster, node)
+            if events is None:
+                missing.append(node)
+            else:
+                with open(self.run_dir / "events" / f"{node}.jsonl", "w", encoding="utf-8") as fh:
+                    fh.write(events)
+            status = cluster.status(node)
+            final: dict = {"status": status, "journal_source": source}
+            if cluster.handles[node].kind == "manager":
+                try:
+                    final["store"] = cluster.store(node)
+                except (requests.RequestException, ValueError) as exc:
+                    final["store"] = None
+                    final["store_error"] = f"{type(exc).__name__}: {exc}"
+            (self.run_dir / "final" / f"{node}.json").write_text(json.dumps(final, indent=1), encoding="utf-8")
+            try:
+                (self.run_dir / "logs" / f"{node}.log").write_text(cluster.logs(node), encoding="utf-8")
+            except ChaosError:
+                pass
+        if missing:
+            self._write_run(missing_journals=missing)
+
+    # -- endings --
+
+    def _interrupted(self) -> None:
+        if self.nemesis is not None:
+            self.nemesis.abort("interrupted; the cluster is being removed")
+        if self.workload is not None:
+            self.workload.stop(join_timeout_s=2.0)
+        if self.writer is not None:
+            self.writer.close()
+        if self.poller is not None:
+            self.poller.stop()
+        if self.faults is not None:
+            self.faults.close()
+        if self.phases:
+            self.phases[-1]["end"] = self.clock.now()
+        self._write_run(ended=self.clock.now(), partial=True, outcome="interrupted", phases=self.phases,
+                        partial_reason="interrupted (Ctrl-C or SIGTERM); the cluster was removed")
+        self.opts.say(f"interrupted; run directory (partial): {self.run_dir}")
+
+    def _failed(self, exc: ChaosError, cluster: Cluster | None) -> None:
+        if self.nemesis is not None:
+            try:
+                self.nemesis.final_heal()
+            except ChaosError:
+                pass
+            self.nemesis.abort(f"harness error: {exc.message}")
+        for part in (self.workload,):
+            if part is not None:
+                part.stop(join_timeout_s=2.0)
+        if self.writer is not None:
+            self.writer.close()
+        if self.poller is not None:
+            self.poller.stop()
+        if cluster is not None and self.faults is not None:
+            try:
+                self._collect(cluster)  # evidence for a person to read; the run is not judged
+            except (ChaosError, OSError, requests.RequestException):
+                pass
+        if self.faults is not None:
+            self.faults.close()
+        if self.phases:
+            self.phases[-1]["end"] = self.clock.now()
+        self._write_run(ended=self.clock.now(), partial=True, outcome="error", phases=self.phases,
+                        error=exc.message, error_hint=exc.hint, exit_code=exc.exit_code,
+                        partial_reason=f"harness or environment error: {exc.message}")
+
+
+class _ServiceOps:
+    """Service create / scale at their times, through the leader; each recorded in services.jsonl."""
+
+    def __init__(self, ops: list[dict], effects: ClusterEffects, cluster: Cluster, path: Path, clock: RunClock):
+        self.ops = ops
+        self.effects = effects
+        self.cluster = cluster
+        self.path = path
+        self.clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, t0: float) -> None:
+        if not self.ops:
+            return
+        self._thread = threading.Thread(target=self._run, args=(t0,), name="service-ops", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self, t0: float) -> None:
+        for op in sorted(self.ops, key=lambda o: o.get("at", 0.0)):
+            if self._stop.wait(max(0.0, t0 + op.get("at", 0.0) - time.monotonic())):
+                return
+            self._one(op)
+
+    def _one(self, op: dict) -> None:
+        end = time.monotonic() + SERVICE_RETRY_S
+        attempts, last = 0, ""
+        while not self._stop.is_set() and time.monotonic() < end:
+            attempts += 1
+            leader = self.effects.view().leader
+            if leader is not None:
+                try:
+                    base = self.cluster.api_url(leader)
+                    if "create" in op:
+                        resp = requests.post(base + "/services", json={"name": op["create"],
+                                                                       "replicas": op["replicas"]}, timeout=5)
+                    else:
+                        resp = requests.put(base + f"/services/{op['scale']}", json={"replicas": op["replicas"]},
+                                            timeout=5)
+                    if resp.status_code == 200:
+                        self._record(op, True, attempts, leader)
+                        return
+                    last = f"{resp.status_code} {resp.text[:200]}"
+                except requests.RequestException as exc:
+                    last = f"{type(exc).__name__}"
+            self._stop.wait(0.5)
+        self._record(op, False, attempts, None, last or "stopped")
+
+    def _record(self, op: dict, ok: bool, attempts: int, via: str | None, error: str | None = None) -> None:
+        row = {"ts": self.clock.now(), **op, "ok": ok, "attempts": attempts, "via": via}
+        if error:
+            row["error"] = error
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, separators=(",", ":")) + "\n")
+
+
+def _journal(cluster: Cluster, node: str) -> tuple[str | None, str]:
+    """The node's journal: from its API, else from its container's volume (a node that is down)."""
+    try:
+        events = cluster.journal(node)
+        return "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events), "api"
+    except (requests.RequestException, ValueError, ChaosError):
+        pass
+    try:
+        bits, _ = cluster.container(node).get_archive("/data/journal.jsonl")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(bits))) as tar:
+            member = tar.getmembers()[0]
+            data = tar.extractfile(member).read().decode("utf-8", "replace")
+        return data, "volume"
+    except Exception:  # noqa: BLE001 -- any engine failure: the journal is missing, and the run says so
+        return None, "missing"
+
+
+def _rng(seed: int, label: str):
+    import random
+    return random.Random(plan_mod._sub_seed(seed, label))
+
+
+def _quantiles(values: list[float]) -> dict:
+    if not values:
+        return {}
+    v = sorted(values)
+    pick = lambda q: round(v[min(len(v) - 1, int(q * len(v)))], 4)  # noqa: E731
+    return {"n": len(v), "p50": pick(0.5), "p99": pick(0.99), "max": round(v[-1], 4)}
+
+
+def _agent_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("chaos-swarm")
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def exit_code_of(outcomes: list[RunOutcome]) -> int:
+    """The worst outcome wins: 4 (harness) > 1 (invalid) > 3 (inconclusive) > 0."""
+    codes = [o.exit_code for o in outcomes]
+    for c in (EXIT_INTERRUPTED, EXIT_ENVIRONMENT, 1, 3, 2):
+        if c in codes:
+            return c
+    return 0
+
+
+def command_line() -> str:
+    return "chaos " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -1,0 +1,123 @@
+"""The operator's log: journal events that matter to a person reading `docker logs`, one line each.
+
+Owns the logging set-up of the agent process (`setup`: Python `logging` to stderr, one line per
+record with an ISO-8601 timestamp, the node id and the logger's short name, at CHAOS_LOG_LEVEL) and
+the mapping from journal events (docs/contracts.md section 4) to log lines (`EventLog`).
+
+Volume is bounded by what is logged at INFO: state changes only -- boot, term, role, granted vote,
+truncation, snapshot, recovered commit index, gossip member state, worker registration, task state.
+Per-entry events (append, commit, apply) go to DEBUG. Per-message lines never appear at INFO.
+Must not import asyncio, aiohttp or ``chaos``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+_LOGGER_OF = {"boot": "node", "member": "gossip", "worker": "dispatcher", "task": "tasks"}   # else "raft"
+
+_PER_ENTRY = frozenset({"append", "commit", "apply"})
+
+
+class _Formatter(logging.Formatter):
+    """`2026-11-30T01:02:03.456Z m1 INFO raft: became leader in term 3` (UTC, milliseconds)."""
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__()
+        self.node_id = node_id
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+        name = record.name.rpartition(".")[2]
+        line = f"{ts} {self.node_id} {record.levelname} {name}: {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup(node_id: str, level: str, stream=None) -> None:
+    """Route every logger to stderr (or `stream`) at `level` (config.LOG_LEVELS)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(_Formatter(node_id))
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)   # one line per request otherwise
+
+
+def describe(ev: dict) -> str | None:
+    """The log text of one journal event, or None for an unknown type."""
+    t = ev.get("type")
+    if t == "boot":
+        return f"boot {ev.get('boot')} (journal seq {ev.get('seq')})"
+    if t == "term":
+        return f"term {ev.get('term')}"
+    if t == "role":
+        role = ev.get("role")
+        verb = {"precandidate": "pre-vote started", "candidate": "election started",
+                "leader": "became leader", "follower": "became follower"}.get(role, f"role {role}")
+        return f"{verb} in term {ev.get('term')}"
+    if t == "vote":
+        return f"voted for {ev.get('candidate')} in term {ev.get('term')}"
+    if t == "truncate":
+        return f"log truncated from index {ev.get('from_index')} (conflict with the leader's log)"
+    if t == "snapshot":
+        return f"snapshot at index {ev.get('index')} term {ev.get('term')}"
+    if t == "commit":
+        if ev.get("recovered"):
+            return f"commit index {ev.get('index')} recovered from storage"
+        return f"commit index {ev.get('index')}"
+    if t == "append":
+        return f"append index {ev.get('index')} term {ev.get('term')}"
+    if t == "apply":
+        return f"apply index {ev.get('index')} term {ev.get('term')}"
+    if t == "member":
+        return f"member {ev.get('member')} {ev.get('state')} (incarnation {ev.get('incarnation')})"
+    if t == "worker":
+        return f"worker {ev.get('worker')} {ev.get('state')}"
+    if t == "task":
+        return (f"task {ev.get('task')} ({ev.get('service')} slot {ev.get('slot')}) on {ev.get('worker')}: "
+                f"{ev.get('state')}")
+    return None
+
+
+def level_of(ev: dict) -> int:
+    t = ev.get("type")
+    if t in _PER_ENTRY and not ev.get("recovered"):
+        return logging.DEBUG
+    if t == "task" and ev.get("state") == "failed":
+        return logging.WARNING
+    if t == "member" and ev.get("state") == "dead":
+        return logging.WARNING
+    if t == "worker" and ev.get("state") == "down":
+        return logging.WARNING
+    return logging.INFO
+
+
+class EventLog:
+    """Journal observer that logs each event worth a line. A role event repeating the last one
+    (an isolated node starting pre-vote after pre-vote in the same term, every election timeout)
+    is not logged again: the line would say nothing new, twice a second."""
+
+    def __init__(self) -> None:
+        self._last_role: tuple | None = None
+
+    def __call__(self, ev: dict) -> None:
+        if ev.get("type") == "role":
+            key = (ev.get("role"), ev.get("term"))
+            if key == self._last_role:
+                return
+            self._last_role = key
+        elif ev.get("type") == "boot":
+            self._last_role = None
+        level = level_of(ev)
+        log = logging.getLogger("swarmnode." + _LOGGER_OF.get(ev.get("type"), "raft"))
+        if not log.isEnabledFor(level):
+            return
+        text = describe(ev)
+        if text is not None:
+            log.log(level, "%s", text)

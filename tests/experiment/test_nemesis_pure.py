@@ -1,0 +1,290 @@
+"""The nemesis's pure parts (selectors, partition shapes, link sets, until conditions) and its
+scheduling against fake effects: times, records, until, after-chains, overlap, failure, abort."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+
+import pytest
+
+from chaos.errors import FaultError
+from chaos.nemesis import (FaultLog, Nemesis, NoLeader, View, fault_links, partition_cut, resolve_target,
+                           until_met)
+
+M, W = ("m1", "m2", "m3"), ("w1", "w2", "w3", "w4")
+
+
+def view(leader="m2", term=3, **extra):
+    st = {m: {"role": "leader" if m == leader else "follower", "term": term, "leader": leader} for m in M}
+    for k, v in extra.items():
+        st[k] = v
+    return View(M, W, st)
+
+
+@pytest.mark.parametrize("target, want", [
+    ("leader", ["m2"]), ("followers", ["m1", "m3"]), ("managers", list(M)), ("workers", list(W)),
+    ("w3", ["w3"]), (["leader", "w1"], ["m2", "w1"]),
+    ({"role": "workers", "count": 2, "pick": "first"}, ["w1", "w2"]),
+    ({"role": "managers", "count": "majority", "pick": "first"}, ["m1", "m2"]),
+    ({"role": "managers", "count": "minority", "pick": "first"}, ["m1"]),
+    (["leader", {"role": "followers", "count": "one", "pick": "first"}], ["m1", "m2"]),
+    ({"role": "all", "count": "all"}, list(M + W)),
+])
+def test_nemesis_resolve_target_table(target, want):
+    assert resolve_target(target, view(), random.Random(0)) == want
+
+
+def test_nemesis_resolve_random_pick_is_seeded_and_within_candidates():
+    picks = {tuple(resolve_target({"role": "workers", "count": 2}, view(), random.Random(s))) for s in range(40)}
+    assert len(picks) > 1 and all(set(p) <= set(W) and len(p) == 2 for p in picks)
+    a = resolve_target({"role": "workers", "count": 2}, view(), random.Random(9))
+    assert a == resolve_target({"role": "workers", "count": 2}, view(), random.Random(9))
+
+
+def test_nemesis_resolve_leader_without_leader_raises():
+    v = View(M, W, {m: {"role": "follower", "term": 2, "leader": None} for m in M})
+    assert v.leader is None
+    with pytest.raises(NoLeader):
+        resolve_target("followers", v, random.Random(0))
+
+
+def test_nemesis_leader_is_the_highest_term_claimant():
+    v = view(leader="m2", term=3, m1={"role": "leader", "term": 5, "leader": "m1"})
+    assert v.leader == "m1"
+
+
+def test_nemesis_partition_shapes():
+    v = view()
+    cut, targets = partition_cut({"isolate": "leader"}, v, random.Random(0))
+    assert targets == ["m2"] and ("m2", "m1") in cut and ("w1", "m2") in cut and ("m1", "m3") not in cut
+    cut, targets = partition_cut({"groups": [["m1", "w1"]], "rest": "own"}, v, random.Random(0))
+    assert ("m1", "w1") not in cut and ("m1", "m2") in cut and ("m2", "m1") in cut
+    cut, targets = partition_cut({"one-way": {"from": "leader", "to": "followers"}}, v, random.Random(0))
+    assert cut == {("m2", "m1"), ("m2", "m3")} and targets == [["m2"], ["m1", "m3"]]
+    cut, targets = partition_cut({"shape": "bridge", "among": "managers", "bridge": "leader"}, v, random.Random(0))
+    assert cut == {("m1", "m3"), ("m3", "m1")}
+    cut, _ = partition_cut({"shape": "majorities-ring", "among": "all"}, v, random.Random(1))
+    assert cut and all((b, a) in cut for a, b in cut)
+
+
+def test_nemesis_fault_links_directions():
+    v = view()
+    out, t = fault_links({"target": "leader", "peers": "followers", "direction": "out"}, v, random.Random(0))
+    assert out == [("m2", "m1"), ("m2", "m3")] and t == ["m2"]
+    inn, _ = fault_links({"target": "leader", "peers": "followers", "direction": "in"}, v, random.Random(0))
+    assert inn == [("m1", "m2"), ("m3", "m2")]
+    both, _ = fault_links({"target": "managers", "direction": "both"}, v, random.Random(0))
+    assert len(both) == 3 * 6 + 3 * 4 and ("m1", "m1") not in both
+
+
+def test_nemesis_until_conditions():
+    ctx = {"start_term": 3, "targets": ["w2"]}
+    assert until_met({"condition": "new-leader"}, view(term=3), ctx)[0] is False
+    assert until_met({"condition": "new-leader"}, view(leader="m3", term=4), ctx)[0] is True
+    assert until_met({"condition": "term-reached", "term": 4}, view(term=4), ctx)[0] is True
+    lag = view(m2={"role": "leader", "term": 3, "leader": "m2", "commit_index": 500})
+    lag = View(M, W, {**lag.statuses, "w2": {"applied_index": 10}})
+    assert until_met({"condition": "target-lags", "entries": 100}, lag, ctx)[0] is True
+    assert until_met({"condition": "target-lags", "entries": 1000}, lag, ctx)[0] is False
+    down = view(m2={"role": "leader", "term": 3, "leader": "m2", "workers": {"w2": "down"}})
+    assert until_met({"condition": "worker-down"}, down, ctx)[0] is True
+    assert until_met({"condition": "worker-down"}, view(), ctx)[0] is False
+    store = {"nodes": {w: {"state": "ready"} for w in W}, "services": {"web": {"replicas": 2}},
+             "tasks": {"t1": {"service": "web", "worker": "w2", "state": "running"},
+                       "t2": {"service": "web", "worker": "w1", "state": "running"}}}
+    assert until_met({"condition": "replicas-restored"}, view(), {**ctx, "store": store})[0] is False
+    store["tasks"]["t3"] = {"service": "web", "worker": "w3", "state": "running"}
+    assert until_met({"condition": "replicas-restored"}, view(), {**ctx, "store": store})[0] is True
+
+
+# -- scheduling against fake effects -------------------------------------------------------------
+
+
+class FakeEffects:
+    def __init__(self, fail_on: str | None = None):
+        self.calls: list[tuple] = []
+        self.lock = threading.Lock()
+        self.leader, self.term = "m2", 3
+        self.partition: frozenset = frozenset()
+        self.fail_on = fail_on
+
+    def view(self):
+        return view(self.leader, self.term)
+
+    def leader_store(self, leader):
+        return None
+
+    def _call(self, *c):
+        with self.lock:
+            self.calls.append(c)
+        if self.fail_on and self.fail_on == c[0]:
+            raise FaultError(f"{c[0]} could not be verified")
+
+    def set_partition(self, cut, mode):
+        self.partition = cut
+        self._call("partition", len(cut), mode)
+        return {"links_cut": len(cut)}
+
+    def add_link_fault(self, op, links, params):
+        self._call("add", op, len(links))
+        return {}
+
+    def remove_link_fault(self, op, links):
+        self._call("remove", op, len(links))
+        return {}
+
+    def node_op(self, op, node):
+        self._call(op, node)
+        return {"op": op}
+
+    def heal_all(self):
+        self._call("heal")
+        return {}
+
+
+def _fault(fid, kind, at=None, for_s=0.2, spec=None, until=None, max_s=None, after=None):
+    start = {"at_s": at} if at is not None else {"after": after, "delay_s": 0.0}
+    return {"id": fid, "kind": kind, "start": start, "for_s": for_s, "until": until, "max_s": max_s,
+            "spec": {"fault": kind, **(spec or {})}, "seed": 1, "origin": "t"}
+
+
+def _run(faults, eff, tmp_path, timeout=10):
+    log = FaultLog(tmp_path / "faults.jsonl")
+    nem = Nemesis(faults, eff, log)
+    nem.start(time.monotonic())
+    done = nem.wait(timeout)
+    return nem, log, done
+
+
+def _rows(tmp_path):
+    return [json.loads(l) for l in (tmp_path / "faults.jsonl").read_text().splitlines()]
+
+
+def test_nemesis_runs_timed_faults_and_records_each_step(tmp_path):
+    eff = FakeEffects()
+    faults = [_fault("a", "partition", at=0.0, spec={"isolate": "leader"}),
+              _fault("b", "kill", at=0.1, spec={"target": {"role": "workers", "count": 1}}),
+              _fault("c", "latency", after="a", spec={"target": "leader", "ms": 50})]
+    nem, log, done = _run(faults, eff, tmp_path)
+    assert done
+    rows = _rows(tmp_path)
+    for fid in ("a", "b", "c"):
+        acts = [r["action"] for r in rows if r["fault"] == fid]
+        assert acts == ["intend-start", "start", "intend-stop", "stop"], (fid, acts)
+        r = {r["action"]: r for r in rows if r["fault"] == fid}
+        assert r["intend-start"]["ts"] <= r["start"]["intended_ts"] <= r["start"]["ts"] <= r["stop"]["ts"]
+    a_stop = next(r["ts"] for r in rows if r["fault"] == "a" and r["action"] == "stop")
+    c_start = next(r["ts"] for r in rows if r["fault"] == "c" and r["action"] == "intend-start")
+    assert c_start >= a_stop
+    killed = next(r["targets"] for r in rows if r["fault"] == "b" and r["action"] == "start")
+    assert [c for c in eff.calls if c[0] == "restart"] == [("restart", killed[0])]
+    assert eff.partition == frozenset()  # healed when it ended
+    assert all(x >= 0 for x in nem.lateness_s) and len(nem.lateness_s) == 3
+
+
+def test_nemesis_until_met_ends_early_and_max_bounds_it(tmp_path):
+    eff = FakeEffects()
+    faults = [_fault("u", "partition", at=0.0, for_s=None, spec={"isolate": "leader"},
+                     until={"condition": "new-leader"}, max_s=5.0),
+              _fault("v", "pause", at=0.0, for_s=None, spec={"target": "w1"},
+                     until={"condition": "term-reached", "term": 99}, max_s=0.4)]
+
+    def elect():
+        time.sleep(0.3)
+        eff.leader, eff.term = "m3", 4
+    threading.Thread(target=elect, daemon=True).start()
+    _, _, done = _run(faults, eff, tmp_path)
+    assert done
+    stops = {r["fault"]: r for r in _rows(tmp_path) if r["action"] == "stop"}
+    assert stops["u"]["details"]["until"]["met"] is True and stops["u"]["details"]["until"]["after_s"] < 4
+    assert stops["v"]["details"]["until"]["met"] is False and stops["v"]["details"]["until"]["max_s"] == 0.4
+
+
+def test_nemesis_overlapping_partitions_apply_the_union(tmp_path):
+    eff = FakeEffects()
+    seen = []
+    orig = eff.set_partition
+
+    def spy(cut, mode):
+        seen.append(len(cut))
+        return orig(cut, mode)
+    eff.set_partition = spy
+    faults = [_fault("p", "partition", at=0.0, for_s=0.6, spec={"isolate": "m1"}),
+              _fault("q", "partition", at=0.2, for_s=0.2, spec={"isolate": "w4"})]
+    _run(faults, eff, tmp_path)
+    n = len(M + W)
+    one = 2 * (n - 1)
+    assert seen == [one, 2 * one - 2, one, 0]
+
+
+def test_nemesis_fault_that_cannot_be_verified_stops_the_run(tmp_path):
+    eff = FakeEffects(fail_on="partition")
+    faults = [_fault("x", "partition", at=0.0, spec={"isolate": "leader"}),
+              _fault("y", "kill", at=5.0, spec={"target": "w1"})]
+    log = FaultLog(tmp_path / "faults.jsonl")
+    nem = Nemesis(faults, eff, log)
+    nem.start(time.monotonic())
+    with pytest.raises(FaultError, match="could not be verified"):
+        nem.wait(5)
+    rows = _rows(tmp_path)
+    assert [r["action"] for r in rows] == ["intend-start", "error"]
+    assert not any(c[0] == "kill" for c in eff.calls), "the schedule must stop at the first harness error"
+
+
+def test_nemesis_abort_closes_every_active_fault(tmp_path):
+    eff = FakeEffects()
+    log = FaultLog(tmp_path / "faults.jsonl")
+    nem = Nemesis([_fault("z", "pause", at=0.0, for_s=30.0, spec={"target": "w2"})], eff, log)
+    nem.start(time.monotonic())
+    deadline = time.monotonic() + 5
+    while not nem.active() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    nem.abort("interrupted")
+    rows = _rows(tmp_path)
+    assert [r["action"] for r in rows] == ["intend-start", "start", "stop"]
+    assert rows[-1]["aborted"] is True
+
+
+def test_nemesis_skips_a_leader_fault_when_no_leader_appears(tmp_path, monkeypatch):
+    import chaos.nemesis as nm
+    monkeypatch.setattr(nm, "LEADER_WAIT_S", 0.3)
+    eff = FakeEffects()
+    eff.leader = None
+    eff.view = lambda: View(M, W, {m: {"role": "follower", "term": 2} for m in M})
+    _, _, done = _run([_fault("s", "partition", at=0.0, spec={"isolate": "leader"})], eff, tmp_path)
+    assert done
+    rows = _rows(tmp_path)
+    assert [r["action"] for r in rows] == ["skipped"] and "no leader" in rows[0]["details"]["reason"]
+
+
+def test_nemesis_overlapping_link_faults_keep_shared_toxics_until_the_last_ends(tmp_path):
+    """Found by the soak benchmark: two latency faults sharing links; the first to end must not
+    remove the toxics the other still holds (it removed them and the other's update hit a 404)."""
+    eff = FakeEffects()
+    removed = []
+    eff.remove_link_fault = lambda op, links: removed.append((op, sorted(links))) or {}
+    faults = [_fault("l1", "latency", at=0.0, for_s=0.3, spec={"target": "m1", "peers": "managers", "ms": 10}),
+              _fault("l2", "latency", at=0.1, for_s=0.5, spec={"target": "managers", "peers": "managers", "ms": 20})]
+    _, _, done = _run(faults, eff, tmp_path)
+    assert done
+    l1_links = {("m1", "m2"), ("m1", "m3"), ("m2", "m1"), ("m3", "m1")}
+    # every link of l1 is also l2's: nothing is removed when l1 ends, all six when l2 ends
+    assert len(removed) == 1, removed
+    assert set(map(tuple, removed[0][1])) >= l1_links and len(removed[0][1]) == 6
+
+
+def test_nemesis_node_already_down_is_shared_not_hit_twice(tmp_path):
+    """Found by the soak benchmark: a pause of the leader while another fault had it paused made the
+    engine refuse ('already paused'). The second fault shares the node; the last to end undoes."""
+    eff = FakeEffects()
+    faults = [_fault("p1", "pause", at=0.0, for_s=0.3, spec={"target": "m2"}),
+              _fault("p2", "kill", at=0.1, for_s=0.5, spec={"target": "leader"})]
+    _, _, done = _run(faults, eff, tmp_path)
+    assert done
+    ops = [c for c in eff.calls if c[0] in ("pause", "unpause", "kill", "restart")]
+    assert ops == [("pause", "m2"), ("unpause", "m2")], ops
+    starts = {r["fault"]: r for r in _rows(tmp_path) if r["action"] == "start"}
+    assert starts["p2"]["details"]["nodes"]["m2"]["shared"] is True
