@@ -1,10 +1,11 @@
 """Tolerant reading of a run directory for reports (docs/contracts.md section 5).
 
 Owns: `RunView`, everything a report shows, read once from the run directory. Unlike the checkers'
-`RunDir` (strict: a bad line makes a check UNKNOWN), a report must still be written when a file is
-missing, truncated or damaged: each problem becomes a line in `RunView.notes`, shown in every report,
-and the rest of the run is shown as far as it can be read. Only a missing or unreadable run directory
-raises (`chaos.errors.RunDirError`, via `RunDir`).
+`RunDir` (strict: a damaged part is a Gap that makes a check UNKNOWN; a damaged run.json refuses the
+whole directory), a report must still be written when a file is missing, truncated or damaged: each
+problem becomes a line in `RunView.notes`, shown in every report, and the rest of the run is shown as
+far as it can be read. Only a missing or unreadable run directory
+raises (`chaos.errors.RunDirError`), with the same messages as `RunDir`.
 
 Must not import: docker, requests, click, matplotlib, the runner. Reads files only.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from chaos import history as hist
-from chaos.checkers.rundir import RunDir
+from chaos.errors import RunDirError
 
 class ClientOp(NamedTuple):
     """One client operation as the report draws it (a light `chaos.history.Op`: tuples are cheap to
@@ -363,12 +364,31 @@ def _read_journals(d: Path, notes: list[str]) -> dict[str, list[dict]]:
     return out
 
 
+RUN_FILES = {"run.json", "results.json", "plan.json", "history.jsonl", "events", "final"}
+
+
+def _check_dir(path: Path) -> Path:
+    """The directory itself must be usable (the same rules and messages as the checkers' `RunDir`,
+    which however also refuses a damaged run.json: a report shows the rest, with a note)."""
+    if not path.exists():
+        raise RunDirError(f"run directory {path} does not exist",
+                          hint="pass the directory a `chaos run` wrote (it holds run.json)")
+    if not path.is_dir():
+        raise RunDirError(f"{path} is not a directory")
+    try:
+        names = {p.name for p in path.iterdir()}
+    except OSError as exc:
+        raise RunDirError(f"cannot read run directory {path}: {exc.strerror}") from None
+    if not names & RUN_FILES:
+        raise RunDirError(f"{path} does not look like a run directory (none of {', '.join(sorted(RUN_FILES))})")
+    return path
+
+
 def load(run_dir: str | Path, *, timeline: bool = True) -> RunView:
     """Read everything a report shows. `timeline=False` reads only run.json, plan.json,
     experiment.yaml and results.json (what JUnit and the console need), not the history, faults,
     status polls or journals. Raises RunDirError only for a missing or unreadable directory."""
-    rd = RunDir(run_dir)  # validates the directory itself
-    path = rd.path
+    path = _check_dir(Path(run_dir))
     v = RunView(path=path)
     notes = v.notes
     run = _read_json(path / "run.json", notes, dict)
