@@ -110,6 +110,9 @@ class RunView:
         if self.outcome in ("error", "interrupted"):
             reason = self.run.get("error") or self.run.get("partial_reason") or "no reason recorded"
             return f"run {self.outcome}: {reason}"
+        if self.outcome == "running":  # run.json was never rewritten at the end
+            return ("the run never finished (run.json still says outcome running: the harness was killed "
+                    "or is still running)")
         if self.results is None:
             return "results.json is missing or unreadable: the run was not judged"
         if not self.checks:

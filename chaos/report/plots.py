@@ -114,9 +114,12 @@ def timeline_plot(view: RunView, lanes: list[tl.Lane], bands: list[tl.FaultBand]
     for b in bands:
         for x0, x1, part in _band_parts(b, t_end):
             _draw_band_part(ax, y + 0.15, 0.7, x0 - t0, x1 - t0, part)
-        start = b.begin
+        if b.at is not None and b.outcome in ("error", "skipped"):
+            ax.plot([b.at - t0], [y + 0.5], marker="X" if b.outcome == "error" else "o", markersize=9,
+                    color="#000000" if b.outcome == "error" else "#9e9e9e", linestyle="none")
+        start = b.begin if b.begin is not None else b.at
         if start is not None:
-            ax.text(start - t0, y + 0.5, f" {_t(b.label)}" + ("" if b.stopped is not None else " (never healed)"),
+            ax.text(start - t0, y + 0.5, f" {_t(b.label)}" + ("" if b.stopped is not None or b.outcome else " (never healed)"),
                     va="center", ha="left", fontsize=8, color="#000000", clip_on=True)
         labels.append((y, f"fault {b.fault}"))
         y -= 1

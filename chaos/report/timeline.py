@@ -39,6 +39,9 @@ class FaultBand:
     in_effect: float | None = None       # start: verified in effect
     intended_stop: float | None = None   # intend-stop: heal begun
     stopped: float | None = None         # stop: heal verified
+    outcome: str = ""                    # "", or error / skipped / aborted, with `reason`
+    reason: str = ""
+    at: float | None = None              # when it errored or was skipped
 
     @property
     def begin(self) -> float | None:
@@ -57,7 +60,8 @@ class FaultBand:
 
     @property
     def label(self) -> str:
-        return f"{self.fault} {self.kind} → {self.where}"
+        text = f"{self.fault} {self.kind} → {self.where}"
+        return f"{text} ({self.outcome}: {self.reason})" if self.outcome else text
 
 
 def _flat_targets(t: Any) -> list[str]:
@@ -77,15 +81,31 @@ def _groups(t: Any) -> list[list[str]]:
     return [[n] for n in _flat_targets(t)]
 
 
+def _reason(rec: dict) -> str:
+    d = rec.get("details")
+    if isinstance(d, dict):
+        for k in ("error", "reason"):
+            if d.get(k):
+                return str(d[k])
+    return ""
+
+
 def fault_bands(faults: list[dict]) -> list[FaultBand]:
+    """Bands in the order faults began. Besides the four actions: `error` (the fault could not be
+    applied or verified), `skipped` (e.g. no leader to target) and a `stop` with `aborted` (the run
+    was interrupted) mark the band; `heal` (the final heal of every link) is no band."""
     bands: list[FaultBand] = []
     open_by_id: dict[str, FaultBand] = {}
     for i, rec in enumerate(sorted(faults, key=lambda r: r["ts"])):
-        fid = str(rec.get("fault") or f"{rec.get('kind', 'fault')}#{i}")
         action = rec.get("action")
+        if action == "heal":
+            continue
+        fid = str(rec.get("fault") or f"{rec.get('kind', 'fault')}#{i}")
         ts = float(rec["ts"])
         band = open_by_id.get(fid)
-        if action in ("intend-start", "start") and (band is None or (action == "intend-start" or band.in_effect is not None)):
+        new = action in ("intend-start", "start") and (band is None or action == "intend-start"
+                                                       or band.in_effect is not None)
+        if new or (band is None and action in ("error", "skipped")):
             band = FaultBand(fid, str(rec.get("kind") or "?"), _groups(rec.get("targets")), rec.get("details"))
             bands.append(band)
             open_by_id[fid] = band
@@ -95,12 +115,20 @@ def fault_bands(faults: list[dict]) -> list[FaultBand]:
             band.intended_start = ts
         elif action == "start":
             band.in_effect = ts
+            band.details = rec.get("details", band.details)
             if band.intended_start is None and is_num(rec.get("intended_ts")):
                 band.intended_start = float(rec["intended_ts"])
         elif action == "intend-stop":
             band.intended_stop = ts
         elif action == "stop":
             band.stopped = ts
+            if rec.get("aborted"):
+                band.outcome, band.reason = "aborted", _reason(rec) or "the run was interrupted"
+            open_by_id.pop(fid, None)
+        elif action in ("error", "skipped"):
+            band.outcome, band.reason, band.at = action, _reason(rec), ts
+            if not band.groups:
+                band.groups = _groups(rec.get("targets"))
             open_by_id.pop(fid, None)
     return bands
 

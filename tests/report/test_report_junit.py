@@ -208,3 +208,10 @@ def test_report_junit_results_without_checks_is_not_a_pass(tmp_path):
     out = _valid(write_junit([d], tmp_path / "junit.xml"))
     err = _cases(out)["leader-partition.harness"].result[0]
     assert isinstance(err, junitparser.Error) and "no checks" in err.message
+
+
+def test_report_junit_run_that_never_finished(tmp_path):
+    d = synthetic.make_run(tmp_path / "run", ops=50, run_extra={"outcome": "running", "partial": True})
+    out = _valid(write_junit([d], tmp_path / "junit.xml"))
+    err = _cases(out)["leader-partition.harness"].result[0]
+    assert isinstance(err, junitparser.Error) and "never finished" in err.message

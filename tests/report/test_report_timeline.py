@@ -145,3 +145,17 @@ def test_report_timeline_manager_lane_shows_failed_polls(tmp_path):
     m3 = next(lane for lane in tl.node_lanes(load.load(d)) if lane.node == "m3")
     assert m3.source == "journal"
     assert [(round(a - T0, 2), round(b - T0, 2)) for a, b in m3.unreachable] == [(10.05, 15.05)]
+
+
+def test_report_timeline_errors_skips_aborts_and_the_final_heal():
+    bands = tl.fault_bands([
+        _rec(1, "intend-start"), _rec(1.2, "error", targets=(), details={"error": "proxy m1->m2 not cut"}),
+        _rec(2, "skipped", fault="f2", kind="kill", targets=(), details={"reason": "no leader within 10 s"}),
+        _rec(3, "intend-start", fault="f3"), _rec(3.1, "start", fault="f3"),
+        _rec(4, "stop", fault="f3", aborted=True, details={"reason": "harness error: x"}),
+        _rec(5, "heal", fault="heal", kind="heal", targets=())])
+    assert [(b.fault, b.outcome, b.reason) for b in bands] == [
+        ("f1", "error", "proxy m1->m2 not cut"), ("f2", "skipped", "no leader within 10 s"),
+        ("f3", "aborted", "harness error: x")]
+    assert bands[0].groups == [["m1"]] and bands[0].at == T0 + 1.2 and bands[0].in_effect is None
+    assert "(error: proxy m1->m2 not cut)" in bands[0].label
