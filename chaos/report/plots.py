@@ -119,7 +119,8 @@ def timeline_plot(view: RunView, lanes: list[tl.Lane], bands: list[tl.FaultBand]
                     color="#000000" if b.outcome == "error" else "#9e9e9e", linestyle="none")
         start = b.begin if b.begin is not None else b.at
         if start is not None:
-            ax.text(start - t0, y + 0.5, f" {_t(b.label)}" + ("" if b.stopped is not None or b.outcome else " (never healed)"),
+            label = b.label if len(b.label) <= 70 else b.label[:69] + "…"
+            ax.text(start - t0, y + 0.5, f" {_t(label)}" + ("" if b.stopped is not None or b.outcome else " (never healed)"),
                     va="center", ha="left", fontsize=8, color="#000000", clip_on=True)
         labels.append((y, f"fault {b.fault}"))
         y -= 1

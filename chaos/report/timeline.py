@@ -27,6 +27,7 @@ from typing import Any
 from chaos.report.load import RunView, is_num
 
 MAX_OK_POINTS = 20_000
+RAFT_ROLES = ("leader", "candidate", "precandidate", "follower")
 
 
 @dataclass
@@ -217,7 +218,7 @@ def _status_segments(polls: list[dict], t_end: float) -> list[Segment]:
         if not isinstance(st, dict) or "error" in st:
             role, term = "unreachable", None
         else:
-            role = st.get("role") if isinstance(st.get("role"), str) else "up"
+            role = st.get("role") if st.get("role") in RAFT_ROLES else "up"
             term = st.get("term") if is_num(st.get("term")) else None
         segs.append(Segment(float(p["ts"]), float(p["ts"]), role, int(term) if term is not None else None))
     return _close(segs, t_end)
@@ -251,10 +252,16 @@ def node_lanes(view: RunView) -> list[Lane]:
         lanes.append(lane)
     by_node = {lane.node: lane for lane in lanes}
     for node, evs in view.journals.items():
+        last: dict[str, str] = {}  # member -> state as this node saw it
         for e in evs:
-            if e.get("type") == "member" and e.get("member") in by_node and is_num(e.get("ts")) \
-                    and e.get("state") in ("suspect", "dead", "alive", "left") and e.get("member") != node:
-                by_node[e["member"]].marks.append((float(e["ts"]), f"{e['state']} (by {node})"))
+            member, state = e.get("member"), e.get("state")
+            if e.get("type") != "member" or member not in by_node or member == node or not is_num(e.get("ts")):
+                continue
+            before = last.get(member)
+            last[member] = state
+            # joining as alive is no news; alive again after suspect/dead is a recovery
+            if state in ("suspect", "dead", "left") or (state == "alive" and before in ("suspect", "dead")):
+                by_node[member].marks.append((float(e["ts"]), f"{state} (by {node})"))
     for lane in lanes:
         lane.marks.sort()
     return lanes

@@ -159,3 +159,14 @@ def test_report_timeline_errors_skips_aborts_and_the_final_heal():
         ("f3", "aborted", "harness error: x")]
     assert bands[0].groups == [["m1"]] and bands[0].at == T0 + 1.2 and bands[0].in_effect is None
     assert "(error: proxy m1->m2 not cut)" in bands[0].label
+
+
+def test_report_timeline_member_marks_show_news_only(tmp_path):
+    d = synthetic.make_run(tmp_path / "r", ops=50)
+    with (d / "events" / "w2.jsonl").open("a") as fh:  # w2 sees w4 join (no news), then lose it and regain it
+        for k, (t, state) in enumerate([(1, "alive"), (10, "suspect"), (12, "alive"), (13, "alive")]):
+            fh.write(json.dumps({"node": "w2", "seq": 100 + k, "ts": T0 + t, "boot": 1, "type": "member",
+                                 "member": "w4", "state": state}) + "\n")
+    w4 = next(lane for lane in tl.node_lanes(load.load(d)) if lane.node == "w4")
+    assert [(round(ts - T0), m) for ts, m in w4.marks] == [(10, "suspect (by w2)"), (12, "alive (by w2)")]
+    assert {s.role for s in w4.segments} == {"up"}  # a worker's status has no Raft role
