@@ -260,6 +260,10 @@ def write_report(run_dir: str | Path) -> Path:
         for p in plots:
             _write_atomic(view.path / p.name, p.png)
         _write_atomic(out, page)
+        current = {p.name for p in plots}
+        for old in view.path.glob("plot-*.png"):  # e.g. a counterexample the run no longer has
+            if old.name not in current:
+                old.unlink()
     except OSError as exc:
         raise RunDirError(f"cannot write the report into {view.path}: {exc.strerror}") from None
     return out

@@ -199,3 +199,14 @@ def test_report_counterexample_picture_is_bounded(tmp_path):
     p = plots.counterexample_plot(load.load(d), "kx", ops, 1)
     assert f"showing {plots.MAX_CEX_OPS} of 151 operations" in p.caption and "cannot place: p9 ok read kx 3" in p.caption
     assert _png_ok(p.png)[1] < 14 * plots.DPI  # 7 processes: a short picture
+
+
+def test_report_rebuild_drops_plots_the_run_no_longer_has(tmp_path):
+    d = broken_run(tmp_path / "run")
+    write_report(d)
+    assert (d / "plot-counterexample-1.png").exists()
+    results = json.loads((d / "results.json").read_text())
+    results["checks"] = [c for c in results["checks"] if c["checker"] != "linearizable"]
+    (d / "results.json").write_text(json.dumps(results))
+    write_report(d)
+    assert not (d / "plot-counterexample-1.png").exists() and (d / "plot-timeline.png").exists()
