@@ -104,9 +104,7 @@ def _check_cases(view: RunView, c: dict) -> list[TestCase]:
 
 def _system_out(view: RunView) -> str:
     out = [f"run directory: {view.path}"]
-    report = view.path / "report.html"
-    if report.exists():
-        out.append(f"report: {report}")
+    out.append(f"report: {view.path / 'report.html'} (chaos report {view.path} rebuilds it)")
     if view.run.get("replay"):
         out.append(f"replay: {view.run['replay']}")
     if view.plant:
