@@ -210,3 +210,12 @@ def test_report_rebuild_drops_plots_the_run_no_longer_has(tmp_path):
     (d / "results.json").write_text(json.dumps(results))
     write_report(d)
     assert not (d / "plot-counterexample-1.png").exists() and (d / "plot-timeline.png").exists()
+
+
+@pytest.mark.parametrize("ci, outcome", [("", pytest.skip.Exception), ("0", pytest.skip.Exception),
+                                         ("true", pytest.fail.Exception), ("1", pytest.fail.Exception)])
+def test_report_browser_missing_chromium_fails_under_ci(monkeypatch, ci, outcome):
+    monkeypatch.setattr(browser.shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome):
+        browser.chromium_or_skip()
