@@ -144,3 +144,14 @@ def test_schema_durations_parse_units():
     for bad in ("-1s", "1d", "", True, "5 seconds", float("nan")):
         with pytest.raises(ValueError):
             S.parse_duration(bad)
+
+
+def test_schema_reference_in_experiments_readme_is_generated_from_the_code():
+    from chaos.experiment import reference
+    text = (ROOT / "experiments" / "README.md").read_text()
+    start, end = text.index(reference.BEGIN), text.index(reference.END) + len(reference.END)
+    assert text[start:end] + "\n" == reference.render(), \
+        "experiments/README.md reference is stale: regenerate with python3 -m chaos.experiment.reference"
+    for model in (m for _, m in reference.SECTIONS):
+        for name, f in model.model_fields.items():
+            assert f"`{f.alias or name}`" in text, f"{model.__name__}.{name} is not documented"
