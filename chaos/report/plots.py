@@ -193,7 +193,10 @@ def latency_plot(view: RunView, pts: tl.LatencyPoints, bin_s: float, counts: dic
             label=f"ok ({pts.ok_shown:,} of {pts.ok_total:,} shown)")
     ax.plot(pts.fail_x, pts.fail_y, "x", color=FAIL, markersize=4, label=f"fail ({len(pts.fail_x):,}, all)")
     ax.plot(pts.info_x, pts.info_y, "d", color=INFO, markersize=3, label=f"info ({len(pts.info_x):,}, all)")
-    ys = pts.ok_y + pts.fail_y + pts.info_y
+    if pts.refused_x:
+        ax.plot(pts.refused_x, pts.refused_y, "+", color="#7b1fa2", markersize=4, alpha=0.7,
+                label=f"cas refused: value mismatch, served ({len(pts.refused_x):,}, all)")
+    ys = pts.ok_y + pts.fail_y + pts.info_y + pts.refused_y
     y_top = max(ys) * 1.5 if ys else 1.0
     y_bot = max(1e-5, min(y for y in ys if y > 0) / 1.5) if any(y > 0 for y in ys) else 1e-4
     if pts.open_x:
@@ -210,12 +213,14 @@ def latency_plot(view: RunView, pts: tl.LatencyPoints, bin_s: float, counts: dic
         ax2.step(xs, [c / bin_s for c in counts[typ]], where="post", color=color, lw=1, label=typ)
     _phase_marks(ax2, view, t0, label=False)
     ax2.set_ylabel(f"ops/s ({bin_s:g} s bins)")
+    ax2.text(1.0, 1.01, "cas refused on a value mismatch counts as ok (served)", transform=ax2.transAxes,
+             ha="right", va="bottom", fontsize=7, color="#616161")
     ax2.set_xlabel("seconds since run start (operations by invocation time; throughput by completion)")
     ax2.grid(color="#eeeeee")
     ax2.legend(loc="upper left", fontsize=8)
     span = max(1e-9, t_end - t0)
     ax.set_xlim(-span * 0.01, span * 1.01)
-    caption = (f"{pts.ok_total + len(pts.fail_x) + len(pts.info_x) + len(pts.open_x):,} operations; "
+    caption = (f"{pts.ok_total + len(pts.fail_x) + len(pts.info_x) + len(pts.open_x) + len(pts.refused_x):,} operations; "
                + (f"ok points downsampled to {pts.ok_shown:,} (every ok slower than p99 kept); "
                   if pts.ok_shown < pts.ok_total else "")
                + "every fail and info operation is drawn")

@@ -284,6 +284,8 @@ class LatencyPoints:
     fail_y: list[float]
     info_x: list[float]     # completed info operations (timeouts, lost connections)
     info_y: list[float]
+    refused_x: list[float]  # cas refused with cas-mismatch: served (fail in the history, ok for availability)
+    refused_y: list[float]
     open_x: list[float]     # invoked, never completed: drawn at the top of the plot
     ok_total: int
     ok_shown: int
@@ -292,7 +294,7 @@ class LatencyPoints:
 def latency_points(view: RunView, max_ok: int = MAX_OK_POINTS) -> LatencyPoints:
     t0 = view.t0()
     oks: list[tuple[float, float]] = []
-    pts = LatencyPoints([], [], [], [], [], [], [], 0, 0)
+    pts = LatencyPoints([], [], [], [], [], [], [], [], [], 0, 0)
     for op in view.ops:
         if op.invoke_ts is None:
             continue
@@ -302,6 +304,9 @@ def latency_points(view: RunView, max_ok: int = MAX_OK_POINTS) -> LatencyPoints:
             pts.open_x.append(x)
         elif op.type == "ok":
             oks.append((x, lat))
+        elif op.type == "fail" and op.error == "cas-mismatch":
+            pts.refused_x.append(x)
+            pts.refused_y.append(lat)
         elif op.type == "fail":
             pts.fail_x.append(x)
             pts.fail_y.append(lat)
@@ -324,7 +329,8 @@ def latency_points(view: RunView, max_ok: int = MAX_OK_POINTS) -> LatencyPoints:
 
 def throughput(view: RunView, bin_s: float | None = None) -> tuple[float, dict[str, list[int]]]:
     """Completions per bin by type (ok / fail / info; a never-completed op counts as info at its
-    invocation). Returns (bin width in seconds, {type: counts}); bin 0 starts at t0."""
+    invocation; a cas refused with cas-mismatch was served: ok, as for availability). Returns (bin
+    width in seconds, {type: counts}); bin 0 starts at t0."""
     t0, t1 = view.t0(), view.t_end()
     span = max(1e-9, t1 - t0)
     if bin_s is None:
@@ -337,7 +343,8 @@ def throughput(view: RunView, bin_s: float | None = None) -> tuple[float, dict[s
         if t is None:
             continue
         i = min(n - 1, max(0, int((t - t0) / bin_s)))
-        out[op.type if op.type in out else "info"][i] += 1
+        typ = "ok" if op.type == "fail" and op.error == "cas-mismatch" else op.type
+        out[typ if typ in out else "info"][i] += 1
     return bin_s, out
 
 

@@ -80,7 +80,7 @@ def test_report_timeline_latency_points_keep_every_fail_and_info(tmp_path):
     by_type = {t: sum(1 for o in view.ops if o.type == t) for t in ("ok", "fail", "info")}
     assert by_type["fail"] > 0 and by_type["info"] > 0
     pts = tl.latency_points(view, max_ok=500)
-    assert len(pts.fail_x) == by_type["fail"]
+    assert len(pts.fail_x) + len(pts.refused_x) == by_type["fail"]
     assert len(pts.info_x) + len(pts.open_x) == by_type["info"]
     assert pts.ok_total == by_type["ok"] and 400 <= pts.ok_shown <= 600
     slowest = max(o.latency_s for o in view.ops if o.type == "ok")
@@ -170,3 +170,18 @@ def test_report_timeline_member_marks_show_news_only(tmp_path):
     w4 = next(lane for lane in tl.node_lanes(load.load(d)) if lane.node == "w4")
     assert [(round(ts - T0), m) for ts, m in w4.marks] == [(10, "suspect (by w2)"), (12, "alive (by w2)")]
     assert {s.role for s in w4.segments} == {"up"}  # a worker's status has no Raft role
+
+
+def test_report_timeline_cas_refused_is_served_not_failed(tmp_path):
+    from .runs import append_history
+    d = synthetic.make_run(tmp_path / "r", ops=100)
+    append_history(d, [(200, "cas", "k1", [5, 6], "fail", [5, 6], 0, 10)])
+    lines = (d / "history.jsonl").read_text().splitlines()
+    last = json.loads(lines[-1])
+    lines[-1] = json.dumps({**last, "error": "cas-mismatch"})
+    (d / "history.jsonl").write_text("\n".join(lines) + "\n")
+    view = load.load(d)
+    pts = tl.latency_points(view)
+    assert len(pts.refused_x) == 1 and len(pts.fail_x) == sum(1 for o in view.ops if o.type == "fail") - 1
+    _, counts = tl.throughput(view)
+    assert sum(counts["ok"]) == sum(1 for o in view.ops if o.type == "ok") + 1
