@@ -66,6 +66,13 @@ def evidence_lines(check: dict, limit: int = MAX_LINES) -> list[str]:
     tb = ev.get("traceback")
     if isinstance(tb, str):
         lines.extend(tb.rstrip().splitlines()[-6:])
+    if isinstance(ev.get("traceback_file"), str):
+        lines.append(f"traceback: {ev['traceback_file']}")
+    gaps = [_d(g).get("message") for g in _l(ev.get("record_gaps"))]  # incomplete record (rundir Gaps)
+    lines.extend(f"record incomplete: {m}" for m in gaps[:5] if m)
+    n = ev.get("record_gap_count")
+    if isinstance(n, int) and n > 5:
+        lines.append(f"record incomplete: … and {n - 5} more")
     return lines[:limit]
 
 

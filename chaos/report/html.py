@@ -114,7 +114,11 @@ def _verdicts(view: RunView) -> str:
             details.append(f"<h3>{_e(c.get('name', '?'))} {_badge(verdict)}</h3><pre>{_e(chr(10).join(lines))}</pre>")
     table = ("<table><tr><th>check</th><th>checker</th><th>verdict</th><th>time</th><th>summary</th></tr>"
              + "".join(rows) + "</table>")
-    return table + "".join(details)
+    probs = view.record_problems
+    gaps = ("<p><b>The checkers found the record incomplete</b> (a check that read these parts cannot be "
+            "VALID):</p><ul>" + "".join(f"<li>{_e(m)}</li>" for m in probs[:50])
+            + (f"<li>… and {len(probs) - 50} more</li>" if len(probs) > 50 else "") + "</ul>") if probs else ""
+    return table + gaps + "".join(details)
 
 
 def _img(p: pl.Plot) -> str:

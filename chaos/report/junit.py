@@ -114,6 +114,8 @@ def _system_out(view: RunView) -> str:
     out.append(f"verdict: {view.verdict}")
     out.append("")
     out.append(evi.table_text(view.checks) if view.checks else "(no checks: the run was not judged)")
+    if view.record_problems:
+        out += ["", "record incomplete (as the checkers found it):"] + [f"  {m}" for m in view.record_problems[:50]]
     if view.notes:
         out += ["", "could not read:"] + [f"  {n}" for n in view.notes]
     return _clean("\n".join(out))

@@ -86,6 +86,14 @@ class RunView:
         return [c for c in checks if isinstance(c, dict)] if isinstance(checks, list) else []
 
     @property
+    def record_problems(self) -> list[str]:
+        """What the checkers found missing or damaged in the record (results.json record_problems)."""
+        probs = (self.results or {}).get("record_problems")
+        if not isinstance(probs, list):
+            return []
+        return [str(p.get("message") or p) if isinstance(p, dict) else str(p) for p in probs]
+
+    @property
     def plant(self) -> list[str]:
         p = self.run.get("plant")
         if isinstance(p, list):

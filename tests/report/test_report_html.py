@@ -219,3 +219,15 @@ def test_report_browser_missing_chromium_fails_under_ci(monkeypatch, ci, outcome
     monkeypatch.setenv("CI", ci)
     with pytest.raises(outcome):
         browser.chromium_or_skip()
+
+
+def test_report_shows_the_checkers_record_gaps(tmp_path):
+    from chaos.checkers import run_checks
+
+    d = synthetic.make_run(tmp_path / "run", ops=100, clients=1)
+    (d / "events" / "m3.jsonl").unlink()  # the harness lost a journal: raft-safety cannot be VALID
+    run_checks(d, ["raft-safety"])
+    page = write_report(d).read_text()
+    verdicts = page.split('<section id="verdicts">')[1].split("</section>")[0]
+    assert "The checkers found the record incomplete" in verdicts and "events/m3.jsonl" in verdicts
+    assert "record incomplete: events/m3.jsonl" in verdicts  # in the raft-safety evidence too
