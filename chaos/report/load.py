@@ -12,7 +12,9 @@ Must not import: docker, requests, click, matplotlib, the runner. Reads files on
 
 from __future__ import annotations
 
+import gc
 import json
+import operator
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,14 +248,13 @@ def _parse_lines(lines: list[str]) -> list:
         return [None] * len(lines)  # some line is damaged: the caller decodes line by line
 
 
-def _ts(ev: dict) -> float | None:
-    t = ev.get("ts")
-    return float(t) if is_num(t) else None
+_INVOKE_INDEX = operator.itemgetter(6)  # ClientOp.invoke_index
 
 
 def _pair(events: list[dict], notes: list[str]) -> list[ClientOp]:
-    """Pair invocations with completions by process, Jepsen's rule as in `chaos.history.pair_ops`
-    (an invoke never completed is info), but tolerant: where that function raises on a broken
+    """Pair invocations with completions by process (events carry an int `index` and a float or None
+    `ts`, as `_read_history` leaves them), Jepsen's rule as in `chaos.history.pair_ops` (an invoke
+    never completed is info), but tolerant: where that function raises on a broken
     history, this keeps going and notes it (an invoke while one is pending closes the earlier one
     as info; a completion with nothing pending is dropped), so one bad line costs one point."""
     pending: dict[Any, dict] = {}
@@ -267,20 +268,20 @@ def _pair(events: list[dict], notes: list[str]) -> list[ClientOp]:
             prev = pending.get(proc)
             if prev is not None:
                 problems.append(f"#{ev['index']}: process {proc} invoked while #{prev['index']} was pending")
-                ops.append(ClientOp("info", _ts(prev), None, None, proc, prev["f"], prev["index"]))
+                ops.append(ClientOp("info", prev["ts"], None, None, proc, prev["f"], prev["index"]))
             pending[proc] = ev
             continue
         inv = pending.pop(proc, None)
         if inv is None:
             problems.append(f"#{ev['index']}: {ev['type']} from process {proc} with no pending invoke")
             continue
-        ops.append(ClientOp(ev["type"], _ts(inv), _ts(ev), ev.get("error"), proc, inv["f"], inv["index"]))
+        ops.append(ClientOp(ev["type"], inv["ts"], ev["ts"], ev.get("error"), proc, inv["f"], inv["index"]))
     for inv in pending.values():
-        ops.append(ClientOp("info", _ts(inv), None, None, inv["process"], inv["f"], inv["index"]))
+        ops.append(ClientOp("info", inv["ts"], None, None, inv["process"], inv["f"], inv["index"]))
     if problems:
         notes.append(f"history.jsonl: {len(problems)} operation(s) not paired as the contract says "
                      f"(first: {problems[0]})")
-    ops.sort(key=lambda o: o.invoke_index if isinstance(o.invoke_index, int) else 0)
+    ops.sort(key=_INVOKE_INDEX)
     return ops
 
 
@@ -309,13 +310,16 @@ def _read_history(path: Path, notes: list[str], want_index_ts: bool) -> tuple[li
         except hist.HistoryError as exc:
             bad.append(str(exc))
             continue
-        ev.setdefault("index", position)
+        if type(ev.get("index")) is not int:  # noqa: E721 -- bool is no index either
+            ev["index"] = position
+        t = ev.get("ts")
+        if type(t) is not float and not (type(t) is int):  # noqa: E721 -- normalised once, read as is later
+            ev["ts"] = float(t) if is_num(t) else None
         position += 1
         events.append(ev)
     if bad:
         notes.append(f"history.jsonl: {len(bad)} damaged line(s) skipped (first: {bad[0]})")
-    index_ts = ({ev["index"]: ev["ts"] for ev in events if isinstance(ev["index"], int) and is_num(ev.get("ts"))}
-                if want_index_ts else {})
+    index_ts = {ev["index"]: ev["ts"] for ev in events if ev["ts"] is not None} if want_index_ts else {}
     ops = _pair(events, notes)
     return ops, index_ts
 
@@ -419,7 +423,13 @@ def load(run_dir: str | Path, *, timeline: bool = True) -> RunView:
     cex = any(c.get("checker") == "linearizable" and c.get("verdict") == "INVALID" for c in v.checks)
     if not timeline:
         return v
-    v.ops, v.index_ts = _read_history(path / "history.jsonl", notes, want_index_ts=cex)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # hundreds of thousands of small objects, no cycles: collections would only cost
+    try:
+        v.ops, v.index_ts = _read_history(path / "history.jsonl", notes, want_index_ts=cex)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     if (path / "faults.jsonl").exists():
         v.faults = [f for f in _read_jsonl(path / "faults.jsonl", notes, "faults.jsonl") if is_num(f.get("ts"))]
     if (path / "status.jsonl").exists():
