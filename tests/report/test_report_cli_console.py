@@ -3,6 +3,9 @@ the runner prints with (rich table without markup injection, summary lines)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from rich.console import Console
 
@@ -81,3 +84,13 @@ def test_report_console_summary_lines(tmp_path):
     assert lines[-1] == "replay: chaos run experiments/leader-partition.yaml --seed 7"
     (d / "report.html").write_text("x")
     assert summary_lines(d)[1] == f"report: {d / 'report.html'}"
+
+
+def test_report_package_imports_nothing_that_talks_to_docker():
+    """DESIGN.md section 2: reports read only the run directory, so they work on any stored run."""
+    code = ("import sys\n"
+            "import chaos.report.html, chaos.report.junit, chaos.report.console, chaos.report.synthetic\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('docker', 'requests', 'click')\n"
+            "             or m in ('chaos.runner', 'chaos.nemesis') or m.startswith('chaos.env')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
