@@ -131,6 +131,9 @@ class ClusterEffects:
                 rec["answering_ts"] = None  # recorded: the node did not answer in time (the checks judge it)
         return rec
 
+    def mark_unavailable(self, node: str, unavailable: bool) -> None:
+        self.links.set_unavailable(node, unavailable)
+
     def heal_all(self) -> dict:
         return _compact(self.links.heal())
 
