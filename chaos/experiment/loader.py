@@ -420,7 +420,8 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
             if item.until.condition == "target-lags":
                 at(base + ("until",), "target-lags cannot hold for a node that is down; use it with link faults")
         if item.until is not None and item.until.condition == "worker-down":
-            t = getattr(item, "target", None) or getattr(item, "isolate", None)
+            t = (getattr(item, "target", None) or getattr(item, "isolate", None)
+                 or getattr(item, "one_way", None) or getattr(item, "groups", None))
             if t is None:
                 at(base + ("until",), "worker-down needs the fault to target workers")
     # checks
