@@ -28,11 +28,11 @@ DEMO_FILE = "leader-isolated.yaml"
 
 
 def _err_console() -> Console:
-    return Console(stderr=True, highlight=False, markup=False, emoji=False)
+    return Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 def _out_console() -> Console:
-    return Console(highlight=False, markup=False, emoji=False)
+    return Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 def _print_problems(problems, console: Console) -> None:
@@ -125,13 +125,14 @@ def plan(file: Path, seed: int | None, as_json: bool) -> int:
 
 
 def _run_one(loaded: Loaded, seed: int, out: Path, name: str | None, keep: bool, plan: dict | None = None,
-             replay_of: str | None = None):
+             replay_of: str | None = None, plant: tuple[str, ...] = ()):
     from chaos.env.progress import RichProgress
     from chaos.live import LiveDisplay
     from chaos.runner import RunOptions, Runner, command_line
 
     err = _err_console()
     p = plan if plan is not None else plan_mod.expand(loaded.experiment, seed)
+    p = plan_mod.with_plant(p, list(plant))
     live = LiveDisplay(loaded.experiment.name, p["schedule_bound_s"] + p["recovery"]["window_s"])
     progress = RichProgress()
     opts = RunOptions(seed=seed, out_dir=out, cluster_name=name, keep=keep, command=command_line(), plan=p,
@@ -196,7 +197,7 @@ def _summary(outcomes) -> None:
 
 
 @click.command("run")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
               help="seed of the first run (default: random, printed); --repeat uses seed, seed+1, ...")
 @click.option("--repeat", type=click.IntRange(1, 1000), default=1, show_default=True, help="runs per file, one seed each")
@@ -204,7 +205,11 @@ def _summary(outcomes) -> None:
               help="parent of the run directories")
 @click.option("--name", default=None, help="cluster name (default: a fresh one per run, so runs never collide)")
 @click.option("--keep-cluster", "keep", is_flag=True, help="leave the cluster up (remove: chaos down --name NAME)")
-def run(files, seed, repeat, out, name, keep) -> int:
+@click.option("--plant", "plant", multiple=True, metavar="BUG",
+              help="start the agents with a planted bug (repeatable; see --list-plants): proves that "
+                   "an experiment catches it; the run is marked planted everywhere")
+@click.option("--list-plants", is_flag=True, help="list the bugs that can be planted, then exit")
+def run(files, seed, repeat, out, name, keep, plant, list_plants) -> int:
     """Run experiment files end to end: validate, plan, cluster up, workload and faults, final heal,
     recovery, collect, judge, tear down. One run directory per file and seed.
 
@@ -216,8 +221,19 @@ def run(files, seed, repeat, out, name, keep) -> int:
       chaos run experiments/leader-isolated.yaml --seed 7
       chaos run experiments/*.yaml --repeat 3
     """
+    from chaos.experiment.loader import plant_registry
     from chaos.runner import exit_code_of
 
+    known = plant_registry()
+    if list_plants:
+        for bug, text in sorted(known.items()):
+            click.echo(f"{bug:<28} {text}")
+        return EXIT_OK
+    for bug in plant:
+        if bug not in known:
+            raise UsageError(f"--plant {bug}: no such planted bug", hint="`chaos run --list-plants` lists them")
+    if not files:
+        raise UsageError("give at least one experiment file", hint="e.g. chaos run experiments/leader-isolated.yaml")
     loaded = [_load(str(f)) for f in files]  # every file is validated before anything starts
     if name is not None and (len(loaded) > 1 or repeat > 1):
         raise UsageError("--name names one cluster; it cannot be used with several files or --repeat")
@@ -225,7 +241,7 @@ def run(files, seed, repeat, out, name, keep) -> int:
     outcomes = []
     for lf in loaded:
         for k in range(repeat):
-            outcomes.append(_run_one(lf, seed + k, out, name, keep))
+            outcomes.append(_run_one(lf, seed + k, out, name, keep, plant=plant))
     _summary(outcomes)
     return exit_code_of(outcomes)
 

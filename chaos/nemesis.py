@@ -281,6 +281,7 @@ class Effects(Protocol):
     def add_link_fault(self, op: str, links: list, params: dict) -> dict: ...
     def remove_link_fault(self, op: str, links: list) -> dict: ...
     def node_op(self, op: str, node: str) -> dict: ...
+    def mark_unavailable(self, node: str, unavailable: bool) -> None: ...
     def heal_all(self) -> dict: ...
 
 
@@ -576,6 +577,7 @@ class Nemesis:
                     for n in targets:
                         held = self._node_owners.get(n)
                         if held is None:
+                            eff.mark_unavailable(n, True)  # before: no verify probes a dying node
                             out[n] = eff.node_op(kind, n)
                             self._node_owners[n] = (kind, {fid})
                         else:
@@ -595,6 +597,7 @@ class Nemesis:
                             continue
                         self._node_owners.pop(n, None)
                         out[n] = eff.node_op(NODE_UNDO[op], n)
+                        eff.mark_unavailable(n, False)  # after: it answers again
                 return {"nodes": out}
 
             return targets, apply, undo

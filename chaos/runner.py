@@ -48,7 +48,7 @@ from chaos.nemesis import FaultLog, Nemesis, View, resolve_target
 from chaos.toxi import LinkController
 from chaos.workload import HistoryWriter, RunClock, StatusPoller, Workload, WorkloadSpec
 
-VERIFY_PROBE_MS = 200
+VERIFY_PROBE_MS = 120  # a cut link costs a probe this long; a slow healthy link is retried until the deadline
 RESTART_ANSWER_S = 20.0
 SERVICE_RETRY_S = 30.0
 SCHEDULE_SLACK_S = 120.0
@@ -131,6 +131,9 @@ class ClusterEffects:
                 rec["answering_ts"] = None  # recorded: the node did not answer in time (the checks judge it)
         return rec
 
+    def mark_unavailable(self, node: str, unavailable: bool) -> None:
+        self.links.set_unavailable(node, unavailable)
+
     def heal_all(self) -> dict:
         return _compact(self.links.heal())
 
@@ -209,13 +212,16 @@ class Runner:
                        "repeat. faults.jsonl records the node each selector resolved to.",
             clock=self.clock.as_dict(), cluster_name=self.cluster_name, started=self.clock.now(), ended=None,
             partial=True, partial_reason="the run is in progress (or the harness was killed)",
-            outcome="running", phases=[], nodes={}, heal_ts=None, plant=[])
+            outcome="running", phases=[], nodes={}, heal_ts=None, plant=list(self.plan["cluster"].get("plant", [])))
 
     # -- the lifecycle --
 
     def execute(self) -> RunOutcome:
         opts = self.opts
         opts.say(f"seed: {opts.seed}")
+        if self.plan["cluster"].get("plant"):
+            opts.say(f"WARNING: planted bugs {', '.join(self.plan['cluster']['plant'])}: the agents are "
+                     "deliberately wrong; this run is a test of the tool, not a result")
         self._prepare_dir()
         opts.say(f"run directory: {self.run_dir}")
         client = None
@@ -226,8 +232,11 @@ class Runner:
                 image = build_node_image(client, progress=opts.progress)
                 self._write_run(image=image.tag, image_id=image.image_id)
                 c = self.plan["cluster"]
+                env = dict(c["agent_env"])
+                if c.get("plant"):
+                    env["CHAOS_PLANT"] = ",".join(c["plant"])
                 cspec = ClusterSpec(name=self.cluster_name, managers=c["managers"], workers=c["workers"],
-                                    seed=opts.seed, agent_env=tuple(sorted(c["agent_env"].items())),
+                                    seed=opts.seed, agent_env=tuple(sorted(env.items())),
                                     toxiproxy_shards=c["toxiproxy_shards"])
                 up = bring_up(client, cspec, image.tag, c["ready_timeout_s"], opts.progress, c["toxiproxy"])
                 cluster = up.cluster

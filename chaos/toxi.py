@@ -447,6 +447,9 @@ class LinkController:
         self._cut: dict[Link, str] = {}
         self._flaky: set[Link] = set()
         self._verified: dict[Link, bool] = {link: True for link in topology.links}
+        # nodes that cannot answer a probe (killed, stopped, paused by the nemesis): their links'
+        # reachability is not asserted until they are back
+        self._unavailable: set[str] = set()
 
     # -- creation --------------------------------------------------------------------------------
 
@@ -724,13 +727,24 @@ class LinkController:
 
     # -- expected state and verification ---------------------------------------------------------
 
+    def set_unavailable(self, node: str, unavailable: bool) -> None:
+        """Mark a node as down (its links are not probed) or back (probed again when they change)."""
+        with self._lock:
+            if unavailable:
+                self._unavailable.add(node)
+            else:
+                self._unavailable.discard(node)
+
     def expected_matrix(self) -> dict[Link, bool | None]:
-        """Link -> True (reachable), False (cut by us) or None (flaky, or carrying another of our
-        toxics: reachability depends on the probe's timeout, so it is not asserted)."""
+        """Link -> True (reachable), False (cut by us) or None (flaky, carrying another of our
+        toxics -- reachability then depends on the probe's timeout -- or touching a node marked
+        unavailable: not asserted)."""
         with self._lock:
             out: dict[Link, bool | None] = {}
             for link in self.topology.links:
-                if link in self._cut:
+                if link.src in self._unavailable or link.dst in self._unavailable:
+                    out[link] = None
+                elif link in self._cut:
                     out[link] = False
                 elif link in self._flaky or self._toxics.get(link.name):
                     out[link] = None

@@ -144,6 +144,9 @@ class FakeEffects:
         self._call("heal")
         return {}
 
+    def mark_unavailable(self, node, unavailable):
+        self._call("down" if unavailable else "up", node)
+
 
 def _fault(fid, kind, at=None, for_s=0.2, spec=None, until=None, max_s=None, after=None):
     start = {"at_s": at} if at is not None else {"after": after, "delay_s": 0.0}
@@ -284,7 +287,7 @@ def test_nemesis_node_already_down_is_shared_not_hit_twice(tmp_path):
               _fault("p2", "kill", at=0.1, for_s=0.5, spec={"target": "leader"})]
     _, _, done = _run(faults, eff, tmp_path)
     assert done
-    ops = [c for c in eff.calls if c[0] in ("pause", "unpause", "kill", "restart")]
-    assert ops == [("pause", "m2"), ("unpause", "m2")], ops
+    ops = [c for c in eff.calls if c[0] in ("pause", "unpause", "kill", "restart", "down", "up")]
+    assert ops == [("down", "m2"), ("pause", "m2"), ("unpause", "m2"), ("up", "m2")], ops
     starts = {r["fault"]: r for r in _rows(tmp_path) if r["action"] == "start"}
     assert starts["p2"]["details"]["nodes"]["m2"]["shared"] is True
