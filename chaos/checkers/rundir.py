@@ -177,9 +177,13 @@ def _validate_status(row: dict) -> str | None:
     return None
 
 
+FAULT_ACTIONS = ("intend-start", "start", "intend-stop", "stop", "heal", "skipped", "error")
+"""faults.jsonl actions (docs/contracts.md section 5); `start`/`stop` are the in-effect lines."""
+
+
 def _validate_fault(row: dict) -> str | None:
-    if row.get("action") not in ("start", "stop"):
-        return f"fault row: 'action' is {row.get('action')!r}, not start or stop"
+    if row.get("action") not in FAULT_ACTIONS:
+        return f"fault row: 'action' is {row.get('action')!r}, not one of {', '.join(FAULT_ACTIONS)}"
     if not _is_number(row.get("ts")):
         return f"fault row: 'ts' is {row.get('ts')!r}, not a number"
     return None
