@@ -254,6 +254,8 @@ class FaultLog:
         row.setdefault("ts", self.clock())
         line = json.dumps(row, separators=(",", ":"), default=str)
         with self._lock:
+            if self._fh.closed:  # the run has ended (interrupted): a straggling thread records nothing
+                return row
             self._fh.write(line + "\n")
             self._fh.flush()
             try:
