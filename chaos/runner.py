@@ -259,10 +259,12 @@ class Runner:
             opts.progress.close()
             if opts.live is not None:
                 opts.live.stop()
-            if client is not None and not opts.keep:
+            # Only what this run created: a refused `up` (the name is in use) must not remove someone
+            # else's cluster, and a failed `up` has already removed its own objects.
+            if client is not None and cluster is not None and not opts.keep:
                 with signals_ignored():
                     opts.say(f"removing cluster {self.cluster_name}")
-                    removed = cleanup_mod.remove_objects(client, cluster=self.cluster_name)
+                    removed = cleanup_mod.remove_objects(client, cluster=self.cluster_name, run_id=cluster.run_id)
                     if removed.failed:
                         opts.say(f"warning: could not remove {removed.failed}; `chaos cleanup` will")
 

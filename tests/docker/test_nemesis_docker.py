@@ -240,3 +240,21 @@ def test_nemesis_docker_interrupt_mid_schedule_removes_everything_and_closes_the
         if proc.poll() is None:
             proc.kill()
         cleanup.remove_objects(docker_client, cluster=name)
+
+
+def test_nemesis_docker_refused_run_says_so_in_its_run_directory(tmp_path, docker_client, node_image, chaos_cmd):
+    """Issue 16 item 9: a run refused because its cluster name is in use leaves a run directory that
+    says it is partial and why, and prints its path; the running cluster is not touched."""
+    name = f"r{os.getpid() % 100000}"
+    try:
+        up = chaos_cmd("up", "--name", name, "--managers", "1", "--workers", "0", timeout=300)
+        assert up.returncode == 0, up.stdout + up.stderr
+        proc = chaos_cmd("run", str(TOUR), "--name", name, "--out", str(tmp_path), "--seed", "1", timeout=300)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+        assert str(run_dir) in proc.stderr
+        run = json.loads((run_dir / "run.json").read_text())
+        assert run["partial"] is True and run["outcome"] == "error" and "already up" in run["error"]
+        assert cleanup.remaining(docker_client, cluster=name) > 0, "the refused run removed someone's cluster"
+    finally:
+        cleanup.remove_objects(docker_client, cluster=name)
