@@ -48,7 +48,7 @@ from chaos.nemesis import FaultLog, Nemesis, View, resolve_target
 from chaos.toxi import LinkController
 from chaos.workload import HistoryWriter, RunClock, StatusPoller, Workload, WorkloadSpec
 
-VERIFY_PROBE_MS = 120  # a cut link costs a probe this long; a slow healthy link is retried until the deadline
+VERIFY_PROBE_MS = 100  # a cut link costs a probe this long; a slow healthy link is retried until the deadline
 RESTART_ANSWER_S = 20.0
 SERVICE_RETRY_S = 30.0
 SCHEDULE_SLACK_S = 120.0
