@@ -1,8 +1,13 @@
 """Benchmark: N seeded Raft simulations of 60 virtual seconds, a fault every 2-10 s.
 
-Prints one JSON object: seeds, violations, liveness_failures, seconds (wall), cpu_seconds (summed
-over workers: the load-independent cost), seeds_per_second, workers, failing (replay commands), totals. Never passes or fails on time; exits 1 only on a violation or
-liveness failure. Usage: python benchmarks/raft_sim_safety.py --seeds 500 [--workers 2] [--first 0]
+Prints one JSON object: seeds, violations, liveness_failures, bound_exceeded (runs that hit an
+event bound: counted as failures with their replay, never a crash of the sweep), efficiency
+(spurious_elections while healthy with a stable leader, elections_per_fault, efficiency_failures),
+paths (how often each hard protocol path ran, total and per 100 seeds), seconds (wall), cpu_seconds
+(summed over workers: the load-independent cost), seeds_per_second, workers, failing (replay
+commands), totals. Never passes or fails on time; exits 1 on a violation, a liveness or efficiency
+failure or a hit bound. Usage: python benchmarks/raft_sim_safety.py --seeds 500 [--workers 2]
+[--first 0] [--profile default|hunt]
 """
 from __future__ import annotations
 
@@ -18,13 +23,26 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from swarmnode.sim.raft_sim import run_seed  # noqa: E402
 
 
+HUNT = dict(fault_gap_ms_min=200, fault_gap_ms_max=1_500, fault_len_ms_max=1_500)
+
+
 def _one(args):
-    seed, bug, seconds = args
+    seed, bug, seconds, profile, max_events = args
     c0 = time.process_time()
-    r = run_seed(seed, bug, duration_ms=int(seconds * 1000))
+    kw = dict(HUNT) if profile == "hunt" else {}
+    if max_events:
+        kw["max_events"] = max_events
+    try:
+        r = run_seed(seed, bug, duration_ms=int(seconds * 1000), **kw)
+    except Exception as e:   # the simulator must end every run in a verdict; count it if not
+        r = {"violation_count": 1, "liveness_ok": None, "replay": f"seed {seed} raised {e!r}", "nodes": 0,
+             "stats": {"events": 0, "crashes": 0, "partitions": 0}, "leaders_elected": 0,
+             "violations": [{"kind": "sim-exception", "detail": repr(e)}], "bound_exceeded": repr(e),
+             "efficiency": {}, "efficiency_ok": True, "paths": {}}
     return (time.process_time() - c0, seed, r["violation_count"], r["liveness_ok"], r["replay"], r["nodes"],
             r["stats"]["events"], r["stats"]["crashes"], r["stats"]["partitions"],
-            r["leaders_elected"], r["violations"][:1])
+            r["leaders_elected"], r["violations"][:1], r["bound_exceeded"], r["efficiency"],
+            r["efficiency_ok"], r["paths"])
 
 
 def main(argv=None) -> int:
@@ -33,9 +51,13 @@ def main(argv=None) -> int:
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--bug", default="none")
-    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--seconds", type=float, default=None, help="virtual seconds (60; 20 with --profile hunt)")
+    ap.add_argument("--profile", default="default", choices=("default", "hunt"))
+    ap.add_argument("--max-events", type=int, default=0, help="override the per-run event bound")
     a = ap.parse_args(argv)
-    jobs = [(s, a.bug, a.seconds) for s in range(a.first, a.first + a.seeds)]
+    if a.seconds is None:
+        a.seconds = 20.0 if a.profile == "hunt" else 60.0
+    jobs = [(s, a.bug, a.seconds, a.profile, a.max_events) for s in range(a.first, a.first + a.seeds)]
     t0 = time.monotonic()
     if a.workers > 1:
         with multiprocessing.get_context("fork").Pool(a.workers) as pool:
@@ -47,6 +69,14 @@ def main(argv=None) -> int:
     rows = [r[1:] for r in rows]
     bad_safety = [r for r in rows if r[1]]
     bad_live = [r for r in rows if r[2] is False]
+    bad_bound = [r for r in rows if r[10]]
+    bad_eff = [r for r in rows if not r[12]]
+    effs = [r[11] for r in rows if r[11]]
+    path_totals: dict = {}
+    for r in rows:
+        for k, v in r[13].items():
+            path_totals[k] = path_totals.get(k, 0) + v
+    n = max(1, len(rows))
     out = {
         "seeds": len(rows), "violations": sum(r[1] for r in rows),
         "seeds_with_violations": len(bad_safety), "liveness_failures": len(bad_live),
@@ -56,12 +86,23 @@ def main(argv=None) -> int:
         "cluster_sizes": {str(n): sum(1 for r in rows if r[4] == n) for n in (3, 5)},
         "totals": {"events": sum(r[5] for r in rows), "crashes": sum(r[6] for r in rows),
                    "partitions": sum(r[7] for r in rows), "leaders_elected": sum(r[8] for r in rows)},
-        "failing": [{"seed": r[0], "replay": r[3], "first": r[9]} for r in (bad_safety + bad_live)[:20]],
+        "bound_exceeded": len(bad_bound),
+        "spurious_elections": sum(e["spurious_elections"] + e["spurious_term_increases"] for e in effs),
+        "elections_per_fault": round(sum(e["elections"] for e in effs) / max(1, sum(e["faults"] for e in effs)), 3),
+        "elections_per_fault_max": max((e["elections_per_fault"] for e in effs), default=0),
+        "efficiency_failures": len(bad_eff),
+        "efficiency": {k: sum(e.get(k, 0) for e in effs) for k in
+                       ("elections", "term_increases", "spurious_elections", "spurious_term_increases",
+                        "spurious_campaigns", "faults")},
+        "paths": path_totals,
+        "paths_per_100_seeds": {k: round(100 * v / n, 1) for k, v in path_totals.items()},
+        "profile": a.profile,
+        "failing": [{"seed": r[0], "replay": r[3], "first": r[9]} for r in (bad_safety + bad_live + bad_eff)[:20]],
     }
     print(json.dumps(out, sort_keys=True))
-    for r in (bad_safety + bad_live)[:20]:
+    for r in (bad_safety + bad_live + bad_eff)[:20]:
         print("FAILED seed; replay: " + r[3], file=sys.stderr)
-    return 1 if (bad_safety or bad_live) else 0
+    return 1 if (bad_safety or bad_live or bad_bound or bad_eff) else 0
 
 
 if __name__ == "__main__":

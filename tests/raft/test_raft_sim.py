@@ -67,12 +67,16 @@ def test_sim_safety_sweep_hunting_profile_without_bugs():
 
 # ---- teeth: each bug is caught by the randomized simulation ---------------------------------------
 
-EXPECTED_KIND = {
-    "vote_not_persisted": {"vote-lost", "vote-once", "election-safety"},
-    "commit_old_term": {"commit-rule", "leader-completeness", "state-machine-safety"},
-    "vote_no_log_check": {"leader-completeness", "state-machine-safety", "committed-truncated"},
-    "apply_past_commit": {"apply-past-commit", "state-machine-safety"},
-    "stale_read": {"stale-read"},
+EXPECTED_KIND = {   # event-checker kinds, then the consequence checks' kinds (raft_checks.py)
+    "vote_not_persisted": {"vote-lost", "vote-once", "election-safety", "vote-forgotten", "double-vote",
+                           "two-leaders"},
+    "commit_old_term": {"commit-rule", "leader-completeness", "state-machine-safety", "committed-entry-lost",
+                        "committed-divergence", "leader-missing-committed"},
+    "vote_no_log_check": {"leader-completeness", "state-machine-safety", "committed-truncated",
+                          "leader-missing-committed", "committed-entry-lost", "committed-divergence"},
+    "apply_past_commit": {"apply-past-commit", "state-machine-safety", "applied-beyond-commit",
+                          "applied-divergence"},
+    "stale_read": {"stale-read", "stale-read-state"},
 }
 
 

@@ -33,11 +33,34 @@ Liveness (separate verdict): after the final heal, a leader commits and every no
 write within heal_window_ms.
 
 commit-rule and vote-lost check two protocol rules directly (rule_checks=True, the default); the
-other checks only see their consequences. In randomized runs the consequences of those two bugs
-(a lost committed entry, a double vote) need rare interleavings, so tests/raft also script them
-(test_raft_figure8.py, test_raft_vote_durability.py) and show the consequence checks firing.
-Bounds: MAX_READY_ROUNDS per step and MAX_EVENTS_PER_RUN per run; hitting one is reported
-(a `ready-bound` violation or BoundExceeded), never silent.
+other checks above only see their consequences, through the journal events.
+
+Consequence checks (consequence_checks=True, the default; swarmnode/sim/raft_checks.py) read the
+nodes' state, the messages they send and the state machine they apply to, never their events, so a
+bug that also corrupts or skips its journal is still caught: committed-entry-lost,
+committed-divergence, commit-without-majority, two-leaders, leader-missing-committed,
+term-regressed, vote-forgotten, double-vote, log-regressed, applied-divergence,
+applied-beyond-commit, commit-beyond-log, stale-read-state. A deliberately wrong core for each one
+lives in tests/raft/test_raft_consequences.py (SimParams.node_factory takes a RaftNode subclass).
+
+Every run ends in a verdict. Bounds: MAX_READY_ROUNDS per step and max_events per run; hitting one is
+a reported failure (`ready-bound`, or `bound-exceeded` with result["bound_exceeded"] set and the
+replay command), never an exception out of run().
+
+Efficiency is a third verdict (efficiency_ok, result["efficiency"]): elections, term increases and
+pre-vote campaigns that start while the network has been healthy with a stable leader for
+settle_ms (spurious; bounded by spurious_elections_max / spurious_campaigns_max), and elections per
+injected fault (bounded by elections_per_fault_max). A core that is safe and live but elects more
+often than it should fails here.
+
+Faults: partition shapes, crash and leader crash (with quick restarts), lossy links, leader
+isolation, and HARD_FAULTS aimed at the protocol's hard paths: delay_storm (long delays and
+reordering across terms: deposed leaders' messages arrive late), crash_mid_ready (a crash after
+persist before sync, after sync before send, or half-way through the sends), restart_in_election (a
+crash + restart of the campaigning node or a voter while an election runs), divergent_tail (an
+isolated leader fed writes it cannot commit, later truncated or replaced by an InstallSnapshot).
+result["paths"] counts how often each hard path ran (raft_checks.PATHS), read from the messages
+delivered, the events and node state around each step; the core is not instrumented.
 """
 from __future__ import annotations
 
@@ -52,9 +75,15 @@ from dataclasses import dataclass
 
 from swarmnode.raft import (BUGS, LEADER, Busy, MemoryStorage, NotLeader, RaftConfig, RaftNode, Store)
 from swarmnode.sim.net import BoundExceeded, LinkSpec, Network, Scheduler, random_partition, isolate
+from swarmnode.sim.raft_checks import ConsequenceChecker, PathCounter, SimStore
 
 MAX_READY_ROUNDS = 1000       # per step; a core that keeps producing Readies is a bug
 MAX_EVENTS_PER_RUN = 5_000_000
+# Fault kinds aimed at the protocol's hard paths (see _fault): long delays and reordering across
+# terms, a crash at a point inside the Ready contract, a crash + restart while an election runs,
+# and an isolated leader fed a burst of writes (a divergent tail to truncate or snapshot over).
+HARD_FAULTS = ("delay_storm", "crash_mid_ready", "restart_in_election", "divergent_tail")
+CRASH_POINTS = ("before_sync", "before_send", "mid_send")
 
 
 def replay_command(seed: int, bug: str = "none", extra: str = "") -> str:
@@ -92,7 +121,15 @@ class SimParams:
     rule_checks: bool = True
     config: RaftConfig | None = None
     link: LinkSpec | None = None
-    faults: tuple = ("partition", "crash", "crash_leader", "lossy", "isolate_leader")
+    faults: tuple = ("partition", "crash", "crash_leader", "lossy", "isolate_leader") + HARD_FAULTS
+    node_factory: object = None        # RaftNode or a (deliberately wrong) subclass, from tests
+    max_events: int = MAX_EVENTS_PER_RUN
+    consequence_checks: bool = True
+    # efficiency bounds (a separate verdict, like liveness): spurious elections while the network
+    # has been healthy with a stable leader, and elections per injected fault
+    spurious_elections_max: int = 0
+    spurious_campaigns_max: int = 2    # pre-vote rounds while healthy (a lost heartbeat run may start one)
+    elections_per_fault_max: float = 3.0
 
 
 class SafetyChecker:
@@ -315,6 +352,23 @@ class RaftSim:
         self.boot = {i: 1 for i in self.ids}
         self.nodes: dict = {}
         self.checker = SafetyChecker(self.ids, params.rule_checks)
+        self.cons = ConsequenceChecker(self.ids, self._report) if params.consequence_checks else None
+        if self.cons is not None:
+            self.cons.nodes_fn = lambda: self.nodes.items()
+            self.cons.holds = self._holds
+        self.paths = PathCounter()
+        self.factory = params.node_factory or RaftNode
+        self.bound_exceeded = None
+        self.crash_arm: dict = {}            # node -> crash point inside its next Ready
+        self.election_arm = False            # restart_in_election: waiting for a campaign
+        self.last_role = {i: (None, 0) for i in self.ids}
+        self.eff = {"elections": 0, "term_increases": 0, "spurious_elections": 0,
+                    "spurious_term_increases": 0, "spurious_campaigns": 0, "faults": 0}
+        self.top_term = 0
+        self.disturbed_ms = 0.0              # last fault start/end, crash or restart
+        self.stable_since = None             # one leader at the top term since (virtual ms)
+        self.settle_ms = 3 * (base.election_timeout_max_ticks if params.config is None
+                              else params.config.election_timeout_max_ticks) * params.tick_ms
         self.trace_crc = 0
         self.stats = {"events": 0, "messages": 0, "crashes": 0, "partitions": 0,
                       "writes_acked": 0, "write_retries": 0, "reads_served": 0, "reads_dropped": 0,
@@ -336,11 +390,39 @@ class RaftSim:
         self.sched.at(params.duration_ms, "heal", None)
 
     # ---- node lifecycle ------------------------------------------------------------------------
+    def _holds(self, j: str, index: int, h: str) -> bool:
+        """Whether node j holds the entry (index, chain hash h): its log if running, else what its
+        storage made durable. An index inside its snapshot counts (the snapshot's own checks judge
+        whether the snapshot is on the committed chain)."""
+        node = self.nodes.get(j)
+        if node is not None:
+            lg = node.log
+            return index <= lg.snap_index or lg.hash(index) == h
+        st = self.storage[j]
+        snap, log = st._snap, st._log
+        if index <= snap.index:
+            return True
+        pos = index - snap.index - 1
+        return pos < len(log) and log[pos].hash == h
+
+    def _report(self, kind: str, node: str, detail: str) -> None:
+        self.checker.now_ms = self.sched.now_ms
+        self.checker._v(kind, node, detail)
+
     def _start(self, i: str) -> None:
         rng = random.Random(self.node_seed[i] + self.boot[i])
-        node = RaftNode(i, self.ids, self.storage[i], self.config, rng, Store())
+        sm = SimStore(self.cons.observer(i)) if self.cons is not None else Store()
+        try:
+            node = self.factory(i, self.ids, self.storage[i], self.config, rng, sm)
+        except Exception:
+            self._core_exception(i)
+            return
         self.nodes[i] = node
+        self.disturbed_ms = self.sched.now_ms
         self.checker.on_restart(i, node)
+        if self.cons is not None:
+            self.cons.on_restart(i, node)
+        self.last_role[i] = (node.role, node.term)
         now = self.sched.now_ms
         k = int((now - self.phase[i]) // self.p.tick_ms) + 1
         self.tick_k[i] = max(k, 0) if now > self.phase[i] else 0
@@ -353,6 +435,8 @@ class RaftSim:
             return
         self.storage[i].crash()
         self.nodes[i] = None
+        self.crash_arm.pop(i, None)
+        self.disturbed_ms = self.sched.now_ms
         self.stats["crashes"] += 1
         self.checker.role[i] = "down"
 
@@ -375,17 +459,29 @@ class RaftSim:
                 self._core_exception(i)
                 return
             if rd is None:
+                self._after_step(i, node)
                 return
             st = self.storage[i]
             st.persist(rd.hard_state, rd.entries, rd.snapshot)
+            point = self.crash_arm.get(i)
+            if point == "before_sync":
+                return self._crash_in_ready(i, point)
             st.sync()
             if rd.events:
                 self.checker.now_ms = self.sched.now_ms
                 self.checker.on_events(i, rd.events)
+                self.paths.on_events(rd.events)
                 if self.p.trace_hash:
                     self.trace_crc = zlib.crc32(repr((i, round(self.sched.now_ms, 6), rd.events)).encode(), self.trace_crc)
+            if self.cons is not None:
+                self.cons.on_durable(i, node, rd.messages)
+            if point == "before_send" or (point == "mid_send" and len(rd.messages) < 2):
+                return self._crash_in_ready(i, "before_send")
             now = self.sched.now_ms
-            for m in rd.messages:
+            cut = len(rd.messages) // 2 if point == "mid_send" else None
+            for k, m in enumerate(rd.messages):
+                if k == cut:
+                    return self._crash_in_ready(i, point)
                 self.stats["messages"] += 1
                 for t in self.net.send(now, i, m.dst):
                     self.sched.at(t, "msg", (self.boot[m.dst], m))
@@ -396,8 +492,52 @@ class RaftSim:
             for ctx in rd.dropped_reads:
                 self.read_floor.pop(ctx, None)
                 self.stats["reads_dropped"] += 1
+                self.paths.hit("reads_dropped")
             node.advance(rd)
         self.checker._v("ready-bound", i, f"more than {MAX_READY_ROUNDS} Readies in one step")
+
+    def _crash_in_ready(self, i: str, point: str) -> None:
+        """An armed crash inside the Ready contract: after persist (unsynced writes are lost),
+        after sync before any message leaves, or after some of the messages left."""
+        self.paths.hit("crash_" + point)
+        self.crash(i)
+        self.sched.after(self.fault_rng.uniform(1, 300), "restart", i)
+
+    def _after_step(self, i: str, node) -> None:
+        """Consequence checks, path counters and efficiency bookkeeping after node i settled."""
+        if self.cons is not None:
+            self.cons.after_step(i, node)
+        old_role, old_term = self.last_role[i]
+        role, term = node.role, node.term
+        if (role, term) == (old_role, old_term):
+            return
+        self.last_role[i] = (role, term)
+        self.paths.on_role(old_role, old_term, node)
+        now = self.sched.now_ms
+        stable = (self.stable_since is not None and now - self.stable_since >= self.settle_ms
+                  and now - self.disturbed_ms >= self.settle_ms and self._net_healthy())
+        eff = self.eff
+        if term > self.top_term:
+            self.top_term = term
+            eff["term_increases"] += 1
+            if stable:
+                eff["spurious_term_increases"] += 1
+            self.stable_since = None
+        if role == "precandidate" and stable:
+            eff["spurious_campaigns"] += 1
+        if role == LEADER and old_role != LEADER:
+            eff["elections"] += 1
+            if stable:
+                eff["spurious_elections"] += 1
+            self.stable_since = now if term == self.top_term else self.stable_since
+        elif old_role == LEADER:
+            self.stable_since = None
+        if self.election_arm and role in ("precandidate", "candidate"):
+            self.election_arm = False
+            self._restart_in_election(i)
+
+    def _net_healthy(self) -> bool:
+        return not self.net.deaf and not self.net.links and all(n is not None for n in self.nodes.values())
 
     def _core_exception(self, i: str) -> None:
         self.checker.now_ms = self.sched.now_ms
@@ -472,6 +612,8 @@ class RaftSim:
             return
         node = self.nodes[i]
         self.stats["reads_served"] += 1
+        if self.cons is not None:
+            self.cons.on_read(i, node, floor)
         if node.applied_index < floor:
             self.checker.now_ms = self.sched.now_ms
             self.checker._v("stale-read", i, f"read served at applied index {node.applied_index} after a write "
@@ -560,6 +702,8 @@ class RaftSim:
             return
         kind = rng.choice(p.faults)
         dur = rng.uniform(100, p.fault_len_ms_max)
+        self.eff["faults"] += 1
+        self.disturbed_ms = self.sched.now_ms
         alive = [i for i in self.ids if self.nodes.get(i) is not None]
         ls = self.leaders()
         if kind in ("crash", "crash_leader"):
@@ -595,9 +739,64 @@ class RaftSim:
             self.fault_state["lossy"] = token
             self.sched.after(dur, "unlossy", token)
             self.stats["faults"].append([round(self.sched.now_ms), kind, round(dur)])
+        elif kind == "delay_storm":
+            # messages of deposed leaders and old candidates arrive late, after newer terms began:
+            # some links get delays of up to a few election timeouts and heavy reordering
+            for a in self.ids:
+                for b in self.ids:
+                    if a != b and rng.random() < 0.5:
+                        self.net.set_link(a, b, dataclasses.replace(
+                            self.link, reorder=0.5, delay_ms_max=self.link.delay_ms_max + rng.uniform(50, 400),
+                            reorder_extra_ms_max=rng.uniform(200, 1500)))
+            token = object()
+            self.fault_state["lossy"] = token
+            self.sched.after(dur, "unlossy", token)
+            self.stats["faults"].append([round(self.sched.now_ms), kind, round(dur)])
+        elif kind == "crash_mid_ready":
+            victims = ls if (ls and rng.random() < 0.6) else alive
+            if victims:
+                v = rng.choice(victims)
+                self.crash_arm[v] = rng.choice(CRASH_POINTS)
+                self.stats["faults"].append([round(self.sched.now_ms), kind, v, self.crash_arm[v]])
+        elif kind == "restart_in_election":
+            self.election_arm = True
+            self.stats["faults"].append([round(self.sched.now_ms), kind])
+        elif kind == "divergent_tail" and ls:
+            # the leader is cut off and fed writes it can never commit; the majority moves on
+            # (and may compact past the tail); after the heal the tail must be truncated or
+            # replaced by an InstallSnapshot
+            v = rng.choice(ls)
+            self.net.set_partition(isolate(v, self.ids))
+            self.stats["partitions"] += 1
+            token = object()
+            self.fault_state["partition"] = token
+            self.sched.after(max(dur, 1000), "unpartition", token)
+            node = self.nodes[v]
+            for k in range(rng.randint(5, 40)):
+                try:
+                    node.propose({"op": "kv.put", "key": f"t{k % 3}", "value": k})
+                except (NotLeader, Busy):
+                    break
+                except Exception:
+                    self._core_exception(v)
+                    return
+            self._process(v)
+            self._schedule_wake(v)
+            self.stats["faults"].append([round(self.sched.now_ms), kind, v, round(max(dur, 1000))])
+
+    def _restart_in_election(self, candidate: str) -> None:
+        """Crash the campaigning node or a voter, and restart it within a few ticks."""
+        rng = self.fault_rng
+        alive = [i for i in self.ids if self.nodes.get(i) is not None]
+        v = candidate if rng.random() < 0.5 or len(alive) < 2 else rng.choice(alive)
+        self.paths.hit("restart_during_election")
+        self.crash(v)
+        self.sched.after(rng.uniform(1, 50), "restart", v)
 
     def _heal(self) -> None:
         self.healed = True
+        self.crash_arm.clear()
+        self.election_arm = False
         self.net.heal()
         self.net.links.clear()
         self.fault_state.clear()
@@ -644,7 +843,15 @@ class RaftSim:
             node = self.nodes.get(i)
             if node is None or boot != self.boot[i] or not self.net.can_hear(i, m.src):
                 return
+            self._catch_up(i)
+            node = self.nodes.get(i)
+            if node is None:
+                return
+            before = self.paths.before_message(node, m)
             self._step(i, lambda n: n.step(m))
+            node = self.nodes.get(i)
+            if node is not None:
+                self.paths.after_message(node, m, before)
         elif kind == "client":
             self._client_op(payload)
         elif kind == "client_retry":
@@ -657,9 +864,11 @@ class RaftSim:
         elif kind == "unpartition":
             if self.fault_state.get("partition") is payload:
                 self.net.heal()
+                self.disturbed_ms = self.sched.now_ms
         elif kind == "unlossy":
             if self.fault_state.get("lossy") is payload:
                 self.net.links.clear()
+                self.disturbed_ms = self.sched.now_ms
         elif kind == "heal":
             self._heal()
         elif kind == "live":
@@ -678,8 +887,8 @@ class RaftSim:
                 return False
             kind, payload = self.sched.pop()
             self.stats["events"] += 1
-            if self.stats["events"] > MAX_EVENTS_PER_RUN:
-                raise BoundExceeded(f"more than {MAX_EVENTS_PER_RUN} events")
+            if self.stats["events"] > self.p.max_events:
+                raise BoundExceeded(f"more than {self.p.max_events} events")
             self._dispatch(kind, payload)
 
     def live_done(self) -> bool:
@@ -693,16 +902,37 @@ class RaftSim:
         return True
 
     def run(self) -> dict:
+        """Always ends in a verdict: a hit bound is a reported failure (`bound_exceeded`, and a
+        `bound-exceeded` violation with the replay command), never an exception out of here."""
         p = self.p
-        self.run_until(lambda: False, p.duration_ms)
-        if self.checker.violations and p.stop_on_violation:
-            liveness = None
-        else:
-            if not self.healed:
-                self._heal()
-            ok = self.run_until(self.live_done, p.duration_ms + p.heal_window_ms)
-            liveness = bool(ok) if not (self.checker.violations and p.stop_on_violation) else None
+        liveness = None
+        try:
+            self.run_until(lambda: False, p.duration_ms)
+            if not (self.checker.violations and p.stop_on_violation):
+                if not self.healed:
+                    self._heal()
+                ok = self.run_until(self.live_done, p.duration_ms + p.heal_window_ms)
+                liveness = bool(ok) if not (self.checker.violations and p.stop_on_violation) else None
+        except BoundExceeded as e:
+            self.bound_exceeded = str(e)
+            self._report("bound-exceeded", "-", f"{e} at virtual {self.sched.now_ms:.0f} ms")
         return self.result(liveness)
+
+    def efficiency(self) -> dict:
+        e = dict(self.eff)
+        e["elections_per_fault"] = round(e["elections"] / max(1, e["faults"]), 3)
+        e["term_increases_per_fault"] = round(e["term_increases"] / max(1, e["faults"]), 3)
+        problems = []
+        if e["spurious_elections"] + e["spurious_term_increases"] > self.p.spurious_elections_max:
+            problems.append(f"{e['spurious_elections']} elections and {e['spurious_term_increases']} term "
+                            f"increases while healthy with a stable leader (max {self.p.spurious_elections_max})")
+        if e["spurious_campaigns"] > self.p.spurious_campaigns_max:
+            problems.append(f"{e['spurious_campaigns']} pre-vote campaigns while healthy with a stable leader "
+                            f"(max {self.p.spurious_campaigns_max})")
+        if e["faults"] >= 3 and e["elections_per_fault"] > self.p.elections_per_fault_max:
+            problems.append(f"{e['elections_per_fault']} elections per fault (max {self.p.elections_per_fault_max})")
+        e["problems"] = problems
+        return e
 
     def _replay_extra(self) -> str:
         """CLI flags for the parameters that differ from the defaults (config/link overrides and
@@ -715,6 +945,10 @@ class RaftSim:
             extra += f" --fault-gap-ms {p.fault_gap_ms_min}:{p.fault_gap_ms_max}"
         if p.fault_len_ms_max != d.fault_len_ms_max:
             extra += f" --fault-len-ms {p.fault_len_ms_max}"
+        if p.max_events != d.max_events:
+            extra += f" --max-events {p.max_events}"
+        if p.node_factory is not None:
+            extra += f"  # node_factory={getattr(p.node_factory, '__name__', p.node_factory)} (set from code)"
         return extra
 
     def result(self, liveness) -> dict:
@@ -727,6 +961,10 @@ class RaftSim:
             "virtual_ms": round(self.sched.now_ms, 3),
             "violations": [x.to_dict() for x in v[:5]], "violation_count": len(v),
             "liveness_ok": liveness,
+            "bound_exceeded": self.bound_exceeded,
+            "efficiency": (eff := self.efficiency()),
+            "efficiency_ok": not eff["problems"],
+            "paths": dict(self.paths.counts),
             "stats": {k: val for k, val in self.stats.items() if k != "faults"},
             "faults": self.stats["faults"][:50],
             "leaders_elected": len(self.checker.leaders),
@@ -751,12 +989,13 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0, help="virtual seconds before the final heal")
     ap.add_argument("--fault-gap-ms", default="2000:10000", help="min:max virtual ms between faults")
     ap.add_argument("--fault-len-ms", type=int, default=6000, help="longest fault, virtual ms")
+    ap.add_argument("--max-events", type=int, default=MAX_EVENTS_PER_RUN, help="event bound of the run")
     a = ap.parse_args(argv)
     lo, hi = (int(x) for x in a.fault_gap_ms.split(":"))
     res = run_seed(a.seed, a.bug, duration_ms=int(a.seconds * 1000), fault_gap_ms_min=lo, fault_gap_ms_max=hi,
-                   fault_len_ms_max=a.fault_len_ms)
+                   fault_len_ms_max=a.fault_len_ms, max_events=a.max_events)
     print(json.dumps(res, indent=1, sort_keys=True))
-    bad = res["violation_count"] > 0 or res["liveness_ok"] is False
+    bad = res["violation_count"] > 0 or res["liveness_ok"] is False or not res["efficiency_ok"]
     if bad:
         print("FAILED; replay: " + res["replay"], file=sys.stderr)
     return 1 if bad else 0

@@ -9,6 +9,8 @@ Must not import: asyncio, socket, time, `chaos`. All randomness comes from the s
 uses `random.Random(seed)`, node i uses `random.Random(f"{seed}:{id}")`.
 
 The network model is kept here (not sim/net.py) because n = 1,000 needs a lean per-message path.
+Consequence checks judged against the simulator's ground truth (who runs, who can reach whom) and a
+seeded chaos run that always ends in a verdict live in swarmnode/sim/swim_checks.py.
 """
 
 from __future__ import annotations

@@ -1,0 +1,344 @@
+"""Benchmark: mutation testing of the protocol cores, judged by the simulators and the fast tests.
+
+A small AST mutation runner (written for this project): each mutant changes one site of
+node_image/swarmnode/raft/core.py, raft/log.py or swim/core.py with one operator --
+  cmp      flip a comparison (< <=, > >=, == !=, is / is not, in / not in)
+  const    off-by-one on an integer constant (n+1 and n-1)
+  negate   negate the condition of an if / while / ternary
+  boolop   and <-> or
+  arith    + <-> - on a binary operation
+  drop     replace one statement of a function body by `pass`
+-- and is judged in a subprocess on a copy of node_image/swarmnode (PYTHONPATH puts the copy first):
+  1. the simulator: Raft mutants run seeds of the hunting profile (+ one default-profile seed);
+     SWIM mutants run seeded chaos runs of swarmnode.sim.swim_checks; any violation, liveness or
+     efficiency failure, or hit bound kills;
+  2. if it survives, the fast unit tests of that core (pytest -x).
+A mutant that fails to import, raises in the judge or exceeds the per-judge timeout is killed.
+`equivalent`: surviving mutants that only touch observability counters (self.counters[...]), which
+no behaviour reads, or that drop an `assert` (a self-check); listed apart, left out of the score. Everything else that survives is
+listed in `survivors` with its file, line, operator and the mutated source line.
+
+Prints one JSON object: mutants, killed, equivalent, survived, score, seconds, per_file, survivors.
+Never passes or fails on time.
+Usage: python benchmarks/mutation.py [--quick] [--per-file 40] [--seed 1] [--files raft/core.py,...]
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+PKG = os.path.join(ROOT, "node_image", "swarmnode")
+FILES = ("raft/core.py", "raft/log.py", "swim/core.py")
+RAFT_TESTS = ["tests/raft/test_raft_paths.py", "tests/raft/test_raft_core.py", "tests/raft/test_raft_figure8.py",
+              "tests/raft/test_raft_vote_durability.py", "tests/raft/test_raft_transcripts.py",
+              "tests/raft/test_raft_hygiene.py", "tests/raft/test_raft_quorum.py"]
+SWIM_TESTS = ["tests/swim/test_swim_paths.py", "tests/swim/test_swim_core.py", "tests/swim/test_swim_formulas.py",
+              "tests/swim/test_swim_transcripts.py", "tests/swim/test_swim_purity.py",
+              "tests/swim/test_swim_props.py", "tests/swim/test_swim_sim.py"]
+RAFT_HUNT_SEEDS = 12
+SWIM_SEEDS = 6
+JUDGE_TIMEOUT_S = 120
+
+_CMP_FLIP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
+             ast.NotEq: ast.Eq, ast.Is: ast.IsNot, ast.IsNot: ast.Is, ast.In: ast.NotIn, ast.NotIn: ast.In}
+
+
+# ---- mutation sites -----------------------------------------------------------------------------
+
+def _docstring_ids(tree) -> set:
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                out.add(id(body[0]))
+    return out
+
+
+def _in_function(tree) -> set:
+    """ids of every node inside a function body (module/class-level code is not mutated)."""
+    out = set()
+    for f in ast.walk(tree):
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for stmt in f.body:
+                for n in ast.walk(stmt):
+                    out.add(id(n))
+    return out
+
+
+def sites(source: str) -> list:
+    """Every (node_index, operator, detail) the operators apply to, in a stable order."""
+    tree = ast.parse(source)
+    docs, inside = _docstring_ids(tree), _in_function(tree)
+    out = []
+    for k, node in enumerate(ast.walk(tree)):
+        if id(node) not in inside or id(node) in docs:
+            continue
+        if isinstance(node, ast.Compare):
+            for j, op in enumerate(node.ops):
+                if type(op) in _CMP_FLIP:
+                    out.append((k, "cmp", j))
+        elif isinstance(node, ast.Constant) and type(node.value) is int:
+            out.append((k, "const", +1))
+            out.append((k, "const", -1))
+        elif isinstance(node, (ast.If, ast.While, ast.IfExp)):
+            out.append((k, "negate", 0))
+        elif isinstance(node, ast.BoolOp):
+            out.append((k, "boolop", 0))
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+            out.append((k, "arith", 0))
+        if isinstance(node, (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.Delete,
+                             ast.If, ast.For, ast.While, ast.Raise, ast.Assert)) and not isinstance(node, ast.Module):
+            out.append((k, "drop", 0))
+    return out
+
+
+def mutate(source: str, site) -> tuple:
+    """Apply one site; returns (mutated source, line number, description)."""
+    k, op, arg = site
+    tree = ast.parse(source)
+    nodes = list(ast.walk(tree))
+    node = nodes[k]
+    line = getattr(node, "lineno", 0)
+    if op == "cmp":
+        old = type(node.ops[arg])
+        node.ops[arg] = _CMP_FLIP[old]()
+        desc = f"{old.__name__} -> {_CMP_FLIP[old].__name__}"
+    elif op == "const":
+        desc = f"{node.value} -> {node.value + arg}"
+        node.value = node.value + arg
+    elif op == "negate":
+        node.test = ast.UnaryOp(op=ast.Not(), operand=node.test)
+        desc = "negate condition"
+    elif op == "boolop":
+        new = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+        desc = f"{type(node.op).__name__} -> {type(new).__name__}"
+        node.op = new
+    elif op == "arith":
+        new = ast.Sub() if isinstance(node.op, ast.Add) else ast.Add()
+        desc = f"{type(node.op).__name__} -> {type(new).__name__}"
+        node.op = new
+    else:
+        parent = _parent_body(tree, node)
+        if parent is None:
+            return None, line, "drop (no parent)"
+        body, idx = parent
+        body[idx] = ast.copy_location(ast.Pass(), node)
+        desc = "drop statement"
+    ast.fix_missing_locations(tree)
+    return ast.unparse(tree), line, f"{op}: {desc}"
+
+
+def _parent_body(tree, target):
+    for node in ast.walk(tree):
+        for field in ("body", "orelse", "finalbody"):
+            body = getattr(node, field, None)
+            if isinstance(body, list):
+                for i, s in enumerate(body):
+                    if s is target:
+                        return body, i
+    return None
+
+
+# Survivors reviewed by hand and found equivalent: (file, function, mutated source line, mutation)
+# -> why. Keyed by function and text, not line numbers, so edits elsewhere keep the review valid.
+REVIEWED_EQUIVALENT = {
+    ("raft/core.py", "_apply_committed", "return (), ()", "drop: drop statement"):
+        "_apply_committed with nothing to apply: without the early return the slice is empty and the "
+        "snapshot condition was already acted on when applied last advanced",
+    ("raft/core.py", "__init__", "self._hb_seq = 0", "const: 0 -> 1"):
+        "heartbeat/read sequence numbers are only compared with each other and with acked_seq, "
+        "which starts at 0 below either start value",
+    ("raft/core.py", "_on_append", "self._send(AppendResponse(self._term, self.id, m.src, True, last_new, 0, 0, m.seq))",
+     "const: 0 -> 1"):
+        "hint_index / hint_term of a successful AppendResponse are never read (only the reject branch reads them)",
+    ("raft/core.py", "ready", "return None  # fast path: nothing happened (most ticks)", "drop: drop statement"):
+        "the fast path only skips work: the full path builds an empty Ready and returns None too",
+    ("raft/log.py", "last_index_of_term", "if e.term < term:", "drop: drop statement"):
+        "terms never decrease along a log, so past the first smaller term no entry can match: the "
+        "early exit only saves time",
+    ("raft/log.py", "last_index_of_term", "return None", "drop: drop statement"):
+        "same as dropping the early exit: the loop runs on and returns None at its end",
+    ("swim/core.py", "_suspicion_expired",
+     "if m is not None and m.state == SUSPECT and m.incarnation == s.incarnation:", "boolop: And -> Or"):
+        "a suspicion leaves _suspicions whenever its member leaves that suspect state (_transition), "
+        "and suspects are never reaped, so the condition always holds when a suspicion expires",
+    ("swim/core.py", "__init__", "MemberUpdate(ALIVE, node_id, 0, node_id)        # validates the id",
+     "const: 0 -> 1"):
+        "the throw-away update only validates the id; its incarnation is never used",
+    ("swim/core.py", "_send_join", "if self._joined:", "drop: drop statement"):
+        "_send_join runs only while _next_join_ms is set, which is cleared whenever _joined is set",
+    ("swim/core.py", "__init__", "self._join_attempts = 0", "const: 0 -> 1"):
+        "the constructor's value is overwritten by join() before anything reads it",
+    ("swim/core.py", "_random_live", "if len(live) <= 2 * k + 1:", "const: 1 -> 0"):
+        "both branches of _random_live draw k distinct live members other than `exclude`; only the "
+        "random stream differs",
+}
+
+
+def enclosing_function(source: str, line: int) -> str:
+    best = ("", -1)
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno <= line <= node.end_lineno:
+            if node.lineno > best[1]:
+                best = (node.name, node.lineno)
+    return best[0]
+
+
+def equivalent_reason(source_line: str, mutation: str, rel: str = "", func: str = ""):
+    """Mutants equivalent by construction (no behaviour of a correct run can differ), or None."""
+    why = REVIEWED_EQUIVALENT.get((rel, func, source_line, mutation))
+    if why:
+        return "reviewed: " + why
+    if "self.counters[" in source_line:
+        return "observability counter only"
+    if mutation.startswith("drop") and source_line.startswith("assert "):
+        return "drops a self-check assertion (no behaviour change on any run it did not abort)"
+    return None
+
+
+# ---- judging ------------------------------------------------------------------------------------
+
+def judge_in_process(kind: str) -> str | None:
+    """Run inside the subprocess (the mutated package is first on sys.path): None if every
+    simulated run is clean, else the first failure."""
+    if kind == "raft":
+        from swarmnode.sim.raft_sim import run_seed
+        hunt = dict(duration_ms=20_000, fault_gap_ms_min=200, fault_gap_ms_max=1_500, fault_len_ms_max=1_500)
+        runs = [(s, hunt) for s in range(RAFT_HUNT_SEEDS)] + [(1000, {})]
+        for seed, kw in runs:
+            r = run_seed(seed, **kw)
+            if r["violation_count"] or r["liveness_ok"] is not True or not r["efficiency_ok"] or r["bound_exceeded"]:
+                first = r["violations"][0]["kind"] if r["violations"] else (
+                    "liveness" if r["liveness_ok"] is not True else "efficiency")
+                return f"raft sim seed {seed}: {first}"
+        return None
+    from swarmnode.sim.swim_checks import run_checked
+    for seed in range(SWIM_SEEDS):
+        r = run_checked(seed)
+        if r["violations"]:
+            return f"swim sim seed {seed}: {r['violations'][0]['kind']}"
+    return None
+
+
+def _run(cmd, env, timeout):
+    try:
+        p = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        return p.returncode, (p.stdout + p.stderr)[-400:]
+    except subprocess.TimeoutExpired:
+        return "timeout", ""
+
+
+def judge(rel: str, mutated: str, workdir: str) -> tuple:
+    """(killed?, by what). Builds a package copy with one file replaced and runs the judges."""
+    pkg = os.path.join(workdir, "swarmnode")
+    if os.path.exists(pkg):
+        shutil.rmtree(pkg)
+    shutil.copytree(os.path.join(workdir, "pristine"), pkg)
+    with open(os.path.join(pkg, rel), "w") as f:
+        f.write(mutated)
+    env = dict(os.environ, PYTHONPATH=workdir, PYTHONDONTWRITEBYTECODE="1")
+    kind = "raft" if rel.startswith("raft/") else "swim"
+    rc, out = _run([sys.executable, os.path.abspath(__file__), "--judge", kind], env, JUDGE_TIMEOUT_S)
+    if rc != 0:
+        return True, "sim timeout" if rc == "timeout" else (out.strip().splitlines() or ["sim"])[-1][:160]
+    tests = RAFT_TESTS if kind == "raft" else SWIM_TESTS
+    rc, out = _run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not slow",
+                    *tests], env, JUDGE_TIMEOUT_S)
+    if rc != 0:
+        return True, "tests timeout" if rc == "timeout" else "tests"
+    return False, None
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="a fixed seeded sample of --per-file mutants per file")
+    ap.add_argument("--per-file", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--files", default=",".join(FILES))
+    ap.add_argument("--recheck", help="re-judge only the survivors listed in this earlier JSON output")
+    ap.add_argument("--judge", choices=("raft", "swim"), help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.judge:
+        why = judge_in_process(a.judge)
+        if why:
+            print(why)
+            return 1
+        return 0
+    t0 = time.monotonic()
+    work = tempfile.mkdtemp(prefix="mutation-")
+    # one copy of the package taken now: edits to the tree during a long run change no judge
+    shutil.copytree(PKG, os.path.join(work, "pristine"), ignore=shutil.ignore_patterns("__pycache__"))
+    recheck = None
+    if a.recheck:
+        prev = json.load(open(a.recheck))
+        recheck = {(r["file"], r["line"], r["mutation"]) for r in prev["survivors"]}
+        a.files = ",".join(sorted({f for f, _, _ in recheck}))
+    out = {"mutants": 0, "killed": 0, "equivalent": 0, "survived": 0, "per_file": {}, "survivors": [],
+           "equivalent_list": [], "quick": a.quick, "sample_seed": a.seed}
+    try:
+        for rel in a.files.split(","):
+            src = open(os.path.join(work, "pristine", rel)).read()
+            lines = src.splitlines()
+            all_sites = sites(src)
+            chosen = all_sites
+            if recheck is not None:
+                chosen = [st for st in all_sites if (rel, *mutate(src, st)[1:]) in recheck]
+            elif a.quick:
+                chosen = sorted(random.Random(f"{a.seed}:{rel}").sample(all_sites, min(a.per_file, len(all_sites))))
+            # the unmutated code must pass the same judges, or nothing below means anything
+            ok, why = judge(rel, src, work)
+            if ok:
+                raise SystemExit(f"baseline fails for {rel}: {why}")
+            pf = {"sites": len(all_sites), "mutants": 0, "killed": 0, "equivalent": 0, "survived": 0,
+                  "seconds": 0.0}
+            f0 = time.monotonic()
+            for site in chosen:
+                mutated, line, desc = mutate(src, site)
+                if mutated is None or mutated == ast.unparse(ast.parse(src)):
+                    continue
+                pf["mutants"] += 1
+                text = lines[line - 1].strip() if line else ""
+                killed, by = judge(rel, mutated, work)
+                func = enclosing_function(src, line)
+                row = {"file": rel, "line": line, "function": func, "mutation": desc, "source": text[:120]}
+                if killed:
+                    pf["killed"] += 1
+                elif equivalent_reason(text, desc, rel, func):
+                    pf["equivalent"] += 1
+                    out["equivalent_list"].append(dict(row, why=equivalent_reason(text, desc, rel, func)))
+                else:
+                    pf["survived"] += 1
+                    out["survivors"].append(row)
+                print(f"{rel}:{line} {desc}: {'killed by ' + by if killed else 'SURVIVED'}", file=sys.stderr)
+            pf["seconds"] = round(time.monotonic() - f0, 1)
+            pf["score"] = round(pf["killed"] / max(1, pf["mutants"] - pf["equivalent"]), 3)
+            out["per_file"][rel] = pf
+            for k in ("mutants", "killed", "equivalent", "survived"):
+                out[k] += pf[k]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out["score"] = round(out["killed"] / max(1, out["mutants"] - out["equivalent"]), 3)
+    raft = [out["per_file"][f] for f in out["per_file"] if f.startswith("raft/")]
+    if raft:
+        m = sum(p["mutants"] - p["equivalent"] for p in raft)
+        out["score_raft_core_and_log"] = round(sum(p["killed"] for p in raft) / max(1, m), 3)
+    if "swim/core.py" in out["per_file"]:
+        out["score_swim"] = out["per_file"]["swim/core.py"]["score"]
+    out["seconds"] = round(time.monotonic() - t0, 1)
+    print(json.dumps(out, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""Consequence checks for the Raft simulator: properties read from the nodes' actual state, the
+messages they send and the state machine they apply to -- never from the core's own journal events,
+so a bug that also corrupts (or forgets) its events is still caught by what it does.
+
+Owns: ConsequenceChecker, SimStore (a Store that reports every apply/restore to the checker) and
+PathCounter (how often the simulator drove the protocol's hard paths). Used by raft_sim only.
+Must not import asyncio, socket, time, module-level random or `chaos`.
+
+Checked (kind names as reported):
+  committed-entry-lost  an entry at an index that was ever committed anywhere is removed or
+                        replaced on a node that held it (in memory, after a restart, after a
+                        snapshot install)
+  committed-divergence  two nodes committed different entries at one index (each node's committed
+                        prefix must agree with every other's)
+  term-regressed        a node's term went down (in memory, or across a restart below a term it
+                        had already sent)
+  vote-forgotten        a node that voted (granted, or for itself) in term T holds another vote,
+                        or none, while still in term T -- in memory or after a restart
+  double-vote           a node granted its vote in one term to two candidates (from its messages)
+  log-regressed         after a restart, a node's log is not the one it had made durable and
+                        acted on (acknowledged, voted with) before the crash
+  applied-divergence    a node's state machine reached, at some index, a state (digest) other
+                        than the one history has there; or skipped an index
+  stale-read-state      a read was served from a state older than a write acknowledged before the
+                        read began, or from a state that is not on the one history
+  commit-without-majority  when an index is first committed anywhere, fewer than a majority of
+                        nodes hold that entry (in memory or, for a crashed node, durably) -- the
+                        definition of committed (§5.3), whatever counting the core did
+  two-leaders           two nodes are leaders of the same term (§5.2), from node state
+  leader-missing-committed  a node becomes leader without every entry committed so far (§5.4)
+  commit-beyond-log     a node's commit index is past its last log index
+  applied-beyond-commit a node's state machine holds an index past the node's commit index
+All checks cost O(1) amortized per step (chain hashes make one comparison cover a prefix).
+"""
+from __future__ import annotations
+
+from swarmnode.raft import (AppendEntries, AppendResponse, InstallSnapshot, Store, VoteRequest,
+                            VoteResponse)
+
+
+class SimStore(Store):
+    """The state machine the simulator hands each node: reports each apply and restore (with the
+    digest reached) so that applied history is judged from the state machine itself."""
+
+    def __init__(self, observer=None):
+        super().__init__()
+        self.observer = observer   # callable(kind, index, digest)
+
+    def apply(self, index, command):
+        out = super().apply(index, command)
+        if self.observer is not None:
+            self.observer("apply", index, self.digest())
+        return out
+
+    def restore(self, data):
+        super().restore(data)
+        if self.observer is not None:
+            self.observer("restore", self.applied_index, self.digest())
+
+
+class ConsequenceChecker:
+    """See the module docstring. `report(kind, node, detail)` records a violation."""
+
+    def __init__(self, ids, report):
+        self.ids = list(ids)
+        self.report = report
+        self.committed: dict = {}          # index -> chain hash, first seen committed anywhere
+        self.max_committed = 0
+        self.seen_commit = {i: 0 for i in ids}     # highest commit index recorded per node
+        self.held = {i: 0 for i in ids}            # highest committed index the node has held
+        self.max_term = {i: 0 for i in ids}        # in-memory term, last seen
+        self.sent_term = {i: 0 for i in ids}       # highest term the node made visible
+        self.voted: dict = {}                      # (node, term) -> candidate it made visible
+        self.durable = {i: None for i in ids}      # (last_index, hash, snap_index, snap_hash)
+        self.history: dict = {}                    # index -> state digest (the one history)
+        self.sm_index = {i: 0 for i in ids}        # last index the node's state machine reached
+        self.quorum = len(self.ids) // 2 + 1
+        self.leaders: dict = {}                    # term -> node seen leading it
+        self.was_leader = {i: (None, 0) for i in ids}   # (role, term) at the last check
+        self.holds = None   # set by the simulator: holds(node, index, hash) -> bool (durable for crashed)
+
+    # ---- state machine (SimStore observer) ---------------------------------------------------
+    def observer(self, i):
+        def obs(kind, index, digest):
+            if kind == "apply" and index != self.sm_index[i] + 1:
+                self.report("applied-divergence", i, f"applied index {index} after {self.sm_index[i]}")
+            self.sm_index[i] = index
+            want = self.history.get(index)
+            if want is None:
+                self.history[index] = digest
+            elif want != digest:
+                self.report("applied-divergence", i, f"state at index {index} is {digest}, history has {want}")
+        return obs
+
+    def on_read(self, i, node, floor) -> None:
+        sm = node.sm
+        a, d = sm.applied_index, sm.digest()
+        if a < floor:
+            self.report("stale-read-state", i, f"read served from state at index {a}; a write at {floor} "
+                                               f"was acknowledged before the read began")
+        elif a and self.history.get(a) not in (None, d):
+            self.report("stale-read-state", i, f"read served from state {d} at {a}, not on the history")
+
+    # ---- messages that leave (after persist + sync) ------------------------------------------
+    def on_durable(self, i, node, messages) -> None:
+        """A Ready was persisted and synced and its messages are about to leave."""
+        lg = node.log
+        self.durable[i] = (lg.last_index, lg.hash(lg.last_index), lg.snap_index, lg.snap_hash)
+        for m in messages:
+            t = type(m)
+            pre = (t is VoteRequest or t is VoteResponse) and m.pre_vote
+            if m.term > self.sent_term[i] and not pre:   # a pre-vote carries term + 1 (§9.6)
+                self.sent_term[i] = m.term
+            if t is VoteResponse and m.granted and not m.pre_vote:
+                self._record_vote(i, m.term, m.dst)
+            elif t is VoteRequest and not m.pre_vote:
+                self._record_vote(i, m.term, i)
+
+    def _record_vote(self, i, term, cand) -> None:
+        prev = self.voted.get((i, term))
+        if prev is None:
+            self.voted[(i, term)] = cand
+        elif prev != cand:
+            self.report("double-vote", i, f"term {term}: voted {prev}, then {cand}")
+
+    # ---- after every step of node i ----------------------------------------------------------
+    def after_step(self, i, node) -> None:
+        t = node.term
+        if t < self.max_term[i]:
+            self.report("term-regressed", i, f"term {t} after {self.max_term[i]}")
+        self.max_term[i] = t
+        self._check_vote(i, node, "")
+        self._check_held(i, node, "")
+        c = node.commit_index
+        if c > node.log.last_index:
+            self.report("commit-beyond-log", i, f"commit index {c} > last log index {node.log.last_index}")
+        if node.sm.applied_index > c:
+            self.report("applied-beyond-commit", i, f"state machine at index {node.sm.applied_index} > commit {c}")
+        if c > self.seen_commit[i]:
+            self._record_commits(i, node, c)
+        role = (node.role, t)
+        if role != self.was_leader[i]:
+            self.was_leader[i] = role
+            if node.role == "leader":
+                self._new_leader(i, node, t)
+
+    def _new_leader(self, i, node, t) -> None:
+        other = self.leaders.setdefault(t, i)
+        if other != i:
+            self.report("two-leaders", i, f"{other} and {i} both lead term {t}")
+        g = self.max_committed
+        if g:
+            log = node.log
+            want = self.committed[g]
+            if g >= log.snap_index:
+                ok = log.hash(g) == want
+            else:
+                ok = self.committed.get(log.snap_index) in (None, log.snap_hash)
+            if not ok:
+                self.report("leader-missing-committed", i, f"leader of term {t} lacks committed index {g}")
+
+    def _check_vote(self, i, node, when) -> None:
+        want = self.voted.get((i, node.term))
+        if want is not None and node.vote != want:
+            self.report("vote-forgotten", i, f"{when}voted {want} in term {node.term}, now holds vote {node.vote}")
+
+    def _record_commits(self, i, node, c) -> None:
+        lg = self.committed
+        log = node.log
+        lo = max(self.seen_commit[i], log.snap_index - 1) + 1
+        grew = False
+        for idx in range(lo, c + 1):
+            h = log.hash(idx)
+            if h is None:
+                continue
+            want = lg.get(idx)
+            if want is None:
+                lg[idx] = h
+                if idx > self.max_committed:
+                    self.max_committed = idx
+                    grew = True
+                if self.holds is not None:
+                    n = sum(1 for j in self.ids if self.holds(j, idx, h))
+                    if n < self.quorum:
+                        self.report("commit-without-majority", i, f"index {idx} committed while held by "
+                                                                  f"{n} of {len(self.ids)} nodes")
+            elif want != h:
+                self.report("committed-divergence", i, f"index {idx} committed as {h}, elsewhere as {want}")
+                break
+        self.seen_commit[i] = c
+        if grew:
+            self._refresh_held()
+
+    def _refresh_held(self) -> None:
+        for j, node in self.nodes_fn():
+            if node is not None:
+                self._update_held(j, node)
+
+    def _matches(self, log, idx) -> bool:
+        want = self.committed.get(idx)
+        return want is not None and log.hash(idx) == want
+
+    def _update_held(self, j, node) -> None:
+        log = node.log
+        hi = min(self.max_committed, log.last_index)
+        lo = max(self.held[j], log.snap_index)
+        if hi <= self.held[j]:
+            return
+        if self._matches(log, hi):
+            self.held[j] = hi
+            return
+        # chain hashes: the matching indexes form a prefix; binary search its end
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self._matches(log, mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo > self.held[j] and self._matches(log, lo):
+            self.held[j] = lo
+
+    def _check_held(self, i, node, when) -> None:
+        h = self.held[i]
+        if h == 0:
+            return
+        log = node.log
+        want = self.committed[h]
+        if h >= log.snap_index:
+            got = log.hash(h)
+            if got != want:
+                self.report("committed-entry-lost", i, f"{when}index {h} was committed ({want}) and held here; "
+                                                       f"now {'absent' if got is None else got} "
+                                                       f"(log {log.snap_index}..{log.last_index})")
+                self.held[i] = 0
+        else:
+            base = self.committed.get(log.snap_index)
+            if base is not None and base != log.snap_hash:
+                self.report("committed-entry-lost", i, f"{when}snapshot base {log.snap_index} is off the committed chain")
+                self.held[i] = 0
+
+    # ---- crash / restart ---------------------------------------------------------------------
+    def on_restart(self, i, node) -> None:
+        when = "after a restart: "
+        if node.term < self.sent_term[i]:
+            self.report("term-regressed", i, f"{when}term {node.term} < {self.sent_term[i]} it had sent")
+        self.max_term[i] = node.term
+        self._check_vote(i, node, when)
+        self._check_held(i, node, when)
+        d = self.durable[i]
+        log = node.log
+        if d is not None:
+            last, h, snap, snap_h = d
+            if last >= log.snap_index:
+                got = log.hash(last)
+                if got != h:
+                    self.report("log-regressed", i, f"{when}index {last} was {h} before the crash, now "
+                                                    f"{'absent' if got is None else got}")
+            elif self.committed.get(log.snap_index) not in (None, log.snap_hash):
+                self.report("log-regressed", i, f"{when}snapshot {log.snap_index} is off the committed chain")
+        self.durable[i] = (log.last_index, log.hash(log.last_index), log.snap_index, log.snap_hash)
+        self.seen_commit[i] = min(self.seen_commit[i], node.commit_index)
+        self.sm_index[i] = node.sm.applied_index
+        self._update_held(i, node)
+
+    def nodes_fn(self):   # replaced by the simulator: yields (id, node or None)
+        return ()
+
+
+# ---- coverage of the protocol's hard paths --------------------------------------------------------
+
+PATHS = ("conflict_truncation", "snapshot_install", "snapshot_install_divergent_tail",
+         "stale_leader_message", "stale_vote_message", "fast_backoff_reject", "leader_stepdown_quorum",
+         "leader_deposed_by_term", "crash_before_sync", "crash_before_send", "crash_mid_send",
+         "restart_during_election", "snapshots_taken_or_installed", "reads_dropped")
+
+
+class PathCounter:
+    """Counts, per run, how often a hard path of the protocol ran: read from the messages delivered,
+    the events and node state before and after each step (the core is not instrumented)."""
+
+    def __init__(self):
+        self.counts = {p: 0 for p in PATHS}
+
+    def hit(self, path: str, n: int = 1) -> None:
+        self.counts[path] += n
+
+    def before_message(self, node, m):
+        t = type(m)
+        if m.term < node.term:
+            if t is AppendEntries or t is InstallSnapshot:
+                self.counts["stale_leader_message"] += 1
+            elif t is VoteRequest or t is VoteResponse:
+                self.counts["stale_vote_message"] += 1
+        if t is AppendResponse and not m.success and m.hint_index:
+            self.counts["fast_backoff_reject"] += 1
+        if t is InstallSnapshot:
+            s = m.snapshot
+            lg = node.log
+            return lg.snap_index, lg.last_index > s.index and lg.term(s.index) != s.term
+        return None
+
+    def after_message(self, node, m, before) -> None:
+        if before is None:
+            return
+        snap, divergent = before
+        if node.log.snap_index == m.snapshot.index and snap != m.snapshot.index:
+            self.counts["snapshot_install"] += 1
+            if divergent:
+                self.counts["snapshot_install_divergent_tail"] += 1
+
+    def on_role(self, old_role, old_term, node) -> None:
+        if old_role == "leader" and node.role != "leader":
+            self.counts["leader_deposed_by_term" if node.term > old_term else "leader_stepdown_quorum"] += 1
+
+    def on_events(self, events) -> None:
+        for ev in events:
+            t = ev["type"]
+            if t == "truncate":
+                self.counts["conflict_truncation"] += 1
+            elif t == "snapshot":
+                self.counts["snapshots_taken_or_installed"] += 1
