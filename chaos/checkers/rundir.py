@@ -177,9 +177,15 @@ def _validate_status(row: dict) -> str | None:
     return None
 
 
+# Every action the nemesis writes (chaos/nemesis.py): intended and in-effect starts and stops, a
+# fault that could not be applied, one skipped (no leader), and the final heal. The checkers only
+# read `start` and `stop`; the others are valid rows, not damage.
+FAULT_ACTIONS = ("intend-start", "start", "intend-stop", "stop", "error", "skipped", "heal")
+
+
 def _validate_fault(row: dict) -> str | None:
-    if row.get("action") not in ("start", "stop"):
-        return f"fault row: 'action' is {row.get('action')!r}, not start or stop"
+    if row.get("action") not in FAULT_ACTIONS:
+        return f"fault row: 'action' is {row.get('action')!r}, not one of {', '.join(FAULT_ACTIONS)}"
     if not _is_number(row.get("ts")):
         return f"fault row: 'ts' is {row.get('ts')!r}, not a number"
     return None
