@@ -125,7 +125,7 @@ def plan(file: Path, seed: int | None, as_json: bool) -> int:
 
 
 def _run_one(loaded: Loaded, seed: int, out: Path, name: str | None, keep: bool, plan: dict | None = None,
-             replay_of: str | None = None):
+             replay_of: str | None = None, plant: tuple[str, ...] = ()):
     from chaos.env.progress import RichProgress
     from chaos.live import LiveDisplay
     from chaos.runner import RunOptions, Runner, command_line
@@ -135,7 +135,8 @@ def _run_one(loaded: Loaded, seed: int, out: Path, name: str | None, keep: bool,
     live = LiveDisplay(loaded.experiment.name, p["schedule_bound_s"] + p["recovery"]["window_s"])
     progress = RichProgress()
     opts = RunOptions(seed=seed, out_dir=out, cluster_name=name, keep=keep, command=command_line(), plan=p,
-                      replay_of=replay_of, say=lambda s: err.print(Text(s)), progress=progress, live=live)
+                      replay_of=replay_of, say=lambda s: err.print(Text(s)), progress=progress, live=live,
+                      plant=plant)
     runner = Runner(loaded, opts)
     try:
         outcome = runner.execute()
@@ -195,6 +196,16 @@ def _summary(outcomes) -> None:
     Console(highlight=False, emoji=False).print(t)
 
 
+def _plants(names: tuple[str, ...]) -> tuple[str, ...]:
+    """--plant names, checked against swarmnode.plant.PLANTS (a usage error names the known ones)."""
+    from swarmnode.plant import PLANTS
+    unknown = [n for n in names if n not in PLANTS]
+    if unknown:
+        raise UsageError(f"--plant {unknown[0]!r} is not a planted bug",
+                         hint="known: " + ", ".join(PLANTS))
+    return tuple(sorted(set(names)))
+
+
 @click.command("run")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
@@ -204,7 +215,10 @@ def _summary(outcomes) -> None:
               help="parent of the run directories")
 @click.option("--name", default=None, help="cluster name (default: a fresh one per run, so runs never collide)")
 @click.option("--keep-cluster", "keep", is_flag=True, help="leave the cluster up (remove: chaos down --name NAME)")
-def run(files, seed, repeat, out, name, keep) -> int:
+@click.option("--plant", "plant", multiple=True, metavar="NAME",
+              help="TEST ONLY: switch on a deliberate bug in every agent (repeatable; names: "
+                   "node_image/swarmnode/plant.py). The run proves a check can fail; it is no result.")
+def run(files, seed, repeat, out, name, keep, plant) -> int:
     """Run experiment files end to end: validate, plan, cluster up, workload and faults, final heal,
     recovery, collect, judge, tear down. One run directory per file and seed.
 
@@ -219,13 +233,14 @@ def run(files, seed, repeat, out, name, keep) -> int:
     from chaos.runner import exit_code_of
 
     loaded = [_load(str(f)) for f in files]  # every file is validated before anything starts
+    plant = _plants(plant)
     if name is not None and (len(loaded) > 1 or repeat > 1):
         raise UsageError("--name names one cluster; it cannot be used with several files or --repeat")
     seed = secrets.randbelow(2**31) if seed is None else seed
     outcomes = []
     for lf in loaded:
         for k in range(repeat):
-            outcomes.append(_run_one(lf, seed + k, out, name, keep))
+            outcomes.append(_run_one(lf, seed + k, out, name, keep, plant=plant))
     _summary(outcomes)
     return exit_code_of(outcomes)
 

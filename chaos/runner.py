@@ -150,6 +150,7 @@ class RunOptions:
     say: Callable[[str], None] = print
     progress: Progress = field(default_factory=NullProgress)
     live: object | None = None       # chaos.live.LiveDisplay or None
+    plant: tuple[str, ...] = ()      # TEST ONLY: planted bugs (CHAOS_PLANT on every agent)
 
 
 @dataclass
@@ -212,7 +213,7 @@ class Runner:
                        "repeat. faults.jsonl records the node each selector resolved to.",
             clock=self.clock.as_dict(), cluster_name=self.cluster_name, started=self.clock.now(), ended=None,
             partial=True, partial_reason="the run is in progress (or the harness was killed)",
-            outcome="running", phases=[], nodes={}, heal_ts=None, plant=[])
+            outcome="running", phases=[], nodes={}, heal_ts=None, plant=list(self.opts.plant))
 
     # -- the lifecycle --
 
@@ -229,8 +230,13 @@ class Runner:
                 image = build_node_image(client, progress=opts.progress)
                 self._write_run(image=image.tag, image_id=image.image_id)
                 c = self.plan["cluster"]
+                agent_env = dict(c["agent_env"])
+                if opts.plant:
+                    agent_env["CHAOS_PLANT"] = ",".join(opts.plant)
+                    opts.say(f"WARNING: PLANTED BUGS {','.join(opts.plant)} -- every agent runs with "
+                             "deliberate bugs; this run is a test of the checks, not a result")
                 cspec = ClusterSpec(name=self.cluster_name, managers=c["managers"], workers=c["workers"],
-                                    seed=opts.seed, agent_env=tuple(sorted(c["agent_env"].items())),
+                                    seed=opts.seed, agent_env=tuple(sorted(agent_env.items())),
                                     toxiproxy_shards=c["toxiproxy_shards"])
                 up = bring_up(client, cspec, image.tag, c["ready_timeout_s"], opts.progress, c["toxiproxy"])
                 cluster = up.cluster
