@@ -42,3 +42,25 @@ def test_fault_actions_run_with_intend_rows_is_judged(tmp_path):
     run = rundir.RunDir(tmp_path)
     out = expectations(run, expect=["fault-applied:partition"])
     assert out.verdict.value == "VALID", out
+
+
+def _run_with_stop(tmp_path, until: dict):
+    rows = [{"ts": 10.0, "fault": "kill-worker", "action": "start", "kind": "kill", "targets": ["w1"]},
+            {"ts": 30.0, "fault": "kill-worker", "action": "stop", "kind": "kill", "targets": ["w1"],
+             "details": {"reason": "until", "until": until}}]
+    (tmp_path / "faults.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "run.json").write_text(json.dumps({"nodes": {"w1": {"role": "worker"}}, "heal_ts": 31.0}))
+    return rundir.RunDir(tmp_path)
+
+
+def test_expect_until_met_observed_when_the_condition_became_true(tmp_path):
+    run = _run_with_stop(tmp_path, {"condition": "replicas-restored", "met": True, "after_s": 4.2})
+    out = expectations(run, expect=["until-met:kill-worker"])
+    assert out.verdict.value == "VALID", out
+
+
+def test_expect_until_met_inconclusive_when_max_ran_out(tmp_path):
+    run = _run_with_stop(tmp_path, {"condition": "replicas-restored", "met": False, "max_s": 20,
+                                    "detail": "web: 2/3 on live workers"})
+    out = expectations(run, expect=["until-met:kill-worker"])
+    assert out.verdict.value == "UNKNOWN" and "not met within 20" in out.summary, out
