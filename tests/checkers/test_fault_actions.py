@@ -63,4 +63,5 @@ def test_expect_until_met_inconclusive_when_max_ran_out(tmp_path):
     run = _run_with_stop(tmp_path, {"condition": "replicas-restored", "met": False, "max_s": 20,
                                     "detail": "web: 2/3 on live workers"})
     out = expectations(run, expect=["until-met:kill-worker"])
-    assert out.verdict.value == "UNKNOWN" and "not met within 20" in out.summary, out
+    detail = out.evidence["expectations"]["until-met:kill-worker"]["detail"]
+    assert out.verdict.value == "UNKNOWN" and "not met within 20" in detail, out
