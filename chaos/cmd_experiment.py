@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -28,11 +29,11 @@ DEMO_FILE = "leader-isolated.yaml"
 
 
 def _err_console() -> Console:
-    return Console(stderr=True, highlight=False, markup=False, emoji=False)
+    return Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 def _out_console() -> Console:
-    return Console(highlight=False, markup=False, emoji=False)
+    return Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 def _print_problems(problems, console: Console) -> None:
@@ -42,7 +43,11 @@ def _print_problems(problems, console: Console) -> None:
 
 
 def _load(path: str) -> Loaded:
-    loaded = load_file(path)
+    try:
+        loaded = load_file(path)
+    except ExperimentError as exc:
+        _print_problems(exc.problems, _err_console())  # every problem, then the one-line error
+        raise
     if loaded.warnings:
         _print_problems(loaded.warnings, _err_console())
     return loaded
@@ -132,11 +137,11 @@ def _run_one(loaded: Loaded, seed: int, out: Path, name: str | None, keep: bool,
 
     err = _err_console()
     p = plan if plan is not None else plan_mod.expand(loaded.experiment, seed)
+    p = plan_mod.with_plant(p, list(plant))
     live = LiveDisplay(loaded.experiment.name, p["schedule_bound_s"] + p["recovery"]["window_s"])
     progress = RichProgress()
     opts = RunOptions(seed=seed, out_dir=out, cluster_name=name, keep=keep, command=command_line(), plan=p,
-                      replay_of=replay_of, say=lambda s: err.print(Text(s)), progress=progress, live=live,
-                      plant=plant)
+                      replay_of=replay_of, say=lambda s: err.print(Text(s)), progress=progress, live=live)
     runner = Runner(loaded, opts)
     try:
         outcome = runner.execute()
@@ -179,9 +184,26 @@ def _reports(outcome) -> None:
         _err_console().print(Text(f"warning: the report could not be written: {type(exc).__name__}: {exc}"))
 
 
-def _summary(outcomes) -> None:
+def _summary(outcomes, out: Path) -> None:
+    """With several runs: a table per run, the flake rate of each check, and summary.json in --out."""
     if len(outcomes) < 2:
         return
+    rates: dict[str, list[int]] = {}
+    for o in outcomes:
+        for c in (o.results.checks if o.results is not None else []):
+            rates.setdefault(c.name, [0, 0])
+            rates[c.name][1] += 1
+            if c.verdict.value != "VALID":
+                rates[c.name][0] += 1
+    summary = {"runs": [{"experiment": o.run.get("experiment"), "seed": o.run.get("seed"),
+                         "verdict": o.results.verdict.value if o.results is not None else "ERROR",
+                         "exit_code": o.exit_code, "duration_s": o.run.get("duration_s"),
+                         "failing": [c.name for c in o.results.checks if c.verdict.value != "VALID"]
+                         if o.results is not None else [], "run_dir": str(o.run_dir)} for o in outcomes],
+               "flake_rate": {k: {"not_valid": v[0], "runs": v[1], "rate": round(v[0] / v[1], 3)}
+                              for k, v in sorted(rates.items())}}
+    path = out / f"summary-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     t = Table(title="runs", show_header=True, header_style="bold")
     for col in ("experiment", "seed", "verdict", "failing checks", "duration", "run directory"):
         t.add_column(col)
@@ -193,21 +215,15 @@ def _summary(outcomes) -> None:
             verdict, failing = "ERROR", (o.error.message[:60] if o.error else "-")
         t.add_row(Text(str(o.run.get("experiment"))), Text(str(o.run.get("seed"))), Text(verdict), Text(failing),
                   Text(f"{o.run.get('duration_s') or 0:.0f}s"), Text(str(o.run_dir)))
-    Console(highlight=False, emoji=False).print(t)
-
-
-def _plants(names: tuple[str, ...]) -> tuple[str, ...]:
-    """--plant names, checked against swarmnode.plant.PLANTS (a usage error names the known ones)."""
-    from swarmnode.plant import PLANTS
-    unknown = [n for n in names if n not in PLANTS]
-    if unknown:
-        raise UsageError(f"--plant {unknown[0]!r} is not a planted bug",
-                         hint="known: " + ", ".join(PLANTS))
-    return tuple(sorted(set(names)))
+    con = Console(highlight=False, emoji=False, soft_wrap=True)
+    con.print(t)
+    for check, r in summary["flake_rate"].items():
+        con.print(Text(f"{check}: not VALID in {r['not_valid']} of {r['runs']} runs ({r['rate']:.0%})"))
+    con.print(Text(f"summary: {path}"))
 
 
 @click.command("run")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
               help="seed of the first run (default: random, printed); --repeat uses seed, seed+1, ...")
 @click.option("--repeat", type=click.IntRange(1, 1000), default=1, show_default=True, help="runs per file, one seed each")
@@ -215,10 +231,14 @@ def _plants(names: tuple[str, ...]) -> tuple[str, ...]:
               help="parent of the run directories")
 @click.option("--name", default=None, help="cluster name (default: a fresh one per run, so runs never collide)")
 @click.option("--keep-cluster", "keep", is_flag=True, help="leave the cluster up (remove: chaos down --name NAME)")
-@click.option("--plant", "plant", multiple=True, metavar="NAME",
-              help="TEST ONLY: switch on a deliberate bug in every agent (repeatable; names: "
-                   "node_image/swarmnode/plant.py). The run proves a check can fail; it is no result.")
-def run(files, seed, repeat, out, name, keep, plant) -> int:
+@click.option("--plant", "plant", multiple=True, metavar="BUG",
+              help="start the agents with a planted bug (repeatable; see --list-plants): proves that "
+                   "an experiment catches it; the run is marked planted everywhere")
+@click.option("--list-plants", is_flag=True, help="list the bugs that can be planted, then exit")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write one JUnit file for every run here (one testsuite per run); written even when "
+                   "nothing could start, so a CI gate never sees a missing report")
+def run(files, seed, repeat, out, name, keep, plant, list_plants, junit_path) -> int:
     """Run experiment files end to end: validate, plan, cluster up, workload and faults, final heal,
     recovery, collect, judge, tear down. One run directory per file and seed.
 
@@ -230,18 +250,44 @@ def run(files, seed, repeat, out, name, keep, plant) -> int:
       chaos run experiments/leader-isolated.yaml --seed 7
       chaos run experiments/*.yaml --repeat 3
     """
+    try:
+        return _run_files(files, seed, repeat, out, name, keep, plant, list_plants, junit_path)
+    except UsageError as exc:
+        if junit_path is not None:
+            from chaos.report.junit import write_error_junit
+            label = Path(files[0]).stem if files else "chaos-run"
+            write_error_junit(junit_path, label, exc.message, {"files": " ".join(map(str, files))})
+        raise
+
+
+def _run_files(files, seed, repeat, out, name, keep, plant, list_plants, junit_path) -> int:
+    from chaos.experiment.loader import plant_registry
     from chaos.runner import exit_code_of
 
+    known = plant_registry()
+    if list_plants:
+        for bug, text in sorted(known.items()):
+            click.echo(f"{bug:<28} {text}")
+        return EXIT_OK
+    for bug in plant:
+        if bug not in known:
+            raise UsageError(f"--plant {bug}: no such planted bug", hint="`chaos run --list-plants` lists them")
+    if not files:
+        raise UsageError("give at least one experiment file", hint="e.g. chaos run experiments/leader-isolated.yaml")
     loaded = [_load(str(f)) for f in files]  # every file is validated before anything starts
-    plant = _plants(plant)
     if name is not None and (len(loaded) > 1 or repeat > 1):
         raise UsageError("--name names one cluster; it cannot be used with several files or --repeat")
     seed = secrets.randbelow(2**31) if seed is None else seed
     outcomes = []
-    for lf in loaded:
-        for k in range(repeat):
-            outcomes.append(_run_one(lf, seed + k, out, name, keep, plant=plant))
-    _summary(outcomes)
+    try:
+        for lf in loaded:
+            for k in range(repeat):
+                outcomes.append(_run_one(lf, seed + k, out, name, keep, plant=plant))
+    finally:  # also when interrupted: the runs so far are reported
+        if junit_path is not None and outcomes:
+            from chaos.report.junit import write_junit
+            write_junit([o.run_dir for o in outcomes], junit_path)
+    _summary(outcomes, out)
     return exit_code_of(outcomes)
 
 

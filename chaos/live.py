@@ -22,7 +22,7 @@ PLAIN_EVERY_S = 5.0
 
 class LiveDisplay:
     def __init__(self, experiment: str, bound_s: float, force_plain: bool | None = None):
-        self.console = Console(stderr=True, highlight=False, markup=False, emoji=False)
+        self.console = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
         plain = force_plain if force_plain is not None else (
             not self.console.is_terminal or bool(os.environ.get("NO_COLOR")))
         self.plain = plain

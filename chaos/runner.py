@@ -150,7 +150,6 @@ class RunOptions:
     say: Callable[[str], None] = print
     progress: Progress = field(default_factory=NullProgress)
     live: object | None = None       # chaos.live.LiveDisplay or None
-    plant: tuple[str, ...] = ()      # TEST ONLY: planted bugs (CHAOS_PLANT on every agent)
 
 
 @dataclass
@@ -213,13 +212,16 @@ class Runner:
                        "repeat. faults.jsonl records the node each selector resolved to.",
             clock=self.clock.as_dict(), cluster_name=self.cluster_name, started=self.clock.now(), ended=None,
             partial=True, partial_reason="the run is in progress (or the harness was killed)",
-            outcome="running", phases=[], nodes={}, heal_ts=None, plant=list(self.opts.plant))
+            outcome="running", phases=[], nodes={}, heal_ts=None, plant=list(self.plan["cluster"].get("plant", [])))
 
     # -- the lifecycle --
 
     def execute(self) -> RunOutcome:
         opts = self.opts
         opts.say(f"seed: {opts.seed}")
+        if self.plan["cluster"].get("plant"):
+            opts.say(f"WARNING: planted bugs {', '.join(self.plan['cluster']['plant'])}: the agents are "
+                     "deliberately wrong; this run is a test of the tool, not a result")
         self._prepare_dir()
         opts.say(f"run directory: {self.run_dir}")
         client = None
@@ -230,13 +232,11 @@ class Runner:
                 image = build_node_image(client, progress=opts.progress)
                 self._write_run(image=image.tag, image_id=image.image_id)
                 c = self.plan["cluster"]
-                agent_env = dict(c["agent_env"])
-                if opts.plant:
-                    agent_env["CHAOS_PLANT"] = ",".join(opts.plant)
-                    opts.say(f"WARNING: PLANTED BUGS {','.join(opts.plant)} -- every agent runs with "
-                             "deliberate bugs; this run is a test of the checks, not a result")
+                env = dict(c["agent_env"])
+                if c.get("plant"):
+                    env["CHAOS_PLANT"] = ",".join(c["plant"])
                 cspec = ClusterSpec(name=self.cluster_name, managers=c["managers"], workers=c["workers"],
-                                    seed=opts.seed, agent_env=tuple(sorted(agent_env.items())),
+                                    seed=opts.seed, agent_env=tuple(sorted(env.items())),
                                     toxiproxy_shards=c["toxiproxy_shards"])
                 up = bring_up(client, cspec, image.tag, c["ready_timeout_s"], opts.progress, c["toxiproxy"])
                 cluster = up.cluster

@@ -177,10 +177,8 @@ def _validate_status(row: dict) -> str | None:
     return None
 
 
-# Every action the nemesis writes (chaos/nemesis.py): intended and in-effect starts and stops, a
-# fault that could not be applied, one skipped (no leader), and the final heal. The checkers only
-# read `start` and `stop`; the others are valid rows, not damage.
-FAULT_ACTIONS = ("intend-start", "start", "intend-stop", "stop", "error", "skipped", "heal")
+FAULT_ACTIONS = ("intend-start", "start", "intend-stop", "stop", "heal", "skipped", "error")
+"""faults.jsonl actions (docs/contracts.md section 5); `start`/`stop` are the in-effect lines."""
 
 
 def _validate_fault(row: dict) -> str | None:

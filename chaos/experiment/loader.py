@@ -366,6 +366,12 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
             if isinstance(t, str) and t == "workers" and c.workers == 0:
                 at(path, "targets workers, but the cluster has none")
 
+    for i, bug in enumerate(c.plant):
+        known = plant_registry()
+        if bug not in known:
+            near = difflib.get_close_matches(bug, sorted(known), n=1)
+            at(("cluster", "plant", i), f"unknown planted bug {bug!r}",
+               f"did you mean {near[0]!r}?" if near else "known: " + (", ".join(sorted(known)) or "none"))
     check_target(exp.workload.nodes, ("workload", "nodes"))
     names: list[str] = []
     services = set()
@@ -414,7 +420,8 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
             if item.until.condition == "target-lags":
                 at(base + ("until",), "target-lags cannot hold for a node that is down; use it with link faults")
         if item.until is not None and item.until.condition == "worker-down":
-            t = getattr(item, "target", None) or getattr(item, "isolate", None)
+            t = (getattr(item, "target", None) or getattr(item, "isolate", None)
+                 or getattr(item, "one_way", None) or getattr(item, "groups", None))
             if t is None:
                 at(base + ("until",), "worker-down needs the fault to target workers")
     # checks
@@ -458,6 +465,15 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
             at(("expect", i), f"unknown expectation {text!r}",
                f"did you mean {near[0]!r}?" if near else "known: " + ", ".join(SIMPLE + PARAMETERIZED))
     return out
+
+
+def plant_registry() -> dict[str, str]:
+    """Planted bug name -> description (node_image/swarmnode/plant.py)."""
+    try:
+        from swarmnode.plant import PLANTS
+    except ImportError:
+        return {}
+    return dict(PLANTS)
 
 
 def check_to_spec(item: Any) -> dict | None:

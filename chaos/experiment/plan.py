@@ -163,6 +163,7 @@ def expand(exp: S.Experiment, seed: int) -> dict:
         "cluster": {"managers": exp.cluster.managers, "workers": exp.cluster.workers,
                     "agent_env": dict(sorted(exp.cluster.agent.as_env().items())),
                     "toxiproxy": exp.cluster.toxiproxy, "toxiproxy_shards": exp.cluster.toxiproxy_shards,
+                    "plant": sorted(set(exp.cluster.plant)),
                     "ready_timeout_s": exp.cluster.ready_timeout},
         "workload": workload, "services": services,
         "steady_s": exp.steady if not faults else None,
@@ -173,6 +174,15 @@ def expand(exp: S.Experiment, seed: int) -> dict:
         "expect": [expect_to_str(e) for e in exp.expect],
     }
     return plan
+
+
+def with_plant(plan: dict, bugs: list[str]) -> dict:
+    """The plan with these planted bugs added (`chaos run --plant`); its hash changes with it."""
+    if not bugs:
+        return plan
+    out = json.loads(json.dumps(plan))
+    out["cluster"]["plant"] = sorted(set(out["cluster"].get("plant", [])) | set(bugs))
+    return out
 
 
 def schedule_bound(faults: list[dict], steady_s: float) -> float:
@@ -241,6 +251,8 @@ def render(plan: dict) -> list[str]:
     """Human-readable lines for `chaos plan`."""
     c, w = plan["cluster"], plan["workload"]
     lines = [f"experiment {plan['experiment']}  seed {plan['seed']}  plan {plan_hash(plan)[:12]}",
+             *([f"PLANTED BUGS: {', '.join(c['plant'])} -- the agents are deliberately wrong; not a real result"]
+               if c.get("plant") else []),
              f"cluster: {c['managers']} managers + {c['workers']} workers, Toxiproxy {c['toxiproxy']}"
              + (f", agent {' '.join(f'{k}={v}' for k, v in c['agent_env'].items())}" if c["agent_env"] else ""),
              f"workload: {w['clients']} clients, " + ("closed loop" if w["closed"] else f"{w['rate']:g} ops/s open loop")

@@ -136,6 +136,10 @@ class ClusterConfig(Strict):
     toxiproxy_shards: int | None = Field(None, ge=1, le=64,
                                          description="Toxiproxy servers (default: one per 5,000 links)")
     ready_timeout: Duration = Field(120.0, description="how long `up` may take to become ready")
+    plant: list[str] = Field(default_factory=list,
+                             description="planted bugs (names from `chaos run --help`): the agents start "
+                                         "deliberately wrong; the run is marked planted everywhere. Never "
+                                         "for a real result")
 
     @property
     def manager_ids(self) -> list[str]:

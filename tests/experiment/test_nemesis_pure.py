@@ -291,3 +291,21 @@ def test_nemesis_node_already_down_is_shared_not_hit_twice(tmp_path):
     assert ops == [("down", "m2"), ("pause", "m2"), ("unpause", "m2"), ("up", "m2")], ops
     starts = {r["fault"]: r for r in _rows(tmp_path) if r["action"] == "start"}
     assert starts["p2"]["details"]["nodes"]["m2"]["shared"] is True
+
+
+def test_nemesis_every_row_it_writes_is_valid_for_the_checkers(tmp_path):
+    """The contract between faults.jsonl's writer and its reader (a reader that refused
+    `intend-start` turned every real run's recovery check UNKNOWN)."""
+    from chaos.checkers.rundir import _validate_fault
+    eff = FakeEffects()
+    faults = [_fault("a", "partition", at=0.0, spec={"isolate": "leader"}),
+              _fault("b", "pause", at=0.0, for_s=5.0, spec={"target": "w1"})]
+    log = FaultLog(tmp_path / "faults.jsonl")
+    nem = Nemesis(faults, eff, log)
+    nem.start(time.monotonic())
+    nem.wait(0.5)
+    nem.final_heal()
+    nem.abort("test")
+    rows = _rows(tmp_path)
+    assert {r["action"] for r in rows} >= {"intend-start", "start", "intend-stop", "stop", "heal"}
+    assert [(r["action"], _validate_fault(r)) for r in rows if _validate_fault(r)] == []
