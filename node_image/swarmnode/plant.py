@@ -38,8 +38,9 @@ PLANT_LAYERS: dict[str, tuple[str, str]] = {
     # gossip
     "gossip_no_refute": ("gossip", "SWIM never refutes a suspicion about itself (no incarnation "
                                    "bump): a slow or cut-off member is declared dead for good"),
-    "gossip_no_pushpull": ("gossip", "SWIM anti-entropy (push-pull state exchange) off: members that "
-                                     "missed rumours during a partition never reconcile"),
+    "gossip_no_pushpull": ("gossip", "SWIM anti-entropy off (no periodic push-pull, no push-pull to "
+                                     "members declared dead): the sides of a healed partition never "
+                                     "reconcile"),
     # dispatcher / orchestrator
     "dispatcher_never_down": ("dispatcher", "the leader never marks a silent worker DOWN"),
     "orchestrator_no_replace": ("orchestrator", "tasks of a DOWN worker are neither orphaned nor "

@@ -269,5 +269,8 @@ def test_plant_gossip_unknown_swim_bug_rejected():
 @pytest.mark.parametrize("plant", ["", "gossip_no_pushpull"])
 def test_plant_gossip_no_pushpull(plant):
     env = dict(BASE, CHAOS_PLANT=plant) if plant else BASE
-    interval = swim_config(cfgmod.load(env)).pushpull_interval_ms
-    assert (interval == 0) == bool(plant) and (interval > 0) != bool(plant)
+    sc = swim_config(cfgmod.load(env))
+    if plant:
+        assert sc.pushpull_interval_ms == 0 and sc.reconnect_interval_ms == 0
+    else:
+        assert sc.pushpull_interval_ms > 0 and sc.reconnect_interval_ms > 0

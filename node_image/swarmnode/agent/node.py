@@ -55,8 +55,9 @@ def current_rss_mb() -> Optional[float]:
 
 def swim_config(cfg: AgentConfig) -> swim.SwimConfig:
     extra = {}
-    if "gossip_no_pushpull" in cfg.plant:   # planted: no anti-entropy state exchange
-        extra["pushpull_interval_ms"] = 0
+    if "gossip_no_pushpull" in cfg.plant:   # planted: no anti-entropy state exchange (periodic
+        extra["pushpull_interval_ms"] = 0    # push-pull, nor the push-pull that reconnects members
+        extra["reconnect_interval_ms"] = 0   # declared dead); the join exchange stays
     return swim.SwimConfig.local().replace(probe_interval_ms=cfg.gossip_probe_interval_ms,
                                            probe_timeout_ms=cfg.gossip_probe_timeout_ms, **extra)
 
