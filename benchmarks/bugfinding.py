@@ -37,8 +37,8 @@ from swarmnode.plant import PLANT_LAYERS  # noqa: E402
 # or None when only an INVALID check counts)
 CATALOGUE: dict[str, tuple[tuple[str, ...], str | None]] = {
     "vote_not_persisted": (("majority-killed", "rolling-restart"), None),
-    "commit_old_term": (("leader-killed", "leader-isolated"), None),
-    "vote_no_log_check": (("majority-killed", "rolling-restart"), None),
+    "commit_old_term": (("leader-killed-follower-lagging", "leader-killed"), None),
+    "vote_no_log_check": (("leader-killed-follower-lagging", "majority-killed"), None),
     "apply_past_commit": (("leader-isolated",), None),
     "stale_read": (("leader-paused",), None),
     "deposed_leader_reads": (("leader-isolated", "leader-paused"), None),
