@@ -43,11 +43,12 @@ CASES = [
                  "until-met:crash", id="orchestrator_no_replace", marks=FULL),
     pytest.param("task_state_backwards", "worker-cut-from-managers", 1, "convergence", "INVALID", None,
                  id="task_state_backwards", marks=FULL),
-    pytest.param("dedup_lost_in_snapshot", "slow-follower", 1, "raft-safety", "INVALID", None,
-                 id="dedup_lost_in_snapshot", marks=FULL),
-    pytest.param("stale_read", "leader-paused", 1, "linearizable", "INVALID", None,
-                 id="stale_read", marks=FULL),
+    pytest.param("no_prevote", "flapping-partitions", 1, "recovery", "INVALID", None,
+                 id="no_prevote", marks=FULL),
 ]
+# Not here: stale_read, vote_not_persisted, commit_old_term, vote_no_log_check (no shipped
+# experiment catches them in Docker runs reliably; the Raft simulator does, tests/raft) and
+# dedup_lost_in_snapshot (no workload sends client_id/seq, so de-duplication is never exercised).
 
 
 @pytest.mark.parametrize("bug, experiment, seed, check, verdict, missing", CASES)
