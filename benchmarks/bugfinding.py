@@ -77,10 +77,16 @@ def run_once(exp: str, seed: int, bug: str | None, out: Path) -> dict:
     results: dict = {}
     if dirs and (dirs[-1] / "results.json").exists():
         results = json.loads((dirs[-1] / "results.json").read_text())
+    error = None
+    if proc.returncode == 4:   # the harness's own account (run.json `error`), else stderr's last line
+        run_json = dirs[-1] / "run.json" if dirs else None
+        if run_json is not None and run_json.exists():
+            error = json.loads(run_json.read_text()).get("error")
+        if not error and proc.stderr.strip():
+            error = proc.stderr.strip().splitlines()[-1]
     return {"exit": proc.returncode, "results": results, "run_dir": str(dirs[-1]) if dirs else None,
             "verdicts": {c["name"]: c["verdict"] for c in results.get("checks", [])},
-            "seconds": round(time.monotonic() - t0, 1),
-            "error": proc.stderr.strip().splitlines()[-1] if proc.returncode == 4 and proc.stderr.strip() else None}
+            "seconds": round(time.monotonic() - t0, 1), "error": error}
 
 
 def uptime() -> str:
