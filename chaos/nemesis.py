@@ -254,6 +254,8 @@ class FaultLog:
         row.setdefault("ts", self.clock())
         line = json.dumps(row, separators=(",", ":"), default=str)
         with self._lock:
+            if self._fh.closed:  # the run has ended (interrupted): a straggling thread records nothing
+                return row
             self._fh.write(line + "\n")
             self._fh.flush()
             try:
@@ -319,6 +321,7 @@ class Nemesis:
         self._partitions: dict[str, tuple[frozenset, str]] = {}
         self._link_owners: dict[tuple[str, tuple], set[str]] = {}
         self._link_lock = threading.Lock()
+        self._partition_lock = threading.Lock()
         self._node_owners: dict[str, tuple[str, set[str]]] = {}
         self._node_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -604,11 +607,15 @@ class Nemesis:
         raise ValueError(f"unknown fault kind {kind!r}")
 
     def _apply_partitions(self) -> dict:
-        with self._lock:
-            parts = list(self._partitions.values())
-        cut = frozenset().union(*(c for c, _ in parts)) if parts else frozenset()
-        mode = "refuse" if parts and all(m == "refuse" for _, m in parts) else "blackhole"
-        return self.effects.set_partition(cut, mode)
+        # One at a time, the union taken inside the lock: two partitions changing at once must not
+        # apply (and verify) each other's stale union (the random soak saw a heal verified against a
+        # union that another fault had already changed).
+        with self._partition_lock:
+            with self._lock:
+                parts = list(self._partitions.values())
+            cut = frozenset().union(*(c for c, _ in parts)) if parts else frozenset()
+            mode = "refuse" if parts and all(m == "refuse" for _, m in parts) else "blackhole"
+            return self.effects.set_partition(cut, mode)
 
 
 def _needs_leader(spec: Any) -> bool:

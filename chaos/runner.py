@@ -48,7 +48,7 @@ from chaos.nemesis import FaultLog, Nemesis, View, resolve_target
 from chaos.toxi import LinkController
 from chaos.workload import HistoryWriter, RunClock, StatusPoller, Workload, WorkloadSpec
 
-VERIFY_PROBE_MS = 120  # a cut link costs a probe this long; a slow healthy link is retried until the deadline
+VERIFY_PROBE_MS = 100  # a cut link costs a probe this long; a slow healthy link is retried until the deadline
 RESTART_ANSWER_S = 20.0
 SERVICE_RETRY_S = 30.0
 SCHEDULE_SLACK_S = 120.0
@@ -259,10 +259,12 @@ class Runner:
             opts.progress.close()
             if opts.live is not None:
                 opts.live.stop()
-            if client is not None and not opts.keep:
+            # Only what this run created: a refused `up` (the name is in use) must not remove someone
+            # else's cluster, and a failed `up` has already removed its own objects.
+            if client is not None and cluster is not None and not opts.keep:
                 with signals_ignored():
                     opts.say(f"removing cluster {self.cluster_name}")
-                    removed = cleanup_mod.remove_objects(client, cluster=self.cluster_name)
+                    removed = cleanup_mod.remove_objects(client, cluster=self.cluster_name, run_id=cluster.run_id)
                     if removed.failed:
                         opts.say(f"warning: could not remove {removed.failed}; `chaos cleanup` will")
 

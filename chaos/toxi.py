@@ -774,7 +774,7 @@ class LinkController:
         result = verify(
             expected, probe, changed=changed, sample=sample, rng=rng,
             deadline_s=deadline_s, max_workers=self.probe_workers, max_changed=max_changed,
-            seed_label=label,
+            seed_label=label, refresh=self.expected_matrix,
         )
         for l, v in expected.items():
             if v is not None:
@@ -923,6 +923,7 @@ def verify(
     max_workers: int = PROBE_WORKERS,
     max_changed: int | None = None,
     seed_label: str | None = None,
+    refresh: Callable[[], Mapping[Any, bool | None]] | None = None,
 ) -> dict:
     """Check that `probe(src, dst)` agrees with `expected[(src, dst)]` for every link in `changed`
     plus `sample` other links drawn with `rng` (links whose expectation is None are skipped).
@@ -935,6 +936,10 @@ def verify(
     counts as a disagreement and its error is kept. `probe` must be thread-safe: up to
     `max_workers` run at once. For client links it is called as probe("client", node). Raises
     FaultError naming every link that never agreed. Returns a record of what was checked.
+
+    `refresh`, when given, returns the current expectations before each retry round: a link whose
+    expectation has become None meanwhile (its node was killed or paused by another fault) is no
+    longer asserted, and the record counts it under `dropped`.
     """
     rng = rng or random.Random(0)
     keyed = {Link(*k): v for k, v in expected.items()}
@@ -962,8 +967,17 @@ def verify(
             return link, None, f"{exc.__class__.__name__}: {exc}"
 
     pending = dict(todo)
+    dropped: list[Link] = []
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(todo) or 1))) as pool:
         while pending:
+            if refresh is not None:
+                now = {Link(*k): v for k, v in refresh().items()}
+                for link in [l for l in pending if now.get(l, pending[l]) is None]:
+                    del pending[link]
+                    last.pop(link, None)
+                    dropped.append(link)
+                if not pending:
+                    break
             for link, got, err in pool.map(one, list(pending)):
                 attempts[link] += 1
                 if err is None and got == pending[link]:
@@ -979,6 +993,7 @@ def verify(
         "checked": [l.name for l in check], "sampled": [l.name for l in sampled],
         "attempts_max": max(attempts.values(), default=0),
         "changed_total": changed_total, "capped": len(check) < changed_total,
+        "dropped": [l.name for l in dropped],
         "seed": seed_label,
         "elapsed_s": round(time.monotonic() - t0, 3),
     }

@@ -491,8 +491,12 @@ class ServiceOp(Strict):
 class WorkloadConfig(Strict):
     clients: int = Field(4, ge=0, le=256, description="client threads (each a Jepsen process)")
     rate: float | None = Field(100.0, gt=0, le=100_000,
-                               description="target ops/s over all clients, open loop (latency from the intended "
-                                           "start); null with closed: true for a closed loop")
+                               description="target ops/s over all clients, open loop: each operation has an "
+                                           "intended start and its latency counts from it. A client has one "
+                                           "operation in flight, so the achieved rate is at most clients / "
+                                           "latency; a client more than 1 s behind skips the missed slots "
+                                           "(run.json workload.skipped_slots). null with closed: true for a "
+                                           "closed loop")
     closed: bool = Field(False, description="closed loop: each client issues its next operation when the last ended")
     think: Duration = Field(0.02, description="closed loop: pause between a client's operations")
     keys: int = Field(3, ge=1, le=100_000, description="key space k0..k(N-1)")

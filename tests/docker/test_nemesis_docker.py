@@ -207,3 +207,54 @@ def test_nemesis_docker_sigkill_mid_schedule_then_cleanup(tmp_path, docker_clien
         if proc.poll() is None:
             proc.kill()
         cleanup.remove_objects(docker_client, cluster=name)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_nemesis_docker_interrupt_mid_schedule_removes_everything_and_closes_the_record(
+        sig, tmp_path, docker_client, node_image, chaos_popen):
+    name = f"i{sig.value}{os.getpid() % 10000}"
+    proc = chaos_popen("run", str(TOUR), "--seed", "6", "--name", name, "--out", str(tmp_path))
+    try:
+        deadline = time.monotonic() + 240
+        faults = None
+        while time.monotonic() < deadline and faults is None:
+            found = list(tmp_path.glob("*/faults.jsonl"))
+            if found and '"action":"start"' in found[0].read_text():
+                faults = found[0]
+            else:
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.1)
+        assert faults is not None
+        os.kill(proc.pid, sig)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        assert "run directory (partial)" in err and "Traceback" not in err
+        assert cleanup.remaining(docker_client, cluster=name) == 0
+        rows = [json.loads(line) for line in faults.read_text().splitlines()]
+        opened = {r["fault"] for r in rows if r["action"] == "start"}
+        closed = {r["fault"] for r in rows if r["action"] == "stop"}
+        assert opened <= closed, "every fault in effect has an end line"
+        run = json.loads((faults.parent / "run.json").read_text())
+        assert run["outcome"] == "interrupted" and run["partial"] is True
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        cleanup.remove_objects(docker_client, cluster=name)
+
+
+def test_nemesis_docker_refused_run_says_so_in_its_run_directory(tmp_path, docker_client, node_image, chaos_cmd):
+    """Issue 16 item 9: a run refused because its cluster name is in use leaves a run directory that
+    says it is partial and why, and prints its path; the running cluster is not touched."""
+    name = f"r{os.getpid() % 100000}"
+    try:
+        up = chaos_cmd("up", "--name", name, "--managers", "1", "--workers", "0", timeout=300)
+        assert up.returncode == 0, up.stdout + up.stderr
+        proc = chaos_cmd("run", str(TOUR), "--name", name, "--out", str(tmp_path), "--seed", "1", timeout=300)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+        assert str(run_dir) in proc.stderr
+        run = json.loads((run_dir / "run.json").read_text())
+        assert run["partial"] is True and run["outcome"] == "error" and "already up" in run["error"]
+        assert cleanup.remaining(docker_client, cluster=name) > 0, "the refused run removed someone's cluster"
+    finally:
+        cleanup.remove_objects(docker_client, cluster=name)

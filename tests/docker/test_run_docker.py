@@ -105,3 +105,23 @@ def test_run_dir_with_injected_stale_read_is_invalid(demo_run, tmp_path, chaos_c
     assert proc.returncode == 1, proc.stdout + proc.stderr
     verdict = json.loads(proc.stdout)
     assert verdict["verdict"] == "INVALID"
+
+
+def test_run_writes_junit_and_report_from_its_run_directory(demo_run):
+    """Issue 12: the shipped experiment's run directory holds a JUnit file CI systems parse (one
+    testcase per check and expectation, named <experiment>.<check>) and a self-contained report."""
+    import junitparser
+
+    _, run_dir, _ = demo_run
+    xml = junitparser.JUnitXml.fromfile(str(run_dir / "junit.xml"))
+    cases = {c.name: c for suite in xml for c in suite}
+    for check in ("linearizable", "raft-safety", "durability", "convergence", "availability", "recovery"):
+        assert f"leader-isolated.{check}" in cases, sorted(cases)
+        assert not cases[f"leader-isolated.{check}"].result, f"{check} is not a pass in JUnit"
+    assert any(name.startswith("leader-isolated.expectations.") for name in cases)
+    suite = next(iter(xml))
+    props = {p.name: p.value for p in suite.properties()}
+    assert props["seed"] == str(SEED) and props["replay"].startswith("chaos replay")
+    html = (run_dir / "report.html").read_text()
+    assert "<script src=" not in html and "leader-isolated" in html and "isolate-leader" in html
+    assert (run_dir / "plot-timeline.png").stat().st_size > 1000

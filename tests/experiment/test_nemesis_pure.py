@@ -309,3 +309,26 @@ def test_nemesis_every_row_it_writes_is_valid_for_the_checkers(tmp_path):
     rows = _rows(tmp_path)
     assert {r["action"] for r in rows} >= {"intend-start", "start", "intend-stop", "stop", "heal"}
     assert [(r["action"], _validate_fault(r)) for r in rows if _validate_fault(r)] == []
+
+
+def test_nemesis_partition_changes_are_serialised(tmp_path):
+    """Found by the random soak: two partitions changing at once applied a stale union. With a slow
+    effect, the applied cuts must never overlap in time and the last applied union is the truth."""
+    eff = FakeEffects()
+    active = []
+    overlaps = []
+    orig = eff.set_partition
+
+    def slow(cut, mode):
+        active.append(1)
+        if len(active) > 1:
+            overlaps.append(len(active))
+        time.sleep(0.05)
+        active.pop()
+        return orig(cut, mode)
+    eff.set_partition = slow
+    faults = [_fault(f"p{i}", "partition", at=0.0, for_s=0.1 + 0.01 * i, spec={"isolate": n})
+              for i, n in enumerate(["m1", "w1", "w2", "w3"])]
+    _, _, done = _run(faults, eff, tmp_path)
+    assert done and overlaps == []
+    assert eff.partition == frozenset()

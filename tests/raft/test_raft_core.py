@@ -419,3 +419,50 @@ def test_restart_journals_the_recovered_commit_before_reapplying():
     assert check_journals({"m1": journal}).verdict == "VALID"
     without = [e for e in journal if not e.get("recovered")]
     assert check_journals({"m1": without}).verdict == "INVALID"
+
+
+def test_restart_journals_the_recovered_log_so_a_lost_append_line_is_no_gap():
+    """The random-soak experiment found it on containers: a node SIGKILLed after an entry's fsync but
+    before its journal line restarted, appended the next entry, and raft-safety saw "append at index
+    i+1 with no entry at i" (log-matching) on a correct node. Restarted, the core journals the log it
+    recovered (`recovered: true`); pinned on a single node restarted from the same storage."""
+    from chaos.checkers.raft_safety import check_journals
+
+    st = MemoryStorage()
+    n = RaftNode("m1", ["m1"], st, CFG, random.Random(0))
+    for _ in range(CFG.election_timeout_max_ticks):
+        n.tick()
+    journal: list = []
+    seq = iter(range(1, 10_000))
+
+    def drive(node, boot, lose=()):
+        rd = node.ready()
+        if rd is None:
+            return False
+        st.persist(rd.hard_state, rd.entries, rd.snapshot)
+        st.sync()
+        journal.extend(dict(e, node="m1", boot=boot, seq=next(seq)) for e in rd.events if e["type"] not in lose)
+        node.advance(rd)
+        return True
+
+    journal.append({"node": "m1", "boot": 1, "seq": next(seq), "type": "boot"})
+    while drive(n, 1):
+        pass
+    for i in range(3):
+        n.propose(put(f"k{i}", i))
+        drive(n, 1)
+    n.propose(put("lost", 9))
+    assert drive(n, 1, lose=("append", "commit", "apply"))   # the kill: durable, never journaled
+    journal.append({"node": "m1", "boot": 2, "seq": next(seq), "type": "boot"})
+    n2 = RaftNode("m1", ["m1"], st, CFG, random.Random(1))
+    for _ in range(CFG.election_timeout_max_ticks * 2):
+        n2.tick()
+        drive(n2, 2)
+    n2.propose(put("after", 1))
+    while drive(n2, 2):
+        pass
+    assert any(e.get("recovered") and e["type"] == "append" for e in journal)
+    assert check_journals({"m1": journal}).verdict == "VALID"
+    without = [e for e in journal if not (e.get("recovered") and e["type"] == "append")]
+    out = check_journals({"m1": without})
+    assert out.verdict == "INVALID" and "log-matching" in out.summary

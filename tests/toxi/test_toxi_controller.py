@@ -363,3 +363,26 @@ def test_controller_verify_does_not_assert_links_of_an_unavailable_node(setup):
     ctl.set_unavailable("m1", False)
     with pytest.raises(FaultError, match="m1"):
         ctl.verify(probe, sample=50, deadline_s=0.2)
+
+
+def test_controller_verify_drops_links_whose_node_goes_down_while_verifying(setup):
+    """Found by the random soak: a heal's verification was still retrying when another fault killed
+    a node; its links were asserted against the stale expectation until the deadline (exit 4)."""
+    api, topo, ctl = setup
+    base = state_probe(api)
+    down: set[str] = set()
+    calls = {"n": 0}
+
+    def probe(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 3:  # another fault takes m3 down in the middle of this verification
+            down.add("m3")
+            ctl.set_unavailable("m3", True)
+        if src in down or dst in down:
+            return False
+        return base(src, dst)
+
+    ctl.cut_one_way(["m3"], ["m1"])
+    ctl.heal()
+    rec = ctl.verify(probe, sample=50, deadline_s=1.0)
+    assert rec["dropped"] and all("m3" in name for name in rec["dropped"])

@@ -148,6 +148,13 @@ class RaftNode:
         self.counters = {"dropped_messages": 0, "conflicting_leader": 0, "reads_dropped": 0,
                          "inflight_bound_hits": 0}
         self.become_follower(self._term, None)
+        # The log recovered from storage, journaled again (`recovered: true`). A process killed after
+        # an entry's fsync but before its journal line leaves an entry the journal never showed, and
+        # the next append then looked like a gap (log-matching) to the checker. Identical re-appends
+        # are harmless to it; at most snapshot-interval entries per restart.
+        for e in self.log.entries:
+            self._events.append({"type": "append", "index": e.index, "term": e.term, "hash": e.hash,
+                                 "recovered": True})
         if self._commit > snap.index:
             # The commit index recovered from storage, journaled before the applies it allows. A
             # process killed during an fsync leaves the commit record on disk (the OS has it) but

@@ -203,6 +203,11 @@ class SafetyChecker:
         b = self.base[node][0]
         lg = self.log[node]
         pos = i - b - 1
+        if ev.get("recovered") and pos < len(lg):
+            # a restarted node journals the log it recovered: it must be the one it had journaled
+            if pos >= 0 and lg[pos] != (t, h):
+                self._v("log-matching", node, f"recovered entry {i} is {(t, h)}, journaled as {lg[pos]}")
+            return
         if pos != len(lg):
             self._v("log-gap", node, f"append at {i} but mirrored last index is {b + len(lg)}")
             del lg[max(pos, 0):]
