@@ -186,15 +186,38 @@ def leader_recoveries(run, kinds: list[str], bound: float) -> tuple[list[dict], 
     return measured, misses
 
 
+def election_churn(run, kinds: list[str]) -> dict:
+    """Leader elections (distinct terms in which some node journaled role=leader) that began at or
+    after the first fault of `kinds` started, and the number of such fault starts."""
+    starts = sorted(f["ts"] for f in run.faults if f.get("action") == "start" and f.get("kind") in kinds
+                    and isinstance(f.get("ts"), (int, float)))
+    if not starts:
+        return {"faults": 0, "elections": 0, "terms": []}
+    terms = sorted({e.get("term") for e in _leader_events(run)
+                    if e.get("role") == "leader" and e["ts"] >= starts[0]}, key=lambda t: (t is None, t))
+    return {"faults": len(starts), "elections": len(terms), "terms": terms[:50]}
+
+
 @register("recovery", default=True, params=(
     Param("max_leader_s", "float", 10.0, "longest time from a leader fault to a new leader (s)"),
     Param("max_heal_to_write_s", "float", 10.0, "longest time from heal to the first ok write (s)"),
     Param("leader_fault_kinds", "list", ["partition", "isolate", "kill", "stop", "pause"],
           "fault kinds that should depose a targeted leader ('+'-joined)"),
+    Param("max_elections_per_fault", "float", 0.0,
+          "at most this many leader elections (terms with a leader) from the first fault on, per "
+          "fault of leader_fault_kinds (0: not judged). PreVote and CheckQuorum keep a fault on a "
+          "follower from deposing the leader, so 1 allows one election per fault"),
 ))
-def recovery(run, max_leader_s, max_heal_to_write_s, leader_fault_kinds) -> Outcome:
-    """Time to a new leader after leader faults; time from heal to the first successful write."""
+def recovery(run, max_leader_s, max_heal_to_write_s, leader_fault_kinds, max_elections_per_fault) -> Outcome:
+    """Time to a new leader after leader faults; time from heal to the first successful write;
+    optionally, election churn per fault."""
     measured, misses = leader_recoveries(run, leader_fault_kinds, max_leader_s)
+    churn = election_churn(run, leader_fault_kinds) if max_elections_per_fault > 0 else None
+    if churn is not None and churn["faults"]:
+        bound = max_elections_per_fault * churn["faults"]
+        if churn["elections"] > bound:
+            misses.append(f"{churn['elections']} leader elections after the first fault > "
+                          f"{max_elections_per_fault:g} x {churn['faults']} fault(s)")
     heal = run.heal_ts
     write_info: dict = {}
     if heal is not None and run.has_history():
@@ -209,7 +232,8 @@ def recovery(run, max_leader_s, max_heal_to_write_s, leader_fault_kinds) -> Outc
         elif after:
             write_info = {"heal_to_first_write_s": None, "attempts_after_heal": len(after)}
             misses.append(f"no write succeeded after heal ({len(after)} attempted)")
-    evidence = {"leader_faults": measured, **write_info, "misses": misses}
+    evidence = {"leader_faults": measured, **write_info, "misses": misses,
+                **({"churn": churn} if churn is not None else {})}
     if misses:
         return Outcome(Verdict.INVALID, "; ".join(misses), evidence)
     judged = [m for m in measured if m.get("seconds") is not None]

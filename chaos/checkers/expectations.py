@@ -12,6 +12,9 @@ the command line, a list in plan.json):
                                fault of that name was in effect (faults.jsonl start..stop)
   ops-ok-in-phase:<phase>      an ok operation invoked in that phase
   fault-applied:<kind>         a faults.jsonl `start` record of that kind
+  until-met:<fault>            the `until` condition of the fault of that name became true before
+                               its `max` (its faults.jsonl `stop` record's details.until.met): e.g.
+                               a worker killed `until: replicas-restored` had its tasks replaced
 
 Must not import: click, rich, docker.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 from chaos.checkers.core import Outcome, Param, Verdict, register
 
 SIMPLE = ("leader-changed", "node-restarted", "member-suspected", "member-dead")
-PARAMETERIZED = ("ops-failed-in-phase", "ops-ok-in-phase", "fault-applied")
+PARAMETERIZED = ("ops-failed-in-phase", "ops-ok-in-phase", "fault-applied", "until-met")
 
 
 def _bad_expectations(items: list[str]) -> list[str]:
@@ -69,6 +72,18 @@ def _observe(run, exp: str) -> tuple[bool, str]:
     if name == "fault-applied":
         n = sum(1 for f in run.faults if f.get("action") == "start" and f.get("kind") == arg)
         return n > 0, f"{n} {arg} fault start(s)"
+    if name == "until-met":
+        stops = [f for f in run.faults if f.get("action") == "stop"
+                 and (f.get("fault") == arg or str(f.get("fault", "")).startswith(arg + "."))]
+        untils = [(f.get("details") or {}).get("until") for f in stops]
+        untils = [u for u in untils if isinstance(u, dict)]
+        if not untils:
+            return False, f"no stop record of fault {arg!r} with an until condition"
+        met = [u for u in untils if u.get("met") is True]
+        if len(met) == len(untils):
+            return True, f"{arg}: {met[0].get('condition')} met after {met[0].get('after_s')} s"
+        u = next(u for u in untils if u.get("met") is not True)
+        return False, f"{arg}: {u.get('condition')} not met within {u.get('max_s')} s ({u.get('detail')})"
     raise AssertionError(exp)
 
 

@@ -456,6 +456,8 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
         elif name in PARAMETERIZED and arg:
             if name in ("ops-failed-in-phase", "ops-ok-in-phase") and arg not in phases:
                 at(("expect", i), f"no phase or fault named {arg!r}", "phases: " + ", ".join(sorted(phases)))
+            if name == "until-met" and arg not in names:
+                at(("expect", i), f"no fault named {arg!r}", "faults: " + ", ".join(sorted(names)))
             if name == "fault-applied" and arg not in S.FAULT_KINDS:
                 at(("expect", i), f"no fault kind {arg!r}", "kinds: " + ", ".join(S.FAULT_KINDS))
         else:

@@ -549,7 +549,8 @@ class Experiment(Strict):
                                      description="events that must be observed at least once, else the run is "
                                                  "inconclusive: leader-changed, node-restarted, member-suspected, "
                                                  "member-dead, ops-failed-in-phase:P, ops-ok-in-phase:P, "
-                                                 "fault-applied:KIND (P: steady, faults, recovery or a fault's name)")
+                                                 "fault-applied:KIND, until-met:F (P: steady, faults, recovery or a fault's name; "
+                                                 "F: a fault with `until`, whose condition must become true)")
 
 
 def json_schema() -> dict:

@@ -1,19 +1,64 @@
-"""Planted bugs: named fault points that make the agent deliberately wrong, so a chaos run can prove
-that its experiments and checkers find real failures.
+"""Planted bugs: test-only fault points of the agent, switched on by CHAOS_PLANT.
 
-Owns: the registry `PLANTS` (name -> one-line description). The agent switches a bug on only when
-started with `CHAOS_PLANT=name[,name...]`; nothing is planted by default. The harness validates
-`cluster.plant` / `chaos run --plant` against this registry and marks every such run as planted in
-its run directory, console and reports, so it can never be mistaken for a real result.
-Pure data: no I/O.
+Owns PLANTS, the stable name -> one-line description of every planted bug, and `parse()`. Each bug
+is a small branch marked `if "<name>" in ...plant:` at the place it breaks; with CHAOS_PLANT unset
+(the default) none of them exists. They prove that the shipped experiments and their checks catch
+real classes of defects (benchmarks/bugfinding.py, tests/docker/test_plant_docker.py).
+
+The five `raft` names are the Raft core's own switches (swarmnode.raft.config.BUGS, used by the
+simulator) passed to RaftConfig.bugs. Never enable any of them outside tests.
+
+Must not import asyncio, aiohttp or `chaos`.
 """
 
 from __future__ import annotations
 
-PLANTS: dict[str, str] = {
-    "vote_not_persisted": "raft: a granted vote is kept in memory only; the reply leaves anyway",
-    "commit_old_term": "raft: the leader commits an earlier-term entry by counting replicas (Figure 8)",
-    "vote_no_log_check": "raft: votes are granted without the section 5.4.1 up-to-date check",
-    "apply_past_commit": "raft: a follower applies its whole log, not only up to the commit index",
-    "stale_read": "raft: ReadIndex answered without a heartbeat round confirming leadership",
+# name -> (layer, description). Names are stable: experiments, the harness and benchmarks use them.
+PLANT_LAYERS: dict[str, tuple[str, str]] = {
+    # Raft core (RaftConfig.bugs)
+    "vote_not_persisted": ("raft", "a granted vote is kept in memory only; after a restart the node "
+                                   "may vote again in the same term"),
+    "commit_old_term": ("raft", "a leader commits an entry of an earlier term by counting replicas "
+                                "(Raft Fig. 8)"),
+    "vote_no_log_check": ("raft", "votes are granted without the 5.4.1 up-to-date log check"),
+    "apply_past_commit": ("raft", "a follower applies its whole log, not only up to the commit index"),
+    "stale_read": ("raft", "ReadIndex is answered without a heartbeat round confirming leadership"),
+    # agent: Raft settings and the client path
+    "deposed_leader_reads": ("agent", "CheckQuorum off and reads answered from the local store: a "
+                                      "leader cut off from the majority keeps serving reads"),
+    "no_prevote": ("agent", "PreVote off: a follower that was cut off rejoins with a higher term and "
+                            "deposes a healthy leader"),
+    "ack_before_commit": ("agent", "a write is acknowledged as soon as the leader appended it, before "
+                                   "it commits"),
+    # cluster store
+    "dedup_lost_in_snapshot": ("store", "client sessions (client_id/seq de-duplication) are left out "
+                                        "of snapshots, so a node restored from one forgets them"),
+    "task_state_backwards": ("store", "task states may move backwards: a worker's stale report "
+                                      "(running) overwrites orphaned/shutdown"),
+    # gossip
+    "gossip_no_refute": ("gossip", "SWIM never refutes a suspicion about itself (no incarnation "
+                                   "bump): a slow or cut-off member is declared dead for good"),
+    "gossip_no_pushpull": ("gossip", "SWIM anti-entropy off (no periodic push-pull, no push-pull to "
+                                     "members declared dead): the sides of a healed partition never "
+                                     "reconcile"),
+    # dispatcher / orchestrator
+    "dispatcher_never_down": ("dispatcher", "the leader never marks a silent worker DOWN"),
+    "orchestrator_no_replace": ("orchestrator", "tasks of a DOWN worker are neither orphaned nor "
+                                                "replaced"),
 }
+
+PLANTS: dict[str, str] = {name: desc for name, (_layer, desc) in PLANT_LAYERS.items()}
+RAFT_PLANTS = tuple(n for n, (layer, _d) in PLANT_LAYERS.items() if layer == "raft")
+
+
+class PlantError(ValueError):
+    """CHAOS_PLANT names a bug that does not exist."""
+
+
+def parse(raw: str | None) -> frozenset:
+    """CHAOS_PLANT's value (comma-separated names; empty or unset: none) -> a frozenset of names."""
+    names = [p.strip() for p in (raw or "").split(",") if p.strip()]
+    unknown = sorted(set(names) - set(PLANTS))
+    if unknown:
+        raise PlantError(f"unknown planted bug(s) {','.join(unknown)}; known: {','.join(PLANTS)}")
+    return frozenset(names)

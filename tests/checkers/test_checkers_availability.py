@@ -94,3 +94,19 @@ def test_expectations_no_leader_change_unknown(tmp_path):
     b.status.clear()
     c = _judge(b, "expectations:expect=leader-changed")
     assert c.verdict == Verdict.UNKNOWN and "leader-changed" in c.summary
+
+
+def test_recovery_churn_one_election_per_fault_valid(tmp_path):
+    c = _judge(healthy_cluster(tmp_path / "run"), "recovery:max_elections_per_fault=1")
+    assert c.verdict == Verdict.VALID, c.summary
+    assert c.evidence["churn"] == {"faults": 1, "elections": 1, "terms": [2]}
+
+
+def test_recovery_churn_extra_elections_invalid(tmp_path):
+    """A rejoining node without PreVote deposes the new leader: more elections than faults."""
+    b = healthy_cluster(tmp_path / "run")
+    b.j("m1", "role", ts=T0 + 21.0, role="leader", term=4)
+    b.j("m3", "role", ts=T0 + 22.0, role="leader", term=5)
+    c = _judge(b, "recovery:max_elections_per_fault=1")
+    assert c.verdict == Verdict.INVALID and "3 leader elections after the first fault > 1 x 1" in c.summary
+    assert _judge(b, "recovery").verdict == Verdict.VALID   # not judged unless asked for

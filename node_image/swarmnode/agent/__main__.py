@@ -24,6 +24,9 @@ def main() -> int:
         return 2
     eventlog.setup(cfg.node_id, cfg.log_level)
     logging.getLogger("swarmnode.node").info("starting %s (%s): %s", cfg.node_id, cfg.role, cfg.summary())
+    if cfg.plant:
+        logging.getLogger("swarmnode.node").warning(
+            "PLANTED BUGS ON (test only, CHAOS_PLANT): %s", ",".join(sorted(cfg.plant)))
     try:
         os.makedirs(cfg.data_dir, exist_ok=True)
     except OSError as exc:

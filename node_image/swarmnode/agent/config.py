@@ -14,6 +14,8 @@ import json
 import re
 from typing import Mapping
 
+from swarmnode import plant as plant_mod
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 NODE_ID_RE = re.compile(r"^[a-z][a-z0-9]{0,30}$")
 
@@ -103,6 +105,13 @@ class AgentConfig:
         leader changes, peer links connected and lost, snapshots, gossip member state changes,
         worker registration, task starts and ends, errors -- state changes only, never a line per
         message. DEBUG adds every log append, commit and apply (a line per entry: heavy).
+
+    Test only:
+
+    plant: CHAOS_PLANT, default empty (no bug). Comma-separated names of deliberate bugs from
+        swarmnode.plant.PLANTS (the five Raft core switches and the agent's own fault points); an
+        unknown name exits 2. Only for proving that experiments and checks catch real defects; a node
+        started with one logs a warning at start-up.
     """
 
     node_id: str
@@ -133,6 +142,7 @@ class AgentConfig:
     fsync: bool = True
     snapshot_entries: int = 1000
     log_level: str = "INFO"
+    plant: frozenset = frozenset()
     task_command: tuple[str, ...] = ("python3", "-c", "import os, time\np = os.getppid()\n"
                                      "while os.getppid() == p:\n    time.sleep(0.5)\n")
 
@@ -147,6 +157,8 @@ class AgentConfig:
             v = getattr(self, f.name)
             if f.name == "peers":
                 v = ",".join(f"{k}={h}:{p}" for k, (h, p) in sorted(v.items()))
+            elif isinstance(v, frozenset):
+                v = ",".join(sorted(v)) or "-"
             elif isinstance(v, tuple):
                 v = ",".join(v) if f.name != "task_command" else " ".join(v).replace("\n", "\\n")
             parts.append(f"{f.name}={v}")
@@ -305,6 +317,11 @@ def load(env: Mapping[str, str]) -> AgentConfig:
         if level not in LOG_LEVELS:
             raise ConfigError(f"CHAOS_LOG_LEVEL={env['CHAOS_LOG_LEVEL']!r}: must be one of {', '.join(LOG_LEVELS)}")
         kwargs["log_level"] = level
+    if env.get("CHAOS_PLANT", "").strip():
+        try:
+            kwargs["plant"] = plant_mod.parse(env["CHAOS_PLANT"])
+        except plant_mod.PlantError as exc:
+            raise ConfigError(f"CHAOS_PLANT: {exc}") from None
     if env.get("CHAOS_TASK_COMMAND", "").strip():
         kwargs["task_command"] = tuple(env["CHAOS_TASK_COMMAND"].split())
     return AgentConfig(**kwargs).validate()  # type: ignore[arg-type]

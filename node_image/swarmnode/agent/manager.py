@@ -28,10 +28,10 @@ import random
 from typing import TYPE_CHECKING, Optional
 
 from swarmnode.raft import core as raftcore
-from swarmnode.raft.config import config_from_ms
+from swarmnode.raft.config import BUGS as RAFT_BUGS, config_from_ms
 from swarmnode.raft.messages import MessageError, message_from_dict
 from swarmnode.raft.storage import FileStorage
-from swarmnode.raft.store import TASK_STATE_RANK
+from swarmnode.raft.store import STORE_BUGS, TASK_STATE_RANK
 
 from . import orchestrator
 from .api import error_body
@@ -64,6 +64,19 @@ class _LazyFileStorage(FileStorage):
         self._dirty_log = False
 
 
+def _planted_raft_settings(plant: frozenset) -> dict:
+    """RaftConfig overrides for planted bugs (test only, swarmnode.plant); {} without any."""
+    out: dict = {}
+    bugs = frozenset(b for b in plant if b in RAFT_BUGS)
+    if bugs:
+        out["bugs"] = bugs
+    if "deposed_leader_reads" in plant:   # planted: a cut-off leader never steps down
+        out["check_quorum"] = False
+    if "no_prevote" in plant:             # planted: no PreVote round before a term increase
+        out["pre_vote"] = False
+    return out
+
+
 def _key(cmd: dict) -> str:
     return json.dumps(cmd, sort_keys=True, separators=(",", ":"))
 
@@ -77,8 +90,11 @@ class ManagerRole:
         path = os.path.join(cfg.data_dir, "raft")
         self.storage = FileStorage(path) if cfg.fsync else _LazyFileStorage(path)
         self.store = FastStore()  # Store with an incremental digest (same value), see fast_store
+        self.plant = cfg.plant
+        self.store.bugs = frozenset(b for b in self.plant if b in STORE_BUGS)  # test only (plant.py)
         rcfg = config_from_ms(cfg.tick_ms, cfg.heartbeat_ms, cfg.election_timeout_min_ms,
-                              cfg.election_timeout_max_ms, snapshot_threshold=cfg.snapshot_entries)
+                              cfg.election_timeout_max_ms, snapshot_threshold=cfg.snapshot_entries,
+                              **_planted_raft_settings(self.plant))
         self.raft = raftcore.RaftNode(cfg.node_id, cfg.managers, self.storage, rcfg,
                                       random.Random(cfg.seed * 7919 + 3), self.store)
         self._scheduled = False
@@ -270,6 +286,9 @@ class ManagerRole:
         except MessageError as exc:
             return 400, error_body("bad-request", str(exc), True)
         self.node.counters["proposals"] += 1
+        if "ack_before_commit" in self.plant:   # planted: acknowledged before it commits
+            self._kick()
+            return 200, {"ok": True}
         fut = asyncio.get_running_loop().create_future()
         self._writes[index] = (term, fut)
         self._kick()
@@ -313,6 +332,9 @@ class ManagerRole:
         if self._pending_full():
             self.node.counters["busy"] += 1
             return 503, error_body("unavailable", "too many requests in flight", True)
+        if "deposed_leader_reads" in self.plant and self.raft.role == raftcore.LEADER:
+            # planted: a read served from the local store, no leadership confirmation
+            return 200, {"ok": True, "value": self.store.kv.get(key)}
         ctx = next(self._ctx)
         try:
             self.raft.read_index(ctx)
@@ -395,7 +417,9 @@ class ManagerRole:
                 t = self.store.tasks.get(tid)
                 if t is None or t.get("worker") != sender or st not in TASK_STATE_RANK:
                     continue
-                if TASK_STATE_RANK[st] > TASK_STATE_RANK[t["state"]]:
+                if TASK_STATE_RANK[st] > TASK_STATE_RANK[t["state"]] or (
+                        "task_state_backwards" in self.plant and st != t["state"]):
+                    # (planted task_state_backwards: any differing report, also an older state)
                     self._propose_system({"op": "task.update", "task": tid, "state": st}, now)
         self._send_assignments(sender)
 
@@ -406,6 +430,8 @@ class ManagerRole:
                                 "tasks": orchestrator.assignments_for(worker, self.store.tasks)})
 
     def _check_worker_heartbeats(self, now_ms: int) -> None:
+        if "dispatcher_never_down" in self.plant:   # planted: silent workers stay READY
+            return
         limit = self.cfg.dispatcher_grace * self.cfg.dispatcher_heartbeat_ms
         for w, rec in sorted(self.store.nodes.items()):
             if rec.get("state") != "ready":
@@ -419,7 +445,7 @@ class ManagerRole:
         held = {k for k, until in self._slot_hold_until.items() if until > now_ms}
         self._slot_hold_until = {k: self._slot_hold_until[k] for k in held}
         for cmd in orchestrator.reconcile(self.store.nodes, self.store.services, self.store.tasks,
-                                          frozenset(held)):
+                                          frozenset(held), plant=self.plant):
             self._propose_system(cmd, now_ms)
 
     # -- views -----------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from typing import Optional
 from aiohttp import web
 
 from swarmnode import swim
+from swarmnode.swim import core as swim_core
 
 from .api import build_app, error_body
 from .config import AgentConfig
@@ -53,8 +54,12 @@ def current_rss_mb() -> Optional[float]:
 
 
 def swim_config(cfg: AgentConfig) -> swim.SwimConfig:
+    extra = {}
+    if "gossip_no_pushpull" in cfg.plant:   # planted: no anti-entropy state exchange (periodic
+        extra["pushpull_interval_ms"] = 0    # push-pull, nor the push-pull that reconnects members
+        extra["reconnect_interval_ms"] = 0   # declared dead); the join exchange stays
     return swim.SwimConfig.local().replace(probe_interval_ms=cfg.gossip_probe_interval_ms,
-                                           probe_timeout_ms=cfg.gossip_probe_timeout_ms)
+                                           probe_timeout_ms=cfg.gossip_probe_timeout_ms, **extra)
 
 
 class Node:
@@ -78,7 +83,8 @@ class Node:
             frame_stall_ms=cfg.frame_stall_ms, rng=random.Random(cfg.seed * 7919 + 1),
             counters=self.counters)
         self.swim = swim.SwimNode(cfg.node_id, swim_config(cfg), random.Random(cfg.seed * 7919 + 2),
-                                  seeds=list(cfg.seeds), now_ms=self.now_ms())
+                                  seeds=list(cfg.seeds), now_ms=self.now_ms(),
+                                  bugs=frozenset(b for b in cfg.plant if b in swim_core.SWIM_BUGS))
         self._fwd_ids = itertools.count(1)
         self._fwd_pending: dict[int, asyncio.Future] = {}
         self._tasks: list[asyncio.Task] = []

@@ -26,9 +26,11 @@ def ready_workers(nodes: dict) -> list[str]:
     return sorted(n for n, rec in nodes.items() if rec.get("state") == "ready")
 
 
-def reconcile(nodes: dict, services: dict, tasks: dict, hold: frozenset = frozenset()) -> list[dict]:
+def reconcile(nodes: dict, services: dict, tasks: dict, hold: frozenset = frozenset(),
+              plant: frozenset = frozenset()) -> list[dict]:
     """Commands towards the desired state. Slots in ``hold`` ((service, slot) pairs: a task there
-    failed recently, the caller's restart delay) get no replacement task this round."""
+    failed recently, the caller's restart delay) get no replacement task this round. ``plant``:
+    planted bugs (test only, swarmnode.plant); empty in every real run."""
     cmds: list[dict] = []
     ready = ready_workers(nodes)
     load = {w: 0 for w in ready}
@@ -41,7 +43,8 @@ def reconcile(nodes: dict, services: dict, tasks: dict, hold: frozenset = frozen
         generations[key] = generations.get(key, 0) + 1
         if state not in LIVE:
             continue
-        if worker is not None and nodes.get(worker, {}).get("state") == "down":
+        if worker is not None and nodes.get(worker, {}).get("state") == "down" and \
+                "orchestrator_no_replace" not in plant:   # planted: the task stays, not replaced
             cmds.append({"op": "task.update", "task": tid, "state": "orphaned"})
             continue
         desired = services.get(svc, {}).get("replicas")

@@ -99,8 +99,15 @@ def _scalar(v) -> bool:
     return v is None or isinstance(v, (bool, int, float, str))
 
 
+# Planted bugs of the store (test only; swarmnode.plant describes them). Off unless the agent sets
+# Store.bugs from CHAOS_PLANT.
+STORE_BUGS = ("dedup_lost_in_snapshot", "task_state_backwards")
+
+
 class Store:
     """Deterministic state machine. apply() -> (result, events)."""
+
+    bugs: frozenset = frozenset()   # names from STORE_BUGS; empty in every real run
 
     def __init__(self):
         self.kv: dict = {}
@@ -144,6 +151,8 @@ class Store:
         return hashlib.sha256(b"%032x%032x" % (kv_acc, sessions_acc) + rest).hexdigest()[:16]
 
     def snapshot(self) -> dict:
+        if "dedup_lost_in_snapshot" in self.bugs:   # planted: sessions left out of the snapshot
+            return copy.deepcopy(dict(self.state(), sessions={}))
         return copy.deepcopy(self.state())
 
     def restore(self, data: dict) -> None:
@@ -286,7 +295,8 @@ class Store:
             return {"ok": False, "error": "not-found"}
         if state == t["state"]:
             return {"ok": True, "unchanged": True}
-        if TASK_STATE_RANK[state] <= TASK_STATE_RANK[t["state"]]:
+        if TASK_STATE_RANK[state] <= TASK_STATE_RANK[t["state"]] and \
+                "task_state_backwards" not in self.bugs:   # planted: backward moves accepted
             return {"ok": False, "error": "backward", "state": t["state"]}
         t["state"] = state
         self._task_event(tid, events)

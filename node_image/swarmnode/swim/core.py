@@ -19,6 +19,9 @@ from .config import (SwimConfig, health_scaled_ms, pushpull_scaled_ms, retransmi
 from .messages import (Ack, EndpointUpdate, Gossip, MemberUpdate, Message, Nack, Ping, PingReq,
                        PushPull)
 
+# Planted bugs (test only; swarmnode.plant describes them). Off unless the driver passes them.
+SWIM_BUGS = ("gossip_no_refute",)
+
 ALIVE, SUSPECT, DEAD, LEFT = "alive", "suspect", "dead", "left"
 _GONE = (DEAD, LEFT)
 
@@ -140,8 +143,12 @@ class SwimNode:
     """One member of the gossip group. See the package docstring for how a driver uses it."""
 
     def __init__(self, node_id: str, config: SwimConfig, rng: random.Random,
-                 seeds: list[str] | tuple = (), now_ms: int = 0):
+                 seeds: list[str] | tuple = (), now_ms: int = 0, bugs: frozenset = frozenset()):
         config.validate()
+        unknown = sorted(set(bugs) - set(SWIM_BUGS))
+        if unknown:
+            raise ValueError(f"unknown SWIM bugs {unknown}; known: {list(SWIM_BUGS)}")
+        self._bugs = frozenset(bugs)   # planted bugs, test only (swarmnode.plant); empty normally
         if not isinstance(rng, random.Random):
             raise TypeError("rng must be an injected random.Random")
         MemberUpdate(ALIVE, node_id, 0, node_id)        # validates the id
@@ -533,6 +540,8 @@ class SwimNode:
             self._enqueue_member(MemberUpdate(ALIVE, self.id, self._incarnation, self.id))
 
     def _refute(self, incarnation: int, reassert: bool) -> None:
+        if "gossip_no_refute" in self._bugs:   # planted: accusations about us are never refuted
+            return
         self.counters["refutations"] += 1
         self._incarnation = incarnation + 1
         self._transition(self._members[self.id], ALIVE, self._incarnation)
