@@ -282,7 +282,9 @@ class Runner:
         self.workload = Workload({n: cluster.client_url(n) for n in targets}, self.writer, WorkloadSpec(
             clients=w["clients"], keys=w["keys"], op_timeout_s=w["op_timeout_s"], think_ms=int(w["think_s"] * 1000),
             mix=tuple((f, n) for f, n in w["mix"]), rate=w["rate"], key_concurrency=w["key_concurrency"],
-            client_seeds=tuple(w["client_seeds"])), plan["seed"])
+            client_seeds=tuple(w["client_seeds"]),
+            # plans written before sessions and retries existed replay as they ran: neither
+            sessions=w.get("sessions", False), retry=w.get("retry", False)), plan["seed"])
         self.workload.wall_at = self.clock.at
         self.poller = StatusPoller(cluster.statuses, self.run_dir / "status.jsonl", clock=self.clock.now)
         self.nemesis = Nemesis(plan["faults"], effects, self.faults, wall_at=self.clock.at,

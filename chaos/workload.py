@@ -83,45 +83,74 @@ class WorkloadSpec:
     key_concurrency: int | None = None  # at most this many operations in flight per key
     client_seeds: tuple[int, ...] = ()  # per-client seeds (default: derived from the workload seed)
     max_backlog_s: float = 1.0          # open loop: a client further behind its schedule skips slots
+    sessions: bool = True               # writes carry client_id/seq: the store applies each once
+    retry: bool = True                  # an attempt that failed over is tried again, within op_timeout_s
+
+
+RETRY_CODES = ("no-leader", "not-leader", "unavailable", "timeout")  # errors another attempt may cure
+RETRY_BACKOFF_S = (0.01, 0.02, 0.05, 0.1)  # pause before attempt 2, 3, 4, then 5 onwards
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One HTTP call's outcome: type ok / fail / info, and what a retry needs to know."""
+    type: str
+    value: object
+    error: str | None = None
+    retryable: bool = False            # the error is one another attempt (elsewhere) may cure
+    leader: str | None = None          # the node named as leader in the answer
 
 
 class KVClient:
-    """One client's HTTP calls to a node's key-value API; answers mapped to history outcomes."""
+    """One client's HTTP calls to the nodes' key-value API; answers mapped to history outcomes."""
 
     def __init__(self, base_url: str, timeout_s: float):
         self.base_url = base_url
         self.timeout_s = timeout_s
         self.http = requests.Session()
 
-    def call(self, f: str, key: str, value) -> tuple[str, object, str | None]:
+    def call(self, f: str, key: str, value, session: tuple[str, int] | None = None,
+             timeout_s: float | None = None) -> tuple[str, object, str | None]:
         """Returns (type, value, error) with type ok / fail / info."""
+        a = self.attempt(f, key, value, session, timeout_s)
+        return a.type, a.value, a.error
+
+    def attempt(self, f: str, key: str, value, session: tuple[str, int] | None = None,
+                timeout_s: float | None = None) -> Attempt:
         url = f"{self.base_url}/kv/{key}"
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        extra = {"client_id": session[0], "seq": session[1]} if session else {}
         try:
             if f == "read":
-                resp = self.http.get(url, timeout=self.timeout_s)
+                resp = self.http.get(url, timeout=timeout)
             elif f == "write":
-                resp = self.http.put(url, json={"value": value}, timeout=self.timeout_s)
+                resp = self.http.put(url, json={"value": value, **extra}, timeout=timeout)
             elif f == "cas":
-                resp = self.http.post(url + "/cas", json={"expected": value[0], "value": value[1]},
-                                      timeout=self.timeout_s)
+                resp = self.http.post(url + "/cas", json={"expected": value[0], "value": value[1], **extra},
+                                      timeout=timeout)
             elif f == "delete":
-                resp = self.http.delete(url, timeout=self.timeout_s)
+                resp = self.http.delete(url, json=extra or None, timeout=timeout)
             else:
                 raise ValueError(f"unknown operation {f!r}")
             body = resp.json()
+        except requests.ConnectionError as exc:
+            return Attempt("info", value, type(exc).__name__, retryable=True)
+        except requests.Timeout as exc:
+            return Attempt("info", value, type(exc).__name__)
         except (requests.RequestException, ValueError) as exc:
-            return "info", value, type(exc).__name__
+            return Attempt("info", value, type(exc).__name__)
         if not isinstance(body, dict):
-            return "info", value, "bad-answer"
+            return Attempt("info", value, "bad-answer")
         if resp.status_code == 200 and body.get("ok") is True:
             if f == "read":
-                return "ok", body.get("value"), None
+                return Attempt("ok", body.get("value"))
             if f == "delete":
-                return "ok", body.get("existed"), None
-            return "ok", value, None
-        if body.get("definite") is True:
-            return "fail", value, str(body.get("error", resp.status_code))
-        return "info", value, str(body.get("error", resp.status_code))
+                return Attempt("ok", body.get("existed"))
+            return Attempt("ok", value)
+        code = str(body.get("error", resp.status_code))
+        leader = body.get("leader") if isinstance(body.get("leader"), str) else None
+        return Attempt("fail" if body.get("definite") is True else "info", value, code,
+                       retryable=code in RETRY_CODES, leader=leader)
 
 
 class Workload:
@@ -183,9 +212,10 @@ class Workload:
         seed = self.spec.client_seeds[i] if i < len(self.spec.client_seeds) else f"{self.seed}:client:{i}"
         rng = random.Random(seed)
         nodes = sorted(self.urls)
-        node = nodes[i % len(nodes)]
-        client = KVClient(self.urls[node], self.spec.op_timeout_s)
+        home = i % len(nodes)
+        clients = {n: KVClient(self.urls[n], self.spec.op_timeout_s) for n in nodes}
         process = i
+        seq = 0
         ops, weights = zip(*self.spec.mix)
         keys = [f"k{j}" for j in range(self.spec.keys)]
         interval = self.spec.clients / self.spec.rate if self.spec.rate else None
@@ -220,21 +250,67 @@ class Workload:
             if interval is not None:
                 invoke["sched_ts"] = self.wall_at(due)
             self.writer.add(**invoke)
+            session = (f"{self.seed}-p{process}", seq) if self.spec.sessions and f != "read" else None
             try:
-                outcome, out_value, error = client.call(f, key, value)
+                event = self._operation(clients, nodes, home, f, key, value, session)
             finally:
                 self._release(key)
-            event = {"process": process, "type": outcome, "f": f, "key": key, "value": out_value}
-            if error:
-                event["error"] = error
-            self.writer.add(**event)
-            if outcome == "info":
+            if session is not None:
+                seq += 1
+            self.writer.add(process=process, **event)
+            if event["type"] == "info":
                 process = next(self._next_process)  # the old process may still be pending forever
+                seq = 0
             if interval is not None:
                 due += interval
             else:
                 self._stop.wait(self.spec.think_ms / 1000.0)
         self.bound_hit = True
+
+
+    def _operation(self, clients: Mapping[str, KVClient], nodes: list[str], home: int, f: str, key: str,
+                   value, session: tuple[str, int] | None) -> dict:
+        """One operation: attempts until one answers for good or op_timeout_s is spent. Returns the
+        completion event (without process).
+
+        A client retries as a Raft client should (thesis section 6.3): after a refused connection or a
+        retryable error (no leader, not the leader, leader lost, busy) it tries again, at the node
+        named as leader if any, else at the next node. A write is retried after an attempt that
+        may have applied (`info`) only when it carries client_id/seq, which the store de-duplicates;
+        reads are always safe to retry. The outcome: ok if an attempt succeeded; fail only if the
+        last attempt definitely failed and no earlier attempt may have applied; else info."""
+        deadline = time.monotonic() + self.spec.op_timeout_s
+        node = nodes[home]
+        maybe_applied = False
+        attempts = 0
+        while True:
+            attempts += 1
+            a = clients[node].attempt(f, key, value, session, max(0.05, deadline - time.monotonic()))
+            if a.type == "ok":
+                break
+            if a.type == "info" and f != "read":
+                maybe_applied = True
+            safe = a.type == "fail" or f == "read" or session is not None
+            if not (self.spec.retry and a.retryable and safe) or self._stop.is_set():
+                break
+            pause = RETRY_BACKOFF_S[min(attempts, len(RETRY_BACKOFF_S)) - 1]
+            if time.monotonic() + pause >= deadline - 0.05:
+                break
+            time.sleep(pause)
+            if a.leader in clients and a.leader != node:
+                node = a.leader
+            else:
+                node = nodes[(nodes.index(node) + 1) % len(nodes)]
+        outcome, error = a.type, a.error
+        if outcome == "fail" and maybe_applied:
+            outcome, error = "info", f"{a.error} (an earlier attempt may have applied)"
+        event = {"type": outcome, "f": f, "key": key, "value": a.value}
+        if error:
+            event["error"] = error
+        if attempts > 1:
+            event["attempts"] = attempts
+            event["node"] = node
+        return event
 
 
 class StatusPoller:

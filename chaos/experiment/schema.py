@@ -504,7 +504,14 @@ class WorkloadConfig(Strict):
         None, ge=1, le=256, description="at most this many operations in flight per key (default: no bound "
                                         "beyond the clients); bounds the checker's search")
     mix: Mix = Field(default_factory=Mix)
-    op_timeout: Duration = Field(1.5, description="client-side timeout of one operation (after it: info)")
+    op_timeout: Duration = Field(1.5, description="client-side time budget of one operation, all its attempts "
+                                                  "together (after it: info)")
+    retry: bool = Field(True, description="within op_timeout, an attempt that failed over (connection refused, "
+                                          "no leader, not the leader, leader lost, busy) is tried again at the "
+                                          "named leader or the next node, as a Raft client does; a write that "
+                                          "may have applied is retried only with sessions")
+    sessions: bool = Field(True, description="writes carry client_id/seq (one session per process), so the "
+                                             "store applies a retried write once (Raft thesis 6.3)")
     nodes: Target = Field("managers", description="the nodes clients talk to, through their client proxies: "
                                                   + TARGET_DOC)
     services: list[ServiceOp] = Field(default_factory=list, description="service operations through the leader")

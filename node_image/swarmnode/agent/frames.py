@@ -7,7 +7,8 @@ Toxiproxy slicer toxic does this on purpose) and raises ``BadFrame`` on an overs
 undecodable body; the caller counts it and drops the connection (the peer's error, never ours).
 
 Transport-level frame types (field ``t``; append-only, never renumber or reuse a name):
-  ``hello``      first frame on a dialled connection: ``{"t": "hello", "from": id}``
+  ``hello``      first frame on a dialled connection: ``{"t": "hello", "from": id, "inst": str}``
+                 (``inst``, optional: the sender's process instance; a new value means it restarted)
   ``probe``      ``{"t": "probe", "nonce": n}``; the receiver echoes ``probe_ack`` on the SAME
                  connection (the only frame ever sent back on an accepted connection)
   ``probe_ack``  ``{"t": "probe_ack", "nonce": n}``
@@ -97,5 +98,8 @@ class FrameDecoder:
             out.append(obj)
 
 
-def hello(node_id: str) -> dict:
-    return {"t": "hello", "from": node_id}
+def hello(node_id: str, instance: str | None = None) -> dict:
+    out = {"t": "hello", "from": node_id}
+    if instance is not None:
+        out["inst"] = instance
+    return out

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import random
 import resource
 import time
@@ -41,6 +42,8 @@ LEAVE_LINGER_S = 0.6          # gossip rounds (every 200 ms) a leaving node keep
 WORKER_TICK_MIN_MS = 50       # a worker's tick period is at least this (see tick_period_ms)
 
 LOCAL_OPS = ("service.list", "task.list")  # answered from a manager's own applied store
+READ_OPS = ("kv.get",) + LOCAL_OPS          # safe to send again to another leader
+LEADER_WAIT = 1.0   # a request with no leader known waits this many maximum election timeouts
 
 
 def current_rss_mb() -> Optional[float]:
@@ -71,7 +74,8 @@ class Node:
         self.counters = new_counters()
         self.counters.update({"bad_messages": 0, "unroutable": 0, "forwarded": 0,
                               "forward_timeouts": 0, "forwards_refused": 0, "tick_lag_skips": 0,
-                              "gossip_rejoins": 0, "forwards_expired": 0, "tick_errors": 0})
+                              "gossip_rejoins": 0, "forwards_expired": 0, "tick_errors": 0,
+                              "forwards_leader_lost": 0, "forwards_retried": 0})
         self._join_gave_up_seen = 0
         self.journal = Journal(cfg.data_dir, cfg.node_id, observer=eventlog.EventLog())
         self.rng = random.Random(cfg.seed)
@@ -81,12 +85,15 @@ class Node:
             queue_max=cfg.send_queue_max, reconnect_min_ms=cfg.reconnect_min_ms,
             reconnect_max_ms=cfg.reconnect_max_ms, connect_timeout_ms=cfg.connect_timeout_ms,
             frame_stall_ms=cfg.frame_stall_ms, rng=random.Random(cfg.seed * 7919 + 1),
-            counters=self.counters)
+            counters=self.counters,
+            instance=f"{self.journal.boot}-{os.getpid()}-{time.time_ns() // 1_000_000}")
         self.swim = swim.SwimNode(cfg.node_id, swim_config(cfg), random.Random(cfg.seed * 7919 + 2),
                                   seeds=list(cfg.seeds), now_ms=self.now_ms(),
                                   bugs=frozenset(b for b in cfg.plant if b in swim_core.SWIM_BUGS))
         self._fwd_ids = itertools.count(1)
         self._fwd_pending: dict[int, asyncio.Future] = {}
+        self._leader_seen: Optional[str] = None
+        self._leader_event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._runner: Optional[web.AppRunner] = None
         self.started = False
@@ -185,6 +192,7 @@ class Node:
             self.swim.join()
         self.flush_swim()
         self.role.tick(now)
+        self._note_leader()
 
     # -- messages --------------------------------------------------------------------------------
     def send(self, peer: str, msg: dict) -> None:
@@ -219,39 +227,99 @@ class Node:
         except (ValueError, TypeError, KeyError) as exc:  # the peer's error: count and drop
             self.counters["bad_messages"] += 1
             log.debug("dropping bad %s message from %s: %s", ch, sender, exc)
+        if ch == "raft" or ch == "disp":
+            self._note_leader()
 
     # -- client operations -----------------------------------------------------------------------
     async def execute(self, op: dict) -> tuple[int, dict]:
-        """Run a client operation here if we are the leader, else forward it to the leader."""
+        """Run a client operation here if we are the leader, else forward it to the leader.
+
+        Failing over without making the client wait out its timeout:
+        - no leader known (an election is under way): wait up to LEADER_WAIT of the election
+          timeout for one, then 503 no-leader (definite: nothing was sent);
+        - the leader we forwarded to stops being the one we know (it died or was deposed and an
+          election started): a read, or a write that carries client_id/seq (the store de-duplicates
+          it: exactly once), is forwarded again to the next leader; any other write is answered 503
+          at once, not definite (the old leader may have appended it and a new one may commit it).
+        Everything within request_timeout_ms of the request's arrival."""
         if op["op"] in LOCAL_OPS and self.cfg.is_manager:
             return self.role.execute_local_read(op)
-        if self.role.is_leader():
-            return await self.role.execute_leader(op)
-        leader = self.role.leader_hint()
-        if leader is None or leader == self.id:
-            return 503, error_body("no-leader", "no leader known", True)
-        return await self._forward(leader, op)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.request_timeout_ms / 1000
+        retry_safe = op["op"] in READ_OPS or "client_id" in op
+        while True:
+            if self.role.is_leader():
+                return await self.role.execute_leader(op)
+            leader = self.role.leader_hint()
+            if leader is None or leader == self.id:
+                wait_s = min(deadline - loop.time(), self.cfg.election_timeout_max_ms * LEADER_WAIT / 1000)
+                if wait_s <= 0 or not await self._leader_change(wait_s):
+                    return 503, error_body("no-leader", "no leader known", True)
+                continue
+            status, body, lost = await self._forward(leader, op, deadline)
+            if not lost:
+                return status, body
+            self.counters["forwards_leader_lost"] += 1
+            if not retry_safe:
+                body = error_body("unavailable", f"leader {leader} lost while the request was with it",
+                                  False)
+                body["leader"] = self.role.leader_hint()
+                return 503, body
+            if loop.time() >= deadline:
+                return 504, error_body("timeout", f"leader {leader} lost; no new leader in time", False)
+            self.counters["forwards_retried"] += 1
 
-    async def _forward(self, leader: str, op: dict) -> tuple[int, dict]:
+    def _note_leader(self) -> None:
+        """Wake every request waiting for a leader change (called after each tick and message)."""
+        hint = self.role.leader_hint()
+        if hint != self._leader_seen:
+            self._leader_seen = hint
+            self._leader_event.set()
+            self._leader_event = asyncio.Event()
+
+    async def _leader_change(self, timeout_s: float) -> bool:
+        """True when the known leader changes within timeout_s."""
+        try:
+            await asyncio.wait_for(self._leader_event.wait(), timeout_s)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def _forward(self, leader: str, op: dict, deadline: float) -> tuple[int, dict, bool]:
+        """Send op to leader; (status, body, lost): lost when, before an answer, the leader we know
+        is no longer `leader`."""
         if len(self._fwd_pending) >= MAX_PENDING_FORWARDS:
             self.counters["forwards_refused"] += 1
-            return 503, error_body("unavailable", "too many requests waiting for the leader", True)
+            return 503, error_body("unavailable", "too many requests waiting for the leader", True), False
+        loop = asyncio.get_running_loop()
         fid = next(self._fwd_ids)
-        fut = asyncio.get_running_loop().create_future()
+        fut = loop.create_future()
         self._fwd_pending[fid] = fut
         self.counters["forwarded"] += 1
-        deadline = time.time() + self.cfg.request_timeout_ms / 1000
-        self.send(leader, {"ch": "fwd", "id": fid, "op": op, "deadline": round(deadline, 3)})
+        wall_deadline = time.time() + max(0.0, deadline - loop.time())
+        self.send(leader, {"ch": "fwd", "id": fid, "op": op, "deadline": round(wall_deadline, 3)})
+        changed = asyncio.ensure_future(self._leader_event.wait())
         try:
-            status, body = await asyncio.wait_for(fut, self.cfg.request_timeout_ms / 1000)
+            remaining = deadline - loop.time()
+            done, _ = await asyncio.wait({fut, changed}, timeout=max(0.0, remaining),
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if fut in done:
+                status, body = fut.result()
+            elif changed in done and self.role.leader_hint() != leader:
+                return 0, {}, True
+            elif changed in done:  # changed and back again within one wake-up: keep waiting
+                status, body = await asyncio.wait_for(fut, max(0.0, deadline - loop.time()))
+            else:
+                raise asyncio.TimeoutError
         except asyncio.TimeoutError:
             self.counters["forward_timeouts"] += 1
-            return 504, error_body("timeout", f"no answer from leader {leader}", False)
+            return 504, error_body("timeout", f"no answer from leader {leader}", False), False
         finally:
+            changed.cancel()
             self._fwd_pending.pop(fid, None)
         if isinstance(body, dict) and body.get("error") == "not-leader":
             body.setdefault("leader", None)
-        return status, body
+        return status, body, False
 
     def _on_forward(self, sender: str, msg: dict) -> None:
         fid, op = msg["id"], msg["op"]

@@ -47,7 +47,7 @@ def backoff_ms(attempt: int, min_ms: int, max_ms: int, rng: random.Random) -> fl
 def new_counters() -> dict:
     return {"frames_in": 0, "frames_out": 0, "bad_frames": 0, "dropped_frames": 0,
             "connects": 0, "connect_failures": 0, "disconnects": 0, "handler_errors": 0,
-            "inbound_refused": 0, "probes_answered": 0}
+            "inbound_refused": 0, "probes_answered": 0, "redials": 0}
 
 
 class _Link:
@@ -107,7 +107,7 @@ class _Link:
                 self._up_logged = False
                 self._down_since = loop.time()
                 self._attempts = 0
-            if not o.closed:
+            if not o.closed and not self.kick:
                 await asyncio.sleep(backoff_ms(0, o.reconnect_min_ms, o.reconnect_max_ms, o.rng) / 1000)
 
     def _log_stable(self, started: float, addr: str) -> None:
@@ -139,7 +139,7 @@ class _Link:
         self.connected = True
         self.kick = False
         try:
-            writer.write(frames.encode(frames.hello(o.node_id)))
+            writer.write(frames.encode(frames.hello(o.node_id, o.instance)))
             while not o.closed and not dead.is_set() and not self.kick:
                 if not self.queue:
                     self.wake.clear()
@@ -169,8 +169,12 @@ class TcpTransport:
                  host: str = "0.0.0.0", port: int = 7000, queue_max: int = 2048,
                  reconnect_min_ms: int = 50, reconnect_max_ms: int = 1000,
                  connect_timeout_ms: int = 1000, frame_stall_ms: int = 5000,
-                 rng: Optional[random.Random] = None, counters: Optional[dict] = None) -> None:
+                 rng: Optional[random.Random] = None, counters: Optional[dict] = None,
+                 instance: Optional[str] = None) -> None:
         self.node_id = node_id
+        # Told to peers in every hello. A peer that sees a new instance of us knows we restarted
+        # and redials its own link to us (see _on_inbound).
+        self.instance = instance
         self.peers = {p: tuple(a) for p, a in peers.items()}
         self.on_message = on_message
         self.host, self.port = host, port
@@ -186,6 +190,7 @@ class TcpTransport:
         self._links: dict[str, _Link] = {}
         self._server: Optional[asyncio.AbstractServer] = None
         self._inbound: set[asyncio.StreamWriter] = set()
+        self._peer_instance: dict[str, str] = {}
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._on_inbound, self.host, self.port,
@@ -207,6 +212,21 @@ class TcpTransport:
         self.peers[peer] = tuple(addr)
         link = self._links.get(peer)
         if link is not None:
+            link.kick = True
+            link.wake.set()
+
+    def _peer_restarted(self, peer: str, instance) -> None:
+        """A hello from a new instance of a peer we knew: it restarted. Our link to it may be one
+        dialled while it was down, whose bytes sit in a proxy still trying to reach the old process
+        (a connect through Toxiproxy succeeds at once; the proxy's own upstream connect can hang in
+        SYN retransmission for seconds). Drop it and dial again now (counted in `redials`)."""
+        if not isinstance(instance, str) or peer not in self.peers:
+            return
+        old = self._peer_instance.get(peer)
+        self._peer_instance[peer] = instance
+        link = self._links.get(peer)
+        if old is not None and old != instance and link is not None:
+            self.counters["redials"] += 1
             link.kick = True
             link.wake.set()
 
@@ -283,6 +303,7 @@ class TcpTransport:
                         self._deliver(sender, f["m"])
                     elif t == "hello" and sender is None and isinstance(f.get("from"), str):
                         sender = f["from"]
+                        self._peer_restarted(sender, f.get("inst"))
                     elif t == "probe":
                         self.counters["probes_answered"] += 1
                         writer.write(frames.encode({"t": "probe_ack", "nonce": f.get("nonce")}))
