@@ -193,6 +193,7 @@ def test_eventlog_lines_levels_and_repeats(caplog):
               {"type": "apply", "index": 5, "term": 3, "hash": "ab", "store_digest": "cd"},
               {"type": "commit", "index": 5},
               {"type": "commit", "index": 4, "recovered": True},
+              {"type": "append", "index": 4, "term": 3, "hash": "ab", "recovered": True},
               {"type": "snapshot", "index": 100, "term": 3, "hash": "ab", "store_digest": "cd"},
               {"type": "task", "task": "web.1.1", "service": "web", "slot": 1, "worker": "w1", "state": "failed"},
               {"type": "role", "role": "precandidate", "term": 3}]:

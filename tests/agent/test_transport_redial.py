@@ -23,6 +23,8 @@ class SwallowFirstRelay:
         self.upstream_port = upstream_port
         self.connections = 0
         self.server = None
+        self.stuck = None
+        self.released = asyncio.Event()
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._on, "127.0.0.1", 0)
@@ -30,9 +32,9 @@ class SwallowFirstRelay:
 
     async def _on(self, reader, writer):
         self.connections += 1
-        if self.connections == 1:  # the stuck one: read and drop everything, never forward
-            while await reader.read(65536):
-                pass
+        if self.connections == 1:  # the stuck one: never reads, never forwards (a proxy whose
+            self.stuck = writer     # upstream dial hangs: the sender's buffers fill up)
+            await self.released.wait()
             writer.close()
             return
         up_r, up_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
@@ -52,6 +54,7 @@ class SwallowFirstRelay:
             pass
 
     def close(self):
+        self.released.set()
         self.server.close()
 
 
@@ -83,8 +86,11 @@ async def _scenario(b_restarts_as_new_instance: bool) -> tuple[bool, int]:
     try:
         b.send("a", {"n": "hello from b, first instance"})
         assert await _until(lambda: a_box, 5), "b -> a does not work at all"
-        a.send("b", {"n": 1})  # dialled through the relay's stuck connection: swallowed
+        for i in range(120):  # dialled through the relay's stuck connection: never read, so
+            a.send("b", {"n": 1, "pad": "x" * 100_000})  # a's buffers fill and its writes block
         assert await _until(lambda: relay.connections >= 1, 5)
+        # a's link has written into the stuck connection and blocks with frames still queued
+        assert await _until(lambda: a.counters["frames_out"] > 0 and a._links["b"].queue, 5)
         await b.close()
         b_box.clear()
         b = _transport("b", {"a": ("127.0.0.1", a_port)}, b_port, b_box,

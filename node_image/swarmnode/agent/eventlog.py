@@ -87,8 +87,8 @@ def describe(ev: dict) -> str | None:
 
 def level_of(ev: dict) -> int:
     t = ev.get("type")
-    if t in _PER_ENTRY and not ev.get("recovered"):
-        return logging.DEBUG
+    if t in _PER_ENTRY and not (t == "commit" and ev.get("recovered")):
+        return logging.DEBUG  # recovered appends too: a restart would print thousands of lines
     if t == "task" and ev.get("state") == "failed":
         return logging.WARNING
     if t == "member" and ev.get("state") == "dead":

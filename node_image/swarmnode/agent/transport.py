@@ -60,6 +60,7 @@ class _Link:
         self.wake = asyncio.Event()
         self.connected = False
         self.kick = False  # set when the address changed: drop the connection and redial now
+        self.kicked = asyncio.Event()  # set with kick: wakes a write blocked on a full buffer
         self.task: Optional[asyncio.Task] = None
         # operator's log: a connection is reported once it has lasted LINK_STABLE_S, and its loss
         # only if it was reported, so a flapping link (a proxy that accepts, then closes because
@@ -138,6 +139,7 @@ class _Link:
         watcher = asyncio.ensure_future(watch())
         self.connected = True
         self.kick = False
+        self.kicked.clear()
         try:
             writer.write(frames.encode(frames.hello(o.node_id, o.instance)))
             while not o.closed and not dead.is_set() and not self.kick:
@@ -153,7 +155,20 @@ class _Link:
                 writer.write(b"".join(batch))
                 o.counters["frames_out"] += len(batch)
                 if writer.transport.get_write_buffer_size() > DRAIN_THRESHOLD_BYTES:
-                    await asyncio.wait_for(writer.drain(), o.frame_stall_ms / 1000)
+                    # bounded by the stall limit, and cut short by a kick: a connection whose
+                    # peer stopped reading (a proxy still dialling a restarted peer) must not hold
+                    # the link for the whole stall limit once we know a fresh dial will work
+                    drain = asyncio.ensure_future(writer.drain())
+                    kicked = asyncio.ensure_future(self.kicked.wait())
+                    done, _ = await asyncio.wait({drain, kicked}, timeout=o.frame_stall_ms / 1000,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    kicked.cancel()
+                    if drain not in done:
+                        drain.cancel()
+                        if self.kick:
+                            break
+                        raise asyncio.TimeoutError
+                    drain.result()
         except (OSError, asyncio.TimeoutError, ConnectionError):
             pass
         finally:
@@ -213,6 +228,7 @@ class TcpTransport:
         link = self._links.get(peer)
         if link is not None:
             link.kick = True
+            link.kicked.set()
             link.wake.set()
 
     def _peer_restarted(self, peer: str, instance) -> None:
@@ -228,6 +244,7 @@ class TcpTransport:
         if old is not None and old != instance and link is not None:
             self.counters["redials"] += 1
             link.kick = True
+            link.kicked.set()
             link.wake.set()
 
     def connected(self, peer: str) -> bool:
