@@ -16,6 +16,7 @@ Must not import: click, chaos.cli, chaos.runner.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -46,6 +47,7 @@ class View:
     managers: tuple[str, ...]
     workers: tuple[str, ...]
     statuses: Mapping[str, dict | None] = field(default_factory=dict)
+    fired: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # fault name -> nodes it chose
 
     @property
     def nodes(self) -> list[str]:
@@ -117,7 +119,12 @@ def resolve_target(target: Any, view: View, rng: random.Random) -> list[str]:
                 raise ValueError(f"target {t!r} names no node of this cluster")
             chosen += [n for n in pool if n not in chosen]
             continue
-        pool = list(t.get("nodes") or _candidates(t.get("role", "all"), view))
+        if t.get("of") is not None:
+            if t["of"] not in view.fired:
+                raise FaultError(f"target `of: {t['of']}`: that fault has not fired yet")
+            pool = [n for n in view.fired[t["of"]] if n in order]
+        else:
+            pool = list(t.get("nodes") or _candidates(t.get("role", "all"), view))
         pool = [n for n in pool if n not in chosen]
         k = _count(t.get("count", "all"), len(pool))
         if t.get("pick", "random") == "first":
@@ -316,6 +323,7 @@ class Nemesis:
         self._lock = threading.Lock()
         self._ended: dict[str, threading.Event] = {f["id"]: threading.Event() for f in faults}
         self._started: dict[str, float] = {}
+        self._fired: dict[str, tuple[str, ...]] = {}
         self._ended_at: dict[str, float] = {}
         self._active: dict[str, Active] = {}
         self._partitions: dict[str, tuple[frozenset, str]] = {}
@@ -457,6 +465,8 @@ class Nemesis:
                 self.say(f"{f['id']}: skipped, no leader to target")
                 return
         start_term = view.max_term
+        with self._lock:
+            view = dataclasses.replace(view, fired=dict(self._fired))
         targets, apply, undo = self._prepare(f, view, rng)
         self.log.write(fault=f["id"], action="intend-start", kind=f["kind"], targets=targets,
                        planned_ts=self.wall_at(planned), lateness_s=round(began - planned, 4),
@@ -466,6 +476,9 @@ class Nemesis:
         with self._lock:
             self._started[f["id"]] = began
             self._active[f["id"]] = Active(f["id"], f["kind"], targets, undo, began)
+            flat = tuple(n for t in targets for n in (t if isinstance(t, list) else [t]))
+            for key in {f["id"], f.get("group") or f["id"], f["id"].rsplit(".", 1)[0]}:
+                self._fired[key] = flat  # `of: NAME` targets; a repeated fault: its latest firing
         self.log.write(fault=f["id"], action="start", kind=f["kind"], targets=targets, intended_ts=intended,
                        details=details)
         self.say(f"{f['id']}: {f['kind']} on {_fmt(targets)} in effect")

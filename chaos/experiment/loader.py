@@ -357,6 +357,12 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
             at(path, f"asks for {want} nodes but the cluster has {len(nodes)}")
         items = target if isinstance(target, list) else [target]
         for i, t in enumerate(items):
+            if isinstance(t, S.TargetSpec) and t.of is not None:
+                if t.of not in names:
+                    at(path + ((i,) if isinstance(target, list) else ()) + ("of",),
+                       f"`of: {t.of}` names no earlier fault",
+                       "earlier names: " + (", ".join(names) or "none"))
+                continue
             if isinstance(t, S.TargetSpec) and isinstance(t.count, int):
                 pool = {"leader": 1, "followers": c.managers - 1, "managers": c.managers,
                         "workers": c.workers, "all": len(nodes)}[t.role] if not t.nodes else len(t.nodes)
@@ -372,8 +378,8 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
             near = difflib.get_close_matches(bug, sorted(known), n=1)
             at(("cluster", "plant", i), f"unknown planted bug {bug!r}",
                f"did you mean {near[0]!r}?" if near else "known: " + (", ".join(sorted(known)) or "none"))
-    check_target(exp.workload.nodes, ("workload", "nodes"))
     names: list[str] = []
+    check_target(exp.workload.nodes, ("workload", "nodes"))
     services = set()
     for i, svc in enumerate(exp.workload.services):
         if svc.create:

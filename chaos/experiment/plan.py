@@ -219,7 +219,10 @@ def _fmt_target(t: Any) -> str:
     if isinstance(t, list):
         return " + ".join(_fmt_target(x) for x in t)
     if isinstance(t, dict):
-        who = ",".join(t["nodes"]) if t.get("nodes") else t.get("role", "all")
+        if t.get("of"):
+            who = f"the nodes of {t['of']}"
+        else:
+            who = ",".join(t["nodes"]) if t.get("nodes") else t.get("role", "all")
         count = t.get("count", "all")
         return f"{who}" if count == "all" else f"{count} of {who}" + (" (first)" if t.get("pick") == "first" else "")
     return str(t)

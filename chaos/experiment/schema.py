@@ -171,6 +171,15 @@ class TargetSpec(Strict):
     count: int | Literal["one", "minority", "majority", "all"] = Field(
         "all", description="how many of the candidates: a number, one, minority, majority (of the candidates), all")
     pick: Literal["random", "first"] = Field("random", description="random (seeded) or the first in id order")
+    of: str | None = Field(None, description="the nodes an earlier fault (its name) chose when it last "
+                                             "fired, instead of a role: `{of: pause-leader}` follows the "
+                                             "old leader after a new one was elected")
+
+    @model_validator(mode="after")
+    def _of_alone(self):
+        if self.of is not None and (self.nodes is not None or "role" in self.model_fields_set):
+            raise ValueError("`of` chooses the candidates itself: give it without `role` or `nodes`")
+        return self
 
     @field_validator("count")
     @classmethod
@@ -182,7 +191,7 @@ class TargetSpec(Strict):
 
 Target = Union[str, TargetSpec, list[Union[str, TargetSpec]]]
 TARGET_DOC = ("a role (leader, followers, managers, workers, all), a node id (m1, w3), an object "
-              "{role, count, pick, nodes}, or a list of these (their union)")
+              "{role, count, pick, nodes, of}, or a list of these (their union)")
 
 
 def target_nodes_named(target: Any) -> list[str]:
@@ -202,6 +211,8 @@ def fixed_count(target: Any) -> int | None:
     items = target if isinstance(target, list) else [target]
     total = 0
     for t in items:
+        if isinstance(t, TargetSpec) and t.of is not None:
+            return None
         if isinstance(t, TargetSpec) and isinstance(t.count, int):
             total += t.count
         elif isinstance(t, str) and t not in ROLES:
