@@ -28,7 +28,7 @@ from chaos.env.cluster import require_cluster
 from chaos.env.engine import connect
 from chaos.env.progress import RichProgress
 from chaos.env.spec import AGENT_OPTIONS, MAX_WORKERS, ClusterSpec, agent_env_from_options
-from chaos.env.hosts import BACKENDS, Inventory
+from chaos.cli_backend import backend_options, load_inventory
 from chaos.env.up import TOXIPROXY_MODES, bring_up
 from chaos.errors import EnvironmentError_, UsageError
 
@@ -64,27 +64,6 @@ def _ensure_image(client, base_image: str | None, image: str | None, progress) -
 
 
 # -- up ---------------------------------------------------------------------------------------------
-
-def backend_options(f):
-    """--backend and --inventory (shared by `up`, `run` and `doctor`)."""
-    f = click.option("--inventory", type=click.Path(dir_okay=False), envvar="CHAOS_INVENTORY", default=None,
-                     help="swarm backend: YAML file `hosts: [{name: h1, engine: local}, {name: h2, engine: "
-                     "ssh://user@host}]`; the first host is this machine, a swarm manager (default: this "
-                     "engine alone) [CHAOS_INVENTORY]")(f)
-    return click.option("--backend", type=click.Choice(BACKENDS), default=None,
-                        help="local: one engine, bridge network (default); swarm: an attachable overlay "
-                        "network over the inventory's swarm hosts (README: running across several hosts)")(f)
-
-
-def load_inventory(backend: str | None, path: str | None) -> Inventory | None:
-    """The inventory for the swarm backend (None for local). An inventory without --backend swarm is
-    a usage error: it would silently be ignored."""
-    if backend != "swarm":
-        if path is not None and backend == "local":   # None: the experiment file decides (`chaos run`)
-            raise UsageError("--inventory is for --backend swarm", hint="drop --inventory, or add --backend swarm")
-        return None
-    return Inventory.from_file(path) if path else Inventory.single_local()
-
 
 def _agent_options(f):
     for option, (env, help_text) in reversed(list(AGENT_OPTIONS.items())):
