@@ -1,0 +1,151 @@
+"""The swarm backend's `ssh://` engine path against a real OpenSSH server on loopback (issue 15).
+
+The test starts its own sshd (Debian's openssh-server; .ci/run installs it) on a free loopback port
+with a generated host key and a generated user key, and gives the harness a HOME whose
+~/.ssh/config and known_hosts name them -- the Docker SDK's paramiko transport reads exactly these,
+so nothing of the machine's own ssh setup is touched. The inventory then has two hosts: `h1`, this
+engine through its socket, and `h2`, the same engine through ssh. A 1 + 2 cluster places w1 and the
+second Toxiproxy shard on h2, so creating them, the node faults on w1, and `down`'s sweep of h2 all
+go through ssh. What this cannot show: two different engines (the image copy between them, overlay
+traffic between machines); see README "Running across several hosts".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+
+from chaos.env import cleanup
+from chaos.env import labels as L
+from chaos.env import nodeops
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+SSHD = "/usr/sbin/sshd"
+SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _await_port(port: int, proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                if s.recv(4).startswith(b"SSH-"):
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() >= deadline:
+            raise AssertionError(f"sshd did not answer on 127.0.0.1:{port} (exit {proc.poll()})")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """(port, home): a private sshd on loopback accepting a generated key for the current user."""
+    if not os.path.exists(SSHD):
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {SSHD} is missing (.ci/run installs openssh-server)")
+        pytest.skip(f"{SSHD} missing: apt-get install openssh-server")
+    d = tmp_path_factory.mktemp("sshd")
+    for key in ("host", "user"):
+        subprocess.run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True)
+    (d / "authorized_keys").write_text((d / "user.pub").read_text())
+    port = _free_port()
+    config = d / "sshd_config"
+    config.write_text("\n".join([
+        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {d / 'host'}",
+        f"AuthorizedKeysFile {d / 'authorized_keys'}", f"PidFile {d / 'sshd.pid'}",
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no",
+        "PermitRootLogin prohibit-password", ""]))
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", exist_ok=True)   # privilege separation directory sshd insists on
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
+                            stderr=open(d / "sshd.log", "w"))
+    try:
+        _await_port(port, proc)
+        home = d / "home"
+        (home / ".ssh").mkdir(parents=True)
+        host_pub = " ".join((d / "host.pub").read_text().split()[:2])
+        (home / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub}\n")
+        (home / ".ssh" / "config").write_text(f"Host 127.0.0.1\n  IdentityFile {d / 'user'}\n")
+        yield port, home
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def swarm_on(docker_client):
+    state = (docker_client.info().get("Swarm") or {}).get("LocalNodeState")
+    joined = False
+    if state != "active":
+        try:
+            docker_client.swarm.init(advertise_addr="127.0.0.1")
+            joined = True
+        except docker.errors.APIError as exc:
+            pytest.skip(f"the engine refuses swarm mode: {exc.explanation or exc}")
+    yield docker_client
+    if joined:
+        docker_client.swarm.leave(force=True)
+
+
+def test_swarm_host_over_ssh_runs_nodes_faults_and_cleanup(sshd, swarm_on, node_image, chaos_cmd, cluster_name,
+                                                           tmp_path, monkeypatch):
+    port, home = sshd
+    user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+    inv = tmp_path / "hosts.yaml"
+    inv.write_text(f"hosts:\n  - {{name: h1, engine: local}}\n  - {{name: h2, engine: 'ssh://{user}@127.0.0.1:{port}'}}\n")
+    env = {"HOME": str(home)}
+
+    doctor = chaos_cmd("doctor", "--backend", "swarm", "--inventory", str(inv), "--json", env=env, timeout=120)
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)}
+    assert checks["h2: engine"]["status"] == "ok", checks
+    assert checks["h2: swarm"]["status"] == "ok" and checks["h2: image"]["status"] == "ok", checks
+
+    up = chaos_cmd("up", "--backend", "swarm", "--inventory", str(inv), "--name", cluster_name, "--managers", "1",
+                   "--workers", "2", "--image", node_image, "--json", env=env, timeout=240)
+    assert up.returncode == 0, up.stderr[-3000:]
+    nodes = json.loads(up.stdout)["nodes"]
+    assert {n: v["host"] for n, v in nodes.items()} == {"m1": "h1", "w1": "h2", "w2": "h1"}
+
+    monkeypatch.setenv("HOME", str(home))
+    from chaos.env.cluster import find_cluster
+
+    cluster = find_cluster(swarm_on, cluster_name)
+    assert sorted(cluster.toxiproxy_nodes) == ["toxiproxy", "toxiproxy2"]
+    assert cluster.host_of("toxiproxy2") == "h2"
+    # w1's container object talks to its engine through ssh
+    w1 = cluster.container("w1")
+    assert w1.client.api.base_url.startswith("http+docker://ssh"), w1.client.api.base_url
+    # w1's outgoing links are on h2's shard: its peers are reached at toxiproxy2
+    env_w1 = dict(e.split("=", 1) for e in w1.attrs["Config"]["Env"])
+    assert all(v.startswith("toxiproxy2:") for v in json.loads(env_w1["CHAOS_PEERS"]).values())
+    rec = nodeops.kill(cluster, "w1")
+    assert rec.op == "kill"
+    w1.reload()
+    assert w1.status == "exited"
+    nodeops.start(cluster, "w1", op="restart")
+    w1.reload()
+    assert w1.status == "running"
+
+    down = chaos_cmd("down", "--name", cluster_name, env=env, timeout=120)
+    assert down.returncode == 0, down.stderr
+    sel = L.selector(cluster=cluster_name)
+    assert swarm_on.containers.list(all=True, filters=sel) == []
+    assert swarm_on.networks.list(filters=sel) == [] and swarm_on.volumes.list(filters=sel) == []
+    cleanup.remove_objects(swarm_on, cluster=cluster_name)
