@@ -121,8 +121,14 @@ class Cluster:
                 return int(b["HostPort"])
         return None
 
+    def _remote(self, target: str) -> bool:
+        """Swarm backend: `target` runs on a host other than the harness's (hosts[0])."""
+        h = self.handles.get(target)
+        return self.hosts is not None and h is not None and h.host != self.hosts.inventory.hosts[0].name
+
     def _gateway_port(self, target: str) -> int | None:
-        """Swarm backend: the harness-side port of the control gateway's forward to `target`."""
+        """Swarm backend: the harness-side port of the control gateway's forward to `target` (a node
+        or Toxiproxy shard on another host; chaos/env/up.py `_create_swarm`)."""
         if target not in self.handles or GATEWAY_NODE not in self.handles:
             return None
         ports = gateway_ports(self.nodes, max(1, len(self.toxiproxy_nodes)))
@@ -137,8 +143,8 @@ class Cluster:
 
     def api_url(self, node: str) -> str:
         """The node's API port 8080 published on 127.0.0.1 (control plane: status, probe, journal);
-        on the swarm backend, the control gateway's forward to it."""
-        port = self._gateway_port(node) if self.hosts is not None else self._host_port(node, AGENT_API_PORT)
+        for a node on another host (swarm backend), the control gateway's forward to it."""
+        port = self._gateway_port(node) if self._remote(node) else self._host_port(node, AGENT_API_PORT)
         if port is None:
             raise EnvironmentError_(f"node {node} has no published API port (is it running?)",
                                     hint=f"`chaos status --name {self.name}`")
@@ -154,8 +160,8 @@ class Cluster:
 
     def toxiproxy_url(self, node: str = L.TOXIPROXY_NODE) -> str:
         """The API of one Toxiproxy server (default: shard 0, which also carries the client links);
-        on the swarm backend, through the control gateway."""
-        port = self._gateway_port(node) if self.hosts is not None else self._host_port(node, TOXIPROXY_API_PORT)
+        for a shard on another host (swarm backend), through the control gateway."""
+        port = self._gateway_port(node) if self._remote(node) else self._host_port(node, TOXIPROXY_API_PORT)
         if port is None:
             raise EnvironmentError_(f"the Toxiproxy API port of {node} is not published (is its container "
                                     "running?)", hint=f"`chaos logs {node} --name {self.name}`")

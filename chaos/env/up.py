@@ -263,9 +263,10 @@ def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: 
 
 
 def _start_node(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: str, net_name: str,
-                node: str, topology, host: str | None = None) -> object:
-    """One node's volume and container. `host` (swarm backend): labelled with its host, and no port
-    published (its API is reached through the control gateway, see `_create_swarm`)."""
+                node: str, topology, host: str | None = None, publish: bool = True) -> object:
+    """One node's volume and container. `host` (swarm backend): labelled with its host; `publish`
+    False (a host other than the harness's): no port published, its API is reached through the
+    control gateway (see `_create_swarm`)."""
     kind = spec.kind(node)
     lim = spec.limits
     labels = L.object_labels(spec.name, run_id, node, kind)
@@ -278,7 +279,7 @@ def _start_node(client: docker.DockerClient, spec: ClusterSpec, run_id: str, ima
             image, detach=True, name=L.container_name(spec.name, node), hostname=node,
             labels=labels, environment=spec.node_env(node, topology), network=net_name,
             networking_config={net_name: client.api.create_endpoint_config(aliases=[node])},
-            ports={} if host is not None else {f"{AGENT_API_PORT}/tcp": ("127.0.0.1", None)},
+            ports={f"{AGENT_API_PORT}/tcp": ("127.0.0.1", None)} if publish else {},
             volumes={volume.name: {"bind": "/data", "mode": "rw"}},
             **_hardening(lim.manager_mem if kind == "manager" else lim.worker_mem, lim.node_pids, lim.read_only,
                         lim.manager_cpu_shares if kind == "manager" else lim.worker_cpu_shares))
@@ -321,17 +322,19 @@ def _prepare_swarm(client: docker.DockerClient, inventory: H.Inventory, node_ima
 
 def _create_swarm(hosts: S.HostClients, spec: ClusterSpec, run_id: str, image: str,
                   toxiproxy: ToxiproxyChoice, progress: Progress) -> tuple[Cluster, int]:
-    """As `_create`, across hosts: the attachable overlay network on the manager; on host 0 the
-    control gateway and shard 0 (client proxies published on 127.0.0.1 there); shard k on host
-    k mod H; node i on host i mod H, through that host's engine.
+    """As `_create`, across hosts: the attachable overlay network on the manager; Toxiproxy shard k
+    on host k mod H (shard 0, with the client proxies, on host 0, the harness's host); node i on host
+    i mod H, each created through its host's engine.
 
-    How the harness reaches things: the client proxies of shard 0 are published on the harness
-    host's 127.0.0.1, as on the local backend, so client traffic keeps its fault path (client ->
-    shard 0 -> overlay -> node). The control plane (node status/probe/journal APIs, and every
-    Toxiproxy shard's API) goes through the gateway: a compatible Toxiproxy server on host 0 whose
-    proxies never get toxics, forwarding a 127.0.0.1 port per target over the overlay network. A port
-    published on another host's 127.0.0.1 is not reachable from the harness, and publishing on other
-    addresses would expose the cluster; the gateway needs no ssh tunnel and no open port anywhere.
+    How the harness reaches things. Client traffic: the client proxies of shard 0 are published on
+    the harness host's 127.0.0.1, as on the local backend, so client traffic keeps its fault path
+    (client -> shard 0 -> overlay -> node). Control plane (node status/probe/journal APIs and each
+    shard's Toxiproxy API): on host 0, ports published on 127.0.0.1 as on the local backend; on any
+    other host, through the control gateway -- a compatible Toxiproxy server on host 0 whose proxies
+    never get toxics, forwarding one 127.0.0.1 port per remote target over the overlay network. A
+    port published on another host's loopback is not reachable from the harness, and publishing on
+    other addresses would expose the cluster; the gateway needs no ssh tunnel and no open port on any
+    other host. It exists only when some target is on another host.
     """
     topology = spec.topology()
     names = hosts.inventory.names
@@ -344,7 +347,9 @@ def _create_swarm(hosts: S.HostClients, spec: ClusterSpec, run_id: str, image: s
     handles: dict[str, NodeHandle] = {}
     where = H.placement(spec.node_ids, names)
     shard_names = [topology.shard_host(k, L.TOXIPROXY_NODE) for k in range(topology.shards)]
-    gw_ports = H.gateway_ports(spec.node_ids, topology.shards)
+    for k, shard in enumerate(shard_names):
+        where[shard] = H.shard_host(k, names)
+    remote = {t: p for t, p in H.gateway_ports(spec.node_ids, topology.shards).items() if where[t] != first}
 
     def run(client, img, name, kind, host, entrypoint, command, ports, mem, pids, shares):
         labels = {**L.object_labels(spec.name, run_id, name, kind), S.HOST_LABEL: host}
@@ -357,37 +362,46 @@ def _create_swarm(hosts: S.HostClients, spec: ClusterSpec, run_id: str, image: s
             c.reload()
         return NodeHandle(name, kind, c, host)
 
-    progress.step(f"control gateway on host {first} ({len(gw_ports)} forwards)")
-    gw_cmd = ["-host", "0.0.0.0", "-port", str(TOXIPROXY_API_PORT), "-seed", str(spec.seed)]
-    gw_pub = {f"{p}/tcp": ("127.0.0.1", None) for p in [TOXIPROXY_API_PORT, *gw_ports.values()]}
-    handles[H.GATEWAY_NODE] = run(local, image, H.GATEWAY_NODE, "gateway", first,
-                                  ["python3", "-m", "swarmnode.toxiproxy"], gw_cmd, gw_pub,
-                                  lim.toxiproxy_mem, lim.toxiproxy_pids, lim.toxiproxy_cpu_shares)
-    cluster = Cluster(local, spec.name, run_id, handles, hosts=hosts)
-    gw = ToxiproxyAPI(cluster.gateway_api_url(), timeout_s=30)
-    _wait_toxiproxy(gw, handles, spec.name)
-    gw.populate([{"name": f"ctl-{target}", "listen": f"0.0.0.0:{port}",
-                  "upstream": f"{target}:{TOXIPROXY_API_PORT if target in shard_names else AGENT_API_PORT}",
-                  "enabled": True} for target, port in gw_ports.items()])
-
     progress.step(f"Toxiproxy ({toxiproxy.image}): {len(topology.links)} link proxies on {topology.shards} "
-                  f"server(s) over {len(names)} host(s)")
+                  f"server(s) over {len(names)} host(s)"
+                  + (f"; control gateway on {first} for {len(remote)} target(s) on other hosts" if remote else ""))
+    api_port = {f"{TOXIPROXY_API_PORT}/tcp": ("127.0.0.1", None)}
     client_ports = {f"{port}/tcp": ("127.0.0.1", None) for port in topology.client_ports().values()}
-    for k, shard in enumerate(shard_names):
-        host = H.shard_host(k, names)
-        handles[shard] = run(hosts[host], toxiproxy.image, shard, "toxiproxy", host, toxiproxy.entrypoint(),
-                             toxiproxy.command(spec.seed + k), client_ports if k == 0 else {},
-                             lim.toxiproxy_mem, lim.toxiproxy_pids, lim.toxiproxy_cpu_shares)
+    starts = {shard: (hosts[where[shard]], toxiproxy.image, shard, "toxiproxy", where[shard], toxiproxy.entrypoint(),
+                      toxiproxy.command(spec.seed + k),
+                      {**api_port, **(client_ports if k == 0 else {})} if where[shard] == first else {},
+                      lim.toxiproxy_mem, lim.toxiproxy_pids, lim.toxiproxy_cpu_shares)
+              for k, shard in enumerate(shard_names)}
+    if remote:
+        starts[H.GATEWAY_NODE] = (
+            local, image, H.GATEWAY_NODE, "gateway", first, ["python3", "-m", "swarmnode.toxiproxy"],
+            ["-host", "0.0.0.0", "-port", str(TOXIPROXY_API_PORT), "-seed", str(spec.seed)],
+            {**api_port, **{f"{p}/tcp": ("127.0.0.1", None) for p in remote.values()}},
+            lim.toxiproxy_mem, lim.toxiproxy_pids, lim.toxiproxy_cpu_shares)
+    pool = ThreadPoolExecutor(max_workers=CREATE_PARALLEL)
+    try:   # the servers start in parallel: each takes about a second to answer
+        futures = {name: pool.submit(run, *args) for name, args in starts.items()}
+        for name, fut in futures.items():
+            handles[name] = fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    cluster = Cluster(local, spec.name, run_id, handles, hosts=hosts)
+    if remote:
+        gw = ToxiproxyAPI(cluster.gateway_api_url(), timeout_s=30)
+        _wait_toxiproxy(gw, handles, spec.name)
+        gw.populate([{"name": f"ctl-{target}", "listen": f"0.0.0.0:{port}",
+                      "upstream": f"{target}:{TOXIPROXY_API_PORT if target in shard_names else AGENT_API_PORT}",
+                      "enabled": True} for target, port in remote.items()])
     api = cluster.toxiproxy_api(timeout_s=30, topology=topology)
     _wait_toxiproxy(api, handles, spec.name)
     LinkController(api, topology).create_proxies()
 
     progress.step(f"{spec.managers} managers and {spec.workers} workers from {image}, placed over "
-                  + ", ".join(f"{h}: {sum(1 for v in where.values() if v == h)}" for h in names))
+                  + ", ".join(f"{h}: {sum(1 for n in spec.node_ids if where[n] == h)}" for h in names))
     pool = ThreadPoolExecutor(max_workers=CREATE_PARALLEL)
     try:
         futures = {n: pool.submit(_start_node, hosts[where[n]], spec, run_id, image, net_name, n, topology,
-                                  where[n]) for n in spec.node_ids}
+                                  where[n], where[n] == first) for n in spec.node_ids}
         for i, (n, fut) in enumerate(futures.items(), 1):
             handles[n] = NodeHandle(n, spec.kind(n), fut.result(), where[n])
             progress.detail(f"started {i}/{len(futures)}")

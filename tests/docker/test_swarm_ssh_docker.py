@@ -18,7 +18,6 @@ import shutil
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import docker
 import docker.errors
@@ -129,6 +128,15 @@ def test_swarm_host_over_ssh_runs_nodes_faults_and_cleanup(sshd, swarm_on, node_
     cluster = find_cluster(swarm_on, cluster_name)
     assert sorted(cluster.toxiproxy_nodes) == ["toxiproxy", "toxiproxy2"]
     assert cluster.host_of("toxiproxy2") == "h2"
+    # the control plane of what runs on h2 goes through the gateway on h1; h1's nodes are published directly
+    gateway = cluster.container("gateway")
+    gw_ports = {b["HostPort"] for binds in gateway.attrs["NetworkSettings"]["Ports"].values() for b in binds or []}
+    assert cluster.api_url("w1").rsplit(":", 1)[1] in gw_ports
+    assert cluster.toxiproxy_url("toxiproxy2").rsplit(":", 1)[1] in gw_ports
+    assert cluster.api_url("w2").rsplit(":", 1)[1] not in gw_ports
+    assert (cluster.status("w1") or {}).get("node") == "w1"
+    assert cluster.toxiproxy_api().proxies()   # both shards answer (toxiproxy2 through the gateway)
+    assert cluster.probe("w1", "m1") and cluster.probe("client", "w1")
     # w1's container object talks to its engine through ssh
     w1 = cluster.container("w1")
     assert w1.client.api.base_url.startswith("http+docker://ssh"), w1.client.api.base_url
