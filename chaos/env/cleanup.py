@@ -87,9 +87,12 @@ def _sweep_remote_hosts(client, cluster: str | None, run_id: str | None, removed
             before = len(removed.failed)
             mine = Removed()
             try:
-                _remove_on(remote, name, rid, mine, networks=False)
+                _remove_on(remote, name, rid, mine, networks=False,
+                           parallel=S.parallel_for(host.engine, MAX_PARALLEL))
             except EnvironmentError_ as exc:
                 mine.failed.append(exc.message)
+            except Exception as exc:  # noqa: BLE001 -- e.g. paramiko's: reported; the network is kept
+                mine.failed.append(f"{exc.__class__.__name__}: {exc}")
             finally:
                 remote.close()
             removed.containers.extend(x for x in mine.containers if x not in removed.containers)
@@ -100,7 +103,7 @@ def _sweep_remote_hosts(client, cluster: str | None, run_id: str | None, removed
 
 
 def _remove_on(client: docker.DockerClient, cluster: str | None, run_id: str | None, into: Removed,
-               networks: bool = True) -> None:
+               networks: bool = True, parallel: int = MAX_PARALLEL) -> None:
     """One engine's pass; failures still present after it are appended to `into.failed`."""
     removed = Removed()
     filters = L.selector(cluster=cluster, run_id=run_id)
@@ -110,7 +113,7 @@ def _remove_on(client: docker.DockerClient, cluster: str | None, run_id: str | N
             # sparse: no per-container inspect, so a container vanishing meanwhile is not an error
             containers = [c for c in client.containers.list(all=True, filters=filters, sparse=True)
                           if _matches(c, cluster, run_id)]
-        with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
             list(pool.map(rm_container, containers))
 
     def rm_container(c) -> None:

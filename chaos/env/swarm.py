@@ -12,6 +12,7 @@ Must not import: click, chaos.cli.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import docker
@@ -27,6 +28,11 @@ BACKEND_LABEL = "chaos.backend"
 INVENTORY_LABEL = "chaos.inventory"
 HOST_LABEL = "chaos.host"
 REMOTE_TIMEOUT_S = 60
+# Docker API calls in flight at once to one ssh:// engine. The SDK's paramiko transport opens one SSH
+# session channel (running `docker system dial-stdio` there) per HTTP connection, and OpenSSH's sshd
+# refuses more than MaxSessions (default 10) channels on one connection: "open failed: Connect
+# failed". The pool is kept below that and every concurrent caller of chaos bounds itself to it.
+SSH_PARALLEL = 4
 IMAGE_CHUNK = 2 * 1024 * 1024
 
 
@@ -37,7 +43,8 @@ def connect_host(host: Host, local: docker.DockerClient, timeout_s: int = REMOTE
     try:
         # use_ssh_client=False: the SDK's paramiko transport, which reads ~/.ssh/config (IdentityFile,
         # Port, User) and ~/.ssh/known_hosts (unknown host keys are rejected, never accepted blindly).
-        client = docker.DockerClient(base_url=host.engine, timeout=timeout_s, use_ssh_client=False)
+        client = docker.DockerClient(base_url=host.engine, timeout=timeout_s, use_ssh_client=False,
+                                     max_pool_size=SSH_PARALLEL)
         client.ping()
     except ImportError as exc:   # docker.transport.sshconn needs paramiko
         raise EnvironmentError_(f"host {host.name}: ssh:// engines need paramiko ({exc})",
@@ -47,6 +54,11 @@ def connect_host(host: Host, local: docker.DockerClient, timeout_s: int = REMOTE
                                 hint="check `ssh` to that host works without a password prompt, its host "
                                      "key is in ~/.ssh/known_hosts, and its user may use Docker") from exc
     return client
+
+
+def parallel_for(engine: str, default: int) -> int:
+    """How many Docker API calls chaos may have in flight to this engine at once."""
+    return min(default, SSH_PARALLEL) if engine.startswith("ssh://") else default
 
 
 @dataclass
@@ -70,6 +82,17 @@ class HostClients:
 
     def __getitem__(self, host: str) -> docker.DockerClient:
         return self.clients[host]
+
+    def slots(self, default: int) -> dict[str, "threading.BoundedSemaphore"]:
+        """host -> a semaphore bounding concurrent API calls to its engine (shared by hosts that
+        name the same engine)."""
+        by_engine: dict[str, threading.BoundedSemaphore] = {}
+        out = {}
+        for h in self.inventory.hosts:
+            if h.engine not in by_engine:
+                by_engine[h.engine] = threading.BoundedSemaphore(parallel_for(h.engine, default))
+            out[h.name] = by_engine[h.engine]
+        return out
 
 
 def swarm_node_id(client: docker.DockerClient) -> tuple[str, str, bool]:
@@ -127,12 +150,19 @@ def ensure_image(source: docker.DockerClient, target: docker.DockerClient, tag: 
         pass
     except (docker.errors.DockerException, requests.RequestException) as exc:
         raise EnvironmentError_(f"cannot inspect image {tag} on a host: {_short(exc)}") from exc
+    return copy_image(source, target, want, tag)
+
+
+def copy_image(source: docker.DockerClient, target: docker.DockerClient, image_id: str, tag: str) -> str:
+    """Stream image `image_id` from `source` to `target` (`docker save | docker load` through the two
+    engines' APIs, never through a file or a registry), tag it `tag` there, and check the id."""
+    repo, _, version = tag.rpartition(":")
     with engine_errors(f"copy image {tag} (save on the harness's engine, load on the host)"):
-        stream = source.api.get_image(tag, chunk_size=IMAGE_CHUNK)
-        target.api.load_image(stream)
+        target.api.load_image(source.api.get_image(image_id, chunk_size=IMAGE_CHUNK))
+        target.api.tag(image_id, repo, version)
         got = target.images.get(tag).id
-    if got != want:
-        raise EnvironmentError_(f"image {tag} copied but its id on the host is {got[:19]}, not {want[:19]}",
+    if got != image_id:
+        raise EnvironmentError_(f"image {tag} copied but its id on the host is {got[:19]}, not {image_id[:19]}",
                                 hint="remove the stale image on that host and retry")
     return "copied"
 

@@ -378,9 +378,15 @@ def _create_swarm(hosts: S.HostClients, spec: ClusterSpec, run_id: str, image: s
             ["-host", "0.0.0.0", "-port", str(TOXIPROXY_API_PORT), "-seed", str(spec.seed)],
             {**api_port, **{f"{p}/tcp": ("127.0.0.1", None) for p in remote.values()}},
             lim.toxiproxy_mem, lim.toxiproxy_pids, lim.toxiproxy_cpu_shares)
+    slots = hosts.slots(CREATE_PARALLEL)
+
+    def run_bounded(args):
+        with slots[args[4]]:
+            return run(*args)
+
     pool = ThreadPoolExecutor(max_workers=CREATE_PARALLEL)
     try:   # the servers start in parallel: each takes about a second to answer
-        futures = {name: pool.submit(run, *args) for name, args in starts.items()}
+        futures = {name: pool.submit(run_bounded, args) for name, args in starts.items()}
         for name, fut in futures.items():
             handles[name] = fut.result()
     finally:
@@ -398,10 +404,15 @@ def _create_swarm(hosts: S.HostClients, spec: ClusterSpec, run_id: str, image: s
 
     progress.step(f"{spec.managers} managers and {spec.workers} workers from {image}, placed over "
                   + ", ".join(f"{h}: {sum(1 for n in spec.node_ids if where[n] == h)}" for h in names))
+    slots = hosts.slots(CREATE_PARALLEL)
+
+    def start(n: str):
+        with slots[where[n]]:
+            return _start_node(hosts[where[n]], spec, run_id, image, net_name, n, topology, where[n], where[n] == first)
+
     pool = ThreadPoolExecutor(max_workers=CREATE_PARALLEL)
     try:
-        futures = {n: pool.submit(_start_node, hosts[where[n]], spec, run_id, image, net_name, n, topology,
-                                  where[n], where[n] == first) for n in spec.node_ids}
+        futures = {n: pool.submit(start, n) for n in spec.node_ids}
         for i, (n, fut) in enumerate(futures.items(), 1):
             handles[n] = NodeHandle(n, spec.kind(n), fut.result(), where[n])
             progress.detail(f"started {i}/{len(futures)}")

@@ -14,6 +14,7 @@ keep working meanwhile: one is brought up while the engine is in swarm mode.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -152,3 +153,22 @@ def test_swarm_experiment_has_the_local_verdict(swarm, node_image, chaos_cmd, tm
     assert all(v["host"] == "local" for v in run["nodes"].values())
     assert ">host</th>" in (run_dir / "report.html").read_text()
     assert left == {"containers": [], "networks": [], "volumes": [], "services": []}
+
+
+def test_image_copy_streams_save_to_load_and_checks_the_id(docker_client, node_image):
+    """The registry-free copy of `up --backend swarm` (save on one engine, load on another, by id).
+    Here both ends are this engine, reached through two clients; the new tag exists only if the load
+    and tag went through."""
+    from chaos.env.engine import connect
+    from chaos.env.swarm import copy_image, ensure_image
+
+    image_id = docker_client.images.get(node_image).id
+    tag = f"chaos-copytest:{os.urandom(4).hex()}"
+    other = connect(timeout_s=300)
+    try:
+        assert copy_image(docker_client, other, image_id, tag) == "copied"
+        assert other.images.get(tag).id == image_id
+        assert ensure_image(docker_client, other, tag) == "present"
+    finally:
+        docker_client.images.remove(tag, noprune=True)
+        other.close()

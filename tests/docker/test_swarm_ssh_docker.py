@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 
 import docker
@@ -88,6 +90,21 @@ def sshd(tmp_path_factory):
         proc.wait(timeout=10)
 
 
+@pytest.fixture
+def cluster_name(docker_client, sshd):
+    """A fresh cluster name, removed afterwards on every host -- h2 through ssh, so with the HOME
+    that holds the test's ssh config (else the sweep of h2 fails and the overlay network is kept)."""
+    name = f"t{os.urandom(3).hex()}"
+    yield name
+    old = os.environ.get("HOME")
+    os.environ["HOME"] = str(sshd[1])
+    try:
+        cleanup.remove_objects(docker_client, cluster=name)
+    finally:
+        if old is not None:
+            os.environ["HOME"] = old
+
+
 @pytest.fixture(scope="module")
 def swarm_on(docker_client):
     state = (docker_client.info().get("Swarm") or {}).get("LocalNodeState")
@@ -157,3 +174,53 @@ def test_swarm_host_over_ssh_runs_nodes_faults_and_cleanup(sshd, swarm_on, node_
     assert swarm_on.containers.list(all=True, filters=sel) == []
     assert swarm_on.networks.list(filters=sel) == [] and swarm_on.volumes.list(filters=sel) == []
     cleanup.remove_objects(swarm_on, cluster=cluster_name)
+
+
+def _inventory(tmp_path, port: int) -> str:
+    user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+    inv = tmp_path / "hosts.yaml"
+    inv.write_text(f"hosts:\n  - {{name: h1, engine: local}}\n  - {{name: h2, engine: 'ssh://{user}@127.0.0.1:{port}'}}\n")
+    return str(inv)
+
+
+def _popen_up(inv: str, name: str, image: str, home) -> subprocess.Popen:
+    # 12 workers so that `up` is still creating when the signal arrives
+    return subprocess.Popen([sys.executable, "-m", "chaos.cli", "up", "--backend", "swarm", "--inventory", inv,
+                             "--name", name, "--workers", "12", "--image", image, "--timeout", "120"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "HOME": str(home)})
+
+
+def _await_containers_on(client, name: str, host: str, n: int, proc, timeout_s: float = 90) -> None:
+    sel = L.selector(cluster=name)
+    sel["label"].append(f"chaos.host={host}")
+    deadline = time.monotonic() + timeout_s
+    while len(client.containers.list(all=True, filters=sel, sparse=True)) < n:
+        if proc.poll() is not None:
+            raise AssertionError(f"`chaos up` ended early ({proc.returncode}): {proc.stderr.read()[-2000:]}")
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"no {n} containers of {name} on {host} after {timeout_s} s")
+        time.sleep(0.1)
+
+
+def test_swarm_up_sigterm_tears_down_on_every_host(sshd, swarm_on, node_image, cluster_name, tmp_path):
+    port, home = sshd
+    proc = _popen_up(_inventory(tmp_path, port), cluster_name, node_image, home)
+    _await_containers_on(swarm_on, cluster_name, "h2", 2, proc)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert cleanup.remaining(swarm_on, cluster_name) == 0
+
+
+def test_swarm_up_sigkilled_then_cleanup_by_name_sweeps_every_host(sshd, swarm_on, node_image, cluster_name,
+                                                                     tmp_path, chaos_cmd):
+    port, home = sshd
+    proc = _popen_up(_inventory(tmp_path, port), cluster_name, node_image, home)
+    _await_containers_on(swarm_on, cluster_name, "h2", 2, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert cleanup.remaining(swarm_on, cluster_name) > 0   # SIGKILL leaves objects behind
+    res = chaos_cmd("cleanup", "--name", cluster_name, env={"HOME": str(home)}, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert cleanup.remaining(swarm_on, cluster_name) == 0
