@@ -89,7 +89,7 @@ def _measure(cluster, sample_s: float) -> dict:
     shard_links = n * n / max(1, len(cluster.toxiproxy_nodes))
     tp = [stats[t] for t in cluster.toxiproxy_nodes]
     return {
-        "nodes": n, "sample_s": round(t1 - t0, 2),
+        "nodes": n, "sample_s": round(t1 - t0, 2), "frames_out_per_s_total": round(sum(rate.values()), 1),
         "frames_out_per_s_manager_max": round(max(mgr), 1) if mgr else None,
         "frames_out_per_s_manager_median": round(statistics.median(mgr), 1) if mgr else None,
         "frames_out_per_s_worker_median": round(statistics.median(wrk), 1) if wrk else None,
@@ -138,12 +138,18 @@ def model(m: dict, host_cpus: int, host_mem_mib: int, managers: int = 3, workers
         links_h = nodes_h * (n - 1) + n            # each local node's outgoing links (+ the client links on host 0)
         shards_h = math.ceil(links_h / LINKS_PER_SHARD)
         frames = (m["frames_out_per_s_manager_max"] or 0) + (nodes_h - 1) * (m["frames_out_per_s_worker_median"] or 0)
-        cpu = (m["cpu_cores_manager_max"] + (nodes_h - 1) * m["cpu_cores_worker_median"]
-               + m["toxiproxy_cpu_cores"] * links_h / (m["nodes"] ** 2))
+        # Toxiproxy's CPU follows the traffic it relays (frames), its memory the proxies it holds
+        per_frame = m["toxiproxy_cpu_cores"] / m["frames_out_per_s_total"] if m["frames_out_per_s_total"] else 0.0
+        cpu = (m["cpu_cores_manager_max"] + (nodes_h - 1) * m["cpu_cores_worker_median"] + frames * per_frame)
         mem = (m["mem_mib_manager_max"] + (nodes_h - 1) * m["mem_mib_worker_median"]
                + links_h * m["toxiproxy_kib_per_link"] / 1024)
+        worker_rate = m["frames_out_per_s_worker_median"] or 0
+        raft_rate = max(0.0, (m["frames_out_per_s_manager_max"] or 0) - worker_rate)
+        managers_h = math.ceil(managers / hosts)
         return {"hosts": hosts, "nodes_per_host": nodes_h, "links_per_host": links_h, "shards_per_host": shards_h,
                 "descriptors_per_host": links_h * DESCRIPTORS_PER_LINK,
+                "gossip_frames_per_s_per_host": round(nodes_h * worker_rate),
+                "raft_frames_per_s_per_host": round(managers_h * raft_rate),
                 "frames_out_per_s_per_host": round(frames), "cpu_cores_per_host": round(cpu, 2),
                 "mem_mib_per_host": round(mem)}
 
@@ -158,7 +164,11 @@ def model(m: dict, host_cpus: int, host_mem_mib: int, managers: int = 3, workers
                                                           "cpu_budget": HOST_CPU_BUDGET, "mem_budget": HOST_MEM_BUDGET},
             "hosts_for": fits["hosts"] if fits else None, "at_that_size": fits,
             "examples": [per_host(h) for h in (1, 4, 16, 64)],
-            "raft_frames_per_s_leader_host": m["frames_out_per_s_manager_max"],
+            "assumptions": "see benchmarks/README.md (scaleout.py): node i on host i mod N; per-node costs "
+                           "of the measured 3 + 50 cluster scale linearly; gossip frames per node do not grow "
+                           "with n; Raft frames = a manager's frames minus a worker's; Toxiproxy CPU follows "
+                           "frames relayed, memory follows proxies; 3 descriptors per link; budget 70% of a "
+                           "host like this one",
             "blockers": [
                 f"the link table gives every proxy a cluster-wide unique port from {TOXIPROXY_BASE_PORT}: "
                 f"{ports_needed:,} links need ports beyond 65535 (today's limit is ~213 nodes; MAX_WORKERS "
