@@ -189,6 +189,7 @@ def main() -> int:
     args = ap.parse_args()
     client = connect(timeout_s=600)
     joined = False
+    had_gwbridge = bool(client.networks.list(names=["docker_gwbridge"]))
     if (client.info().get("Swarm") or {}).get("LocalNodeState") != "active":
         if not args.swarm_init:
             print("the engine is not in swarm mode: pass --swarm-init or `docker swarm init`", file=sys.stderr)
@@ -223,6 +224,11 @@ def main() -> int:
     finally:
         if joined:
             client.swarm.leave(force=True)
+            if not had_gwbridge:   # swarm init made it; nothing of ours may stay behind
+                for net in client.networks.list(names=["docker_gwbridge"]):
+                    net.reload()
+                    if not net.attrs.get("Containers"):
+                        net.remove()
     return 0
 
 

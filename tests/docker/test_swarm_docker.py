@@ -5,9 +5,10 @@ isolation and kill experiments reach the same verdicts as on the local backend (
 tests/docker/test_run_docker.py asserts for the local run), and `down` leaves nothing: no container,
 overlay network, volume or service, and the swarm state as it was.
 
-The engine is put in swarm mode by this module when it is not (`docker swarm init --advertise-addr
-127.0.0.1`) and taken out afterwards; the module is skipped, with the engine's answer, only when the
-engine refuses swarm mode. A local-backend cluster (bridge network, published loopback ports) must
+The engine is put in swarm mode when it is not (`docker swarm init --advertise-addr 127.0.0.1`, the
+session fixture `swarm_mode` in conftest.py) and taken out at the end of the session, with the
+docker_gwbridge network the init made; skipped, with the engine's answer, only when the engine
+refuses swarm mode. A local-backend cluster (bridge network, published loopback ports) must
 keep working meanwhile: one is brought up while the engine is in swarm mode.
 """
 
@@ -18,8 +19,6 @@ import os
 import time
 from pathlib import Path
 
-import docker
-import docker.errors
 import pytest
 
 from chaos.env import cleanup
@@ -34,25 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 STATE_WAIT_S = 30.0
 
 
-def _swarm_state(client) -> str:
-    return (client.info().get("Swarm") or {}).get("LocalNodeState", "inactive")
-
-
 @pytest.fixture(scope="module")
-def swarm(docker_client):
-    """The engine in swarm mode for this module; left again afterwards only if this fixture joined."""
-    before = _swarm_state(docker_client)
-    joined = False
-    if before != "active":
-        try:
-            docker_client.swarm.init(advertise_addr="127.0.0.1")
-            joined = True
-        except docker.errors.APIError as exc:
-            pytest.skip(f"the engine refuses swarm mode: {exc.explanation or exc}")
-    yield docker_client
-    if joined:
-        docker_client.swarm.leave(force=True)
-        assert _swarm_state(docker_client) == "inactive"
+def swarm(swarm_mode):
+    return swarm_mode
 
 
 def _ours(client, name: str) -> dict[str, list[str]]:

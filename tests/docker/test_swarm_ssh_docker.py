@@ -21,8 +21,6 @@ import subprocess
 import sys
 import time
 
-import docker
-import docker.errors
 import pytest
 
 from chaos.env import cleanup
@@ -106,18 +104,8 @@ def cluster_name(docker_client, sshd):
 
 
 @pytest.fixture(scope="module")
-def swarm_on(docker_client):
-    state = (docker_client.info().get("Swarm") or {}).get("LocalNodeState")
-    joined = False
-    if state != "active":
-        try:
-            docker_client.swarm.init(advertise_addr="127.0.0.1")
-            joined = True
-        except docker.errors.APIError as exc:
-            pytest.skip(f"the engine refuses swarm mode: {exc.explanation or exc}")
-    yield docker_client
-    if joined:
-        docker_client.swarm.leave(force=True)
+def swarm_on(swarm_mode):
+    return swarm_mode
 
 
 def test_swarm_host_over_ssh_runs_nodes_faults_and_cleanup(sshd, swarm_on, node_image, chaos_cmd, cluster_name,
