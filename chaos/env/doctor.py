@@ -215,10 +215,14 @@ def run_swarm_checks(inventory, node_image: str | None = None) -> list[Check]:
             checks.append(Check(f"{h.name}: swarm", FAIL, f"swarm state {hs}"
                                 + (f", node {hid[:12]} is {where}" if hid else ""),
                                 "`docker swarm join-token worker` on the manager prints the join command"))
-        checks.append(_host_image_check(h.name, client, node))
+        image_check = _host_image_check(h.name, client, node)
+        checks.append(image_check)
         checks.append(_clock_check(h.name, client))
-        if node is not None:
+        if image_check.status == OK:
             checks.append(_resources_check(h.name, client, node.id))
+        else:   # the probe runs from the node image: never pull, never guess
+            checks.append(Check(f"{h.name}: resources", WARN, "not checked: the node image is not on this host yet",
+                                "`chaos up --backend swarm` copies it; run doctor again after"))
         if client is not local:
             client.close()
     return checks
