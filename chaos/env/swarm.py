@@ -29,9 +29,14 @@ INVENTORY_LABEL = "chaos.inventory"
 HOST_LABEL = "chaos.host"
 REMOTE_TIMEOUT_S = 60
 # Docker API calls in flight at once to one ssh:// engine. The SDK's paramiko transport opens one SSH
-# session channel (running `docker system dial-stdio` there) per HTTP connection, and OpenSSH's sshd
-# refuses more than MaxSessions (default 10) channels on one connection: "open failed: Connect
-# failed". The pool is kept below that and every concurrent caller of chaos bounds itself to it.
+# session channel (running `docker system dial-stdio` there) per HTTP connection, over one SSH
+# connection, and OpenSSH's sshd refuses more than MaxSessions (default 10) channels on one
+# connection ("no more sessions" in its log; "open failed: Connect failed" here). The SDK keys its
+# connection pools by request URL and keeps up to `num_pools` of them (9 by default for ssh), each
+# holding idle sessions, so a `chaos run` touching a dozen URLs ran out of sessions. With one pool
+# (`num_pools=1`: an evicted pool closes its sessions) of at most SSH_PARALLEL connections and at most
+# SSH_PARALLEL calls in flight (every concurrent caller in chaos bounds itself), at most
+# 2 x SSH_PARALLEL = 8 sessions are open at once.
 SSH_PARALLEL = 4
 IMAGE_CHUNK = 2 * 1024 * 1024
 
@@ -44,7 +49,7 @@ def connect_host(host: Host, local: docker.DockerClient, timeout_s: int = REMOTE
         # use_ssh_client=False: the SDK's paramiko transport, which reads ~/.ssh/config (IdentityFile,
         # Port, User) and ~/.ssh/known_hosts (unknown host keys are rejected, never accepted blindly).
         client = docker.DockerClient(base_url=host.engine, timeout=timeout_s, use_ssh_client=False,
-                                     max_pool_size=SSH_PARALLEL)
+                                     max_pool_size=SSH_PARALLEL, num_pools=1)
         client.ping()
     except ImportError as exc:   # docker.transport.sshconn needs paramiko
         raise EnvironmentError_(f"host {host.name}: ssh:// engines need paramiko ({exc})",

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -212,3 +213,32 @@ def test_swarm_up_sigkilled_then_cleanup_by_name_sweeps_every_host(sshd, swarm_o
     res = chaos_cmd("cleanup", "--name", cluster_name, env={"HOME": str(home)}, timeout=120)
     assert res.returncode == 0, res.stderr
     assert cleanup.remaining(swarm_on, cluster_name) == 0
+
+
+def test_experiment_with_faults_on_the_ssh_host_is_valid(sshd, swarm_on, node_image, chaos_cmd, tmp_path):
+    """An experiment runs unchanged across two hosts: m2 killed and restarted through h2's engine (ssh),
+    w1 isolated on h2's Toxiproxy shard (through the gateway); every check VALID; nothing left."""
+    port, home = sshd
+    name = f"t{os.urandom(3).hex()}"
+    exp = Path(__file__).parent / "experiments" / "two-hosts.yaml"
+    try:
+        proc = chaos_cmd("run", str(exp), "--seed", "5", "--backend", "swarm", "--inventory",
+                         _inventory(tmp_path, port), "--name", name, "--out", str(tmp_path / "runs"),
+                         env={"HOME": str(home)}, timeout=300)
+        left = cleanup.remaining(swarm_on, name)
+    finally:
+        old = os.environ.get("HOME")
+        os.environ["HOME"] = str(home)
+        try:
+            cleanup.remove_objects(swarm_on, cluster=name)
+        finally:
+            os.environ["HOME"] = old or ""
+    (run_dir,) = list((tmp_path / "runs").iterdir())
+    verdicts = {c["name"]: c["verdict"] for c in json.loads((run_dir / "results.json").read_text())["checks"]}
+    assert proc.returncode == 0, (verdicts, proc.stderr[-3000:])
+    assert set(verdicts.values()) == {"VALID"}
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["nodes"]["m2"]["host"] == "h2" and run["nodes"]["w1"]["host"] == "h2"
+    faults = [json.loads(line) for line in (run_dir / "faults.jsonl").read_text().splitlines() if line.strip()]
+    assert any(f.get("fault") == "kill-m2" and "m2" in json.dumps(f.get("targets")) for f in faults)
+    assert left == 0
