@@ -87,3 +87,57 @@ def test_cli_bad_inventory_is_a_usage_error_not_a_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert "must be `local`, unix:///PATH or ssh://" in err
+
+
+class _FakeEngine:
+    """Just enough of a DockerClient for chaos.env.swarm.check_swarm."""
+
+    def __init__(self, state: str, node_id: str = "", manager: bool = False, members=None):
+        self._swarm = {"LocalNodeState": state, "NodeID": node_id, "ControlAvailable": manager}
+        members = members or {}
+
+        class _Node:
+            def __init__(self, nid, st):
+                self.id, self.attrs = nid, {"Status": {"State": st}}
+
+        self.nodes = type("Nodes", (), {"list": staticmethod(lambda: [_Node(k, v) for k, v in members.items()])})()
+
+    def info(self):
+        return {"Swarm": self._swarm}
+
+
+def test_check_swarm_names_the_harness_engine_that_is_not_a_manager():
+    from chaos.env.swarm import HostClients, check_swarm
+    from chaos.errors import EXIT_ENVIRONMENT, EnvironmentError_
+
+    inv = H.Inventory.single_local()
+    with pytest.raises(EnvironmentError_) as err:
+        check_swarm(HostClients(inv, {"local": _FakeEngine("inactive")}))
+    assert err.value.exit_code == EXIT_ENVIRONMENT
+    assert "not a Swarm manager (swarm state: inactive)" in err.value.message
+    assert "docker swarm init" in err.value.hint
+
+
+def test_check_swarm_names_every_host_outside_the_swarm_or_down():
+    from chaos.env.swarm import HostClients, check_swarm
+    from chaos.errors import EnvironmentError_
+
+    inv = H.Inventory((H.Host("h1", "local"), H.Host("h2", "ssh://a@b"), H.Host("h3", "ssh://a@c")))
+    manager = _FakeEngine("active", "n1", True, {"n1": "ready", "n3": "down"})
+    clients = {"h1": manager, "h2": _FakeEngine("inactive"), "h3": _FakeEngine("active", "n3")}
+    with pytest.raises(EnvironmentError_) as err:
+        check_swarm(HostClients(inv, clients))
+    assert "h2 (swarm state inactive)" in err.value.message and "h3 (swarm node n3 is down)" in err.value.message
+    clients["h2"] = _FakeEngine("active", "n1")   # the same engine as h1 (as on one machine)
+    clients["h3"] = _FakeEngine("active", "n1")
+    assert check_swarm(HostClients(inv, clients)) == {"h1": "n1", "h2": "n1", "h3": "n1"}
+
+
+def test_toxiproxy_shards_that_do_not_fit_the_hosts_are_a_usage_error():
+    from chaos.env.spec import ClusterSpec
+    from chaos.env.up import _swarm_shard_count
+
+    assert _swarm_shard_count(ClusterSpec("a", managers=3, workers=100), 2) == 4   # 3 needed, a multiple of 2
+    assert _swarm_shard_count(ClusterSpec("a", managers=3, workers=100, toxiproxy_shards=4), 2) == 4
+    with pytest.raises(UsageError, match="does not fit 2 host"):
+        _swarm_shard_count(ClusterSpec("a", managers=3, workers=100, toxiproxy_shards=3), 2)
