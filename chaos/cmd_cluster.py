@@ -28,6 +28,7 @@ from chaos.env.cluster import require_cluster
 from chaos.env.engine import connect
 from chaos.env.progress import RichProgress
 from chaos.env.spec import AGENT_OPTIONS, MAX_WORKERS, ClusterSpec, agent_env_from_options
+from chaos.cli_backend import backend_options, load_inventory
 from chaos.env.up import TOXIPROXY_MODES, bring_up
 from chaos.errors import EnvironmentError_, UsageError
 
@@ -92,9 +93,10 @@ def _agent_options(f):
 @click.option("--toxiproxy-shards", type=click.IntRange(1, 64), default=None,
               help="Toxiproxy servers to spread the link proxies over (default: one per 5,000 links, "
               "as the engine caps a container at 20,000 open files; 3 + 100 nodes get 3)")
+@backend_options
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON on stdout")
 def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, image, toxiproxy_mode, as_json,
-           toxiproxy_shards, **agent):
+           toxiproxy_shards, backend, inventory, **agent):
     """Build or reuse the images, start a cluster and wait until it is ready.
 
     Ready = every manager agrees on one leader, every worker is registered READY with the leader,
@@ -106,7 +108,10 @@ def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, imag
     Example:
       chaos up --managers 3 --workers 5 --seed 42
       chaos up --name b --workers 20 --election-timeout-min-ms 500 --election-timeout-max-ms 1000
+      chaos up --backend swarm --inventory hosts.yaml --workers 50
     """
+    backend = backend or "local"
+    inv = load_inventory(backend, inventory)
     if seed is None:
         seed = secrets.randbelow(2**31)
     spec = ClusterSpec(name=name, managers=managers, workers=workers, seed=seed,
@@ -116,7 +121,8 @@ def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, imag
     try:
         client = connect()
         node_image = _ensure_image(client, base_image, image, progress)
-        result = bring_up(client, spec, node_image, timeout_s, progress, toxiproxy_mode, detach=True)
+        result = bring_up(client, spec, node_image, timeout_s, progress, toxiproxy_mode, detach=True,
+                          backend=backend, inventory=inv)
     finally:
         progress.close()
     cluster = result.cluster
@@ -126,8 +132,9 @@ def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, imag
                       "official": result.toxiproxy.official, "proxies": result.proxies,
                       "servers": {n: cluster.toxiproxy_url(n) for n in cluster.toxiproxy_nodes}},
         "ready_s": round(result.seconds_to_ready, 3), "up_s": round(result.seconds_total, 3),
-        "nodes": {n: {"kind": cluster.handles[n].kind, "api": cluster.api_url(n), "client": cluster.client_url(n)}
-                  for n in cluster.nodes},
+        "backend": cluster.backend,
+        "nodes": {n: {"kind": cluster.handles[n].kind, "api": cluster.api_url(n), "client": cluster.client_url(n),
+                      "host": cluster.host_of(n)} for n in cluster.nodes},
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -136,7 +143,8 @@ def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, imag
                f"({result.seconds_to_ready:.1f} s waiting for ready)")
     click.echo(f"toxiproxy: {summary['toxiproxy']['url']}  ({result.proxies} proxies, {result.toxiproxy.image})")
     for n, info in summary["nodes"].items():
-        click.echo(f"  {n:<5} {info['kind']:<8} api {info['api']}  client {info['client']}")
+        click.echo(f"  {n:<5} {info['kind']:<8} api {info['api']}  client {info['client']}"
+                   + (f"  host {info['host']}" if info["host"] else ""))
     click.echo(f"next: `chaos status --name {name}`, `chaos logs m1 --name {name}`, `chaos down --name {name}`")
     return 0
 
@@ -225,8 +233,9 @@ def status_cmd(name, as_json):
                       if L.TOXIPROXY_NODE in cluster.handles else "missing",
                       "servers": {n: cluster.handles[n].container.status for n in cluster.toxiproxy_nodes},
                       "proxies": n_proxies, "active": active, "error": toxi_error},
+        "backend": cluster.backend,
         "nodes": {n: {"kind": cluster.handles[n].kind, "container": cluster.handles[n].container.status,
-                      "status": statuses.get(n)} for n in cluster.nodes},
+                      "host": cluster.host_of(n), "status": statuses.get(n)} for n in cluster.nodes},
     }
     if as_json:
         click.echo(json.dumps(doc, indent=2, sort_keys=True))
@@ -234,12 +243,14 @@ def status_cmd(name, as_json):
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"cluster {name} (run {cluster.run_id})", title_justify="left")
-    for col in ("node", "kind", "container", "role", "term", "leader", "commit", "members alive"):
+    table = Table(title=f"cluster {name} (run {cluster.run_id}, {cluster.backend} backend)", title_justify="left")
+    swarm = cluster.backend == "swarm"
+    for col in ("node", "kind", "container", "role", "term", "leader", "commit", "members alive") + (
+            ("host",) if swarm else ()):
         table.add_column(col)
     for n in cluster.nodes:
         table.add_row(*status_row(n, cluster.handles[n].kind, cluster.handles[n].container.status,
-                                  statuses.get(n), cluster.nodes))
+                                  statuses.get(n), cluster.nodes), *((cluster.host_of(n) or "?",) if swarm else ()))
     console = Console(highlight=False)
     console.print(table)
     servers = doc["toxiproxy"]["servers"]
@@ -398,7 +409,8 @@ def cleanup_cmd(name, all_, images):
 @click.command("doctor")
 @click.option("--base-image", envvar="CHAOS_BASE_IMAGE", default=None, help="check this base image")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output on stdout")
-def doctor_cmd(base_image, as_json):
+@backend_options
+def doctor_cmd(base_image, as_json, backend, inventory):
     """Check the Docker engine, the image build path, the Toxiproxy choice and free ports.
 
     Exits 0 when a cluster can be brought up, 4 when something must be fixed first.
@@ -407,17 +419,19 @@ def doctor_cmd(base_image, as_json):
     Example:
       chaos doctor
       DOCKER_HOST=tcp://build-box:2375 chaos doctor --json
+      chaos doctor --backend swarm --inventory hosts.yaml
     """
-    checks = doctor_mod.run_checks(base_image)
+    inv = load_inventory(backend or "local", inventory)
+    checks = doctor_mod.run_checks(base_image) if inv is None else doctor_mod.run_swarm_checks(inv)
     if as_json:
         click.echo(json.dumps([c.as_dict() for c in checks], indent=2))
     else:
         marks = {doctor_mod.OK: click.style("ok  ", fg="green"), doctor_mod.WARN: click.style("warn", fg="yellow"),
                  doctor_mod.FAIL: click.style("FAIL", fg="red")}
         for c in checks:
-            click.echo(f"[{marks[c.status]}] {c.name:<15} {c.detail}")
+            click.echo(f"[{marks[c.status]}] {c.name:<18} {c.detail}")
             if c.fix:
-                click.echo(f"       {'':<15} fix: {c.fix}")
+                click.echo(f"       {'':<18} fix: {c.fix}")
     bad = doctor_mod.failed(checks)
     if bad:
         raise EnvironmentError_(f"doctor found {len(bad)} problem(s): {', '.join(c.name for c in bad)}",

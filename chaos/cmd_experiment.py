@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from chaos.cli_backend import backend_options, load_inventory
 from chaos.errors import EXIT_OK, EXIT_USAGE, RunDirError, UsageError
 from chaos.experiment import plan as plan_mod
 from chaos.experiment import schema as schema_mod
@@ -130,7 +131,8 @@ def plan(file: Path, seed: int | None, as_json: bool) -> int:
 
 
 def _run_one(loaded: Loaded, seed: int, out: Path, name: str | None, keep: bool, plan: dict | None = None,
-             replay_of: str | None = None, plant: tuple[str, ...] = ()):
+             replay_of: str | None = None, plant: tuple[str, ...] = (), backend: str | None = None,
+             inventory=None):
     from chaos.env.progress import RichProgress
     from chaos.live import LiveDisplay
     from chaos.runner import RunOptions, Runner, command_line
@@ -141,7 +143,8 @@ def _run_one(loaded: Loaded, seed: int, out: Path, name: str | None, keep: bool,
     live = LiveDisplay(loaded.experiment.name, p["schedule_bound_s"] + p["recovery"]["window_s"])
     progress = RichProgress()
     opts = RunOptions(seed=seed, out_dir=out, cluster_name=name, keep=keep, command=command_line(), plan=p,
-                      replay_of=replay_of, say=lambda s: err.print(Text(s)), progress=progress, live=live)
+                      replay_of=replay_of, say=lambda s: err.print(Text(s)), progress=progress, live=live,
+                      backend=backend, inventory=inventory)
     runner = Runner(loaded, opts)
     try:
         outcome = runner.execute()
@@ -238,7 +241,8 @@ def _summary(outcomes, out: Path) -> None:
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write one JUnit file for every run here (one testsuite per run); written even when "
                    "nothing could start, so a CI gate never sees a missing report")
-def run(files, seed, repeat, out, name, keep, plant, list_plants, junit_path) -> int:
+@backend_options
+def run(files, seed, repeat, out, name, keep, plant, list_plants, junit_path, backend, inventory) -> int:
     """Run experiment files end to end: validate, plan, cluster up, workload and faults, final heal,
     recovery, collect, judge, tear down. One run directory per file and seed.
 
@@ -249,9 +253,10 @@ def run(files, seed, repeat, out, name, keep, plant, list_plants, junit_path) ->
     Example:
       chaos run experiments/leader-isolated.yaml --seed 7
       chaos run experiments/*.yaml --repeat 3
+      chaos run experiments/leader-killed.yaml --backend swarm --inventory hosts.yaml
     """
     try:
-        return _run_files(files, seed, repeat, out, name, keep, plant, list_plants, junit_path)
+        return _run_files(files, seed, repeat, out, name, keep, plant, list_plants, junit_path, backend, inventory)
     except UsageError as exc:
         if junit_path is not None:
             from chaos.report.junit import write_error_junit
@@ -260,7 +265,8 @@ def run(files, seed, repeat, out, name, keep, plant, list_plants, junit_path) ->
         raise
 
 
-def _run_files(files, seed, repeat, out, name, keep, plant, list_plants, junit_path) -> int:
+def _run_files(files, seed, repeat, out, name, keep, plant, list_plants, junit_path, backend=None,
+               inventory_path=None) -> int:
     from chaos.experiment.loader import plant_registry
     from chaos.runner import exit_code_of
 
@@ -275,6 +281,8 @@ def _run_files(files, seed, repeat, out, name, keep, plant, list_plants, junit_p
     if not files:
         raise UsageError("give at least one experiment file", hint="e.g. chaos run experiments/leader-isolated.yaml")
     loaded = [_load(str(f)) for f in files]  # every file is validated before anything starts
+    swarm = backend == "swarm" or (backend is None and any(lf.experiment.cluster.backend == "swarm" for lf in loaded))
+    inventory = load_inventory("swarm" if swarm else (backend or "local"), inventory_path)
     if name is not None and (len(loaded) > 1 or repeat > 1):
         raise UsageError("--name names one cluster; it cannot be used with several files or --repeat")
     seed = secrets.randbelow(2**31) if seed is None else seed
@@ -282,7 +290,8 @@ def _run_files(files, seed, repeat, out, name, keep, plant, list_plants, junit_p
     try:
         for lf in loaded:
             for k in range(repeat):
-                outcomes.append(_run_one(lf, seed + k, out, name, keep, plant=plant))
+                outcomes.append(_run_one(lf, seed + k, out, name, keep, plant=plant, backend=backend,
+                                         inventory=inventory))
     finally:  # also when interrupted: the runs so far are reported
         if junit_path is not None and outcomes:
             from chaos.report.junit import write_junit
@@ -296,7 +305,8 @@ def _run_files(files, seed, repeat, out, name, keep, plant, list_plants, junit_p
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True)
 @click.option("--name", default=None, help="cluster name (default: a fresh one)")
 @click.option("--keep-cluster", "keep", is_flag=True)
-def replay(run_dir: Path, out: Path, name: str | None, keep: bool) -> int:
+@backend_options
+def replay(run_dir: Path, out: Path, name: str | None, keep: bool, backend, inventory) -> int:
     """Re-execute a stored run's plan (plan.json, not a re-expansion of its seed), so a failure can be
     reproduced after the experiment file or the code changed.
 
@@ -321,7 +331,10 @@ def replay(run_dir: Path, out: Path, name: str | None, keep: bool) -> int:
         raise ExperimentError(problems)
     import hashlib
     loaded = Loaded(exp, exp_path, text, hashlib.sha256(text.encode()).hexdigest(), tuple(problems))
-    outcome = _run_one(loaded, int(plan["seed"]), out, name, keep, plan=plan, replay_of=str(run_dir))
+    swarm = backend == "swarm" or (backend is None and exp.cluster.backend == "swarm")
+    inv = load_inventory("swarm" if swarm else (backend or "local"), inventory)
+    outcome = _run_one(loaded, int(plan["seed"]), out, name, keep, plan=plan, replay_of=str(run_dir),
+                       backend=backend, inventory=inv)
     return outcome.exit_code
 
 

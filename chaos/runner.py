@@ -39,6 +39,7 @@ from chaos.env.cluster import Cluster
 from chaos.env.engine import connect
 from chaos.env.progress import NullProgress, Progress
 from chaos.env.spec import ClusterSpec
+from chaos.env.hosts import Inventory
 from chaos.env.up import bring_up, signals_ignored, sigterm_as_interrupt
 from chaos.errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, ChaosError, EnvironmentError_, FaultError
 from chaos.experiment import plan as plan_mod
@@ -150,6 +151,8 @@ class RunOptions:
     say: Callable[[str], None] = print
     progress: Progress = field(default_factory=NullProgress)
     live: object | None = None       # chaos.live.LiveDisplay or None
+    backend: str | None = None       # overrides the experiment's cluster.backend (`chaos run --backend`)
+    inventory: object | None = None  # chaos.env.hosts.Inventory for the swarm backend (None: this engine)
 
 
 @dataclass
@@ -238,7 +241,14 @@ class Runner:
                 cspec = ClusterSpec(name=self.cluster_name, managers=c["managers"], workers=c["workers"],
                                     seed=opts.seed, agent_env=tuple(sorted(env.items())),
                                     toxiproxy_shards=c["toxiproxy_shards"])
-                up = bring_up(client, cspec, image.tag, c["ready_timeout_s"], opts.progress, c["toxiproxy"])
+                backend = opts.backend or self.exp.cluster.backend
+                inventory = opts.inventory
+                if backend == "swarm" and inventory is None:
+                    inventory = Inventory.single_local()
+                self._write_run(backend=backend,
+                                hosts=[h.as_dict() for h in inventory.hosts] if inventory is not None else None)
+                up = bring_up(client, cspec, image.tag, c["ready_timeout_s"], opts.progress, c["toxiproxy"],
+                              backend=backend, inventory=inventory)
                 cluster = up.cluster
                 opts.progress.close()  # the spinner ends with `up`; the live display takes over
                 opts.say(f"cluster {self.cluster_name} up in {up.seconds_total:.1f} s ({up.proxies} proxies; "
@@ -246,7 +256,8 @@ class Runner:
                 self._write_run(run_id=cluster.run_id, toxiproxy=("official " if up.toxiproxy.official else
                                                                   "compatible ") + up.toxiproxy.image,
                                 agent_version=_agent_version(),
-                                nodes={n: {"role": cluster.handles[n].kind} for n in cluster.nodes})
+                                nodes={n: {"role": cluster.handles[n].kind, "host": cluster.host_of(n) or "local"}
+                                       for n in cluster.nodes})
                 results = self._experiment(cluster)
             return RunOutcome(self.run_dir, results, results.exit_code, self.run)
         except KeyboardInterrupt:

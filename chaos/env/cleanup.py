@@ -53,7 +53,58 @@ def _matches(obj, cluster: str | None, run_id: str | None) -> bool:
 
 
 def remove_objects(client: docker.DockerClient, cluster: str | None = None, run_id: str | None = None) -> Removed:
-    """Remove containers, networks and volumes of this tool matching cluster/run (None = any)."""
+    """Remove containers, networks and volumes of this tool matching cluster/run (None = any).
+
+    Swarm-backend runs (an overlay network on this engine, the swarm manager, labelled with the
+    run's inventory) are swept on every other host first -- containers and volumes; the overlay
+    network is removed here, last, and kept when a host could not be swept, so that its inventory is
+    still there for the next `chaos cleanup`."""
+    removed = Removed()
+    keep_networks = _sweep_remote_hosts(client, cluster, run_id, removed)
+    _remove_on(client, cluster, run_id, removed, networks=not keep_networks)
+    return removed
+
+
+def _sweep_remote_hosts(client, cluster: str | None, run_id: str | None, removed: Removed) -> bool:
+    """Remove this tool's containers and volumes of the matching swarm runs on their other hosts.
+    Returns True when some host could not be reached or swept."""
+    from chaos.env import swarm as S
+    from chaos.env.hosts import LOCAL_ENGINE
+
+    failed = False
+    for (name, rid), inventory in sorted(S.run_inventories(client, cluster, run_id).items()):
+        seen: set[str] = set()
+        for host in inventory.hosts:
+            if host.engine == LOCAL_ENGINE or host.engine in seen:
+                continue
+            seen.add(host.engine)
+            try:
+                remote = S.connect_host(host, client)
+            except EnvironmentError_ as exc:
+                removed.failed.append(f"host {host.name}: {exc.message}")
+                failed = True
+                continue
+            before = len(removed.failed)
+            mine = Removed()
+            try:
+                _remove_on(remote, name, rid, mine, networks=False,
+                           parallel=S.parallel_for(host.engine, MAX_PARALLEL))
+            except EnvironmentError_ as exc:
+                mine.failed.append(exc.message)
+            except Exception as exc:  # noqa: BLE001 -- e.g. paramiko's: reported; the network is kept
+                mine.failed.append(f"{exc.__class__.__name__}: {exc}")
+            finally:
+                remote.close()
+            removed.containers.extend(x for x in mine.containers if x not in removed.containers)
+            removed.volumes.extend(x for x in mine.volumes if x not in removed.volumes)
+            removed.failed.extend(f"host {host.name}: {f}" for f in mine.failed)
+            failed = failed or len(removed.failed) > before
+    return failed
+
+
+def _remove_on(client: docker.DockerClient, cluster: str | None, run_id: str | None, into: Removed,
+               networks: bool = True, parallel: int = MAX_PARALLEL) -> None:
+    """One engine's pass; failures still present after it are appended to `into.failed`."""
     removed = Removed()
     filters = L.selector(cluster=cluster, run_id=run_id)
 
@@ -62,7 +113,7 @@ def remove_objects(client: docker.DockerClient, cluster: str | None = None, run_
             # sparse: no per-container inspect, so a container vanishing meanwhile is not an error
             containers = [c for c in client.containers.list(all=True, filters=filters, sparse=True)
                           if _matches(c, cluster, run_id)]
-        with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
             list(pool.map(rm_container, containers))
 
     def rm_container(c) -> None:
@@ -82,20 +133,22 @@ def remove_objects(client: docker.DockerClient, cluster: str | None = None, run_
 
     for _ in range(3):   # again if a late-created container showed up meanwhile (see _retry_remove)
         removed.failed.clear()   # what still fails in the last pass is what is reported
-        _remove_pass(client, filters, cluster, run_id, removed, sweep_containers)
+        _remove_pass(client, filters, cluster, run_id, removed, sweep_containers, networks)
         with engine_errors("list containers"):
             late = [c for c in client.containers.list(all=True, filters=filters, sparse=True)
                     if _matches(c, cluster, run_id)]
         if not late:
             break
-    return removed
+    for mine, theirs in ((removed.containers, into.containers), (removed.networks, into.networks),
+                         (removed.volumes, into.volumes), (removed.failed, into.failed)):
+        theirs.extend(x for x in mine if x not in theirs)
 
 
-def _remove_pass(client, filters, cluster, run_id, removed: Removed, sweep_containers) -> None:
+def _remove_pass(client, filters, cluster, run_id, removed: Removed, sweep_containers, networks: bool = True) -> None:
     sweep_containers()
     with engine_errors("list networks"):
-        networks = [n for n in client.networks.list(filters=filters) if _matches(n, cluster, run_id)]
-    for n in networks:
+        nets = [n for n in client.networks.list(filters=filters) if _matches(n, cluster, run_id)] if networks else []
+    for n in nets:
         _retry_remove(lambda n=n: n.remove(), f"network {n.name}", n.name, removed.networks, removed,
                       sweep_containers)
     with engine_errors("list volumes"):

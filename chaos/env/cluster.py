@@ -23,6 +23,7 @@ import requests
 from chaos.env import labels as L
 from chaos.env import ready as ready_mod
 from chaos.env.engine import engine_errors
+from chaos.env.hosts import GATEWAY_NODE, gateway_ports
 from chaos.env.progress import NullProgress, Progress
 from chaos.env.spec import AGENT_API_PORT, TOXIPROXY_API_PORT, TOXIPROXY_BASE_PORT
 from chaos.errors import EnvironmentError_, UsageError
@@ -46,18 +47,21 @@ def _node_order(node: str) -> tuple[int, int]:
 @dataclass
 class NodeHandle:
     node: str
-    kind: str           # manager | worker | toxiproxy
-    container: object   # docker.models.containers.Container
+    kind: str           # manager | worker | toxiproxy | gateway
+    container: object   # docker.models.containers.Container (bound to the client of its host's engine)
+    host: str | None = None   # swarm backend: the inventory host running it; None on the local backend
 
 
 class Cluster:
     """The objects of one cluster (one name, one run id). Build with `find_cluster`."""
 
-    def __init__(self, client: docker.DockerClient, name: str, run_id: str, handles: dict[str, NodeHandle]):
+    def __init__(self, client: docker.DockerClient, name: str, run_id: str, handles: dict[str, NodeHandle],
+                 hosts=None):
         self.client = client
         self.name = name
         self.run_id = run_id
         self.handles = handles
+        self.hosts = hosts   # swarm backend: chaos.env.swarm.HostClients; None on the local backend
         self._http = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=MAX_PARALLEL, pool_maxsize=MAX_PARALLEL)
         self._http.mount("http://", adapter)
@@ -87,6 +91,15 @@ class Cluster:
         return Topology(self.managers, self.workers, TOXIPROXY_BASE_PORT,
                         shards=min(shards, max(1, len(self.nodes))))
 
+    @property
+    def backend(self) -> str:
+        return "local" if self.hosts is None else "swarm"
+
+    def host_of(self, node: str) -> str | None:
+        """The inventory host running `node` (swarm backend), else None."""
+        h = self.handles.get(node)
+        return h.host if h is not None else None
+
     def container(self, node: str):
         if node not in self.handles:
             known = ", ".join(self.nodes + self.toxiproxy_nodes)
@@ -108,9 +121,30 @@ class Cluster:
                 return int(b["HostPort"])
         return None
 
+    def _remote(self, target: str) -> bool:
+        """Swarm backend: `target` runs on a host other than the harness's (hosts[0])."""
+        h = self.handles.get(target)
+        return self.hosts is not None and h is not None and h.host != self.hosts.inventory.hosts[0].name
+
+    def _gateway_port(self, target: str) -> int | None:
+        """Swarm backend: the harness-side port of the control gateway's forward to `target` (a node
+        or Toxiproxy shard on another host; chaos/env/up.py `_create_swarm`)."""
+        if target not in self.handles or GATEWAY_NODE not in self.handles:
+            return None
+        ports = gateway_ports(self.nodes, max(1, len(self.toxiproxy_nodes)))
+        return self._host_port(GATEWAY_NODE, ports[target]) if target in ports else None
+
+    def gateway_api_url(self) -> str:
+        port = self._host_port(GATEWAY_NODE, TOXIPROXY_API_PORT)
+        if port is None:
+            raise EnvironmentError_("the control gateway's API port is not published (is it running?)",
+                                    hint=f"`chaos logs gateway --name {self.name}`")
+        return f"http://127.0.0.1:{port}"
+
     def api_url(self, node: str) -> str:
-        """The node's API port 8080 published on 127.0.0.1 (control plane: status, probe, journal)."""
-        port = self._host_port(node, AGENT_API_PORT)
+        """The node's API port 8080 published on 127.0.0.1 (control plane: status, probe, journal);
+        for a node on another host (swarm backend), the control gateway's forward to it."""
+        port = self._gateway_port(node) if self._remote(node) else self._host_port(node, AGENT_API_PORT)
         if port is None:
             raise EnvironmentError_(f"node {node} has no published API port (is it running?)",
                                     hint=f"`chaos status --name {self.name}`")
@@ -125,8 +159,9 @@ class Cluster:
         return f"http://127.0.0.1:{port}"
 
     def toxiproxy_url(self, node: str = L.TOXIPROXY_NODE) -> str:
-        """The API of one Toxiproxy server (default: shard 0, which also carries the client links)."""
-        port = self._host_port(node, TOXIPROXY_API_PORT)
+        """The API of one Toxiproxy server (default: shard 0, which also carries the client links);
+        for a shard on another host (swarm backend), through the control gateway."""
+        port = self._gateway_port(node) if self._remote(node) else self._host_port(node, TOXIPROXY_API_PORT)
         if port is None:
             raise EnvironmentError_(f"the Toxiproxy API port of {node} is not published (is its container "
                                     "running?)", hint=f"`chaos logs {node} --name {self.name}`")
@@ -239,11 +274,13 @@ class Cluster:
         ours = {h.container.id: node for node, h in self.handles.items()}
         filters = {**L.selector(cluster=self.name, run_id=self.run_id), "status": ["exited", "dead"]}
         out = []
+        clients = [self.client] if self.hosts is None else list({id(c): c for c in self.hosts.clients.values()}.values())
         with engine_errors("list exited containers"):
-            for c in self.client.containers.list(all=True, filters=filters):
-                node = ours.get(c.id)
-                if node is not None:
-                    out.append(f"{node} (exit {c.attrs['State'].get('ExitCode')})")
+            for client in clients:
+                for c in client.containers.list(all=True, filters=filters):
+                    node = ours.get(c.id)
+                    if node is not None and not any(s.startswith(node + " ") for s in out):
+                        out.append(f"{node} (exit {c.attrs['State'].get('ExitCode')})")
         return sorted(out, key=lambda s: _node_order(s.split(" ")[0]))
 
     def logs(self, node: str, tail: int | None = None, since: float | None = None) -> str:
@@ -267,7 +304,19 @@ class Cluster:
 
 
 def find_cluster(client: docker.DockerClient, name: str) -> Cluster | None:
-    """The cluster named `name` (by labels), or None. More than one run under one name is an error."""
+    """The cluster named `name` (by labels), or None. More than one run under one name is an error.
+    A swarm-backend cluster is found by its overlay network on this engine (the swarm manager), whose
+    labels carry the inventory; its containers are then listed on every host."""
+    from chaos.env import swarm as S
+
+    inventories = S.run_inventories(client, cluster=name)
+    if inventories:
+        if len(inventories) > 1:
+            raise EnvironmentError_(f"cluster {name!r} has overlay networks of several runs: "
+                                    + ", ".join(r for _c, r in sorted(inventories)),
+                                    hint=f"`chaos cleanup --name {name}` removes them all")
+        ((_c, run_id), inventory), = inventories.items()
+        return _find_swarm_cluster(client, name, run_id, inventory)
     containers = []
     with engine_errors("list containers"):
         for sparse in client.containers.list(all=True, filters=L.selector(cluster=name), sparse=True):
@@ -289,6 +338,29 @@ def find_cluster(client: docker.DockerClient, name: str) -> Cluster | None:
         if node and kind in L.KINDS:
             handles[node] = NodeHandle(node, kind, c)
     return Cluster(client, name, runs[0], handles)
+
+
+def _find_swarm_cluster(client: docker.DockerClient, name: str, run_id: str, inventory) -> Cluster | None:
+    from chaos.env import swarm as S
+
+    hosts = S.HostClients.connect(inventory, client)
+    handles: dict[str, NodeHandle] = {}
+    for host in inventory.names:
+        filters = L.selector(cluster=name, run_id=run_id)
+        filters["label"].append(f"{S.HOST_LABEL}={host}")
+        with engine_errors(f"list containers on host {host}"):
+            sparse = hosts[host].containers.list(all=True, filters=filters, sparse=True)
+        for sp in sparse:
+            try:
+                c = hosts[host].containers.get(sp.id)
+            except docker.errors.NotFound:
+                continue
+            node, kind = c.labels.get(L.NODE_LABEL), c.labels.get(L.KIND_LABEL)
+            if L.is_ours(c.labels, name) and node and kind in L.KINDS:
+                handles[node] = NodeHandle(node, kind, c, host)
+    if not handles:
+        return None
+    return Cluster(client, name, run_id, handles, hosts=hosts)
 
 
 def require_cluster(client: docker.DockerClient, name: str) -> Cluster:

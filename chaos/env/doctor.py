@@ -3,7 +3,9 @@
 Owns: the checks (engine reachable + version; image build path: configured base / reused bootstrap /
 python:3.11-slim local or pullable / mmdebstrap or debootstrap; the node image; the Toxiproxy choice;
 free loopback ports; leftovers of earlier runs), each with what to do about a problem. Returns data;
-the CLI prints it. Never starts containers or pulls images (a registry look-up only).
+the CLI prints it. Never starts containers or pulls images (a registry look-up only) -- except
+`run_swarm_checks`, which starts one short-lived container per host to read its free memory and
+descriptors.
 Must not import: click, chaos.cli.
 """
 
@@ -166,4 +168,120 @@ def failed(checks: list[Check]) -> list[Check]:
     return [c for c in checks if c.status == FAIL]
 
 
-__all__ = ["Check", "run_checks", "failed", "OK", "WARN", "FAIL"]
+# -- the swarm backend: one set of checks per inventory host -----------------------------------------
+
+CLOCK_OFFSET_WARN_S = 0.5   # journals' timestamps are compared across nodes in the report
+MIN_FREE_MEM_MIB = 1024
+MIN_FREE_FDS = 50_000
+_PROBE = ("import os;m=dict(l.split(':',1) for l in open('/proc/meminfo'));"
+          "a,_,x=open('/proc/sys/fs/file-nr').read().split();"
+          "print(int(m['MemAvailable'].split()[0])//1024,int(x)-int(a),os.cpu_count())")
+
+
+def run_swarm_checks(inventory, node_image: str | None = None) -> list[Check]:
+    """Per host: engine reachable, an active member of the manager's swarm, the node image present
+    with the harness's image id, free memory and descriptors (read from /proc by one short-lived,
+    labelled, auto-removed container from the node image: the engine API does not report them), and
+    the clock offset from this machine (the engine's SystemTime against the request's midpoint)."""
+    from chaos.env import swarm as S
+
+    checks: list[Check] = []
+    try:
+        local = connect(timeout_s=DOCTOR_TIMEOUT_S)
+    except EnvironmentError_ as exc:
+        return [Check("engine", FAIL, exc.message, exc.hint or "")]
+    node = image_mod.find_node_image(local) if node_image is None else _image_or_none(local, node_image)
+    members: dict[str, str] = {}
+    state, _nid, manager = S.swarm_node_id(local)
+    first = inventory.hosts[0].name
+    if state == "active" and manager:
+        members = {n.id: (n.attrs.get("Status") or {}).get("State", "?") for n in local.nodes.list()}
+        checks.append(Check("swarm manager", OK, f"{first}: manager of a swarm of {len(members)} node(s)"))
+    else:
+        checks.append(Check("swarm manager", FAIL, f"{first}: not a swarm manager (state {state})",
+                            "`docker swarm init --advertise-addr ADDR` on it (README: running across several hosts)"))
+    for h in inventory.hosts:
+        try:
+            client = S.connect_host(h, local, timeout_s=DOCTOR_TIMEOUT_S)
+        except EnvironmentError_ as exc:
+            checks.append(Check(f"{h.name}: engine", FAIL, exc.message, exc.hint or ""))
+            continue
+        checks.append(Check(f"{h.name}: engine", OK, f"{h.engine} answers (Docker {client.version().get('Version')})"))
+        hs, hid, _ = S.swarm_node_id(client)
+        if hs == "active" and members.get(hid) == "ready":
+            checks.append(Check(f"{h.name}: swarm", OK, f"member {hid[:12]} (ready)"))
+        else:
+            where = members.get(hid, "not in the manager's swarm")
+            checks.append(Check(f"{h.name}: swarm", FAIL, f"swarm state {hs}"
+                                + (f", node {hid[:12]} is {where}" if hid else ""),
+                                "`docker swarm join-token worker` on the manager prints the join command"))
+        image_check = _host_image_check(h.name, client, node)
+        checks.append(image_check)
+        checks.append(_clock_check(h.name, client))
+        if image_check.status == OK:
+            checks.append(_resources_check(h.name, client, node.id))
+        else:   # the probe runs from the node image: never pull, never guess
+            checks.append(Check(f"{h.name}: resources", WARN, "not checked: the node image is not on this host yet",
+                                "`chaos up --backend swarm` copies it; run doctor again after"))
+        if client is not local:
+            client.close()
+    return checks
+
+
+def _image_or_none(client, ref):
+    try:
+        return client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _host_image_check(host: str, client, node) -> Check:
+    if node is None:
+        return Check(f"{host}: image", WARN, "no node image on the harness's engine yet", "`chaos image build`")
+    tag = next((t for t in node.tags if not t.endswith(":latest")), node.id)
+    try:
+        there = client.images.get(tag).id
+    except docker.errors.ImageNotFound:
+        there = None
+    if there == node.id:
+        return Check(f"{host}: image", OK, f"{tag} present ({node.short_id})")
+    return Check(f"{host}: image", WARN, f"{tag} " + ("missing" if there is None else f"differs ({there[:19]})"),
+                 "`chaos up --backend swarm` copies it (docker save/load through the engines, checked by id)")
+
+
+def _clock_check(host: str, client) -> Check:
+    import time as _time
+
+    from chaos.env.nodeops import parse_docker_time
+
+    t0 = _time.time()
+    info = client.info()
+    t1 = _time.time()
+    remote = parse_docker_time(str(info.get("SystemTime", "")))
+    if remote is None:
+        return Check(f"{host}: clock", WARN, "the engine does not report its time")
+    offset = remote - (t0 + t1) / 2
+    status = OK if abs(offset) <= CLOCK_OFFSET_WARN_S + (t1 - t0) / 2 else WARN
+    return Check(f"{host}: clock", status, f"offset {offset * 1000:+.0f} ms (+- {(t1 - t0) * 500:.0f} ms)",
+                 "" if status == OK else "run NTP/chrony on every host: journals are compared by time")
+
+
+def _resources_check(host: str, client, image_id: str) -> Check:
+    from chaos.env import labels as L
+
+    try:
+        out = client.containers.run(image_id, ["-c", _PROBE], entrypoint=["python3"], remove=True,
+                                    network_mode="none", user="10001", cap_drop=["ALL"],
+                                    labels={L.TOOL_LABEL: L.TOOL_NAME, L.CLUSTER_LABEL: "doctor"},
+                                    mem_limit="64m").decode().split()
+        mem_mib, free_fds, cpus = (int(x) for x in out[:3])
+    except (docker.errors.DockerException, ValueError) as exc:
+        return Check(f"{host}: resources", WARN, f"could not read /proc on the host: {str(exc)[:160]}",
+                     "`chaos up --backend swarm` copies the node image first")
+    status = OK if mem_mib >= MIN_FREE_MEM_MIB and free_fds >= MIN_FREE_FDS else WARN
+    return Check(f"{host}: resources", status, f"{cpus} CPUs, {mem_mib} MiB available, {free_fds} free descriptors "
+                 "(a worker ~60 MiB; a node's links ~3 descriptors each on its host's shard)",
+                 "" if status == OK else f"fewer nodes on this host (need >= {MIN_FREE_MEM_MIB} MiB, {MIN_FREE_FDS} fds)")
+
+
+__all__ = ["Check", "run_checks", "run_swarm_checks", "failed", "OK", "WARN", "FAIL"]

@@ -46,6 +46,17 @@ def engine_errors(doing: str) -> Iterator[None]:
     except (docker.errors.DockerException, requests.RequestException) as exc:
         raise EnvironmentError_(f"Docker engine failed while trying to {doing}: {_short(exc)}",
                                 hint=_ENGINE_HINT) from exc
+    except Exception as exc:
+        if not _is_ssh_error(exc):
+            raise
+        raise EnvironmentError_(f"ssh to a Docker engine failed while trying to {doing}: "
+                                f"{exc.__class__.__name__}: {_short(exc)}",
+                                hint="check the host is reachable with ssh and its sshd's MaxSessions") from exc
+
+
+def _is_ssh_error(exc: BaseException) -> bool:
+    """paramiko's errors (ssh:// engines of the swarm backend), without importing paramiko here."""
+    return any(c.__module__.startswith("paramiko") for c in type(exc).__mro__)
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -16,7 +16,7 @@ CLUSTER_LABEL = "chaos.cluster"
 RUN_LABEL = "chaos.run"
 NODE_LABEL = "chaos.node"
 KIND_LABEL = "chaos.kind"
-KINDS = ("manager", "worker", "toxiproxy")
+KINDS = ("manager", "worker", "toxiproxy", "gateway")   # gateway: swarm backend only (chaos.env.hosts)
 TOXIPROXY_NODE = "toxiproxy"   # shard 0; further shards are toxiproxy2, toxiproxy3... (chaos.topology)
 
 _CLUSTER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")

@@ -9,6 +9,7 @@ Must not import: click, chaos.cli.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 import time
@@ -21,14 +22,16 @@ import docker
 import docker.errors
 
 from chaos.env import cleanup
+from chaos.env import hosts as H
 from chaos.env import labels as L
 from chaos.env import runs
+from chaos.env import swarm as S
 from chaos.env.cluster import Cluster, NodeHandle
 from chaos.env.engine import engine_errors
 from chaos.env.progress import NullProgress, Progress
 from chaos.env.spec import (AGENT_API_PORT, OFFICIAL_TOXIPROXY, TOXIPROXY_API_PORT, ClusterSpec)
 from chaos.errors import EnvironmentError_, UsageError
-from chaos.toxi import LinkController
+from chaos.toxi import LinkController, ToxiproxyAPI
 
 READY_MARKER_LABEL = runs.READY_MARKER_LABEL
 OWNER_LABEL = runs.OWNER_LABEL
@@ -150,24 +153,36 @@ class UpResult:
 
 def bring_up(client: docker.DockerClient, spec: ClusterSpec, node_image: str, ready_timeout_s: float,
              progress: Progress | None = None, toxiproxy: ToxiproxyChoice | str = "auto",
-             detach: bool = False) -> UpResult:
+             detach: bool = False, backend: str = "local", inventory: H.Inventory | None = None) -> UpResult:
     """Create everything for `spec` and wait until ready. On any exception (including Ctrl-C and
     SIGTERM, which arrive as KeyboardInterrupt) everything of this run is removed before re-raising.
 
     detach: the cluster outlives this process (`chaos up`): its up-complete marker names no owner,
     so `chaos cleanup` without options leaves it. Otherwise (demo, tests) this process owns it, and
-    once the process is gone the cluster counts as a leftover (chaos.env.runs)."""
+    once the process is gone the cluster counts as a leftover (chaos.env.runs).
+
+    backend "swarm": the hosts of `inventory` (default: this engine alone, a one-node swarm) must be
+    members of the swarm managed by its first host; see chaos/env/hosts.py for the design."""
+    if backend not in H.BACKENDS:
+        raise UsageError(f"backend must be one of {', '.join(H.BACKENDS)} (got {backend!r})")
     progress = progress or NullProgress()
     started = time.monotonic()
     handle_previous(client, spec.name, progress)
     run_id = L.new_run_id()
     if isinstance(toxiproxy, str):
         toxiproxy = choose_toxiproxy(client, node_image, toxiproxy)
+    hosts = None
+    if backend == "swarm":
+        hosts = _prepare_swarm(client, inventory or H.Inventory.single_local(), node_image, toxiproxy, progress)
+        spec = dataclasses.replace(spec, toxiproxy_shards=_swarm_shard_count(spec, len(hosts.inventory.hosts)))
     progress.step(f"cluster {spec.name!r}, run {run_id}, seed {spec.seed}: {spec.managers} managers, "
                   f"{spec.workers} workers; Toxiproxy: {toxiproxy.reason}")
     try:
         with sigterm_as_interrupt():
-            cluster, proxies = _create(client, spec, run_id, node_image, toxiproxy, progress)
+            if hosts is None:
+                cluster, proxies = _create(client, spec, run_id, node_image, toxiproxy, progress)
+            else:
+                cluster, proxies = _create_swarm(hosts, spec, run_id, node_image, toxiproxy, progress)
             progress.step("waiting for a leader, registered workers and converged gossip")
 
             last_check = [0.0]
@@ -248,20 +263,172 @@ def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: 
 
 
 def _start_node(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: str, net_name: str,
-                node: str, topology) -> object:
+                node: str, topology, host: str | None = None, publish: bool = True) -> object:
+    """One node's volume and container. `host` (swarm backend): labelled with its host; `publish`
+    False (a host other than the harness's): no port published, its API is reached through the
+    control gateway (see `_create_swarm`)."""
     kind = spec.kind(node)
     lim = spec.limits
     labels = L.object_labels(spec.name, run_id, node, kind)
-    with engine_errors(f"create the volume of {node}"):
+    if host is not None:
+        labels[S.HOST_LABEL] = host
+    with engine_errors(f"create the volume of {node}" + (f" on host {host}" if host else "")):
         volume = client.volumes.create(name=L.volume_name(spec.name, run_id, node), labels=labels)
-    with engine_errors(f"start {node}"):
+    with engine_errors(f"start {node}" + (f" on host {host}" if host else "")):
         c = client.containers.run(
             image, detach=True, name=L.container_name(spec.name, node), hostname=node,
             labels=labels, environment=spec.node_env(node, topology), network=net_name,
             networking_config={net_name: client.api.create_endpoint_config(aliases=[node])},
-            ports={f"{AGENT_API_PORT}/tcp": ("127.0.0.1", None)},
+            ports={f"{AGENT_API_PORT}/tcp": ("127.0.0.1", None)} if publish else {},
             volumes={volume.name: {"bind": "/data", "mode": "rw"}},
             **_hardening(lim.manager_mem if kind == "manager" else lim.worker_mem, lim.node_pids, lim.read_only,
                         lim.manager_cpu_shares if kind == "manager" else lim.worker_cpu_shares))
         c.reload()
     return c
+
+
+# -- the swarm backend (design: chaos/env/hosts.py) ---------------------------------------------------
+
+
+def _swarm_shard_count(spec: ClusterSpec, n_hosts: int) -> int:
+    n = spec.managers + spec.workers
+    shards = H.swarm_shards(spec.shards, n_hosts, n)
+    if spec.toxiproxy_shards is not None and spec.toxiproxy_shards != shards:
+        raise UsageError(f"--toxiproxy-shards {spec.toxiproxy_shards} does not fit {n_hosts} host(s): on the swarm "
+                         "backend the shard count is a multiple of the host count (each node's links on a shard "
+                         f"of its own host); {shards} here",
+                         hint="leave --toxiproxy-shards out on the swarm backend")
+    return shards
+
+
+def _prepare_swarm(client: docker.DockerClient, inventory: H.Inventory, node_image: str,
+                   toxiproxy: ToxiproxyChoice, progress: Progress) -> S.HostClients:
+    """Connect every host, check it is in the manager's swarm, copy missing images (by id)."""
+    progress.step(f"swarm backend: {len(inventory.hosts)} host(s): "
+                  + ", ".join(f"{h.name} ({h.engine})" for h in inventory.hosts))
+    hosts = S.HostClients.connect(inventory, client)
+    S.check_swarm(hosts)
+    done: set[int] = {id(client)}
+    for h in inventory.hosts:
+        target = hosts[h.name]
+        if id(target) in done:
+            continue
+        done.add(id(target))
+        for image in sorted({node_image, toxiproxy.image}):
+            what = S.ensure_image(client, target, image)
+            progress.step(f"image {image} on host {h.name}: {what}")
+    return hosts
+
+
+def _create_swarm(hosts: S.HostClients, spec: ClusterSpec, run_id: str, image: str,
+                  toxiproxy: ToxiproxyChoice, progress: Progress) -> tuple[Cluster, int]:
+    """As `_create`, across hosts: the attachable overlay network on the manager; Toxiproxy shard k
+    on host k mod H (shard 0, with the client proxies, on host 0, the harness's host); node i on host
+    i mod H, each created through its host's engine.
+
+    How the harness reaches things. Client traffic: the client proxies of shard 0 are published on
+    the harness host's 127.0.0.1, as on the local backend, so client traffic keeps its fault path
+    (client -> shard 0 -> overlay -> node). Control plane (node status/probe/journal APIs and each
+    shard's Toxiproxy API): on host 0, ports published on 127.0.0.1 as on the local backend; on any
+    other host, through the control gateway -- a compatible Toxiproxy server on host 0 whose proxies
+    never get toxics, forwarding one 127.0.0.1 port per remote target over the overlay network. A
+    port published on another host's loopback is not reachable from the harness, and publishing on
+    other addresses would expose the cluster; the gateway needs no ssh tunnel and no open port on any
+    other host. It exists only when some target is on another host.
+    """
+    topology = spec.topology()
+    names = hosts.inventory.names
+    local = hosts.local
+    first = names[0]
+    net_name = L.network_name(spec.name, run_id)
+    progress.step(f"overlay network {net_name} (attachable, on the swarm manager {first})")
+    S.overlay_create(hosts, net_name, {**L.object_labels(spec.name, run_id), OWNER_LABEL: runs.this_owner()})
+    lim = spec.limits
+    handles: dict[str, NodeHandle] = {}
+    where = H.placement(spec.node_ids, names)
+    shard_names = [topology.shard_host(k, L.TOXIPROXY_NODE) for k in range(topology.shards)]
+    for k, shard in enumerate(shard_names):
+        where[shard] = H.shard_host(k, names)
+    remote = {t: p for t, p in H.gateway_ports(spec.node_ids, topology.shards).items() if where[t] != first}
+
+    def run(client, img, name, kind, host, entrypoint, command, ports, mem, pids, shares):
+        labels = {**L.object_labels(spec.name, run_id, name, kind), S.HOST_LABEL: host}
+        with engine_errors(f"start the {kind} container {name} on host {host}"):
+            c = client.containers.run(
+                img, command, entrypoint=entrypoint, detach=True, name=L.container_name(spec.name, name),
+                hostname=name, labels=labels, network=net_name, ports=ports,
+                networking_config={net_name: client.api.create_endpoint_config(aliases=[name])},
+                **_hardening(mem, pids, lim.read_only, shares))
+            c.reload()
+        return NodeHandle(name, kind, c, host)
+
+    progress.step(f"Toxiproxy ({toxiproxy.image}): {len(topology.links)} link proxies on {topology.shards} "
+                  f"server(s) over {len(names)} host(s)"
+                  + (f"; control gateway on {first} for {len(remote)} target(s) on other hosts" if remote else ""))
+    api_port = {f"{TOXIPROXY_API_PORT}/tcp": ("127.0.0.1", None)}
+    client_ports = {f"{port}/tcp": ("127.0.0.1", None) for port in topology.client_ports().values()}
+    starts = {shard: (hosts[where[shard]], toxiproxy.image, shard, "toxiproxy", where[shard], toxiproxy.entrypoint(),
+                      toxiproxy.command(spec.seed + k),
+                      {**api_port, **(client_ports if k == 0 else {})} if where[shard] == first else {},
+                      lim.toxiproxy_mem, lim.toxiproxy_pids, lim.toxiproxy_cpu_shares)
+              for k, shard in enumerate(shard_names)}
+    if remote:
+        starts[H.GATEWAY_NODE] = (
+            local, image, H.GATEWAY_NODE, "gateway", first, ["python3", "-m", "swarmnode.toxiproxy"],
+            ["-host", "0.0.0.0", "-port", str(TOXIPROXY_API_PORT), "-seed", str(spec.seed)],
+            {**api_port, **{f"{p}/tcp": ("127.0.0.1", None) for p in remote.values()}},
+            lim.toxiproxy_mem, lim.toxiproxy_pids, lim.toxiproxy_cpu_shares)
+    slots = hosts.slots(CREATE_PARALLEL)
+
+    def run_bounded(args):
+        with slots[args[4]]:
+            return run(*args)
+
+    pool = ThreadPoolExecutor(max_workers=CREATE_PARALLEL)
+    try:   # the servers start in parallel: each takes about a second to answer
+        futures = {name: pool.submit(run_bounded, args) for name, args in starts.items()}
+        for name, fut in futures.items():
+            handles[name] = fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    cluster = Cluster(local, spec.name, run_id, handles, hosts=hosts)
+    if remote:
+        gw = ToxiproxyAPI(cluster.gateway_api_url(), timeout_s=30)
+        _wait_toxiproxy(gw, handles, spec.name)
+        gw.populate([{"name": f"ctl-{target}", "listen": f"0.0.0.0:{port}",
+                      "upstream": f"{target}:{TOXIPROXY_API_PORT if target in shard_names else AGENT_API_PORT}",
+                      "enabled": True} for target, port in remote.items()])
+    api = cluster.toxiproxy_api(timeout_s=30, topology=topology)
+    _wait_toxiproxy(api, handles, spec.name)
+    LinkController(api, topology).create_proxies()
+
+    progress.step(f"{spec.managers} managers and {spec.workers} workers from {image}, placed over "
+                  + ", ".join(f"{h}: {sum(1 for n in spec.node_ids if where[n] == h)}" for h in names))
+    slots = hosts.slots(CREATE_PARALLEL)
+
+    def start(n: str):
+        with slots[where[n]]:
+            return _start_node(hosts[where[n]], spec, run_id, image, net_name, n, topology, where[n], where[n] == first)
+
+    pool = ThreadPoolExecutor(max_workers=CREATE_PARALLEL)
+    try:
+        futures = {n: pool.submit(start, n) for n in spec.node_ids}
+        for i, (n, fut) in enumerate(futures.items(), 1):
+            handles[n] = NodeHandle(n, spec.kind(n), fut.result(), where[n])
+            progress.detail(f"started {i}/{len(futures)}")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return cluster, len(topology.links)
+
+
+def _wait_toxiproxy(api, handles: dict[str, NodeHandle], name: str) -> None:
+    try:
+        api.wait_ready(deadline=TOXIPROXY_READY_S)
+    except EnvironmentError_ as exc:
+        states = []
+        for node, h in handles.items():
+            h.container.reload()
+            states.append(f"{node} {h.container.status}")
+        raise EnvironmentError_(f"Toxiproxy did not answer within {TOXIPROXY_READY_S:.0f} s "
+                                f"({', '.join(states)}): {exc.message}",
+                                hint=f"`chaos logs toxiproxy --name {name}`") from exc

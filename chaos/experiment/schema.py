@@ -135,6 +135,11 @@ class ClusterConfig(Strict):
         "auto", description="which Toxiproxy server: the official image when present (auto), or the compatible one")
     toxiproxy_shards: int | None = Field(None, ge=1, le=64,
                                          description="Toxiproxy servers (default: one per 5,000 links)")
+    backend: Literal["local", "swarm"] = Field(
+        "local", description="where the containers run: local (one engine, a bridge network) or swarm (an "
+                             "attachable overlay network over the hosts of `chaos run --inventory`, default "
+                             "this engine alone; README: running across several hosts). Every fault means "
+                             "the same on both")
     ready_timeout: Duration = Field(120.0, description="how long `up` may take to become ready")
     plant: list[str] = Field(default_factory=list,
                              description="planted bugs (names from `chaos run --help`): the agents start "

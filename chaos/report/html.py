@@ -121,6 +121,25 @@ def _verdicts(view: RunView) -> str:
     return table + gaps + "".join(details)
 
 
+def _nodes(view: RunView) -> str:
+    """Each node's role and the host that ran it (run.json `nodes`; `backend`, `hosts`)."""
+    run = view.run or {}
+    nodes = run.get("nodes") if isinstance(run.get("nodes"), dict) else {}
+    backend = run.get("backend") or "local"
+    hosts = run.get("hosts") if isinstance(run.get("hosts"), list) else []
+    head = f"<p>Backend: <b>{_e(backend)}</b>"
+    if hosts:
+        head += " — hosts: " + ", ".join(f"{_e(h.get('name', '?'))} (<code>{_e(h.get('engine', '?'))}</code>)"
+                                         for h in hosts if isinstance(h, dict))
+    head += "</p>"
+    if not nodes:
+        return head + "<p>No nodes recorded (the cluster did not come up).</p>"
+    rows = "".join(f"<tr><td>{_e(n)}</td><td>{_e((v or {}).get('role', '?'))}</td>"
+                   f"<td>{_e((v or {}).get('host', 'local'))}</td></tr>"
+                   for n, v in nodes.items() if isinstance(v, dict) or v is None)
+    return head + f"<table><tr><th>node</th><th>role</th><th>host</th></tr>{rows}</table>"
+
+
 def _img(p: pl.Plot) -> str:
     data = base64.b64encode(p.png).decode("ascii")
     return (f'<img alt="{_e(p.title)}" src="data:image/png;base64,{data}">'
@@ -226,6 +245,7 @@ def render(view: RunView, plots: list[pl.Plot]) -> str:
                          _availability(tl.phase_stats(view)) + _img(by_name["plot-availability.png"])))
     else:
         sections.append(("latency", "Latency and throughput", "<p>No client operations to show.</p>"))
+    sections.append(("nodes", "Nodes and hosts", _nodes(view)))
     sections += [("plan", "Plan (plan.json)", _pre_json(view.plan_text, view.plan)),
                  ("experiment", "Experiment file (experiment.yaml, as run)",
                   f"<pre>{_e(view.experiment_text)}</pre>" if view.experiment_text else "<p>(not present)</p>"),

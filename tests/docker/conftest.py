@@ -80,3 +80,33 @@ def chaos_cmd():
 @pytest.fixture(scope="session")
 def chaos_popen():
     return _chaos_popen
+
+
+@pytest.fixture(scope="session")
+def swarm_mode(docker_client):
+    """The engine in swarm mode (the swarm backend's tests, issue 15). Initialised here with
+    `docker swarm init --advertise-addr 127.0.0.1` when the engine is not in a swarm, and then left
+    at the end of the session, removing the docker_gwbridge network that the init created; skipped,
+    with the engine's answer, only when the engine refuses swarm mode."""
+    import docker.errors
+
+    def state() -> str:
+        return (docker_client.info().get("Swarm") or {}).get("LocalNodeState", "inactive")
+
+    had_gwbridge = bool(docker_client.networks.list(names=["docker_gwbridge"]))
+    joined = False
+    if state() != "active":
+        try:
+            docker_client.swarm.init(advertise_addr="127.0.0.1")
+            joined = True
+        except docker.errors.APIError as exc:
+            pytest.skip(f"the engine refuses swarm mode: {exc.explanation or exc}")
+    yield docker_client
+    if joined:
+        docker_client.swarm.leave(force=True)
+        assert state() == "inactive"
+        if not had_gwbridge:
+            for net in docker_client.networks.list(names=["docker_gwbridge"]):
+                net.reload()
+                if net.name == "docker_gwbridge" and not net.attrs.get("Containers"):
+                    net.remove()
