@@ -10,6 +10,7 @@ Must not import: click, chaos.cli.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import signal
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Iterator
 
 import docker
 import docker.errors
+import docker.types
 
 from chaos.env import cleanup
 from chaos.env import hosts as H
@@ -213,10 +215,11 @@ def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: 
     net_name = L.network_name(spec.name, run_id)
     progress.step(f"network {net_name}")
     with engine_errors("create the cluster network"):
-        client.networks.create(net_name, driver="bridge", check_duplicate=True,
-                               labels={**L.object_labels(spec.name, run_id), OWNER_LABEL: runs.this_owner()})
+        addresses = _create_network(client, net_name,
+                                    {**L.object_labels(spec.name, run_id), OWNER_LABEL: runs.this_owner()})
     handles: dict[str, NodeHandle] = {}
     shards = topology.shards
+    ips = _static_ips(addresses, [topology.shard_host(i, L.TOXIPROXY_NODE) for i in range(shards)] + spec.node_ids)
     progress.step(f"Toxiproxy ({toxiproxy.image}) with {len(topology.links)} link proxies"
                   + (f" on {shards} servers" if shards > 1 else ""))
     lim = spec.limits
@@ -230,7 +233,8 @@ def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: 
                 detach=True, name=L.container_name(spec.name, node), hostname=node,
                 labels=L.object_labels(spec.name, run_id, node, "toxiproxy"),
                 network=net_name, ports=ports,
-                networking_config={net_name: client.api.create_endpoint_config(aliases=[node])},
+                networking_config={net_name: client.api.create_endpoint_config(aliases=[node],
+                                                                               ipv4_address=ips.get(node))},
                 **_hardening(lim.toxiproxy_mem, lim.toxiproxy_pids, lim.read_only, lim.toxiproxy_cpu_shares))
             tp.reload()
         handles[node] = NodeHandle(node, "toxiproxy", tp)
@@ -251,7 +255,8 @@ def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: 
     nodes = spec.node_ids
     pool = ThreadPoolExecutor(max_workers=CREATE_PARALLEL)
     try:
-        futures = {n: pool.submit(_start_node, client, spec, run_id, image, net_name, n, topology) for n in nodes}
+        futures = {n: pool.submit(_start_node, client, spec, run_id, image, net_name, n, topology, ip=ips.get(n))
+                   for n in nodes}
         for i, (n, fut) in enumerate(futures.items(), 1):
             handles[n] = NodeHandle(n, spec.kind(n), fut.result())
             progress.detail(f"started {i}/{len(nodes)}")
@@ -262,8 +267,47 @@ def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: 
     return cluster, len(topology.links)
 
 
+def _create_network(client: docker.DockerClient, name: str, labels: dict) -> ipaddress.IPv4Network | None:
+    """The cluster's bridge network, with its subnet fixed so containers get static addresses; the
+    subnet as the engine chose it, or None (no static addresses) if the engine did not say.
+
+    Why static: a killed container gives its address back, and two containers restarted in the
+    other order swap addresses (seen: m2 and m3 swapped after a two-manager kill). A proxy that had
+    resolved a peer's name then dials the other node, or an address nobody holds, where the connect
+    hangs in SYN retransmission while the sender's frames wait behind it -- seconds without contact
+    after a restart. With fixed addresses a restarted node is where it was. The engine's pool picks
+    a free subnet for a probe network; the real one is created on that subnet (user-given
+    addresses need a user-configured subnet)."""
+    probe = client.networks.create(name, driver="bridge", check_duplicate=True, labels=labels)
+    try:
+        probe.reload()
+        subnet = ((probe.attrs.get("IPAM") or {}).get("Config") or [{}])[0].get("Subnet")
+    finally:
+        probe.remove()
+    try:
+        net = ipaddress.ip_network(subnet) if subnet else None
+    except ValueError:
+        net = None
+    if not isinstance(net, ipaddress.IPv4Network):
+        client.networks.create(name, driver="bridge", check_duplicate=True, labels=labels)
+        return None
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(net))])
+    client.networks.create(name, driver="bridge", check_duplicate=True, labels=labels, ipam=ipam)
+    return net
+
+
+def _static_ips(net: ipaddress.IPv4Network | None, names: list[str]) -> dict[str, str]:
+    """name -> address in `net`, in order after the gateway's (the first host address); {} when
+    there is no subnet or it is too small."""
+    if net is None or net.num_addresses < len(names) + 4:
+        return {}
+    base = int(net.network_address) + 2  # .0 network, .1 the bridge's gateway
+    return {n: str(ipaddress.IPv4Address(base + i)) for i, n in enumerate(names)}
+
+
 def _start_node(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: str, net_name: str,
-                node: str, topology, host: str | None = None, publish: bool = True) -> object:
+                node: str, topology, host: str | None = None, publish: bool = True,
+                ip: str | None = None) -> object:
     """One node's volume and container. `host` (swarm backend): labelled with its host; `publish`
     False (a host other than the harness's): no port published, its API is reached through the
     control gateway (see `_create_swarm`)."""
@@ -278,7 +322,7 @@ def _start_node(client: docker.DockerClient, spec: ClusterSpec, run_id: str, ima
         c = client.containers.run(
             image, detach=True, name=L.container_name(spec.name, node), hostname=node,
             labels=labels, environment=spec.node_env(node, topology), network=net_name,
-            networking_config={net_name: client.api.create_endpoint_config(aliases=[node])},
+            networking_config={net_name: client.api.create_endpoint_config(aliases=[node], ipv4_address=ip)},
             ports={f"{AGENT_API_PORT}/tcp": ("127.0.0.1", None)} if publish else {},
             volumes={volume.name: {"bind": "/data", "mode": "rw"}},
             **_hardening(lim.manager_mem if kind == "manager" else lim.worker_mem, lim.node_pids, lim.read_only,

@@ -280,3 +280,13 @@ def test_cleanup_sweeps_a_container_created_after_its_listing():
     assert not removed.failed, removed.failed
     assert removed.containers == ["chaos-c-w4"] and removed.volumes == ["chaos-c-r1-w4"]
     assert not engine.containers_alive and not engine.volumes_alive
+
+
+def test_static_addresses_follow_the_gateway_in_order_and_need_room():
+    import ipaddress
+
+    from chaos.env.up import _static_ips
+    got = _static_ips(ipaddress.ip_network("172.30.0.0/16"), ["toxiproxy", "m1", "w1"])
+    assert got == {"toxiproxy": "172.30.0.2", "m1": "172.30.0.3", "w1": "172.30.0.4"}
+    assert _static_ips(ipaddress.ip_network("10.0.0.0/29"), [f"n{i}" for i in range(6)]) == {}
+    assert _static_ips(None, ["m1"]) == {}
