@@ -9,7 +9,8 @@ showed the other checks could not see (benchmarks/mutation.py, benchmarks/MUTATI
                       the read began (linearizability; stronger than "older than an acknowledged
                       write", which needs a client to have been told in time)
   efficiency          no entry is written to storage twice; no local snapshot before
-                      snapshot_threshold entries; replication progresses without timer ticks
+                      snapshot_threshold entries (replication progressing without timer ticks is
+                      tested in test_raft_paths.py)
 
 Each check has a deliberately wrong core (a RaftNode subclass, none of the planted BUGS) that
 violates it, and the check fires on it; the correct core stays silent (test_raft_consequences.py
@@ -17,10 +18,9 @@ and the 10,000-seed benchmark).
 """
 import pytest
 
-from swarmnode.raft import (LEADER, AppendEntries, AppendResponse, RaftConfig, RaftNode, ReadState)
+from swarmnode.raft import LEADER, AppendEntries, AppendResponse, RaftNode, ReadState
 from swarmnode.sim.raft_sim import run_seed
 
-from .harness import Cluster
 
 HUNT = dict(duration_ms=20_000, fault_gap_ms_min=200, fault_gap_ms_max=1_500, fault_len_ms_max=1_500)
 
@@ -159,31 +159,3 @@ def test_correct_core_writes_each_entry_once_and_compacts_on_threshold():
         r = run_seed(seed, duration_ms=20_000)
         e = r["efficiency"]
         assert e["repersisted_entries"] == 0 and e["early_compactions"] == 0, (e, r["replay"])
-
-
-# ---- replication does not wait for timers ---------------------------------------------------------
-
-def test_replication_progresses_without_ticks_under_the_inflight_bound():
-    """Flow control bounds the unacknowledged messages but must not stall: with every message
-    delivered and no tick at all, a burst of proposals far larger than the in-flight bound is
-    committed and applied on every node (acknowledgements free the window)."""
-    cfg = RaftConfig(election_timeout_min_ticks=10, election_timeout_max_ticks=20, heartbeat_ticks=2,
-                     max_inflight_messages=2, max_entries_per_message=1)
-    c = Cluster(3, config=cfg)
-    leader = c.elect()
-    c.deliver()
-    node = c.nodes[leader]
-    for k in range(40):
-        node.propose({"op": "kv.put", "key": "k", "value": k})
-    c.pump(leader)
-    c.deliver()                       # no tick from here on
-    last = node.log.last_index
-    assert node.commit_index == last, (node.commit_index, last)
-    for i in c.ids:
-        assert c.nodes[i].log.last_index == last
-    c.tick(0)
-    for k in range(5):                # and one at a time, each delivered before the next
-        node.propose({"op": "kv.put", "key": "k", "value": 100 + k})
-        c.pump(leader)
-        c.deliver()
-        assert node.commit_index == node.log.last_index

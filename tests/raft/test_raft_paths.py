@@ -145,3 +145,31 @@ def test_new_leader_gets_a_full_check_quorum_window():
         c.pump("m1")
         ticks += 1
     assert ticks == 2 * cfg.election_timeout_min_ticks
+
+
+# ---- replication does not wait for timers ---------------------------------------------------------
+
+def test_replication_progresses_without_ticks_under_the_inflight_bound():
+    """Flow control bounds the unacknowledged messages but must not stall: with every message
+    delivered and no tick at all, a burst of proposals far larger than the in-flight bound is
+    committed and applied on every node (acknowledgements free the window)."""
+    cfg = RaftConfig(election_timeout_min_ticks=10, election_timeout_max_ticks=20, heartbeat_ticks=2,
+                     max_inflight_messages=2, max_entries_per_message=1)
+    c = Cluster(3, config=cfg)
+    leader = c.elect()
+    c.deliver()
+    node = c.nodes[leader]
+    for k in range(40):
+        node.propose({"op": "kv.put", "key": "k", "value": k})
+    c.pump(leader)
+    c.deliver()                       # no tick from here on
+    last = node.log.last_index
+    assert node.commit_index == last, (node.commit_index, last)
+    for i in c.ids:
+        assert c.nodes[i].log.last_index == last
+    c.tick(0)
+    for k in range(5):                # and one at a time, each delivered before the next
+        node.propose({"op": "kv.put", "key": "k", "value": 100 + k})
+        c.pump(leader)
+        c.deliver()
+        assert node.commit_index == node.log.last_index
