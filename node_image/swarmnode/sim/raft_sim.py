@@ -40,8 +40,13 @@ nodes' state, the messages they send and the state machine they apply to, never 
 bug that also corrupts or skips its journal is still caught: committed-entry-lost,
 committed-divergence, commit-without-majority, two-leaders, leader-missing-committed,
 term-regressed, vote-forgotten, double-vote, log-regressed, applied-divergence,
-applied-beyond-commit, commit-beyond-log, stale-read-state. A deliberately wrong core for each one
-lives in tests/raft/test_raft_consequences.py (SimParams.node_factory takes a RaftNode subclass).
+applied-beyond-commit, commit-beyond-log, stale-read-state, stale-term-sent. A deliberately wrong
+core for each one lives in tests/raft/test_raft_consequences.py or test_raft_contracts.py
+(SimParams.node_factory takes a RaftNode subclass).
+
+The driver contract is checked too (the simulator is a driver): `ready-contract` -- has_ready()
+says whether ready() has something; `tick-promise` -- no tick before the one ticks_until_action()
+named does anything (the simulator skips those ticks, as any driver may).
 
 Every run ends in a verdict. Bounds: MAX_READY_ROUNDS per step and max_events per run; hitting one is
 a reported failure (`ready-bound`, or `bound-exceeded` with result["bound_exceeded"] set and the
@@ -49,16 +54,21 @@ replay command), never an exception out of run().
 
 Efficiency is a third verdict (efficiency_ok, result["efficiency"]): elections, term increases and
 pre-vote campaigns that start while the network has been healthy with a stable leader for
-settle_ms (spurious; bounded by spurious_elections_max / spurious_campaigns_max), and elections per
-injected fault (bounded by elections_per_fault_max). A core that is safe and live but elects more
-often than it should fails here.
+settle_ms (spurious; bounded by spurious_elections_max / spurious_campaigns_max), elections per
+injected fault (bounded by elections_per_fault_max), entries written to storage while it already
+held them (repersisted_entries, bound 0) and local snapshots taken less than snapshot_threshold
+entries after the previous one (early_compactions, bound 0). A core that is safe and live but
+elects, writes or compacts more often than it should fails here.
 
 Faults: partition shapes, crash and leader crash (with quick restarts), lossy links, leader
 isolation, and HARD_FAULTS aimed at the protocol's hard paths: delay_storm (long delays and
 reordering across terms: deposed leaders' messages arrive late), crash_mid_ready (a crash after
 persist before sync, after sync before send, or half-way through the sends), restart_in_election (a
 crash + restart of the campaigning node or a voter while an election runs), divergent_tail (an
-isolated leader fed writes it cannot commit, later truncated or replaced by an InstallSnapshot).
+isolated leader fed writes it cannot commit, later truncated or replaced by an InstallSnapshot),
+slow_clock (a node, mostly the leader, whose ticks come 2-6 times slower: its lease and timers
+outlive the others'; half the time the slow leader is also cut off in a minority, so a leader that
+confirms reads without a real majority serves them while the majority has moved on).
 result["paths"] counts how often each hard path ran (raft_checks.PATHS), read from the messages
 delivered, the events and node state around each step; the core is not instrumented.
 """
