@@ -21,8 +21,10 @@ listed apart under `equivalent_list` with their reason, left out of the score. E
 listed in `survivors` with its file, line, operator and the mutated source line.
 
 Prints one JSON object: mutants, killed, equivalent, survived, score, seconds, per_file, survivors.
-Never passes or fails on time.
+Never passes or fails on time; with --fail-under-raft / --fail-under-swim it exits 1 when a score
+is below the given value (a nightly gate), else 0.
 Usage: python benchmarks/mutation.py [--quick] [--per-file 40] [--seed 1] [--files raft/core.py,...]
+       [--recheck earlier.json,...] [--fail-under-raft 0.9] [--fail-under-swim 0.8]
 """
 from __future__ import annotations
 
@@ -252,6 +254,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--files", default=",".join(FILES))
     ap.add_argument("--recheck", help="re-judge only the survivors listed in these earlier JSON outputs (comma-separated)")
+    ap.add_argument("--fail-under-raft", type=float, default=None,
+                    help="exit 1 when score_raft_core_and_log is below this (a nightly gate)")
+    ap.add_argument("--fail-under-swim", type=float, default=None,
+                    help="exit 1 when score_swim is below this (a nightly gate)")
     ap.add_argument("--judge", choices=("raft", "swim"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.judge:
@@ -336,7 +342,11 @@ def main(argv=None) -> int:
         out["score_swim"] = out["per_file"]["swim/core.py"]["score"]
     out["seconds"] = round(time.monotonic() - t0, 1)
     print(json.dumps(out, sort_keys=True))
-    return 0
+    low = [(k, lim) for k, lim in (("score_raft_core_and_log", a.fail_under_raft), ("score_swim", a.fail_under_swim))
+           if lim is not None and k in out and out[k] < lim]
+    for k, lim in low:
+        print(f"{k} {out[k]} is below {lim}", file=sys.stderr)
+    return 1 if low else 0
 
 
 if __name__ == "__main__":
