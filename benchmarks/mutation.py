@@ -14,13 +14,17 @@ node_image/swarmnode/raft/core.py, raft/log.py or swim/core.py with one operator
      efficiency failure, or hit bound kills;
   2. if it survives, the fast unit tests of that core (pytest -x).
 A mutant that fails to import, raises in the judge or exceeds the per-judge timeout is killed.
-`equivalent`: surviving mutants that only touch observability counters (self.counters[...]), which
-no behaviour reads, or that drop an `assert` (a self-check); listed apart, left out of the score. Everything else that survives is
+`equivalent`: surviving mutants that only touch observability counters (self.counters), which no
+behaviour reads, that drop an `assert` (a self-check), or that are listed, each with its reason, in
+the reviewed data file benchmarks/mutation_equivalent.json (notes: benchmarks/MUTATION_NOTES.md);
+listed apart under `equivalent_list` with their reason, left out of the score. Everything else that survives is
 listed in `survivors` with its file, line, operator and the mutated source line.
 
 Prints one JSON object: mutants, killed, equivalent, survived, score, seconds, per_file, survivors.
-Never passes or fails on time.
+Never passes or fails on time; with --fail-under-raft / --fail-under-swim it exits 1 when a score
+is below the given value (a nightly gate), else 0.
 Usage: python benchmarks/mutation.py [--quick] [--per-file 40] [--seed 1] [--files raft/core.py,...]
+       [--recheck earlier.json,...] [--fail-under-raft 0.9] [--fail-under-swim 0.8]
 """
 from __future__ import annotations
 
@@ -150,40 +154,23 @@ def _parent_body(tree, target):
     return None
 
 
-# Survivors reviewed by hand and found equivalent: (file, function, mutated source line, mutation)
-# -> why. Keyed by function and text, not line numbers, so edits elsewhere keep the review valid.
-REVIEWED_EQUIVALENT = {
-    ("raft/core.py", "_apply_committed", "return (), ()", "drop: drop statement"):
-        "_apply_committed with nothing to apply: without the early return the slice is empty and the "
-        "snapshot condition was already acted on when applied last advanced",
-    ("raft/core.py", "__init__", "self._hb_seq = 0", "const: 0 -> 1"):
-        "heartbeat/read sequence numbers are only compared with each other and with acked_seq, "
-        "which starts at 0 below either start value",
-    ("raft/core.py", "_on_append", "self._send(AppendResponse(self._term, self.id, m.src, True, last_new, 0, 0, m.seq))",
-     "const: 0 -> 1"):
-        "hint_index / hint_term of a successful AppendResponse are never read (only the reject branch reads them)",
-    ("raft/core.py", "ready", "return None  # fast path: nothing happened (most ticks)", "drop: drop statement"):
-        "the fast path only skips work: the full path builds an empty Ready and returns None too",
-    ("raft/log.py", "last_index_of_term", "if e.term < term:", "drop: drop statement"):
-        "terms never decrease along a log, so past the first smaller term no entry can match: the "
-        "early exit only saves time",
-    ("raft/log.py", "last_index_of_term", "return None", "drop: drop statement"):
-        "same as dropping the early exit: the loop runs on and returns None at its end",
-    ("swim/core.py", "_suspicion_expired",
-     "if m is not None and m.state == SUSPECT and m.incarnation == s.incarnation:", "boolop: And -> Or"):
-        "a suspicion leaves _suspicions whenever its member leaves that suspect state (_transition), "
-        "and suspects are never reaped, so the condition always holds when a suspicion expires",
-    ("swim/core.py", "__init__", "MemberUpdate(ALIVE, node_id, 0, node_id)        # validates the id",
-     "const: 0 -> 1"):
-        "the throw-away update only validates the id; its incarnation is never used",
-    ("swim/core.py", "_send_join", "if self._joined:", "drop: drop statement"):
-        "_send_join runs only while _next_join_ms is set, which is cleared whenever _joined is set",
-    ("swim/core.py", "__init__", "self._join_attempts = 0", "const: 0 -> 1"):
-        "the constructor's value is overwritten by join() before anything reads it",
-    ("swim/core.py", "_random_live", "if len(live) <= 2 * k + 1:", "const: 1 -> 0"):
-        "both branches of _random_live draw k distinct live members other than `exclude`; only the "
-        "random stream differs",
-}
+# Survivors reviewed by hand and found equivalent live in a data file, each with its reason:
+# benchmarks/mutation_equivalent.json, rows {file, function, source, mutation, why, reviewed}. Keyed
+# by function and the mutated line's text, not line numbers, so edits elsewhere keep a review valid;
+# a row whose line no longer exists is reported under `stale_reviews` (review it again or delete it).
+# benchmarks/MUTATION_NOTES.md explains the reviews.
+EQUIVALENT_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mutation_equivalent.json")
+
+
+def load_reviewed(path: str = EQUIVALENT_FILE) -> dict:
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        rows = json.load(f)
+    return {(r["file"], r["function"], r["source"], r["mutation"]): r["why"] for r in rows}
+
+
+REVIEWED_EQUIVALENT = load_reviewed()
 
 
 def enclosing_function(source: str, line: int) -> str:
@@ -200,8 +187,8 @@ def equivalent_reason(source_line: str, mutation: str, rel: str = "", func: str 
     why = REVIEWED_EQUIVALENT.get((rel, func, source_line, mutation))
     if why:
         return "reviewed: " + why
-    if "self.counters[" in source_line:
-        return "observability counter only"
+    if "self.counters[" in source_line or source_line.startswith("self.counters = {"):
+        return "observability counter only (no behaviour reads self.counters)"
     if mutation.startswith("drop") and source_line.startswith("assert "):
         return "drops a self-check assertion (no behaviour change on any run it did not abort)"
     return None
@@ -266,7 +253,11 @@ def main(argv=None) -> int:
     ap.add_argument("--per-file", type=int, default=40)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--files", default=",".join(FILES))
-    ap.add_argument("--recheck", help="re-judge only the survivors listed in this earlier JSON output")
+    ap.add_argument("--recheck", help="re-judge only the survivors listed in these earlier JSON outputs (comma-separated)")
+    ap.add_argument("--fail-under-raft", type=float, default=None,
+                    help="exit 1 when score_raft_core_and_log is below this (a nightly gate)")
+    ap.add_argument("--fail-under-swim", type=float, default=None,
+                    help="exit 1 when score_swim is below this (a nightly gate)")
     ap.add_argument("--judge", choices=("raft", "swim"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.judge:
@@ -281,8 +272,11 @@ def main(argv=None) -> int:
     shutil.copytree(PKG, os.path.join(work, "pristine"), ignore=shutil.ignore_patterns("__pycache__"))
     recheck = None
     if a.recheck:
-        prev = json.load(open(a.recheck))
-        recheck = {(r["file"], r["line"], r["mutation"]) for r in prev["survivors"]}
+        recheck = set()
+        for path in a.recheck.split(","):       # several earlier outputs may be given
+            prev = json.load(open(path))
+            # by the mutated line's text, not its number: the file may have changed since
+            recheck |= {(r["file"], r["source"], r["mutation"]) for r in prev["survivors"]}
         a.files = ",".join(sorted({f for f, _, _ in recheck}))
     out = {"mutants": 0, "killed": 0, "equivalent": 0, "survived": 0, "per_file": {}, "survivors": [],
            "equivalent_list": [], "quick": a.quick, "sample_seed": a.seed}
@@ -293,7 +287,11 @@ def main(argv=None) -> int:
             all_sites = sites(src)
             chosen = all_sites
             if recheck is not None:
-                chosen = [st for st in all_sites if (rel, *mutate(src, st)[1:]) in recheck]
+                chosen = []
+                for st in all_sites:
+                    _, ln, desc = mutate(src, st)
+                    if (rel, lines[ln - 1].strip()[:120] if ln else "", desc) in recheck:
+                        chosen.append(st)
             elif a.quick:
                 chosen = sorted(random.Random(f"{a.seed}:{rel}").sample(all_sites, min(a.per_file, len(all_sites))))
             # the unmutated code must pass the same judges, or nothing below means anything
@@ -328,6 +326,13 @@ def main(argv=None) -> int:
                 out[k] += pf[k]
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    stale = []
+    for (rel, func, text, mut) in REVIEWED_EQUIVALENT:
+        path = os.path.join(PKG, rel)
+        if rel in a.files.split(",") and os.path.exists(path):
+            if not any(ln.strip() == text for ln in open(path).read().splitlines()):
+                stale.append({"file": rel, "function": func, "source": text, "mutation": mut})
+    out["stale_reviews"] = stale
     out["score"] = round(out["killed"] / max(1, out["mutants"] - out["equivalent"]), 3)
     raft = [out["per_file"][f] for f in out["per_file"] if f.startswith("raft/")]
     if raft:
@@ -337,7 +342,11 @@ def main(argv=None) -> int:
         out["score_swim"] = out["per_file"]["swim/core.py"]["score"]
     out["seconds"] = round(time.monotonic() - t0, 1)
     print(json.dumps(out, sort_keys=True))
-    return 0
+    low = [(k, lim) for k, lim in (("score_raft_core_and_log", a.fail_under_raft), ("score_swim", a.fail_under_swim))
+           if lim is not None and k in out and out[k] < lim]
+    for k, lim in low:
+        print(f"{k} {out[k]} is below {lim}", file=sys.stderr)
+    return 1 if low else 0
 
 
 if __name__ == "__main__":

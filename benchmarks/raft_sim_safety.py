@@ -2,7 +2,8 @@
 
 Prints one JSON object: seeds, violations, liveness_failures, bound_exceeded (runs that hit an
 event bound: counted as failures with their replay, never a crash of the sweep), efficiency
-(spurious_elections while healthy with a stable leader, elections_per_fault, efficiency_failures),
+(spurious_elections while healthy with a stable leader, elections_per_fault, entries written to
+storage twice and early local snapshots -- each bounded per run -- and efficiency_failures),
 paths (how often each hard protocol path ran, total and per 100 seeds), seconds (wall), cpu_seconds
 (summed over workers: the load-independent cost), seeds_per_second, workers, failing (replay
 commands), totals. Never passes or fails on time; exits 1 on a violation, a liveness or efficiency
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
         "efficiency_failures": len(bad_eff),
         "efficiency": {k: sum(e.get(k, 0) for e in effs) for k in
                        ("elections", "term_increases", "spurious_elections", "spurious_term_increases",
-                        "spurious_campaigns", "faults")},
+                        "spurious_campaigns", "faults", "repersisted_entries", "early_compactions")},
         "paths": path_totals,
         "paths_per_100_seeds": {k: round(100 * v / n, 1) for k, v in path_totals.items()},
         "profile": a.profile,

@@ -20,21 +20,22 @@ MAX_SEEDS = 30
 CONSEQUENCE_KINDS = {"committed-entry-lost", "committed-divergence", "term-regressed", "vote-forgotten",
                      "double-vote", "log-regressed", "applied-divergence", "stale-read-state",
                      "commit-without-majority", "two-leaders", "leader-missing-committed",
-                     "commit-beyond-log", "applied-beyond-commit"}
+                     "commit-beyond-log", "applied-beyond-commit", "ready-contract", "tick-promise",
+                     "stale-term-sent",
+                     "stale-read"}   # the simulator's read check reads the node's applied index, not the journal
 
 
 def hunt(factory, kind, max_seeds=MAX_SEEDS, **kw):
     """First seed of the hunting profile where `kind` is reported (all violations are kept)."""
     for seed in range(max_seeds):
         r = run_seed(seed, node_factory=factory, stop_on_violation=False, **HUNT, **kw)
-        kinds = {v["kind"] for v in r["violations"]}
-        if kind in kinds:
+        if kind in r["violation_kinds"]:     # every kind reported, not only the first five violations
             return seed, r
     pytest.fail(f"{kind} not reported for {factory.__name__} within {max_seeds} seeds")
 
 
 def kinds_of(r):
-    return {v["kind"] for v in r["violations"]}
+    return set(r["violation_kinds"])
 
 
 # ---- deliberately wrong cores ----------------------------------------------------------------------
@@ -145,8 +146,7 @@ WRONG = [
 @pytest.mark.parametrize("factory,kind", WRONG, ids=[k for _, k in WRONG])
 def test_consequence_check_fires_on_wrong_core(factory, kind):
     seed, r = hunt(factory, kind)
-    v = next(v for v in r["violations"] if v["kind"] == kind)
-    print(f"{factory.__name__}: {kind} at seed {seed}: {v}")
+    print(f"{factory.__name__}: {kind} at seed {seed}")
     assert "node_factory=" + factory.__name__ in r["replay"]
 
 

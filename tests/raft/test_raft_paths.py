@@ -145,3 +145,100 @@ def test_new_leader_gets_a_full_check_quorum_window():
         c.pump("m1")
         ticks += 1
     assert ticks == 2 * cfg.election_timeout_min_ticks
+
+
+# ---- replication does not wait for timers ---------------------------------------------------------
+
+def test_replication_progresses_without_ticks_under_the_inflight_bound():
+    """Flow control bounds the unacknowledged messages but must not stall: with every message
+    delivered and no tick at all, a burst of proposals far larger than the in-flight bound is
+    committed and applied on every node (acknowledgements free the window)."""
+    cfg = RaftConfig(election_timeout_min_ticks=10, election_timeout_max_ticks=20, heartbeat_ticks=2,
+                     max_inflight_messages=2, max_entries_per_message=1)
+    c = Cluster(3, config=cfg)
+    leader = c.elect()
+    c.deliver()
+    node = c.nodes[leader]
+    for k in range(40):
+        node.propose({"op": "kv.put", "key": "k", "value": k})
+    c.pump(leader)
+    c.deliver()                       # no tick from here on
+    last = node.log.last_index
+    assert node.commit_index == last, (node.commit_index, last)
+    for i in c.ids:
+        assert c.nodes[i].log.last_index == last
+    c.tick(0)
+    for k in range(5):                # and one at a time, each delivered before the next
+        node.propose({"op": "kv.put", "key": "k", "value": 100 + k})
+        c.pump(leader)
+        c.deliver()
+        assert node.commit_index == node.log.last_index
+
+
+def test_heartbeat_retransmits_from_the_follower_match_index():
+    """RaftConfig: a leader that pipelines ahead "waits for answers or the next heartbeat (which
+    retransmits from the follower's match index)". An append lost on the way is therefore repaired
+    by the next heartbeat itself, from exactly the follower's acknowledged index -- not one entry
+    early (re-sending what the follower holds), not from the optimistic next index (which costs a
+    reject round trip)."""
+    c = Cluster(3)
+    leader = c.elect()
+    c.deliver()
+    node = c.nodes[leader]
+    f = [i for i in c.ids if i != leader][0]
+    match = node._progress[f].match
+    assert match == node.log.last_index and node._progress[f].state == "replicate"
+    c.cut.add((leader, f))                 # the next append to f is lost
+    node.propose({"op": "kv.put", "key": "k", "value": 1})
+    c.pump(leader)
+    c.deliver()
+    c.cut.clear()
+    assert c.nodes[f].log.last_index == match
+    for _ in range(CFG.heartbeat_ticks + 1):   # up to the heartbeat, delivering nothing
+        node.tick()
+        c.pump(leader)
+        sent = [m for m in c.inflight if m.src == leader and m.dst == f and type(m) is AppendEntries]
+        if sent:
+            break
+    assert sent, "no heartbeat to the follower"
+    hb = sent[-1]
+    assert hb.prev_log_index == match and hb.entries and hb.entries[0].index == match + 1, hb
+
+
+def test_ready_contract_misuse_raises():
+    """The Ready contract (core.Ready): ready() again before advance(), or advance() without an
+    outstanding Ready, is a driver bug the core refuses loudly."""
+    st = MemoryStorage()
+    n = RaftNode("m1", ["m1", "m2", "m3"], st, CFG, random.Random(0))
+    for _ in range(CFG.election_timeout_max_ticks + 1):
+        n.tick()
+        rd = n.ready()
+        if rd is not None:
+            break
+    assert rd is not None
+    with pytest.raises(RuntimeError):
+        n.ready()
+    n.advance(rd)
+    with pytest.raises(RuntimeError):
+        n.advance(rd)
+
+
+@pytest.mark.parametrize("threshold", [4, 8])
+def test_snapshot_taken_once_threshold_entries_are_applied(threshold):
+    """RaftConfig.snapshot_threshold: "after this many entries applied since the last snapshot, the
+    node snapshots". Every node's snapshot base lands exactly on multiples of the threshold while
+    entries are applied one at a time (not one entry early, not one late)."""
+    cfg = RaftConfig(election_timeout_min_ticks=10, election_timeout_max_ticks=20, heartbeat_ticks=2,
+                     snapshot_threshold=threshold)
+    c = Cluster(3, config=cfg)
+    leader = c.elect()
+    c.deliver()
+    node = c.nodes[leader]
+    for k in range(3 * threshold + 1):
+        node.propose({"op": "kv.put", "key": "k", "value": k})
+        c.pump(leader)
+        c.deliver()
+        for i in c.ids:
+            n = c.nodes[i]
+            applied = n.applied_index
+            assert n.log.snap_index == applied - applied % threshold, (i, applied, n.log.snap_index)

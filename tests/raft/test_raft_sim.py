@@ -74,6 +74,8 @@ EXPECTED_KIND = {   # event-checker kinds, then the consequence checks' kinds (r
                         "committed-divergence", "leader-missing-committed"},
     "vote_no_log_check": {"leader-completeness", "state-machine-safety", "committed-truncated",
                           "leader-missing-committed", "committed-entry-lost", "committed-divergence"},
+    # the planted switch also makes has_ready() promise work ready() does not hand out: the
+    # simulator's ready-contract check sees that first (the test below asks for every kind reported)
     "apply_past_commit": {"apply-past-commit", "state-machine-safety", "applied-beyond-commit",
                           "applied-divergence"},
     "stale_read": {"stale-read", "stale-read-state"},
@@ -85,7 +87,9 @@ def test_sim_finds_bug_within_bounded_seeds(bug):
     for seed in range(HUNT_MAX_SEEDS):
         r = run_seed(seed, bug, **HUNT)
         if r["violation_count"]:
-            kinds = {v["kind"] for v in r["violations"]}
+            kinds = set(r["violation_kinds"])
+            if not kinds & EXPECTED_KIND[bug] and "ready-contract" in kinds:
+                kinds = set(run_seed(seed, bug, stop_on_violation=False, **HUNT)["violation_kinds"])
             assert kinds & EXPECTED_KIND[bug], (bug, seed, r["violations"])
             print(f"{bug}: found at seed {seed}: {r['violations'][0]}; replay: {r['replay']}")
             return

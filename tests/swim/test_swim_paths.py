@@ -60,3 +60,30 @@ def test_swim_endpoint_tombstone_is_dropped_after_its_ttl():
         n.tick(t)
         n.poll()
     assert "w1/a" not in n.endpoint_entries()
+
+
+def test_swim_gone_members_and_tombstones_are_kept_for_their_whole_retention():
+    """SwimConfig: dead members are forgotten reap_dead_ms after they died and a deleted endpoint
+    is kept tombstone_ttl_ms "so the deletion" spreads -- not earlier, at any age of the node:
+    forgetting early lets stale state bring a dead member or a deleted endpoint back. (The end of
+    retention is tested above.)"""
+    from swarmnode.swim import EndpointUpdate, Ping
+    n = make("a")
+    t0 = 3 * max(CFG.reap_dead_ms, CFG.tombstone_ttl_ms)     # a node that has run a while
+    for t in range(0, t0 + 1, 5_000):
+        n.tick(t)
+        n.poll()
+    n.assume_members(["b", "c"])
+    n.step(Ping("b", "a", (EndpointUpdate("b/t", "b", 1, "x"),), 1), t0)
+    n.set_endpoint("a/x", 1)
+    n.delete_endpoint("a/x")
+    n.step(Ping("c", "a", (MemberUpdate("dead", "b", 0, "c"),), 2), t0)
+    assert n.members()["b"][0] == "dead"
+    t = t0
+    while t + 500 < t0 + CFG.reap_dead_ms:
+        t += 500
+        n.tick(t)
+        n.poll()
+        assert "b" in n.members(), t - t0
+        if t < t0 + CFG.tombstone_ttl_ms:
+            assert "a/x" in n.endpoint_entries(), t - t0

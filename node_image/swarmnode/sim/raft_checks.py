@@ -22,7 +22,12 @@ Checked (kind names as reported):
   applied-divergence    a node's state machine reached, at some index, a state (digest) other
                         than the one history has there; or skipped an index
   stale-read-state      a read was served from a state older than a write acknowledged before the
-                        read began, or from a state that is not on the one history
+                        read began, or older than an index committed anywhere before the read
+                        began (a client may have been told of that commit: linearizability), or
+                        from a state that is not on the one history
+  stale-term-sent       a node sent a message with a term below the term it already held before
+                        the step that produced it (every message carries the sender's current term,
+                        a pre-vote its term + 1: a lower one is a lie about the sender's state)
   commit-without-majority  when an index is first committed anywhere, fewer than a majority of
                         nodes hold that entry (in memory or, for a crashed node, durably) -- the
                         definition of committed (§5.3), whatever counting the core did
@@ -78,6 +83,7 @@ class ConsequenceChecker:
         self.leaders: dict = {}                    # term -> node seen leading it
         self.was_leader = {i: (None, 0) for i in ids}   # (role, term) at the last check
         self.holds = None   # set by the simulator: holds(node, index, hash) -> bool (durable for crashed)
+        self.read_commit: dict = {}                # read ctx -> highest index committed anywhere at its start
 
     # ---- state machine (SimStore observer) ---------------------------------------------------
     def observer(self, i):
@@ -92,12 +98,19 @@ class ConsequenceChecker:
                 self.report("applied-divergence", i, f"state at index {index} is {digest}, history has {want}")
         return obs
 
-    def on_read(self, i, node, floor) -> None:
+    def read_began(self, ctx) -> None:
+        self.read_commit[ctx] = self.max_committed
+
+    def on_read(self, i, node, floor, ctx=None) -> None:
         sm = node.sm
         a, d = sm.applied_index, sm.digest()
+        committed = self.read_commit.pop(ctx, 0)
         if a < floor:
             self.report("stale-read-state", i, f"read served from state at index {a}; a write at {floor} "
                                                f"was acknowledged before the read began")
+        elif a < committed:
+            self.report("stale-read-state", i, f"read served from state at index {a}; index {committed} "
+                                               f"was committed before the read began")
         elif a and self.history.get(a) not in (None, d):
             self.report("stale-read-state", i, f"read served from state {d} at {a}, not on the history")
 
@@ -106,8 +119,12 @@ class ConsequenceChecker:
         """A Ready was persisted and synced and its messages are about to leave."""
         lg = node.log
         self.durable[i] = (lg.last_index, lg.hash(lg.last_index), lg.snap_index, lg.snap_hash)
+        low = self.max_term[i]     # the node's term before the step that produced these messages
         for m in messages:
             t = type(m)
+            if m.term < low:
+                self.report("stale-term-sent", i, f"{t.__name__} to {m.dst} carries term {m.term}; "
+                                                  f"the sender already held term {low}")
             pre = (t is VoteRequest or t is VoteResponse) and m.pre_vote
             if m.term > self.sent_term[i] and not pre:   # a pre-vote carries term + 1 (§9.6)
                 self.sent_term[i] = m.term
@@ -271,7 +288,8 @@ class ConsequenceChecker:
 PATHS = ("conflict_truncation", "snapshot_install", "snapshot_install_divergent_tail",
          "stale_leader_message", "stale_vote_message", "fast_backoff_reject", "leader_stepdown_quorum",
          "leader_deposed_by_term", "crash_before_sync", "crash_before_send", "crash_mid_send",
-         "restart_during_election", "snapshots_taken_or_installed", "reads_dropped")
+         "restart_during_election", "snapshots_taken_or_installed", "reads_dropped", "slow_clock",
+         "read_while_newer_term")
 
 
 class PathCounter:

@@ -40,8 +40,13 @@ nodes' state, the messages they send and the state machine they apply to, never 
 bug that also corrupts or skips its journal is still caught: committed-entry-lost,
 committed-divergence, commit-without-majority, two-leaders, leader-missing-committed,
 term-regressed, vote-forgotten, double-vote, log-regressed, applied-divergence,
-applied-beyond-commit, commit-beyond-log, stale-read-state. A deliberately wrong core for each one
-lives in tests/raft/test_raft_consequences.py (SimParams.node_factory takes a RaftNode subclass).
+applied-beyond-commit, commit-beyond-log, stale-read-state, stale-term-sent. A deliberately wrong
+core for each one lives in tests/raft/test_raft_consequences.py or test_raft_contracts.py
+(SimParams.node_factory takes a RaftNode subclass).
+
+The driver contract is checked too (the simulator is a driver): `ready-contract` -- has_ready()
+says whether ready() has something; `tick-promise` -- no tick before the one ticks_until_action()
+named does anything (the simulator skips those ticks, as any driver may).
 
 Every run ends in a verdict. Bounds: MAX_READY_ROUNDS per step and max_events per run; hitting one is
 a reported failure (`ready-bound`, or `bound-exceeded` with result["bound_exceeded"] set and the
@@ -49,16 +54,21 @@ replay command), never an exception out of run().
 
 Efficiency is a third verdict (efficiency_ok, result["efficiency"]): elections, term increases and
 pre-vote campaigns that start while the network has been healthy with a stable leader for
-settle_ms (spurious; bounded by spurious_elections_max / spurious_campaigns_max), and elections per
-injected fault (bounded by elections_per_fault_max). A core that is safe and live but elects more
-often than it should fails here.
+settle_ms (spurious; bounded by spurious_elections_max / spurious_campaigns_max), elections per
+injected fault (bounded by elections_per_fault_max), entries written to storage while it already
+held them (repersisted_entries, bound 0) and local snapshots taken less than snapshot_threshold
+entries after the previous one (early_compactions, bound 0). A core that is safe and live but
+elects, writes or compacts more often than it should fails here.
 
 Faults: partition shapes, crash and leader crash (with quick restarts), lossy links, leader
 isolation, and HARD_FAULTS aimed at the protocol's hard paths: delay_storm (long delays and
 reordering across terms: deposed leaders' messages arrive late), crash_mid_ready (a crash after
 persist before sync, after sync before send, or half-way through the sends), restart_in_election (a
 crash + restart of the campaigning node or a voter while an election runs), divergent_tail (an
-isolated leader fed writes it cannot commit, later truncated or replaced by an InstallSnapshot).
+isolated leader fed writes it cannot commit, later truncated or replaced by an InstallSnapshot),
+slow_clock (a node, mostly the leader, whose ticks come 2-6 times slower: its lease and timers
+outlive the others'; half the time the slow leader is also cut off in a minority, so a leader that
+confirms reads without a real majority serves them while the majority has moved on).
 result["paths"] counts how often each hard path ran (raft_checks.PATHS), read from the messages
 delivered, the events and node state around each step; the core is not instrumented.
 """
@@ -74,7 +84,7 @@ import zlib
 from dataclasses import dataclass
 
 from swarmnode.raft import (BUGS, LEADER, Busy, MemoryStorage, NotLeader, RaftConfig, RaftNode, Store)
-from swarmnode.sim.net import BoundExceeded, LinkSpec, Network, Scheduler, random_partition, isolate
+from swarmnode.sim.net import BoundExceeded, LinkSpec, Network, Scheduler, random_partition, isolate, split
 from swarmnode.sim.raft_checks import ConsequenceChecker, PathCounter, SimStore
 
 MAX_READY_ROUNDS = 1000       # per step; a core that keeps producing Readies is a bug
@@ -82,7 +92,7 @@ MAX_EVENTS_PER_RUN = 5_000_000
 # Fault kinds aimed at the protocol's hard paths (see _fault): long delays and reordering across
 # terms, a crash at a point inside the Ready contract, a crash + restart while an election runs,
 # and an isolated leader fed a burst of writes (a divergent tail to truncate or snapshot over).
-HARD_FAULTS = ("delay_storm", "crash_mid_ready", "restart_in_election", "divergent_tail")
+HARD_FAULTS = ("delay_storm", "crash_mid_ready", "restart_in_election", "divergent_tail", "slow_clock")
 CRASH_POINTS = ("before_sync", "before_send", "mid_send")
 
 
@@ -130,6 +140,8 @@ class SimParams:
     spurious_elections_max: int = 0
     spurious_campaigns_max: int = 2    # pre-vote rounds while healthy (a lost heartbeat run may start one)
     elections_per_fault_max: float = 3.0
+    repersisted_entries_max: int = 0   # entries written to storage twice (write amplification)
+    early_compactions_max: int = 0     # local snapshots taken before snapshot_threshold entries
 
 
 class SafetyChecker:
@@ -363,7 +375,8 @@ class RaftSim:
         self.election_arm = False            # restart_in_election: waiting for a campaign
         self.last_role = {i: (None, 0) for i in self.ids}
         self.eff = {"elections": 0, "term_increases": 0, "spurious_elections": 0,
-                    "spurious_term_increases": 0, "spurious_campaigns": 0, "faults": 0}
+                    "spurious_term_increases": 0, "spurious_campaigns": 0, "faults": 0,
+                    "repersisted_entries": 0, "early_compactions": 0}
         self.top_term = 0
         self.disturbed_ms = 0.0              # last fault start/end, crash or restart
         self.stable_since = None             # one leader at the top term since (virtual ms)
@@ -379,8 +392,17 @@ class RaftSim:
         self.live = None      # liveness write: [client_id, node, index, term, acked_index]
         self.fault_state: dict = {}
         self.phase = {i: master.uniform(0, params.tick_ms) for i in self.ids}
+        self.k0 = {i: 0 for i in self.ids}             # tick index that happens at phase[i]
+        self.period = {i: float(params.tick_ms) for i in self.ids}   # ms per tick (slow_clock stretches it)
         self.tick_k = {i: 0 for i in self.ids}     # index of the next tick boundary to run
         self.wake_at = {i: None for i in self.ids}
+        # driver-contract checks: the tick index before which ticks_until_action() promised that
+        # no tick does anything (None: no promise since the last input), and what each node's
+        # storage already holds (index -> hash since its last snapshot / restart), to count
+        # entries written twice
+        self.promise = {i: None for i in self.ids}
+        self.persisted = {i: {} for i in self.ids}
+        self.snap_base = {i: 0 for i in self.ids}
         for i in self.ids:
             self._start(i)
         self.clients = [_Client(f"c{k}") for k in range(params.clients)]
@@ -418,14 +440,17 @@ class RaftSim:
             self._core_exception(i)
             return
         self.nodes[i] = node
+        self.promise[i] = None
+        self.persisted[i] = {}
+        self.snap_base[i] = node.log.snap_index
         self.disturbed_ms = self.sched.now_ms
         self.checker.on_restart(i, node)
         if self.cons is not None:
             self.cons.on_restart(i, node)
         self.last_role[i] = (node.role, node.term)
         now = self.sched.now_ms
-        k = int((now - self.phase[i]) // self.p.tick_ms) + 1
-        self.tick_k[i] = max(k, 0) if now > self.phase[i] else 0
+        ph, k0 = self.phase[i], self.k0[i]
+        self.tick_k[i] = k0 + int((now - ph) // self.period[i]) + 1 if now > ph else k0
         self.wake_at[i] = None
         self._process(i)
         self._schedule_wake(i)
@@ -452,15 +477,23 @@ class RaftSim:
     # ---- the driver loop (Ready contract) ---------------------------------------------------------
     def _process(self, i: str) -> None:
         node = self.nodes[i]
+        self.promise[i] = None       # an input may have changed every timer
         for _ in range(MAX_READY_ROUNDS):
             try:
+                pending = node.has_ready()
                 rd = node.ready()
             except Exception:
                 self._core_exception(i)
                 return
+            if (rd is not None) != pending:
+                # the driver contract: has_ready() says whether ready() has something
+                self.checker.now_ms = self.sched.now_ms
+                self.checker._v("ready-contract", i, f"has_ready() is {pending} but ready() returned "
+                                                     f"{'a Ready' if rd is not None else 'None'}")
             if rd is None:
                 self._after_step(i, node)
                 return
+            self._count_writes(i, rd)
             st = self.storage[i]
             st.persist(rd.hard_state, rd.entries, rd.snapshot)
             point = self.crash_arm.get(i)
@@ -495,6 +528,27 @@ class RaftSim:
                 self.paths.hit("reads_dropped")
             node.advance(rd)
         self.checker._v("ready-bound", i, f"more than {MAX_READY_ROUNDS} Readies in one step")
+
+    def _count_writes(self, i: str, rd) -> None:
+        """Efficiency of the writes a Ready asks for: an entry the node's storage already holds
+        (same index and chain hash, no snapshot or restart since) written again, and a local
+        compaction that moved the snapshot base by less than snapshot_threshold entries."""
+        held = self.persisted[i]
+        snap = rd.snapshot
+        if snap is not None:
+            if rd.committed_entries and snap.index == rd.committed_entries[-1].index \
+                    and snap.index - self.snap_base[i] < self.config.snapshot_threshold:
+                self.eff["early_compactions"] += 1     # taken locally right after applying
+            self.snap_base[i] = snap.index
+            held.clear()                               # storage replaces its log: the tail is re-sent
+        for e in rd.entries:
+            h = held.get(e.index)
+            if h == e.hash:
+                self.eff["repersisted_entries"] += 1
+            elif h is not None:                        # a conflicting entry replaces a stored tail
+                for k in [k for k in held if k >= e.index]:
+                    del held[k]
+            held[e.index] = e.hash
 
     def _crash_in_ready(self, i: str, point: str) -> None:
         """An armed crash inside the Ready contract: after persist (unsynced writes are lost),
@@ -537,7 +591,8 @@ class RaftSim:
             self._restart_in_election(i)
 
     def _net_healthy(self) -> bool:
-        return not self.net.deaf and not self.net.links and all(n is not None for n in self.nodes.values())
+        return (not self.net.deaf and not self.net.links and all(n is not None for n in self.nodes.values())
+                and all(p == self.p.tick_ms for p in self.period.values()))
 
     def _core_exception(self, i: str) -> None:
         self.checker.now_ms = self.sched.now_ms
@@ -545,29 +600,52 @@ class RaftSim:
         self.crash(i)
 
     # ---- virtual time for the nodes' tick() ------------------------------------------------------
-    # Node i ticks at phase[i] + k * tick_ms for k = 0, 1, ... Idle ticks are not scheduled one by
+    # Node i ticks at phase[i] + (k - k0[i]) * period[i] for k = k0, k0 + 1, ... (period is
+    # tick_ms except while a slow_clock fault stretches it). Idle ticks are not scheduled one by
     # one: before any input reaches a node, every tick boundary up to now is run (_catch_up), and one
     # wake-up event is scheduled at the boundary where the core says a timer can fire.
     def _catch_up(self, i: str) -> None:
         node = self.nodes[i]
-        tick_ms, phase = self.p.tick_ms, self.phase[i]
+        tick_ms, k0, phase = self.period[i], self.k0[i], self.phase[i]
         k = self.tick_k[i]
         now = self.sched.now_ms
+        promise = self.promise[i]
         try:
-            while phase + k * tick_ms <= now:
+            while phase + (k - k0) * tick_ms <= now:   # the same expression as _schedule_wake's
                 k += 1
                 self.tick_k[i] = k
                 node.tick()
+                if promise is not None and k - 1 < promise and node.has_ready():
+                    # ticks_until_action() promised that no tick before `promise` does anything
+                    # (drivers skip those ticks): a broken promise delays timers in every driver
+                    self.checker.now_ms = self.sched.now_ms
+                    self.checker._v("tick-promise", i, f"tick {k - 1} acted before the promised tick {promise}")
+                    promise = self.promise[i] = None
         except Exception:
             self._core_exception(i)
             return
         self._process(i)
 
+    def _set_clock(self, i: str, period: float) -> None:
+        """From the next tick on, node i ticks every `period` ms (a clock running slow when
+        period > tick_ms: its timers, the leader lease among them, expire late)."""
+        if self.nodes.get(i) is None:
+            return
+        self._catch_up(i)
+        if self.nodes.get(i) is None:
+            return
+        k = self.tick_k[i]
+        self.phase[i] = self.phase[i] + (k - self.k0[i]) * self.period[i]
+        self.k0[i], self.period[i] = k, float(period)
+        self._schedule_wake(i)
+
     def _schedule_wake(self, i: str) -> None:
         node = self.nodes.get(i)
         if node is None:
             return
-        t = self.phase[i] + (self.tick_k[i] + node.ticks_until_action() - 1) * self.p.tick_ms
+        n = node.ticks_until_action()
+        self.promise[i] = self.tick_k[i] + n - 1
+        t = self.phase[i] + (self.tick_k[i] + n - 1 - self.k0[i]) * self.period[i]
         if t != self.wake_at[i]:
             self.wake_at[i] = t
             self.sched.at(t, "wake", (i, self.boot[i], t))
@@ -612,8 +690,10 @@ class RaftSim:
             return
         node = self.nodes[i]
         self.stats["reads_served"] += 1
+        if any(n is not None and n.term > node.term for n in self.nodes.values()):
+            self.paths.hit("read_while_newer_term")
         if self.cons is not None:
-            self.cons.on_read(i, node, floor)
+            self.cons.on_read(i, node, floor, rs.ctx)
         if node.applied_index < floor:
             self.checker.now_ms = self.sched.now_ms
             self.checker._v("stale-read", i, f"read served at applied index {node.applied_index} after a write "
@@ -658,6 +738,8 @@ class RaftSim:
                 self._core_exception(target)
                 return
             self.read_floor[ctx] = self.acked_index
+            if self.cons is not None:
+                self.cons.read_began(ctx)
             self._process(target)
             self._schedule_wake(target)
 
@@ -758,6 +840,25 @@ class RaftSim:
                 v = rng.choice(victims)
                 self.crash_arm[v] = rng.choice(CRASH_POINTS)
                 self.stats["faults"].append([round(self.sched.now_ms), kind, v, self.crash_arm[v]])
+        elif kind == "slow_clock":
+            # a node (the leader, mostly) whose clock runs 2-6 times slow: it keeps acting on a
+            # lease and timers that expired long ago elsewhere, while the others elect anew
+            victims = ls if (ls and rng.random() < 0.7) else alive
+            if victims:
+                v = rng.choice(victims)
+                self.paths.hit("slow_clock")
+                self._set_clock(v, p.tick_ms * rng.uniform(2, 6))
+                self.sched.after(dur, "clock_ok", v)
+                if v in ls and rng.random() < 0.5:
+                    # ... and cut off in a minority: its lease outlives the majority's election
+                    others = [j for j in self.ids if j != v]
+                    side = [v] + rng.sample(others, (self.n - 1) // 2 - 1)
+                    self.net.set_partition(split([side], self.ids))
+                    self.stats["partitions"] += 1
+                    token = object()
+                    self.fault_state["partition"] = token
+                    self.sched.after(dur, "unpartition", token)
+                self.stats["faults"].append([round(self.sched.now_ms), kind, v, round(dur)])
         elif kind == "restart_in_election":
             self.election_arm = True
             self.stats["faults"].append([round(self.sched.now_ms), kind])
@@ -802,6 +903,8 @@ class RaftSim:
         self.fault_state.clear()
         for i in self.ids:
             self.restart(i)
+            if self.period[i] != self.p.tick_ms:
+                self._set_clock(i, self.p.tick_ms)
         self.live = ["live", None, 0, 0, 0]
         self.sched.after(0, "live", None)
 
@@ -869,6 +972,12 @@ class RaftSim:
             if self.fault_state.get("lossy") is payload:
                 self.net.links.clear()
                 self.disturbed_ms = self.sched.now_ms
+        elif kind == "clock_ok":
+            if self.nodes.get(payload) is None:
+                self.period[payload] = float(self.p.tick_ms)
+            else:
+                self._set_clock(payload, self.p.tick_ms)
+            self.disturbed_ms = self.sched.now_ms
         elif kind == "heal":
             self._heal()
         elif kind == "live":
@@ -929,6 +1038,12 @@ class RaftSim:
         if e["spurious_campaigns"] > self.p.spurious_campaigns_max:
             problems.append(f"{e['spurious_campaigns']} pre-vote campaigns while healthy with a stable leader "
                             f"(max {self.p.spurious_campaigns_max})")
+        if e["repersisted_entries"] > self.p.repersisted_entries_max:
+            problems.append(f"repersisted_entries: {e['repersisted_entries']} entries written to storage again while it held them "
+                            f"(max {self.p.repersisted_entries_max})")
+        if e["early_compactions"] > self.p.early_compactions_max:
+            problems.append(f"early_compactions: {e['early_compactions']} local snapshots taken less than snapshot_threshold "
+                            f"entries after the previous one (max {self.p.early_compactions_max})")
         if e["faults"] >= 3 and e["elections_per_fault"] > self.p.elections_per_fault_max:
             problems.append(f"{e['elections_per_fault']} elections per fault (max {self.p.elections_per_fault_max})")
         e["problems"] = problems
@@ -960,6 +1075,7 @@ class RaftSim:
             "link": dataclasses.asdict(self.link),
             "virtual_ms": round(self.sched.now_ms, 3),
             "violations": [x.to_dict() for x in v[:5]], "violation_count": len(v),
+            "violation_kinds": sorted({x.kind for x in v}),
             "liveness_ok": liveness,
             "bound_exceeded": self.bound_exceeded,
             "efficiency": (eff := self.efficiency()),
