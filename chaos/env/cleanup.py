@@ -151,11 +151,28 @@ def _remove_pass(client, filters, cluster, run_id, removed: Removed, sweep_conta
     for n in nets:
         _retry_remove(lambda n=n: n.remove(), f"network {n.name}", n.name, removed.networks, removed,
                       sweep_containers)
+    _await_gone(client, [n for n in nets if n.name in removed.networks], removed)
     with engine_errors("list volumes"):
         volumes = [v for v in client.volumes.list(filters=filters) if _matches(v, cluster, run_id)]
     for v in volumes:
         _retry_remove(lambda v=v: v.remove(force=True), f"volume {v.name}", v.name, removed.volumes, removed,
                       sweep_containers)
+
+
+def _await_gone(client, nets: list, removed: Removed) -> None:
+    """An overlay network's removal is asynchronous in swarm mode: the engine accepts it and the
+    network stays listed for a few seconds (its load-balancer endpoint goes last). `down` returns
+    when what it removed is gone, so a `remaining()` right after it is 0; bounded by RETRY_S."""
+    deadline = time.monotonic() + RETRY_S
+    for n in nets:
+        while True:
+            with engine_errors("list networks"):
+                if not client.networks.list(filters={"id": n.id}):
+                    break
+            if time.monotonic() >= deadline:
+                removed.failed.append(f"network {n.name}: still listed {RETRY_S:.0f} s after its removal")
+                break
+            time.sleep(0.2)
 
 
 def _retry_remove(remove, what: str, name: str, into: list, removed: Removed, sweep=None) -> None:
