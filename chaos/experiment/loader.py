@@ -358,10 +358,11 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
         items = target if isinstance(target, list) else [target]
         for i, t in enumerate(items):
             if isinstance(t, S.TargetSpec) and t.of is not None:
-                if t.of not in names:
+                earlier = [n for n in names if n not in current]
+                if t.of not in earlier:
                     at(path + ((i,) if isinstance(target, list) else ()) + ("of",),
                        f"`of: {t.of}` names no earlier fault",
-                       "earlier names: " + (", ".join(names) or "none"))
+                       "earlier names: " + (", ".join(earlier) or "none"))
                 continue
             if isinstance(t, S.TargetSpec) and isinstance(t.count, int):
                 pool = {"leader": 1, "followers": c.managers - 1, "managers": c.managers,
@@ -379,6 +380,7 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
             at(("cluster", "plant", i), f"unknown planted bug {bug!r}",
                f"did you mean {near[0]!r}?" if near else "known: " + (", ".join(sorted(known)) or "none"))
     names: list[str] = []
+    current: list[str] = []  # the schedule item being checked: `of` may not name itself
     check_target(exp.workload.nodes, ("workload", "nodes"))
     services = set()
     for i, svc in enumerate(exp.workload.services):
@@ -388,6 +390,7 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
             at(("workload", "services", i, "scale"), f"service {svc.scale!r} is not created earlier in the list")
     for i, item in enumerate(exp.schedule):
         base = ("schedule", i)
+        current[:] = []
         if isinstance(item, S.RandomBlock):
             for j, t in enumerate(item.random.targets):
                 check_target(t, base + ("random", "targets", j))
@@ -403,6 +406,7 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
         if item.after == "previous" and i == 0:
             at(base + ("after",), "`after: previous` on the first schedule item")
         names.append(name)
+        current[:] = [name]
         for key in ("target", "isolate", "among", "bridge"):
             t = getattr(item, key, None)
             if t is not None:

@@ -155,3 +155,16 @@ def test_schema_reference_in_experiments_readme_is_generated_from_the_code():
     for model in (m for _, m in reference.SECTIONS):
         for name, f in model.model_fields.items():
             assert f"`{f.alias or name}`" in text, f"{model.__name__}.{name} is not documented"
+
+
+def test_schema_of_names_an_earlier_fault_not_itself_nor_a_later_one():
+    ok = BASE + ("schedule:\n  - {name: freeze, at: 1s, for: 2s, fault: pause, target: leader}\n"
+                 "  - {name: cut, at: 2s, for: 1s, fault: partition, isolate: {of: freeze}}\n")
+    exp, probs = problems(ok)
+    assert exp is not None and not [p for p in probs if p.severity == "error"]
+    for bad in ("  - {name: cut, at: 2s, for: 1s, fault: partition, isolate: {of: cut}}\n",
+                "  - {name: cut, at: 2s, for: 1s, fault: partition, isolate: {of: later}}\n"
+                "  - {name: later, at: 1s, for: 2s, fault: pause, target: leader}\n"):
+        errs = only_errors(BASE + "schedule:\n" + bad)
+        assert [e for e in errs if e.path == "schedule[0].isolate.of" and "names no earlier fault" in e.message], \
+            [str(e) for e in errs]
