@@ -9,12 +9,13 @@ Keys (each over --trials trials, measured from the run directory alone):
 - worker_kill_restore_p50_s / _p99_s: SIGKILL of a worker to every replica running again on other
   workers (the nemesis's `until: replicas-restored`, polled every 200 ms);
 - dead_marked_all_p50_s: SIGKILL of that worker to the last live member's journal marking it dead;
-- majority_restart_first_write_p50_s / _p99_s: two of three managers SIGKILLed and restarted 2 s later:
-  from the restart (the later StartedAt) to the first ok write's completion.
+- majority_restart_first_write_p50_s / _p99_s: two of three managers SIGKILLed together and restarted
+  together 2 s later: from the restart (the earlier StartedAt: the moment a majority can exist again)
+  to the completion of the first ok write invoked after it.
 - excluded_not_whole: trials left out because a node the previous trial restarted was not answering
   1 s before they began (a loaded machine); each trial must start from a whole cluster.
 
-    python3 benchmarks/failover.py [--trials 20] [--quick]
+    python3 benchmarks/failover.py [--trials 20] [--quick] [--only majority] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ checks: [raft-safety]
         starts = [n.get("effective_ts") for n in nodes.values() if isinstance(n, dict) and n.get("effective_ts")]
         if not starts:
             continue
-        t0 = max(starts)
+        t0 = min(starts)
         t1 = first_write_after(ops, t0)
         if t1 is not None:
             res.append(t1 - t0)
@@ -204,16 +205,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="5 trials each")
+    ap.add_argument("--only", choices=["kill", "isolate", "worker", "majority"], action="append",
+                    help="run only these parts (repeatable); the others' keys are null")
+    ap.add_argument("--keep", type=Path, help="keep the run directories under this directory")
     args = ap.parse_args()
+    parts = set(args.only or ["kill", "isolate", "worker", "majority"])
     n = 5 if args.quick else args.trials
     out: dict = {"trials": n, "load_before": round(os.getloadavg()[0], 2)}
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        kill = leader_faults(tmp, "kill", n, 1)
-        iso = leader_faults(tmp, "isolate", n, 2)
-        restore, dead = worker_kills(tmp, n, 3)
-        maj = majority_restart(tmp, n, 4)
+        if args.keep:
+            tmp = args.keep
+            tmp.mkdir(parents=True, exist_ok=True)
+        kill = leader_faults(tmp, "kill", n, 1) if "kill" in parts else []
+        iso = leader_faults(tmp, "isolate", n, 2) if "isolate" in parts else []
+        restore, dead = worker_kills(tmp, n, 3) if "worker" in parts else ([], [])
+        maj = majority_restart(tmp, n, 4) if "majority" in parts else []
 
     def ms(v, p):
         x = q(v, p)

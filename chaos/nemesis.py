@@ -22,6 +22,7 @@ import os
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
@@ -35,6 +36,26 @@ LEADER_WAIT_S = 10.0
 LINK_OPS = {"latency": "latency", "bandwidth": "bandwidth", "reset": "reset", "stall": "stall",
             "slice": "slice", "slow-close": "slow_close", "limit": "limit"}
 NODE_UNDO = {"kill": "restart", "stop": "start", "pause": "unpause"}
+
+
+def _all_at_once(op: Callable[[str], dict], nodes: list[str]) -> tuple[dict, Exception | None]:
+    """Run `op` on every node at the same time (a fault on two managers is one correlated event:
+    killed together, restarted together, not one after the other with the first one's boot in
+    between). Returns the records of those that succeeded and the first error, after all ended."""
+    if len(nodes) <= 1:
+        try:
+            return {n: op(n) for n in nodes}, None
+        except Exception as exc:  # noqa: BLE001 -- handed back to the caller, which raises it
+            return {}, exc
+    done, error = {}, None
+    with ThreadPoolExecutor(max_workers=len(nodes), thread_name_prefix="node-op") as pool:
+        futures = {n: pool.submit(op, n) for n in nodes}
+        for n in nodes:
+            try:
+                done[n] = futures[n].result()
+            except Exception as exc:  # noqa: BLE001
+                error = error or exc
+    return done, error
 
 
 # -- the cluster as the nemesis sees it ---------------------------------------------------------
@@ -590,21 +611,29 @@ class Nemesis:
             def apply():
                 out = {}
                 with self._node_lock:  # a node already down by another fault is shared, not hit twice
+                    todo = []
                     for n in targets:
                         held = self._node_owners.get(n)
                         if held is None:
-                            eff.mark_unavailable(n, True)  # before: no verify probes a dying node
-                            out[n] = eff.node_op(kind, n)
-                            self._node_owners[n] = (kind, {fid})
+                            todo.append(n)
                         else:
                             held[1].add(fid)
                             out[n] = {"op": kind, "shared": True, "already": held[0],
                                       "by": sorted(held[1] - {fid})}
+                    for n in todo:
+                        eff.mark_unavailable(n, True)  # before: no verify probes a dying node
+                    done, error = _all_at_once(lambda n: eff.node_op(kind, n), todo)
+                    for n, rec in done.items():
+                        out[n] = rec
+                        self._node_owners[n] = (kind, {fid})
+                    if error is not None:
+                        raise error
                 return {"nodes": out}
 
             def undo():
                 out = {}
                 with self._node_lock:
+                    todo = {}
                     for n in targets:
                         op, owners = self._node_owners.get(n, (kind, set()))
                         owners.discard(fid)
@@ -612,8 +641,13 @@ class Nemesis:
                             out[n] = {"kept": True, "still_held_by": sorted(owners)}
                             continue
                         self._node_owners.pop(n, None)
-                        out[n] = eff.node_op(NODE_UNDO[op], n)
+                        todo[n] = op
+                    done, error = _all_at_once(lambda n: eff.node_op(NODE_UNDO[todo[n]], n), list(todo))
+                    for n, rec in done.items():
+                        out[n] = rec
                         eff.mark_unavailable(n, False)  # after: it answers again
+                    if error is not None:
+                        raise error
                 return {"nodes": out}
 
             return targets, apply, undo

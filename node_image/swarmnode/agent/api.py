@@ -17,6 +17,8 @@ from typing import Any, Awaitable, Callable, Optional, Protocol
 
 from aiohttp import web
 
+from .bodies import error_body  # noqa: F401 -- part of this module's interface
+
 log = logging.getLogger("swarmnode.api")
 
 MAX_BODY_BYTES = 1 << 20
@@ -44,8 +46,6 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.definite = status, code, message, definite
 
 
-def error_body(code: str, message: str, definite: bool) -> dict:
-    return {"ok": False, "error": code, "message": message, "definite": definite}
 
 
 def _bad(msg: str) -> ApiError:

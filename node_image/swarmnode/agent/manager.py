@@ -34,7 +34,7 @@ from swarmnode.raft.storage import FileStorage
 from swarmnode.raft.store import STORE_BUGS, TASK_STATE_RANK
 
 from . import orchestrator
-from .api import error_body
+from .bodies import error_body
 from .fast_store import FastStore
 
 if TYPE_CHECKING:

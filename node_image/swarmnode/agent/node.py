@@ -16,24 +16,26 @@ Must not import ``chaos``.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import itertools
 import logging
 import os
 import random
 import resource
 import time
-from typing import Optional
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Optional
 
 from swarmnode import swim
 from swarmnode.swim import core as swim_core
 
-from .api import build_app, error_body
+from .bodies import error_body
 from .config import AgentConfig
 from . import eventlog
 from .journal import Journal
 from .transport import TcpTransport, new_counters
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger("swarmnode.node")
 
@@ -114,11 +116,18 @@ class Node:
         self.swim.join()
         self.flush_swim()
         await self.role.start()
-        self._runner = web.AppRunner(build_app(self), access_log=None)
+        self._tasks.append(asyncio.ensure_future(self._tick_loop()))
+        # Raft and gossip run from here on; the HTTP API (aiohttp: about 0.3 s of imports, more on a
+        # busy machine) is loaded in a thread meanwhile, so a restarted manager can already vote
+        # and replicate: with two of three managers restarted, the survivor's first committed
+        # write waits for a peer's Raft, not for its API.
+        api = await asyncio.get_running_loop().run_in_executor(
+            None, importlib.import_module, "swarmnode.agent.api")
+        from aiohttp import web
+        self._runner = web.AppRunner(api.build_app(self), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.cfg.api_host, self.cfg.api_port, reuse_address=True)
         await site.start()
-        self._tasks.append(asyncio.ensure_future(self._tick_loop()))
         self.started = True
         log.info("node %s (%s) up: peer port %d, api port %d, boot %d", self.id, self.cfg.role,
                  self.cfg.peer_port, self.cfg.api_port, self.journal.boot)

@@ -61,6 +61,9 @@ class _Link:
         self.connected = False
         self.kick = False  # set when the address changed: drop the connection and redial now
         self.kicked = asyncio.Event()  # set with kick: wakes a write blocked on a full buffer
+        # the peer's process instance we knew of when this connection was dialled (None: none
+        # yet). A hello from any other instance means the dial may predate that process.
+        self.dialled_for: Optional[str] = None
         self.task: Optional[asyncio.Task] = None
         # operator's log: a connection is reported once it has lasted LINK_STABLE_S, and its loss
         # only if it was reported, so a flapping link (a proxy that accepts, then closes because
@@ -87,6 +90,7 @@ class _Link:
         while not o.closed:
             host, port = o.peers[self.peer]
             self._attempts += 1
+            self.dialled_for = o._peer_instance.get(self.peer)
             try:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(host, port), o.connect_timeout_ms / 1000)
@@ -138,7 +142,10 @@ class _Link:
 
         watcher = asyncio.ensure_future(watch())
         self.connected = True
-        self.kick = False
+        # a hello from a new instance that arrived while we were dialling: redial at once
+        self.kick = o._peer_instance.get(self.peer) != self.dialled_for
+        if self.kick:
+            o.counters["redials"] += 1
         self.kicked.clear()
         try:
             writer.write(frames.encode(frames.hello(o.node_id, o.instance)))
@@ -232,16 +239,19 @@ class TcpTransport:
             link.wake.set()
 
     def _peer_restarted(self, peer: str, instance) -> None:
-        """A hello from a new instance of a peer we knew: it restarted. Our link to it may be one
-        dialled while it was down, whose bytes sit in a proxy still trying to reach the old process
-        (a connect through Toxiproxy succeeds at once; the proxy's own upstream connect can hang in
-        SYN retransmission for seconds). Drop it and dial again now (counted in `redials`)."""
+        """A hello from a peer instance our link to it was not dialled for: the peer (re)started
+        after we dialled. That link may be one dialled while the peer was down, whose bytes sit in
+        a proxy still trying to reach it (a connect through Toxiproxy succeeds at once; the proxy's
+        own upstream connect can hang in SYN retransmission for seconds). Drop it and dial again
+        now (counted in `redials`). This covers a peer that restarted (a new instance of one we
+        knew) and a peer we had never heard from, e.g. when we restarted too and dialled it before
+        it came back: without the second case two managers restarted together waited a second or
+        more for each other's frames."""
         if not isinstance(instance, str) or peer not in self.peers:
             return
-        old = self._peer_instance.get(peer)
         self._peer_instance[peer] = instance
         link = self._links.get(peer)
-        if old is not None and old != instance and link is not None:
+        if link is not None and link.connected and link.dialled_for != instance:
             self.counters["redials"] += 1
             link.kick = True
             link.kicked.set()
