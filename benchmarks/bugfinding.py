@@ -36,8 +36,8 @@ from swarmnode.plant import PLANT_LAYERS  # noqa: E402
 # bug -> (experiments to run it against, best first; the expectation whose absence is the symptom,
 # or None when only an INVALID check counts)
 CATALOGUE: dict[str, tuple[tuple[str, ...], str | None]] = {
-    "vote_not_persisted": (("majority-killed", "rolling-restart"), None),
-    "commit_old_term": (("leader-killed-follower-lagging", "leader-killed"), None),
+    "vote_not_persisted": (("leader-killed", "majority-killed", "rolling-restart"), None),
+    "commit_old_term": (("managers-all-cut", "leader-killed-follower-lagging"), None),
     "vote_no_log_check": (("leader-killed-follower-lagging", "majority-killed"), None),
     "apply_past_commit": (("leader-isolated",), None),
     "stale_read": (("leader-wakes-cut-off", "leader-paused"), None),

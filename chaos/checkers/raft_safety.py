@@ -6,6 +6,11 @@ current term, commit and apply progress, and checking (Raft paper, Ongaro & Oust
   election-safety      §5.2 / Fig. 3: at most one leader per term (role events).
   vote-once            §5.2: at most one granted vote per node per term, across restarts (vote events,
                        any boot). Re-granting to the same candidate is allowed (votedFor persists).
+  persistent-state     Fig. 2: currentTerm and votedFor are on stable storage before the node acts on
+                       them (the journal line follows the fsync). The state a restarted node reports
+                       loading (`recovered` event) may not be behind its journal: not a lower term,
+                       and in the term of its last granted vote, that same vote. Catches a lost vote
+                       at the restart itself, before (or without) a second vote in that term.
   term-monotonic       Fig. 2 currentTerm is persistent: term, role and vote events never carry a term
                        lower than the node's highest `term` event so far, within and across boots.
   commit-monotonic     within one boot, commit indexes never decrease. Across boots commitIndex is
@@ -44,7 +49,7 @@ from typing import Any
 from chaos.checkers.core import Outcome, Param, Verdict, register
 
 MAX_PER_RULE = 20
-RULES = ("election-safety", "vote-once", "term-monotonic", "commit-monotonic", "commit-rule",
+RULES = ("election-safety", "vote-once", "persistent-state", "term-monotonic", "commit-monotonic", "commit-rule",
          "apply-committed", "log-matching", "leader-completeness", "state-machine-safety")
 
 
@@ -124,6 +129,17 @@ def check_journals(journals: dict[str, list[dict]], commit_persisted: bool = Fal
                 st.apply_event = None
                 st.role = "follower"
             term = e.get("term")
+            if t == "recovered" and isinstance(term, int):
+                if term < st.term:
+                    v.add("persistent-state", f"{name} (boot {boot}) recovered term {term}, but its journal "
+                                              f"reached term {st.term} before the restart", st.term_event or {}, e)
+                else:
+                    granted = votes.get((name, term))
+                    if granted is not None and granted.get("candidate") != e.get("vote"):
+                        v.add("persistent-state", f"{name} (boot {boot}) recovered vote {e.get('vote')!r} in "
+                                                  f"term {term}, but it had granted its vote to "
+                                                  f"{granted.get('candidate')!r} in that term (boot "
+                                                  f"{granted.get('boot')})", granted, e)
             if t in ("term", "role", "vote") and isinstance(term, int):
                 if term < st.term:
                     v.add("term-monotonic", f"{name}: {t} event with term {term} after term {st.term}",

@@ -44,6 +44,7 @@ JOURNAL_TYPES: dict[str, dict[str, type | tuple]] = {
     "boot": {},
     "term": {"term": int},
     "vote": {"term": int, "candidate": str},
+    "recovered": {"term": int, "commit": int},
     "role": {"role": str, "term": int},
     "append": {"index": int, "term": int, "hash": str},
     "truncate": {"from_index": int},

@@ -87,6 +87,9 @@ class AgentSettings(Strict):
     tick_ms: int | None = Field(None, ge=1, le=1000, description="agent core tick, ms (agent default 10)")
     snapshot_entries: int | None = Field(None, ge=1, le=10_000_000,
                                          description="applied entries between snapshots (agent default 1000)")
+    max_entries_per_message: int | None = Field(
+        None, ge=1, le=100_000, description="log entries in one Raft AppendEntries (agent default 64); "
+                                            "lower makes catch-up take many separately acknowledged steps")
     dispatcher_heartbeat_ms: int | None = Field(None, ge=10, le=60_000,
                                                 description="worker -> leader heartbeat, ms (agent default 1000)")
     dispatcher_grace: int | None = Field(None, ge=1, le=100,
@@ -118,6 +121,7 @@ class AgentSettings(Strict):
             out["CHAOS_ELECTION_TIMEOUT_MAX_MS"] = str(self.election_timeout_ms[1])
         for key, var in (("heartbeat_ms", "CHAOS_HEARTBEAT_MS"), ("tick_ms", "CHAOS_TICK_MS"),
                          ("snapshot_entries", "CHAOS_SNAPSHOT_ENTRIES"),
+                         ("max_entries_per_message", "CHAOS_MAX_ENTRIES_PER_MESSAGE"),
                          ("dispatcher_heartbeat_ms", "CHAOS_DISPATCHER_HEARTBEAT_MS"),
                          ("dispatcher_grace", "CHAOS_DISPATCHER_GRACE"),
                          ("gossip_probe_interval_ms", "CHAOS_GOSSIP_PROBE_INTERVAL_MS")):

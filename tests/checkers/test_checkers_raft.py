@@ -187,3 +187,33 @@ def test_raft_safety_leader_commits_old_term_entry_invalid():
     ev("m2", "append", index=2, term=2, hash=h2)
     ev("m2", "commit", index=2)                         # commits its own entry, and index 1 with it
     assert check_journals(j).verdict == Verdict.VALID
+
+
+def test_raft_safety_vote_lost_at_restart_invalid(tmp_path):
+    """Fig. 2: votedFor is persistent. m3 granted its term-2 vote to m2; after a restart it reports
+    loading term 2 with no vote: it could vote again in term 2, even if nobody asks it to."""
+    b = healthy_cluster(tmp_path / "run")
+    b.restart("m3", ts=T0 + 30)
+    b.j("m3", "recovered", ts=T0 + 30.01, term=2, vote=None, commit=0)
+    c = _judge(b)
+    assert c.verdict == Verdict.INVALID
+    assert _rules(c) == {"persistent-state"}
+    ev = c.evidence["violations"]["persistent-state"][0]
+    assert "'m2'" in ev["detail"] and [e["type"] for e in ev["events"]] == ["vote", "recovered"]
+
+
+def test_raft_safety_term_lost_at_restart_invalid(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    b.restart("m3", ts=T0 + 30)
+    b.j("m3", "recovered", ts=T0 + 30.01, term=1, vote="m1", commit=0)
+    c = _judge(b)
+    assert c.verdict == Verdict.INVALID and "persistent-state" in _rules(c)
+
+
+def test_raft_safety_state_recovered_as_journaled_valid(tmp_path):
+    b = healthy_cluster(tmp_path / "run")
+    for m, vote in (("m1", "m2"), ("m3", "m2")):
+        b.restart(m, ts=T0 + 30)
+        b.j(m, "recovered", ts=T0 + 30.01, term=2, vote=vote, commit=0)
+    c = _judge(b)
+    assert c.verdict == Verdict.VALID, c.summary

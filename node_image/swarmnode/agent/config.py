@@ -93,6 +93,10 @@ class AgentConfig:
         to the Raft core if it supports compaction). Lower = smaller logs, more snapshot work. The
         in-memory log is most of a manager's growth under load: after 5 s of writes at 1,800/s,
         RSS grew 8 MB with 10000 and 2.5 MB with 1000 (benchmarks/agent.py).
+    max_entries_per_message: CHAOS_MAX_ENTRIES_PER_MESSAGE, default 64. Log entries in one Raft
+        AppendEntries. Lower: a follower catching up (or a new leader replicating an earlier
+        term's tail) takes more round trips, each acknowledged on its own, which exercises the
+        paths where a leader's match indexes stop short of its own last entry.
     task_command: CHAOS_TASK_COMMAND, default a tiny python3 loop that exits when its parent (the
         agent) dies. Command a worker runs per task (split on spaces); it must run until terminated
         (SIGTERM) and should exit when the agent dies, or a SIGKILLed agent leaves it behind.
@@ -141,6 +145,7 @@ class AgentConfig:
     frame_stall_ms: int = 5000
     fsync: bool = True
     snapshot_entries: int = 1000
+    max_entries_per_message: int = 64
     log_level: str = "INFO"
     plant: frozenset = frozenset()
     task_command: tuple[str, ...] = ("python3", "-c", "import os, time\np = os.getppid()\n"
@@ -228,6 +233,7 @@ _INTS: tuple[tuple[str, str, int, int], ...] = (
     ("CHAOS_CONNECT_TIMEOUT_MS", "connect_timeout_ms", 10, 600_000),
     ("CHAOS_FRAME_STALL_MS", "frame_stall_ms", 10, 600_000),
     ("CHAOS_SNAPSHOT_ENTRIES", "snapshot_entries", 10, 10_000_000),
+    ("CHAOS_MAX_ENTRIES_PER_MESSAGE", "max_entries_per_message", 1, 100_000),
 )
 
 

@@ -94,6 +94,7 @@ class ManagerRole:
         self.store.bugs = frozenset(b for b in self.plant if b in STORE_BUGS)  # test only (plant.py)
         rcfg = config_from_ms(cfg.tick_ms, cfg.heartbeat_ms, cfg.election_timeout_min_ms,
                               cfg.election_timeout_max_ms, snapshot_threshold=cfg.snapshot_entries,
+                              max_entries_per_message=cfg.max_entries_per_message,
                               **_planted_raft_settings(self.plant))
         self.raft = raftcore.RaftNode(cfg.node_id, cfg.managers, self.storage, rcfg,
                                       random.Random(cfg.seed * 7919 + 3), self.store)

@@ -148,6 +148,10 @@ class RaftNode:
         self.counters = {"dropped_messages": 0, "conflicting_leader": 0, "reads_dropped": 0,
                          "inflight_bound_hits": 0}
         self.become_follower(self._term, None)
+        # The persistent state as recovered (Fig. 2: currentTerm and votedFor survive a restart),
+        # journaled so a checker can hold it against what the node did before: a vote or term the
+        # journal shows, but storage lost, is a safety bug even when no second vote follows.
+        self._events.append({"type": "recovered", "term": hs.term, "vote": hs.vote, "commit": hs.commit})
         # The log recovered from storage, journaled again (`recovered: true`). A process killed after
         # an entry's fsync but before its journal line leaves an entry the journal never showed, and
         # the next append then looked like a gap (log-matching) to the checker. Identical re-appends
