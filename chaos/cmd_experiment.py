@@ -47,7 +47,9 @@ def _load(path: str) -> Loaded:
     try:
         loaded = load_file(path)
     except ExperimentError as exc:
-        _print_problems(exc.problems, _err_console())  # every problem, then the one-line error
+        # every problem, then the one-line error; a lone error is that line alone (not twice)
+        if len(exc.problems) > 1:
+            _print_problems(exc.problems, _err_console())
         raise
     if loaded.warnings:
         _print_problems(loaded.warnings, _err_console())

@@ -52,3 +52,11 @@ def test_cli_schema_prints_the_published_schema(capsys):
 def test_cli_replay_refuses_a_directory_without_a_plan(tmp_path, capsys):
     assert cli.main(["replay", str(tmp_path)]) == 2
     assert "plan.json" in capsys.readouterr().err
+
+
+def test_cli_run_empty_file_says_so_once(tmp_path, capsys):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert cli.main(["run", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("the file is empty") == 1 and "Traceback" not in err
