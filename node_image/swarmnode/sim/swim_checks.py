@@ -15,6 +15,11 @@ Checked (kind names as reported):
   no-convergence        after the final heal, views do not converge within `converge_bound_ms`
                         (every running member sees exactly the running members alive)
   bound-exceeded        the simulator hit its event bound (a verdict, not an exception)
+
+Per-node contract checks over what one node sent (pure functions, driven by
+tests/swim/test_swim_lifecycle.py): `rumours_beyond_view` (a node gossips only about members it
+knows, so a reaped member's rumour stops), `leaver_violations` (a leaver neither probes nor
+accuses), `rumour_sends_over_limit` (the retransmit limit per state change).
 """
 from __future__ import annotations
 
@@ -176,3 +181,48 @@ def run_checked(seed: int, node_factory=SwimNode, n: int = 10, config: SwimConfi
     out["violation_count"] = len(mon.violations)
     out["virtual_ms"] = sim.now
     return out
+
+
+# --- per-node contract checks over what one node sent (pure; used by tests/swim/test_swim_lifecycle.py)
+
+def rumours_beyond_view(sender: str, before: dict, after: dict, messages) -> list[str]:
+    """Gossip hygiene (SWIM 4.1 piggybacking spreads what the sender holds): every member rumour
+    a node sends is about itself or about a member in its view just before or just after the call
+    that produced the message, at an incarnation not above the one that view holds. A member the
+    node has forgotten (reaped) is no longer gossiped about, so a rumour's lifetime is bounded by
+    the sender's memory of the member. `before` / `after` are `members()` dicts. Returns findings."""
+    bad = []
+    for msg in messages:
+        for u in getattr(msg, "updates", ()):
+            member = getattr(u, "member", None)
+            if member is None or member == sender:
+                continue
+            known = [v for v in (before.get(member), after.get(member)) if v is not None]
+            if not known:
+                bad.append(f"{type(msg).__name__} to {msg.dst} carries {u.state} {member}@{u.incarnation}, "
+                           f"a member {sender} does not know (forgotten or never seen)")
+            elif u.incarnation > max(inc for _, inc in known):
+                bad.append(f"{type(msg).__name__} to {msg.dst} carries {member}@{u.incarnation} above "
+                           f"{sender}'s view {known}")
+    return bad
+
+
+def leaver_violations(sender: str, messages, events) -> list[str]:
+    """After leave() a node announces `left` and no longer takes part in failure detection: it
+    sends no probe of its own (Ping, PingReq) and accuses no one (no suspect or dead event about
+    another member). Relaying a PingReq for someone else is not probing; callers that want to
+    allow it must not send the leaver any PingReq. Returns findings."""
+    from swarmnode.swim import Ping, PingReq
+    bad = [f"{type(m).__name__} to {m.dst} after leaving" for m in messages if isinstance(m, (Ping, PingReq))]
+    bad += [f"{e['state']} {e['member']}@{e['incarnation']} after leaving" for e in events
+            if e["member"] != sender and e["state"] in ("suspect", "dead")]
+    return bad
+
+
+def rumour_sends_over_limit(messages, update, limit: int) -> int:
+    """How many times more than `limit` (SwimConfig.retransmit_mult * ceil(log10(n + 1))) the
+    rumour `update` was sent in `messages`; 0 when within the retransmit limit. Push-pull state
+    exchanges are full-state anti-entropy, not rumour retransmissions, and are not counted."""
+    from swarmnode.swim import PushPull
+    sends = sum(1 for m in messages if not isinstance(m, PushPull) for u in m.updates if u == update)
+    return max(0, sends - limit)
