@@ -469,3 +469,63 @@ def test_swim_ping_req_to_a_leaver_is_not_counted_as_its_probing():
     d.local(lambda n: n.leave())
     d.run_until(5_000)
     assert not [m for _, m in d.sent if isinstance(m, (Ping, PingReq))]
+
+
+# --- a member that left and rejoined at the same incarnation is seen again --------------------------
+
+class SilentToGoneProbers(SwimNode):
+    """Wrong (the core before helper/sim3): a ping from a member held left or dead is acked
+    without the verdict, so the member never learns it must refute."""
+
+    def _verdict_on(self, src):
+        return ()
+
+
+T_REJOIN = 20_000
+
+
+def rejoin_visible_at(factory):
+    """w2 holds x left@0; x restarts at incarnation 0 and joins through a seed, p000, that forgot
+    it (so nobody told it about its leave), then probes w2. SWIM 4.2: x must learn the verdict
+    and refute, and w2 must see x alive again. Nobody probes, gossips to or reconnects to a left
+    member, so x's own messages are the only way; anti-entropy is off here to isolate the ack
+    (with it on, x's own push-pull also gets there, once it reaches someone). Only x and w2 run;
+    messages to p000 are lost. Returns when w2 saw x alive again, or None."""
+    cfg = CFG.replace(pushpull_interval_ms=0)
+    d = Driver(node("w2", ["x", "p000", "p001"], cfg=cfg, factory=factory))
+    d.step(Gossip("p000", "w2", (MemberUpdate("left", "x", 0, "x"),)), 10)
+    d.run_until(T_REJOIN)                          # long ago: the left rumour was spread and done
+    w2 = d.node
+    assert w2.member_state("x") == ("left", 0) and w2.queue_len() == 0 and d.findings == []
+    x = factory("x", cfg, random.Random(2), ["p000"], T_REJOIN)
+    x.join()
+    x.step(PushPull("p000", "x", (MemberUpdate("alive", "p000", 0, "p000"), MemberUpdate("alive", "w2", 0, "w2")),
+                    False, False), T_REJOIN + 10)
+    nodes = {"w2": w2, "x": x}
+    t, end = T_REJOIN, T_REJOIN + 2 * round_robin_bound_ms(3, cfg)
+    for _ in range(MAX_CALLS):
+        t = min(n.next_deadline_ms() for n in nodes.values())
+        if t > end:
+            return None
+        for n in nodes.values():
+            n.tick(t)
+        queue = [m for n in nodes.values() for m in n.poll().messages]
+        for _ in range(1000):                      # bounded delivery between the two
+            if not queue:
+                break
+            m = queue.pop(0)
+            if m.dst in nodes:
+                nodes[m.dst].step(m, t)
+                queue += nodes[m.dst].poll().messages
+        if w2.member_state("x")[0] == "alive":
+            return t
+    pytest.fail("driver bound hit")
+
+
+def test_swim_member_that_rejoined_after_leaving_is_seen_again_once_it_probes():
+    t = rejoin_visible_at(SwimNode)
+    assert t is not None and t <= T_REJOIN + round_robin_bound_ms(3)
+
+
+def test_swim_rejoin_check_fires_on_a_core_that_acks_gone_members_silently():
+    assert rejoin_visible_at(SilentToGoneProbers) is None
