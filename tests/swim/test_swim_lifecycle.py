@@ -462,9 +462,9 @@ def test_swim_lamport_check_fires_on_a_core_that_forgets_remote_versions():
     assert lamport_findings(ForgetsRemoteVersions)
 
 
-def test_swim_ping_req_to_a_leaver_is_not_counted_as_its_probing():
-    """leaver_violations flags any Ping/PingReq; this test pins that a leaver left alone (no
-    PingReq asked of it) indeed sends none, so the check's blind spot is not hiding a relay."""
+def test_swim_leaver_left_alone_sends_no_probe():
+    """A leaver that nobody asks to relay sends no Ping or PingReq at all (leaver_violations
+    counts any; relaying for others is the one exception it documents)."""
     d = Driver(node("a", peers(3)))
     d.local(lambda n: n.leave())
     d.run_until(5_000)
