@@ -529,3 +529,77 @@ def test_swim_member_that_rejoined_after_leaving_is_seen_again_once_it_probes():
 
 def test_swim_rejoin_check_fires_on_a_core_that_acks_gone_members_silently():
     assert rejoin_visible_at(SilentToGoneProbers) is None
+
+
+# --- Lifeguard local health against a naive model (added after seed 5 was measured) ------------------
+
+class RefuteKeepsHealth(SwimNode):
+    """Wrong: being suspected (and refuting) does not count against our own health."""
+
+    def _refute(self, incarnation, reassert):
+        h = self._health
+        super()._refute(incarnation, reassert)
+        self._health = h
+
+
+def health_findings(factory, seeds=range(6), events=40):
+    """Lifeguard IV-A (local health awareness): the score, in [0, awareness_max - 1], goes down
+    by one for each acked probe, up by one for a failed probe without relays, up by the missing
+    nacks for one with relays, and up by one each time we refute a suspicion of ourselves. The
+    node is driven only through messages; the model reads only what it sent."""
+    found = []
+    cap = CFG.awareness_max - 1
+    for seed in seeds:
+        rng = random.Random(seed)
+        n = node("a", peers(6), factory=factory, seed=seed)
+        n.poll()
+        model, t, ping = 0, 0, None
+        for i in range(events):
+            ev = rng.choice(["accuse", "ok", "fail"])
+            if ev == "accuse":
+                n.step(Gossip("p000", "a", (MemberUpdate("suspect", "a", n.incarnation, "p000"),)), t)
+                model = min(cap, model + 1)
+                ping = ping or next((m for m in n.poll().messages if isinstance(m, Ping)), None)
+            else:
+                for _ in range(1000):                       # the next probe (one may be under way)
+                    if ping is not None:
+                        break
+                    t = n.next_deadline_ms()
+                    n.tick(t)
+                    ping = next((m for m in n.poll().messages if isinstance(m, Ping)), None)
+                if ping is None:
+                    break                                   # nobody left to probe
+                if ev == "ok":
+                    n.step(Ack(ping.dst, "a", (), ping.seq), t)
+                    model = max(0, model - 1)
+                    ping = None
+                    n.poll()
+                else:
+                    relays, ping = 0, None
+                    for _ in range(1000):    # the probe fails in the tick that starts the next one
+                        t = n.next_deadline_ms()
+                        n.tick(t)
+                        out = n.poll().messages
+                        relays += sum(isinstance(m, PingReq) for m in out)
+                        ping = next((m for m in out if isinstance(m, Ping)), None)
+                        if ping is not None:
+                            break
+                    model = min(cap, model + (relays if relays else 1))
+            if n.health != model:
+                found.append(f"seed {seed} event {i} ({ev}): health {n.health}, Lifeguard model {model}")
+                break
+    return found
+
+
+def test_swim_local_health_follows_lifeguard():
+    assert health_findings(SwimNode) == []
+
+
+def test_swim_local_health_check_fires_on_a_core_that_ignores_being_suspected():
+    assert health_findings(RefuteKeepsHealth)
+
+
+def test_swim_counters_start_at_zero():
+    """Drivers read counters (agent/node.py restarts a join when join_gave_up grows), so a fresh
+    node's counters are all zero."""
+    assert set(node("a", peers(2)).counters.values()) == {0}
