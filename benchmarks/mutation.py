@@ -47,7 +47,7 @@ RAFT_TESTS = ["tests/raft/test_raft_paths.py", "tests/raft/test_raft_core.py", "
               "tests/raft/test_raft_hygiene.py", "tests/raft/test_raft_quorum.py"]
 SWIM_TESTS = ["tests/swim/test_swim_paths.py", "tests/swim/test_swim_core.py", "tests/swim/test_swim_formulas.py",
               "tests/swim/test_swim_transcripts.py", "tests/swim/test_swim_purity.py",
-              "tests/swim/test_swim_props.py", "tests/swim/test_swim_sim.py"]
+              "tests/swim/test_swim_props.py", "tests/swim/test_swim_sim.py", "tests/swim/test_swim_lifecycle.py"]
 RAFT_HUNT_SEEDS = 12
 SWIM_SEEDS = 6
 JUDGE_TIMEOUT_S = 120

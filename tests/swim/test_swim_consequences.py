@@ -1,7 +1,7 @@
 """SWIM consequence checks (swarmnode/sim/swim_checks.py): judged from views against what the
 simulator knows (who runs, who can reach whom). Each check fires on a deliberately wrong core
 and stays silent on the correct one over seeded chaos runs (partitions, one-way cuts, crashes and
-restarts, pauses, lossy links, then a final heal).
+restarts, pauses, lossy links, graceful leaves and rejoins, then a final heal).
 Must not import: chaos, asyncio, socket (simulation only).
 """
 import pytest

@@ -2,7 +2,8 @@
 the simulator knows is true (who runs, who can reach whom), whatever the core's bug is.
 
 Owns: SwimMonitor (attached to a SwimSim) and run_checked(seed, ...) -- a seeded chaos run
-(partitions, crashes and restarts, pauses, lossy links, then a final heal) that ends in a verdict.
+(partitions, crashes and restarts, pauses, lossy links, graceful leaves and rejoins, then a final
+heal) that ends in a verdict.
 Must not import asyncio, socket, time, module-level random or `chaos`.
 
 Checked (kind names as reported):
@@ -15,6 +16,11 @@ Checked (kind names as reported):
   no-convergence        after the final heal, views do not converge within `converge_bound_ms`
                         (every running member sees exactly the running members alive)
   bound-exceeded        the simulator hit its event bound (a verdict, not an exception)
+
+Per-node contract checks over what one node sent (pure functions, driven by
+tests/swim/test_swim_lifecycle.py): `rumours_beyond_view` (a node gossips only about members it
+knows, so a reaped member's rumour stops), `leaver_violations` (a leaver neither probes nor
+accuses), `rumour_sends_over_limit` (the retransmit limit per state change).
 """
 from __future__ import annotations
 
@@ -45,6 +51,7 @@ class SwimMonitor:
         self.node_obj: dict = {}         # observer -> id() of the process whose view we hold
         self.reach_since: dict = {}      # (observer, member) -> ms since which both can talk
         self.reported: set = set()
+        self.proc_of: dict = {}          # node -> id() of the process check() last saw
         sim.listeners.append(self._on_event)
 
     def _v(self, kind, node, detail):
@@ -78,6 +85,13 @@ class SwimMonitor:
     def check(self) -> None:
         s, now = self.sim, self.sim.now
         ids = s.ids
+        for i in ids:
+            # a process replaced without a gap in which check() saw it stopped (a leaver restarted
+            # at the final heal): reachability is counted afresh from its new life, both ways
+            if self.proc_of.get(i) != id(s.nodes[i]):
+                self.proc_of[i] = id(s.nodes[i])
+                for k in [k for k in self.reach_since if i in k]:
+                    del self.reach_since[k]
         for o in ids:
             for m in ids:
                 if o == m:
@@ -114,15 +128,28 @@ def run_checked(seed: int, node_factory=SwimNode, n: int = 10, config: SwimConfi
            "replay": f"swarmnode.sim.swim_checks.run_checked({seed}, n={n})"
                      + (f"  # node_factory={node_factory.__name__}" if node_factory is not SwimNode else "")}
 
+    gave_up: dict = {}
+
+    def watch():
+        mon.check()
+        # as the agent's driver does (agent/node.py tick): when the core gave up joining after
+        # join_max_attempts (seeds cut off for longer), start another bounded round
+        for i in sim.live():
+            nd = sim.nodes[i]
+            c = nd.counters["join_gave_up"]
+            if not nd.joined and c > gave_up.get(id(nd), 0) and i not in sim.paused:
+                gave_up[id(nd)] = c
+                sim.local(i, lambda x: x.join())
+
     def step(ms):
-        sim.run_until(lambda: (mon.check(), False)[1], ms, check_every_ms=check_every_ms)
+        sim.run_until(lambda: (watch(), False)[1], ms, check_every_ms=check_every_ms)
 
     try:
         down: dict = {}
         t_end = sim.now + chaos_ms
         step(2000)
         while sim.now < t_end:
-            kind = rng.choice(("partition", "crash", "pause", "lossy", "one_way"))
+            kind = rng.choice(("partition", "crash", "pause", "lossy", "one_way", "leave"))
             ids = sim.ids
             if kind == "partition":
                 a = rng.sample(ids, rng.randint(1, n // 2))
@@ -137,6 +164,15 @@ def run_checked(seed: int, node_factory=SwimNode, n: int = 10, config: SwimConfi
                 v = rng.choice([i for i in ids if not sim.crashed[i]])
                 sim.pause(v)
                 down.setdefault("pause:" + v, sim.now + rng.randint(200, 3000))
+            elif kind == "leave":
+                # graceful leave: driven a while so the rumour spreads, stopped, later a fresh
+                # process rejoins through the seeds (the seed itself never leaves)
+                cands = [i for i in ids[1:] if i in sim.live() and i not in sim.paused
+                         and sim.nodes[i].member_state(i)[0] != "left"]
+                if cands:
+                    v = rng.choice(cands)
+                    sim.leave(v)
+                    down["leave:" + v] = sim.now + rng.randint(300, 1500)
             else:
                 for _ in range(n):
                     sim.set_link(rng.choice(ids), rng.choice(ids), loss=rng.uniform(0.1, 0.5))
@@ -150,6 +186,11 @@ def run_checked(seed: int, node_factory=SwimNode, n: int = 10, config: SwimConfi
                     if k.startswith("pause:"):
                         if k[6:] in sim.paused:
                             sim.resume(k[6:])
+                    elif k.startswith("leave:"):
+                        v = k[6:]
+                        if not sim.crashed[v]:
+                            sim.stop_left(v)
+                        down[v] = sim.now + rng.randint(1000, 8000)
                     elif sim.crashed[k]:
                         sim.restart(k)
                 step(min(500, t_next - sim.now))
@@ -162,10 +203,10 @@ def run_checked(seed: int, node_factory=SwimNode, n: int = 10, config: SwimConfi
         for i in sim.ids:
             if i in sim.paused:
                 sim.resume(i)
-            if sim.crashed[i]:
+            if sim.crashed[i] or sim.nodes[i].member_state(i)[0] == "left":
                 sim.restart(i)
         t0 = sim.now
-        ok = sim.run_until(lambda: (mon.check(), sim.members_agree())[1], bound, check_every_ms=check_every_ms)
+        ok = sim.run_until(lambda: (watch(), sim.members_agree())[1], bound, check_every_ms=check_every_ms)
         out["converged"] = (sim.now - t0) if ok else None
         if not ok:
             mon._v("no-convergence", "-", f"views did not converge within {bound} ms of the final heal")
@@ -176,3 +217,48 @@ def run_checked(seed: int, node_factory=SwimNode, n: int = 10, config: SwimConfi
     out["violation_count"] = len(mon.violations)
     out["virtual_ms"] = sim.now
     return out
+
+
+# --- per-node contract checks over what one node sent (pure; used by tests/swim/test_swim_lifecycle.py)
+
+def rumours_beyond_view(sender: str, before: dict, after: dict, messages) -> list[str]:
+    """Gossip hygiene (SWIM 4.1 piggybacking spreads what the sender holds): every member rumour
+    a node sends is about itself or about a member in its view just before or just after the call
+    that produced the message, at an incarnation not above the one that view holds. A member the
+    node has forgotten (reaped) is no longer gossiped about, so a rumour's lifetime is bounded by
+    the sender's memory of the member. `before` / `after` are `members()` dicts. Returns findings."""
+    bad = []
+    for msg in messages:
+        for u in getattr(msg, "updates", ()):
+            member = getattr(u, "member", None)
+            if member is None or member == sender:
+                continue
+            known = [v for v in (before.get(member), after.get(member)) if v is not None]
+            if not known:
+                bad.append(f"{type(msg).__name__} to {msg.dst} carries {u.state} {member}@{u.incarnation}, "
+                           f"a member {sender} does not know (forgotten or never seen)")
+            elif u.incarnation > max(inc for _, inc in known):
+                bad.append(f"{type(msg).__name__} to {msg.dst} carries {member}@{u.incarnation} above "
+                           f"{sender}'s view {known}")
+    return bad
+
+
+def leaver_violations(sender: str, messages, events) -> list[str]:
+    """After leave() a node announces `left` and no longer takes part in failure detection: it
+    sends no probe of its own (Ping, PingReq) and accuses no one (no suspect or dead event about
+    another member). Relaying a PingReq for someone else is not probing; callers that want to
+    allow it must not send the leaver any PingReq. Returns findings."""
+    from swarmnode.swim import Ping, PingReq
+    bad = [f"{type(m).__name__} to {m.dst} after leaving" for m in messages if isinstance(m, (Ping, PingReq))]
+    bad += [f"{e['state']} {e['member']}@{e['incarnation']} after leaving" for e in events
+            if e["member"] != sender and e["state"] in ("suspect", "dead")]
+    return bad
+
+
+def rumour_sends_over_limit(messages, update, limit: int) -> int:
+    """How many times more than `limit` (SwimConfig.retransmit_mult * ceil(log10(n + 1))) the
+    rumour `update` was sent in `messages`; 0 when within the retransmit limit. Push-pull state
+    exchanges are full-state anti-entropy, not rumour retransmissions, and are not counted."""
+    from swarmnode.swim import PushPull
+    sends = sum(1 for m in messages if not isinstance(m, PushPull) for u in m.updates if u == update)
+    return max(0, sends - limit)

@@ -378,7 +378,7 @@ class SwimNode:
             self._apply(u)
         fix = self._corrections(msg.updates) if msg.updates else ()
         if isinstance(msg, Ping):
-            self._send(Ack(self.id, msg.src, fix + self._take_updates(), msg.seq))
+            self._send(Ack(self.id, msg.src, self._verdict_on(msg.src) + fix + self._take_updates(), msg.seq))
             return
         if fix:
             self._send(Gossip(self.id, msg.src, fix))
@@ -390,6 +390,18 @@ class SwimNode:
             p = self._probe
             if p is not None and p.seq == msg.seq:
                 p.nacks += 1
+
+    def _verdict_on(self, src: str) -> tuple:
+        """A member we hold dead or left that probes us is running: our verdict rides on the ack,
+        so it refutes (SWIM 4.2), or, if it already has, its newer incarnation comes back to us.
+        Without this a member that left and rejoined at the same incarnation through a seed that
+        had forgotten it stays invisible (nobody probes, gossips to or reconnects to a left
+        member) until its own push-pull happens to reach someone. Only acks carry it, and acks
+        are never answered, so two members that hold each other gone cannot loop."""
+        m = self._members.get(src)
+        if m is None or m.state not in _GONE:
+            return ()
+        return (MemberUpdate(m.state, src, m.incarnation, src if m.state == LEFT else self.id),)
 
     def _corrections(self, updates: tuple) -> tuple:
         """Our newer knowledge of members the sender spread stale rumours about (for example a
