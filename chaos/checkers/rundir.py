@@ -167,6 +167,9 @@ def validate_journal_event(ev: dict) -> str | None:
         ok = _is_int(v) if kind is int else isinstance(v, kind)
         if not ok:
             return f"{t} event: {name!r} is {'missing' if name not in ev else repr(v)}, not {kind.__name__}"
+    if t == "recovered" and ("vote" not in ev or not (ev["vote"] is None or isinstance(ev["vote"], str))):
+        # raft-safety compares it with the journal's votes: a damaged one must not read as a lost vote
+        return f"recovered event: 'vote' is {'missing' if 'vote' not in ev else repr(ev['vote'])}, not a node id or null"
     return None
 
 

@@ -217,3 +217,14 @@ def test_raft_safety_state_recovered_as_journaled_valid(tmp_path):
         b.j(m, "recovered", ts=T0 + 30.01, term=2, vote=vote, commit=0)
     c = _judge(b)
     assert c.verdict == Verdict.VALID, c.summary
+
+
+def test_raft_safety_damaged_recovered_vote_is_unknown_not_a_lost_vote(tmp_path):
+    """A `recovered` line whose vote is missing or not a node id is a damaged record: UNKNOWN, never
+    the persistent-state violation a lost vote would be."""
+    for bad in ({"vote": 5}, {}):
+        b = healthy_cluster(tmp_path / f"run{len(bad)}")
+        b.restart("m3", ts=T0 + 30)
+        b.j("m3", "recovered", ts=T0 + 30.01, term=2, commit=0, **bad)
+        c = _judge(b)
+        assert c.verdict == Verdict.UNKNOWN, (bad, c.verdict, c.summary)
