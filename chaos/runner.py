@@ -32,6 +32,7 @@ from typing import Callable
 import requests
 
 from chaos.checkers import run_checks
+from chaos.checkers.convergence import members_settled
 from chaos.checkers.core import Results
 from chaos.env import cleanup as cleanup_mod
 from chaos.env import nodeops
@@ -382,13 +383,15 @@ class Runner:
             time.sleep(0.2)
 
     def _settle(self, cluster: Cluster) -> None:
-        """Poll until the managers agree on applied index and digest (bounded), so the final state is
-        taken after convergence; whether it converged in time is the convergence checker's call."""
+        """Poll until the managers agree on applied index and digest and the member and endpoint tables
+        agree (bounded), so the final state is taken after convergence, not in the middle of it; whether
+        it converged in time is the convergence checker's call."""
         end = time.monotonic() + self.plan["recovery"]["converge_s"]
         while time.monotonic() < end:
             sts = self.poller.poll_once()
             ms = [sts.get(m) or {} for m in cluster.managers]
-            if all(ms) and len({(s.get("applied_index"), s.get("store_digest")) for s in ms}) == 1:
+            if all(ms) and len({(s.get("applied_index"), s.get("store_digest")) for s in ms}) == 1 \
+                    and members_settled(dict(sts)):
                 return
             time.sleep(0.3)
 

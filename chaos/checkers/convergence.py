@@ -138,6 +138,15 @@ def _members_problems(latest: dict[str, dict], live: set[str], down: set[str] | 
     return problems
 
 
+def members_settled(statuses: dict[str, Any]) -> bool:
+    """Whether the member tables in one round of statuses would pass the `members` part now: the nodes
+    that answered (with a member table) see each other alive, see no silent node alive, and hold equal
+    endpoint tables. For harnesses that must take the final state only after convergence."""
+    live = {n for n, s in statuses.items() if _ok_status(s) and isinstance(s.get("members"), dict)}
+    down = {n for n, s in statuses.items() if not _ok_status(s)}
+    return bool(live) and not _members_problems({n: statuses[n] for n in live}, live, down)
+
+
 def check_members(run, heal: float | None, bound: float) -> dict:
     final_status = {n: f.get("status") for n, f in run.finals.items()}
     live = {n for n, s in final_status.items() if _ok_status(s) and isinstance(s.get("members"), dict)}

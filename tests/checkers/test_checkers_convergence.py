@@ -124,3 +124,26 @@ def test_convergence_task_history_replayed_after_restart_valid(tmp_path):
     for st in ("new", "assigned", "running"):
         b.j("m2", "task", ts=T0 + 30.1, task="web.1", service="web", slot=1, worker="w1", state=st)
     assert _part(_judge(b), "task-order")["verdict"] == "VALID"
+
+
+def test_members_settled_waits_for_endpoint_tables_and_silent_nodes():
+    """The predicate harnesses use before taking the final state: the same condition as the members
+    part, so a final state taken while gossip is still spreading cannot turn into 'never converged'."""
+    from chaos.checkers.convergence import members_settled
+
+    def st(members, endpoints=None):
+        s = {"members": {m: {"state": v, "incarnation": 0} for m, v in members.items()}}
+        if endpoints is not None:
+            s["endpoints"] = endpoints
+        return s
+
+    ep = {"w1/t1": {"owner": "w1", "value": "x"}}
+    agreed = {"w1": st({"w1": "alive", "w2": "alive"}, ep), "w2": st({"w1": "alive", "w2": "alive"}, ep)}
+    assert members_settled(agreed)
+    assert not members_settled({"w1": agreed["w1"], "w2": st({"w1": "alive", "w2": "alive"}, {})})
+    assert not members_settled({"w1": agreed["w1"], "w2": st({"w1": "suspect", "w2": "alive"}, ep)})
+    # w3 does not answer: while anyone still calls it alive, not settled; once it is dead, settled
+    assert not members_settled({**agreed, "w3": None,
+                                "w1": st({"w1": "alive", "w2": "alive", "w3": "alive"}, ep)})
+    assert members_settled({**agreed, "w3": None, "w1": st({"w1": "alive", "w2": "alive", "w3": "dead"}, ep)})
+    assert not members_settled({"w1": None, "w2": {"error": "no answer"}})
