@@ -103,12 +103,13 @@ def main(argv=None) -> int:
     ap.add_argument("--correct-seeds", type=int, default=None, help="seeds per experiment for the correct agent (default 5; quick 1)")
     ap.add_argument("--bugs", default="", help="comma-separated subset of bugs")
     ap.add_argument("--no-correct", action="store_true", help="skip the correct-agent runs")
+    ap.add_argument("--no-bugs", action="store_true", help="only the correct-agent runs (every shipped file)")
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--out", default=None, help="keep run directories here (default: a temporary directory)")
     args = ap.parse_args(argv)
     seeds = args.seeds or (2 if args.quick else 4)
     cseeds = args.correct_seeds or (1 if args.quick else 5)
-    bugs = [b for b in args.bugs.split(",") if b] or list(CATALOGUE)
+    bugs = [] if args.no_bugs else ([b for b in args.bugs.split(",") if b] or list(CATALOGUE))
     unknown = [b for b in bugs if b not in CATALOGUE]
     if unknown:
         ap.error(f"unknown bugs {unknown}")
@@ -155,7 +156,7 @@ def main(argv=None) -> int:
     correct: dict = {}
     false_alarms: list = []
     if not args.no_correct:
-        targets = sorted({CATALOGUE[b][0][0] for b in bugs}) if args.quick else shipped
+        targets = sorted({CATALOGUE[b][0][0] for b in bugs}) if args.quick and bugs else shipped
         for exp in targets:
             verdicts = []
             for seed in range(args.first_seed, args.first_seed + cseeds):

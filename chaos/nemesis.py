@@ -356,6 +356,7 @@ class Nemesis:
         self._threads: list[threading.Thread] = []
         self.error: BaseException | None = None
         self.lateness_s: list[float] = []
+        self.resolve_s: list[float] = []  # fault thread start -> targets resolved (intend-start)
         self.t0: float | None = None
 
     # -- public --
@@ -489,8 +490,11 @@ class Nemesis:
         with self._lock:
             view = dataclasses.replace(view, fired=dict(self._fired))
         targets, apply, undo = self._prepare(f, view, rng)
+        resolved = time.monotonic()
+        self.resolve_s.append(resolved - began)
         self.log.write(fault=f["id"], action="intend-start", kind=f["kind"], targets=targets,
                        planned_ts=self.wall_at(planned), lateness_s=round(began - planned, 4),
+                       resolve_s=round(resolved - began, 4),
                        details={"selector": _selector(f["spec"]), "leader": view.leader, "term": start_term})
         intended = time.time()
         details = apply()

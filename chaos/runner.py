@@ -50,6 +50,7 @@ from chaos.nemesis import FaultLog, Nemesis, View, resolve_target
 from chaos.toxi import LinkController
 from chaos.workload import HistoryWriter, RunClock, StatusPoller, Workload, WorkloadSpec
 
+VIEW_FIRST_S = 0.3  # see ClusterEffects.view
 VERIFY_PROBE_MS = 100  # a cut link costs a probe this long; a slow healthy link is retried until the deadline
 RESTART_ANSWER_S = 20.0
 SERVICE_RETRY_S = 30.0
@@ -81,8 +82,17 @@ class ClusterEffects:
         self.links = links
 
     def view(self) -> View:
-        return View(tuple(self.cluster.managers), tuple(self.cluster.workers),
-                    self.cluster.statuses(self.cluster.managers))
+        """The managers' statuses. A manager that has not answered within VIEW_FIRST_S (a paused one
+        never does) is left out once a majority answered and they show a leader: the nemesis resolves
+        a fault's targets from this view at the moment the fault fires, and must not fire it late by
+        a status timeout (1.5 s) whenever some manager is frozen."""
+        managers, workers = tuple(self.cluster.managers), tuple(self.cluster.workers)
+
+        def enough(got: dict) -> bool:
+            answered = sum(1 for s in got.values() if s is not None)
+            return answered * 2 > len(managers) and View(managers, workers, got).leader is not None
+
+        return View(managers, workers, self.cluster.statuses_early(list(managers), enough, VIEW_FIRST_S))
 
     def leader_store(self, leader: str) -> dict | None:
         try:
@@ -339,6 +349,7 @@ class Runner:
                         history_counts=self.writer.counts, workload={"skipped_slots": self.workload.skipped,
                                                                      "bound_hit": self.workload.bound_hit},
                         fire_lateness_s=_quantiles(self.nemesis.lateness_s),
+                        fault_resolve_s=_quantiles(self.nemesis.resolve_s),
                         partial=False, partial_reason=None, outcome="completed",
                         duration_s=round(self.clock.now() - self.run["started"], 3))
         return run_checks(self.run_dir)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import codecs
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -198,6 +198,25 @@ class Cluster:
         nodes = self.nodes if nodes is None else nodes
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(nodes)))) as pool:
             return dict(zip(nodes, pool.map(self.status, nodes)))
+
+    def statuses_early(self, nodes: list[str], enough: Callable[[dict[str, dict | None]], bool],
+                       first_s: float = 0.3) -> dict[str, dict | None]:
+        """Like `statuses`, but a node that has not answered after `first_s` is left out (None) as
+        soon as the answers so far are `enough`; otherwise every answer (or STATUS_TIMEOUT_S) is
+        awaited. A paused node never answers: without this, anything that needs the cluster's view
+        (the nemesis resolving a fault's targets) would wait out the whole timeout for it."""
+        pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(nodes))))
+        try:
+            futs = {pool.submit(self.status, n): n for n in nodes}
+            done, pending = wait(futs, timeout=first_s)
+            got = {n: None for n in nodes}
+            got.update({futs[f]: f.result() for f in done})
+            if pending and not enough(got):
+                wait(pending)
+                got.update({futs[f]: f.result() for f in pending})
+            return got
+        finally:
+            pool.shutdown(wait=False)  # a straggler ends on its own request timeout
 
     def journal(self, node: str, since: int = 0, timeout_s: float = 10.0) -> list[dict]:
         """The node's journal entries after `since` (docs/contracts.md section 4), on the control plane."""
