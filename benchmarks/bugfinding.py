@@ -47,7 +47,7 @@ CATALOGUE: dict[str, tuple[tuple[str, ...], str | None]] = {
     "dedup_lost_in_snapshot": (("rolling-restart", "slow-follower"), None),
     "task_state_backwards": (("worker-cut-from-managers",), None),
     "gossip_no_refute": (("leader-isolated", "worker-crash"), None),
-    "gossip_no_pushpull": (("leader-isolated", "worker-crash"), None),
+    "gossip_no_pushpull": (("cluster-split-long", "leader-isolated", "worker-crash"), None),
     "dispatcher_never_down": (("worker-crash", "worker-cut-from-managers"), "until-met"),
     "orchestrator_no_replace": (("worker-crash",), "until-met"),
 }
