@@ -552,8 +552,9 @@ class WorkloadConfig(Strict):
 
 class Recovery(Strict):
     window: Duration = Field(10.0, description="after the final heal, the workload keeps running this long")
-    converge: Duration = Field(30.0, description="then wait at most this long for the managers to agree "
-                                                 "before the final state is collected")
+    converge: Duration = Field(30.0, description="then wait at most this long for the managers to agree and "
+                                                 "the gossip member and endpoint tables to match before the "
+                                                 "final state is collected")
 
 
 CheckItem = Union[str, dict[str, Any]]

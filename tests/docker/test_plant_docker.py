@@ -41,7 +41,7 @@ CASES = [
                  id="stale_read", marks=FULL),
     pytest.param("ack_before_commit", "leader-isolated", 1, "linearizable", "INVALID", None,
                  id="ack_before_commit", marks=FULL),
-    pytest.param("gossip_no_pushpull", "leader-isolated", 1, "convergence", "INVALID", None,
+    pytest.param("gossip_no_pushpull", "cluster-split-long", 1, "convergence", "INVALID", None,
                  id="gossip_no_pushpull", marks=FULL),
     pytest.param("orchestrator_no_replace", "worker-crash", 1, "expectations", "UNKNOWN",
                  "until-met:crash", id="orchestrator_no_replace", marks=FULL),
