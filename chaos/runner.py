@@ -175,6 +175,21 @@ class RunOutcome:
     error: ChaosError | None = None
 
 
+def _convergence_bound_s(checks: list | None) -> float | None:
+    """The longer of the convergence check's managers and members bounds in this plan (defaults filled
+    in); None when the plan does not run that check. No checks named: the default set."""
+    from chaos.checkers.core import default_checks, parse_spec
+
+    for c in checks or default_checks():
+        try:
+            spec = parse_spec(c)
+        except ChaosError:
+            continue
+        if spec.checker == "convergence":
+            return float(max(spec.params["store_bound_s"], spec.params["members_bound_s"]))
+    return None
+
+
 class Runner:
     def __init__(self, loaded: Loaded, opts: RunOptions):
         self.loaded = loaded
@@ -339,7 +354,7 @@ class Runner:
             self.writer.close()
             if self.phases:
                 self.phases[-1]["end"] = self.clock.now()
-        self._settle(cluster)
+        self._settle(cluster, heal["ts"] if heal else None)
         self.poller.stop()
         if opts.live is not None:
             opts.live.stop()
@@ -393,16 +408,24 @@ class Runner:
                 raise EnvironmentError_(f"no leader within {timeout_s:.0f} s of the cluster being ready")
             time.sleep(0.2)
 
-    def _settle(self, cluster: Cluster) -> None:
+    def _settle(self, cluster: Cluster, heal_ts: float | None = None) -> None:
         """Poll until the managers agree on applied index and digest and the member and endpoint tables
-        agree (bounded), so the final state is taken after convergence, not in the middle of it; whether
-        it converged in time is the convergence checker's call."""
-        end = time.monotonic() + self.plan["recovery"]["converge_s"]
-        while time.monotonic() < end:
+        agree, so the final state is taken after convergence, not in the middle of it; whether it
+        converged in time is the convergence checker's call. Bounded by `recovery.converge`, and when
+        the convergence check is run, also by the heal plus its bounds: agreement after that cannot
+        change its verdict (late is INVALID too), so waiting longer would only cost time."""
+        now = time.monotonic()
+        end = now + self.plan["recovery"]["converge_s"]
+        bound = _convergence_bound_s(self.plan.get("checks"))
+        if heal_ts is not None and bound is not None:
+            end = min(end, now + (heal_ts + bound - self.clock.now()))
+        while True:
             sts = self.poller.poll_once()
             ms = [sts.get(m) or {} for m in cluster.managers]
             if all(ms) and len({(s.get("applied_index"), s.get("store_digest")) for s in ms}) == 1 \
                     and members_settled(dict(sts)):
+                return
+            if time.monotonic() + 0.3 >= end:
                 return
             time.sleep(0.3)
 
