@@ -180,14 +180,15 @@ def _convergence_bound_s(checks: list | None) -> float | None:
     in); None when the plan does not run that check. No checks named: the default set."""
     from chaos.checkers.core import default_checks, parse_spec
 
+    bounds = []
     for c in checks or default_checks():
         try:
             spec = parse_spec(c)
         except ChaosError:
             continue
         if spec.checker == "convergence":
-            return float(max(spec.params["store_bound_s"], spec.params["members_bound_s"]))
-    return None
+            bounds += [spec.params["store_bound_s"], spec.params["members_bound_s"]]
+    return float(max(bounds)) if bounds else None
 
 
 class Runner:

@@ -196,8 +196,7 @@ class Cluster:
 
     def statuses(self, nodes: list[str] | None = None) -> dict[str, dict | None]:
         nodes = self.nodes if nodes is None else nodes
-        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(nodes)))) as pool:
-            return dict(zip(nodes, pool.map(self.status, nodes)))
+        return self.statuses_early(nodes, lambda got: False)
 
     def statuses_early(self, nodes: list[str], enough: Callable[[dict[str, dict | None]], bool],
                        first_s: float = 0.3) -> dict[str, dict | None]:
