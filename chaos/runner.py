@@ -31,8 +31,8 @@ from typing import Callable
 
 import requests
 
+from chaos import settle as settle_mod
 from chaos.checkers import run_checks
-from chaos.checkers.convergence import members_settled
 from chaos.checkers.core import Results
 from chaos.env import cleanup as cleanup_mod
 from chaos.env import nodeops
@@ -355,13 +355,14 @@ class Runner:
             self.writer.close()
             if self.phases:
                 self.phases[-1]["end"] = self.clock.now()
-        self._settle(cluster, heal["ts"] if heal else None)
+        settled = self._settle(cluster, heal["ts"] if heal else None)
         self.poller.stop()
         if opts.live is not None:
             opts.live.stop()
         self._collect(cluster)
         self.faults.close()
         self._write_run(ended=self.clock.now(), heal_ts=heal["ts"] if heal else None, phases=self.phases,
+                        settle=settled,
                         history_counts=self.writer.counts, workload={"skipped_slots": self.workload.skipped,
                                                                      "bound_hit": self.workload.bound_hit},
                         fire_lateness_s=_quantiles(self.nemesis.lateness_s),
@@ -409,52 +410,60 @@ class Runner:
                 raise EnvironmentError_(f"no leader within {timeout_s:.0f} s of the cluster being ready")
             time.sleep(0.2)
 
-    def _settle(self, cluster: Cluster, heal_ts: float | None = None) -> None:
-        """Poll until the managers agree on applied index and digest and the member and endpoint tables
-        agree, so the final state is taken after convergence, not in the middle of it; whether it
-        converged in time is the convergence checker's call. Bounded by `recovery.converge`, and when
-        the convergence check is run, also by the heal plus its bounds: agreement after that cannot
-        change its verdict (late is INVALID too), so waiting longer would only cost time."""
+    def _settle(self, cluster: Cluster, heal_ts: float | None = None) -> dict:
+        """Poll in concurrent rounds until the managers agree on applied index and digest in two
+        consecutive rounds and the member and endpoint tables agree, so the final state is taken after
+        convergence, not in the middle of it (chaos/settle.py); whether it converged in time is the
+        convergence checker's call. Returns the evidence for run.json `settle`. Bounded by
+        `recovery.converge`, and when the convergence check is run, also by the heal plus its bounds:
+        agreement after that cannot change its verdict (late is INVALID too), so waiting longer would
+        only cost time."""
         now = time.monotonic()
         end = now + self.plan["recovery"]["converge_s"]
         bound = _convergence_bound_s(self.plan.get("checks"))
         if heal_ts is not None and bound is not None:
             end = min(end, now + (heal_ts + bound - self.clock.now()))
-        while True:
-            sts = self.poller.poll_once()
-            ms = [sts.get(m) or {} for m in cluster.managers]
-            if all(ms) and len({(s.get("applied_index"), s.get("store_digest")) for s in ms}) == 1 \
-                    and members_settled(dict(sts)):
-                return
-            if time.monotonic() + 0.3 >= end:
-                return
-            time.sleep(0.3)
+        return settle_mod.settle(self.poller.poll_once, list(cluster.managers), end, clock=self.clock.now)
 
     def _collect(self, cluster: Cluster) -> None:
-        """Journals, final statuses and stores, logs of every node, also of nodes that are down."""
+        """Final statuses and stores of every node in one concurrent round first; then journals, each
+        read after its node's final state (so a journal covers at least the state its final file
+        shows), workers first and the managers with the lowest final applied index last; then logs.
+        Also of nodes that are down (their journal is read from the container's volume)."""
+        finals = self._final_states(cluster)
         missing = []
-        for node in cluster.nodes:
+        for node in _journal_order(cluster, finals):
             events, source = _journal(cluster, node)
+            finals[node]["journal_source"] = source
             if events is None:
                 missing.append(node)
             else:
                 with open(self.run_dir / "events" / f"{node}.jsonl", "w", encoding="utf-8") as fh:
                     fh.write(events)
-            status = cluster.status(node)
-            final: dict = {"status": status, "journal_source": source}
-            if cluster.handles[node].kind == "manager":
-                try:
-                    final["store"] = cluster.store(node)
-                except (requests.RequestException, ValueError) as exc:
-                    final["store"] = None
-                    final["store_error"] = f"{type(exc).__name__}: {exc}"
-            (self.run_dir / "final" / f"{node}.json").write_text(json.dumps(final, indent=1), encoding="utf-8")
+        for node in cluster.nodes:
+            (self.run_dir / "final" / f"{node}.json").write_text(json.dumps(finals[node], indent=1),
+                                                                 encoding="utf-8")
             try:
                 (self.run_dir / "logs" / f"{node}.log").write_text(cluster.logs(node), encoding="utf-8")
             except ChaosError:
                 pass
         if missing:
             self._write_run(missing_journals=missing)
+
+    def _final_states(self, cluster: Cluster) -> dict[str, dict]:
+        """node -> {"status", "store" (managers), "store_error"?, "read_ts"}, all nodes read at once."""
+        def read(node: str) -> dict:
+            out: dict = {"status": cluster.status(node)}
+            if cluster.handles[node].kind == "manager":
+                try:
+                    out["store"] = cluster.store(node)
+                except (requests.RequestException, ValueError) as exc:
+                    out["store"] = None
+                    out["store_error"] = f"{type(exc).__name__}: {exc}"
+            out["read_ts"] = self.clock.now()
+            return out
+
+        return settle_mod.read_concurrently(read, list(cluster.nodes))
 
     # -- endings --
 
@@ -562,6 +571,19 @@ class _ServiceOps:
             row["error"] = error
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row, separators=(",", ":")) + "\n")
+
+
+def _journal_order(cluster: Cluster, finals: dict[str, dict]) -> list[str]:
+    """Workers first, then managers from the highest final applied index to the lowest: a manager
+    that was a commit behind when its store was read has the longest to catch up before its journal
+    is read (chaos/checkers/convergence.py compares the stores at a common index through them)."""
+    def key(node: str) -> tuple:
+        store = finals.get(node, {}).get("store")
+        applied = store.get("applied_index") if isinstance(store, dict) else None
+        is_manager = cluster.handles[node].kind == "manager"
+        return (is_manager, -(applied if isinstance(applied, int) else -1))
+
+    return sorted(cluster.nodes, key=key)
 
 
 def _journal(cluster: Cluster, node: str) -> tuple[str | None, str]:

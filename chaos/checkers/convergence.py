@@ -4,11 +4,26 @@ Owns the six liveness properties below, each with its own verdict in the evidenc
 check's verdict composes them (INVALID > UNKNOWN > VALID). Times are seconds after run.json
 `heal_ts`; a status poll (status.jsonl) "at t" means every node's latest poll at or before t.
 
-  managers   every manager in final/ reports the same applied_index and store_digest (a final status
-             with an error counts as disagreement; a missing final file is UNKNOWN), and the status
-             polls first show all managers agreeing (all answered, same applied index and digest)
-             within `store_bound_s`. Final disagreement or late agreement: INVALID. No polls after
-             heal: UNKNOWN (the time cannot be judged).
+  managers   the managers' final stores agree, and the status polls first show all managers agreeing
+             (all answered, same applied index and digest) within `store_bound_s` (late: INVALID;
+             never: INVALID; no polls after heal: UNKNOWN, the time cannot be judged). A manager
+             whose final status records an error reports no state: INVALID; a missing final file
+             (or one without the fields) is UNKNOWN. The final stores agree when every manager's
+             final/<m>.json (store, else status) has the same (applied_index, store_digest), or,
+             when they were read at different applied indexes (the cluster committed between the
+             reads: chaos/settle.py), by this rule, with D_m(i) the digest of manager m at index i:
+             its final read if i is its final index, else the last `apply`/`snapshot` event at i in
+             its journal (the runner reads a journal after its node's final store):
+               1. different: at each manager's final index, and at the index of run.json
+                  `settle.agreed` (all managers seen equal in two consecutive concurrent rounds),
+                  every known D_m(i) (and the settle digest) must be equal. Else INVALID.
+               2. common index: with lo the lowest final index, every manager's D_m(lo) must be
+                  known. Else UNKNOWN (nothing to compare them at).
+               3. behind: every manager below the highest final index hi must have caught up: its
+                  journal reaches hi, or `settle.agreed` saw every manager at an index <= its final
+                  index. Else INVALID ("really behind", with each one's final index and journal top),
+                  or UNKNOWN when that manager's journal is incomplete (the record may end early).
+             Then the timing above is judged as when the final reads agree.
   members    the live set is the nodes whose final status answered. Within `members_bound_s`, every
              live node's member table marks every other live node `alive` and no non-live node
              `alive`, and this holds in the final statuses. If statuses carry an `endpoints` table,
@@ -64,11 +79,11 @@ def _ok_status(s: Any) -> bool:
     return isinstance(s, dict) and "error" not in s
 
 
-def check_managers(run, heal: float | None, bound: float) -> dict:
-    managers = run.managers()
+def _final_pairs(run, managers: list[str]) -> tuple[dict, list[str], dict]:
+    """(manager -> (applied_index, digest) from its final store, else its final status; managers
+    without a usable final file; the final view for evidence). A final status that records an error
+    counts (as (None, None)): the manager was unreachable at the end."""
     finals = {m: run.finals.get(m) for m in managers}
-    if not managers or not any(finals.values()):
-        return _part(Verdict.UNKNOWN, "nothing to check: no manager final state")
     view = {}
     for m, f in finals.items():
         f = f or {}
@@ -81,23 +96,41 @@ def check_managers(run, heal: float | None, bound: float) -> dict:
             finals[m] = None  # a final file without the fields: missing evidence, not a disagreement
     missing = sorted(m for m, f in finals.items() if f is None)
     view = {m: v for m, v in view.items() if finals[m] is not None}
+    return view, missing, {m: {"applied_index": a, "store_digest": d} for m, (a, d) in view.items()}
+
+
+def check_managers(run, heal: float | None, bound: float) -> dict:
+    managers = run.managers()
+    if not managers or not any(run.finals.get(m) for m in managers):
+        return _part(Verdict.UNKNOWN, "nothing to check: no manager final state")
+    view, missing, final_view = _final_pairs(run, managers)
     if not view:
         return _part(Verdict.UNKNOWN, "nothing to check: no manager final state with applied index and digest")
-    distinct = {v for v in view.values()}
-    final_view = {m: {"applied_index": a, "store_digest": d} for m, (a, d) in view.items()}
-    if len(distinct) != 1 or None in next(iter(distinct)):
-        return _part(Verdict.INVALID, "managers end with different applied index / store digest"
-                     if len(distinct) != 1 else "a manager reports no applied index / digest at the end "
-                     "(unreachable?)", final=final_view)
+    if any(None in v for v in view.values()):
+        return _part(Verdict.INVALID, "a manager reports no applied index / digest at the end (unreachable?)",
+                     final=final_view)
+    extra: dict = {}
+    if len(set(view.values())) != 1:
+        judged = compare_at_common_index(run, view)
+        if judged["verdict"] != Verdict.VALID.value:
+            return {**judged, "final": final_view}
+        extra = {"common_index": judged["common_index"], "caught_up": judged["caught_up"]}
     if missing:
         return _part(Verdict.UNKNOWN, f"no final/<node>.json for manager(s) {', '.join(missing)}",
-                     final=final_view)
+                     final=final_view, **extra)
+    return _time_managers(run, managers, heal, bound, final_view, extra)
+
+
+def _time_managers(run, managers: list[str], heal: float | None, bound: float, final_view: dict,
+                   extra: dict) -> dict:
+    """The final stores agree (at a common index): when did the status polls first show agreement?"""
     if heal is None:
-        return _part(Verdict.UNKNOWN, "final stores agree but run.json has no heal_ts to time it", final=final_view)
+        return _part(Verdict.UNKNOWN, "final stores agree but run.json has no heal_ts to time it", final=final_view,
+                     **extra)
     polls = [p for p in _polls_after(run.status, heal) if p.get("node") in managers]
     if not polls:
         return _part(Verdict.UNKNOWN, "final stores agree but no status polls after heal to time it",
-                     final=final_view)
+                     final=final_view, **extra)
 
     def agree(latest):
         if not all(_ok_status(s) for s in latest.values()):
@@ -107,11 +140,87 @@ def check_managers(run, heal: float | None, bound: float) -> dict:
     t = _first_time(polls, managers, agree)
     if t is None:
         return _part(Verdict.INVALID, "status polls never showed the managers agreeing after heal "
-                     "(final stores agree)", final=final_view)
+                     "(final stores agree)", final=final_view, **extra)
     dt = t - heal
     v = Verdict.VALID if dt <= bound else Verdict.INVALID
-    return _part(v, f"managers agreed {dt:.2f} s after heal (bound {bound:g} s)", converged_after_s=round(dt, 3),
-                 final=final_view)
+    at = f" (final reads compared at common index {extra['common_index']})" if extra else ""
+    return _part(v, f"managers agreed {dt:.2f} s after heal (bound {bound:g} s){at}", converged_after_s=round(dt, 3),
+                 final=final_view, **extra)
+
+
+# --- final stores read at different applied indexes -------------------------------------------
+
+
+def _journal_digests(evs: list[dict]) -> dict[int, str]:
+    """index -> store digest after it, from `apply` and `snapshot` events (the latest in journal order
+    wins: a restarted manager re-applies its log, and its store now is the one last built)."""
+    out: dict[int, str] = {}
+    for e in evs:
+        if e.get("type") in ("apply", "snapshot") and isinstance(e.get("store_digest"), str):
+            out[e["index"]] = e["store_digest"]
+    return out
+
+
+def settle_agreement(run) -> tuple[int, str] | None:
+    """run.json `settle.agreed` (chaos/settle.py): the (applied_index, digest) every manager showed
+    in two consecutive concurrent rounds, or None (not recorded, never seen, or malformed)."""
+    settle = run.run.get("settle")
+    agreed = settle.get("agreed") if isinstance(settle, dict) else None
+    if not isinstance(agreed, dict):
+        return None
+    a, d, rounds = agreed.get("applied_index"), agreed.get("store_digest"), agreed.get("rounds")
+    if isinstance(a, bool) or not isinstance(a, int) or not isinstance(d, str) \
+            or not (isinstance(rounds, list) and len(rounds) == 2):
+        return None
+    return a, d
+
+
+def compare_at_common_index(run, view: dict[str, tuple[int, str]]) -> dict:
+    """The rule for final stores read at different applied indexes (module docstring, `managers`)."""
+    digests = {m: _journal_digests(evs) for m, evs in run.journals_of(sorted(view)).items()}
+    for m, (a, d) in view.items():
+        digests.setdefault(m, {})[a] = d   # the final read itself is a point of m's history
+    settled = settle_agreement(run)
+    points = sorted({a for a, _ in view.values()} | ({settled[0]} if settled else set()))
+    for i in points:
+        seen = {m: digests[m][i] for m in view if i in digests[m]}
+        if settled and i == settled[0]:
+            seen = {**seen, "settle rounds": settled[1]}
+        if len(set(seen.values())) > 1:
+            return _part(Verdict.INVALID, f"managers hold different stores at applied index {i}: "
+                         + ", ".join(f"{m} {d[:16]}" for m, d in sorted(seen.items())), different_at=i,
+                         digests_at=seen)
+    lo, hi = min(a for a, _ in view.values()), max(a for a, _ in view.values())
+    unknown = sorted(m for m in view if lo not in digests[m])
+    if unknown:
+        return _part(Verdict.UNKNOWN, f"final stores read at applied indexes {lo}..{hi} cannot be compared at "
+                     f"{lo}: no apply event at {lo} in the journal of {', '.join(unknown)}", common_index=lo)
+    caught_up, behind = {}, []
+    for m, (a, _) in sorted(view.items()):
+        if a == hi:
+            continue
+        top = max(digests[m])
+        if top >= hi:
+            caught_up[m] = f"its journal reaches index {top}"
+        elif settled is not None and settled[0] <= a:
+            caught_up[m] = f"the settle rounds saw every manager at index {settled[0]}"
+        else:
+            behind.append((m, a, top))
+    if behind:
+        return _behind(run, behind, hi, lo, caught_up, settled)
+    return _part(Verdict.VALID, f"final stores agree at common index {lo}", common_index=lo, caught_up=caught_up)
+
+
+def _behind(run, behind: list[tuple], hi: int, lo: int, caught_up: dict, settled: tuple | None) -> dict:
+    gaps = [g.message for m, _, _ in behind for g in run.gaps_for([("journal", m)])]
+    detail = "; ".join(f"{m} at {a} (journal to {top})" for m, a, top in behind)
+    if gaps:
+        return _part(Verdict.UNKNOWN, f"cannot tell whether {detail} caught up with index {hi}: its journal is "
+                     f"incomplete ({gaps[0]})", common_index=lo, caught_up=caught_up)
+    settle = ("the settle rounds never saw every manager agree" if settled is None else
+              f"the settle rounds saw every manager at {settled[0]}, above its final index")
+    return _part(Verdict.INVALID, f"manager(s) really behind: {detail}, others at {hi}; {settle}",
+                 behind={m: a for m, a, _ in behind}, common_index=lo, caught_up=caught_up)
 
 
 def _members_problems(latest: dict[str, dict], live: set[str], down: set[str] | None = None) -> list[str]:

@@ -147,3 +147,116 @@ def test_members_settled_waits_for_endpoint_tables_and_silent_nodes():
                                 "w1": st({"w1": "alive", "w2": "alive", "w3": "alive"}, ep)})
     assert members_settled({**agreed, "w3": None, "w1": st({"w1": "alive", "w2": "alive", "w3": "dead"}, ep)})
     assert not members_settled({"w1": None, "w2": {"error": "no answer"}})
+
+
+# --- final stores read at different applied indexes (issue 21 item 1) -----------------------------
+
+
+def _raced(tmp_path, finals: dict, journal_top: dict, entries: int = 6, upto: int = 8, settle=None):
+    """healthy_cluster, then the leader m2 commits entries entries+1..upto after the cluster agreed
+    (task reconciliation, say); each manager's journal applies them up to journal_top[m] and its
+    final store was read at finals[m] (a commit between two nodes' reads)."""
+    from .builder import chain
+
+    b = healthy_cluster(tmp_path / "run", entries=entries)
+    prev = b.journals["m2"][-1]
+    prev_hash = next(e["hash"] for e in reversed(b.journals["m2"]) if e["type"] == "apply")
+    ts = prev["ts"] + 30
+    hashes = {}
+    for i in range(entries + 1, upto + 1):
+        prev_hash = chain(prev_hash, 2, f"e{i}")
+        hashes[i] = prev_hash
+    for m in MANAGERS:
+        for i in range(entries + 1, journal_top[m] + 1):
+            b.j(m, "append", ts=ts + i, index=i, term=2, hash=hashes[i])
+            b.j(m, "commit", ts=ts + i, index=i)
+            b.j(m, "apply", ts=ts + i, index=i, term=2, hash=hashes[i], store_digest=f"d{i}")
+        b.finals[m]["store"].update(applied_index=finals[m], store_digest=f"d{finals[m]}")
+        b.finals[m]["status"].update(applied_index=finals[m], store_digest=f"d{finals[m]}")
+    if settle is not None:
+        b.run["settle"] = {"agreed": {"applied_index": settle, "store_digest": f"d{settle}", "rounds": [3, 4],
+                                      "ts": b.run["heal_ts"] + 3}, "reason": None}
+    return b
+
+
+def test_convergence_final_reads_at_different_indexes_journals_agree_valid(tmp_path):
+    """The new user's case: m1 83, m2 85, m3 83 at load 3-4, a correct cluster. Each journal reaches
+    the highest final index with the same digests: VALID, compared at the common index."""
+    b = _raced(tmp_path, finals={"m1": 6, "m2": 8, "m3": 7}, journal_top={"m1": 8, "m2": 8, "m3": 8})
+    c = _judge(b)
+    p = _part(c, "managers")
+    assert c.verdict == Verdict.VALID, (c.summary, p)
+    assert p["common_index"] == 6 and set(p["caught_up"]) == {"m1", "m3"}
+    assert "compared at common index 6" in p["summary"]
+
+
+def test_convergence_lower_final_read_caught_up_by_settle_agreement_valid(tmp_path):
+    """m1's journal was read before it applied 7 and 8, but the settle rounds saw every manager at 6
+    (two consecutive concurrent rounds) and its final store is at 6: not behind, the reads raced."""
+    b = _raced(tmp_path, finals={"m1": 6, "m2": 8, "m3": 8}, journal_top={"m1": 6, "m2": 8, "m3": 8}, settle=6)
+    p = _part(_judge(b), "managers")
+    assert p["verdict"] == "VALID", p
+    assert "settle rounds" in p["caught_up"]["m1"]
+
+
+def test_convergence_manager_really_behind_invalid(tmp_path):
+    """Same reads, no settle agreement: m1 never reached index 8 by anything on record."""
+    b = _raced(tmp_path, finals={"m1": 6, "m2": 8, "m3": 8}, journal_top={"m1": 6, "m2": 8, "m3": 8})
+    c = _judge(b)
+    p = _part(c, "managers")
+    assert c.verdict == Verdict.INVALID and p["verdict"] == "INVALID", p
+    assert "really behind: m1 at 6 (journal to 6)" in p["summary"] and p["behind"] == {"m1": 6}
+
+
+def test_convergence_settle_agreement_above_the_final_read_is_behind_invalid(tmp_path):
+    """Settle saw everyone at 7, m1's final read is at 6 (it went back) and its journal stops there."""
+    b = _raced(tmp_path, finals={"m1": 6, "m2": 8, "m3": 8}, journal_top={"m1": 6, "m2": 8, "m3": 8}, settle=7)
+    p = _part(_judge(b), "managers")
+    assert p["verdict"] == "INVALID" and "above its final index" in p["summary"], p
+
+
+def test_convergence_really_different_store_at_common_index_invalid(tmp_path):
+    """m3 applied index 7 to a different store than the others: INVALID at index 7, whatever the reads."""
+    b = _raced(tmp_path, finals={"m1": 8, "m2": 8, "m3": 7}, journal_top={"m1": 8, "m2": 8, "m3": 8})
+    b.finals["m3"]["store"]["store_digest"] = "x7"
+    c = _judge(b)
+    p = _part(c, "managers")
+    assert c.verdict == Verdict.INVALID and p["different_at"] == 7, p
+    assert p["digests_at"]["m3"] == "x7" and p["digests_at"]["m1"] == "d7"
+
+
+def test_convergence_journal_digest_differs_from_a_final_read_invalid(tmp_path):
+    """The difference is only in a journal: m1's journal applied 8 to another digest than m2's store."""
+    b = _raced(tmp_path, finals={"m1": 6, "m2": 8, "m3": 8}, journal_top={"m1": 8, "m2": 8, "m3": 8})
+    apply8 = next(e for e in b.journals["m1"] if e["type"] == "apply" and e["index"] == 8)
+    apply8["store_digest"] = "other"
+    p = _part(_judge(b), "managers")
+    assert p["verdict"] == "INVALID" and p["different_at"] == 8, p
+
+
+def test_convergence_settle_digest_differs_invalid(tmp_path):
+    b = _raced(tmp_path, finals={"m1": 6, "m2": 8, "m3": 8}, journal_top={"m1": 8, "m2": 8, "m3": 8}, settle=7)
+    b.run["settle"]["agreed"]["store_digest"] = "other"
+    p = _part(_judge(b), "managers")
+    assert p["verdict"] == "INVALID" and p["different_at"] == 7, p
+
+
+def test_convergence_no_digest_at_the_common_index_unknown(tmp_path):
+    """m2's journal has no apply at 6 (say a snapshot was installed above it): nothing to compare at."""
+    b = _raced(tmp_path, finals={"m1": 6, "m2": 8, "m3": 8}, journal_top={"m1": 8, "m2": 8, "m3": 8})
+    for m in ("m2", "m3"):
+        b.journals[m] = [e for e in b.journals[m] if not (e["type"] == "apply" and e["index"] == 6)]
+    p = _part(_judge(b), "managers")
+    assert p["verdict"] == "UNKNOWN" and "no apply event at 6" in p["summary"], p
+
+
+def test_convergence_behind_with_a_cut_journal_unknown(tmp_path):
+    """m1's journal ends in a cut line: it may have gone on to 8, so 'behind' is not shown."""
+    b = _raced(tmp_path, finals={"m1": 6, "m2": 8, "m3": 8}, journal_top={"m1": 6, "m2": 8, "m3": 8})
+    path = b.write()
+    with (path / "events" / "m1.jsonl").open("a") as fh:
+        fh.write('{"type": "apply", "ind')
+    c = run_checks(path, ["convergence"]).checks[0]
+    p = _part(c, "managers")
+    assert c.verdict == Verdict.UNKNOWN and p["verdict"] == "UNKNOWN", p
+    assert "incomplete" in p["summary"]
