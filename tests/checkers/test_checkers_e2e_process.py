@@ -18,7 +18,7 @@ import time
 import pytest
 
 from chaos.checkers import Verdict, run_checks
-from chaos.checkers.convergence import members_settled
+from chaos.settle import read_concurrently, settle
 
 localcluster = pytest.importorskip("swarmnode.agent.localcluster")
 LocalCluster, http, wait_for = localcluster.LocalCluster, localcluster.http, localcluster.wait_for
@@ -85,24 +85,27 @@ def _run_clients(c, rec, seed, n_clients, n_ops, base_proc, counter, limit_s=20.
 
 
 def _poll(c, status_rows):
-    sts = {}
-    for n in c.ids:
+    """One concurrent round of every node's status (chaos/settle.py: the managers' applied indexes
+    are read at the same moment, not one after another while the cluster commits)."""
+    def one(n):
         code, body = c.get(n, "/status", timeout=1.0)
-        st = body if code == 200 else {"error": body.get("error", code)}
-        status_rows.append({"ts": time.time(), "node": n, "status": st})
-        sts[n] = st
+        return body if code == 200 else {"error": body.get("error", code)}
+
+    sts = read_concurrently(one, list(c.ids))
+    now = time.time()
+    status_rows.extend({"ts": now, "node": n, "status": st} for n, st in sorted(sts.items()))
     return sts
 
 
-def _converged(sts, c):
-    ms = [sts[m] for m in c.manager_ids]
-    if any("error" in s for s in sts.values()):
-        return False
-    if len({(s.get("applied_index"), s.get("store_digest")) for s in ms}) != 1:
-        return False
-    # the checker's own member condition, endpoint tables included: the final state must not be taken
-    # while a task endpoint is still spreading by gossip (CI once caught w1 and w2 mid-way)
-    return members_settled(sts)
+def _final_states(c):
+    """Every node's final status and (managers) store, in one concurrent round, as the runner does;
+    the journals are copied after the agents stop, so each covers at least its final state."""
+    def one(n):
+        st = c.status(n)
+        code, store = c.get(n, "/store") if n in c.manager_ids else (0, None)
+        return {"status": st, "store": store if code == 200 else None, "read_ts": time.time()}
+
+    return read_concurrently(one, list(c.ids))
 
 
 def test_checkers_e2e_local_cluster_leader_kill_all_valid(tmp_path):
@@ -132,13 +135,9 @@ def test_checkers_e2e_local_cluster_leader_kill_all_valid(tmp_path):
         faults.append({"ts": heal, "fault": "f1", "action": "stop", "kind": "kill", "targets": [leader],
                        "details": {}})
         _run_clients(c, rec, SEED + 2, 4, 10, 20, counter)
-        wait_for(lambda: _converged(_poll(c, status_rows), c), 40, interval_s=0.2, what="convergence")
-        _poll(c, status_rows)
-        finals = {}
-        for n in c.ids:
-            st = c.status(n)
-            code, store = c.get(n, "/store")
-            finals[n] = {"status": st, "store": store if code == 200 and n in c.manager_ids else None}
+        settled = settle(lambda: _poll(c, status_rows), list(c.manager_ids), time.monotonic() + 40)
+        assert settled["reason"] is None, settled
+        finals = _final_states(c)
         t_end = time.time()
     finally:
         c.stop_all()
@@ -154,7 +153,8 @@ def test_checkers_e2e_local_cluster_leader_kill_all_valid(tmp_path):
         "phases": [{"name": "steady", "start": t_start, "end": t_fault},
                    {"name": "fault", "start": t_fault, "end": heal},
                    {"name": "recovery", "start": heal, "end": t_end}],
-        "nodes": {n: {"role": "manager" if n in c.manager_ids else "worker"} for n in c.ids}}))
+        "nodes": {n: {"role": "manager" if n in c.manager_ids else "worker"} for n in c.ids},
+        "settle": settled}))
     with (run_dir / "history.jsonl").open("w") as fh:
         for ev in rec.events:
             fh.write(json.dumps(ev) + "\n")
