@@ -5,8 +5,9 @@ availability: operations are assigned to run.json phases by invocation time (no 
 info, the share of ok (a cas refused with error `cas-mismatch` was served, so it counts as ok
 here), and latency quantiles (p50/p95/p99, nearest-rank, over ok operations).
 Judged phases: `phases` if given, else those starting at or after heal_ts. INVALID when a judged
-phase has an ok share below `min_ok_share` or a p99 above `max_p99_s`; UNKNOWN when no judged phase
-has operations.
+phase has an ok share below `min_ok_share` or a p99 above `max_p99_s`. No data is UNKNOWN, never
+VALID: a judged phase in which the workload recorded no operation (or, with `max_p99_s`, no ok
+operation to measure latency on).
 
 recovery: (1) time to a new leader after each leader fault: a faults.jsonl `start` of a kind in
 `leader_fault_kinds` whose targets include the leader at that moment (from journal role events, the
@@ -14,7 +15,8 @@ highest-term leader whose latest role event is `leader`); the time is until a ro
 a higher term on any node. No new leader is INVALID only when the fault lasted longer than
 `max_leader_s`; otherwise it is noted and not judged. (2) time from heal_ts to the completion of the
 first ok write / cas / delete. INVALID above `max_heal_to_write_s`, or when writes were attempted after
-heal and none succeeded. UNKNOWN when neither measure has data.
+heal and none succeeded. (1) without a leader fault is not applicable; (2) without data (no heal_ts,
+or no write / cas / delete invoked after heal) is UNKNOWN, never VALID.
 
 Must not import: click, rich, docker.
 """
@@ -112,9 +114,23 @@ def availability(run, min_ok_share, max_p99_s, phases) -> Outcome:
             "no operations in the judged phases" if judged else "no phase at or after heal"), evidence)
     if min_ok_share is None and max_p99_s is None:
         return Outcome(Verdict.UNKNOWN, "no thresholds given: measured only", evidence)
+    no_data = _unmeasured(judged, stats, max_p99_s)
+    if no_data:
+        return Outcome(Verdict.UNKNOWN, f"nothing to check in {no_data}", evidence)
     return Outcome(Verdict.VALID, "; ".join(f"{p}: ok {stats[p]['ok_share']:.3f}, p99 "
                                             + (f"{stats[p]['p99_s']:.3f} s" if stats[p]['p99_s'] is not None else "-")
                                             for p in with_ops), evidence)
+
+
+def _unmeasured(judged: list[str], stats: dict, max_p99_s: float | None) -> str | None:
+    """No data: a judged phase in which the workload recorded no operation, or (with a p99 bound) no
+    ok operation to measure latency on. Such a phase is not served well; it is not judged at all."""
+    for p in judged:
+        if not stats[p]["ops"]:
+            return f"phase {p}: no operations recorded in it"
+        if max_p99_s is not None and stats[p]["p99_s"] is None:
+            return f"phase {p}: no ok operation to measure p99 on"
+    return None
 
 
 # --- recovery ---------------------------------------------------------------------------------
@@ -237,9 +253,10 @@ def recovery(run, max_leader_s, max_heal_to_write_s, leader_fault_kinds, max_ele
     if misses:
         return Outcome(Verdict.INVALID, "; ".join(misses), evidence)
     judged = [m for m in measured if m.get("seconds") is not None]
-    if not judged and "heal_to_first_write_s" not in write_info:
-        return Outcome(Verdict.UNKNOWN, "nothing to check: no leader fault with a known leader and no "
-                                        "write after heal", evidence)
+    if "heal_to_first_write_s" not in write_info:
+        why = "run.json has no heal_ts" if heal is None else "the workload recorded no write after heal"
+        return Outcome(Verdict.UNKNOWN, f"nothing to check: {why}, so the time from heal to the first write "
+                                        "is not measured", evidence)
     parts = [f"new leader after {m['seconds']:.2f} s ({m['fault']})" for m in judged]
     if "heal_to_first_write_s" in write_info:
         parts.append(f"first write {write_info['heal_to_first_write_s']:.2f} s after heal")

@@ -18,7 +18,8 @@ completed and after `heal_ts` (when known).
 A final value that no recorded operation wrote on a key with no acknowledged mutation is not a loss
 the record can show (nothing acknowledged was lost; the value may come from an operation the history
 lacks): UNKNOWN, "the history cannot explain it", never INVALID. The same for an empty history next to
-final stores that hold values: nothing to judge.
+final stores that hold values: nothing to judge. A history without any acknowledged mutation is
+UNKNOWN too (nothing acknowledged can have been lost): no data is never VALID.
 
 Our workloads write unique values. If values repeat, a lost write can hide behind an equal older
 value, so the rule may miss a loss, but it never reports one falsely.
@@ -96,8 +97,9 @@ def check(ops: list[Op], stores: dict[str, dict], heal_ts: float | None, unreach
         stored = sum(1 for obs in observations.values() for _, v in obs if v is not None)
         return Outcome.nothing(f"history.jsonl holds no operations, so it cannot explain the {stored} "
                                f"value(s) in the final stores")
-    if not acked and not any(v is not None for obs in observations.values() for _, v in obs):
-        return Outcome.nothing("no acknowledged mutations and nothing stored")
+    if not acked:
+        return Outcome.nothing("the workload recorded no acknowledged write / cas / delete, so no write "
+                               "can have been lost")
     lost, unexplained = [], []
     n_checked = 0
     written = {key: {_canon(_effect(m)) for m in ms} for key, ms in muts_by_key.items()}

@@ -34,6 +34,9 @@ current term, commit and apply progress, and checking (Raft paper, Ongaro & Oust
                        hash and reached the same store digest; an applied entry matches the hash in
                        the applying node's log.
 
+No data is UNKNOWN, never VALID: journals without Raft events, or in which no node became leader or
+no entry was committed (commit, apply or snapshot events): the rules would hold vacuously.
+
 Logs are rebuilt from append / truncate / snapshot events; they persist across boots (the journal
 is the node's durable history). An append over an existing entry with a different hash and no
 truncate is treated as an implicit truncation and noted in the evidence (not a violation).
@@ -273,8 +276,10 @@ def check_journals(journals: dict[str, list[dict]], commit_persisted: bool = Fal
         rules = ", ".join(f"{r} ({v.counts[r]})" for r in RULES if v.counts.get(r))
         first = next(v.by_rule[r][0]["detail"] for r in RULES if v.by_rule.get(r))
         return Outcome(Verdict.INVALID, f"violated: {rules}; first: {first}", evidence)
-    if not counts.get("role") and not counts.get("append"):
-        return Outcome(Verdict.UNKNOWN, "journals hold no role or append events: nothing to judge", evidence)
+    if not leaders or not committed:
+        missing = "no node became leader" if not leaders else "no entry was committed"
+        return Outcome(Verdict.UNKNOWN, f"nothing to check: {missing} in the journals, so most safety rules "
+                                        "had nothing to judge", evidence)
     return Outcome(Verdict.VALID, f"{len(nodes_with_raft)} node(s), {len(leaders)} term(s) with a leader, "
                                   f"{len(committed)} committed entries: all safety rules hold", evidence)
 

@@ -110,3 +110,38 @@ def test_recovery_churn_extra_elections_invalid(tmp_path):
     c = _judge(b, "recovery:max_elections_per_fault=1")
     assert c.verdict == Verdict.INVALID and "3 leader elections after the first fault > 1 x 1" in c.summary
     assert _judge(b, "recovery").verdict == Verdict.VALID   # not judged unless asked for
+
+
+# --- no data is UNKNOWN, never VALID (issue 21 item 2) ---------------------------------------------
+
+
+def test_availability_judged_phase_without_operations_unknown(tmp_path):
+    """A judged phase in which the workload recorded nothing is not 'served well': UNKNOWN, even when
+    another judged phase has operations."""
+    b = healthy_cluster(tmp_path / "run")
+    b.run["phases"].append({"name": "late", "start": T0 + 40, "end": T0 + 50})
+    c = _judge(b, "availability")
+    assert c.evidence["judged"] == ["recovery", "late"]
+    assert c.verdict == Verdict.UNKNOWN and "phase late: no operations recorded in it" in c.summary, c.summary
+
+
+def test_availability_p99_bound_without_ok_operations_unknown(tmp_path):
+    """With only a latency bound, a judged phase without one ok operation has no latency to judge."""
+    b = healthy_cluster(tmp_path / "run")
+    b.events = [e for e in b.events if e["ts"] < T0 + 20]
+    b.op(7, "write", "k5", 5, typ="info", result=5, ts=T0 + 22)
+    c = _judge(b, "availability:min_ok_share=none,max_p99_s=1")
+    assert c.verdict == Verdict.UNKNOWN and "no ok operation to measure p99" in c.summary, c.summary
+
+
+def test_recovery_no_write_after_heal_is_unknown_not_valid(tmp_path):
+    """The leader fault is measured, but the workload recorded no write after heal: the time from heal
+    to the first write has no data, so the check is UNKNOWN (it was VALID on the leader part alone)."""
+    b = healthy_cluster(tmp_path / "run")
+    b.events = [e for e in b.events if e["ts"] < T0 + 20]
+    c = _judge(b, "recovery")
+    assert c.evidence["leader_faults"][0]["seconds"] == 2.5
+    assert c.verdict == Verdict.UNKNOWN and "no write after heal" in c.summary, c.summary
+    del b.run["heal_ts"]
+    c = _judge(b, "recovery")
+    assert c.verdict == Verdict.UNKNOWN and "no heal_ts" in c.summary, c.summary

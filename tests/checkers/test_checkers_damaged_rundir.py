@@ -228,7 +228,7 @@ def test_check_damaged_rundir_convergence_keeps_invalid_that_the_gap_cannot_expl
     d = b.write()
     (d / "events" / "w1.jsonl").unlink()                # a journal the managers part does not read
     c = run_checks(d, ["convergence"], write=False).checks[0]
-    assert c.verdict == Verdict.INVALID and "managers end with different" in c.summary, c.summary
+    assert c.verdict == Verdict.INVALID and "managers hold different stores" in c.summary, c.summary
     assert "events/w1.jsonl" in c.summary
 
 

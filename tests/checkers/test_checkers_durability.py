@@ -122,3 +122,15 @@ def test_durability_truncated_history_does_not_invalidate(tmp_path):
     c = run_checks(d, ["durability"]).checks[0]
     assert c.verdict == Verdict.UNKNOWN, c.summary
     assert "history.jsonl:" in c.summary and "cut short" in c.summary
+
+
+def test_durability_no_acknowledged_mutation_unknown(tmp_path):
+    """Only an indeterminate write, and the stores hold its value: nothing acknowledged can have been
+    lost, so there is nothing to judge (it was VALID: '0 acknowledged mutation(s)')."""
+    b = healthy_cluster(tmp_path / "run")
+    b.events = []
+    b.op(0, "write", "k1", 2, typ="info", result=2, ts=T0 + 1)
+    for m in MANAGERS:
+        b.finals[m]["store"]["kv"] = {"k1": 2}
+    c = _judge(b)
+    assert c.verdict == Verdict.UNKNOWN and "no acknowledged write" in c.summary, c.summary

@@ -228,3 +228,18 @@ def test_raft_safety_damaged_recovered_vote_is_unknown_not_a_lost_vote(tmp_path)
         b.j("m3", "recovered", ts=T0 + 30.01, term=2, commit=0, **bad)
         c = _judge(b)
         assert c.verdict == Verdict.UNKNOWN, (bad, c.verdict, c.summary)
+
+
+def test_raft_safety_no_leader_or_no_committed_entry_unknown(tmp_path):
+    """Journals with elections but no committed entry, or entries but no leader, leave the rules
+    nothing to judge: UNKNOWN (it was VALID, '0 committed entries: all safety rules hold')."""
+    b = healthy_cluster(tmp_path / "run")
+    for evs in b.journals.values():
+        evs[:] = [e for e in evs if e["type"] not in ("append", "commit", "apply")]
+    c = _judge(b)
+    assert c.verdict == Verdict.UNKNOWN and "no entry was committed" in c.summary, c.summary
+    b = healthy_cluster(tmp_path / "run")
+    for evs in b.journals.values():
+        evs[:] = [e for e in evs if not (e["type"] == "role" and e["role"] == "leader")]
+    c = _judge(b)
+    assert c.verdict == Verdict.UNKNOWN and "no node became leader" in c.summary, c.summary
