@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,8 @@ class ExperimentError(UsageError):
     """An experiment file that cannot be used; `problems` lists every error (and the warnings)."""
 
     def __init__(self, problems: list[Problem]):
+        # a problem of the whole file (empty, too big, nested too deep) is located at its start
+        problems = [p if p.line and p.col else replace(p, line=p.line or 1, col=p.col or 1) for p in problems]
         errors = [p for p in problems if p.severity == "error"]
         first = str(errors[0]) if errors else "invalid experiment"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -539,6 +541,11 @@ def load_text(text: str, file: str = "<text>") -> tuple[S.Experiment | None, lis
     return exp, problems
 
 
+def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column (in bytes) of a byte offset."""
+    return raw.count(b"\n", 0, offset) + 1, offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
+
+
 def load_file(path: str | Path) -> Loaded:
     """Read and validate a file; raise ExperimentError with every problem, or UsageError when unreadable."""
     path = Path(path)
@@ -556,10 +563,11 @@ def load_file(path: str | Path) -> Loaded:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise ExperimentError([Problem(name, line, None, "", f"not UTF-8 (byte {exc.start})")]) from None
+        line, col = _line_col(raw, exc.start)
+        raise ExperimentError([Problem(name, line, col, "", f"not UTF-8 (byte {exc.start})")]) from None
     if "\x00" in text:
-        raise ExperimentError([Problem(name, None, None, "", "contains NUL bytes (binary file?)")])
+        line, col = _line_col(raw, raw.index(b"\x00"))
+        raise ExperimentError([Problem(name, line, col, "", "contains NUL bytes (binary file?)")])
     exp, problems = load_text(text, name)
     if exp is None:
         raise ExperimentError(problems)
