@@ -23,22 +23,37 @@ from chaos.history import Op, format_jepsen_log, pair_ops, parse_jepsen_log, rea
 
 from .builder import RunBuilder
 
-REPO = Path(__file__).resolve().parents[2]
-HISTORIES = REPO.parent / "shared" / "histories" / "jepsen-etcd"
+ETCD = "histories/jepsen-etcd"   # under ../shared (tests/conftest.py: skip, or fail under CI, when missing)
 
 
-def _verdicts() -> dict[str, str]:
-    lines = (HISTORIES / "VERDICTS").read_text().splitlines()
+@pytest.fixture
+def histories(shared) -> Path:
+    return shared(ETCD + "/VERDICTS").parent
+
+
+@pytest.mark.parametrize("ci, outcome", [("", pytest.skip.Exception), ("false", pytest.skip.Exception),
+                                         ("true", pytest.fail.Exception), ("1", pytest.fail.Exception)])
+def test_linearizable_reference_missing_shared_fails_under_ci(shared, tmp_path, monkeypatch, ci, outcome):
+    """Without ../shared the reference tests skip on a workstation but fail under CI (never a silent pass)."""
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome):
+        shared(ETCD + "/VERDICTS", root=tmp_path)
+    (tmp_path / ETCD).mkdir(parents=True)
+    (tmp_path / ETCD / "VERDICTS").write_text("")
+    assert shared(ETCD + "/VERDICTS", root=tmp_path) == tmp_path / ETCD / "VERDICTS"
+
+
+def _verdicts(histories: Path) -> dict[str, str]:
+    lines = (histories / "VERDICTS").read_text().splitlines()
     return dict(line.split() for line in lines if line.strip() and not line.startswith("#"))
 
 
-@pytest.mark.skipif(not (HISTORIES / "VERDICTS").exists(), reason=f"{HISTORIES} not present")
-def test_linearizable_reference_etcd_all_102_verdicts():
-    expected = _verdicts()
+def test_linearizable_reference_etcd_all_102_verdicts(histories):
+    expected = _verdicts(histories)
     assert len(expected) == 102
     wrong, total = [], 0.0
     for name, want in sorted(expected.items()):
-        ops = pair_ops(read_jepsen_log(HISTORIES / name))
+        ops = pair_ops(read_jepsen_log(histories / name))
         t = time.perf_counter()
         res = wgl.search(ops, deadline=time.monotonic() + 30)
         total += time.perf_counter() - t
@@ -48,9 +63,8 @@ def test_linearizable_reference_etcd_all_102_verdicts():
     print(f"102 reference histories in {total:.3f} s")
 
 
-@pytest.mark.skipif(not (HISTORIES / "VERDICTS").exists(), reason=f"{HISTORIES} not present")
-def test_linearizable_reference_counterexample_is_itself_not_linearizable():
-    ops = pair_ops(read_jepsen_log(HISTORIES / "etcd_000.log"))
+def test_linearizable_reference_counterexample_is_itself_not_linearizable(histories):
+    ops = pair_ops(read_jepsen_log(histories / "etcd_000.log"))
     kr = wgl.check_key("k", ops)
     assert kr.outcome == wgl.NOT_LINEARIZABLE
     assert kr.counterexample and kr.counterexample[-1].startswith("p11 ok read k 2")
@@ -60,21 +74,20 @@ def test_linearizable_reference_counterexample_is_itself_not_linearizable():
         assert wgl.search(kr.counterexample_ops, init=st).outcome == wgl.NOT_LINEARIZABLE
 
 
-@pytest.mark.skipif(not (HISTORIES / "VERDICTS").exists(), reason=f"{HISTORIES} not present")
-def test_linearizable_reference_counterexamples_fail_and_end_at_smallest_prefix():
+def test_linearizable_reference_counterexamples_fail_and_end_at_smallest_prefix(histories):
     """For every invalid reference history: the counterexample is itself not linearizable, and the
     prefix just before its last completion is linearizable (the prefix is the smallest)."""
-    for name, want in sorted(_verdicts().items()):
+    for name, want in sorted(_verdicts(histories).items()):
         if want != wgl.NOT_LINEARIZABLE:
             continue
-        ops = pair_ops(read_jepsen_log(HISTORIES / name))
+        ops = pair_ops(read_jepsen_log(histories / name))
         res = wgl.search(ops)
         cut = res.stuck_at
         prev = max(o.complete_index for o in ops if o.type == "ok" and o.complete_index < cut)
         assert wgl.search(ops, cut=cut).outcome == wgl.NOT_LINEARIZABLE, name
         assert wgl.search(ops, cut=prev).outcome == wgl.LINEARIZABLE, name
     for name in ("etcd_000.log", "etcd_057.log", "etcd_099.log"):
-        kr = wgl.check_key("k", pair_ops(read_jepsen_log(HISTORIES / name)))
+        kr = wgl.check_key("k", pair_ops(read_jepsen_log(histories / name)))
         for st in kr.initial_states:
             assert wgl.search(kr.counterexample_ops, init=st).outcome == wgl.NOT_LINEARIZABLE, (name, st)
 
@@ -289,13 +302,12 @@ def test_linearizable_checker_through_run_dir(tmp_path):
     assert "cannot be placed" in c.evidence["failed_keys"][0]["explanation"]
 
 
-@pytest.mark.skipif(not (HISTORIES / "VERDICTS").exists(), reason=f"{HISTORIES} not present")
-def test_linearizable_reference_through_run_dir_and_cli(tmp_path):
+def test_linearizable_reference_through_run_dir_and_cli(tmp_path, histories):
     """Jepsen log -> history.jsonl -> `chaos check --check linearizable`: exit 0 / 1 as VERDICTS says."""
     from chaos.cli import main
     from chaos.history import write_history
     for name, code in (("etcd_002.log", 0), ("etcd_000.log", 1)):
         d = tmp_path / name
         d.mkdir()
-        write_history(d / "history.jsonl", read_jepsen_log(HISTORIES / name))
+        write_history(d / "history.jsonl", read_jepsen_log(histories / name))
         assert main(["check", str(d), "--check", "linearizable", "--json"]) == code, name
