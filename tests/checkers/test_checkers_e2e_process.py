@@ -169,6 +169,8 @@ def test_checkers_e2e_local_cluster_leader_kill_all_valid(tmp_path):
                                "expectations:expect=leader-changed+node-restarted+fault-applied:kill"])
     report = "\n".join(f"{x.name}: {x.verdict.value} {x.summary}" for x in res.checks)
     print(report)
+    conv = next(x for x in res.checks if x.checker == "convergence").evidence["parts"]["managers"]
+    print(f"managers part: {conv['summary']}; final {json.dumps(conv.get('final'))}")
     bad = [x for x in res.checks if x.verdict != Verdict.VALID]
     assert not bad, f"seed {SEED}, run dir {run_dir}:\n{report}\n" + json.dumps(
         [x.evidence for x in bad], indent=1, default=str)[:4000]
