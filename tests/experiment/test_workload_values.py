@@ -9,6 +9,7 @@ import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -163,3 +164,26 @@ def test_schema_values_bad_input_is_a_clear_error(text, needle):
     exp, probs = load_text(f"version: 1\nname: x\nworkload:\n  values: {text}\n", "x.yaml")
     assert exp is None and len(probs) == 1
     assert "x.yaml:4:3" in str(probs[0]) and "workload.values" in str(probs[0]) and needle in str(probs[0])
+
+
+def test_cas_share_benchmark_counts_the_steady_phase_only(tmp_path, capsys):
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import cas_share
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "run.json").write_text(json.dumps({"phases": [{"name": "steady", "start": 100.0, "end": 110.0},
+                                                       {"name": "faults", "start": 110.0, "end": 120.0}]}))
+    (d / "plan.json").write_text(json.dumps({"experiment": "x", "seed": 1, "workload": {"values": 3}}))
+    events = []
+    for i, (ts, typ, err) in enumerate([(101, "ok", None), (102, "fail", "cas-mismatch"), (103, "fail", "cas-mismatch"),
+                                        (104, "info", "timeout"), (105, "fail", "no-leader"), (111, "ok", None)]):
+        events.append({"process": i, "type": "invoke", "f": "cas", "key": "k1", "value": [1, 2], "ts": ts})
+        events.append({"process": i, "type": typ, "f": "cas", "key": "k1", "value": [1, 2], "ts": ts + 0.01,
+                       **({"error": err} if err else {})})
+    (d / "history.jsonl").write_text("".join(json.dumps({"index": n, **e}) + "\n" for n, e in enumerate(events)))
+    assert cas_share.main([str(d)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["runs"][0]["cas"] == {"ok": 1, "refused": 2, "fail": 1, "info": 1}
+    assert out["cas_share_ok"] == 0.25 and out["runs"][0]["values"] == 3
+    assert cas_share.main([str(tmp_path / "missing")]) == 1
