@@ -135,7 +135,7 @@ def timeline_plot(view: RunView, lanes: list[tl.Lane], bands: list[tl.FaultBand]
             w = (s.end - s.start) / span
             text = f"{s.role} t{s.term}" if s.role == "leader" and s.term is not None else (
                 f"t{s.term}" if s.term is not None else "")
-            if text and (w > 0.03 or s.role == "leader"):
+            if text and s.end > t0 and (w > 0.03 or s.role == "leader"):  # a segment over before t0: no label
                 ax.text(max(s.start - t0, 0.0) + span * 0.002, y + 0.5, text, va="center", ha="left", fontsize=7,
                         color="white" if s.role in ("leader", "unreachable") else "black", clip_on=True)
         for a, b in lane.unreachable:
