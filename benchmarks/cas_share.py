@@ -3,8 +3,9 @@
     python3 benchmarks/cas_share.py RUN_DIR [RUN_DIR ...] [--phase steady]
 
 For each run directory: the cas operations invoked in the phase (run.json `phases`, by invocation
-time, as the availability checker assigns them) that completed definitely (`ok`, or `fail`: refused
-on a value mismatch or another definite error), and `cas_share_ok` = ok / completed. `info` cas
+time, as the availability checker assigns them; `--phase all`: every cas) that completed definitely
+(`ok`, or `fail`: refused on a value mismatch or another definite error), and `cas_share_ok` = ok /
+completed. `info` cas
 (outcome unknown) are counted apart and left out of the share. Also the run's `values` setting from
 plan.json (`unique` when the plan has none: a plan written before the setting). The total pools
 every run's counts. Reads only the run directories (history.jsonl, run.json, plan.json).
@@ -26,6 +27,8 @@ KINDS = ("ok", "refused", "fail", "info")
 
 
 def _window(run: dict, phase: str) -> tuple[float, float] | None:
+    if phase == "all":
+        return float("-inf"), float("inf")
     for p in run.get("phases") or []:
         if isinstance(p, dict) and p.get("name") == phase and isinstance(p.get("start"), (int, float)):
             end = p.get("end")
@@ -53,13 +56,15 @@ def measure(run_dir: Path, phase: str) -> dict:
         if op.f != "cas" or op.invoke_ts is None or not window[0] <= op.invoke_ts < window[1]:
             continue
         counts["refused" if op.refused else op.type] += 1
-    return {**out, "phase_s": round(window[1] - window[0], 3), "cas": counts, "cas_share_ok": _share(counts)}
+    span = round(window[1] - window[0], 3) if phase != "all" else None
+    return {**out, "phase_s": span, "cas": counts, "cas_share_ok": _share(counts)}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dirs", nargs="+", type=Path)
-    ap.add_argument("--phase", default="steady", help="run.json phase to count (default: steady)")
+    ap.add_argument("--phase", default="steady", help="run.json phase to count (default: steady; all: the "
+                                                      "whole history)")
     args = ap.parse_args(argv)
     runs = []
     for d in args.run_dirs:
