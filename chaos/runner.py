@@ -324,7 +324,7 @@ class Runner:
             # plans written before sessions, retries and `values` existed replay as they ran: neither,
             # and unique values
             sessions=w.get("sessions", False), retry=w.get("retry", False),
-            values=None if w.get("values", "unique") == "unique" else int(w["values"])), plan["seed"])
+            values={"unique": None}.get(w.get("values", "unique"), w.get("values"))), plan["seed"])
         self.workload.wall_at = self.clock.at
         self.poller = StatusPoller(cluster.statuses, self.run_dir / "status.jsonl", clock=self.clock.now)
         self.nemesis = Nemesis(plan["faults"], effects, self.faults, wall_at=self.clock.at,

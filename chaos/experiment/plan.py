@@ -251,7 +251,7 @@ def describe_fault(f: dict) -> str:
 
 
 def _fmt_values(values) -> str:
-    return "unique" if values == "unique" else f"1..{values}"
+    return values if values in ("unique", "latest") else f"1..{values}"
 
 
 def render(plan: dict) -> list[str]:

@@ -524,13 +524,14 @@ class WorkloadConfig(Strict):
         None, ge=1, le=256, description="at most this many operations in flight per key (default: no bound "
                                         "beyond the clients); bounds the checker's search")
     mix: Mix = Field(default_factory=Mix)
-    values: Annotated[int, Field(ge=2, le=1_000_000)] | Literal["unique"] = Field(
-        3, description="what writes write and cas compares: N draws every written value and both cas "
-                       "operands from 1..N (seeded, per operation), so a cas can match (with the default 3 "
-                       "and the default mix about 25 % of cas succeed in a steady phase; more values: "
-                       "fewer). `unique`: every written value is new in the run and a cas almost never "
-                       "matches, which lets durability and linearizability tell every write apart (a lost "
-                       "write cannot hide behind an equal value) but leaves cas unexercised")
+    values: Annotated[int, Field(ge=2, le=1_000_000)] | Literal["unique", "latest"] = Field(
+        3, description="what writes write and cas compares. N: every written value and both cas operands "
+                       "drawn from 1..N (seeded, per operation), so a cas can match (default mix and 3 values: "
+                       "about 25 % of cas succeed in a steady phase; more values: fewer), but a stale read or "
+                       "a lost write can hide behind an equal value. `latest`: every written value is new in "
+                       "the run and half the cas (seeded coin) expect the latest value seen on the key, so cas "
+                       "matches (about 25 %) and every write stays distinguishable. `unique`: new values and a "
+                       "cas that almost never matches (plans without the key replay this)")
     op_timeout: Duration = Field(1.5, description="client-side time budget of one operation, all its attempts "
                                                   "together (after it: info)")
     retry: bool = Field(True, description="within op_timeout, an attempt that failed over (connection refused, "

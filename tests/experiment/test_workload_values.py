@@ -121,6 +121,29 @@ def test_workload_values_unique_almost_never_matches(node, tmp_path):
     assert len(writes) == len(set(writes))
 
 
+def test_workload_values_latest_matches_cas_and_keeps_writes_unique(node, tmp_path):
+    """`latest`: every written value is new (durability and linearizability keep full power) and
+    cas still lands in the 15-60 % band: half of them expect the latest value seen on the key."""
+    ops = _run(node, tmp_path, "latest")
+    assert 0.15 <= _cas_ok_share(ops) <= 0.60
+    writes = [o.value for o in ops if o.f == "write"] + [o.value[1] for o in ops if o.f == "cas"]
+    assert len(writes) == len(set(writes))
+
+
+def test_workload_values_latest_expects_what_an_ok_completion_showed():
+    w = Workload({"m1": "http://x"}, None, WorkloadSpec(values="latest"), seed=1)
+    w._observe({"type": "ok", "f": "write", "key": "k1", "value": 41})
+    w._observe({"type": "info", "f": "write", "key": "k1", "value": 99})  # may not have happened: not seen
+    rng = random.Random(0)
+    expected = [w._value(rng, "cas", "k1")[0] for _ in range(200)]
+    assert 60 <= expected.count(41) <= 140  # a coin of the client's rng; the rest expect older values
+    w._observe({"type": "ok", "f": "cas", "key": "k1", "value": [41, 50]})
+    w._observe({"type": "ok", "f": "read", "key": "k2", "value": 7})
+    assert w._latest == {"k1": 50, "k2": 7}
+    w._observe({"type": "ok", "f": "delete", "key": "k1", "value": True})
+    assert w._latest == {"k2": 7}
+
+
 def test_workload_values_draws_with_the_client_rng_only():
     """Same client seed -> the same values, whatever other clients do (no shared counter)."""
     spec = WorkloadSpec(values=5)
@@ -152,13 +175,14 @@ def test_plan_carries_values_and_old_plans_mean_unique():
     assert not probs
     plan = P.expand(exp, 1)
     assert plan["workload"]["values"] == 3 and "values 1..3" in P.render(plan)[2]
-    exp, _ = load_text("version: 1\nname: x\nworkload: {values: unique}\n", "x.yaml")
-    assert P.expand(exp, 1)["workload"]["values"] == "unique"
+    for mode in ("unique", "latest"):
+        exp, _ = load_text(f"version: 1\nname: x\nworkload: {{values: {mode}}}\n", "x.yaml")
+        assert P.expand(exp, 1)["workload"]["values"] == mode and f"values {mode}" in P.render(P.expand(exp, 1))[2]
     del plan["workload"]["values"]  # a plan written before the setting
     assert "values unique" in P.render(plan)[2]
 
 
-@pytest.mark.parametrize("text,needle", [("1", "greater than or equal to 2"), ("many", "'unique' or integer"),
+@pytest.mark.parametrize("text,needle", [("1", "greater than or equal to 2"), ("many", "'unique' or 'latest' or integer"),
                                          ("2.5", "fractional")])
 def test_schema_values_bad_input_is_a_clear_error(text, needle):
     exp, probs = load_text(f"version: 1\nname: x\nworkload:\n  values: {text}\n", "x.yaml")
