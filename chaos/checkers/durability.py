@@ -29,8 +29,8 @@ value again; the argument never uses a value's identity (tests/checkers/
 test_checkers_durability_repeated.py: no INVALID on 4,000 correct histories with 2 or 3 values).
 Power: a lost write hides when the stale value that survived equals an allowed one (that test:
 of planted stale final values, unique values catch all, 5 values 82 %, 3 values 65 %, 2 values
-56 %). `workload.values: unique` restores full power for a run that needs it, at the price of a cas
-that almost never matches.
+56 %). `workload.values: latest` (unique written values, cas expecting the latest value seen) keeps
+full power and still exercises cas; `unique` too, at the price of a cas that almost never matches.
 
 Must not import: click, rich, docker.
 """
