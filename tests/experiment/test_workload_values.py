@@ -102,9 +102,9 @@ def _cas_ok_share(ops) -> float:
     return sum(o.type == "ok" for o in done) / len(done)
 
 
-def test_workload_values_default_lands_cas_successes_in_the_band(node, tmp_path):
-    """With the default 3 values and the default mix, between 15 % and 60 % of cas succeed (a
-    sequential model says 25 %: 0.75 of the time the key holds a value, 1 in 3 matches)."""
+def test_workload_values_3_lands_cas_successes_in_the_band(node, tmp_path):
+    """With 3 values and the default mix, between 15 % and 60 % of cas succeed (a sequential model
+    says 25 %: 0.75 of the time the key holds a value, 1 in 3 matches)."""
     ops = _run(node, tmp_path, 3)
     share = _cas_ok_share(ops)
     assert 0.15 <= share <= 0.60, share
@@ -174,10 +174,11 @@ def test_plan_carries_values_and_old_plans_mean_unique():
     exp, probs = load_text("version: 1\nname: x\n", "x.yaml")
     assert not probs
     plan = P.expand(exp, 1)
-    assert plan["workload"]["values"] == 3 and "values 1..3" in P.render(plan)[2]
-    for mode in ("unique", "latest"):
+    assert plan["workload"]["values"] == "latest" and "values latest" in P.render(plan)[2]
+    for mode in ("unique", 3):
         exp, _ = load_text(f"version: 1\nname: x\nworkload: {{values: {mode}}}\n", "x.yaml")
-        assert P.expand(exp, 1)["workload"]["values"] == mode and f"values {mode}" in P.render(P.expand(exp, 1))[2]
+        shown = "1..3" if mode == 3 else mode
+        assert P.expand(exp, 1)["workload"]["values"] == mode and f"values {shown}" in P.render(P.expand(exp, 1))[2]
     del plan["workload"]["values"]  # a plan written before the setting
     assert "values unique" in P.render(plan)[2]
 
