@@ -185,6 +185,10 @@ def _reports(outcome) -> None:
         junit_mod.write_junit([outcome.run_dir], outcome.run_dir / "junit.xml")
         path = html_mod.write_report(outcome.run_dir)
         _out_console().print(Text(f"report: {path}"))
+        from chaos.report.console import operations_line  # ok / refused cas / fail / info
+        ops = operations_line(outcome.run.get("history_counts"))
+        if ops:
+            _out_console().print(Text(ops))
     except Exception as exc:  # noqa: BLE001 -- a report failure must not hide the verdict
         _err_console().print(Text(f"warning: the report could not be written: {type(exc).__name__}: {exc}"))
 

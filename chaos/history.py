@@ -23,6 +23,14 @@ from typing import Any, Iterable, Iterator
 
 EVENT_TYPES = ("invoke", "ok", "fail", "info")
 FUNCTIONS = ("read", "write", "cas", "delete")
+CAS_REFUSED = "cas-mismatch"  # error of a cas refused on a value mismatch: served and definite, "refused"
+
+
+def refused(typ: str | None, error: str | None) -> bool:
+    """A completion that is a cas refused because the expected value did not match: recorded as
+    `fail` (it did not take effect), but the store served it; reports name it "refused", never a
+    failure."""
+    return typ == "fail" and error == CAS_REFUSED
 
 
 class HistoryError(ValueError):
@@ -55,6 +63,11 @@ class Op:
         if self.invoke_ts is None or self.complete_ts is None:
             return None
         return self.complete_ts - self.invoke_ts
+
+    @property
+    def refused(self) -> bool:
+        """A cas refused on a value mismatch (a served answer; see `refused`)."""
+        return refused(self.type, self.error)
 
     def describe(self) -> str:
         """One readable line, e.g. `p3 ok write k1 7  [#12..#15]`."""

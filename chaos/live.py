@@ -1,5 +1,6 @@
 """The live console of `chaos run`: phase, elapsed and remaining time, operations per second
-(ok / fail / info), the current leader and term, and the faults in effect.
+(ok / refused / fail / info), the current leader and term, and the faults in effect. A cas refused
+on a value mismatch was served: it is shown as `refused`, never as `fail`.
 
 In a terminal (and without NO_COLOR) a rich Live panel on stderr, refreshed twice a second and
 stopped before anything else is printed; otherwise plain lines (phase changes, fault events, and a
@@ -35,7 +36,7 @@ class LiveDisplay:
         self._t0 = time.monotonic()
         self._last_counts: dict[str, int] = {}
         self._last_t = time.monotonic()
-        self._rates = {"ok": 0.0, "fail": 0.0, "info": 0.0}
+        self._rates = {"ok": 0.0, "refused": 0.0, "fail": 0.0, "info": 0.0}
         self._events: list[str] = []
         self._lock = threading.Lock()
 
@@ -87,9 +88,10 @@ class LiveDisplay:
         if writer is None:
             return
         counts = dict(writer.counts)
+        counts["fail"] = counts.get("fail", 0) - counts.get("refused", 0)  # `fail` lines include refused cas
         now = time.monotonic()
         dt = max(1e-6, now - self._last_t)
-        for k in ("ok", "fail", "info"):
+        for k in self._rates:
             self._rates[k] = (counts.get(k, 0) - self._last_counts.get(k, 0)) / dt
         self._last_counts, self._last_t = counts, now
 
@@ -115,9 +117,12 @@ class LiveDisplay:
     def _status_line(self) -> str:
         elapsed = time.monotonic() - self._t0
         phase = self.runner.current_phase() if self.runner else "-"
+        return (f"{self.experiment} | {phase} | {elapsed:5.0f}s / ~{self.bound_s:.0f}s | ops/s {self._rates_text(' ')} "
+                f"| leader {self._leader()} | faults {self._faults()}")
+
+    def _rates_text(self, gap: str) -> str:
         r = self._rates
-        return (f"{self.experiment} | {phase} | {elapsed:5.0f}s / ~{self.bound_s:.0f}s | ops/s ok {r['ok']:.0f} "
-                f"fail {r['fail']:.0f} info {r['info']:.0f} | leader {self._leader()} | faults {self._faults()}")
+        return gap.join(f"{k} {r[k]:.0f}" for k in ("ok", "refused", "fail", "info"))
 
     def _render(self):
         from rich.table import Table
@@ -128,8 +133,7 @@ class LiveDisplay:
         phase = self.runner.current_phase() if self.runner else "starting"
         t.add_row("experiment", Text(self.experiment))
         t.add_row("phase", Text(f"{phase}   {elapsed:.0f} s elapsed, about {max(0.0, self.bound_s - elapsed):.0f} s left"))
-        r = self._rates
-        t.add_row("ops/s", Text(f"ok {r['ok']:.0f}   fail {r['fail']:.0f}   info {r['info']:.0f}"))
+        t.add_row("ops/s", Text(self._rates_text("   ")))
         t.add_row("leader", Text(self._leader()))
         t.add_row("faults", Text(self._faults()))
         with self._lock:

@@ -321,8 +321,10 @@ class Runner:
             clients=w["clients"], keys=w["keys"], op_timeout_s=w["op_timeout_s"], think_ms=int(w["think_s"] * 1000),
             mix=tuple((f, n) for f, n in w["mix"]), rate=w["rate"], key_concurrency=w["key_concurrency"],
             client_seeds=tuple(w["client_seeds"]),
-            # plans written before sessions and retries existed replay as they ran: neither
-            sessions=w.get("sessions", False), retry=w.get("retry", False)), plan["seed"])
+            # plans written before sessions, retries and `values` existed replay as they ran: neither,
+            # and unique values
+            sessions=w.get("sessions", False), retry=w.get("retry", False),
+            values={"unique": None}.get(w.get("values", "unique"), w.get("values"))), plan["seed"])
         self.workload.wall_at = self.clock.at
         self.poller = StatusPoller(cluster.statuses, self.run_dir / "status.jsonl", clock=self.clock.now)
         self.nemesis = Nemesis(plan["faults"], effects, self.faults, wall_at=self.clock.at,

@@ -10,7 +10,14 @@ Rules kept here:
 - A process whose operation ended `info` never issues another operation: the client thread takes a
   new process number (as Jepsen does), so a still-pending operation never overlaps a later one of the
   same process.
-- Written values are unique across the run, so durability and linearizability can tell writes apart.
+- Values (`WorkloadSpec.values`): with N, every written value and both cas operands are drawn by the
+  client's rng from 1..N, so a cas can match the current value and both of its outcomes are
+  exercised (Jepsen's register workload draws from 0..4). With None (plans written before the
+  setting, or `values: unique`) written values are unique across the run, so durability and
+  linearizability can tell every write apart, and a cas's expected value is drawn from every value
+  written so far (it almost never matches). With LATEST (`values: latest`) written values stay
+  unique and half the cas (a coin of the client's rng) expect the latest value an `ok` completion
+  showed on the key, so cas matches often and every write stays distinguishable.
 Must not import: click, docker.
 """
 
@@ -27,7 +34,11 @@ from typing import Callable, Mapping
 
 import requests
 
+from chaos.history import refused
+
 MAX_OPS_PER_CLIENT = 100_000  # bound: a runaway loop stops here and says so
+LATEST = "latest"    # WorkloadSpec.values: unique written values; a cas may expect the latest value seen
+LATEST_SHARE = 0.5   # LATEST: the share of cas that expect the latest value seen (the rest an older one)
 
 
 class RunClock:
@@ -50,20 +61,25 @@ class RunClock:
 
 
 class HistoryWriter:
-    """Appends history events to `path`, one JSON object per line, each flushed at once."""
+    """Appends history events to `path`, one JSON object per line, each flushed at once.
+
+    `counts` counts lines by type (invoke / ok / fail / info), plus `refused`: the `fail` completions
+    that are a cas refused on a value mismatch (also in `fail`; the live panel shows them apart)."""
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.time):
         self.clock = clock
         self._fh = open(path, "a", encoding="utf-8")
         self._lock = threading.Lock()
         self._index = 0
-        self.counts: dict[str, int] = {"invoke": 0, "ok": 0, "fail": 0, "info": 0}
+        self.counts: dict[str, int] = {"invoke": 0, "ok": 0, "fail": 0, "info": 0, "refused": 0}
 
     def add(self, **event) -> None:
         with self._lock:
             line = {"index": self._index, **event, "ts": self.clock()}
             self._index += 1
             self.counts[event["type"]] = self.counts.get(event["type"], 0) + 1
+            if refused(event["type"], event.get("error")):
+                self.counts["refused"] += 1
             self._fh.write(json.dumps(line, separators=(",", ":")) + "\n")
             self._fh.flush()
 
@@ -85,6 +101,7 @@ class WorkloadSpec:
     max_backlog_s: float = 1.0          # open loop: a client further behind its schedule skips slots
     sessions: bool = True               # writes carry client_id/seq: the store applies each once
     retry: bool = True                  # an attempt that failed over is tried again, within op_timeout_s
+    values: int | str | None = None     # int N: values from 1..N; None: unique; LATEST: unique, cas expects the latest
 
 
 RETRY_CODES = ("no-leader", "not-leader", "unavailable", "timeout")  # errors another attempt may cure
@@ -167,6 +184,7 @@ class Workload:
         self._threads: list[threading.Thread] = []
         self._values = itertools.count(1)
         self._values_lock = threading.Lock()
+        self._latest: dict[str, object] = {}  # key -> the latest value an ok completion showed (LATEST)
         self._next_process = itertools.count(spec.clients)
         self._in_flight: dict[str, int] = {}
         self.bound_hit = False
@@ -176,6 +194,39 @@ class Workload:
     def _unique_value(self) -> int:
         with self._values_lock:
             return next(self._values)
+
+    def _value(self, rng: random.Random, f: str, key: str = ""):
+        """The invocation value of an operation `f`: what a write writes, [expected, new] of a cas,
+        else None. Drawn from 1..spec.values with the client's rng; or unique (spec.values None: the
+        cas draw kept exactly as it was, so old plans replay the same operations); or unique with a
+        cas that expects, on a coin flip of the client's rng, the latest value seen on the key
+        (LATEST), else an older one."""
+        n = self.spec.values
+        if f == "write":
+            return rng.randint(1, n) if isinstance(n, int) else self._unique_value()
+        if f != "cas":
+            return None
+        if isinstance(n, int):
+            return [rng.randint(1, n), rng.randint(1, n)]
+        if n == LATEST:
+            latest = rng.random() < LATEST_SHARE
+            older = rng.randrange(1, max(2, self._unique_value()))
+            with self._values_lock:
+                expected = self._latest.get(key, older) if latest else older
+            return [expected, self._unique_value()]
+        return [rng.randrange(1, max(2, self._unique_value())), self._unique_value()]
+
+    def _observe(self, event: dict) -> None:
+        """Remember the latest value an `ok` completion showed on its key (for LATEST cas)."""
+        if event["type"] != "ok" or self.spec.values != LATEST:
+            return
+        f, key, value = event["f"], event["key"], event.get("value")
+        seen = value if f in ("write", "read") else value[1] if f == "cas" else None
+        with self._values_lock:
+            if seen is None:
+                self._latest.pop(key, None)
+            else:
+                self._latest[key] = seen
 
     def start(self) -> None:
         for i in range(self.spec.clients):
@@ -240,12 +291,7 @@ class Workload:
                 elif self._stop.wait(0.005):
                     return
                 continue
-            if f == "write":
-                value = self._unique_value()
-            elif f == "cas":
-                value = [rng.randrange(1, max(2, self._unique_value())), self._unique_value()]
-            else:
-                value = None
+            value = self._value(rng, f, key)
             invoke = {"process": process, "type": "invoke", "f": f, "key": key, "value": value}
             if interval is not None:
                 invoke["sched_ts"] = self.wall_at(due)
@@ -258,6 +304,7 @@ class Workload:
             if session is not None:
                 seq += 1
             self.writer.add(process=process, **event)
+            self._observe(event)
             if event["type"] == "info":
                 process = next(self._next_process)  # the old process may still be pending forever
                 seq = 0
@@ -326,6 +373,39 @@ class StatusPoller:
         self._thread = threading.Thread(target=self._run, name="status-poller", daemon=True)
         self.last: dict[str, dict | None] = {}
         self.error: str | None = None
+
+    def _value(self, rng: random.Random, f: str, key: str = ""):
+        """The invocation value of an operation `f`: what a write writes, [expected, new] of a cas,
+        else None. Drawn from 1..spec.values with the client's rng; or unique (spec.values None: the
+        cas draw kept exactly as it was, so old plans replay the same operations); or unique with a
+        cas that expects, on a coin flip of the client's rng, the latest value seen on the key
+        (LATEST), else an older one."""
+        n = self.spec.values
+        if f == "write":
+            return rng.randint(1, n) if isinstance(n, int) else self._unique_value()
+        if f != "cas":
+            return None
+        if isinstance(n, int):
+            return [rng.randint(1, n), rng.randint(1, n)]
+        if n == LATEST:
+            latest = rng.random() < LATEST_SHARE
+            older = rng.randrange(1, max(2, self._unique_value()))
+            with self._values_lock:
+                expected = self._latest.get(key, older) if latest else older
+            return [expected, self._unique_value()]
+        return [rng.randrange(1, max(2, self._unique_value())), self._unique_value()]
+
+    def _observe(self, event: dict) -> None:
+        """Remember the latest value an `ok` completion showed on its key (for LATEST cas)."""
+        if event["type"] != "ok" or self.spec.values != LATEST:
+            return
+        f, key, value = event["f"], event["key"], event.get("value")
+        seen = value if f in ("write", "read") else value[1] if f == "cas" else None
+        with self._values_lock:
+            if seen is None:
+                self._latest.pop(key, None)
+            else:
+                self._latest[key] = seen
 
     def start(self) -> None:
         self._thread.start()

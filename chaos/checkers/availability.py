@@ -1,11 +1,12 @@
 """The `availability` and `recovery` checkers: client-visible service levels against thresholds.
 
 availability: operations are assigned to run.json phases by invocation time (no phases: one phase
-`all`, split at heal_ts into `before-heal` / `after-heal` when known). Per phase: counts of ok / fail /
-info, the share of ok (a cas refused with error `cas-mismatch` was served, so it counts as ok
-here), and latency quantiles (p50/p95/p99, nearest-rank, over ok operations).
+`all`, split at heal_ts into `before-heal` / `after-heal` when known). Per phase: counts of ok /
+refused / fail / info, `served` (ok + refused) and the share served (`ok_share`), and latency
+quantiles (p50/p95/p99, nearest-rank, over ok operations). A cas refused with error `cas-mismatch`
+is a served, definite answer: it is named `refused`, never `fail`, and counts as served.
 Judged phases: `phases` if given, else those starting at or after heal_ts. INVALID when a judged
-phase has an ok share below `min_ok_share` or a p99 above `max_p99_s`. No data is UNKNOWN, never
+phase has a served share below `min_ok_share` or a p99 above `max_p99_s`. No data is UNKNOWN, never
 VALID: a judged phase in which the workload recorded no operation (or, with `max_p99_s`, no ok
 operation to measure latency on).
 
@@ -63,17 +64,25 @@ def phase_stats(ops: list[Op], windows) -> dict[str, dict]:
         g = grouped.get(name, [])
         lat = sorted(op.latency_s for op in g if op.type == "ok" and op.latency_s is not None)
         n = len(g)
-        ok = sum(1 for op in g if op.type == "ok" or (op.type == "fail" and op.error == "cas-mismatch"))
-        out[name] = {"ops": n, "ok": ok, "fail": sum(1 for op in g if op.type == "fail"),
-                     "info": sum(1 for op in g if op.type == "info"),
-                     "ok_share": round(ok / n, 4) if n else None,
+        ok = sum(1 for op in g if op.type == "ok")
+        refused = sum(1 for op in g if op.refused)
+        out[name] = {"ops": n, "ok": ok, "refused": refused,
+                     "fail": sum(1 for op in g if op.type == "fail") - refused,
+                     "info": sum(1 for op in g if op.type == "info"), "served": ok + refused,
+                     "ok_share": round((ok + refused) / n, 4) if n else None,
                      "p50_s": quantile(lat, 0.50), "p95_s": quantile(lat, 0.95), "p99_s": quantile(lat, 0.99)}
     return out
 
 
+def _counts(s: dict) -> str:
+    """`ok 90, refused 8, fail 0, info 2`: a phase's operations by how they ended."""
+    return ", ".join(f"{k} {s[k]}" for k in ("ok", "refused", "fail", "info"))
+
+
 @register("availability", default=True, params=(
-    Param("min_ok_share", "float?", 0.5, "lowest share of ok operations in a judged phase (none: not judged); "
-          "the default only asks that the cluster serves again after the heal"),
+    Param("min_ok_share", "float?", 0.5, "lowest share of served operations (ok, or cas refused on a value "
+          "mismatch) in a judged phase (none: not judged); the default only asks that the cluster serves "
+          "again after the heal"),
     Param("max_p99_s", "float?", None, "highest p99 latency of ok operations in a judged phase (s)"),
     Param("phases", "list", [], "phases to judge ('+'-joined); empty: the phases starting at/after heal"),
 ))
@@ -100,7 +109,7 @@ def availability(run, min_ok_share, max_p99_s, phases) -> Outcome:
         if not s["ops"]:
             continue
         if min_ok_share is not None and s["ok_share"] < min_ok_share:
-            misses.append(f"{p}: ok share {s['ok_share']:.3f} < {min_ok_share:g}")
+            misses.append(f"{p}: served share {s['ok_share']:.3f} < {min_ok_share:g} ({_counts(s)})")
         if max_p99_s is not None and s["p99_s"] is not None and s["p99_s"] > max_p99_s:
             misses.append(f"{p}: p99 {s['p99_s']:.3f} s > {max_p99_s:g} s")
     evidence["misses"] = misses
@@ -117,7 +126,7 @@ def availability(run, min_ok_share, max_p99_s, phases) -> Outcome:
     no_data = _unmeasured(judged, stats, max_p99_s)
     if no_data:
         return Outcome(Verdict.UNKNOWN, f"nothing to check in {no_data}", evidence)
-    return Outcome(Verdict.VALID, "; ".join(f"{p}: ok {stats[p]['ok_share']:.3f}, p99 "
+    return Outcome(Verdict.VALID, "; ".join(f"{p}: served {stats[p]['ok_share']:.3f} ({_counts(stats[p])}), p99 "
                                             + (f"{stats[p]['p99_s']:.3f} s" if stats[p]['p99_s'] is not None else "-")
                                             for p in with_ops), evidence)
 

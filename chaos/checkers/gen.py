@@ -15,12 +15,16 @@ import random
 
 
 def simulate(seed: int, clients: int = 20, keys: int = 100, ops: int = 1000, *, p_info: float = 0.02,
-             mix: tuple[float, float, float, float] = (0.5, 0.3, 0.15, 0.05)) -> list[dict]:
+             mix: tuple[float, float, float, float] = (0.5, 0.3, 0.15, 0.05), values: int | None = None,
+             final: dict | None = None) -> list[dict]:
     """Events of `ops` operations from `clients` concurrent clients over `keys` keys.
 
-    mix: shares of read / write / cas / delete. Writes and cas carry unique values. A cas whose
-    expected value does not match completes as `fail` (definite). With probability `p_info` an
-    operation times out (`info`); it took effect or not at random.
+    mix: shares of read / write / cas / delete. Writes and cas carry unique values (values None; a
+    cas then expects the current value 70 % of the time), or, with `values` N, values drawn from 1..N
+    for writes and both cas operands, as the workload draws them. A cas whose expected value does not
+    match completes as `fail` (definite, `cas-mismatch`). With probability `p_info` an operation times
+    out (`info`); it took effect or not at random. `final`, if given, receives the register's final
+    state (key -> value; deleted keys absent), i.e. what a correct store holds at the end.
     """
     rng = random.Random(seed)
     state: dict[str, int | None] = {}
@@ -50,6 +54,9 @@ def simulate(seed: int, clients: int = 20, keys: int = 100, ops: int = 1000, *, 
             r = rng.random()
             if r < mix[0]:
                 f, value = "read", None
+            elif values is not None and r < mix[0] + mix[1] + mix[2]:
+                f = "write" if r < mix[0] + mix[1] else "cas"
+                value = rng.randint(1, values) if f == "write" else [rng.randint(1, values), rng.randint(1, values)]
             elif r < mix[0] + mix[1]:
                 f, value = "write", next_value
                 next_value += 1
@@ -103,6 +110,8 @@ def simulate(seed: int, clients: int = 20, keys: int = 100, ops: int = 1000, *, 
                 ev["error"] = "timeout"
             events.append(ev)
             push(now + rng.expovariate(1 / 0.001), "invoke", c)
+    if final is not None:
+        final.update({k: v for k, v in state.items() if v is not None})
     return events
 
 

@@ -155,7 +155,7 @@ def expand(exp: S.Experiment, seed: int) -> dict:
     workload = {
         "clients": w.clients, "rate": None if w.closed else w.rate, "closed": w.closed, "think_s": w.think,
         "keys": w.keys, "key_concurrency": w.key_concurrency, "mix": w.mix.pairs(), "op_timeout_s": w.op_timeout,
-        "sessions": w.sessions, "retry": w.retry, "nodes": _target_json(w.nodes),
+        "values": w.values, "sessions": w.sessions, "retry": w.retry, "nodes": _target_json(w.nodes),
         "client_seeds": [_sub_seed(seed, f"client:{i}") for i in range(w.clients)],
     }
     plan = {
@@ -250,6 +250,10 @@ def describe_fault(f: dict) -> str:
     return f"{kind} {where}" + (f" {ptxt}" if ptxt else "")
 
 
+def _fmt_values(values) -> str:
+    return values if values in ("unique", "latest") else f"1..{values}"
+
+
 def render(plan: dict) -> list[str]:
     """Human-readable lines for `chaos plan`."""
     c, w = plan["cluster"], plan["workload"]
@@ -260,7 +264,7 @@ def render(plan: dict) -> list[str]:
              + (f", agent {' '.join(f'{k}={v}' for k, v in c['agent_env'].items())}" if c["agent_env"] else ""),
              f"workload: {w['clients']} clients, " + ("closed loop" if w["closed"] else f"{w['rate']:g} ops/s open loop")
              + f", {w['keys']} keys, mix " + " ".join(f"{f}:{n}" for f, n in w["mix"])
-             + f", timeout {w['op_timeout_s']:g} s"
+             + f", values {_fmt_values(w.get('values', 'unique'))}, timeout {w['op_timeout_s']:g} s"
              + (", retried across nodes" if w.get("retry") else "")
              + (" with client_id/seq" if w.get("sessions") else "")
              + f", via {_fmt_target(w['nodes'])}"]

@@ -524,6 +524,16 @@ class WorkloadConfig(Strict):
         None, ge=1, le=256, description="at most this many operations in flight per key (default: no bound "
                                         "beyond the clients); bounds the checker's search")
     mix: Mix = Field(default_factory=Mix)
+    values: Annotated[int, Field(ge=2, le=1_000_000)] | Literal["unique", "latest"] = Field(
+        "latest", description="what writes write and cas compares. `latest`: every written value is new in "
+                              "the run and half the cas (seeded coin) expect the latest value an ok completion "
+                              "showed on the key, the rest an older value, so cas matches (leader-isolated: "
+                              "about 30 %; fewer when many clients contend for few keys) and every write stays "
+                              "distinguishable. N: every written value and both cas operands drawn from 1..N "
+                              "(seeded), as Jepsen does (default mix and 3 values: about 25 % of cas succeed), "
+                              "but a stale read or a lost write can hide behind an equal value (with 3, "
+                              "leader-wakes-cut-off no longer caught the planted stale_read). `unique`: new "
+                              "values and a cas that almost never matches (plans without the key replay this)")
     op_timeout: Duration = Field(1.5, description="client-side time budget of one operation, all its attempts "
                                                   "together (after it: info)")
     retry: bool = Field(True, description="within op_timeout, an attempt that failed over (connection refused, "

@@ -1,7 +1,8 @@
 """Console helpers for the runner: the verdict table and the closing summary lines.
 
 Owns: `verdict_table` (a rich Table, one line of evidence per check) and `summary_lines` (run
-directory, report path, replay command). Data from the run is never interpreted as rich markup:
+directory, report path, operations by outcome, replay command). A cas refused on a value mismatch
+is named `refused` (a served answer), never counted among the failures. Data from the run is never interpreted as rich markup:
 cells are `rich.text.Text` objects, so `[red]` in a summary prints as itself.
 
 Must not import: docker, requests, matplotlib, the runner.
@@ -43,6 +44,20 @@ def verdict_table(results_json: dict) -> Table:
     return table
 
 
+def operations_line(counts) -> str | None:
+    """`operations: 3,109 ok, 319 refused (cas value mismatch: served), 0 fail, 23 info` from run.json
+    `history_counts` (its `fail` counts history lines, refused cas included); None without counts.
+    A run recorded before `refused` was counted says its fail may include refused cas."""
+    if not isinstance(counts, dict) or not all(isinstance(counts.get(k), int) for k in ("ok", "fail", "info")):
+        return None
+    refused = counts.get("refused")
+    if not isinstance(refused, int):
+        return (f"operations: {counts['ok']:,} ok, {counts['fail']:,} fail (refused cas not counted apart "
+                f"in this run), {counts['info']:,} info")
+    return (f"operations: {counts['ok']:,} ok, {refused:,} refused (cas value mismatch: served), "
+            f"{counts['fail'] - refused:,} fail, {counts['info']:,} info")
+
+
 def summary_lines(run_dir: str | Path) -> list[str]:
     """What to print after a run: where its files are and how to replay it (plain strings)."""
     view = load(run_dir, timeline=False)
@@ -56,6 +71,9 @@ def summary_lines(run_dir: str | Path) -> list[str]:
         out.append(f"PLANTED BUG(S): {', '.join(view.plant)} -- this run is NOT a real result")
     if view.partial:
         out.append(f"PARTIAL RUN: {view.run.get('partial_reason') or 'no reason recorded'}")
+    ops = operations_line(view.run.get("history_counts"))
+    if ops:
+        out.append(ops)
     replay = view.run.get("replay")
     out.append(f"replay: {replay}" if replay else "replay: (no replay command in run.json)")
     out += [f"note: {n}" for n in view.notes]

@@ -195,9 +195,11 @@ def _fault_table(view: RunView, bands: list[tl.FaultBand]) -> str:
 
 def _availability(stats: list[tl.PhaseStat]) -> str:
     rows = "".join(f"<tr><td>{_e(s.name)}</td><td class=num>{s.total:,}</td><td class=num>{s.ok:,}</td>"
-                   f"<td class=num>{s.fail:,}</td><td class=num>{s.info:,}</td>"
+                   f"<td class=num>{s.refused:,}</td><td class=num>{s.fail:,}</td><td class=num>{s.info:,}</td>"
                    f"<td class=num>{'—' if s.ok_share is None else f'{s.ok_share:.1%}'}</td></tr>" for s in stats)
-    return ("<table><tr><th>phase</th><th>operations</th><th>ok</th><th>fail</th><th>info</th><th>ok share</th></tr>"
+    return ("<table><tr><th>phase</th><th>operations</th><th>ok</th>"
+            "<th title='cas refused because the expected value did not match: a served, definite answer'>"
+            "refused (cas)</th><th>fail</th><th>info</th><th>served share (ok + refused)</th></tr>"
             + rows + "</table>")
 
 

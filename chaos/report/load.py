@@ -42,6 +42,11 @@ class ClientOp(NamedTuple):
             return None
         return self.complete_ts - self.invoke_ts
 
+    @property
+    def refused(self) -> bool:
+        """A cas refused on a value mismatch: served, named "refused" (never "fail") in reports."""
+        return hist.refused(self.type, self.error)
+
 
 NOT_JUDGED = "NOT JUDGED"  # verdict shown when results.json is missing or damaged
 MAX_TEXT_BYTES = 512 * 1024  # experiment.yaml / plan.json shown verbatim up to this size
@@ -140,12 +145,22 @@ class RunView:
         return None
 
     def t0(self) -> float:
-        """The time origin of plots: run start, else the first timestamp seen."""
-        s = self.run.get("started")
-        if isinstance(s, (int, float)):
-            return float(s)
+        """The time origin of plots and report times: where the cluster came up and the run proper
+        began, i.e. the first run.json phase start; else the first history or status record; else
+        run.json `started`; else the first timestamp seen. Not the command's start: on a first run
+        most of the time before the cluster is up is the image build, which no plot has data for."""
+        starts = [float(p["start"]) for p in self.run.get("phases") or []
+                  if isinstance(p, dict) and is_num(p.get("start"))]
+        if starts:
+            return min(starts)
         cands = [op.invoke_ts for op in self.ops[:1] if op.invoke_ts is not None]
-        cands += [f["ts"] for f in self.faults[:1] if is_num(f.get("ts"))]
+        cands += [float(r["ts"]) for r in self.status[:1] if is_num(r.get("ts"))]
+        if cands:
+            return min(cands)
+        s = self.run.get("started")
+        if is_num(s):
+            return float(s)
+        cands = [f["ts"] for f in self.faults[:1] if is_num(f.get("ts"))]
         cands += [evs[0]["ts"] for evs in self.journals.values() if evs and is_num(evs[0].get("ts"))]
         return min(cands) if cands else 0.0
 

@@ -25,6 +25,7 @@ from chaos.report import timeline as tl
 from chaos.report.load import RunView
 
 DPI = 100
+AXIS = "seconds since the cluster came up (the first phase start)"
 MAX_CEX_OPS = 60  # operations drawn in a counterexample picture (the checker keeps up to 200 lines)
 ROLE_COLORS = {
     "leader": "#2e7d32", "candidate": "#f9a825", "precandidate": "#ffe082", "follower": "#90caf9",
@@ -32,7 +33,7 @@ ROLE_COLORS = {
 }
 EFFECT = "#d32f2f"
 INTENDED = "#ffcdd2"
-OK, FAIL, INFO, OPEN = "#1976d2", "#d32f2f", "#ef6c00", "#6a1b9a"
+OK, FAIL, INFO, OPEN, REFUSED = "#1976d2", "#d32f2f", "#ef6c00", "#6a1b9a", "#7b1fa2"
 MARKS = {"suspect": ("v", "#ef6c00"), "dead": ("X", "#000000"), "alive": ("^", "#2e7d32"),
          "left": ("s", "#757575"), "restart": ("o", "#1565c0")}
 
@@ -134,8 +135,8 @@ def timeline_plot(view: RunView, lanes: list[tl.Lane], bands: list[tl.FaultBand]
             w = (s.end - s.start) / span
             text = f"{s.role} t{s.term}" if s.role == "leader" and s.term is not None else (
                 f"t{s.term}" if s.term is not None else "")
-            if text and (w > 0.03 or s.role == "leader"):
-                ax.text(s.start - t0 + span * 0.002, y + 0.5, text, va="center", ha="left", fontsize=7,
+            if text and s.end > t0 and (w > 0.03 or s.role == "leader"):  # a segment over before t0: no label
+                ax.text(max(s.start - t0, 0.0) + span * 0.002, y + 0.5, text, va="center", ha="left", fontsize=7,
                         color="white" if s.role in ("leader", "unreachable") else "black", clip_on=True)
         for a, b in lane.unreachable:
             ax.broken_barh([(a - t0, max(b - a, span / 2000))], (y + 0.12, 0.12), facecolors=ROLE_COLORS["unreachable"],
@@ -161,7 +162,7 @@ def timeline_plot(view: RunView, lanes: list[tl.Lane], bands: list[tl.FaultBand]
     ax.set_yticklabels([_t(lab) for _, lab in labels], fontsize=8)
     ax.set_ylim(-0.1, rows + 0.05)
     ax.set_xlim(-span * 0.01, span * 1.01)
-    ax.set_xlabel("seconds since run start")
+    ax.set_xlabel(AXIS)
     ax.grid(axis="x", color="#eeeeee")
     handles = [Patch(facecolor=ROLE_COLORS[r], label=r) for r in
                ("leader", "candidate", "precandidate", "follower", "booting", "up")]
@@ -194,8 +195,8 @@ def latency_plot(view: RunView, pts: tl.LatencyPoints, bin_s: float, counts: dic
     ax.plot(pts.fail_x, pts.fail_y, "x", color=FAIL, markersize=4, label=f"fail ({len(pts.fail_x):,}, all)")
     ax.plot(pts.info_x, pts.info_y, "d", color=INFO, markersize=3, label=f"info ({len(pts.info_x):,}, all)")
     if pts.refused_x:
-        ax.plot(pts.refused_x, pts.refused_y, "+", color="#7b1fa2", markersize=4, alpha=0.7,
-                label=f"cas refused: value mismatch, served ({len(pts.refused_x):,}, all)")
+        ax.plot(pts.refused_x, pts.refused_y, "+", color=REFUSED, markersize=4, alpha=0.7,
+                label=f"refused: cas value mismatch, served ({len(pts.refused_x):,}, all)")
     ys = pts.ok_y + pts.fail_y + pts.info_y + pts.refused_y
     y_top = max(ys) * 1.5 if ys else 1.0
     y_bot = max(1e-5, min(y for y in ys if y > 0) / 1.5) if any(y > 0 for y in ys) else 1e-4
@@ -209,13 +210,13 @@ def latency_plot(view: RunView, pts: tl.LatencyPoints, bin_s: float, counts: dic
     ax.legend(loc="upper left", fontsize=8, markerscale=2, framealpha=0.9)
     _phase_marks(ax, view, t0, label=True)
     xs = [i * bin_s for i in range(len(counts["ok"]))]
-    for typ, color in (("ok", OK), ("fail", FAIL), ("info", INFO)):
+    for typ, color in (("ok", OK), ("refused", REFUSED), ("fail", FAIL), ("info", INFO)):
         ax2.step(xs, [c / bin_s for c in counts[typ]], where="post", color=color, lw=1, label=typ)
     _phase_marks(ax2, view, t0, label=False)
     ax2.set_ylabel(f"ops/s ({bin_s:g} s bins)")
-    ax2.text(1.0, 1.01, "cas refused on a value mismatch counts as ok (served)", transform=ax2.transAxes,
-             ha="right", va="bottom", fontsize=7, color="#616161")
-    ax2.set_xlabel("seconds since run start (operations by invocation time; throughput by completion)")
+    ax2.text(1.0, 1.01, "refused: a cas whose expected value did not match; served, a definite answer",
+             transform=ax2.transAxes, ha="right", va="bottom", fontsize=7, color="#616161")
+    ax2.set_xlabel(f"{AXIS} (operations by invocation time; throughput by completion)")
     ax2.grid(color="#eeeeee")
     ax2.legend(loc="upper left", fontsize=8)
     span = max(1e-9, t_end - t0)
@@ -223,7 +224,7 @@ def latency_plot(view: RunView, pts: tl.LatencyPoints, bin_s: float, counts: dic
     caption = (f"{pts.ok_total + len(pts.fail_x) + len(pts.info_x) + len(pts.open_x) + len(pts.refused_x):,} operations; "
                + (f"ok points downsampled to {pts.ok_shown:,} (every ok slower than p99 kept); "
                   if pts.ok_shown < pts.ok_total else "")
-               + "every fail and info operation is drawn")
+               + "every refused, fail and info operation is drawn")
     return Plot("plot-latency.png", "Client latency and throughput", caption, _png(fig))
 
 
@@ -234,14 +235,15 @@ def availability_plot(stats: list[tl.PhaseStat]) -> Plot:
     shares = [s.ok_share if s.ok_share is not None else 0.0 for s in stats]
     bars = ax.bar(names, shares, color=[OK if s.ok_share is not None else "#e0e0e0" for s in stats])
     for bar, s in zip(bars, stats):
-        text = f"{s.ok_share:.1%}\n{s.ok:,}/{s.total:,}" if s.ok_share is not None else "no ops"
+        text = f"{s.ok_share:.1%}\n{s.served:,}/{s.total:,}" if s.ok_share is not None else "no ops"
         ax.text(bar.get_x() + bar.get_width() / 2, max(bar.get_height(), 0.02), text, ha="center",
                 va="bottom", fontsize=8)
     ax.set_ylim(0, 1.3)
-    ax.set_ylabel("ok share")
+    ax.set_ylabel("served share\n(ok + refused cas)")
     ax.set_title("availability per phase (by invocation time)", fontsize=9)
     return Plot("plot-availability.png", "Availability per phase",
-                "; ".join(f"{s.name}: {s.ok}/{s.total} ok" for s in stats), _png(fig))
+                "; ".join(f"{s.name}: {s.served}/{s.total} served ({s.ok} ok, {s.refused} refused)"
+                          for s in stats), _png(fig))
 
 
 def counterexample_plot(view: RunView, key: str, ops: list[evi.CexOp], n: int) -> Plot | None:

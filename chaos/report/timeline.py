@@ -11,8 +11,12 @@ Owns the rules that turn run-directory records into intervals:
     polls; a worker's lane from status polls
     (reachable or not), else its journal boots; gossip `member` events about a node become marks
     on its lane (suspected / dead / alive by whom).
-  * latency points: every fail and info operation, and the ok operations downsampled to a bound
-    (all ok operations slower than the 99th percentile are kept, the rest by even stride).
+  * latency points: every refused, fail and info operation, and the ok operations downsampled to a
+    bound (all ok operations slower than the 99th percentile are kept, the rest by even stride).
+  * a cas refused on a value mismatch (`fail` with error `cas-mismatch` in the history) was served:
+    it is counted and drawn as `refused`, never as `fail`, and counts as served for availability.
+  * the time origin of every picture is where the cluster came up (`RunView.t0`: the first phase
+    start), not where the command started (an image build can take most of that time).
 
 Must not import: docker, requests, matplotlib, the runner.
 """
@@ -284,7 +288,7 @@ class LatencyPoints:
     fail_y: list[float]
     info_x: list[float]     # completed info operations (timeouts, lost connections)
     info_y: list[float]
-    refused_x: list[float]  # cas refused with cas-mismatch: served (fail in the history, ok for availability)
+    refused_x: list[float]  # cas refused with cas-mismatch: served (fail in the history, served for availability)
     refused_y: list[float]
     open_x: list[float]     # invoked, never completed: drawn at the top of the plot
     ok_total: int
@@ -304,7 +308,7 @@ def latency_points(view: RunView, max_ok: int = MAX_OK_POINTS) -> LatencyPoints:
             pts.open_x.append(x)
         elif op.type == "ok":
             oks.append((x, lat))
-        elif op.type == "fail" and op.error == "cas-mismatch":
+        elif op.refused:
             pts.refused_x.append(x)
             pts.refused_y.append(lat)
         elif op.type == "fail":
@@ -328,22 +332,22 @@ def latency_points(view: RunView, max_ok: int = MAX_OK_POINTS) -> LatencyPoints:
 
 
 def throughput(view: RunView, bin_s: float | None = None) -> tuple[float, dict[str, list[int]]]:
-    """Completions per bin by type (ok / fail / info; a never-completed op counts as info at its
-    invocation; a cas refused with cas-mismatch was served: ok, as for availability). Returns (bin
-    width in seconds, {type: counts}); bin 0 starts at t0."""
+    """Completions per bin by kind (ok / refused / fail / info; a never-completed op counts as info at
+    its invocation; a cas refused with cas-mismatch is `refused`, not `fail`). Returns (bin width in
+    seconds, {kind: counts}); bin 0 starts at t0."""
     t0, t1 = view.t0(), view.t_end()
     span = max(1e-9, t1 - t0)
     if bin_s is None:
         want = span / 240
         bin_s = next((b for b in (0.25, 0.5, 1, 2, 5, 10, 30, 60, 300) if b >= want), 600)
     n = max(1, math.ceil(span / bin_s))
-    out = {"ok": [0] * n, "fail": [0] * n, "info": [0] * n}
+    out = {"ok": [0] * n, "refused": [0] * n, "fail": [0] * n, "info": [0] * n}
     for op in view.ops:
         t = op.complete_ts if op.complete_ts is not None else op.invoke_ts
         if t is None:
             continue
         i = min(n - 1, max(0, int((t - t0) / bin_s)))
-        typ = "ok" if op.type == "fail" and op.error == "cas-mismatch" else op.type
+        typ = "refused" if op.refused else op.type
         out[typ if typ in out else "info"][i] += 1
     return bin_s, out
 
@@ -354,21 +358,28 @@ class PhaseStat:
     start: float
     end: float
     ok: int = 0
+    refused: int = 0   # cas refused on a value mismatch: served, a definite answer
     fail: int = 0
     info: int = 0
 
     @property
     def total(self) -> int:
-        return self.ok + self.fail + self.info
+        return self.ok + self.refused + self.fail + self.info
+
+    @property
+    def served(self) -> int:
+        """ok and refused: the operations the cluster answered for good (what availability counts)."""
+        return self.ok + self.refused
 
     @property
     def ok_share(self) -> float | None:
-        return self.ok / self.total if self.total else None
+        """The share served (ok or refused), as the availability checker's `ok_share`."""
+        return self.served / self.total if self.total else None
 
 
 def phase_stats(view: RunView) -> list[PhaseStat]:
     """Operations per run.json phase by invocation time (as the availability checker assigns them);
-    without phases, one phase `run`. A cas refused with `cas-mismatch` was served: it counts as ok."""
+    without phases, one phase `run`. A cas refused with `cas-mismatch` is counted as `refused` (served)."""
     phases = [p for p in (view.run.get("phases") or []) if isinstance(p, dict) and is_num(p.get("start"))]
     stats = [PhaseStat(str(p.get("name", "?")), float(p["start"]),
                        float(p["end"]) if is_num(p.get("end")) else math.inf) for p in phases]
@@ -383,8 +394,10 @@ def phase_stats(view: RunView) -> list[PhaseStat]:
         if i < 0 or op.invoke_ts >= stats[i].end:
             continue
         s = stats[i]
-        if op.type == "ok" or (op.type == "fail" and op.error == "cas-mismatch"):
+        if op.type == "ok":
             s.ok += 1
+        elif op.refused:
+            s.refused += 1
         elif op.type == "fail":
             s.fail += 1
         else:

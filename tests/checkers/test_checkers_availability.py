@@ -33,9 +33,42 @@ def test_availability_low_ok_share_after_heal_invalid(tmp_path):
     for p in range(10, 14):
         b.op(p, "write", "k9", p, typ="info", result=p, ts=T0 + 25 + p * 0.1)
     c = _judge(b, "availability:min_ok_share=0.9")
-    assert c.verdict == Verdict.INVALID and "recovery: ok share" in c.summary
+    assert c.verdict == Verdict.INVALID and "recovery: served share" in c.summary
     c = _judge(b, "availability:phases=steady,min_ok_share=0.5")
     assert c.verdict == Verdict.VALID
+
+
+def _refused_cas(b, n, at):
+    """n cas operations the store refused on a value mismatch (served, definite), invoked from `at`."""
+    for i in range(n):
+        b.invoke(20 + i, "cas", "k1", [7, 8], ts=at + i * 0.1)
+        b.complete(20 + i, "fail", ts=at + i * 0.1 + 0.005, error="cas-mismatch")
+
+
+def test_availability_refused_cas_is_named_refused_and_counts_as_served(tmp_path):
+    """A cas refused with cas-mismatch was served: counted under `refused` (never `fail`), as served,
+    and the summary names it; a definite failure of another kind stays `fail`."""
+    b = healthy_cluster(tmp_path / "run")
+    _refused_cas(b, 6, T0 + 25)
+    b.invoke(40, "write", "k1", 9, ts=T0 + 26)
+    b.complete(40, "fail", ts=T0 + 26.01, error="no-leader")
+    c = _judge(b, "availability:min_ok_share=0.8")
+    rec = c.evidence["phases"]["recovery"]
+    assert (rec["refused"], rec["fail"]) == (6, 1), rec
+    assert rec["served"] == rec["ok"] + 6 and rec["ok_share"] == round(rec["served"] / rec["ops"], 4)
+    assert c.verdict == Verdict.VALID, c.summary
+    assert "refused 6, fail 1" in c.summary, c.summary
+
+
+def test_availability_served_share_still_judged_with_refused_cas(tmp_path):
+    """Refused cas count as served, but do not hide a phase that served too little."""
+    b = healthy_cluster(tmp_path / "run")
+    _refused_cas(b, 2, T0 + 25)
+    for p in range(50, 70):
+        b.op(p, "write", "k9", p, typ="info", result=p, ts=T0 + 25.5 + p * 0.01)
+    c = _judge(b, "availability:min_ok_share=0.5")
+    assert c.verdict == Verdict.INVALID and "recovery: served share" in c.summary, c.summary
+    assert "refused 2" in c.summary
 
 
 def test_availability_p99_threshold_invalid(tmp_path):

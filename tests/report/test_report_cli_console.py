@@ -11,7 +11,7 @@ from rich.console import Console
 
 from chaos import cli, errors
 from chaos.report import synthetic
-from chaos.report.console import summary_lines, verdict_table
+from chaos.report.console import operations_line, summary_lines, verdict_table
 
 
 def test_report_cli_writes_and_prints_the_path(tmp_path, capsys):
@@ -84,6 +84,17 @@ def test_report_console_summary_lines(tmp_path):
     assert lines[-1] == "replay: chaos run experiments/leader-partition.yaml --seed 7"
     (d / "report.html").write_text("x")
     assert summary_lines(d)[1] == f"report: {d / 'report.html'}"
+
+
+def test_report_console_names_refused_cas_apart_from_failures(tmp_path):
+    """run.json history_counts `fail` counts history lines (refused cas included): the console
+    shows the refused apart and only the rest as fail."""
+    counts = {"invoke": 130, "ok": 100, "fail": 26, "info": 4, "refused": 24}
+    d = synthetic.make_run(tmp_path / "run", ops=50, run_extra={"history_counts": counts})
+    line = next(x for x in summary_lines(d) if x.startswith("operations:"))
+    assert line == "operations: 100 ok, 24 refused (cas value mismatch: served), 2 fail, 4 info"
+    old = {k: v for k, v in counts.items() if k != "refused"}
+    assert "not counted apart" in operations_line(old) and operations_line(None) is None
 
 
 def test_report_package_imports_nothing_that_talks_to_docker():

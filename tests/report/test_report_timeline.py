@@ -180,8 +180,37 @@ def test_report_timeline_cas_refused_is_served_not_failed(tmp_path):
     last = json.loads(lines[-1])
     lines[-1] = json.dumps({**last, "error": "cas-mismatch"})
     (d / "history.jsonl").write_text("\n".join(lines) + "\n")
+    run = json.loads((d / "run.json").read_text())
+    run["phases"][-1]["end"] = None  # the last phase runs on: the refused cas falls in it
+    (d / "run.json").write_text(json.dumps(run))
     view = load.load(d)
     pts = tl.latency_points(view)
     assert len(pts.refused_x) == 1 and len(pts.fail_x) == sum(1 for o in view.ops if o.type == "fail") - 1
     _, counts = tl.throughput(view)
-    assert sum(counts["ok"]) == sum(1 for o in view.ops if o.type == "ok") + 1
+    assert sum(counts["refused"]) == 1  # named refused, never fail; and not hidden among the ok
+    assert sum(counts["ok"]) == sum(1 for o in view.ops if o.type == "ok")
+    assert sum(counts["fail"]) == sum(1 for o in view.ops if o.type == "fail") - 1
+    last = tl.phase_stats(view)[-1]
+    assert last.refused == 1 and last.served == last.ok + 1
+    assert last.ok_share == (last.ok + 1) / last.total  # served, as the availability checker counts it
+    png = plots.latency_plot(view, pts, *tl.throughput(view), tl.fault_bands(view.faults))
+    assert png.png.startswith(b"\x89PNG") and "refused" in png.caption
+
+
+def test_report_time_origin_is_the_first_phase_not_the_command_start(tmp_path):
+    """Plots start where the cluster came up (first phase start), not at run.json `started`, which
+    on a first run is minutes earlier (the image build, when nothing has data to draw)."""
+    d = synthetic.make_run(tmp_path / "r", ops=200)
+    run = json.loads((d / "run.json").read_text())
+    first = min(p["start"] for p in run["phases"])
+    run["started"] = first - 120.0  # two minutes of image build before the cluster came up
+    (d / "run.json").write_text(json.dumps(run))
+    view = load.load(d)
+    assert view.t0() == first
+    bin_s, counts = tl.throughput(view)
+    assert counts["ok"][0] + counts["info"][0] + counts["fail"][0] + counts["refused"][0] > 0
+    del run["phases"]
+    (d / "run.json").write_text(json.dumps(run))
+    view = load.load(d)
+    first_record = min([view.ops[0].invoke_ts] + [s["ts"] for s in view.status[:1]])
+    assert view.t0() == first_record > run["started"]
