@@ -968,6 +968,7 @@ def verify(
 
     pending = dict(todo)
     dropped: list[Link] = []
+    agreed: dict[Link, bool] = {}  # link -> the state the probe showed (the evidence a fault took effect)
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(todo) or 1))) as pool:
         while pending:
             if refresh is not None:
@@ -981,6 +982,7 @@ def verify(
             for link, got, err in pool.map(one, list(pending)):
                 attempts[link] += 1
                 if err is None and got == pending[link]:
+                    agreed[link] = got
                     del pending[link]
                     last.pop(link, None)
                 else:
@@ -994,6 +996,8 @@ def verify(
         "attempts_max": max(attempts.values(), default=0),
         "changed_total": changed_total, "capped": len(check) < changed_total,
         "dropped": [l.name for l in dropped],
+        "agreed_cut": [[l.src, l.dst] for l in sorted(agreed, key=tuple) if not agreed[l]],
+        "agreed_open": [[l.src, l.dst] for l in sorted(agreed, key=tuple) if agreed[l]],
         "seed": seed_label,
         "elapsed_s": round(time.monotonic() - t0, 3),
     }
