@@ -168,6 +168,9 @@ def _finish(outcome) -> None:
         if outcome.error.hint:
             con.print(Text(f"hint: {outcome.error.hint}"))
     _reports(outcome)
+    if outcome.run.get("control") is True:
+        con.print(Text("CONTROL RUN: the faults were planned and logged as `sham`, never applied; a VALID verdict "
+                       "here means the experiment's expectations can be met without any fault", style="yellow"))
     con.print(Text(f"run directory: {outcome.run_dir}"))
     con.print(Text(f"replay: {outcome.run.get('replay')}"))
     con.print(Text(f"seed: {outcome.run.get('seed')} (the seed fixes the plan and the harness's choices, not "
