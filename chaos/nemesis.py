@@ -9,7 +9,13 @@ leaves an accurate record), and `Nemesis`, which runs a plan's faults on threads
 
 Rules: every fault is verified in effect (partitions: the reachability probe; link toxics: the
 server lists them on every proxy; node faults: the container's state) or the run stops with a
-FaultError (exit 4), never a silent no-op. Concurrent partitions are applied as the union of their
+FaultError (exit 4), never a silent no-op. Every `start` record carries `applied_ts` (the last call
+that put the fault in place returned) and `verified_ts` (verification done), and the fault's records
+carry an `effect` (chaos.fault_effect: evidence it took effect, not only started): partitions on
+`start` (their verification probes), node and link faults on `stop` (status probes / timed link
+probes taken right after `start`, and the boot count after the undo). In a control run
+(`control=True`, `chaos run --control`) each fault is resolved, timed and held as planned but only
+logged as `sham`; the effects object is never asked to apply, undo or heal anything. Concurrent partitions are applied as the union of their
 cuts; the same link toxic from two overlapping faults is removed when the last of them ends.
 Must not import: click, chaos.cli, chaos.runner.
 """

@@ -935,7 +935,9 @@ def verify(
     fresh connections); the first round always completes, however long it takes. A probe that raises
     counts as a disagreement and its error is kept. `probe` must be thread-safe: up to
     `max_workers` run at once. For client links it is called as probe("client", node). Raises
-    FaultError naming every link that never agreed. Returns a record of what was checked.
+    FaultError naming every link that never agreed. Returns a record of what was checked, with
+    `agreed_cut` / `agreed_open` ([src, dst] pairs the probes showed cut / reachable: the evidence a
+    partition took effect, chaos.fault_effect).
 
     `refresh`, when given, returns the current expectations before each retry round: a link whose
     expectation has become None meanwhile (its node was killed or paused by another fault) is no
