@@ -8,6 +8,9 @@ final/, logs/, results.json; `ClusterEffects` (the nemesis's effects on real con
 Toxiproxy); collection of journals also from nodes that are down (read from the stopped
 container's volume). One clock per run (chaos.workload.RunClock) stamps every record.
 
+A control run (`RunOptions.control`, `chaos run --control`) does all of that, but the nemesis only logs
+its faults as `sham` (never applied); run.json says `control: true`.
+
 Outcome and exit codes: checks decide 0 / 1 / 3; a fault that could not be applied or verified, or
 an environment failure, is 4 (the run directory says `outcome: error` and why); Ctrl-C / SIGTERM is
 130 after the cluster is removed and faults.jsonl is closed with an end line for every active fault.

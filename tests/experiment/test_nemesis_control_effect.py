@@ -210,8 +210,13 @@ def test_fault_effect_node_tables():
 
 
 @pytest.mark.parametrize("op, params, probes, effective", [
-    ("latency", {"ms": 150, "jitter_ms": 100}, [{"reachable": True, "rtt_ms": 30}], True),
-    ("latency", {"ms": 150, "jitter_ms": 100}, [{"reachable": True, "rtt_ms": 10}], False),
+    ("latency", {"ms": 150, "jitter_ms": 100}, [{"reachable": True, "rtt_ms": 55}], True),
+    ("latency", {"ms": 150, "jitter_ms": 100}, [{"reachable": True, "rtt_ms": 45}], False),
+    # a loaded machine delays a few probes without any toxic: most must be late
+    ("latency", {"ms": 200}, [{"reachable": True, "rtt_ms": 250}] + [{"reachable": True, "rtt_ms": 3}] * 3, False),
+    ("latency", {"ms": 200}, [{"reachable": True, "rtt_ms": 250}] * 3 + [{"reachable": True, "rtt_ms": 3}], True),
+    ("flaky-latency", {"latency": 200}, [{"reachable": True, "rtt_ms": 250}] + [{"reachable": True, "rtt_ms": 3}] * 9,
+     True),
     ("stall", {"ms": 5000}, [{"reachable": False, "rtt_ms": None}], True),
     ("reset", {}, [{"reachable": True, "rtt_ms": 1}], False),
     ("reset", {}, [{"reachable": True, "rtt_ms": 1}, {"reachable": False, "rtt_ms": None}], True),
