@@ -134,7 +134,7 @@ def plan(file: Path, seed: int | None, as_json: bool) -> int:
 
 def _run_one(loaded: Loaded, seed: int, out: Path, name: str | None, keep: bool, plan: dict | None = None,
              replay_of: str | None = None, plant: tuple[str, ...] = (), backend: str | None = None,
-             inventory=None):
+             inventory=None, control: bool = False):
     from chaos.env.progress import RichProgress
     from chaos.live import LiveDisplay
     from chaos.runner import RunOptions, Runner, command_line
@@ -146,7 +146,7 @@ def _run_one(loaded: Loaded, seed: int, out: Path, name: str | None, keep: bool,
     progress = RichProgress()
     opts = RunOptions(seed=seed, out_dir=out, cluster_name=name, keep=keep, command=command_line(), plan=p,
                       replay_of=replay_of, say=lambda s: err.print(Text(s)), progress=progress, live=live,
-                      backend=backend, inventory=inventory)
+                      backend=backend, inventory=inventory, control=control)
     runner = Runner(loaded, opts)
     try:
         outcome = runner.execute()
@@ -168,6 +168,9 @@ def _finish(outcome) -> None:
         if outcome.error.hint:
             con.print(Text(f"hint: {outcome.error.hint}"))
     _reports(outcome)
+    if outcome.run.get("control") is True:
+        con.print(Text("CONTROL RUN: the faults were planned and logged as `sham`, never applied; a VALID verdict "
+                       "here means the experiment's expectations can be met without any fault", style="yellow"))
     con.print(Text(f"run directory: {outcome.run_dir}"))
     con.print(Text(f"replay: {outcome.run.get('replay')}"))
     con.print(Text(f"seed: {outcome.run.get('seed')} (the seed fixes the plan and the harness's choices, not "
@@ -247,8 +250,11 @@ def _summary(outcomes, out: Path) -> None:
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write one JUnit file for every run here (one testsuite per run); written even when "
                    "nothing could start, so a CI gate never sees a missing report")
+@click.option("--control", is_flag=True,
+              help="control run: everything runs but the faults are only planned and logged as `sham`, never "
+                   "applied; an experiment whose expectations are met anyway proves nothing (expect exit 3)")
 @backend_options
-def run(files, seed, repeat, out, name, keep, plant, list_plants, junit_path, backend, inventory) -> int:
+def run(files, seed, repeat, out, name, keep, plant, list_plants, junit_path, control, backend, inventory) -> int:
     """Run experiment files end to end: validate, plan, cluster up, workload and faults, final heal,
     recovery, collect, judge, tear down. One run directory per file and seed.
 
@@ -260,9 +266,11 @@ def run(files, seed, repeat, out, name, keep, plant, list_plants, junit_path, ba
       chaos run experiments/leader-isolated.yaml --seed 7
       chaos run experiments/*.yaml --repeat 3
       chaos run experiments/leader-killed.yaml --backend swarm --inventory hosts.yaml
+      chaos run experiments/leader-isolated.yaml --seed 1 --control
     """
     try:
-        return _run_files(files, seed, repeat, out, name, keep, plant, list_plants, junit_path, backend, inventory)
+        return _run_files(files, seed, repeat, out, name, keep, plant, list_plants, junit_path, backend, inventory,
+                          control=control)
     except UsageError as exc:
         if junit_path is not None:
             from chaos.report.junit import write_error_junit
@@ -272,7 +280,7 @@ def run(files, seed, repeat, out, name, keep, plant, list_plants, junit_path, ba
 
 
 def _run_files(files, seed, repeat, out, name, keep, plant, list_plants, junit_path, backend=None,
-               inventory_path=None) -> int:
+               inventory_path=None, control: bool = False) -> int:
     from chaos.experiment.loader import plant_registry
     from chaos.runner import exit_code_of
 
@@ -297,7 +305,7 @@ def _run_files(files, seed, repeat, out, name, keep, plant, list_plants, junit_p
         for lf in loaded:
             for k in range(repeat):
                 outcomes.append(_run_one(lf, seed + k, out, name, keep, plant=plant, backend=backend,
-                                         inventory=inventory))
+                                         inventory=inventory, control=control))
     finally:  # also when interrupted: the runs so far are reported
         if junit_path is not None and outcomes:
             from chaos.report.junit import write_junit
@@ -340,8 +348,16 @@ def replay(run_dir: Path, out: Path, name: str | None, keep: bool, backend, inve
     swarm = backend == "swarm" or (backend is None and exp.cluster.backend == "swarm")
     inv = load_inventory("swarm" if swarm else (backend or "local"), inventory)
     outcome = _run_one(loaded, int(plan["seed"]), out, name, keep, plan=plan, replay_of=str(run_dir),
-                       backend=backend, inventory=inv)
+                       backend=backend, inventory=inv, control=_was_control(run_dir))
     return outcome.exit_code
+
+
+def _was_control(run_dir: Path) -> bool:
+    """A replay of a control run is a control run too (run.json `control`)."""
+    try:
+        return json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("control") is True
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 @click.command("demo")

@@ -9,7 +9,13 @@ leaves an accurate record), and `Nemesis`, which runs a plan's faults on threads
 
 Rules: every fault is verified in effect (partitions: the reachability probe; link toxics: the
 server lists them on every proxy; node faults: the container's state) or the run stops with a
-FaultError (exit 4), never a silent no-op. Concurrent partitions are applied as the union of their
+FaultError (exit 4), never a silent no-op. Every `start` record carries `applied_ts` (the last call
+that put the fault in place returned) and `verified_ts` (verification done), and the fault's records
+carry an `effect` (chaos.fault_effect: evidence it took effect, not only started): partitions on
+`start` (their verification probes), node and link faults on `stop` (status probes / timed link
+probes taken right after `start`, and the boot count after the undo). In a control run
+(`control=True`, `chaos run --control`) each fault is resolved, timed and held as planned but only
+logged as `sham`; the effects object is never asked to apply, undo or heal anything. Concurrent partitions are applied as the union of their
 cuts; the same link toxic from two overlapping faults is removed when the last of them ends.
 Must not import: click, chaos.cli, chaos.runner.
 """
@@ -26,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
+from chaos import fault_effect
 from chaos import partition as partition_mod
 from chaos.errors import FaultError
 
@@ -313,6 +320,10 @@ class Effects(Protocol):
     def node_op(self, op: str, node: str) -> dict: ...
     def mark_unavailable(self, node: str, unavailable: bool) -> None: ...
     def heal_all(self) -> dict: ...
+    # evidence that a fault took effect (chaos.fault_effect); an effects object without them records
+    # `effective: false` ("no evidence taken"), never a pass
+    def answers(self, node: str) -> dict | None: ...
+    def link_probes(self, op: str, links: list, params: dict) -> list[dict]: ...
 
 
 # -- running the plan ---------------------------------------------------------------------------
@@ -334,8 +345,10 @@ class Nemesis:
     FaultError stops the schedule and is re-raised by `wait`/`final_heal`."""
 
     def __init__(self, faults: list[dict], effects: Effects, log: FaultLog, *,
-                 wall_at: Callable[[float], float] | None = None, say: Callable[[str], None] = lambda s: None):
+                 wall_at: Callable[[float], float] | None = None, say: Callable[[str], None] = lambda s: None,
+                 control: bool = False):
         self.faults = faults
+        self.control = control  # a control run: faults are planned and logged as `sham`, never applied
         self.effects = effects
         self.log = log
         self.say = say
@@ -347,6 +360,7 @@ class Nemesis:
         self._fired: dict[str, tuple[str, ...]] = {}
         self._ended_at: dict[str, float] = {}
         self._active: dict[str, Active] = {}
+        self._effects: dict[str, Callable[[dict], dict]] = {}  # fault id -> its effect, given the undo record
         self._partitions: dict[str, tuple[frozenset, str]] = {}
         self._link_owners: dict[tuple[str, tuple], set[str]] = {}
         self._link_lock = threading.Lock()
@@ -394,6 +408,9 @@ class Nemesis:
         self._stop.set()
         for a in self.active():
             self._end(a, reason="final heal")
+        if self.control:  # nothing was applied: nothing to heal, and the effects are not touched
+            return self.log.write(fault="heal", action="heal", kind="heal", targets=[],
+                                  details={"control": True, "applied": False})
         rec = self.effects.heal_all()
         row = self.log.write(fault="heal", action="heal", kind="heal", targets=[], details=rec)
         return row
@@ -489,15 +506,20 @@ class Nemesis:
         start_term = view.max_term
         with self._lock:
             view = dataclasses.replace(view, fired=dict(self._fired))
-        targets, apply, undo = self._prepare(f, view, rng)
+        targets, apply, undo, measure = self._prepare(f, view, rng)
         resolved = time.monotonic()
         self.resolve_s.append(resolved - began)
+        if self.control:
+            self._sham(f, planned, targets, view, start_term)
+            return
         self.log.write(fault=f["id"], action="intend-start", kind=f["kind"], targets=targets,
                        planned_ts=self.wall_at(planned), lateness_s=round(began - planned, 4),
                        resolve_s=round(resolved - began, 4),
                        details={"selector": _selector(f["spec"]), "leader": view.leader, "term": start_term})
         intended = time.time()
         details = apply()
+        applied_ts, verified_ts = _stamps(details, self.log.clock)
+        effect = details.pop("effect", None)
         with self._lock:
             self._started[f["id"]] = began
             self._active[f["id"]] = Active(f["id"], f["kind"], targets, undo, began)
@@ -505,17 +527,42 @@ class Nemesis:
             for key in {f["id"], f.get("group") or f["id"], f["id"].rsplit(".", 1)[0]}:
                 self._fired[key] = flat  # `of: NAME` targets; a repeated fault: its latest firing
         self.log.write(fault=f["id"], action="start", kind=f["kind"], targets=targets, intended_ts=intended,
+                       applied_ts=applied_ts, verified_ts=verified_ts, **({"effect": effect} if effect else {}),
                        details=details)
         self.say(f"{f['id']}: {f['kind']} on {_fmt(targets)} in effect")
-        until_rec = self._hold(f, start_term, targets)
+        since = time.monotonic()
+        if measure is not None:
+            self._effects[f["id"]] = _evidence(measure, view)
+        until_rec = self._hold(f, start_term, targets, since)
         with self._lock:
             active = self._active.get(f["id"])
         if active is not None:
             self._end(active, reason="until" if until_rec else "for", until=until_rec)
 
-    def _hold(self, f: dict, start_term: int, targets: list) -> dict | None:
-        if f["for_s"] is not None:
-            self._stop.wait(f["for_s"])
+    def _sham(self, f: dict, planned: float, targets: list, view: View, start_term: int) -> None:
+        """A control run: the fault is resolved, timed and held like a real one, and logged as `sham`
+        (the targets it would have had), but nothing is applied (the effects are only read)."""
+        began = time.monotonic()
+        with self._lock:
+            self._started[f["id"]] = began
+            flat = tuple(n for t in targets for n in (t if isinstance(t, list) else [t]))
+            for key in {f["id"], f.get("group") or f["id"], f["id"].rsplit(".", 1)[0]}:
+                self._fired[key] = flat
+        self.log.write(fault=f["id"], action="sham", kind=f["kind"], targets=targets,
+                       planned_ts=self.wall_at(planned),
+                       details={"would": "start", "selector": _selector(f["spec"]), "leader": view.leader,
+                                "term": start_term, "applied": False})
+        self.say(f"{f['id']}: {f['kind']} on {_fmt(targets)} NOT applied (control run)")
+        until_rec = self._hold(f, start_term, targets, began)
+        self.log.write(fault=f["id"], action="sham", kind=f["kind"], targets=targets,
+                       details={"would": "stop", "reason": "until" if until_rec else "for", "applied": False,
+                                **({"until": until_rec} if until_rec else {})})
+        self._ended_at[f["id"]] = time.monotonic()
+
+    def _hold(self, f: dict, start_term: int, targets: list, since: float | None = None) -> dict | None:
+        if f["for_s"] is not None:  # held `for` from `since` (the start record), not after the evidence
+            spent = time.monotonic() - since if since is not None else 0.0
+            self._stop.wait(max(0.0, f["for_s"] - spent))
             return None
         cond = f["until"]
         flat = [n for t in targets for n in (t if isinstance(t, list) else [t])]
@@ -544,7 +591,11 @@ class Nemesis:
                        details={"reason": reason, **({"until": until} if until else {})})
         intended = time.time()
         details = a.undo()
+        with self._lock:
+            judge = self._effects.pop(a.fid, None)
+        effect = _judged(judge, details)
         self.log.write(fault=a.fid, action="stop", kind=a.kind, targets=a.targets, intended_ts=intended,
+                       **({"effect": effect} if effect else {}),
                        details={**details, "reason": reason, **({"until": until} if until else {})})
         self._ended_at[a.fid] = time.monotonic()
         self.say(f"{a.fid}: {a.kind} ended ({reason})")
@@ -568,14 +619,21 @@ class Nemesis:
             def apply():
                 with self._lock:
                     self._partitions[fid] = (cut, mode)
-                return self._apply_partitions()
+                rec = self._apply_partitions()
+                probed = rec.pop("probed", None)
+                rec["effect"] = (fault_effect.partition_effect(cut, probed.get("cut", ()), probed.get("open", ()),
+                                                               probed.get("dropped", ()))
+                                 if isinstance(probed, dict) else NO_EVIDENCE)
+                return rec
 
             def undo():
                 with self._lock:
                     self._partitions.pop(fid, None)
-                return self._apply_partitions()
+                rec = self._apply_partitions()
+                rec.pop("probed", None)
+                return rec
 
-            return targets, apply, undo
+            return targets, apply, undo, None
         if kind in LINK_OPS or kind == "flaky":
             links, targets = fault_links(spec, view, rng)
             if kind == "flaky":
@@ -606,7 +664,14 @@ class Nemesis:
                         rec["kept"] = kept  # still owned by another active fault of the same kind
                     return rec
 
-            return targets, apply, undo
+            def measure(view: View):
+                probes = _call(eff, "link_probes", op, links, params)
+                if probes is None:
+                    return lambda _undo: NO_EVIDENCE
+                found = fault_effect.link_effect(op, params, probes)
+                return lambda _undo: found
+
+            return targets, apply, undo, measure
         if kind in NODE_UNDO:
             targets = resolve_target(spec["target"], view, rng)
             if not targets:
@@ -654,7 +719,16 @@ class Nemesis:
                         raise error
                 return {"nodes": out}
 
-            return targets, apply, undo
+            def measure(view: View):
+                answers, error = _all_at_once(lambda n: _call(eff, "answers", n, default=NO_PROBE), targets)
+                if error is not None or any(a is NO_PROBE for a in answers.values()):
+                    down = dict(NO_EVIDENCE, why=f"status probes failed: {error}" if error else NO_EVIDENCE["why"])
+                else:
+                    down = fault_effect.node_down_effect(answers)
+                before = {n: (view.statuses.get(n) or {}).get("boot") for n in targets}
+                return lambda undo_rec: _node_effect(down, before, undo_rec, kind)
+
+            return targets, apply, undo, measure
         raise ValueError(f"unknown fault kind {kind!r}")
 
     def _apply_partitions(self) -> dict:
@@ -667,6 +741,56 @@ class Nemesis:
             cut = frozenset().union(*(c for c, _ in parts)) if parts else frozenset()
             mode = "refuse" if parts and all(m == "refuse" for _, m in parts) else "blackhole"
             return self.effects.set_partition(cut, mode)
+
+
+NO_EVIDENCE = {"effective": False, "why": "no evidence taken (the effects object cannot probe)"}
+NO_PROBE = object()
+
+
+def _call(eff: Any, method: str, *args, default: Any = None) -> Any:
+    """An evidence method of the effects object, or `default` when it has none."""
+    fn = getattr(eff, method, None)
+    return default if fn is None else fn(*args)
+
+
+def _evidence(measure: Callable, view: View) -> Callable[[dict], dict]:
+    """Take a fault's evidence while it is on; a failure to take it is recorded as no evidence."""
+    try:
+        return measure(view)
+    except Exception as exc:  # noqa: BLE001 -- evidence, not the fault: recorded, never a pass
+        found = {"effective": False, "why": f"evidence could not be taken: {type(exc).__name__}: {exc}"}
+        return lambda _undo: found
+
+
+def _judged(judge: Callable[[dict], dict] | None, undo_rec: dict) -> dict | None:
+    if judge is None:
+        return None
+    try:
+        return judge(undo_rec)
+    except Exception as exc:  # noqa: BLE001
+        return {"effective": False, "why": f"evidence could not be judged: {type(exc).__name__}: {exc}"}
+
+
+def _node_effect(down: dict, boot_before: dict, undo_rec: dict, kind: str) -> dict:
+    """A node fault took effect if every target stopped answering while it was on, or (kill, stop)
+    every target came back with a higher boot count."""
+    nodes = (undo_rec or {}).get("nodes") or {}
+    after = {n: r.get("boot") for n, r in nodes.items() if isinstance(r, dict) and "boot" in r}
+    back = fault_effect.node_back_effect(boot_before, after) if kind in ("kill", "stop") and after else None
+    effective = bool(down.get("effective")) or bool(back and back["effective"])
+    why = down.get("why") if down.get("effective") or not back else back["why"]
+    return {"effective": effective, "why": why, "down": down, **({"back": back} if back else {})}
+
+
+def _stamps(details: dict, clock: Callable[[], float]) -> tuple[float, float]:
+    """(applied_ts, verified_ts) of a start: the effects' own (run clock; for several nodes the
+    latest), else now for both. The top-level pair is moved out of `details` onto the record."""
+    top = {k: details.pop(k) for k in ("applied_ts", "verified_ts") if k in details}  # lifted to the record
+    recs = [top] + [r for r in ((details.get("nodes") or {}).values()) if isinstance(r, dict)]
+    applied = [r["applied_ts"] for r in recs if isinstance(r.get("applied_ts"), (int, float))]
+    verified = [r["verified_ts"] for r in recs if isinstance(r.get("verified_ts"), (int, float))]
+    now = clock()
+    return (max(applied) if applied else now), (max(verified) if verified else now)
 
 
 def _needs_leader(spec: Any) -> bool:

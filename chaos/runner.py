@@ -8,6 +8,9 @@ final/, logs/, results.json; `ClusterEffects` (the nemesis's effects on real con
 Toxiproxy); collection of journals also from nodes that are down (read from the stopped
 container's volume). One clock per run (chaos.workload.RunClock) stamps every record.
 
+A control run (`RunOptions.control`, `chaos run --control`) does all of that, but the nemesis only logs
+its faults as `sham` (never applied); run.json says `control: true`.
+
 Outcome and exit codes: checks decide 0 / 1 / 3; a fault that could not be applied or verified, or
 an environment failure, is 4 (the run directory says `outcome: error` and why); Ctrl-C / SIGTERM is
 130 after the cluster is removed and faults.jsonl is closed with an end line for every active fault.
@@ -25,6 +28,7 @@ import sys
 import tarfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -51,6 +55,7 @@ from chaos.toxi import LinkController
 from chaos.workload import HistoryWriter, RunClock, StatusPoller, Workload, WorkloadSpec
 
 VIEW_FIRST_S = 0.3  # see ClusterEffects.view
+EFFECT_STATUS_S = 1.0  # a node fault's target that has not answered its status within this is "silent"
 VERIFY_PROBE_MS = 100  # a cut link costs a probe this long; a slow healthy link is retried until the deadline
 RESTART_ANSWER_S = 20.0
 SERVICE_RETRY_S = 30.0
@@ -63,7 +68,8 @@ def _compact(rec: dict | None) -> dict:
         return {}
     out = {}
     for k, v in rec.items():
-        if k in ("proxies", "toxics", "removed", "enabled", "disabled", "cut", "uncut", "checked", "sampled"):
+        if k in ("proxies", "toxics", "removed", "enabled", "disabled", "cut", "uncut", "checked", "sampled",
+                 "agreed_cut", "agreed_open"):
             out[k + "_n"] = len(v) if isinstance(v, (list, dict)) else v
         elif k == "steps":
             continue
@@ -75,11 +81,15 @@ def _compact(rec: dict | None) -> dict:
 
 
 class ClusterEffects:
-    """The nemesis's effects on a real cluster; each verifies before it returns."""
+    """The nemesis's effects on a real cluster; each verifies before it returns. Each apply's record
+    carries `applied_ts` (run clock: the last call that puts the fault in place returned) and
+    `verified_ts` (its verification done); `answers` and `link_probes` take the evidence that a
+    fault took effect (chaos.fault_effect)."""
 
-    def __init__(self, cluster: Cluster, links: LinkController):
+    def __init__(self, cluster: Cluster, links: LinkController, clock: Callable[[], float] | None = None):
         self.cluster = cluster
         self.links = links
+        self.clock = clock or links.clock
 
     def view(self) -> View:
         """The managers' statuses. A manager that has not answered within VIEW_FIRST_S (a paused one
@@ -102,8 +112,13 @@ class ClusterEffects:
 
     def set_partition(self, cut: frozenset, mode: str) -> dict:
         rec = self.links.apply_partition(cut, mode)
+        verified_ts = self.clock()
+        ver = rec.get("verified") or {}
+        probed = {"cut": ver.get("agreed_cut") or [], "open": ver.get("agreed_open") or [],
+                  "dropped": ver.get("dropped") or []}
         return {"links_cut": len(cut), "mode": mode, "done_ts": rec.get("done_ts"),
-                "verified": _compact(rec.get("verified"))}
+                "applied_ts": rec.get("done_ts"), "verified_ts": verified_ts,
+                "verified": _compact(ver), "probed": probed}
 
     def add_link_fault(self, op: str, links: list, params: dict) -> dict:
         lc = self.links
@@ -115,12 +130,14 @@ class ClusterEffects:
             method = {"latency": lc.latency, "bandwidth": lc.bandwidth, "reset": lc.reset, "stall": lc.stall,
                       "slice": lc.slice, "slow_close": lc.slow_close, "limit": lc.limit}[op]
             rec = method(links, **p)
+        applied_ts = rec.get("done_ts")
         present = lc.present(links, op)
         missing = sorted(name for name, toxics in present.items() if not toxics)
         if missing:
             raise FaultError(f"{op}: the server does not list the toxic on {len(missing)} link(s): "
                              f"{', '.join(missing[:5])}", hint="the fault could not be verified")
         return {"links": len(links), "op": op, "params": params, "done_ts": rec.get("done_ts"),
+                "applied_ts": applied_ts, "verified_ts": self.clock(),
                 "verified": {"toxics_listed_on": len(present)}}
 
     def remove_link_fault(self, op: str, links: list) -> dict:
@@ -132,11 +149,17 @@ class ClusterEffects:
 
     def node_op(self, op: str, node: str) -> dict:
         rec = nodeops.OPERATIONS[op](self.cluster, node).as_dict()
+        now_run, now_wall = self.clock(), time.time()
+        # the engine's moment (wall clock) on the run clock, never after the verification that follows it
+        rec["applied_ts"] = min(now_run, rec["effective_ts"] + (now_run - now_wall))
+        rec["verified_ts"] = now_run
         if op in ("restart", "start", "unpause"):
             end = time.monotonic() + RESTART_ANSWER_S
             while time.monotonic() < end:
-                if self.cluster.status(node, timeout_s=1.0) is not None:
+                st = self.cluster.status(node, timeout_s=1.0)
+                if st is not None:
                     rec["answering_ts"] = time.time()
+                    rec["boot"] = st.get("boot")  # the evidence a killed node booted again
                     break
                 time.sleep(0.1)
             else:
@@ -145,6 +168,38 @@ class ClusterEffects:
 
     def mark_unavailable(self, node: str, unavailable: bool) -> None:
         self.links.set_unavailable(node, unavailable)
+
+    def answers(self, node: str) -> dict | None:
+        """The node's status, or None when it does not answer within EFFECT_STATUS_S."""
+        return self.cluster.status(node, timeout_s=EFFECT_STATUS_S)
+
+    def link_probes(self, op: str, links: list, params: dict) -> list[dict]:
+        """Timed probes through a link fault's links while its toxic is listed (chaos.fault_effect)."""
+        from chaos.fault_effect import LINK_PROBES, LINK_PROBES_FLAKY, probe_timeout_ms
+
+        timeout_ms = probe_timeout_ms(op, params)
+        n = LINK_PROBES_FLAKY if op.startswith("flaky-") else LINK_PROBES
+        order = sorted(links)
+        picked = [order[i % len(order)] for i in range(min(n, len(order) * (4 if op.startswith("flaky-") else 1)))]
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="effect-probe") as pool:
+            return list(pool.map(lambda link: self._timed_probe(link, timeout_ms), picked))
+
+    def _timed_probe(self, link, timeout_ms: int) -> dict:
+        src, dst = link
+        out = {"link": f"{src}->{dst}", "timeout_ms": timeout_ms, "reachable": False, "rtt_ms": None}
+        try:
+            resp = requests.post(self.cluster.api_url(src) + "/probe", json={"peer": dst, "timeout_ms": timeout_ms},
+                                 timeout=timeout_ms / 1000 + 2)
+            body = resp.json()
+        except (requests.RequestException, ValueError) as exc:
+            out["error"] = type(exc).__name__
+            return out
+        if not isinstance(body, dict) or not body.get("ok"):
+            out["error"] = f"probe refused: {str(body)[:100]}"
+            return out
+        out["reachable"] = bool(body.get("reachable"))
+        out["rtt_ms"] = body.get("rtt_ms")
+        return out
 
     def heal_all(self) -> dict:
         return _compact(self.links.heal())
@@ -164,6 +219,7 @@ class RunOptions:
     live: object | None = None       # chaos.live.LiveDisplay or None
     backend: str | None = None       # overrides the experiment's cluster.backend (`chaos run --backend`)
     inventory: object | None = None  # chaos.env.hosts.Inventory for the swarm backend (None: this engine)
+    control: bool = False            # `chaos run --control`: faults planned and logged as `sham`, never applied
 
 
 @dataclass
@@ -235,14 +291,16 @@ class Runner:
             run_id=None, experiment=self.exp.name, experiment_file=str(self.loaded.path),
             experiment_sha256=self.loaded.sha256, seed=self.opts.seed, plan_sha256=self.plan_sha,
             command=self.opts.command, replay=replay, replay_of=self.opts.replay_of,
-            again=f"chaos run {shlex.quote(str(self.loaded.path))} --seed {self.opts.seed}",
+            again=f"chaos run {shlex.quote(str(self.loaded.path))} --seed {self.opts.seed}"
+                  + (" --control" if self.opts.control else ""),
             seed_scope="the seed fixes the plan and every choice the harness makes (fault times, kinds, "
                        "selectors, random picks among the candidates, client operations); it does not fix "
                        "the cluster's own timing, so a role such as `leader` may name another node in a "
                        "repeat. faults.jsonl records the node each selector resolved to.",
             clock=self.clock.as_dict(), cluster_name=self.cluster_name, started=self.clock.now(), ended=None,
             partial=True, partial_reason="the run is in progress (or the harness was killed)",
-            outcome="running", phases=[], nodes={}, heal_ts=None, plant=list(self.plan["cluster"].get("plant", [])))
+            outcome="running", phases=[], nodes={}, heal_ts=None, plant=list(self.plan["cluster"].get("plant", [])),
+            control=self.opts.control)
 
     # -- the lifecycle --
 
@@ -252,6 +310,9 @@ class Runner:
         if self.plan["cluster"].get("plant"):
             opts.say(f"WARNING: planted bugs {', '.join(self.plan['cluster']['plant'])}: the agents are "
                      "deliberately wrong; this run is a test of the tool, not a result")
+        if opts.control:
+            opts.say("CONTROL RUN: the faults are planned and logged as `sham`, never applied; no expectation "
+                     "about a fault's effect can be met, so a well-made experiment comes out inconclusive (3)")
         self._prepare_dir()
         opts.say(f"run directory: {self.run_dir}")
         client = None
@@ -311,7 +372,7 @@ class Runner:
         links = LinkController(cluster.toxiproxy_api(), cluster.topology(), seed=opts.seed,
                                probe=lambda s, d: cluster.probe(s, d, timeout_ms=VERIFY_PROBE_MS),
                                clock=self.clock.now)
-        effects = ClusterEffects(cluster, links)
+        effects = ClusterEffects(cluster, links, clock=self.clock.now)
         self.faults = FaultLog(self.run_dir / "faults.jsonl", clock=self.clock.now)
         self.writer = HistoryWriter(self.run_dir / "history.jsonl", clock=self.clock.now)
         view = self._await_leader(effects, 30.0)
@@ -328,7 +389,8 @@ class Runner:
         self.workload.wall_at = self.clock.at
         self.poller = StatusPoller(cluster.statuses, self.run_dir / "status.jsonl", clock=self.clock.now)
         self.nemesis = Nemesis(plan["faults"], effects, self.faults, wall_at=self.clock.at,
-                               say=lambda s: opts.say(s) if opts.live is None else opts.live.event(s))
+                               say=lambda s: opts.say(s) if opts.live is None else opts.live.event(s),
+                               control=opts.control)
         services = _ServiceOps(plan["services"], effects, cluster, self.run_dir / "services.jsonl", self.clock)
         if opts.live is not None:
             opts.live.start(self)
@@ -378,7 +440,7 @@ class Runner:
         while True:
             done = self.nemesis.wait(0.2)
             if len(self.phases) == 1:
-                first = next((r for r in self.faults.rows if r.get("action") == "intend-start"), None)
+                first = next((r for r in self.faults.rows if r.get("action") in ("intend-start", "sham")), None)
                 if first is not None:
                     self._phase("faults", wall=first["ts"])
             if done:

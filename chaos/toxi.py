@@ -935,7 +935,9 @@ def verify(
     fresh connections); the first round always completes, however long it takes. A probe that raises
     counts as a disagreement and its error is kept. `probe` must be thread-safe: up to
     `max_workers` run at once. For client links it is called as probe("client", node). Raises
-    FaultError naming every link that never agreed. Returns a record of what was checked.
+    FaultError naming every link that never agreed. Returns a record of what was checked, with
+    `agreed_cut` / `agreed_open` ([src, dst] pairs the probes showed cut / reachable: the evidence a
+    partition took effect, chaos.fault_effect).
 
     `refresh`, when given, returns the current expectations before each retry round: a link whose
     expectation has become None meanwhile (its node was killed or paused by another fault) is no
@@ -968,6 +970,7 @@ def verify(
 
     pending = dict(todo)
     dropped: list[Link] = []
+    agreed: dict[Link, bool] = {}  # link -> the state the probe showed (the evidence a fault took effect)
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(todo) or 1))) as pool:
         while pending:
             if refresh is not None:
@@ -981,6 +984,7 @@ def verify(
             for link, got, err in pool.map(one, list(pending)):
                 attempts[link] += 1
                 if err is None and got == pending[link]:
+                    agreed[link] = got
                     del pending[link]
                     last.pop(link, None)
                 else:
@@ -994,6 +998,8 @@ def verify(
         "attempts_max": max(attempts.values(), default=0),
         "changed_total": changed_total, "capped": len(check) < changed_total,
         "dropped": [l.name for l in dropped],
+        "agreed_cut": [[l.src, l.dst] for l in sorted(agreed, key=tuple) if not agreed[l]],
+        "agreed_open": [[l.src, l.dst] for l in sorted(agreed, key=tuple) if agreed[l]],
         "seed": seed_label,
         "elapsed_s": round(time.monotonic() - t0, 3),
     }

@@ -181,8 +181,9 @@ def _validate_status(row: dict) -> str | None:
     return None
 
 
-FAULT_ACTIONS = ("intend-start", "start", "intend-stop", "stop", "heal", "skipped", "error")
-"""faults.jsonl actions (docs/contracts.md section 5); `start`/`stop` are the in-effect lines."""
+FAULT_ACTIONS = ("intend-start", "start", "intend-stop", "stop", "heal", "skipped", "error", "sham")
+"""faults.jsonl actions (docs/contracts.md section 5); `start`/`stop` are the in-effect lines; `sham`
+is a fault of a control run (`chaos run --control`), planned and never applied."""
 
 
 def _validate_fault(row: dict) -> str | None:

@@ -382,6 +382,7 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
             at(("cluster", "plant", i), f"unknown planted bug {bug!r}",
                f"did you mean {near[0]!r}?" if near else "known: " + (", ".join(sorted(known)) or "none"))
     names: list[str] = []
+    random_names: list[str] = []
     current: list[str] = []  # the schedule item being checked: `of` may not name itself
     check_target(exp.workload.nodes, ("workload", "nodes"))
     services = set()
@@ -398,6 +399,7 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
                 check_target(t, base + ("random", "targets", j))
             if item.random.name:
                 names.append(item.random.name)
+            random_names.append(item.random.name or f"r{i + 1}")  # its faults are NAME-1, NAME-2, ...
             continue
         name = item.name or f"f{i + 1}"
         if name in names:
@@ -470,6 +472,9 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
                 at(("expect", i), f"no phase or fault named {arg!r}", "phases: " + ", ".join(sorted(phases)))
             if name == "until-met" and arg not in names:
                 at(("expect", i), f"no fault named {arg!r}", "faults: " + ", ".join(sorted(names)))
+            if name == "fault-effective" and arg not in set(names) | set(random_names):
+                at(("expect", i), f"no fault named {arg!r}",
+                   "faults: " + (", ".join(sorted(set(names) | set(random_names))) or "none"))
             if name == "fault-applied" and arg not in S.FAULT_KINDS:
                 at(("expect", i), f"no fault kind {arg!r}", "kinds: " + ", ".join(S.FAULT_KINDS))
         else:

@@ -587,8 +587,11 @@ class Experiment(Strict):
                                      description="events that must be observed at least once, else the run is "
                                                  "inconclusive: leader-changed, node-restarted, member-suspected, "
                                                  "member-dead, ops-failed-in-phase:P, ops-ok-in-phase:P, "
-                                                 "fault-applied:KIND, until-met:F (P: steady, faults, recovery or a fault's name; "
-                                                 "F: a fault with `until`, whose condition must become true)")
+                                                 "fault-applied:KIND, fault-effective:F, until-met:F (P: steady, faults, recovery or a "
+                                                 "fault's name; fault-effective: F took effect, not only started "
+                                                 "(probes saw the cut, the node went silent or rebooted, the link "
+                                                 "delayed or dropped probes); until-met: F has `until` and its "
+                                                 "condition became true)")
 
 
 def json_schema() -> dict:

@@ -69,6 +69,8 @@ def summary_lines(run_dir: str | Path) -> list[str]:
         out.append(f"junit: {junit}")
     if view.plant:
         out.append(f"PLANTED BUG(S): {', '.join(view.plant)} -- this run is NOT a real result")
+    if view.run.get("control") is True:
+        out.append("CONTROL RUN: the faults were planned and logged as `sham`, never applied -- a test of the experiment, not a result")
     if view.partial:
         out.append(f"PARTIAL RUN: {view.run.get('partial_reason') or 'no reason recorded'}")
     ops = operations_line(view.run.get("history_counts"))

@@ -2,7 +2,8 @@
 
 Owns the mapping from run directories to JUnit:
   * one `testsuite` per run directory (per seed when an experiment is repeated), named
-    `<experiment> seed=<seed>`, id = run id; a planted bug is written into the suite name itself;
+    `<experiment> seed=<seed>`, id = run id; a planted bug is written into the suite name itself, and
+    so is a control run (`[CONTROL RUN: faults not applied]`, property `control: true`);
   * one `testcase` per check, named `<experiment>.<check>` with classname `<experiment>` (so CI groups
     the same check across runs), and the check's duration; the `expectations` check becomes one
     testcase per expectation (`<experiment>.<check>.<expectation>`, the check's time shared out);
@@ -39,7 +40,7 @@ from chaos.report.load import RunView, load
 # run.json keys copied into <properties>, in this order (absent keys are left out)
 PROPERTY_KEYS = ("seed", "run_id", "experiment_file", "experiment_sha256", "plan_sha256", "image", "image_id",
                  "toxiproxy", "agent_version", "replay", "command", "plant", "partial", "partial_reason",
-                 "outcome")
+                 "outcome", "control")
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
@@ -63,6 +64,8 @@ def _properties(view: RunView) -> dict[str, str]:
         v = view.seed if k == "seed" else view.run.get(k)
         if k == "plant":
             v = ",".join(view.plant) if view.plant else None
+        if k == "control":  # a control run (chaos run --control): only ever written when true
+            v = "true" if v is True else None
         if v is None or v == "" or (k == "partial" and not v):
             continue
         props[k] = _clean(v)
@@ -109,6 +112,8 @@ def _system_out(view: RunView) -> str:
         out.append(f"replay: {view.run['replay']}")
     if view.plant:
         out.append(f"PLANTED BUG(S): {', '.join(view.plant)} -- this run is NOT a real result")
+    if view.run.get("control") is True:
+        out.append("CONTROL RUN: the faults were planned and logged as `sham`, never applied -- a test of the experiment, not a result")
     if view.partial:
         out.append(f"PARTIAL RUN: {view.run.get('partial_reason') or 'no reason recorded'}")
     out.append(f"verdict: {view.verdict}")
@@ -137,6 +142,8 @@ def suite_for(run_dir: str | Path) -> TestSuite:
     name = f"{exp} seed={view.seed}"
     if view.plant:
         name += f" [PLANTED BUG: {', '.join(view.plant)} -- not a real result]"
+    if view.run.get("control") is True:
+        name += " [CONTROL RUN: faults not applied]"
     return TestSuite(_clean(name), cases, id=_clean(view.run.get("run_id") or view.path.name),
                      timestamp=_iso(view.run.get("started")), properties=_properties(view),
                      stdout=_system_out(view))

@@ -258,3 +258,18 @@ def test_nemesis_docker_refused_run_says_so_in_its_run_directory(tmp_path, docke
         assert cleanup.remaining(docker_client, cluster=name) > 0, "the refused run removed someone's cluster"
     finally:
         cleanup.remove_objects(docker_client, cluster=name)
+
+
+def test_nemesis_docker_every_fault_took_effect_with_its_times(tour):
+    """Each fault of the tour carries evidence it took effect (chaos.fault_effect) on real containers:
+    the kills and the pause went silent (and the kills booted again), the ring's probes saw its cut,
+    the latency's probes came back late; and applied_ts <= verified_ts <= the start record."""
+    _, faults, _ = tour
+    for fid in ("kill-worker", "ring", "kill-leader", "pause-follower", "slow-managers"):
+        f = faults[fid]
+        st = f["start"]
+        assert st["applied_ts"] <= st["verified_ts"] <= st["ts"], (fid, st)
+        effect = st.get("effect") or f["stop"].get("effect")
+        assert effect and effect["effective"] is True, (fid, effect)
+    assert faults["kill-leader"]["stop"]["effect"]["back"]["rebooted"] == faults["kill-leader"]["start"]["targets"]
+    assert faults["slow-managers"]["stop"]["effect"]["acted"] == "delayed"

@@ -168,3 +168,23 @@ def test_schema_of_names_an_earlier_fault_not_itself_nor_a_later_one():
         errs = only_errors(BASE + "schedule:\n" + bad)
         assert [e for e in errs if e.path == "schedule[0].isolate.of" and "names no earlier fault" in e.message], \
             [str(e) for e in errs]
+
+
+def test_schema_fault_effective_names_a_fault_or_a_random_block():
+    sched = ("schedule:\n  - {name: cut, at: 1s, for: 1s, fault: partition, isolate: m1}\n"
+             "  - random: {from: 3s, to: 9s, kinds: [pause], targets: [m2], duration: [1s, 2s], gap: [1s, 2s]}\n")
+    exp, probs = problems(BASE + sched + "expect: [fault-effective: cut, fault-effective: r2]\n")
+    assert exp is not None and probs == [], [str(p) for p in probs]
+    errs = only_errors(BASE + sched + "expect: [fault-effective: cutt]\n")
+    assert [e.path for e in errs] == ["expect[0]"] and "no fault named 'cutt'" in errs[0].message
+    assert "cut" in errs[0].hint and "r2" in errs[0].hint
+    errs = only_errors(BASE + sched + "expect: [fault-effective]\n")  # needs its argument
+    assert errs and errs[0].path == "expect[0]"
+
+
+def test_schema_every_shipped_experiment_expects_a_fault_effect():
+    """No shipped file can be met without its faults: each names at least one fault-effective."""
+    for path in sorted((ROOT / "experiments").glob("*.yaml")):
+        exp = load_file(str(path)).experiment
+        names = [e if isinstance(e, str) else next(iter(e)) for e in exp.expect]
+        assert any(str(n).startswith("fault-effective") for n in names), path.name

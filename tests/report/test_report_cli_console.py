@@ -97,6 +97,13 @@ def test_report_console_names_refused_cas_apart_from_failures(tmp_path):
     assert "not counted apart" in operations_line(old) and operations_line(None) is None
 
 
+def test_report_console_summary_marks_a_control_run(tmp_path):
+    d = synthetic.make_run(tmp_path / "run", ops=50, run_extra={"control": True})
+    assert any(line.startswith("CONTROL RUN: the faults were planned and logged as `sham`") for line in summary_lines(d))
+    d2 = synthetic.make_run(tmp_path / "run2", ops=50)
+    assert not any("CONTROL" in line for line in summary_lines(d2))
+
+
 def test_report_package_imports_nothing_that_talks_to_docker():
     """DESIGN.md section 2: reports read only the run directory, so they work on any stored run."""
     code = ("import sys\n"

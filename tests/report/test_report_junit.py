@@ -185,6 +185,19 @@ def test_report_junit_planted_bug_is_loud(tmp_path):
     assert "NOT a real result" in _system_out(out)
 
 
+def test_report_junit_control_run_is_marked(tmp_path):
+    d = synthetic.make_run(tmp_path / "run", ops=50, run_extra={"control": True})
+    out = _valid(write_junit([d], tmp_path / "junit.xml"))
+    suite = next(iter(junitparser.JUnitXml.fromfile(str(out))))
+    assert "[CONTROL RUN: faults not applied]" in suite.name
+    assert {p.name: p.value for p in suite.properties()}["control"] == "true"
+    assert "CONTROL RUN" in _system_out(out)
+    d2 = synthetic.make_run(tmp_path / "run2", ops=50, run_extra={"control": False})
+    out2 = _valid(write_junit([d2], tmp_path / "junit2.xml"))
+    suite2 = next(iter(junitparser.JUnitXml.fromfile(str(out2))))
+    assert "CONTROL" not in suite2.name and "control" not in {p.name for p in suite2.properties()}
+
+
 def test_report_junit_hostile_text_stays_well_formed(tmp_path):
     results = synthetic.make_results("INVALID")
     results["checks"][0]["summary"] = 'bad \x00\x07 "quotes" <tag> & ]]> end'

@@ -386,3 +386,16 @@ def test_controller_verify_drops_links_whose_node_goes_down_while_verifying(setu
     ctl.heal()
     rec = ctl.verify(probe, sample=50, deadline_s=1.0)
     assert rec["dropped"] and all("m3" in name for name in rec["dropped"])
+
+
+def test_verify_records_which_links_the_probes_showed_cut_and_open():
+    """The evidence a partition took effect (chaos.fault_effect): the links that agreed, by state."""
+    expected = {("a", "b"): False, ("b", "a"): True, ("a", "c"): True}
+    rec = verify(expected, lambda s, d: (s, d) != ("a", "b"), changed=[("a", "b")], sample=2,
+                 deadline_s=1, interval_s=0.01)
+    assert rec["agreed_cut"] == [["a", "b"]]
+    assert rec["agreed_open"] == [["a", "c"], ["b", "a"]]
+    # a link the probe never showed in its wanted state is no evidence (and fails the verification)
+    with pytest.raises(FaultError) as info:
+        verify(expected, lambda s, d: True, changed=[("a", "b")], sample=0, deadline_s=0.05, interval_s=0.01)
+    assert "agreed_cut" not in info.value.record or info.value.record["agreed_cut"] == []

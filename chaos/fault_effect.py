@@ -1,0 +1,123 @@
+"""Evidence that a fault took effect (not only that it was started): pure judgments from what the
+harness saw, each an `effect` object for faults.jsonl: `{"effective": true|false, "evidence": ...,
+"why": text}`. The `fault-effective:NAME` expectation (chaos.checkers.expectations) reads them.
+
+- partition (`partition_effect`): the verification probes showed the cut: at least one link this
+  fault must cut was probed and did not carry the probe, and the links it must leave open that were
+  probed still carried theirs (a verification that failed never gets here: it raises).
+- node fault (`node_down_effect`, `node_back_effect`): every target stopped answering its status
+  probe while the fault was on (start record), or came back with a higher boot count (stop record).
+- link fault (`link_effect`): timed probes through the fault's links while the toxic was listed:
+  latency / stall: most probes came back late by at least the added delay (latency - jitter), or
+  not within their timeout (a flaky one: any probe); reset / flaky-cut / flaky-reset / limit: a probe did not get through; for the toxics a
+  small probe cannot feel (bandwidth, slice, slow-close, a flaky one of those) the evidence is that
+  the links carried probe traffic while the server listed the toxic on them (the server applies a
+  listed toxic to every byte it forwards), which is weaker and says so (`acted: "listed-while-carrying"`).
+
+Must not import: click, docker, requests (the callers do the I/O).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+# ops whose effect a small probe sees, and how
+DELAY_OPS = ("latency", "stall", "flaky-latency", "flaky-stall")
+DROP_OPS = ("reset", "flaky-cut", "flaky-reset", "flaky-timeout")
+# how many probes a link fault's evidence takes at most (a flaky toxic acts on a share of connections)
+LINK_PROBES = 16
+LINK_PROBES_FLAKY = 24
+
+
+def partition_effect(fault_cut: Iterable, agreed_cut: Iterable, agreed_open: Iterable,
+                     dropped: Iterable = ()) -> dict:
+    """`fault_cut`: the (src, dst) links this fault cuts; `agreed_cut` / `agreed_open`: the links
+    the verification probed and found cut / open (src, dst); `dropped`: not asserted (a node down)."""
+    mine = {tuple(x) for x in fault_cut}
+    seen_cut = sorted(mine & {tuple(x) for x in agreed_cut})
+    seen_open = sorted({tuple(x) for x in agreed_open} - mine)
+    ev = {"cut_links": len(mine), "probed_cut": len(seen_cut), "probed_open": len(seen_open),
+          "dropped": len(list(dropped)), "examples": [f"{a}->{b}" for a, b in seen_cut[:3]]}
+    if not mine:
+        return {"effective": False, "evidence": ev, "why": "the partition cuts no link"}
+    if not seen_cut:
+        return {"effective": False, "evidence": ev,
+                "why": "no link of this cut was probed as cut (already cut by another fault, or its nodes down)"}
+    return {"effective": True, "evidence": ev,
+            "why": f"{len(seen_cut)} link(s) of the cut did not carry a probe; {len(seen_open)} open link(s) did"}
+
+
+def node_down_effect(answers: Mapping[str, dict | None]) -> dict:
+    """`answers`: target -> its status answer right after the fault was applied (None: no answer)."""
+    silent = sorted(n for n, a in answers.items() if a is None)
+    talking = sorted(n for n, a in answers.items() if a is not None)
+    ev = {"silent": silent, "answering": talking}
+    if not answers:
+        return {"effective": False, "evidence": ev, "why": "no target was probed"}
+    if talking:
+        return {"effective": False, "evidence": ev, "why": f"{', '.join(talking)} still answered its status probe"}
+    return {"effective": True, "evidence": ev, "why": f"{', '.join(silent)} stopped answering"}
+
+
+def node_back_effect(boot_before: Mapping[str, int | None], boot_after: Mapping[str, int | None]) -> dict:
+    """After the undo (restart / start): which targets came back with a higher boot count."""
+    rebooted = sorted(n for n, b in boot_after.items()
+                      if isinstance(b, int) and isinstance(boot_before.get(n), int) and b > boot_before[n])
+    ev = {"boot_before": dict(boot_before), "boot_after": dict(boot_after), "rebooted": rebooted}
+    if boot_after and len(rebooted) == len(boot_after):
+        return {"effective": True, "evidence": ev, "why": f"{', '.join(rebooted)} booted again"}
+    return {"effective": False, "evidence": ev, "why": "no higher boot count seen on every target"}
+
+
+def link_effect(op: str, params: Mapping, probes: list[Mapping]) -> dict:
+    """`probes`: [{"link", "reachable", "rtt_ms", "timeout_ms"}] taken through the fault's links while
+    its toxic was listed on them."""
+    ev = {"probes": len(probes), "through": sum(1 for p in probes if p.get("reachable")),
+          "rtts_ms": sorted(p["rtt_ms"] for p in probes if p.get("rtt_ms") is not None)[:8]}
+    if not probes:
+        return {"effective": False, "evidence": ev, "why": "no probe could be taken through the links"}
+    if op in DELAY_OPS:
+        # A toxic that acts delays every probe by at least its added delay (latency - jitter); a loaded
+        # machine delays some probes without any toxic, so most probes must be that late (any one
+        # for a flaky toxic, which acts on a share of connections only).
+        added = _added_delay_ms(params)
+        late = [p for p in probes if not p.get("reachable")
+                or (p.get("rtt_ms") is not None and p["rtt_ms"] >= added)]
+        ev["added_ms"] = added
+        need = 1 if op.startswith("flaky-") else len(probes) // 2 + 1
+        if len(late) >= need:
+            return {"effective": True, "acted": "delayed", "evidence": ev,
+                    "why": f"{len(late)} of {len(probes)} probe(s) late by >= {added:g} ms or unanswered"}
+        return {"effective": False, "evidence": ev,
+                "why": f"{len(late)} of {len(probes)} probe(s) delayed by {added:g} ms or more (needed {need})"}
+    if op in DROP_OPS or op == "limit":
+        dropped = [p for p in probes if not p.get("reachable")]
+        if dropped:
+            return {"effective": True, "acted": "dropped", "evidence": ev,
+                    "why": f"{len(dropped)} of {len(probes)} probe(s) did not get through"}
+        if op == "limit":  # a limit above a probe's few bytes: the probes carried traffic through it
+            return _carried(ev)
+        return {"effective": False, "evidence": ev, "why": "every probe got through"}
+    return _carried(ev)
+
+
+def _carried(ev: dict) -> dict:
+    if ev["through"]:
+        return {"effective": True, "acted": "listed-while-carrying", "evidence": ev,
+                "why": f"{ev['through']} probe(s) carried through links listing the toxic"}
+    return {"effective": False, "evidence": ev, "why": "no probe got through the links"}
+
+
+def _added_delay_ms(params: Mapping) -> float:
+    for key in ("ms", "latency"):
+        v = params.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return max(0.0, float(v) - float(params.get("jitter_ms") or params.get("jitter") or 0))
+    return 0.0
+
+
+def probe_timeout_ms(op: str, params: Mapping) -> int:
+    """A probe's timeout for this link fault: long enough to see an added delay come back."""
+    if op in DELAY_OPS:
+        return int(min(3000, max(500, _added_delay_ms(params) * 2 + 300)))
+    return 500
