@@ -24,7 +24,8 @@ Soundness (never INVALID on a correct cluster):
     links and `groups`/`shape` partitions never count as silence (they may let heartbeats through).
   * The bound starts when a leader exists that could hear the worker: L's `role: leader` event; a
     new leader's grace starts at its election (the dispatcher restarts its clock then). A tenure ends
-    at L's next role or boot event, or where its journal ends.
+    at L's next role or boot event, where another manager became leader in a higher term, or where
+    L's journal ends.
   * An obligation whose window overlaps a disturbance of the managers is not judged: a node fault on
     a manager, a link fault on a manager's links, a partition cutting a link between two managers or
     of unknown shape (`groups`/`shape`), or a fault that errored.
@@ -228,7 +229,17 @@ def tenures(journals: dict[str, list[dict]]) -> list[Tenure]:
                 open_ = (e.get("term", 0), e["ts"])
         if open_ is not None:
             out.append(Tenure(m, open_[0], open_[1], timed[-1]["ts"], "journal ends"))
-    return out
+    return [_cut_by_successor(t, out) for t in out]
+
+
+def _cut_by_successor(t: Tenure, all_: list[Tenure]) -> Tenure:
+    """A tenure also ends where another manager became leader in a higher term: a deposed leader may
+    journal its step-down only later (it cannot commit meanwhile)."""
+    nxt = min((o for o in all_ if o.leader != t.leader and o.term > t.term and t.start < o.start < t.end),
+              key=lambda o: o.start, default=None)
+    if nxt is None:
+        return t
+    return Tenure(t.leader, t.term, t.start, nxt.start, f"{nxt.leader} leader in term {nxt.term}")
 
 
 def worker_events(evs: list[dict]) -> list[dict]:

@@ -272,3 +272,17 @@ def test_swarm_liveness_bad_parameter_is_usage_error(tmp_path):
     from chaos.errors import UsageError
     with pytest.raises(UsageError):
         run_checks(crash_run(tmp_path / "run").write(), ["swarm-liveness:require=down+bogus"])
+
+
+def test_swarm_liveness_deposed_leader_without_step_down_not_judged(tmp_path):
+    """m1 never journals its step-down, but m2 leads term 2 from T0+15.5 (before m1's deadline T0+18):
+    m1's tenure ends there, so only m2's obligation (from T0+15.5) is judged."""
+    b = crash_run(tmp_path / "run", down_at=None, back_at=30, end=35)
+    b.j("m2", "role", ts=T0 + 15.5, role="leader", term=2)
+    b.journals["m2"].sort(key=lambda e: e["ts"])
+    for i, e in enumerate(b.journals["m2"], 1):
+        e["seq"] = i
+    c = _judge(b)
+    p = _part(c, "down")
+    assert [(o["leader"], o["verdict"]) for o in p["judged"]] == [("m2", "INVALID")]
+    assert "m2 leader in term 2" in p["not_judged"][0]["why"]
