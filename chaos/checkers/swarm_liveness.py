@@ -87,10 +87,10 @@ def _agent_default(field: str) -> int:
 
 def settings(run, heartbeat_ms: float | None, grace: int | None) -> dict:
     """Dispatcher heartbeat (ms) and grace (heartbeats): parameters, else plan.json, else defaults."""
-    plan = run.plan()
-    env = ((plan or {}).get("cluster") or {}).get("agent_env") if isinstance(plan, dict) else None
+    plan = _plan(run)
+    env = (plan.get("cluster") or {}).get("agent_env") if plan else None
+    out = {"known": isinstance(env, dict) or (heartbeat_ms is not None and grace is not None)}
     env = env if isinstance(env, dict) else {}
-    out = {}
     for key, given, var, field in (("heartbeat_ms", heartbeat_ms, "CHAOS_DISPATCHER_HEARTBEAT_MS",
                                     "dispatcher_heartbeat_ms"),
                                    ("grace", grace, "CHAOS_DISPATCHER_GRACE", "dispatcher_grace")):
@@ -102,6 +102,16 @@ def settings(run, heartbeat_ms: float | None, grace: int | None) -> dict:
             out[key], out[f"{key}_from"] = _agent_default(field), "agent default"
     out["limit_s"] = out["heartbeat_ms"] * out["grace"] / 1000.0
     return out
+
+
+def _plan(run) -> dict:
+    """plan.json as an object; {} when it is absent or damaged (then the settings are not known)."""
+    from chaos.errors import RunDirError
+    try:
+        plan = run.plan()
+    except RunDirError:
+        return {}
+    return plan if isinstance(plan, dict) else {}
 
 
 # --- what the harness did (faults.jsonl) ------------------------------------------------------
@@ -145,8 +155,7 @@ def _partition_pairs(kind: str, sel: dict, targets: Any, nodes: list[str]) -> se
 def fault_effects(run, managers: list[str], workers: list[str]) -> tuple[dict, list[Span], list[str]]:
     """(silences {(worker, manager): [Span]}, disturbances of the managers [Span], notes)."""
     acts_by_fault, heal = _by_fault(run.faults)
-    plan = run.plan() if isinstance(run.plan(), dict) else {}
-    specs = {f.get("id"): f.get("spec") for f in plan.get("faults") or [] if isinstance(f, dict)}
+    specs = {f.get("id"): f.get("spec") for f in _plan(run).get("faults") or [] if isinstance(f, dict)}
     nodes = sorted(set(managers) | set(workers))
     silences: dict[tuple[str, str], list[Span]] = {}
     disturb: list[Span] = []
@@ -494,6 +503,9 @@ def swarm_liveness(run, heartbeat_ms, grace, slack_s, replace_bound_s, require) 
     summary = "; ".join(f"{n}: {parts[n]['summary']}" for n in shown)
     if v == Verdict.VALID and evidence["not_applicable"]:
         summary += f" ({', '.join(evidence['not_applicable'])}: nothing to check)"
+    if v == Verdict.INVALID and not cfg["known"]:
+        return Outcome(Verdict.UNKNOWN, "not judged INVALID: the dispatcher settings are not on record (no "
+                       "usable plan.json cluster.agent_env; give heartbeat_ms and grace): " + summary, evidence)
     # INVALID rests on the leader's own journal up to the deadline and on the fault lines before the
     # silence's end: no missing record explains it away (module docstring)
     return Outcome(v, summary, evidence, holds_on_partial=True)

@@ -286,3 +286,12 @@ def test_swarm_liveness_deposed_leader_without_step_down_not_judged(tmp_path):
     p = _part(c, "down")
     assert [(o["leader"], o["verdict"]) for o in p["judged"]] == [("m2", "INVALID")]
     assert "m2 leader in term 2" in p["not_judged"][0]["why"]
+
+
+def test_swarm_liveness_settings_not_on_record_unknown(tmp_path):
+    """Without plan.json the cluster may have run with a longer heartbeat: not INVALID on a guess."""
+    b = crash_run(tmp_path / "run", down_at=None, back_at=30, end=35)
+    b.plan = None
+    c = _judge(b)
+    assert c.verdict == Verdict.UNKNOWN and "settings are not on record" in c.summary
+    assert _judge(b, "swarm-liveness:heartbeat_ms=1000,grace=3").verdict == Verdict.INVALID
