@@ -3,7 +3,8 @@
 Synthetic runs after worker-crash: m1 leads term 1 from T0+1; w1..w3 READY at T0+2 and each runs
 one task of `web` (3 replicas); the harness kills w2 at T0+10 (start line) and restarts it at T0+14
 (intend-stop); m1 applies `worker w2 down` at T0+12.5, orphans web.1.1 and runs its replacement on
-w1 at T0+12.6; w2 is READY again at T0+15. Default bounds: heartbeat 1 s x grace 3 + slack 5 s.
+w1 at T0+12.6; w2 is READY again at T0+15. Bounds: heartbeat 1 s x grace 3 + slack 5 s (the tests
+give slack_s=5 and replace_bound_s=5; the shipped defaults are 10 s each).
 """
 
 from __future__ import annotations
@@ -75,7 +76,11 @@ def crash_run(path, *, down_at=12.5, replace=True, back_at=14.0, ready_again=15.
     return b
 
 
+BOUNDS = "slack_s=5,replace_bound_s=5"
+
+
 def _judge(b, spec="swarm-liveness"):
+    spec = spec + ("," if ":" in spec else ":") + BOUNDS if "slack_s" not in spec else spec
     return run_checks(b.write(), [spec]).checks[0]
 
 
@@ -239,7 +244,7 @@ def test_swarm_liveness_missing_leader_journal_unknown_not_invalid(tmp_path):
     b = crash_run(tmp_path / "run", down_at=None, back_at=30, end=35)
     path = b.write()
     (path / "events" / "m1.jsonl").unlink()
-    c = run_checks(path, ["swarm-liveness"]).checks[0]
+    c = run_checks(path, ["swarm-liveness:" + BOUNDS]).checks[0]
     assert c.verdict == Verdict.UNKNOWN, c.summary
 
 
@@ -248,7 +253,7 @@ def test_swarm_liveness_damaged_faults_unknown_not_invalid(tmp_path):
     path = b.write()
     with (path / "faults.jsonl").open("a") as fh:
         fh.write("not json\n{}\n")
-    assert run_checks(path, ["swarm-liveness"]).checks[0].verdict == Verdict.UNKNOWN
+    assert run_checks(path, ["swarm-liveness:" + BOUNDS]).checks[0].verdict == Verdict.UNKNOWN
 
 
 def test_swarm_liveness_violation_holds_with_other_journal_missing(tmp_path):
@@ -256,14 +261,14 @@ def test_swarm_liveness_violation_holds_with_other_journal_missing(tmp_path):
     b = crash_run(tmp_path / "run", down_at=None, back_at=30, end=35)
     path = b.write()
     (path / "events" / "m3.jsonl").unlink()
-    c = run_checks(path, ["swarm-liveness"]).checks[0]
+    c = run_checks(path, ["swarm-liveness:" + BOUNDS]).checks[0]
     assert c.verdict == Verdict.INVALID and c.evidence["record_gap_count"] == 1
 
 
 def test_swarm_liveness_valid_with_gap_is_unknown(tmp_path):
     path = crash_run(tmp_path / "run").write()
     (path / "events" / "m2.jsonl").unlink()
-    assert run_checks(path, ["swarm-liveness"]).checks[0].verdict == Verdict.UNKNOWN
+    assert run_checks(path, ["swarm-liveness:" + BOUNDS]).checks[0].verdict == Verdict.UNKNOWN
 
 
 def test_swarm_liveness_bad_parameter_is_usage_error(tmp_path):
@@ -295,3 +300,13 @@ def test_swarm_liveness_settings_not_on_record_unknown(tmp_path):
     c = _judge(b)
     assert c.verdict == Verdict.UNKNOWN and "settings are not on record" in c.summary
     assert _judge(b, "swarm-liveness:heartbeat_ms=1000,grace=3").verdict == Verdict.INVALID
+
+
+def test_swarm_liveness_shipped_defaults(tmp_path):
+    """Default slack 10 s: deadline 3 + 10 s after the silence; a DOWN 12 s in is in time, none is not."""
+    c = run_checks(crash_run(tmp_path / "a", down_at=22, back_at=30, ready_again=31, end=35).write(),
+                   ["swarm-liveness"]).checks[0]
+    assert c.verdict == Verdict.VALID, c.summary
+    assert _part(c, "down")["judged"][0]["deadline_ts"] == T0 + 23
+    c = run_checks(crash_run(tmp_path / "b", down_at=None, back_at=30, end=35).write(), ["swarm-liveness"]).checks[0]
+    assert c.verdict == Verdict.INVALID
