@@ -278,6 +278,11 @@ def _part(verdict: Verdict, summary: str, **evidence) -> dict:
     return {"verdict": verdict.value, "summary": summary, **evidence}
 
 
+def _num(t: float) -> float | None:
+    """A time for the evidence (strict JSON has no infinity: an open end is null)."""
+    return t if math.isfinite(t) else None
+
+
 def _rel(run, t: float) -> str:
     t0 = run.run.get("started")
     return f"t+{t - t0:.2f}s" if isinstance(t0, (int, float)) and math.isfinite(t) else f"{t:.3f}"
@@ -494,7 +499,8 @@ def swarm_liveness(run, heartbeat_ms, grace, slack_s, replace_bound_s, require) 
                 "leaders": [{"leader": t.leader, "term": t.term, "from_ts": t.start, "to_ts": t.end,
                              "ended_by": t.ended_by} for t in tens][:MAX_LISTED],
                 "silences": {f"{w}->{m}": [[s.start, s.end, s.why] for s in v] for (w, m), v in silences.items()},
-                "disturbances": [[d.start, d.end, d.why] for d in disturb][:MAX_LISTED], "notes": notes}
+                "disturbances": [[_num(d.start), _num(d.end), d.why] for d in disturb][:MAX_LISTED],
+                "notes": notes}
     nothing = [n for n, p in parts.items() if p["summary"].startswith("nothing to check")]
     if len(nothing) == len(parts):
         return Outcome(Verdict.UNKNOWN, "nothing to check: " + "; ".join(

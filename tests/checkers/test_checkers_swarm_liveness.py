@@ -310,3 +310,17 @@ def test_swarm_liveness_shipped_defaults(tmp_path):
     assert _part(c, "down")["judged"][0]["deadline_ts"] == T0 + 23
     c = run_checks(crash_run(tmp_path / "b", down_at=None, back_at=30, end=35).write(), ["swarm-liveness"]).checks[0]
     assert c.verdict == Verdict.INVALID
+
+
+def test_swarm_liveness_errored_fault_disturbs_and_evidence_is_strict_json(tmp_path):
+    """A fault that errored (effect unknown) and never ended: nothing after it is judged; the open
+    end is null in the evidence (strict JSON)."""
+    b = crash_run(tmp_path / "run", down_at=None, back_at=30, end=35)
+    b.faults = [r for r in b.faults if r["fault"] != "heal"]
+    b.faults.insert(0, {"ts": T0 + 5, "fault": "bad", "action": "error", "kind": "partition", "targets": [],
+                        "details": {"error": "could not verify"}})
+    c = _judge(b)
+    assert c.verdict == Verdict.UNKNOWN
+    assert "disturbed by bad" in _part(c, "down")["not_judged"][0]["why"]
+    json.dumps(c.evidence, allow_nan=False)
+    assert c.evidence["disturbances"][0][1] is None
