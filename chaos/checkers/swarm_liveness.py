@@ -316,6 +316,10 @@ def judge_down(run, t: Tenure, wevs: list[dict], worker: str, sp: Span, limit: f
         return {**ob, "verdict": "skipped", "why": not_judged}
     late = f"marked DOWN only at {_rel(run, td)}, {td - deadline:.2f} s late" if td is not None else \
         f"never marked DOWN while {t.leader} led (to {_rel(run, t.end)}, {t.ended_by})"
+    ob["leader_journal"] = {"state_at_deadline": state_at(wevs, worker, deadline),
+                            "state_at_tenure_end": state_at(wevs, worker, t.end),
+                            "worker_events": [[e["ts"], e.get("state")] for e in wevs
+                                              if e.get("worker") == worker][-MAX_LISTED:]}
     return {**ob, "verdict": "INVALID",
             "why": f"{worker} silent toward leader {t.leader} (term {t.term}) from {_rel(run, sp.start)} "
                    f"({sp.why}) and READY in its store at {_rel(run, s0)}: due DOWN by {_rel(run, deadline)} "

@@ -111,6 +111,8 @@ def test_swarm_liveness_never_marked_down_invalid(tmp_path):
     assert bad["verdict"] == "INVALID" and bad["worker"] == "w2" and bad["leader"] == "m1"
     assert bad["silent_from_ts"] == T0 + 10 and bad["deadline_ts"] == T0 + 18 and bad["marked_down_ts"] is None
     assert "never marked DOWN" in c.summary and "crash" in c.summary
+    assert bad["leader_journal"]["state_at_deadline"] == "ready"
+    assert bad["leader_journal"]["worker_events"] == [[T0 + 2, "ready"]]
 
 
 def test_swarm_liveness_marked_down_late_invalid(tmp_path):
