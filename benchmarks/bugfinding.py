@@ -7,9 +7,9 @@ correct agent against every shipped experiment, over several seeds. Prints one J
                                                       # correct agent vs every shipped file, 5 seeds
     python3 benchmarks/bugfinding.py --bugs stale_read --seeds 6
 
-A planted run is *caught* when a check is INVALID, or -- only for the bugs whose symptom IS an
-expectation never observed (a worker never marked down, replicas never restored) -- when the
-expectations check is UNKNOWN naming that expectation. A correct-agent run that is not VALID is a
+A planted run is *caught* when a check is INVALID, or -- only for a bug whose catalogue entry names
+a symptom expectation (none does today: the swarm-liveness check judges the DOWN and replacement
+contracts INVALID) -- when the expectations check is UNKNOWN naming that expectation. A correct-agent run that is not VALID is a
 *false alarm* (exit 1 or 3); a harness error (exit 4) is counted apart under `errors`. Each run is a
 real `chaos run FILE --seed S [--plant BUG]` under `nice -n 10`, one cluster at a time.
 
@@ -48,8 +48,10 @@ CATALOGUE: dict[str, tuple[tuple[str, ...], str | None]] = {
     "task_state_backwards": (("worker-cut-from-managers",), None),
     "gossip_no_refute": (("leader-isolated", "worker-crash"), None),
     "gossip_no_pushpull": (("cluster-split-long", "leader-isolated", "worker-crash"), None),
-    "dispatcher_never_down": (("worker-crash", "worker-cut-from-managers"), "until-met"),
-    "orchestrator_no_replace": (("worker-crash",), "until-met"),
+    # swarm-liveness judges both INVALID (a silent worker never marked DOWN; a DOWN worker's tasks
+    # neither orphaned nor replaced); before it, their only symptom was `until-met` never observed
+    "dispatcher_never_down": (("worker-crash", "worker-cut-from-managers"), None),
+    "orchestrator_no_replace": (("worker-crash",), None),
 }
 
 

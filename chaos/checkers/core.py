@@ -195,7 +195,7 @@ class CheckerDef:
 
 _REGISTRY: dict[str, CheckerDef] = {}
 _CHECKER_MODULES = ("linearizable", "raft_safety", "durability", "convergence", "availability",
-                    "expectations")
+                    "expectations", "swarm_liveness")
 
 
 def register(name: str, params: tuple[Param, ...] = (), default: bool = False):
