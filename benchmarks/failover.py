@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _result import Recorder, commit  # noqa: E402
+from _result import Recorder  # noqa: E402
 from chaos.experiment.loader import load_file  # noqa: E402
 from chaos.runner import RunOptions, Runner  # noqa: E402
 
@@ -318,6 +318,7 @@ def main() -> None:
         restore, dead = worker_kills(tmp, n, 3) if "worker" in parts else (Figure(), Figure())
         maj = majority_restart(tmp, n, 4) if "majority" in parts else Figure()
     out = report(n, kill, iso, restore, dead, maj)
+    out["commit"] = rec.meta["commit"]  # the code that ran: HEAD when it began
     out["seconds"] = round(time.monotonic() - t0, 1)
     if not args.no_save:
         out["saved"] = str(rec.save(out).relative_to(ROOT))
@@ -333,7 +334,7 @@ def report(n: int, kill: Figure, iso: Figure, restore: Figure, dead: Figure, maj
     k, i, r, d, m = (figs[x] for x in ("leader_kill", "leader_isolate", "worker_kill_restore",
                                        "dead_marked_all", "majority_restart_first_write"))
     return {
-        "trials": n, "commit": commit(),
+        "trials": n,
         "leader_kill_n": k["n"], "leader_kill_p50_ms": k["p50_ms"], "leader_kill_p99_ms": k["p99_ms"],
         "leader_isolate_n": i["n"], "leader_isolate_p50_ms": i["p50_ms"], "leader_isolate_p99_ms": i["p99_ms"],
         "worker_kill_restore_n": r["n"], "worker_kill_restore_bound_s": 12,

@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _result import Recorder, commit  # noqa: E402
+from _result import Recorder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ("leader-isolated", "leader-killed", "leader-paused", "majority-killed", "worker-crash",
@@ -223,7 +223,7 @@ def main(argv=None) -> int:
         sampler.stop()
     payload = {**summarise(table), "interrupted": interrupted, "burners": args.burners,
                "load_1m_median": sampler.median(), "load_1m_samples": len(sampler.samples),
-               "seconds": round(time.monotonic() - t0, 1), "commit": commit(),
+               "seconds": round(time.monotonic() - t0, 1), "commit": rec.meta["commit"],
                "files": files, "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
                "run_dirs": str(out_root), "table": table}
     if not args.no_save:
