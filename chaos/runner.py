@@ -51,7 +51,11 @@ from chaos.toxi import LinkController
 from chaos.workload import HistoryWriter, RunClock, StatusPoller, Workload, WorkloadSpec
 
 VIEW_FIRST_S = 0.3  # see ClusterEffects.view
-VERIFY_PROBE_MS = 100  # a cut link costs a probe this long; a slow healthy link is retried until the deadline
+VERIFY_PROBE_MS = 100  # a cut link costs a probe this long (and is proven cut when none answers within it)
+VERIFY_PROBE_TIMEOUTS_MS = (VERIFY_PROBE_MS, 200, 400, 800, 1600)
+"""Probe timeouts of a link expected reachable, one per retry (chaos.toxi.verify): one answer in
+time proves it, and on a loaded runner (load 8-15 on 2 cores) a healthy link's round trip through
+two agents and Toxiproxy can exceed 100 ms for the whole verification deadline."""
 RESTART_ANSWER_S = 20.0
 SERVICE_RETRY_S = 30.0
 SCHEDULE_SLACK_S = 120.0
@@ -309,7 +313,8 @@ class Runner:
     def _experiment(self, cluster: Cluster) -> Results:
         opts, plan = self.opts, self.plan
         links = LinkController(cluster.toxiproxy_api(), cluster.topology(), seed=opts.seed,
-                               probe=lambda s, d: cluster.probe(s, d, timeout_ms=VERIFY_PROBE_MS),
+                               probe=lambda s, d, t=VERIFY_PROBE_MS: cluster.probe(s, d, timeout_ms=t),
+                               probe_timeouts_ms=VERIFY_PROBE_TIMEOUTS_MS,
                                clock=self.clock.now)
         effects = ClusterEffects(cluster, links)
         self.faults = FaultLog(self.run_dir / "faults.jsonl", clock=self.clock.now)
