@@ -21,7 +21,10 @@ verification, which starts the clock late). `figures.<name>.t0_sources` says whi
   trial restarted was not answering 1 s before it began: each trial must start from a whole
   cluster), `no_write_after` (no ok write invoked after the fault), `restore_not_met_within_trial`
   (replicas not restored before the until's 12 s bound), `not_marked_dead_by_every_member`,
-  `no_start_or_stop_record`.
+  `no_start_or_stop_record`, `target_already_down_by_another_trial` (a late trial fired while an
+  earlier one still held its node down: no failover of its own).
+- errors: a part whose run failed (e.g. a cluster not ready on a loaded machine) is named here with
+  its error; its figures are empty and the other parts still run.
 The result is also written to benchmarks/results/ (benchmarks/_result.py: commit, dirty, load
 before/after, UTC times) unless --no-save.
 
@@ -46,6 +49,7 @@ from chaos.experiment.loader import load_file  # noqa: E402
 from chaos.runner import RunOptions, Runner  # noqa: E402
 
 WRITES = ("write", "cas", "delete")
+RESTARTS = ("restart", "start", "unpause")
 
 
 def q(values, p):
@@ -62,8 +66,12 @@ def run(text: str, out: Path, seed: int) -> Path:
     path.write_text(text)
     outcome = Runner(load_file(path), RunOptions(seed=seed, out_dir=out, say=lambda s: None)).execute()
     if outcome.error is not None:
-        raise SystemExit(f"run failed: {outcome.error.message}")
+        raise RunFailed(f"run failed: {outcome.error.message}")
     return outcome.run_dir
+
+
+class RunFailed(Exception):
+    """A benchmark run ended in a harness error: its part is reported under `errors`."""
 
 
 def faults_by_id(run_dir: Path) -> dict[str, dict]:
@@ -79,6 +87,7 @@ NO_WRITE = "no_write_after"
 NOT_RESTORED = "restore_not_met_within_trial"
 NOT_MARKED = "not_marked_dead_by_every_member"
 NO_RECORD = "no_start_or_stop_record"
+SHARED = "target_already_down_by_another_trial"
 
 
 def fault_t0(start: dict, node: str | None = None) -> tuple[float, str]:
@@ -134,8 +143,9 @@ def healthy_at(run_dir: Path, settle_s: float = 1.0):
     back = []
     for f in faults_by_id(run_dir).values():
         for n in ((f.get("stop") or {}).get("details", {}).get("nodes") or {}).values():
-            if isinstance(n, dict) and n.get("answering_ts"):
-                back.append((n.get("requested_ts") or 0, n["answering_ts"]))
+            if isinstance(n, dict) and n.get("op") in RESTARTS:
+                # a restart that never answered (answering_ts null) leaves the cluster short for good
+                back.append((n.get("requested_ts") or 0, n.get("answering_ts") or float("inf")))
 
     def ok(t: float) -> bool:
         return all(ans + settle_s <= t for req, ans in back if req < t)
@@ -184,6 +194,9 @@ def measure_leader(d: Path, kind: str) -> Figure:
             fig.exclude(NO_RECORD)
             continue
         node = f["start"]["targets"][0] if kind == "kill" else None
+        if node is not None and ((f["start"].get("details") or {}).get("nodes") or {}).get(node, {}).get("shared"):
+            fig.exclude(SHARED)  # fired while an earlier trial still held the node down: no kill of its own
+            continue
         t0, source = fault_t0(f["start"], node)
         if not healthy(t0):
             fig.exclude(NOT_WHOLE)
@@ -313,11 +326,23 @@ def main() -> None:
         if args.keep:
             tmp = args.keep
             tmp.mkdir(parents=True, exist_ok=True)
-        kill = leader_faults(tmp, "kill", n, 1) if "kill" in parts else Figure()
-        iso = leader_faults(tmp, "isolate", n, 2) if "isolate" in parts else Figure()
-        restore, dead = worker_kills(tmp, n, 3) if "worker" in parts else (Figure(), Figure())
-        maj = majority_restart(tmp, n, 4) if "majority" in parts else Figure()
+        errors: dict[str, str] = {}
+
+        def part(name, fn, empty):
+            if name not in parts:
+                return empty
+            try:
+                return fn()
+            except RunFailed as exc:
+                errors[name] = str(exc)
+                print(f"# {name}: {exc}", file=sys.stderr, flush=True)
+                return empty
+        kill = part("kill", lambda: leader_faults(tmp, "kill", n, 1), Figure())
+        iso = part("isolate", lambda: leader_faults(tmp, "isolate", n, 2), Figure())
+        restore, dead = part("worker", lambda: worker_kills(tmp, n, 3), (Figure(), Figure()))
+        maj = part("majority", lambda: majority_restart(tmp, n, 4), Figure())
     out = report(n, kill, iso, restore, dead, maj)
+    out["errors"] = errors
     out["commit"] = rec.meta["commit"]  # the code that ran: HEAD when it began
     out["seconds"] = round(time.monotonic() - t0, 1)
     if not args.no_save:

@@ -51,7 +51,7 @@ def test_failover_excluded_trials_are_counted_by_reason(failover, tmp_path):
         start("x.2", T + 20.5, applied_ts=T + 20.0),          # no write afterwards at all
         # a restarted node answering only at T+29.5: trial 3 at T+30 began before it had settled 1 s
         {"fault": "k.1", "action": "stop", "kind": "kill", "targets": ["m2"], "ts": T + 29.5,
-         "details": {"nodes": {"m2": {"requested_ts": T + 25.0, "answering_ts": T + 29.5}}}},
+         "details": {"nodes": {"m2": {"op": "restart", "requested_ts": T + 25.0, "answering_ts": T + 29.5}}}},
         start("x.3", T + 30.5, applied_ts=T + 30.0),
     ]
     ops = [(0, "write", T + 10.1, T + 10.3, "ok"), (0, "read", T + 20.1, T + 20.2, "ok"),
@@ -99,3 +99,38 @@ def test_failover_report_keeps_published_keys_and_adds_the_figures(failover):
     assert out["figures"]["leader_isolate"]["excluded"] == {"no_write_after": 1}
     assert out["figures"]["leader_isolate"]["max_ms"] == 250.0 and out["p99_is_max"] is True
     assert out["leader_kill_p50_ms"] is None and json.loads(json.dumps(out)) == out
+
+
+def _kill(fid, t, node, **nodes_extra):
+    return {"fault": fid, "action": "start", "kind": "kill", "targets": [node], "ts": t + 0.5,
+            "details": {"nodes": {node: {"op": "kill", "node": node, "effective_ts": t, **nodes_extra}}}}
+
+
+def test_failover_a_restart_that_never_answered_leaves_later_trials_not_whole(failover, tmp_path):
+    """Seen at load 40: trial 1's restart of m3 never answered (answering_ts null), so trial 2
+    killed m1 with only m2 left; that measured the schedule (11 s), not a failover. It must be
+    excluded, not kept (the old check read only restarts that did answer)."""
+    faults = [
+        _kill("x.1", T + 10, "m3"),
+        {"fault": "x.1", "action": "stop", "kind": "kill", "targets": ["m3"], "ts": T + 34.0,
+         "details": {"nodes": {"m3": {"op": "restart", "node": "m3", "requested_ts": T + 12.5,
+                                      "effective_ts": T + 14.0, "answering_ts": None}}}},
+        _kill("x.2", T + 35, "m1"),
+    ]
+    ops = [(0, "write", T + 10.1, T + 10.6, "ok"), (0, "write", T + 35.1, T + 46.0, "ok")]
+    fig = failover.measure_leader(write_run(tmp_path / "r", faults, ops), "kill")
+    assert [round(v) for v in fig.values] == [600]
+    assert fig.excluded == {"not_whole_at_start": 1}
+    assert fig.sources == ["details.nodes.effective_ts"]
+
+
+def test_failover_a_trial_that_found_its_node_already_down_is_not_a_trial(failover, tmp_path):
+    """Late trials fired together on a node an earlier trial still held down (`shared`): they
+    killed nothing, so they are excluded, not measured from their record's ts."""
+    shared = {"fault": "x.3", "action": "start", "kind": "kill", "targets": ["m1"], "ts": T + 20.5,
+              "details": {"nodes": {"m1": {"op": "kill", "shared": True, "already": "kill", "by": ["x.2"]}}}}
+    faults = [_kill("x.2", T + 20, "m1"), shared]
+    ops = [(0, "write", T + 20.1, T + 21.0, "ok"), (1, "write", T + 20.6, T + 21.0, "ok")]
+    fig = failover.measure_leader(write_run(tmp_path / "r", faults, ops), "kill")
+    assert [round(v) for v in fig.values] == [1000]
+    assert fig.excluded == {"target_already_down_by_another_trial": 1}
