@@ -75,8 +75,12 @@ class RunFailed(Exception):
 
 
 def faults_by_id(run_dir: Path) -> dict[str, dict]:
+    """fault id -> {action: record}, for the scheduled faults (the trials): the final heal's record
+    is no trial."""
     out: dict[str, dict] = {}
     for r in jsonl(run_dir / "faults.jsonl"):
+        if r.get("kind") == "heal":
+            continue
         out.setdefault(r["fault"], {})[r["action"]] = r
     return out
 

@@ -30,10 +30,12 @@ def test_failover_isolation_clock_starts_at_applied_ts_not_the_verified_record(f
     """The start record is written 0.7 s after the cut (verification); a write invoked 0.1 s after
     the cut and done 0.3 s after it is the failover: 300 ms, not 'the first write after ts'."""
     faults = [start("x.1", T + 10.7, applied_ts=T + 10.0, verified_ts=T + 10.7, details={"done_ts": T + 10.0})]
+    heal = {"fault": "heal", "action": "heal", "kind": "heal", "targets": [], "ts": T + 20.0, "details": {}}
     ops = [(0, "write", T + 10.1, T + 10.3, "ok"), (1, "write", T + 10.8, T + 10.9, "ok")]
-    fig = failover.measure_leader(write_run(tmp_path / "r", faults, ops), "isolate")
+    fig = failover.measure_leader(write_run(tmp_path / "r", faults + [heal], ops), "isolate")
     assert len(fig.values) == 1 and abs(fig.values[0] - 300.0) < 1e-3
     assert fig.sources == ["applied_ts"]
+    assert fig.excluded == {}  # the final heal is no trial (it was once counted as one without a start)
 
 
 def test_failover_clock_source_falls_back_and_is_named(failover):
