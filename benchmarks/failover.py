@@ -1,28 +1,40 @@
 """Benchmark: failover and recovery on real containers through Toxiproxy, 3 managers + 5 workers
 (issue 13). Prints one JSON object, never pass/fail on time.
 
-Keys (each over --trials trials, measured from the run directory alone):
-- leader_kill_p50_ms / _p99_ms: SIGKILL of the leader (the engine's FinishedAt) to the completion of
-  the first ok write (write / cas / delete) invoked after it: a new leader's first committed write
-  seen by a client;
-- leader_isolate_p50_ms / _p99_ms: the same from a verified black-hole isolation of the leader;
+Keys (each over --trials trials, measured from the run directory alone). Every clock starts when
+the fault was put in place: the faults.jsonl start record's `applied_ts` (run clock, before the
+fault was verified) when present, else the older source (a kill: the engine's FinishedAt; a
+partition: the Toxiproxy acknowledgement `details.done_ts`; last the record's `ts`, written after
+verification, which starts the clock late). `figures.<name>.t0_sources` says which, per trial.
+- leader_kill_p50_ms / _p99_ms: SIGKILL of the leader to the completion of the first ok write
+  (write / cas / delete) invoked after it: a new leader's first committed write seen by a client;
+- leader_isolate_p50_ms / _p99_ms: the same from a black-hole isolation of the leader;
 - worker_kill_restore_p50_s / _p99_s: SIGKILL of a worker to every replica running again on other
   workers (the nemesis's `until: replicas-restored`, polled every 200 ms);
 - dead_marked_all_p50_s: SIGKILL of that worker to the last live member's journal marking it dead;
 - majority_restart_first_write_p50_s / _p99_s: two of three managers SIGKILLed together and restarted
   together 2 s later: from the restart (the earlier StartedAt: the moment a majority can exist again)
   to the completion of the first ok write invoked after it.
-- excluded_not_whole: trials left out because a node the previous trial restarted was not answering
-  1 s before they began (a loaded machine); each trial must start from a whole cluster.
+- figures: each of the above in full: n, p50, p99, max, `p99_is_max` (with fewer than 100 trials the
+  p99 is the largest trial: 20 trials give no p99 of their own), every kept trial with its clock
+  source, and `excluded`: trials left out by reason -- `not_whole_at_start` (a node the previous
+  trial restarted was not answering 1 s before it began: each trial must start from a whole
+  cluster), `no_write_after` (no ok write invoked after the fault), `restore_not_met_within_trial`
+  (replicas not restored before the until's 12 s bound), `not_marked_dead_by_every_member`,
+  `no_start_or_stop_record`, `target_already_down_by_another_trial` (a late trial fired while an
+  earlier one still held its node down: no failover of its own).
+- errors: a part whose run failed (e.g. a cluster not ready on a loaded machine) is named here with
+  its error; its figures are empty and the other parts still run.
+The result is also written to benchmarks/results/ (benchmarks/_result.py: commit, dirty, load
+before/after, UTC times) unless --no-save.
 
-    python3 benchmarks/failover.py [--trials 20] [--quick] [--only majority] [--keep DIR]
+    python3 benchmarks/failover.py [--trials 20] [--quick] [--only majority] [--keep DIR] [--no-save]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -30,11 +42,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _result import Recorder  # noqa: E402
 from chaos.experiment.loader import load_file  # noqa: E402
 from chaos.runner import RunOptions, Runner  # noqa: E402
 
 WRITES = ("write", "cas", "delete")
+RESTARTS = ("restart", "start", "unpause")
 
 
 def q(values, p):
@@ -51,18 +66,78 @@ def run(text: str, out: Path, seed: int) -> Path:
     path.write_text(text)
     outcome = Runner(load_file(path), RunOptions(seed=seed, out_dir=out, say=lambda s: None)).execute()
     if outcome.error is not None:
-        raise SystemExit(f"run failed: {outcome.error.message}")
+        raise RunFailed(f"run failed: {outcome.error.message}")
     return outcome.run_dir
 
 
+class RunFailed(Exception):
+    """A benchmark run ended in a harness error: its part is reported under `errors`."""
+
+
 def faults_by_id(run_dir: Path) -> dict[str, dict]:
+    """fault id -> {action: record}, for the scheduled faults (the trials): the final heal's record
+    is no trial."""
     out: dict[str, dict] = {}
     for r in jsonl(run_dir / "faults.jsonl"):
+        if r.get("kind") == "heal":
+            continue
         out.setdefault(r["fault"], {})[r["action"]] = r
     return out
 
 
-EXCLUDED: dict[str, int] = {}  # trials left out: the cluster was not whole when they began
+# why a trial is left out of a figure (each figure reports its counts under `excluded`)
+NOT_WHOLE = "not_whole_at_start"
+NO_WRITE = "no_write_after"
+NOT_RESTORED = "restore_not_met_within_trial"
+NOT_MARKED = "not_marked_dead_by_every_member"
+NO_RECORD = "no_start_or_stop_record"
+SHARED = "target_already_down_by_another_trial"
+
+
+def fault_t0(start: dict, node: str | None = None) -> tuple[float, str]:
+    """When a fault was put in place, and which field said so: the start record's top-level
+    `applied_ts` (run clock, before verification) when present; otherwise, as before it existed, a
+    kill's engine time (`details.nodes[node].effective_ts`), a partition's server acknowledgement
+    (`details.done_ts`, the same moment `applied_ts` takes for a partition), and last the record's
+    `ts` (written after the fault was verified: late by the verification)."""
+    if isinstance(start.get("applied_ts"), (int, float)):
+        return float(start["applied_ts"]), "applied_ts"
+    details = start.get("details") or {}
+    if node is not None:
+        eff = ((details.get("nodes") or {}).get(node) or {}).get("effective_ts")
+        if isinstance(eff, (int, float)):
+            return float(eff), "details.nodes.effective_ts"
+    elif isinstance(details.get("done_ts"), (int, float)):
+        return float(details["done_ts"]), "details.done_ts"
+    return float(start["ts"]), "ts"
+
+
+class Figure:
+    """One measured quantity over trials: each kept trial's value and the source of its clock
+    start, and the count of trials left out by reason."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.sources: list[str] = []
+        self.excluded: dict[str, int] = {}
+
+    def keep(self, value: float, source: str) -> None:
+        self.values.append(value)
+        self.sources.append(source)
+
+    def exclude(self, reason: str) -> None:
+        self.excluded[reason] = self.excluded.get(reason, 0) + 1
+
+    def summary(self, unit: str, digits: int) -> dict:
+        """n, p50, p99 and max in `unit`; with fewer than 100 trials the p99 IS the maximum
+        (`p99_is_max`); the clock source per trial, in trial order; the exclusions."""
+        def r(x):
+            return None if x is None else round(x, digits)
+        n = len(self.values)
+        return {"n": n, f"p50_{unit}": r(q(self.values, 0.5)), f"p99_{unit}": r(q(self.values, 0.99)),
+                f"max_{unit}": r(max(self.values)) if n else None, "p99_is_max": n < 100,
+                "t0_sources": self.sources, f"trials_{unit}": [r(v) for v in self.values],
+                "excluded": dict(sorted(self.excluded.items()))}
 
 
 def healthy_at(run_dir: Path, settle_s: float = 1.0):
@@ -72,8 +147,9 @@ def healthy_at(run_dir: Path, settle_s: float = 1.0):
     back = []
     for f in faults_by_id(run_dir).values():
         for n in ((f.get("stop") or {}).get("details", {}).get("nodes") or {}).values():
-            if isinstance(n, dict) and n.get("answering_ts"):
-                back.append((n.get("requested_ts") or 0, n["answering_ts"]))
+            if isinstance(n, dict) and n.get("op") in RESTARTS:
+                # a restart that never answered (answering_ts null) leaves the cluster short for good
+                back.append((n.get("requested_ts") or 0, n.get("answering_ts") or float("inf")))
 
     def ok(t: float) -> bool:
         return all(ans + settle_s <= t for req, ans in back if req < t)
@@ -97,7 +173,7 @@ def paired(run_dir: Path) -> list[tuple[float, float, str, str]]:
     return out
 
 
-def leader_faults(out: Path, kind: str, trials: int, seed: int) -> list[float]:
+def leader_faults(out: Path, kind: str, trials: int, seed: int) -> Figure:
     spec = "fault: kill, target: leader" if kind == "kill" else "fault: partition, isolate: leader"
     text = f"""version: 1
 name: bench-{kind}
@@ -108,28 +184,36 @@ schedule:
 recovery: {{window: 1s, converge: 30s}}
 checks: [raft-safety]
 """
-    d = run(text, out, seed)
+    return measure_leader(run(text, out, seed), kind)
+
+
+def measure_leader(d: Path, kind: str) -> Figure:
+    """Per trial: from the fault in place (fault_t0) to the completion of the first ok write
+    invoked after it, in ms."""
     ops = paired(d)
-    res = []
+    fig = Figure()
     healthy = healthy_at(d)
     for f in faults_by_id(d).values():
         if "start" not in f:
+            fig.exclude(NO_RECORD)
             continue
-        if not healthy(f["start"]["ts"]):
-            EXCLUDED[f"leader_{kind}"] = EXCLUDED.get(f"leader_{kind}", 0) + 1
+        node = f["start"]["targets"][0] if kind == "kill" else None
+        if node is not None and ((f["start"].get("details") or {}).get("nodes") or {}).get(node, {}).get("shared"):
+            fig.exclude(SHARED)  # fired while an earlier trial still held the node down: no kill of its own
             continue
-        if kind == "kill":
-            (node,) = f["start"]["targets"]
-            t0 = f["start"]["details"]["nodes"][node].get("effective_ts") or f["start"]["ts"]
-        else:
-            t0 = f["start"]["ts"]
+        t0, source = fault_t0(f["start"], node)
+        if not healthy(t0):
+            fig.exclude(NOT_WHOLE)
+            continue
         t1 = first_write_after(ops, t0)
-        if t1 is not None:
-            res.append((t1 - t0) * 1000)
-    return res
+        if t1 is None:
+            fig.exclude(NO_WRITE)
+        else:
+            fig.keep((t1 - t0) * 1000, source)
+    return fig
 
 
-def worker_kills(out: Path, trials: int, seed: int) -> tuple[list[float], list[float]]:
+def worker_kills(out: Path, trials: int, seed: int) -> tuple[Figure, Figure]:
     text = f"""version: 1
 name: bench-worker
 cluster: {{managers: 3, workers: 5}}
@@ -143,34 +227,50 @@ schedule:
 recovery: {{window: 1s, converge: 30s}}
 checks: [raft-safety]
 """
-    d = run(text, out, seed)
+    return measure_worker(run(text, out, seed))
+
+
+def measure_worker(d: Path, mark_within_s: float = 30.0) -> tuple[Figure, Figure]:
+    """(restore, dead): per trial, from the kill in place to the nemesis's `until: replicas-restored`
+    being met, and to the last live member's journal marking the killed worker dead (within
+    mark_within_s of the trial's stop), in s."""
     journals = {p.stem: jsonl(p) for p in (d / "events").glob("*.jsonl")}
-    restore, dead = [], []
+    restore, dead = Figure(), Figure()
     for f in faults_by_id(d).values():
         if "start" not in f or "stop" not in f:
+            restore.exclude(NO_RECORD)
+            dead.exclude(NO_RECORD)
             continue
         (node,) = f["start"]["targets"]
-        t0 = f["start"]["details"]["nodes"][node].get("effective_ts") or f["start"]["ts"]
+        t0, source = fault_t0(f["start"], node)
         until = f["stop"]["details"].get("until") or {}
         if until.get("met"):
-            restore.append(until["met_ts"] - t0)
-        t_end = f["stop"]["ts"]
-        marks = []
-        for other, evs in journals.items():
-            if other == node:
-                continue
-            ts = [e["ts"] for e in evs if e.get("type") == "member" and e.get("member") == node
-                  and e.get("state") == "dead" and t0 <= e["ts"] <= t_end + 30]
-            if not ts:
-                marks = None
-                break
-            marks.append(min(ts))
+            restore.keep(until["met_ts"] - t0, source)
+        else:
+            restore.exclude(NOT_RESTORED)
+        marks = _dead_marks(journals, node, t0, f["stop"]["ts"] + mark_within_s)
         if marks:
-            dead.append(max(marks) - t0)
+            dead.keep(max(marks) - t0, source)
+        else:
+            dead.exclude(NOT_MARKED)
     return restore, dead
 
 
-def majority_restart(out: Path, trials: int, seed: int) -> list[float]:
+def _dead_marks(journals: dict[str, list[dict]], node: str, t0: float, t_end: float) -> list[float] | None:
+    """Each other member's first journal mark of `node` dead in [t0, t_end]; None if one has none."""
+    marks = []
+    for other, evs in journals.items():
+        if other == node:
+            continue
+        ts = [e["ts"] for e in evs if e.get("type") == "member" and e.get("member") == node
+              and e.get("state") == "dead" and t0 <= e["ts"] <= t_end]
+        if not ts:
+            return None
+        marks.append(min(ts))
+    return marks
+
+
+def majority_restart(out: Path, trials: int, seed: int) -> Figure:
     text = f"""version: 1
 name: bench-majority
 cluster: {{managers: 3, workers: 5}}
@@ -180,25 +280,36 @@ schedule:
 recovery: {{window: 1s, converge: 30s}}
 checks: [raft-safety]
 """
-    d = run(text, out, seed)
+    return measure_majority(run(text, out, seed))
+
+
+def measure_majority(d: Path) -> Figure:
+    """Per trial: from the restart (the earlier engine StartedAt of the two: the moment a majority
+    can exist again) to the completion of the first ok write invoked after it, in s. The clock
+    starts at the stop (the restart), so `applied_ts` of the start does not apply; the source is
+    `details.nodes.effective_ts` of the stop record."""
     ops = paired(d)
-    res = []
+    fig = Figure()
     healthy = healthy_at(d)
     for f in faults_by_id(d).values():
-        if "stop" not in f:
+        if "stop" not in f or "start" not in f:
+            fig.exclude(NO_RECORD)
             continue
-        if "start" in f and not healthy(f["start"]["ts"]):
-            EXCLUDED["majority_restart"] = EXCLUDED.get("majority_restart", 0) + 1
+        if not healthy(fault_t0(f["start"])[0]):
+            fig.exclude(NOT_WHOLE)
             continue
-        nodes = f["stop"]["details"]["nodes"]
+        nodes = f["stop"]["details"].get("nodes") or {}
         starts = [n.get("effective_ts") for n in nodes.values() if isinstance(n, dict) and n.get("effective_ts")]
         if not starts:
+            fig.exclude(NO_RECORD)
             continue
         t0 = min(starts)
         t1 = first_write_after(ops, t0)
-        if t1 is not None:
-            res.append(t1 - t0)
-    return res
+        if t1 is None:
+            fig.exclude(NO_WRITE)
+        else:
+            fig.keep(t1 - t0, "stop.details.nodes.effective_ts")
+    return fig
 
 
 def main() -> None:
@@ -208,41 +319,63 @@ def main() -> None:
     ap.add_argument("--only", choices=["kill", "isolate", "worker", "majority"], action="append",
                     help="run only these parts (repeatable); the others' keys are null")
     ap.add_argument("--keep", type=Path, help="keep the run directories under this directory")
+    ap.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/")
     args = ap.parse_args()
     parts = set(args.only or ["kill", "isolate", "worker", "majority"])
     n = 5 if args.quick else args.trials
-    out: dict = {"trials": n, "load_before": round(os.getloadavg()[0], 2)}
+    rec = Recorder("failover-quick" if args.quick else "failover")
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.keep:
             tmp = args.keep
             tmp.mkdir(parents=True, exist_ok=True)
-        kill = leader_faults(tmp, "kill", n, 1) if "kill" in parts else []
-        iso = leader_faults(tmp, "isolate", n, 2) if "isolate" in parts else []
-        restore, dead = worker_kills(tmp, n, 3) if "worker" in parts else ([], [])
-        maj = majority_restart(tmp, n, 4) if "majority" in parts else []
+        errors: dict[str, str] = {}
 
-    def ms(v, p):
-        x = q(v, p)
-        return round(x, 1) if x is not None else None
+        def part(name, fn, empty):
+            if name not in parts:
+                return empty
+            try:
+                return fn()
+            except RunFailed as exc:
+                errors[name] = str(exc)
+                print(f"# {name}: {exc}", file=sys.stderr, flush=True)
+                return empty
+        kill = part("kill", lambda: leader_faults(tmp, "kill", n, 1), Figure())
+        iso = part("isolate", lambda: leader_faults(tmp, "isolate", n, 2), Figure())
+        restore, dead = part("worker", lambda: worker_kills(tmp, n, 3), (Figure(), Figure()))
+        maj = part("majority", lambda: majority_restart(tmp, n, 4), Figure())
+    out = report(n, kill, iso, restore, dead, maj)
+    out["errors"] = errors
+    out["commit"] = rec.meta["commit"]  # the code that ran: HEAD when it began
+    out["seconds"] = round(time.monotonic() - t0, 1)
+    if not args.no_save:
+        out["saved"] = str(rec.save(out).relative_to(ROOT))
+    print(json.dumps(rec.finish(out)))
 
-    def s(v, p):
-        x = q(v, p)
-        return round(x, 3) if x is not None else None
 
-    out.update({
-        "leader_kill_n": len(kill), "leader_kill_p50_ms": ms(kill, 0.5), "leader_kill_p99_ms": ms(kill, 0.99),
-        "leader_isolate_n": len(iso), "leader_isolate_p50_ms": ms(iso, 0.5), "leader_isolate_p99_ms": ms(iso, 0.99),
-        "worker_kill_restore_n": len(restore), "worker_kill_restore_bound_s": 12, "worker_kill_restore_p50_s": s(restore, 0.5),
-        "worker_kill_restore_p99_s": s(restore, 0.99),
-        "dead_marked_all_n": len(dead), "dead_marked_all_p50_s": s(dead, 0.5),
-        "majority_restart_n": len(maj), "majority_restart_first_write_p50_s": s(maj, 0.5),
-        "majority_restart_first_write_p99_s": s(maj, 0.99),
-        "excluded_not_whole": EXCLUDED,
-        "seconds": round(time.monotonic() - t0, 1), "load_after": round(os.getloadavg()[0], 2),
-    })
-    print(json.dumps(out))
+def report(n: int, kill: Figure, iso: Figure, restore: Figure, dead: Figure, maj: Figure) -> dict:
+    """The published keys (unchanged names) and, under `figures`, each figure in full: its n, p50,
+    p99 and max, `p99_is_max`, each trial's value and clock source, and its exclusions by reason."""
+    figs = {"leader_kill": kill.summary("ms", 1), "leader_isolate": iso.summary("ms", 1),
+            "worker_kill_restore": restore.summary("s", 3), "dead_marked_all": dead.summary("s", 3),
+            "majority_restart_first_write": maj.summary("s", 3)}
+    k, i, r, d, m = (figs[x] for x in ("leader_kill", "leader_isolate", "worker_kill_restore",
+                                       "dead_marked_all", "majority_restart_first_write"))
+    return {
+        "trials": n,
+        "leader_kill_n": k["n"], "leader_kill_p50_ms": k["p50_ms"], "leader_kill_p99_ms": k["p99_ms"],
+        "leader_isolate_n": i["n"], "leader_isolate_p50_ms": i["p50_ms"], "leader_isolate_p99_ms": i["p99_ms"],
+        "worker_kill_restore_n": r["n"], "worker_kill_restore_bound_s": 12,
+        "worker_kill_restore_p50_s": r["p50_s"], "worker_kill_restore_p99_s": r["p99_s"],
+        "dead_marked_all_n": d["n"], "dead_marked_all_p50_s": d["p50_s"],
+        "majority_restart_n": m["n"], "majority_restart_first_write_p50_s": m["p50_s"],
+        "majority_restart_first_write_p99_s": m["p99_s"],
+        "p99_is_max": all(f["p99_is_max"] for f in figs.values()),
+        "note": "p99 over fewer than 100 trials is the largest trial (p99_is_max); clocks start at the "
+                "start record's applied_ts when present (t0_sources per trial)",
+        "figures": figs,
+    }
 
 
 if __name__ == "__main__":

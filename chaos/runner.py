@@ -56,7 +56,15 @@ from chaos.workload import HistoryWriter, RunClock, StatusPoller, Workload, Work
 
 VIEW_FIRST_S = 0.3  # see ClusterEffects.view
 EFFECT_STATUS_S = 1.0  # a node fault's target that has not answered its status within this is "silent"
-VERIFY_PROBE_MS = 100  # a cut link costs a probe this long; a slow healthy link is retried until the deadline
+VERIFY_PROBE_MS = 100  # a cut link costs a probe this long (and is proven cut when none answers within it)
+VERIFY_PROBE_TIMEOUTS_MS = (VERIFY_PROBE_MS, 200, 400, 800, 1600, 3200)
+"""Probe timeouts of a link expected reachable, one per retry (chaos.toxi.verify): one answer in
+time proves it, and on a loaded runner a healthy link's round trip through two agents and
+Toxiproxy can exceed 100 ms for the whole verification deadline (seen at load 44: a heal failed on
+every link of one worker; at load 39 a heal needed the 1600 ms probe, 8.5 s into a 10 s deadline)."""
+VERIFY_DEADLINE_S = 20.0
+"""How long a link may disagree before the fault counts as not in effect (a harness error). Only a
+failing verification waits this long: one that agrees ends at once."""
 RESTART_ANSWER_S = 20.0
 SERVICE_RETRY_S = 30.0
 SCHEDULE_SLACK_S = 120.0
@@ -370,7 +378,8 @@ class Runner:
     def _experiment(self, cluster: Cluster) -> Results:
         opts, plan = self.opts, self.plan
         links = LinkController(cluster.toxiproxy_api(), cluster.topology(), seed=opts.seed,
-                               probe=lambda s, d: cluster.probe(s, d, timeout_ms=VERIFY_PROBE_MS),
+                               probe=lambda s, d, t=VERIFY_PROBE_MS: cluster.probe(s, d, timeout_ms=t),
+                               probe_timeouts_ms=VERIFY_PROBE_TIMEOUTS_MS, verify_deadline_s=VERIFY_DEADLINE_S,
                                clock=self.clock.now)
         effects = ClusterEffects(cluster, links, clock=self.clock.now)
         self.faults = FaultLog(self.run_dir / "faults.jsonl", clock=self.clock.now)

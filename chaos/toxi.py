@@ -413,7 +413,9 @@ class LinkController:
 
     With `probe` given, every cut, heal and partition is followed by `verify(probe)` and the
     verification record is stored under "verified"; a failed verification raises FaultError (its
-    `record` is the verification, its `applied` the operation's record).
+    `record` is the verification, its `applied` the operation's record). With `probe_timeouts_ms`
+    too, that probe is called as `probe(src, dst, timeout_ms)` on the module `verify`'s escalating
+    schedule.
     """
 
     def __init__(
@@ -428,9 +430,11 @@ class LinkController:
         probe: Callable[[str, str], bool] | None = None,
         verify_deadline_s: float = 10.0,
         verify_sample: int = 8,
+        probe_timeouts_ms: Sequence[int] | None = None,
     ):
         self.api = api
         self.probe = probe
+        self.probe_timeouts_ms = tuple(probe_timeouts_ms) if probe_timeouts_ms else None
         self.verify_deadline_s = verify_deadline_s
         self.verify_sample = verify_sample
         self.probe_workers = max(1, int(probe_workers))
@@ -760,6 +764,7 @@ class LinkController:
         deadline_s: float = 10.0,
         include_client: bool = True,
         max_changed: int | None = None,
+        timeouts_ms: Sequence[int] | None = None,
     ) -> dict:
         """Prove the current expected matrix with `probe(src, dst) -> bool`: every link whose
         expected state changed since the last successful verify, plus `sample` unchanged ones drawn
@@ -774,7 +779,7 @@ class LinkController:
         result = verify(
             expected, probe, changed=changed, sample=sample, rng=rng,
             deadline_s=deadline_s, max_workers=self.probe_workers, max_changed=max_changed,
-            seed_label=label, refresh=self.expected_matrix,
+            seed_label=label, refresh=self.expected_matrix, timeouts_ms=timeouts_ms,
         )
         for l, v in expected.items():
             if v is not None:
@@ -788,7 +793,8 @@ class LinkController:
             return rec
         try:
             rec["verified"] = self.verify(
-                self.probe, sample=self.verify_sample, deadline_s=self.verify_deadline_s)
+                self.probe, sample=self.verify_sample, deadline_s=self.verify_deadline_s,
+                timeouts_ms=self.probe_timeouts_ms)
         except FaultError as exc:
             exc.applied = rec
             raise
@@ -911,6 +917,12 @@ class LinkController:
 # -- verification ----------------------------------------------------------------------------------
 
 
+def probe_timeout_ms(timeouts_ms: Sequence[int], attempt: int) -> int:
+    """The probe timeout of the `attempt`-th (0-based) probe of a link expected reachable: the
+    schedule's entry, its last entry once exhausted."""
+    return int(timeouts_ms[min(max(attempt, 0), len(timeouts_ms) - 1)])
+
+
 def verify(
     expected: Mapping[Any, bool | None],
     probe: Callable[[str, str], bool],
@@ -924,6 +936,7 @@ def verify(
     max_changed: int | None = None,
     seed_label: str | None = None,
     refresh: Callable[[], Mapping[Any, bool | None]] | None = None,
+    timeouts_ms: Sequence[int] | None = None,
 ) -> dict:
     """Check that `probe(src, dst)` agrees with `expected[(src, dst)]` for every link in `changed`
     plus `sample` other links drawn with `rng` (links whose expectation is None are skipped).
@@ -942,6 +955,13 @@ def verify(
     `refresh`, when given, returns the current expectations before each retry round: a link whose
     expectation has become None meanwhile (its node was killed or paused by another fault) is no
     longer asserted, and the record counts it under `dropped`.
+
+    `timeouts_ms`, when given, makes the probe's timeout part of the question: `probe(src, dst,
+    timeout_ms)`. A link expected reachable is asked with `probe_timeout_ms(timeouts_ms, attempt)`,
+    longer at each retry (one answer in time proves it reachable, and a healthy link on a loaded
+    machine can take longer than the first timeout for the whole deadline); a link expected cut is
+    always asked with the first (its probe costs the whole timeout). The record keeps the longest
+    timeout used as `probe_timeout_ms_max`.
     """
     rng = rng or random.Random(0)
     keyed = {Link(*k): v for k, v in expected.items()}
@@ -960,10 +980,16 @@ def verify(
     attempts: dict[Link, int] = {l: 0 for l in todo}
     end = time.monotonic() + deadline_s
     t0 = time.monotonic()
+    used: list[int] = []  # probe timeouts asked (list.append is thread-safe)
 
     def one(link: Link):
         try:
-            got = bool(probe(link.src, link.dst))
+            if timeouts_ms:
+                timeout = probe_timeout_ms(timeouts_ms, attempts[link] if todo[link] else 0)
+                used.append(timeout)
+                got = bool(probe(link.src, link.dst, timeout))
+            else:
+                got = bool(probe(link.src, link.dst))
             return link, got, None
         except Exception as exc:  # the probe is the environment's; any failure is "not proven"
             return link, None, f"{exc.__class__.__name__}: {exc}"
@@ -1003,6 +1029,8 @@ def verify(
         "seed": seed_label,
         "elapsed_s": round(time.monotonic() - t0, 3),
     }
+    if timeouts_ms:
+        record["probe_timeout_ms_max"] = max(used, default=None)
     if pending:
         names = sorted(pending, key=tuple)
         detail = "; ".join(

@@ -10,6 +10,7 @@ Must not import: click, chaos.cli.
 from __future__ import annotations
 
 import codecs
+import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -50,6 +51,16 @@ class NodeHandle:
     kind: str           # manager | worker | toxiproxy | gateway
     container: object   # docker.models.containers.Container (bound to the client of its host's engine)
     host: str | None = None   # swarm backend: the inventory host running it; None on the local backend
+
+
+def _load_note() -> str:
+    """The host's load, for a not-ready error: on a CPU-starved host (containers share one cgroup
+    against every busy host process, and workers weigh least) nodes start late, not wrongly."""
+    try:
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    except OSError:
+        return ""
+    return f" (host load 1m {load:.1f} on {cores} cores)"
 
 
 class Cluster:
@@ -282,7 +293,7 @@ class Cluster:
             time.sleep(interval)
         raise EnvironmentError_(
             f"cluster {self.name!r} not ready after {timeout_s:.0f} s ({polls} polls): "
-            + " | ".join(str(f) for f in failures),
+            + " | ".join(str(f) for f in failures) + _load_note(),
             hint=f"raise --timeout, or look at `chaos logs NODE --name {self.name}`")
 
     def exited_nodes(self) -> list[str]:

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from chaos.env.cluster import Cluster
 from chaos.env.engine import engine_errors
-from chaos.errors import FaultError
+from chaos.errors import EnvironmentError_, FaultError
 
 STATE_WAIT_S = 15.0
 STOP_GRACE_S = 10  # SIGTERM, then SIGKILL after this many seconds (docker stop semantics)
@@ -100,15 +100,41 @@ def restart(cluster: Cluster, node: str) -> OpRecord:
     return start(cluster, node, op="restart")
 
 
+PAUSE_ATTEMPTS = 6
+"""A cgroup-v1 freeze needs every task of the container to be scheduled once to stop; on a starved
+CPU (load 40+ on 2 cores) runc gives up ("unable to freeze"), thaws the container again and the
+engine refuses the pause. That refusal is retried, up to this many attempts in all."""
+PAUSE_RETRY_S = 0.2
+
+
 def pause(cluster: Cluster, node: str) -> OpRecord:
-    """Freeze every process of the node (cgroup freezer): it stops answering, keeps its sockets."""
+    """Freeze every process of the node (cgroup freezer): it stops answering, keeps its sockets.
+    A freeze that did not complete in runc's window is retried (PAUSE_ATTEMPTS); the record's
+    detail counts `freeze_retries` when there were any."""
     c = cluster.container(node)
     t0 = time.time()
-    with engine_errors(f"pause {node}"):
-        c.pause()
+    retries = _with_freeze_retries(c.pause, f"pause {node}")
     t1 = time.time()
     _wait_state(c, lambda s: s.get("Paused"), "pause", node)
-    return OpRecord("pause", node, t0, t1, {})
+    return OpRecord("pause", node, t0, t1, {"freeze_retries": retries} if retries else {})
+
+
+def _with_freeze_retries(call, doing: str, attempts: int = PAUSE_ATTEMPTS,
+                         sleep=time.sleep) -> int:
+    """call() under engine_errors(doing), again after an "unable to freeze" refusal (runc thawed
+    the container: nothing half-applied is left), `attempts` times in all; the retries made."""
+    for n in range(attempts - 1):
+        try:
+            with engine_errors(doing):
+                call()
+            return n
+        except EnvironmentError_ as exc:
+            if "unable to freeze" not in exc.message:
+                raise
+        sleep(PAUSE_RETRY_S)
+    with engine_errors(doing):
+        call()
+    return attempts - 1
 
 
 def unpause(cluster: Cluster, node: str) -> OpRecord:

@@ -399,3 +399,75 @@ def test_verify_records_which_links_the_probes_showed_cut_and_open():
     with pytest.raises(FaultError) as info:
         verify(expected, lambda s, d: True, changed=[("a", "b")], sample=0, deadline_s=0.05, interval_s=0.01)
     assert "agreed_cut" not in info.value.record or info.value.record["agreed_cut"] == []
+
+
+# -- verification under load: a slow healthy link is not a cut one ----------------------------------
+
+
+def slow_state_probe(api, rtt_ms):
+    """probe(src, dst, timeout_ms) on a loaded machine: a cut link never answers; a healthy one
+    answers only when the timeout covers its round trip of `rtt_ms`. Records every timeout asked."""
+    asked = []
+    cut = state_probe(api)
+
+    def probe(src, dst, timeout_ms):
+        asked.append((f"{src}-{dst}", timeout_ms))
+        return cut(src, dst) and timeout_ms >= rtt_ms
+
+    return probe, asked
+
+
+def test_verify_a_slow_healthy_link_is_proven_reachable_by_a_longer_probe():
+    """The 'reachability not as intended' harness errors at load 8-15: with one fixed 100 ms probe
+    timeout, a heal whose links answer in 250 ms fails for the whole deadline. With the escalating
+    schedule it is proven at the 400 ms attempt; the record keeps the longest timeout asked."""
+    api = FakeAPI()
+    ctl = LinkController(api, Topology(["m1", "m2", "m3"], []), verify_deadline_s=1.0)
+    ctl.create_proxies()
+    probe, asked = slow_state_probe(api, rtt_ms=250)
+    fixed = lambda s, d: probe(s, d, 100)  # noqa: E731  (the old runner's probe)
+    ctl.cut([("m1", "m2")])
+    ctl.verify(fixed, sample=0, deadline_s=0.3)  # a cut is proven by silence at 100 ms either way
+    ctl.heal()
+    with pytest.raises(FaultError, match=r"m1-m2 expected reachable, probe says unreachable"):
+        ctl.verify(fixed, sample=0, deadline_s=0.3)
+    rec = ctl.verify(probe, sample=0, deadline_s=5.0, timeouts_ms=(100, 200, 400, 800))
+    assert rec["checked"] == ["m1-m2"] and rec["probe_timeout_ms_max"] == 400
+    assert [t for link, t in asked[-3:]] == [100, 200, 400]
+
+
+def test_verify_cut_links_are_always_asked_with_the_first_timeout():
+    """Escalation is only for proving a link reachable: a cut link's probe costs its whole timeout,
+    and a cut that did nothing still fails (probe says reachable) at the first attempt's timeout."""
+    api = FakeAPI()
+    ctl = LinkController(api, Topology(["m1", "m2", "m3"], []), seed=1)
+    ctl.create_proxies()
+    probe, asked = slow_state_probe(api, rtt_ms=0)
+    ctl.apply_partition(P.isolate(["m1", "m2", "m3"], "m1"))
+    ctl.verify(probe, sample=2, deadline_s=5.0, timeouts_ms=(100, 200, 400))
+    assert {t for _, t in asked} == {100}
+    broken = FakeAPI(ignore_toxics=True)
+    bctl = LinkController(broken, Topology(["m1", "m2"], []))
+    bctl.create_proxies()
+    bprobe, basked = slow_state_probe(broken, rtt_ms=0)
+    bctl.cut([("m1", "m2")])
+    with pytest.raises(FaultError, match="m1-m2 expected cut, probe says reachable"):
+        bctl.verify(bprobe, deadline_s=0.2, timeouts_ms=(100, 200, 400))
+    assert {t for _, t in basked} == {100}
+
+
+def test_controller_autoverify_uses_its_probe_timeouts():
+    api = FakeAPI()
+    probe, asked = slow_state_probe(api, rtt_ms=300)
+    ctl = LinkController(api, Topology(["m1", "m2"], []), probe=probe, probe_timeouts_ms=(100, 200, 400),
+                         verify_sample=0, verify_deadline_s=5.0)
+    ctl.create_proxies()
+    ctl.cut([("m1", "m2")])
+    rec = ctl.heal()
+    assert rec["verified"]["probe_timeout_ms_max"] == 400
+
+
+def test_probe_timeout_schedule_holds_its_last_entry():
+    from chaos.toxi import probe_timeout_ms
+
+    assert [probe_timeout_ms((100, 200, 400), a) for a in range(6)] == [100, 200, 400, 400, 400, 400]
