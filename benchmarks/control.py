@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="parent of the run directories (default: a temp dir)")
     ap.add_argument("--ready-timeout", type=float, default=None, metavar="S",
                     help="run a copy of each file with cluster.ready_timeout S (a loaded shared engine)")
+    ap.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/control-*.json")
     args = ap.parse_args(argv)
     shipped = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
     files = shipped if not args.files else [f.strip().removesuffix(".yaml") for f in args.files.split(",") if f.strip()]
@@ -107,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no shipped experiment {', '.join(unknown)} (known: {', '.join(shipped)})", file=sys.stderr)
         return 2
     out = args.out or Path(tempfile.mkdtemp(prefix="chaos-control-"))
+    rec = None
+    if not args.no_save:  # provenance stamped now: the code that runs is HEAD at the start
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _result import Recorder
+        rec = Recorder("control")
     before, t0 = load_1m(), time.monotonic()
     per_file = {}
     for exp in files:
@@ -126,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         "out": str(out),
         "per_file": per_file,
     }
+    if rec is not None:
+        report["saved_to"] = str(rec.save(report))
     print(json.dumps(report, indent=2))
     return 1 if report["valid_under_control"] else 0
 

@@ -43,7 +43,7 @@ class Case:
 # Measured rates (named check INVALID, exit 1): benchmarks/bugfinding_quick_result.json (seeds 1-2),
 # bugfinding_quick_seeds34_result.json (3-4), bugfinding_sharpened_result.json (stale_read,
 # gossip_no_pushpull, 1-4); the dispatcher/orchestrator bugs by swarm-liveness, seeds 1-4 on
-# 2026-12-06 at load 17-58 (benchmarks/bugfinding_liveness_result.json).
+# 2026-12-06 at load 17-58 (benchmarks/results/bugfinding-liveness-2026-12-06.json).
 CASES = [
     Case("vote_not_persisted", "leader-killed", "raft-safety", 4, 4, cheap=True,
          note="the killed leader's vote for itself is lost with its restart: the persistent-state rule "
