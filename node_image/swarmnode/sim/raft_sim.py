@@ -94,6 +94,10 @@ MAX_EVENTS_PER_RUN = 5_000_000
 # and an isolated leader fed a burst of writes (a divergent tail to truncate or snapshot over).
 HARD_FAULTS = ("delay_storm", "crash_mid_ready", "restart_in_election", "divergent_tail", "slow_clock")
 CRASH_POINTS = ("before_sync", "before_send", "mid_send")
+DEFAULT_FAULTS = ("partition", "crash", "crash_leader", "lossy", "isolate_leader") + HARD_FAULTS
+# The hunting profile (tests, benchmarks/raft_sim_safety.py --profile hunt, benchmarks/mutation.py):
+# short runs, a fault every 0.2-1.5 s.
+HUNT_PROFILE = dict(duration_ms=20_000, fault_gap_ms_min=200, fault_gap_ms_max=1_500, fault_len_ms_max=1_500)
 
 
 def replay_command(seed: int, bug: str = "none", extra: str = "") -> str:
@@ -131,7 +135,7 @@ class SimParams:
     rule_checks: bool = True
     config: RaftConfig | None = None
     link: LinkSpec | None = None
-    faults: tuple = ("partition", "crash", "crash_leader", "lossy", "isolate_leader") + HARD_FAULTS
+    faults: tuple = DEFAULT_FAULTS
     node_factory: object = None        # RaftNode or a (deliberately wrong) subclass, from tests
     max_events: int = MAX_EVENTS_PER_RUN
     consequence_checks: bool = True
