@@ -110,9 +110,11 @@ HUNT_PROFILE = dict(duration_ms=20_000, fault_gap_ms_min=200, fault_gap_ms_max=1
 
 def _trace() -> str:
     """The current exception and its innermost frames, on one line."""
+    e = sys.exc_info()[1]
+    text = (str(e).strip().splitlines() or [""])[0]
     lines = traceback.format_exc(limit=-4).strip().splitlines()
     frames = [ln.strip() for ln in lines if ln.strip().startswith("File ")]
-    return lines[-1] + " | " + " <- ".join(reversed(frames))
+    return f"{type(e).__name__}: {text} | " + " <- ".join(reversed(frames))
 
 
 def replay_command(seed: int, bug: str = "none", extra: str = "") -> str:
