@@ -37,6 +37,8 @@ InstallSnapshot (Raft paper, Figure 13; thesis §5.3 / Figure 5.3; §7 log compa
   is_beyond_log_discards_log        7./8. a snapshot past the end of the log replaces it
   is_at_or_below_commit_ignored     a snapshot at or below commitIndex changes nothing (the state
                                     machine is never rolled back); reply with the commit index
+  is_conflict_at_last_index_journals_no_empty_truncate  the journal's `truncate` event only when
+                                    entries beyond the snapshot are removed (contracts section 4)
 RequestVote (Figure 2) and PreVote (thesis §9.6)
   rv_stale_term_rejected            1. reply false if term < currentTerm (this core, like etcd/raft,
                                     does not answer an old-term vote at all; an old-term pre-vote is
@@ -49,6 +51,8 @@ RequestVote (Figure 2) and PreVote (thesis §9.6)
   rv_newer_term_adopted_when_refused  All servers: the newer term is adopted (vote cleared) even when
                                     the vote is refused for the log
   rv_vote_durable_before_reply      Figure 2: votedFor is persistent -- in the Ready of the reply
+  rv_grant_restarts_the_election_timer_like_a_heartbeat  Figure 2 (Followers): granting a vote
+                                    restarts the election timeout exactly as hearing the leader does
   pv_does_not_change_term_or_vote   PreVote: granting or refusing a pre-vote changes no term, no vote
   pv_refused_when_log_behind        PreVote: the log check applies to pre-votes too
   pv_refused_while_leader_heard     §9.6 / §6.2 lease: a node that hears a leader refuses
@@ -363,3 +367,49 @@ def test_pv_refused_while_leader_heard():
     assert not any(isinstance(m, VoteResponse) and m.granted for m in out)
     assert n.term == 2 and n.vote is None and n.leader_id == "m1"
 
+
+
+# ---- added after the seed-26 receiver sample (its survivors core.py:470 and :382) ----------------
+
+def events_of(n, m):
+    n.step(m)
+    evs = []
+    while (rd := n.ready()) is not None:
+        evs.extend(rd.events)
+        n.advance(rd)
+    return evs
+
+
+def test_is_conflict_at_last_index_journals_no_empty_truncate():
+    # the journal (contracts section 4) says `truncate` only when entries are removed: a log that
+    # ends exactly at the snapshot's (conflicting) last index has nothing beyond it to truncate
+    n = node([1, 1, 2], term=3)
+    lead = entries([1, 1, 3], tag=1)
+    evs = events_of(n, InstallSnapshot(3, "m1", "m2", snapshot_of(lead), 1))
+    assert [e["type"] for e in evs if e["type"] in ("truncate", "snapshot")] == ["snapshot"], evs
+    n2 = node([1, 1, 2, 2], term=3)
+    evs2 = events_of(n2, InstallSnapshot(3, "m1", "m2", snapshot_of(lead), 1))
+    assert {"type": "truncate", "from_index": 4} in evs2
+
+
+def ticks_until_campaign(n, limit=500):
+    for k in range(1, limit):
+        n.tick()
+        drain(n)
+        if n.role != FOLLOWER:
+            return k
+    return None
+
+
+def test_rv_grant_restarts_the_election_timer_like_a_heartbeat():
+    # Figure 2 (Followers): a follower that grants a vote restarts its election timeout, exactly as
+    # when it hears the leader; two identical nodes, one granting, one hearing an append
+    a, b = node([1], term=1), node([1], term=1)
+    for _ in range(5):
+        a.tick()
+        b.tick()
+    drain(a)
+    drain(b)
+    assert deliver(a, rv(2, "m3", 1, 1)).granted
+    deliver(b, ae(2, 1, 1, src="m3"))
+    assert ticks_until_campaign(a) == ticks_until_campaign(b) is not None
