@@ -20,11 +20,20 @@ the reviewed data file benchmarks/mutation_equivalent.json (notes: benchmarks/MU
 listed apart under `equivalent_list` with their reason, left out of the score. Everything else that survives is
 listed in `survivors` with its file, line, operator and the mutated source line.
 
+Plant switches (`"<bug>" in self._bugs` lines: the planted bugs of the planted-bug tests, and the
+bodies of `if` statements whose whole test is such a switch) are no mutation sites: mutating a
+switch only changes a bug that no run switches on.
+
+--receiver (issue 26) restricts the sample to the message-handling methods of raft/core.py and
+raft/log.py (RECEIVER_FUNCTIONS) and reports `receiver_score`: the per-file scores weighted by each
+file's number of mutation sites in those methods. The JSON records the git commit it was drawn at
+(`commit`, and `dirty` when judged files or tests differed from it).
+
 Prints one JSON object: mutants, killed, equivalent, survived, score, seconds, per_file, survivors.
 Never passes or fails on time; with --fail-under-raft / --fail-under-swim it exits 1 when a score
 is below the given value (a nightly gate), else 0.
 Usage: python benchmarks/mutation.py [--quick] [--per-file 40] [--seed 1] [--files raft/core.py,...]
-       [--recheck earlier.json,...] [--fail-under-raft 0.9] [--fail-under-swim 0.8]
+       [--recheck earlier.json,...] [--fail-under-raft 0.9] [--fail-under-swim 0.8] [--receiver]
 """
 from __future__ import annotations
 
@@ -42,9 +51,17 @@ import time
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 PKG = os.path.join(ROOT, "node_image", "swarmnode")
 FILES = ("raft/core.py", "raft/log.py", "swim/core.py")
-RAFT_TESTS = ["tests/raft/test_raft_paths.py", "tests/raft/test_raft_core.py", "tests/raft/test_raft_figure8.py",
+RAFT_TESTS = ["tests/raft/test_raft_receiver_rules.py", "tests/raft/test_raft_paths.py", "tests/raft/test_raft_core.py", "tests/raft/test_raft_figure8.py",
               "tests/raft/test_raft_vote_durability.py", "tests/raft/test_raft_transcripts.py",
-              "tests/raft/test_raft_hygiene.py", "tests/raft/test_raft_quorum.py"]
+              "tests/raft/test_raft_hygiene.py", "tests/raft/test_raft_quorum.py", "tests/raft/test_raft_stale_tail.py"]
+# the message-handling methods (issue 26's receiver sample): what a node does with a message it
+# receives, and the log operations those handlers use
+RECEIVER_FUNCTIONS = {
+    "raft/core.py": ("step", "_accept_leader", "_on_append", "_reject_append", "_on_snapshot", "_log_ok",
+                     "_on_vote_request", "_on_vote_response", "_on_append_response"),
+    "raft/log.py": ("last_index", "last_term", "term", "hash", "entry", "slice", "append", "truncate_from",
+                    "first_index_of_term", "last_index_of_term", "reset"),
+}
 SWIM_TESTS = ["tests/swim/test_swim_paths.py", "tests/swim/test_swim_core.py", "tests/swim/test_swim_formulas.py",
               "tests/swim/test_swim_transcripts.py", "tests/swim/test_swim_purity.py",
               "tests/swim/test_swim_props.py", "tests/swim/test_swim_sim.py", "tests/swim/test_swim_lifecycle.py"]
@@ -80,13 +97,45 @@ def _in_function(tree) -> set:
     return out
 
 
-def sites(source: str) -> list:
-    """Every (node_index, operator, detail) the operators apply to, in a stable order."""
+def _is_switch(test) -> bool:
+    """`"<bug>" in self._bugs` (or self.plant): a planted bug's switch."""
+    return (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.In, ast.NotIn))
+            and isinstance(test.comparators[0], ast.Attribute) and test.comparators[0].attr in ("_bugs", "plant"))
+
+
+def _plant_ids(tree, lines) -> set:
+    """ids of nodes on a plant-switch line, or inside an `if` whose whole test is a switch."""
+    out = set()
+    for node in ast.walk(tree):
+        ln = getattr(node, "lineno", None)
+        if ln and ("in self._bugs" in lines[ln - 1] or "in self.plant" in lines[ln - 1]):
+            out.add(id(node))
+        if isinstance(node, ast.If) and _is_switch(node.test):
+            out |= {id(n) for n in ast.walk(node)}
+    return out
+
+
+def _function_ids(tree, names) -> set:
+    """ids of every node inside the named functions."""
+    out = set()
+    for f in ast.walk(tree):
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name in names:
+            out |= {id(n) for stmt in f.body for n in ast.walk(stmt)}
+    return out
+
+
+def sites(source: str, functions=None) -> list:
+    """Every (node_index, operator, detail) the operators apply to, in a stable order (plant
+    switches excluded; only inside `functions` when given)."""
     tree = ast.parse(source)
     docs, inside = _docstring_ids(tree), _in_function(tree)
+    plant = _plant_ids(tree, source.splitlines())
+    only = _function_ids(tree, functions) if functions is not None else None
     out = []
     for k, node in enumerate(ast.walk(tree)):
-        if id(node) not in inside or id(node) in docs:
+        if id(node) not in inside or id(node) in docs or id(node) in plant:
+            continue
+        if only is not None and id(node) not in only:
             continue
         if isinstance(node, ast.Compare):
             for j, op in enumerate(node.ops):
@@ -201,7 +250,7 @@ def judge_in_process(kind: str) -> str | None:
     simulated run is clean, else the first failure."""
     if kind == "raft":
         from swarmnode.sim.raft_sim import run_seed
-        hunt = dict(duration_ms=20_000, fault_gap_ms_min=200, fault_gap_ms_max=1_500, fault_len_ms_max=1_500)
+        from swarmnode.sim.raft_sim import HUNT_PROFILE as hunt   # with the stale_tail fault (issue 26)
         runs = [(s, hunt) for s in range(RAFT_HUNT_SEEDS)] + [(1000, {})]
         for seed, kw in runs:
             r = run_seed(seed, **kw)
@@ -247,6 +296,17 @@ def judge(rel: str, mutated: str, workdir: str) -> tuple:
     return False, None
 
 
+def git_state() -> dict:
+    """The commit the sample is drawn at, and whether the judged package or tests differ from it."""
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+    return {"commit": git("rev-parse", "HEAD"),
+            "dirty": bool(git("status", "--porcelain", "--", "node_image/swarmnode", "tests/raft", "tests/swim"))}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a fixed seeded sample of --per-file mutants per file")
@@ -258,6 +318,8 @@ def main(argv=None) -> int:
                     help="exit 1 when score_raft_core_and_log is below this (a nightly gate)")
     ap.add_argument("--fail-under-swim", type=float, default=None,
                     help="exit 1 when score_swim is below this (a nightly gate)")
+    ap.add_argument("--receiver", action="store_true",
+                    help="only the message-handling methods of raft/core.py and raft/log.py; adds receiver_score")
     ap.add_argument("--judge", choices=("raft", "swim"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.judge:
@@ -266,6 +328,8 @@ def main(argv=None) -> int:
             print(why)
             return 1
         return 0
+    if a.receiver:
+        a.files = ",".join(RECEIVER_FUNCTIONS)
     t0 = time.monotonic()
     work = tempfile.mkdtemp(prefix="mutation-")
     # one copy of the package taken now: edits to the tree during a long run change no judge
@@ -279,12 +343,13 @@ def main(argv=None) -> int:
             recheck |= {(r["file"], r["source"], r["mutation"]) for r in prev["survivors"]}
         a.files = ",".join(sorted({f for f, _, _ in recheck}))
     out = {"mutants": 0, "killed": 0, "equivalent": 0, "survived": 0, "per_file": {}, "survivors": [],
-           "equivalent_list": [], "quick": a.quick, "sample_seed": a.seed}
+           "equivalent_list": [], "quick": a.quick, "sample_seed": a.seed, "receiver": a.receiver,
+           **git_state()}
     try:
         for rel in a.files.split(","):
             src = open(os.path.join(work, "pristine", rel)).read()
             lines = src.splitlines()
-            all_sites = sites(src)
+            all_sites = sites(src, RECEIVER_FUNCTIONS.get(rel) if a.receiver else None)
             chosen = all_sites
             if recheck is not None:
                 chosen = []
@@ -338,6 +403,10 @@ def main(argv=None) -> int:
     if raft:
         m = sum(p["mutants"] - p["equivalent"] for p in raft)
         out["score_raft_core_and_log"] = round(sum(p["killed"] for p in raft) / max(1, m), 3)
+    if a.receiver:
+        pfs = [out["per_file"][f] for f in RECEIVER_FUNCTIONS if f in out["per_file"]]
+        weight = sum(p["sites"] for p in pfs)
+        out["receiver_score"] = round(sum(p["score"] * p["sites"] for p in pfs) / max(1, weight), 3)
     if "swim/core.py" in out["per_file"]:
         out["score_swim"] = out["per_file"]["swim/core.py"]["score"]
     out["seconds"] = round(time.monotonic() - t0, 1)

@@ -8,29 +8,46 @@ paths (how often each hard protocol path ran, total and per 100 seeds), seconds 
 (summed over workers: the load-independent cost), seeds_per_second, workers, failing (replay
 commands), totals. Never passes or fails on time; exits 1 on a violation, a liveness or efficiency
 failure or a hit bound. Usage: python benchmarks/raft_sim_safety.py --seeds 500 [--workers 2]
-[--first 0] [--profile default|hunt]
+[--first 0] [--profile default|hunt] [--core tests.raft.wrong_cores:CommitsPastLastNew]
+
+--core runs a RaftNode subclass (a deliberately wrong core from the tests) instead of RaftNode: the
+number of seeds with a violation is then how often the simulator catches that core.
+`paths_seeds_per_100` says in how many of 100 seeds each path ran at least once; `path_tails` gives,
+for the stale-tail paths, the tail lengths seen (min, median, max).
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import multiprocessing
 import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "node_image"))
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, os.path.join(ROOT, "node_image"))
+sys.path.insert(0, ROOT)
 
-from swarmnode.sim.raft_sim import run_seed  # noqa: E402
+from swarmnode.sim.raft_sim import HUNT_PROFILE, run_seed  # noqa: E402
+
+HUNT = {k: v for k, v in HUNT_PROFILE.items() if k != "duration_ms"}
 
 
-HUNT = dict(fault_gap_ms_min=200, fault_gap_ms_max=1_500, fault_len_ms_max=1_500)
+def load_core(spec: str):
+    """'module:Class' -> the class (a RaftNode subclass), or None for ''."""
+    if not spec:
+        return None
+    mod, _, name = spec.partition(":")
+    return getattr(importlib.import_module(mod), name)
 
 
 def _one(args):
-    seed, bug, seconds, profile, max_events = args
+    seed, bug, seconds, profile, max_events, core = args
     c0 = time.process_time()
     kw = dict(HUNT) if profile == "hunt" else {}
+    if core:
+        kw["node_factory"] = load_core(core)
     if max_events:
         kw["max_events"] = max_events
     try:
@@ -43,7 +60,7 @@ def _one(args):
     return (time.process_time() - c0, seed, r["violation_count"], r["liveness_ok"], r["replay"], r["nodes"],
             r["stats"]["events"], r["stats"]["crashes"], r["stats"]["partitions"],
             r["leaders_elected"], r["violations"][:1], r["bound_exceeded"], r["efficiency"],
-            r["efficiency_ok"], r["paths"])
+            r["efficiency_ok"], r["paths"], r.get("path_tails", {}))
 
 
 def main(argv=None) -> int:
@@ -55,10 +72,16 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=None, help="virtual seconds (60; 20 with --profile hunt)")
     ap.add_argument("--profile", default="default", choices=("default", "hunt"))
     ap.add_argument("--max-events", type=int, default=0, help="override the per-run event bound")
+    ap.add_argument("--core", default="", help="module:Class of a RaftNode subclass to run instead of RaftNode")
     a = ap.parse_args(argv)
     if a.seconds is None:
         a.seconds = 20.0 if a.profile == "hunt" else 60.0
-    jobs = [(s, a.bug, a.seconds, a.profile, a.max_events) for s in range(a.first, a.first + a.seeds)]
+    try:
+        load_core(a.core)
+    except (ImportError, AttributeError, ValueError) as e:
+        print(f"--core {a.core!r}: {e}", file=sys.stderr)
+        return 2
+    jobs = [(s, a.bug, a.seconds, a.profile, a.max_events, a.core) for s in range(a.first, a.first + a.seeds)]
     t0 = time.monotonic()
     if a.workers > 1:
         with multiprocessing.get_context("fork").Pool(a.workers) as pool:
@@ -78,6 +101,11 @@ def main(argv=None) -> int:
         for k, v in r[13].items():
             path_totals[k] = path_totals.get(k, 0) + v
     n = max(1, len(rows))
+    seeds_hit = {k: sum(1 for r in rows if r[13].get(k)) for k in path_totals}
+    tails: dict = {}
+    for r in rows:
+        for k, v in r[14].items():
+            tails.setdefault(k, []).extend(v)
     out = {
         "seeds": len(rows), "violations": sum(r[1] for r in rows),
         "seeds_with_violations": len(bad_safety), "liveness_failures": len(bad_live),
@@ -97,6 +125,10 @@ def main(argv=None) -> int:
                         "spurious_campaigns", "faults", "repersisted_entries", "early_compactions")},
         "paths": path_totals,
         "paths_per_100_seeds": {k: round(100 * v / n, 1) for k, v in path_totals.items()},
+        "paths_seeds_per_100": {k: round(100 * v / n, 1) for k, v in seeds_hit.items()},
+        "path_tails": {k: {"min": min(v), "median": sorted(v)[len(v) // 2], "max": max(v), "n": len(v)}
+                       for k, v in tails.items() if v},
+        "core": a.core or "RaftNode",
         "profile": a.profile,
         "failing": [{"seed": r[0], "replay": r[3], "first": r[9]} for r in (bad_safety + bad_live + bad_eff)[:20]],
     }

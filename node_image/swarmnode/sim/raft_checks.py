@@ -35,12 +35,23 @@ Checked (kind names as reported):
   leader-missing-committed  a node becomes leader without every entry committed so far (§5.4)
   commit-beyond-log     a node's commit index is past its last log index
   applied-beyond-commit a node's state machine holds an index past the node's commit index
+  applied-uncommitted   after every step, the last entry a node's state machine applied (index and
+                        term: its chain hash covers the prefix) is an entry a leader committed at
+                        that index -- not past every index any leader committed, not another one
+  committed-prefix-differs  a node's commit index is past every index a leader committed, or its log
+                        holds, at its commit index (so, by the chain, anywhere below), an entry other
+                        than the one a leader committed there
+  log-chain-broken      a node's first entry after its snapshot base does not chain to that base
+                        (a tail kept across a snapshot it does not follow: a log no leader sent)
+"Committed by a leader" is read from leaders' own commit index, recorded when a leader's Ready is
+durable (before its messages leave) and after each of its steps; followers only learn commit indexes
+from leaders, so a follower's commit or apply ahead of every leader is a follower's own invention.
 All checks cost O(1) amortized per step (chain hashes make one comparison cover a prefix).
 """
 from __future__ import annotations
 
 from swarmnode.raft import (AppendEntries, AppendResponse, InstallSnapshot, Store, VoteRequest,
-                            VoteResponse)
+                            VoteResponse, chain_hash)
 
 
 class SimStore(Store):
@@ -84,6 +95,11 @@ class ConsequenceChecker:
         self.was_leader = {i: (None, 0) for i in ids}   # (role, term) at the last check
         self.holds = None   # set by the simulator: holds(node, index, hash) -> bool (durable for crashed)
         self.read_commit: dict = {}                # read ctx -> highest index committed anywhere at its start
+        self.leader_committed: dict = {}           # index -> chain hash, as a leader committed it
+        self.leader_max = 0                        # highest index any leader committed
+        self.applied_checked = {i: 0 for i in ids}     # last applied index judged per node
+        self.chain_checked = {i: None for i in ids}    # (snap index, snap hash, first hash) judged
+        self.reported: set = set()                 # (kind, node, index): report each finding once
 
     # ---- state machine (SimStore observer) ---------------------------------------------------
     def observer(self, i):
@@ -117,6 +133,8 @@ class ConsequenceChecker:
     # ---- messages that leave (after persist + sync) ------------------------------------------
     def on_durable(self, i, node, messages) -> None:
         """A Ready was persisted and synced and its messages are about to leave."""
+        if node.role == "leader":
+            self._record_leader_commit(node)
         lg = node.log
         self.durable[i] = (lg.last_index, lg.hash(lg.last_index), lg.snap_index, lg.snap_hash)
         low = self.max_term[i]     # the node's term before the step that produced these messages
@@ -155,11 +173,68 @@ class ConsequenceChecker:
             self.report("applied-beyond-commit", i, f"state machine at index {node.sm.applied_index} > commit {c}")
         if c > self.seen_commit[i]:
             self._record_commits(i, node, c)
+        if node.role == "leader":
+            self._record_leader_commit(node)
+        self._check_on_history(i, node)
+        self._check_chain(i, node)
         role = (node.role, t)
         if role != self.was_leader[i]:
             self.was_leader[i] = role
             if node.role == "leader":
                 self._new_leader(i, node, t)
+
+    # ---- the committed history as leaders committed it -------------------------------------------
+    def _record_leader_commit(self, node) -> None:
+        c = node.commit_index
+        if c <= self.leader_max:
+            return
+        log = node.log
+        for idx in range(self.leader_max + 1, c + 1):
+            h = log.hash(idx)
+            if h is not None:
+                self.leader_committed[idx] = h
+        self.leader_max = c
+
+    def _once(self, kind, i, idx, detail) -> None:
+        if (kind, i, idx) not in self.reported:
+            self.reported.add((kind, i, idx))
+            self.report(kind, i, detail)
+
+    def _off_history(self, node, idx):
+        """None if the node's entry at idx is the one a leader committed there (or cannot be told:
+        compacted, or never seen committed by a leader), else a description."""
+        if idx > self.leader_max:
+            return f"index {idx} is past every index a leader committed ({self.leader_max})"
+        got, want = node.log.hash(idx), self.leader_committed.get(idx)
+        if got is None or want is None or got == want:
+            return None
+        return f"index {idx} holds {got}, a leader committed {want} there"
+
+    def _check_on_history(self, i, node) -> None:
+        c = node.commit_index
+        if c:
+            bad = self._off_history(node, c)
+            if bad:
+                self._once("committed-prefix-differs", i, c, f"commit index {c}: {bad}")
+        a = node.sm.applied_index
+        if a and a != self.applied_checked[i]:
+            self.applied_checked[i] = a
+            bad = self._off_history(node, a)
+            if bad:
+                self._once("applied-uncommitted", i, a, f"state machine applied up to {a}: {bad}")
+
+    def _check_chain(self, i, node) -> None:
+        lg = node.log
+        if not lg.entries:
+            return
+        e = lg.entries[0]
+        key = (lg.snap_index, lg.snap_hash, e.hash)
+        if key == self.chain_checked[i]:
+            return
+        self.chain_checked[i] = key
+        if chain_hash(lg.snap_hash, e.term, e.command) != e.hash:
+            self._once("log-chain-broken", i, e.index, f"entry {e.index} (term {e.term}) does not follow the "
+                                                       f"snapshot base {lg.snap_index} ({lg.snap_hash})")
 
     def _new_leader(self, i, node, t) -> None:
         other = self.leaders.setdefault(t, i)
@@ -289,7 +364,41 @@ PATHS = ("conflict_truncation", "snapshot_install", "snapshot_install_divergent_
          "stale_leader_message", "stale_vote_message", "fast_backoff_reject", "leader_stepdown_quorum",
          "leader_deposed_by_term", "crash_before_sync", "crash_before_send", "crash_mid_send",
          "restart_during_election", "snapshots_taken_or_installed", "reads_dropped", "slow_clock",
-         "read_while_newer_term")
+         "read_while_newer_term", "commit_ahead_of_entries", "stale_tail_at_commit_update",
+         "stale_tail_at_snapshot_install", "stale_tail_at_snapshot_install_conflict")
+# paths whose stale-tail length is recorded (result["path_tails"], at most TAILS_KEPT per run)
+TAIL_PATHS = ("commit_ahead_of_entries", "stale_tail_at_commit_update", "stale_tail_at_snapshot_install",
+              "stale_tail_at_snapshot_install_conflict")
+TAILS_KEPT = 50
+
+
+def stale_tail(f, lead, committed=None) -> tuple:
+    """(length, first stale index) of follower log f's entries that are not on leader log `lead`
+    (where the leader compacted them: not on the `committed` chain, index -> hash). Chain hashes:
+    the agreeing indexes are a prefix. An entry beyond the leader's last index is stale (the leader
+    of this term holds every entry of it). (0, None) when every entry f holds agrees (or is unknown:
+    compacted by the leader and not known committed)."""
+    committed = committed or {}
+
+    def same(i):
+        if i > lead.last_index:
+            return False           # beyond the leader's log: written in an older term, not on it
+        want = lead.hash(i) if i >= lead.snap_index else committed.get(i)
+        return want is None or f.hash(i) == want
+
+    last, lo = f.last_index, f.snap_index
+    if last <= lo or same(last):
+        return 0, None
+    if not same(lo):
+        return last - lo, lo + 1
+    hi = last - 1                  # largest agreeing index is in [lo, hi]
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if same(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return last - lo, lo + 1
 
 
 class PathCounter:
@@ -298,11 +407,18 @@ class PathCounter:
 
     def __init__(self):
         self.counts = {p: 0 for p in PATHS}
+        self.tails = {p: [] for p in TAIL_PATHS}
+        self.committed = None      # index -> chain hash of committed entries (set by the simulator)
 
     def hit(self, path: str, n: int = 1) -> None:
         self.counts[path] += n
 
-    def before_message(self, node, m):
+    def _tail(self, path: str, length: int) -> None:
+        self.counts[path] += 1
+        if len(self.tails[path]) < TAILS_KEPT:
+            self.tails[path].append(length)
+
+    def before_message(self, node, m, sender=None):
         t = type(m)
         if m.term < node.term:
             if t is AppendEntries or t is InstallSnapshot:
@@ -311,20 +427,40 @@ class PathCounter:
                 self.counts["stale_vote_message"] += 1
         if t is AppendResponse and not m.success and m.hint_index:
             self.counts["fast_backoff_reject"] += 1
-        if t is InstallSnapshot:
-            s = m.snapshot
-            lg = node.log
-            return lg.snap_index, lg.last_index > s.index and lg.term(s.index) != s.term
-        return None
+        if t is not InstallSnapshot and t is not AppendEntries:
+            return None
+        lg = node.log
+        stale = (0, None)
+        if m.term >= node.term and sender is not None and sender.term == m.term and sender.role == "leader":
+            stale = stale_tail(lg, sender.log, self.committed)
+        if t is AppendEntries:
+            last_new = m.prev_log_index + len(m.entries)
+            if stale[0] and stale[1] > last_new and m.leader_commit > last_new and (m.entries or m.leader_commit):
+                self._tail("commit_ahead_of_entries", stale[0])
+            return (node.commit_index, stale, last_new)
+        s = m.snapshot
+        conflict = lg.term(s.index) not in (None, s.term)
+        return lg.snap_index, lg.last_index > s.index and conflict, node.commit_index, stale, conflict
 
     def after_message(self, node, m, before) -> None:
         if before is None:
             return
-        snap, divergent = before
-        if node.log.snap_index == m.snapshot.index and snap != m.snapshot.index:
+        if type(m) is AppendEntries:
+            commit, (tail, first), last_new = before
+            if tail and first > last_new and node.commit_index > commit:
+                self._tail("stale_tail_at_commit_update", tail)
+            return
+        snap, divergent, commit, (tail, _), conflict = before
+        s = m.snapshot
+        installed = node.log.snap_index == s.index and snap != s.index
+        if installed:
             self.counts["snapshot_install"] += 1
             if divergent:
                 self.counts["snapshot_install_divergent_tail"] += 1
+        if tail and (installed or node.commit_index >= s.index > commit):
+            self._tail("stale_tail_at_snapshot_install", tail)
+            if conflict:
+                self._tail("stale_tail_at_snapshot_install_conflict", tail)
 
     def on_role(self, old_role, old_term, node) -> None:
         if old_role == "leader" and node.role != "leader":

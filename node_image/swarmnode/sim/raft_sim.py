@@ -28,7 +28,9 @@ Checked after every step (each step is one tick or one delivered message):
   vote-lost             a vote in the journal is still the node's vote after a restart in that term
   stale-read            a linearizable read never reflects a state older than the newest write
                         acknowledged before the read was invoked
-  core-exception        a core raised (an internal assertion)
+  core-exception        a node raised: its core (an internal assertion), its storage (a StorageError
+                        for a Ready that leaves a gap), advance() -- reported with the trace
+  sim-exception         anything else raised during the run (never an exception out of run_seed)
 Liveness (separate verdict): after the final heal, a leader commits and every node applies a new
 write within heal_window_ms.
 
@@ -86,6 +88,7 @@ from dataclasses import dataclass
 from swarmnode.raft import (BUGS, LEADER, Busy, MemoryStorage, NotLeader, RaftConfig, RaftNode, Store)
 from swarmnode.sim.net import BoundExceeded, LinkSpec, Network, Scheduler, random_partition, isolate, split
 from swarmnode.sim.raft_checks import ConsequenceChecker, PathCounter, SimStore
+from swarmnode.sim.stale_tail import StaleTail
 
 MAX_READY_ROUNDS = 1000       # per step; a core that keeps producing Readies is a bug
 MAX_EVENTS_PER_RUN = 5_000_000
@@ -94,6 +97,24 @@ MAX_EVENTS_PER_RUN = 5_000_000
 # and an isolated leader fed a burst of writes (a divergent tail to truncate or snapshot over).
 HARD_FAULTS = ("delay_storm", "crash_mid_ready", "restart_in_election", "divergent_tail", "slow_clock")
 CRASH_POINTS = ("before_sync", "before_send", "mid_send")
+DEFAULT_FAULTS = ("partition", "crash", "crash_leader", "lossy", "isolate_leader") + HARD_FAULTS
+# The hunting profile (tests, benchmarks/raft_sim_safety.py --profile hunt, benchmarks/mutation.py):
+# short runs, a fault every 0.2-1.5 s.
+# stale_tail (swarmnode/sim/stale_tail.py) is a hunting fault only: the default profile's draws (and
+# every default seed's run) stay as they were. It is drawn 3 times as often as each other kind: the
+# states it builds (a stale tail beyond an append whose commit index is ahead of its entries) need a
+# large snapshot_threshold, a third of the seeds.
+HUNT_PROFILE = dict(duration_ms=20_000, fault_gap_ms_min=200, fault_gap_ms_max=1_500, fault_len_ms_max=1_500,
+                    faults=DEFAULT_FAULTS + ("stale_tail",) * 3)
+
+
+def _trace() -> str:
+    """The current exception and its innermost frames, on one line."""
+    e = sys.exc_info()[1]
+    text = (str(e).strip().splitlines() or [""])[0]
+    lines = traceback.format_exc(limit=-4).strip().splitlines()
+    frames = [ln.strip() for ln in lines if ln.strip().startswith("File ")]
+    return f"{type(e).__name__}: {text} | " + " <- ".join(reversed(frames))
 
 
 def replay_command(seed: int, bug: str = "none", extra: str = "") -> str:
@@ -131,7 +152,7 @@ class SimParams:
     rule_checks: bool = True
     config: RaftConfig | None = None
     link: LinkSpec | None = None
-    faults: tuple = ("partition", "crash", "crash_leader", "lossy", "isolate_leader") + HARD_FAULTS
+    faults: tuple = DEFAULT_FAULTS
     node_factory: object = None        # RaftNode or a (deliberately wrong) subclass, from tests
     max_events: int = MAX_EVENTS_PER_RUN
     consequence_checks: bool = True
@@ -369,6 +390,9 @@ class RaftSim:
             self.cons.nodes_fn = lambda: self.nodes.items()
             self.cons.holds = self._holds
         self.paths = PathCounter()
+        if self.cons is not None:
+            self.paths.committed = self.cons.committed
+        self.stale = StaleTail(self)
         self.factory = params.node_factory or RaftNode
         self.bound_exceeded = None
         self.crash_arm: dict = {}            # node -> crash point inside its next Ready
@@ -495,11 +519,16 @@ class RaftSim:
                 return
             self._count_writes(i, rd)
             st = self.storage[i]
-            st.persist(rd.hard_state, rd.entries, rd.snapshot)
             point = self.crash_arm.get(i)
+            try:
+                st.persist(rd.hard_state, rd.entries, rd.snapshot)
+                if point != "before_sync":
+                    st.sync()       # a StorageError here is the node's (its Ready asked for a gap)
+            except Exception:
+                self._core_exception(i)
+                return
             if point == "before_sync":
                 return self._crash_in_ready(i, point)
-            st.sync()
             if rd.events:
                 self.checker.now_ms = self.sched.now_ms
                 self.checker.on_events(i, rd.events)
@@ -526,7 +555,11 @@ class RaftSim:
                 self.read_floor.pop(ctx, None)
                 self.stats["reads_dropped"] += 1
                 self.paths.hit("reads_dropped")
-            node.advance(rd)
+            try:
+                node.advance(rd)
+            except Exception:
+                self._core_exception(i)
+                return
         self.checker._v("ready-bound", i, f"more than {MAX_READY_ROUNDS} Readies in one step")
 
     def _count_writes(self, i: str, rd) -> None:
@@ -595,8 +628,10 @@ class RaftSim:
                 and all(p == self.p.tick_ms for p in self.period.values()))
 
     def _core_exception(self, i: str) -> None:
+        """An exception inside node i (its core, its storage, an assertion) is a verdict with the
+        trace; the node is crashed (and restarted like any crashed node)."""
         self.checker.now_ms = self.sched.now_ms
-        self.checker._v("core-exception", i, traceback.format_exc(limit=3).strip().splitlines()[-1])
+        self.checker._v("core-exception", i, _trace())
         self.crash(i)
 
     # ---- virtual time for the nodes' tick() ------------------------------------------------------
@@ -784,6 +819,8 @@ class RaftSim:
             return
         kind = rng.choice(p.faults)
         dur = rng.uniform(100, p.fault_len_ms_max)
+        if self.stale.active:
+            return      # a stale-tail fault runs its phases undisturbed
         self.eff["faults"] += 1
         self.disturbed_ms = self.sched.now_ms
         alive = [i for i in self.ids if self.nodes.get(i) is not None]
@@ -859,6 +896,8 @@ class RaftSim:
                     self.fault_state["partition"] = token
                     self.sched.after(dur, "unpartition", token)
                 self.stats["faults"].append([round(self.sched.now_ms), kind, v, round(dur)])
+        elif kind == "stale_tail":
+            self.stale.start(rng, ls)
         elif kind == "restart_in_election":
             self.election_arm = True
             self.stats["faults"].append([round(self.sched.now_ms), kind])
@@ -950,7 +989,7 @@ class RaftSim:
             node = self.nodes.get(i)
             if node is None:
                 return
-            before = self.paths.before_message(node, m)
+            before = self.paths.before_message(node, m, self.nodes.get(m.src))
             self._step(i, lambda n: n.step(m))
             node = self.nodes.get(i)
             if node is not None:
@@ -978,6 +1017,8 @@ class RaftSim:
             else:
                 self._set_clock(payload, self.p.tick_ms)
             self.disturbed_ms = self.sched.now_ms
+        elif kind == "stale":
+            self.stale.step(payload)
         elif kind == "heal":
             self._heal()
         elif kind == "live":
@@ -1025,6 +1066,8 @@ class RaftSim:
         except BoundExceeded as e:
             self.bound_exceeded = str(e)
             self._report("bound-exceeded", "-", f"{e} at virtual {self.sched.now_ms:.0f} ms")
+        except Exception:     # the simulator's own failure (or one it did not attribute): still a verdict
+            self._report("sim-exception", "-", f"at virtual {self.sched.now_ms:.0f} ms: {_trace()}")
         return self.result(liveness)
 
     def efficiency(self) -> dict:
@@ -1062,6 +1105,8 @@ class RaftSim:
             extra += f" --fault-len-ms {p.fault_len_ms_max}"
         if p.max_events != d.max_events:
             extra += f" --max-events {p.max_events}"
+        if tuple(p.faults) != DEFAULT_FAULTS:
+            extra += " --faults " + ",".join(p.faults)   # order and repeats matter (the draws)
         if p.node_factory is not None:
             extra += f"  # node_factory={getattr(p.node_factory, '__name__', p.node_factory)} (set from code)"
         return extra
@@ -1081,6 +1126,7 @@ class RaftSim:
             "efficiency": (eff := self.efficiency()),
             "efficiency_ok": not eff["problems"],
             "paths": dict(self.paths.counts),
+            "path_tails": {k: v for k, v in self.paths.tails.items() if v},
             "stats": {k: val for k, val in self.stats.items() if k != "faults"},
             "faults": self.stats["faults"][:50],
             "leaders_elected": len(self.checker.leaders),
@@ -1106,10 +1152,16 @@ def main(argv=None) -> int:
     ap.add_argument("--fault-gap-ms", default="2000:10000", help="min:max virtual ms between faults")
     ap.add_argument("--fault-len-ms", type=int, default=6000, help="longest fault, virtual ms")
     ap.add_argument("--max-events", type=int, default=MAX_EVENTS_PER_RUN, help="event bound of the run")
+    ap.add_argument("--faults", default=",".join(DEFAULT_FAULTS),
+                    help="comma-separated fault kinds (the hunting profile adds stale_tail)")
     a = ap.parse_args(argv)
+    faults = tuple(f for f in a.faults.split(",") if f)
+    known = DEFAULT_FAULTS + ("stale_tail",)
+    if not faults or set(faults) - set(known):   # repeats weigh a kind (the hunting profile's stale_tail)
+        ap.error(f"--faults: unknown or empty {sorted(set(faults) - set(known))}; known: {','.join(known)}")
     lo, hi = (int(x) for x in a.fault_gap_ms.split(":"))
     res = run_seed(a.seed, a.bug, duration_ms=int(a.seconds * 1000), fault_gap_ms_min=lo, fault_gap_ms_max=hi,
-                   fault_len_ms_max=a.fault_len_ms, max_events=a.max_events)
+                   fault_len_ms_max=a.fault_len_ms, max_events=a.max_events, faults=faults)
     print(json.dumps(res, indent=1, sort_keys=True))
     bad = res["violation_count"] > 0 or res["liveness_ok"] is False or not res["efficiency_ok"]
     if bad:
