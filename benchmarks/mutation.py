@@ -403,6 +403,12 @@ def main(argv=None) -> int:
     if raft:
         m = sum(p["mutants"] - p["equivalent"] for p in raft)
         out["score_raft_core_and_log"] = round(sum(p["killed"] for p in raft) / max(1, m), 3)
+        # each file's score weighted by its number of mutation sites (a file sampled at the same
+        # per-file count as a much larger one must not weigh as much as it): issue 21 section 6
+        sized = [p for p in raft if p["mutants"] - p["equivalent"] > 0]
+        w = sum(p["sites"] for p in sized)
+        if w:
+            out["score_raft_weighted_by_sites"] = round(sum(p["score"] * p["sites"] for p in sized) / w, 3)
     if a.receiver:
         pfs = [out["per_file"][f] for f in RECEIVER_FUNCTIONS if f in out["per_file"]]
         weight = sum(p["sites"] for p in pfs)
