@@ -271,5 +271,5 @@ def test_nemesis_docker_every_fault_took_effect_with_its_times(tour):
         assert st["applied_ts"] <= st["verified_ts"] <= st["ts"], (fid, st)
         effect = st.get("effect") or f["stop"].get("effect")
         assert effect and effect["effective"] is True, (fid, effect)
-    assert faults["kill-leader"]["stop"]["effect"]["back"]["rebooted"] == faults["kill-leader"]["start"]["targets"]
+    assert faults["kill-leader"]["stop"]["effect"]["back"]["evidence"]["rebooted"] == faults["kill-leader"]["start"]["targets"]
     assert faults["slow-managers"]["stop"]["effect"]["acted"] == "delayed"
