@@ -374,39 +374,6 @@ class StatusPoller:
         self.last: dict[str, dict | None] = {}
         self.error: str | None = None
 
-    def _value(self, rng: random.Random, f: str, key: str = ""):
-        """The invocation value of an operation `f`: what a write writes, [expected, new] of a cas,
-        else None. Drawn from 1..spec.values with the client's rng; or unique (spec.values None: the
-        cas draw kept exactly as it was, so old plans replay the same operations); or unique with a
-        cas that expects, on a coin flip of the client's rng, the latest value seen on the key
-        (LATEST), else an older one."""
-        n = self.spec.values
-        if f == "write":
-            return rng.randint(1, n) if isinstance(n, int) else self._unique_value()
-        if f != "cas":
-            return None
-        if isinstance(n, int):
-            return [rng.randint(1, n), rng.randint(1, n)]
-        if n == LATEST:
-            latest = rng.random() < LATEST_SHARE
-            older = rng.randrange(1, max(2, self._unique_value()))
-            with self._values_lock:
-                expected = self._latest.get(key, older) if latest else older
-            return [expected, self._unique_value()]
-        return [rng.randrange(1, max(2, self._unique_value())), self._unique_value()]
-
-    def _observe(self, event: dict) -> None:
-        """Remember the latest value an `ok` completion showed on its key (for LATEST cas)."""
-        if event["type"] != "ok" or self.spec.values != LATEST:
-            return
-        f, key, value = event["f"], event["key"], event.get("value")
-        seen = value if f in ("write", "read") else value[1] if f == "cas" else None
-        with self._values_lock:
-            if seen is None:
-                self._latest.pop(key, None)
-            else:
-                self._latest[key] = seen
-
     def start(self) -> None:
         self._thread.start()
 
