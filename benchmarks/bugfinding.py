@@ -11,10 +11,14 @@ A planted run is *caught* when a check is INVALID, or -- only for a bug whose ca
 a symptom expectation (none does today: the swarm-liveness check judges the DOWN and replacement
 contracts INVALID) -- when the expectations check is UNKNOWN naming that expectation. A correct-agent run that is not VALID is a
 *false alarm* (exit 1 or 3); a harness error (exit 4) is counted apart under `errors`. Each run is a
-real `chaos run FILE --seed S [--plant BUG]` under `nice -n 10`, one cluster at a time.
+real `chaos run FILE --seed S [--plant BUG]` under `nice -n 10`; `--jobs N` runs N clusters side by
+side (each run is independent: its own networks, proxies and ports), which also loads the machine
+as a busy CI runner would. The JSON is saved under benchmarks/results/ with the commit and load
+(`--save`, benchmarks/_result.py).
 
 Output: bugs, caught (bugs caught by some experiment in at least half of the seeds), false_alarms,
-errors, seconds, load (uptime before/after), table {bug: {layer, experiment, caught, seeds,
+errors, seconds, load (uptime before/after; the 1-minute load sampled every 10 s: load_1m_median,
+load_1m_max), jobs, table {bug: {layer, experiment, caught, seeds,
 checks}}, correct {experiment: {runs, valid, verdicts}}.
 """
 
@@ -22,16 +26,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "node_image"))
 
 from swarmnode.plant import PLANT_LAYERS  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _result import Recorder  # noqa: E402
 
 # bug -> (experiments to run it against, best first; the expectation whose absence is the symptom,
 # or None when only an INVALID check counts)
@@ -108,6 +118,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-bugs", action="store_true", help="only the correct-agent runs (every shipped file)")
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--out", default=None, help="keep run directories here (default: a temporary directory)")
+    ap.add_argument("--jobs", type=int, default=1, help="clusters run side by side (default 1)")
+    ap.add_argument("--save", action="store_true", help="also write the JSON under benchmarks/results/")
     args = ap.parse_args(argv)
     seeds = args.seeds or (2 if args.quick else 4)
     cseeds = args.correct_seeds or (1 if args.quick else 5)
@@ -115,81 +127,120 @@ def main(argv=None) -> int:
     unknown = [b for b in bugs if b not in CATALOGUE]
     if unknown:
         ap.error(f"unknown bugs {unknown}")
+    if args.jobs < 1:
+        ap.error("--jobs must be at least 1")
     shipped = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
     out_root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bugfinding-"))
     out_root.mkdir(parents=True, exist_ok=True)
+    rec = Recorder("bugfinding" + ("-quick" if args.quick else ""))
     load_before = uptime()
     t0 = time.monotonic()
-    table: dict = {}
-    errors: list = []
-    run_no = 0
 
-    def fresh(label: str) -> Path:
-        nonlocal run_no
-        run_no += 1
-        d = out_root / f"{run_no:03d}-{label}"
-        d.mkdir()
-        return d
-
+    # every run, planned first (bug runs, then the correct agent), then executed `--jobs` at a time
+    specs: list[dict] = []
     for bug in bugs:
-        exps, symptom = CATALOGUE[bug]
-        exps = exps[:1] if args.quick else exps
-        row = {"layer": PLANT_LAYERS[bug][0], "experiments": {}}
-        for exp in exps:
-            caught, checks = 0, {}
+        exps, _symptom = CATALOGUE[bug]
+        for exp in (exps[:1] if args.quick else exps):
             for seed in range(args.first_seed, args.first_seed + seeds):
-                r = run_once(exp, seed, bug, fresh(f"{bug}-{exp}-s{seed}"))
-                hits = judge_planted(r["results"], symptom)
-                if r["exit"] == 4:
-                    errors.append({"bug": bug, "experiment": exp, "seed": seed, "error": r["error"],
-                                   "run_dir": r["run_dir"]})
-                if hits:
-                    caught += 1
-                    for h in hits:
-                        checks[h] = checks.get(h, 0) + 1
-                print(f"# {bug} {exp} seed {seed}: exit {r['exit']} {r['seconds']} s caught by "
-                      f"{hits or 'nothing'}", file=sys.stderr, flush=True)
-            row["experiments"][exp] = {"caught": caught, "seeds": seeds, "checks": checks}
-        best = max(row["experiments"].items(), key=lambda kv: kv[1]["caught"])
-        row["best"] = best[0]
-        row["caught_in_half"] = best[1]["caught"] * 2 >= best[1]["seeds"] and best[1]["caught"] > 0
-        table[bug] = row
-
-    correct: dict = {}
-    false_alarms: list = []
+                specs.append({"bug": bug, "exp": exp, "seed": seed})
     if not args.no_correct:
         targets = sorted({CATALOGUE[b][0][0] for b in bugs}) if args.quick and bugs else shipped
         for exp in targets:
-            verdicts = []
             for seed in range(args.first_seed, args.first_seed + cseeds):
-                r = run_once(exp, seed, None, fresh(f"correct-{exp}-s{seed}"))
-                verdicts.append({"seed": seed, "exit": r["exit"],
-                                 "not_valid": {k: v for k, v in r["verdicts"].items() if v != "VALID"}})
-                if r["exit"] in (1, 3):
-                    false_alarms.append({"experiment": exp, "seed": seed, "run_dir": r["run_dir"],
-                                         "checks": verdicts[-1]["not_valid"]})
-                elif r["exit"] != 0:
-                    errors.append({"bug": None, "experiment": exp, "seed": seed, "error": r["error"],
-                                   "run_dir": r["run_dir"]})
-                print(f"# correct {exp} seed {seed}: exit {r['exit']} {r['seconds']} s",
-                      file=sys.stderr, flush=True)
-            correct[exp] = {"runs": len(verdicts), "valid": sum(v["exit"] == 0 for v in verdicts),
-                            "verdicts": verdicts}
+                specs.append({"bug": None, "exp": exp, "seed": seed})
+    for i, sp in enumerate(specs, 1):
+        sp["dir"] = out_root / f"{i:03d}-{sp['bug'] or 'correct'}-{sp['exp']}-s{sp['seed']}"
+        sp["dir"].mkdir()
 
-    print(json.dumps({
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def sample_load() -> None:
+        while not stop.wait(10):
+            samples.append(os.getloadavg()[0])
+
+    sampler = threading.Thread(target=sample_load, daemon=True)
+    sampler.start()
+    done = [0]
+    lock = threading.Lock()
+
+    def execute(sp: dict) -> dict:
+        r = run_once(sp["exp"], sp["seed"], sp["bug"], sp["dir"])
+        with lock:
+            done[0] += 1
+            hits = judge_planted(r["results"], CATALOGUE[sp["bug"]][1]) if sp["bug"] else None
+            print(f"# [{done[0]}/{len(specs)}] {sp['bug'] or 'correct'} {sp['exp']} seed {sp['seed']}: "
+                  f"exit {r['exit']} {r['seconds']} s" + (f" caught by {hits or 'nothing'}" if sp["bug"] else ""),
+                  file=sys.stderr, flush=True)
+        return r
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        outcomes = list(pool.map(execute, specs))
+    stop.set()
+
+    table: dict = {}
+    errors: list = []
+    correct: dict = {}
+    false_alarms: list = []
+    for sp, r in zip(specs, outcomes):
+        bug, exp, seed = sp["bug"], sp["exp"], sp["seed"]
+        if bug is not None:
+            row = table.setdefault(bug, {"layer": PLANT_LAYERS[bug][0], "experiments": {}})
+            cell = row["experiments"].setdefault(exp, {"caught": 0, "seeds": 0, "checks": {}, "exits": []})
+            hits = judge_planted(r["results"], CATALOGUE[bug][1])
+            cell["seeds"] += 1
+            cell["exits"].append(r["exit"])
+            if r["exit"] == 4:
+                errors.append({"bug": bug, "experiment": exp, "seed": seed, "error": r["error"],
+                               "run_dir": r["run_dir"]})
+            if hits:
+                cell["caught"] += 1
+                for h in hits:
+                    cell["checks"][h] = cell["checks"].get(h, 0) + 1
+        else:
+            entry = correct.setdefault(exp, {"runs": 0, "valid": 0, "verdicts": []})
+            not_valid = {k: v for k, v in r["verdicts"].items() if v != "VALID"}
+            entry["verdicts"].append({"seed": seed, "exit": r["exit"], "seconds": r["seconds"],
+                                      "not_valid": not_valid})
+            entry["runs"] += 1
+            entry["valid"] += r["exit"] == 0
+            if r["exit"] in (1, 3):
+                false_alarms.append({"experiment": exp, "seed": seed, "run_dir": r["run_dir"],
+                                     "checks": not_valid})
+            elif r["exit"] != 0:
+                errors.append({"bug": None, "experiment": exp, "seed": seed, "error": r["error"],
+                               "run_dir": r["run_dir"]})
+    for row in table.values():
+        best = max(row["experiments"].items(), key=lambda kv: kv[1]["caught"])
+        row["best"] = best[0]
+        row["caught_in_half"] = best[1]["caught"] * 2 >= best[1]["seeds"] and best[1]["caught"] > 0
+        row["caught_every_seed"] = best[1]["caught"] == best[1]["seeds"]
+
+    ordered = sorted(samples)
+    payload = {
         "mode": "quick" if args.quick else "full",
         "bugs": len(bugs),
         "caught": sum(1 for r in table.values() if r["caught_in_half"]),
+        "caught_every_seed": sum(1 for r in table.values() if r.get("caught_every_seed")),
+        "runs": len(specs),
+        "correct_runs": sum(e["runs"] for e in correct.values()),
+        "correct_valid": sum(e["valid"] for e in correct.values()),
         "false_alarms": len(false_alarms),
         "errors": errors,
         "seconds": round(time.monotonic() - t0, 1),
+        "jobs": args.jobs,
         "seeds_per_bug": seeds, "correct_seeds": cseeds,
         "load": {"before": load_before, "after": uptime()},
+        "load_1m_median": round(ordered[len(ordered) // 2], 2) if ordered else None,
+        "load_1m_max": round(ordered[-1], 2) if ordered else None,
         "table": table,
         "correct": correct,
         "false_alarm_runs": false_alarms,
         "run_dirs": str(out_root),
-    }, indent=1))
+    }
+    if args.save:
+        payload["saved"] = str(rec.save(payload).relative_to(ROOT))
+    print(json.dumps(payload, indent=1))
     return 0
 
 
