@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     path = rec.save({"script": f"benchmarks/{script.name}", "argv": args.args, "exit": proc.returncode,
                      "seconds": seconds, "load_1m_median": round(ordered[len(ordered) // 2], 2),
                      "load_1m_max": round(ordered[-1], 2), "result": result})
-    print(f"saved {path.relative_to(ROOT)}", file=sys.stderr)
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    print(f"saved {shown}", file=sys.stderr)
     print(json.dumps(result, indent=1))
     return proc.returncode
 
