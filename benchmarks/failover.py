@@ -10,7 +10,9 @@ verification, which starts the clock late). `figures.<name>.t0_sources` says whi
   (write / cas / delete) invoked after it: a new leader's first committed write seen by a client;
 - leader_isolate_p50_ms / _p99_ms: the same from a black-hole isolation of the leader;
 - worker_kill_restore_p50_s / _p99_s: SIGKILL of a worker to every replica running again on other
-  workers (the nemesis's `until: replicas-restored`, polled every 200 ms);
+  workers (the nemesis's `until: replicas-restored`, polled every 200 ms); only a worker that held a
+  task counts (the managers' journals say which): one an earlier trial restarted comes back empty,
+  since Swarm does not rebalance, and its kill restores nothing (`killed_worker_held_no_task`);
 - dead_marked_all_p50_s: SIGKILL of that worker to the last live member's journal marking it dead;
 - majority_restart_first_write_p50_s / _p99_s: two of three managers SIGKILLed together and restarted
   together 2 s later: from the restart (the earlier StartedAt: the moment a majority can exist again)
@@ -29,6 +31,7 @@ The result is also written to benchmarks/results/ (benchmarks/_result.py: commit
 before/after, UTC times) unless --no-save.
 
     python3 benchmarks/failover.py [--trials 20] [--quick] [--only majority] [--keep DIR] [--no-save]
+    python3 benchmarks/failover.py --from DIR    # measure the run directories `--keep DIR` kept
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ NOT_RESTORED = "restore_not_met_within_trial"
 NOT_MARKED = "not_marked_dead_by_every_member"
 NO_RECORD = "no_start_or_stop_record"
 SHARED = "target_already_down_by_another_trial"
+NO_TASK = "killed_worker_held_no_task"
+TERMINAL_TASK_STATES = ("complete", "failed", "shutdown", "orphaned")
 
 
 def fault_t0(start: dict, node: str | None = None) -> tuple[float, str]:
@@ -244,7 +249,12 @@ def measure_worker(d: Path, mark_within_s: float = 30.0) -> tuple[Figure, Figure
         (node,) = f["start"]["targets"]
         t0, source = fault_t0(f["start"], node)
         until = f["stop"]["details"].get("until") or {}
-        if until.get("met"):
+        if not tasks_held(journals, node, t0):
+            # Swarm does not rebalance: a worker restarted by an earlier trial comes back empty, and
+            # killing it leaves every replica running, so `replicas-restored` holds at once (0.2 s):
+            # no failover happened, nothing to time
+            restore.exclude(NO_TASK)
+        elif until.get("met"):
             restore.keep(until["met_ts"] - t0, source)
         else:
             restore.exclude(NOT_RESTORED)
@@ -254,6 +264,26 @@ def measure_worker(d: Path, mark_within_s: float = 30.0) -> tuple[Figure, Figure
         else:
             dead.exclude(NOT_MARKED)
     return restore, dead
+
+
+def tasks_held(journals: dict[str, list[dict]], node: str, t0: float) -> list[str]:
+    """The tasks the managers' journals show on `node` in a live state just before t0: per task, its
+    latest `task` event before t0 (the worker named by its latest event that names one)."""
+    state: dict[str, tuple[float, str]] = {}
+    worker: dict[str, tuple[float, str]] = {}
+    for name, evs in journals.items():
+        if not name.startswith("m"):
+            continue
+        for e in evs:
+            if e.get("type") != "task" or not isinstance(e.get("ts"), (int, float)) or e["ts"] >= t0:
+                continue
+            tid = e.get("task")
+            if e.get("state") and (tid not in state or e["ts"] >= state[tid][0]):
+                state[tid] = (e["ts"], e["state"])
+            if e.get("worker") and (tid not in worker or e["ts"] >= worker[tid][0]):
+                worker[tid] = (e["ts"], e["worker"])
+    return sorted(t for t, (_ts, st) in state.items()
+                  if st not in TERMINAL_TASK_STATES and worker.get(t, (0, None))[1] == node)
 
 
 def _dead_marks(journals: dict[str, list[dict]], node: str, t0: float, t_end: float) -> list[float] | None:
@@ -320,11 +350,21 @@ def main() -> None:
                     help="run only these parts (repeatable); the others' keys are null")
     ap.add_argument("--keep", type=Path, help="keep the run directories under this directory")
     ap.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/")
+    ap.add_argument("--from", dest="from_dir", type=Path,
+                    help="measure the run directories an earlier `--keep DIR` kept (no Docker): "
+                         "bench-kill-*, bench-isolate-*, bench-worker-*, bench-majority-*")
     args = ap.parse_args()
     parts = set(args.only or ["kill", "isolate", "worker", "majority"])
     n = 5 if args.quick else args.trials
     rec = Recorder("failover-quick" if args.quick else "failover")
     t0 = time.monotonic()
+    if args.from_dir is not None:
+        out = remeasure(args.from_dir, parts)
+        out["seconds"] = round(time.monotonic() - t0, 1)
+        if not args.no_save:
+            out["saved"] = str(rec.save(out).relative_to(ROOT))
+        print(json.dumps(rec.finish(out)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.keep:
@@ -352,6 +392,23 @@ def main() -> None:
     if not args.no_save:
         out["saved"] = str(rec.save(out).relative_to(ROOT))
     print(json.dumps(rec.finish(out)))
+
+
+def remeasure(root: Path, parts: set[str]) -> dict:
+    """The report of run directories kept by an earlier run (`--keep`), measured by this code."""
+    def one(prefix: str) -> Path | None:
+        found = sorted(p for p in root.glob(f"bench-{prefix}-*") if p.is_dir())
+        return found[-1] if found else None
+    dirs = {name: one(name) for name in ("kill", "isolate", "worker", "majority") if name in parts}
+    kill = measure_leader(dirs["kill"], "kill") if dirs.get("kill") else Figure()
+    iso = measure_leader(dirs["isolate"], "isolate") if dirs.get("isolate") else Figure()
+    restore, dead = measure_worker(dirs["worker"]) if dirs.get("worker") else (Figure(), Figure())
+    maj = measure_majority(dirs["majority"]) if dirs.get("majority") else Figure()
+    n = max(len(faults_by_id(d)) for d in dirs.values() if d) if any(dirs.values()) else 0
+    out = report(n, kill, iso, restore, dead, maj)
+    out["measured_from"] = {k: str(v) if v else None for k, v in dirs.items()}
+    out["errors"] = {k: "no run directory" for k, v in dirs.items() if v is None}
+    return out
 
 
 def report(n: int, kill: Figure, iso: Figure, restore: Figure, dead: Figure, maj: Figure) -> dict:

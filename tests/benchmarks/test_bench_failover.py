@@ -83,7 +83,8 @@ def test_failover_worker_restore_not_met_is_excluded_not_measured(failover, tmp_
                  "applied_ts": t, "details": {"nodes": {"w1": {"effective_ts": t}}}},
                 {"fault": fid, "action": "stop", "kind": "kill", "targets": ["w1"], "ts": t + 12,
                  "details": {"until": until, "nodes": {}}}]
-    journals = {"m1": [{"type": "member", "member": "w1", "state": "dead", "ts": T + 12.0}],
+    held = {"type": "task", "task": "web.0.1", "service": "web", "state": "running", "worker": "w1", "ts": T + 1}
+    journals = {"m1": [held, {"type": "member", "member": "w1", "state": "dead", "ts": T + 12.0}],
                 "m2": [{"type": "member", "member": "w1", "state": "dead", "ts": T + 12.5}]}
     d = write_run(tmp_path / "r", kill("w.1", T + 10, True) + kill("w.2", T + 30, False), [], journals)
     restore, dead = failover.measure_worker(d)
@@ -136,3 +137,28 @@ def test_failover_a_trial_that_found_its_node_already_down_is_not_a_trial(failov
     fig = failover.measure_leader(write_run(tmp_path / "r", faults, ops), "kill")
     assert [round(v) for v in fig.values] == [1000]
     assert fig.excluded == {"target_already_down_by_another_trial": 1}
+
+
+def test_failover_a_killed_worker_that_held_no_task_is_no_restore_trial(failover, tmp_path):
+    """Swarm does not rebalance, so a worker restarted by an earlier trial comes back empty; killing
+    it leaves every replica running and `replicas-restored` is met at once (0.2 s, faster than any
+    failover can be). Such a trial is excluded by name, never timed."""
+    def kill(fid, t, met_after):
+        return [{"fault": fid, "action": "start", "kind": "kill", "targets": ["w1"], "ts": t + 0.2,
+                 "applied_ts": t, "details": {"nodes": {"w1": {"effective_ts": t}}}},
+                {"fault": fid, "action": "stop", "kind": "kill", "targets": ["w1"], "ts": t + 12,
+                 "details": {"until": {"met": True, "met_ts": t + met_after}, "nodes": {}}}]
+    task = {"type": "task", "task": "web.0.1", "service": "web"}
+    journals = {"m1": [{**task, "state": "assigned", "worker": "w1", "ts": T + 1},
+                       {**task, "state": "running", "ts": T + 2},
+                       # the first kill's failover: w1's task orphaned, replaced on w2
+                       {**task, "state": "orphaned", "ts": T + 13},
+                       {"type": "task", "task": "web.0.2", "service": "web", "state": "running",
+                        "worker": "w2", "ts": T + 13.5}],
+                "w2": [{**task, "state": "assigned", "worker": "w1", "ts": T + 40}]}  # not a manager
+    d = write_run(tmp_path / "r", kill("w.1", T + 10, 3.0) + kill("w.2", T + 30, 0.2), [], journals)
+    assert failover.tasks_held(journals, "w1", T + 10) == ["web.0.1"]
+    assert failover.tasks_held(journals, "w1", T + 30) == []
+    restore, _dead = failover.measure_worker(d)
+    assert restore.values == [3.0]
+    assert restore.excluded == {"killed_worker_held_no_task": 1}
