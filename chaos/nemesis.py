@@ -38,6 +38,7 @@ from chaos.errors import FaultError
 
 UNTIL_POLL_S = 0.2
 LEADER_WAIT_S = 10.0
+OF_WAIT_S = 10.0  # a fault naming another with `of:` waits this long for it to resolve its targets
 
 # schedule kind -> LinkController op name (toxic prefix)
 LINK_OPS = {"latency": "latency", "bandwidth": "bandwidth", "reset": "reset", "stall": "stall",
@@ -504,11 +505,13 @@ class Nemesis:
                 self.say(f"{f['id']}: skipped, no leader to target")
                 return
         start_term = view.max_term
+        self._await_referenced(f)
         with self._lock:
             view = dataclasses.replace(view, fired=dict(self._fired))
         targets, apply, undo, measure = self._prepare(f, view, rng)
         resolved = time.monotonic()
         self.resolve_s.append(resolved - began)
+        self._mark_fired(f, targets)
         if self.control:
             self._sham(f, planned, targets, view, start_term)
             return
@@ -538,6 +541,39 @@ class Nemesis:
             active = self._active.get(f["id"])
         if active is not None:
             self._end(active, reason="until" if until_rec else "for", until=until_rec)
+
+    def _mark_fired(self, f: dict, targets: list) -> None:
+        """`of: NAME` may name this fault from the moment its targets are resolved: a later fault
+        must not depend on how long this one takes to apply (a pause takes 0.5 s on a busy
+        machine, and a partition planned 0.4 s after it found it 'not fired yet')."""
+        flat = tuple(n for t in targets for n in (t if isinstance(t, list) else [t]))
+        with self._lock:
+            for key in {f["id"], f.get("group") or f["id"], f["id"].rsplit(".", 1)[0]}:
+                self._fired[key] = flat  # `of: NAME` targets; a repeated fault: its latest firing
+
+    def _await_referenced(self, f: dict) -> None:
+        """Wait (at most OF_WAIT_S) until every fault this one names with `of:` has resolved its
+        targets, when such a fault exists and has not ended without firing: the plan put it first,
+        and a fault thread running late on a busy machine must not turn that order into a harness
+        error. A name that never fires is still the FaultError `resolve_target` raises."""
+        names = set(_of_names(f["spec"]))
+        if not names:
+            return
+        def pending() -> list[str]:
+            with self._lock:
+                out = []
+                for name in names:
+                    if name in self._fired:
+                        continue
+                    peers = [g for g in self.faults if name in (g["id"], g.get("group"), g["id"].rsplit(".", 1)[0])
+                             and g["id"] != f["id"]]
+                    if any(not self._ended[g["id"]].is_set() for g in peers):
+                        out.append(name)
+                return out
+        deadline = time.monotonic() + OF_WAIT_S
+        while pending() and time.monotonic() < deadline:
+            if self._stop.wait(0.02):
+                return
 
     def _sham(self, f: dict, planned: float, targets: list, view: View, start_term: int) -> None:
         """A control run: the fault is resolved, timed and held like a real one, and logged as `sham`
@@ -791,6 +827,21 @@ def _stamps(details: dict, clock: Callable[[], float]) -> tuple[float, float]:
     verified = [r["verified_ts"] for r in recs if isinstance(r.get("verified_ts"), (int, float))]
     now = clock()
     return (max(applied) if applied else now), (max(verified) if verified else now)
+
+
+def _of_names(spec: Any) -> list[str]:
+    """Every fault name a spec refers to with `of:` (in targets, isolate, sides, exclude...)."""
+    out: list[str] = []
+    if isinstance(spec, Mapping):
+        for k, v in spec.items():
+            if k == "of" and isinstance(v, str):
+                out.append(v)
+            else:
+                out += _of_names(v)
+    elif isinstance(spec, list):
+        for v in spec:
+            out += _of_names(v)
+    return out
 
 
 def _needs_leader(spec: Any) -> bool:

@@ -362,3 +362,75 @@ def test_nemesis_node_fault_on_several_targets_hits_them_together(tmp_path):
     assert set(rows) >= {"start", "stop"}, rows
     assert len(rows["start"]["targets"]) == 2
     assert sorted(c[0] for c in eff.calls if c[0] in ("kill", "restart")) == ["kill", "kill", "restart", "restart"]
+
+
+class SlowPauseEffects(FakeEffects):
+    """A pause that takes `apply_s` to apply, as on a busy machine (0.48 s was seen at load 30)."""
+
+    def __init__(self, apply_s: float):
+        super().__init__()
+        self.apply_s = apply_s
+        self.pause_started = threading.Event()
+
+    def node_op(self, op, node):
+        if op == "pause":
+            self.pause_started.set()
+            time.sleep(self.apply_s)  # the engine call itself, not a synchronisation stand-in
+        return super().node_op(op, node)
+
+
+def test_nemesis_of_names_a_fault_whose_apply_is_still_running(tmp_path):
+    """leader-wakes-cut-off: `freeze` pauses the leader at 4 s and `cut-off` isolates `of: freeze`
+    at 4.4 s. On a busy machine the pause took 0.48 s to apply and the partition found `freeze`
+    'not fired yet': a harness error (exit 4) for a correct plan. The targets are named the moment
+    they are resolved, so the partition isolates the paused node."""
+    eff = SlowPauseEffects(apply_s=0.5)
+    faults = [_fault("freeze.1", "pause", at=0.0, for_s=1.0, spec={"target": "leader"}),
+              _fault("cut-off.1", "partition", at=0.1, for_s=0.5, spec={"isolate": {"of": "freeze"}})]
+    nem, _log, done = _run(faults, eff, tmp_path)
+    assert done and nem.error is None
+    rows = _rows(tmp_path)
+    assert not [r for r in rows if r["action"] == "error"], rows
+    cut = next(r for r in rows if r["fault"] == "cut-off.1" and r["action"] == "start")
+    assert cut["targets"] == ["m2"]  # the leader the freeze chose
+
+
+def test_nemesis_of_waits_for_an_earlier_fault_whose_thread_runs_late(tmp_path, monkeypatch):
+    """The referenced fault's own thread may start late (its leader lookup on a starved machine);
+    the referring fault waits for it (bounded by OF_WAIT_S) instead of failing the run."""
+    import chaos.nemesis as nm
+    eff = FakeEffects()
+    slow_view = eff.view
+    calls = {"n": 0}
+    gate = threading.Event()
+
+    def view_once_slow():
+        calls["n"] += 1
+        if calls["n"] == 1:
+            gate.wait(2)  # the first view (freeze's) answers only once cut-off is waiting
+        return slow_view()
+    eff.view = view_once_slow
+    orig = nm.Nemesis._await_referenced
+
+    def spy(self, f):
+        if f["id"].startswith("cut"):
+            gate.set()
+        return orig(self, f)
+    monkeypatch.setattr(nm.Nemesis, "_await_referenced", spy)
+    faults = [_fault("freeze.1", "pause", at=0.0, for_s=0.5, spec={"target": "leader"}),
+              _fault("cut-off.1", "partition", at=0.05, for_s=0.2, spec={"isolate": {"of": "freeze"}})]
+    nem, _log, done = _run(faults, eff, tmp_path)
+    assert done and nem.error is None
+    assert not [r for r in _rows(tmp_path) if r["action"] == "error"]
+
+
+def test_nemesis_of_a_fault_that_never_fires_is_still_an_error(tmp_path, monkeypatch):
+    import chaos.nemesis as nm
+    monkeypatch.setattr(nm, "OF_WAIT_S", 0.3)
+    eff = FakeEffects()
+    faults = [_fault("cut-off.1", "partition", at=0.0, for_s=0.2, spec={"isolate": {"of": "ghost"}})]
+    log = FaultLog(tmp_path / "faults.jsonl")
+    nem = Nemesis(faults, eff, log)
+    nem.start(time.monotonic())
+    with pytest.raises(FaultError, match="has not fired yet"):
+        nem.wait(5)
