@@ -223,6 +223,41 @@ def election_churn(run, kinds: list[str]) -> dict:
     return {"faults": len(starts), "elections": len(terms), "terms": terms[:50]}
 
 
+ISOLATED_TERM_GRACE_S = 1.0
+
+
+def isolated_term_bumps(run, grace_s: float = ISOLATED_TERM_GRACE_S) -> tuple[list[dict], int]:
+    """(bumps, windows judged): every `term` event of a manager while a partition isolated it
+    alone (an `isolate` selector that chose exactly that one node), from the cut applied + grace_s
+    (a pre-vote granted just before the cut may still raise the term once) to the heal requested.
+    With PreVote a node cut off from every other one never wins a pre-vote, so its term stays."""
+    managers = set(run.managers())
+    intends = {f.get("fault"): f for f in run.faults if f.get("action") == "intend-start"}
+    stops = {f.get("fault"): f for f in run.faults if f.get("action") == "intend-stop"}
+    ends = {f.get("fault"): f for f in run.faults if f.get("action") == "stop"}
+    windows = []
+    for f in run.faults:
+        if f.get("action") != "start" or f.get("kind") != "partition":
+            continue
+        fid = f.get("fault")
+        selector = ((intends.get(fid) or {}).get("details") or {}).get("selector") or {}
+        targets = f.get("targets") or []
+        if "isolate" not in selector or len(targets) != 1 or targets[0] not in managers:
+            continue
+        t0 = f.get("applied_ts") or f.get("ts")
+        end = (stops.get(fid) or {}).get("ts") or (ends.get(fid) or {}).get("intended_ts")
+        if not isinstance(t0, (int, float)) or not isinstance(end, (int, float)):
+            continue
+        windows.append((fid, targets[0], t0 + grace_s, end))
+    bumps = []
+    for fid, node, lo, hi in windows:
+        for e in run.journals.get(node, []):
+            if e.get("type") == "term" and isinstance(e.get("ts"), (int, float)) and lo <= e["ts"] <= hi:
+                bumps.append({"fault": fid, "node": node, "term": e.get("term"),
+                              "after_cut_s": round(e["ts"] - lo + grace_s, 3)})
+    return bumps, len(windows)
+
+
 @register("recovery", default=True, params=(
     Param("max_leader_s", "float", 10.0, "longest time from a leader fault to a new leader (s)"),
     Param("max_heal_to_write_s", "float", 10.0, "longest time from heal to the first ok write (s)"),
@@ -232,12 +267,25 @@ def election_churn(run, kinds: list[str]) -> dict:
           "at most this many leader elections (terms with a leader) from the first fault on, per "
           "fault of leader_fault_kinds (0: not judged). PreVote and CheckQuorum keep a fault on a "
           "follower from deposing the leader, so 1 allows one election per fault"),
+    Param("isolated_term_stable", "bool", False,
+          "a manager that a partition isolates alone never raises its term while cut off (PreVote: "
+          "it cannot win a pre-vote), judged from 1 s after the cut to the heal"),
 ))
-def recovery(run, max_leader_s, max_heal_to_write_s, leader_fault_kinds, max_elections_per_fault) -> Outcome:
+def recovery(run, max_leader_s, max_heal_to_write_s, leader_fault_kinds, max_elections_per_fault,
+             isolated_term_stable=False) -> Outcome:
     """Time to a new leader after leader faults; time from heal to the first successful write;
-    optionally, election churn per fault."""
+    optionally, election churn per fault, and terms raised by isolated managers."""
     measured, misses = leader_recoveries(run, leader_fault_kinds, max_leader_s)
     churn = election_churn(run, leader_fault_kinds) if max_elections_per_fault > 0 else None
+    prevote = None
+    if isolated_term_stable:
+        bumps, judged = isolated_term_bumps(run)
+        prevote = {"windows": judged, "bumps": bumps[:20], "bumps_n": len(bumps)}
+        if bumps:
+            b = bumps[0]
+            misses.append(f"{len(bumps)} term rise(s) by isolated managers (PreVote): {b['node']} reached "
+                          f"term {b['term']} {b['after_cut_s']:.2f} s into {b['fault']}, cut off from "
+                          "every other node")
     if churn is not None and churn["faults"]:
         bound = max_elections_per_fault * churn["faults"]
         if churn["elections"] > bound:
@@ -258,7 +306,8 @@ def recovery(run, max_leader_s, max_heal_to_write_s, leader_fault_kinds, max_ele
             write_info = {"heal_to_first_write_s": None, "attempts_after_heal": len(after)}
             misses.append(f"no write succeeded after heal ({len(after)} attempted)")
     evidence = {"leader_faults": measured, **write_info, "misses": misses,
-                **({"churn": churn} if churn is not None else {})}
+                **({"churn": churn} if churn is not None else {}),
+                **({"isolated_terms": prevote} if prevote is not None else {})}
     if misses:
         return Outcome(Verdict.INVALID, "; ".join(misses), evidence)
     judged = [m for m in measured if m.get("seconds") is not None]
@@ -266,7 +315,12 @@ def recovery(run, max_leader_s, max_heal_to_write_s, leader_fault_kinds, max_ele
         why = "run.json has no heal_ts" if heal is None else "the workload recorded no write after heal"
         return Outcome(Verdict.UNKNOWN, f"nothing to check: {why}, so the time from heal to the first write "
                                         "is not measured", evidence)
+    if prevote is not None and not prevote["windows"]:
+        return Outcome(Verdict.UNKNOWN, "nothing to check for isolated_term_stable: no partition isolated "
+                                        "a single manager", evidence)
     parts = [f"new leader after {m['seconds']:.2f} s ({m['fault']})" for m in judged]
     if "heal_to_first_write_s" in write_info:
         parts.append(f"first write {write_info['heal_to_first_write_s']:.2f} s after heal")
+    if prevote is not None:
+        parts.append(f"no term raised in {prevote['windows']} isolation(s) of a manager")
     return Outcome(Verdict.VALID, "; ".join(parts), evidence)

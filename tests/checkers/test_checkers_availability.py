@@ -145,6 +145,48 @@ def test_recovery_churn_extra_elections_invalid(tmp_path):
     assert _judge(b, "recovery").verdict == Verdict.VALID   # not judged unless asked for
 
 
+def _isolate_follower(b, node="m3", at=T0 + 14.0, until=T0 + 17.0):
+    """A flap: a partition isolates follower `node` alone from at to until (the faults.jsonl shape)."""
+    b.faults += [
+        {"ts": at - 0.1, "fault": "flap.1", "action": "intend-start", "kind": "partition", "targets": [node],
+         "details": {"selector": {"isolate": {"role": "managers", "count": "one"}}, "leader": "m2", "term": 2}},
+        {"ts": at + 0.5, "fault": "flap.1", "action": "start", "kind": "partition", "targets": [node],
+         "applied_ts": at, "verified_ts": at + 0.5, "details": {}},
+        {"ts": until, "fault": "flap.1", "action": "intend-stop", "kind": "partition", "targets": [node],
+         "details": {"reason": "for"}},
+        {"ts": until + 0.2, "fault": "flap.1", "action": "stop", "kind": "partition", "targets": [node],
+         "intended_ts": until, "details": {}}]
+    return b
+
+
+def test_recovery_isolated_term_stable_catches_a_term_raised_without_prevote(tmp_path):
+    """no_prevote at load 32 raised 22-38 terms on isolated managers over 8 flaps, yet only 3-4 terms
+    had a leader, under max_elections_per_fault=1 x 8: VALID, the bug uncaught in 4 of 4 seeds. An
+    isolated manager raising its term is the bug itself, whatever the elections did."""
+    b = _isolate_follower(healthy_cluster(tmp_path / "run"))
+    b.j("m3", "term", ts=T0 + 15.3, term=3)  # a candidate, cut off from every other node
+    b.j("m3", "role", ts=T0 + 15.3, role="candidate", term=3)
+    c = _judge(b, "recovery:isolated_term_stable=true")
+    assert c.verdict == Verdict.INVALID, c.summary
+    assert "m3 reached term 3 1.30 s into flap.1" in c.summary
+    assert c.evidence["isolated_terms"]["bumps_n"] == 1
+    assert _judge(b, "recovery:max_elections_per_fault=1").verdict == Verdict.VALID  # what missed it
+
+
+def test_recovery_isolated_term_stable_valid_with_prevote_and_grace(tmp_path):
+    b = _isolate_follower(healthy_cluster(tmp_path / "run"))
+    b.j("m3", "term", ts=T0 + 14.4, term=3)  # a pre-vote granted before the cut: within the 1 s grace
+    b.j("m3", "term", ts=T0 + 17.5, term=4)  # after the heal was requested
+    c = _judge(b, "recovery:isolated_term_stable=true")
+    assert c.verdict == Verdict.VALID, c.summary
+    assert "no term raised in 1 isolation(s) of a manager" in c.summary
+
+
+def test_recovery_isolated_term_stable_without_an_isolation_is_unknown(tmp_path):
+    c = _judge(healthy_cluster(tmp_path / "run"), "recovery:isolated_term_stable=true")
+    assert c.verdict == Verdict.UNKNOWN and "no partition isolated a single manager" in c.summary
+
+
 # --- no data is UNKNOWN, never VALID (issue 21 item 2) ---------------------------------------------
 
 
