@@ -301,6 +301,11 @@ def _pydantic_problems(exc: ValidationError, data: Any, marks: dict, file: str) 
     return _prune_union_noise(problems)
 
 
+def _under(path: str, parent: str) -> bool:
+    """Whether YAML path `path` lies strictly inside `parent`."""
+    return path.startswith(parent) and path[len(parent):][:1] in (".", "[") if parent else bool(path)
+
+
 def _prune_union_noise(problems: list[Problem]) -> list[Problem]:
     """A value that is none of a union's types yields one error per member; keep them, but drop the
     `Input should be a valid string` style messages when a deeper error exists at the same path."""
@@ -314,6 +319,9 @@ def _prune_union_noise(problems: list[Problem]) -> list[Problem]:
         if generic and (deeper or len(by_path[p.path]) > 1) and not all(
                 q.message.startswith("Input should be") for q in by_path[p.path]):
             continue
+        if generic and any(_under(q.path, p.path) and not q.message.startswith("Input should be")
+                           for q in problems):
+            continue  # the value is the object form, wrong inside: say what is wrong there only
         out.append(p)
     # Several "Input should be ..." at one path: merge into one line.
     merged, done = [], set()
@@ -366,11 +374,21 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
                        f"`of: {t.of}` names no earlier fault",
                        "earlier names: " + (", ".join(earlier) or "none"))
                 continue
+            item_path = path + ((i,) if isinstance(target, list) else ())
+            if isinstance(t, S.TargetSpec) and t.exclude is not None:
+                check_target(t.exclude, item_path + ("exclude",))
+                left = _candidates_left(t, c)
+                if left is not None and left[0] == 0:
+                    at(item_path + ("exclude",), f"`exclude` removes every one of the {left[1]}: no node is left")
+                elif left is not None and isinstance(t.count, int) and t.count > left[0]:
+                    at(item_path + ("count",), f"count {t.count} is more than the {left[0]} {left[1]} "
+                       "left after `exclude`")
+                    continue
             if isinstance(t, S.TargetSpec) and isinstance(t.count, int):
                 pool = {"leader": 1, "followers": c.managers - 1, "managers": c.managers,
                         "workers": c.workers, "all": len(nodes)}[t.role] if not t.nodes else len(t.nodes)
                 if t.count > pool:
-                    at(path + ((i,) if isinstance(target, list) else ()) + ("count",),
+                    at(item_path + ("count",),
                        f"count {t.count} is more than the {pool} {t.nodes and 'listed nodes' or t.role} there are")
             if isinstance(t, str) and t == "workers" and c.workers == 0:
                 at(path, "targets workers, but the cluster has none")
@@ -482,6 +500,40 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
             at(("expect", i), f"unknown expectation {text!r}",
                f"did you mean {near[0]!r}?" if near else "known: " + ", ".join(SIMPLE + PARAMETERIZED))
     return out
+
+
+def _candidates_left(t: S.TargetSpec, c: S.ClusterConfig) -> tuple[int, str] | None:
+    """(how many candidates a target object surely keeps after its `exclude`, what they are), when
+    that is known before the run (explicit nodes and the roles managers, workers, all; `leader` and
+    `followers` as counts of managers); None when it depends on the run (`of`)."""
+    if t.of is not None:
+        return None
+    what = "listed nodes" if t.nodes else t.role
+    if t.nodes:
+        pool = set(t.nodes)
+    elif t.role in ("managers", "workers", "all"):
+        pool = set({"managers": c.manager_ids, "workers": c.worker_ids, "all": c.node_ids}[t.role])
+    else:
+        return None  # leader / followers: which managers depends on the election
+    elected = set()  # excluded managers whose identity depends on the election (leader, followers)
+    for x in S.target_items(t.exclude):
+        if isinstance(x, S.TargetSpec):
+            if x.of is not None or x.exclude is not None or x.count != "all":
+                continue  # not a fixed set: it may remove fewer
+            if x.nodes:
+                pool -= set(x.nodes)
+                continue
+            x = x.role
+        if x in ("managers", "workers", "all"):
+            pool -= set({"managers": c.manager_ids, "workers": c.worker_ids, "all": c.node_ids}[x])
+        elif x in ("leader", "followers"):
+            elected.add(x)
+        else:
+            pool.discard(x)
+    left = len(pool)
+    if set(c.manager_ids) <= pool:  # the leader and its followers are among the candidates
+        left -= (1 if "leader" in elected else 0) + (c.managers - 1 if "followers" in elected else 0)
+    return max(0, left), what
 
 
 def plant_registry() -> dict[str, str]:

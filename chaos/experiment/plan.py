@@ -223,6 +223,8 @@ def _fmt_target(t: Any) -> str:
             who = f"the nodes of {t['of']}"
         else:
             who = ",".join(t["nodes"]) if t.get("nodes") else t.get("role", "all")
+        if t.get("exclude") is not None:
+            who += f" except {_fmt_target(t['exclude'])}"
         count = t.get("count", "all")
         return f"{who}" if count == "all" else f"{count} of {who}" + (" (first)" if t.get("pick") == "first" else "")
     return str(t)

@@ -183,6 +183,11 @@ class TargetSpec(Strict):
     of: str | None = Field(None, description="the nodes an earlier fault (its name) chose when it last "
                                              "fired, instead of a role: `{of: pause-leader}` follows the "
                                              "old leader after a new one was elected")
+    exclude: Target | None = Field(
+        None, description="never these nodes (any target, resolved at the same moment, with the same "
+                          "seed): `{role: managers, exclude: {of: cut-two}}` is every manager except the "
+                          "ones cut-two chose; `{role: all, exclude: [leader, w1]}`. Applied before "
+                          "`count` and `pick`")
 
     @model_validator(mode="after")
     def _of_alone(self):
@@ -200,11 +205,18 @@ class TargetSpec(Strict):
 
 Target = Union[str, TargetSpec, list[Union[str, TargetSpec]]]
 TARGET_DOC = ("a role (leader, followers, managers, workers, all), a node id (m1, w3), an object "
-              "{role, count, pick, nodes, of}, or a list of these (their union)")
+              "{role, count, pick, nodes, of, exclude}, or a list of these (their union)")
+TargetSpec.model_rebuild()
+
+
+def target_items(target: Any) -> list:
+    """The items of a target (a list is the union of its items)."""
+    return target if isinstance(target, list) else [target]
 
 
 def target_nodes_named(target: Any) -> list[str]:
-    """Node ids named explicitly in a target (for checking that they exist)."""
+    """Node ids named explicitly in a target (for checking that they exist; not those of its
+    `exclude`, which is a target of its own)."""
     items = target if isinstance(target, list) else [target]
     out = []
     for t in items:

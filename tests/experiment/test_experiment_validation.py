@@ -1,0 +1,116 @@
+"""Issue 22, targets and validation: `exclude:` in target objects, per-kind parameters of `random:`
+blocks, semantic checks in the same pass as the types, clearer messages, `x-` anchors. Every bad
+file goes through the CLI (`chaos validate`, `chaos plan`): exit 2, the message and its
+file:line:col asserted, no traceback."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from chaos import cli
+from chaos.experiment import plan as P
+from chaos.experiment.loader import load_text
+from chaos.nemesis import View, resolve_target
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = "version: 1\nname: t\ncluster: {managers: 3, workers: 2}\n"
+M, W = ("m1", "m2", "m3"), ("w1", "w2")
+
+
+def _cli(args: list[str]) -> tuple[int, str]:
+    with CliRunner().isolation() as (out, err, *_):
+        code = cli.main(args)
+        return code, out.getvalue().decode("utf-8", "replace") + err.getvalue().decode("utf-8", "replace")
+
+
+def refused(tmp_path, text: str, needle: str, line: int, col: int, path: str | None = None,
+            command: str = "validate") -> str:
+    """`chaos validate|plan FILE` exits 2, prints `FILE:LINE:COL: error: [PATH: ]...NEEDLE...`, no
+    traceback; returns the whole output."""
+    f = tmp_path / "bad.yaml"
+    f.write_text(text, encoding="utf-8")
+    code, out = _cli([command, str(f)] + (["--seed", "1"] if command == "plan" else []))
+    assert code == 2 and "Traceback" not in out, out
+    prefix = f"{f}:{line}:{col}: error: " + (f"{path}: " if path else "")
+    assert any(ln.startswith(prefix) and needle in ln for ln in out.splitlines()), out
+    return out
+
+
+def accepted(tmp_path, text: str) -> str:
+    f = tmp_path / "good.yaml"
+    f.write_text(text, encoding="utf-8")
+    code, out = _cli(["validate", str(f)])
+    assert code == 0 and f"{f}: ok" in out, out
+    code, out = _cli(["plan", str(f), "--seed", "1"])
+    assert code == 0, out
+    return out
+
+
+def view(leader="m2"):
+    st = {m: {"role": "leader" if m == leader else "follower", "term": 3, "leader": leader} for m in M}
+    return View(M, W, st, fired={"cut-two": ("m1", "m3")})
+
+
+# -- 1. exclude ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target, want", [
+    ({"role": "managers", "exclude": {"of": "cut-two"}}, ["m2"]),
+    ({"role": "all", "exclude": ["leader", "w1"]}, ["m1", "m3", "w2"]),
+    ({"role": "managers", "exclude": "leader", "count": "all"}, ["m1", "m3"]),
+    ({"nodes": ["m1", "m2", "w1"], "exclude": {"role": "managers"}}, ["w1"]),
+    ({"role": "managers", "exclude": "managers"}, []),
+    ([{"role": "followers", "exclude": "m1"}, "w2"], ["m3", "w2"]),
+])
+def test_validation_exclude_resolves_when_the_fault_fires(target, want):
+    assert resolve_target(target, view(), random.Random(0)) == want
+
+
+def test_validation_exclude_is_applied_before_count_and_pick_and_is_seeded():
+    target = {"role": "all", "exclude": ["leader", {"of": "cut-two"}], "count": 2}
+    picks = {tuple(resolve_target(target, view(), random.Random(s))) for s in range(40)}
+    assert picks == {("w1", "w2")}  # only w1, w2 remain after leader m2 and cut-two's m1, m3
+    target = {"role": "all", "exclude": "leader", "count": 2}
+    picks = [tuple(resolve_target(target, view(), random.Random(s))) for s in range(40)]
+    assert len(set(picks)) > 1 and all("m2" not in p and len(p) == 2 for p in picks)
+    assert picks == [tuple(resolve_target(target, view(), random.Random(s))) for s in range(40)]
+
+
+def test_validation_exclude_follows_the_leader_of_the_moment():
+    target = {"role": "managers", "exclude": "leader"}
+    assert resolve_target(target, view(leader="m1"), random.Random(0)) == ["m2", "m3"]
+    assert resolve_target(target, view(leader="m3"), random.Random(0)) == ["m1", "m2"]
+
+
+def test_validation_exclude_validates_and_plans(tmp_path):
+    text = BASE + ("schedule:\n"
+                   "  - {name: cut-two, at: 1s, for: 2s, fault: partition, isolate: {role: managers, count: 2}}\n"
+                   "  - {at: 4s, for: 1s, fault: pause, target: {role: managers, exclude: {of: cut-two}}}\n"
+                   "  - {at: 6s, for: 1s, fault: kill, target: {role: all, exclude: [leader, w1], count: 2}}\n")
+    out = accepted(tmp_path, text)
+    assert "pause managers except the nodes of cut-two" in out and "kill 2 of all except leader + w1" in out
+    exp, _ = load_text(text)
+    plan = P.expand(exp, 1)
+    assert plan["faults"][1]["spec"]["target"] == {"role": "managers", "exclude": {"of": "cut-two"}}
+    assert P.canonical(plan) == P.canonical(P.expand(load_text(text)[0], 1))
+
+
+@pytest.mark.parametrize("fault, needle, col, path", [
+    ("{at: 4s, for: 1s, fault: pause, target: {role: managers, exclude: {of: nothing}}}",
+     "`of: nothing` names no earlier fault", 72, "schedule[0].target.exclude.of"),
+    ("{at: 4s, for: 1s, fault: pause, target: {role: workers, exclude: [w1, w9]}}",
+     "node 'w9' does not exist", 61, "schedule[0].target.exclude"),
+    ("{at: 4s, for: 1s, fault: kill, target: {role: managers, exclude: managers}}",
+     "`exclude` removes every one of the managers", 61, "schedule[0].target.exclude"),
+    ("{at: 4s, for: 1s, fault: kill, target: {role: managers, exclude: leader, count: 3}}",
+     "count 3 is more than the 2 managers left after `exclude`", 78, "schedule[0].target.count"),
+    ("{at: 4s, for: 1s, fault: kill, target: {role: managers, exclude: {rol: leader}}}",
+     "unknown key 'rol'", 71, "schedule[0].target.exclude.rol"),
+])
+def test_validation_exclude_errors_through_the_cli(tmp_path, fault, needle, col, path):
+    refused(tmp_path, BASE + "schedule:\n  - " + fault + "\n", needle, 5, col, path)
