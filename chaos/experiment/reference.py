@@ -43,6 +43,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`fault: flaky`", S.FlakyFault),
     ("`fault: kill` / `stop` / `pause` (node faults)", S.StopFault),
     ("`random:` (a schedule item drawing faults from a space)", S.RandomSpace),
+    ("`random: params` (per kind: `params: {KIND: {key: value}}`; the default is what a drawn fault "
+     "gets when `params` does not say)", S.RandomParams),
     ("`recovery`", S.Recovery),
 ]
 
@@ -97,12 +99,28 @@ def _default(field) -> str:
     return f"`{v}`"
 
 
+def _random_params_rows() -> list[str]:
+    """One row per kind and key of `random.params` (KIND.KEY), the default being the drawn value."""
+    rows = []
+    for kind_name, kf in S.RandomParams.model_fields.items():
+        sub = typing.get_args(kf.annotation)[0]
+        for name, f in sub.model_fields.items():
+            desc = (f.description or "").replace("|", "\\|")
+            meta = " ".join(str(m) for m in f.metadata)
+            kind = "duration" if "parse_duration" in meta else _type(f.annotation)
+            rows.append(f"| `{kf.alias or kind_name}.{f.alias or name}` | {kind} | {_default(f)} | {desc} |")
+    return rows
+
+
 def render() -> str:
     out = [BEGIN, ""]
     for title, model in SECTIONS:
         out += [f"### {title}", "", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
         base = S.FaultBase if model is not S.FaultBase and issubclass(model, S.FaultBase) else None
         base2 = S.LinkFaultBase if model is not S.LinkFaultBase and issubclass(model, S.LinkFaultBase) else None
+        if model is S.RandomParams:
+            out += _random_params_rows() + [""]
+            continue
         for name, f in model.model_fields.items():
             if base is not None and name in base.model_fields:
                 continue

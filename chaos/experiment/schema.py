@@ -14,10 +14,12 @@ Must not import: click, docker, requests, chaos.env.
 from __future__ import annotations
 
 import re
+import typing
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
-                      WithJsonSchema, field_validator, model_validator)
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError,
+                      WithJsonSchema, create_model, field_validator, model_validator)
+from pydantic_core import PydanticUndefined
 
 SCHEMA_VERSION = 1
 MAX_DURATION_S = 24 * 3600.0
@@ -445,6 +447,58 @@ Fault = Annotated[Union[PartitionFault, LatencyFault, BandwidthFault, ResetFault
                   Field(discriminator="fault")]
 
 
+# Parameters of the faults a `random:` block draws, per kind, unless its `params` say otherwise:
+# chosen to be visible but survivable. A kind's parameters are the keys of its own fault (the
+# models of `Fault`) except timing, `fault` and the keys that choose nodes (RANDOM_NOT_PARAMS), so a
+# new kind gets its `params` entry, validation and documentation from its model and this table.
+RANDOM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "partition": {"mode": "blackhole"},
+    "latency": {"ms": 200, "jitter_ms": 50},
+    "bandwidth": {"kb_s": 5},
+    "reset": {"timeout_ms": 0},
+    "stall": {"ms": 2000},
+    "slice": {"avg": 16, "var": 8, "delay_us": 200},
+    "slow-close": {"ms": 1000},
+    "limit": {"bytes": 2000},
+    "flaky": {"toxicity": 0.5, "kind": "cut"},
+    "kill": {}, "stop": {}, "pause": {},
+}
+RANDOM_NOT_PARAMS = ("fault", "target", "isolate", "groups", "rest", "shape", "among", "bridge", "one_way",
+                     "peers", "direction", "mode")
+
+
+def fault_models() -> dict[str, type[FaultBase]]:
+    """Fault kind -> its model, in the order of the `Fault` union."""
+    union = typing.get_args(Fault)[0]
+    return {typing.get_args(m.model_fields["fault"].annotation)[0]: m for m in typing.get_args(union)}
+
+
+def _random_params_model() -> type[BaseModel]:
+    """`random.params`: one optional object per fault kind that has parameters, its keys those of the
+    kind's own fault with the random default as default."""
+    kinds: dict[str, Any] = {}
+    for kind, model in fault_models().items():
+        fields: dict[str, Any] = {}
+        for name, f in model.model_fields.items():
+            if name in FaultBase.model_fields or name in RANDOM_NOT_PARAMS:
+                continue
+            default = RANDOM_DEFAULTS.get(kind, {}).get(f.alias or name, PydanticUndefined)
+            if default is PydanticUndefined and not f.is_required():
+                default = f.get_default(call_default_factory=True)
+            ann = Annotated[(f.annotation, *f.metadata)] if f.metadata else f.annotation
+            fields[name] = (ann, Field(default, alias=f.alias, description=f.description))
+        if fields:
+            sub = create_model(f"{kind.title().replace('-', '')}Params", __base__=Strict, **fields)
+            sub.__doc__ = f"parameters of the `{kind}` faults a random block draws"
+            kinds[kind.replace("-", "_")] = (sub | None, Field(None, alias=kind, description=sub.__doc__))
+    model = create_model("RandomParams", __base__=Strict, **kinds)
+    model.__doc__ = "per fault kind, the parameters its drawn faults get (the defaults below otherwise)"
+    return model
+
+
+RandomParams = _random_params_model()
+
+
 class RandomSpace(Strict):
     """Faults drawn with the seed from a declared space; expanded into concrete faults by `chaos plan`."""
 
@@ -459,6 +513,32 @@ class RandomSpace(Strict):
     gap: DurationRange = Field((1.0, 3.0), description="pause between the faults of one lane, drawn in [min, max]")
     concurrency: int = Field(1, ge=1, le=8, description="lanes of faults that may overlap")
     mode: Literal["blackhole", "refuse"] = Field("blackhole", description="partition mode")
+    params: RandomParams = Field(default_factory=RandomParams,
+                                 description="parameters of the drawn faults per kind, e.g. `{latency: {ms: "
+                                             "50}, stall: {ms: 500}}`; see `random: params` below for every "
+                                             "kind's keys and defaults")
+
+    def kind_params(self, kind: str) -> dict[str, Any]:
+        """The parameters a drawn fault of `kind` gets: the defaults, then what `params` sets."""
+        given = getattr(self.params, kind.replace("-", "_"), None)
+        chosen = given.model_dump(by_alias=True, mode="json", include=given.model_fields_set) if given else {}
+        return {**RANDOM_DEFAULTS.get(kind, {}), **chosen}
+
+    @model_validator(mode="after")
+    def _params(self):
+        models = fault_models()
+        for kind in sorted(models):
+            if getattr(self.params, kind.replace("-", "_"), None) is None:
+                continue
+            if kind not in self.kinds:
+                raise ValueError(f"`params` sets {kind}, which `kinds` does not draw")
+            probe = {"fault": kind, "at": 0, "for": 1, "target": "all", **self.kind_params(kind)}
+            try:  # the kind's own cross-field rules (slice: var below avg, ...)
+                models[kind].model_validate(probe)
+            except ValidationError as exc:
+                msg = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors(include_url=False))
+                raise ValueError(f"params.{kind}: {msg}") from None
+        return self
 
     @model_validator(mode="after")
     def _window(self):

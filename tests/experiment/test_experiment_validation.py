@@ -5,7 +5,6 @@ file:line:col asserted, no traceback."""
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
@@ -37,7 +36,8 @@ def refused(tmp_path, text: str, needle: str, line: int, col: int, path: str | N
     code, out = _cli([command, str(f)] + (["--seed", "1"] if command == "plan" else []))
     assert code == 2 and "Traceback" not in out, out
     prefix = f"{f}:{line}:{col}: error: " + (f"{path}: " if path else "")
-    assert any(ln.startswith(prefix) and needle in ln for ln in out.splitlines()), out
+    assert any((ln.startswith(prefix) or command != "validate" and prefix in ln) and needle in ln
+               for ln in out.splitlines()), out
     return out
 
 
@@ -114,3 +114,57 @@ def test_validation_exclude_validates_and_plans(tmp_path):
 ])
 def test_validation_exclude_errors_through_the_cli(tmp_path, fault, needle, col, path):
     refused(tmp_path, BASE + "schedule:\n  - " + fault + "\n", needle, 5, col, path)
+
+
+# -- 2. per-kind parameters of random blocks ----------------------------------------------------
+
+RANDOM = BASE + ("schedule:\n"
+                 "  - random: {from: 1s, to: 60s, kinds: [latency, stall, slice, stop, partition], targets: [followers],\n"
+                 "             duration: [1s, 2s], gap: [1s, 2s], params: PARAMS}\n")
+
+
+def test_validation_random_params_defaults_are_todays_values():
+    exp, probs = load_text(RANDOM.replace(", params: PARAMS", ""))
+    assert exp is not None, [str(p) for p in probs]
+    block = exp.schedule[0].random
+    assert block.kind_params("latency") == {"ms": 200, "jitter_ms": 50}
+    assert block.kind_params("bandwidth") == {"kb_s": 5}
+    assert block.kind_params("stall") == {"ms": 2000}
+    assert block.kind_params("stop") == {} and block.kind_params("partition") == {"mode": "blackhole"}
+
+
+def test_validation_random_params_change_the_drawn_faults_and_only_them(tmp_path):
+    text = RANDOM.replace("PARAMS", "{latency: {ms: 50}, stall: {ms: 500}, stop: {grace: 2s}}")
+    exp, probs = load_text(text)
+    assert exp is not None, [str(p) for p in probs]
+    default = P.expand(load_text(RANDOM.replace(", params: PARAMS", ""))[0], 3)["faults"]
+    faults = P.expand(exp, 3)["faults"]
+    assert [(f["id"], f["kind"], f["start"]) for f in faults] == [(f["id"], f["kind"], f["start"]) for f in default]
+    by_kind = {f["kind"]: f["spec"] for f in faults}
+    assert {"latency", "stall", "stop"} <= set(by_kind), "seed 3 should draw these kinds"
+    assert by_kind["latency"]["ms"] == 50 and by_kind["latency"]["jitter_ms"] == 50  # unset keys keep defaults
+    assert by_kind["stall"]["ms"] == 500 and by_kind["stop"]["grace"] == 2.0
+    assert "stall" in accepted(tmp_path, text)
+
+
+@pytest.mark.parametrize("params, needle, line, col, path", [
+    ("{latency: {ms: -5}}", "greater than or equal to 0", 6, 68, "schedule[0].random.params.latency.ms"),
+    ("{latency: {mss: 5}}", "unknown key 'mss'", 6, 68, "schedule[0].random.params.latency.mss"),
+    ("{stall: {target: m1}}", "unknown key 'target'", 6, 66, "schedule[0].random.params.stall.target"),
+    ("{bandwidth: {kb_s: 5}}", "`params` sets bandwidth, which `kinds` does not draw", 5, 5, "schedule[0].random"),
+    ("{slice: {var: 20}}", "params.slice: slice `var` must be below `avg`", 5, 5, "schedule[0].random"),
+    ("{kill: {grace: 1s}}", "unknown key 'kill'", 6, 58, "schedule[0].random.params.kill"),
+])
+def test_validation_random_params_errors_through_the_cli(tmp_path, params, needle, line, col, path):
+    refused(tmp_path, RANDOM.replace("PARAMS", params), needle, line, col, path)
+    refused(tmp_path, RANDOM.replace("PARAMS", params), needle, line, col, path, command="plan")
+
+
+def test_validation_random_params_cover_every_fault_kind():
+    """Every kind a random block may draw has a defaults entry whose values its own fault accepts
+    (a new kind without one fails here, not in a run)."""
+    from chaos.experiment import schema as S
+    for kind, model in S.fault_models().items():
+        assert kind in S.RANDOM_DEFAULTS, kind
+        target = {"isolate": "all"} if kind == "partition" else {"target": "all"}
+        model.model_validate({"fault": kind, "at": 0, "for": 1, **target, **S.RANDOM_DEFAULTS[kind]})
