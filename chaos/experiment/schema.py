@@ -412,13 +412,50 @@ class LimitFault(LinkFaultBase):
     bytes: int = Field(ge=0, le=1_000_000_000, description="bytes per connection before it is closed")
 
 
+# flaky kind -> the attributes of its Toxiproxy toxic: name -> (required, lowest value)
+FLAKY_ATTRIBUTES: dict[str, dict[str, tuple[bool, int]]] = {
+    "cut": {"timeout": (False, 0)},
+    "latency": {"latency": (True, 0), "jitter": (False, 0)},
+    "stall": {"latency": (True, 1), "jitter": (False, 0)},
+    "bandwidth": {"rate": (True, 1)},
+    "reset": {"timeout": (False, 0)},
+    "slice": {"average_size": (True, 1), "size_variation": (False, 0), "delay": (False, 0)},
+    "slow_close": {"delay": (True, 0)},
+    "limit": {"bytes": (True, 0)},
+}
+
+
 class FlakyFault(LinkFaultBase):
     fault: Literal["flaky"]
     toxicity: float = Field(gt=0.0, lt=1.0, description="share of connections affected (drawn per connection)")
     kind: Literal["cut", "latency", "reset", "bandwidth", "slice", "stall", "slow_close", "limit"] = Field(
         "cut", description="what happens to an affected connection")
     params: dict[str, int] = Field(default_factory=dict,
-                                   description="toxic attributes for `kind` (latency: {latency: ms})")
+                                   description="toxic attributes for `kind`, as Toxiproxy names them: cut: "
+                                               "timeout (ms); latency, stall: latency (ms, required), jitter "
+                                               "(ms); bandwidth: rate (KB/s, required); reset: timeout (ms); "
+                                               "slice: average_size (bytes, required), size_variation "
+                                               "(bytes, below average_size), delay (µs); slow_close: delay "
+                                               "(ms, required); limit: bytes (required)")
+
+    @model_validator(mode="after")
+    def _toxic_attributes(self):
+        attrs = FLAKY_ATTRIBUTES[self.kind]
+        problems = []
+        for key, value in self.params.items():
+            if key not in attrs:
+                problems.append(f"the {self.kind} toxic has no attribute {key!r} (it takes "
+                                + (", ".join(attrs) or "none") + ")")
+            elif value < attrs[key][1]:
+                problems.append(f"params.{key} must be at least {attrs[key][1]} (got {value})")
+        missing = [k for k, (required, _lo) in attrs.items() if required and k not in self.params]
+        if missing:
+            problems.append(f"flaky {self.kind} needs params " + ", ".join(missing))
+        if self.kind == "slice" and self.params.get("size_variation", 0) >= self.params.get("average_size", 1):
+            problems.append("params.size_variation must be below average_size")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class NodeFaultBase(FaultBase):

@@ -168,3 +168,126 @@ def test_validation_random_params_cover_every_fault_kind():
         assert kind in S.RANDOM_DEFAULTS, kind
         target = {"isolate": "all"} if kind == "partition" else {"target": "all"}
         model.model_validate({"fault": kind, "at": 0, "for": 1, **target, **S.RANDOM_DEFAULTS[kind]})
+
+
+# -- 3. semantic rules in the same pass as the types --------------------------------------------
+
+
+def test_validation_rules_and_types_are_reported_together(tmp_path):
+    """A type error elsewhere no longer hides the whole-file rules: both come in one run."""
+    text = BASE + ("workload: {clnts: 3}\n"
+                   "schedule:\n"
+                   "  - {name: split, at: 1s, for: 2s, fault: partition, shape: bridge, among: [m1, m2]}\n"
+                   "  - {name: slow, at: 1s, for: 2s, fault: latency, target: m1, ms: -1}\n"
+                   "  - {after: slow, for: 2s, fault: pause, target: m9}\n"
+                   "checks: [linearizable, linearizable]\n")
+    out = refused(tmp_path, text, "unknown key 'clnts'", 4, 12, "workload.clnts")
+    assert "schedule[0].shape: shape bridge needs at least 3 nodes, but `among` gives at most 2" in out
+    assert "schedule[1].ms: Input should be greater than or equal to 0" in out
+    assert "schedule[2].target: node 'm9' does not exist" in out
+    assert "`after: slow` names no earlier fault" not in out  # the invalid item keeps its name
+    assert "checks[1]: check 'linearizable' is listed twice" in out
+    lines = [ln.split(": error:")[0] for ln in out.splitlines() if ": error:" in ln]
+    positions = [tuple(int(x) for x in ln.rsplit(":", 2)[1:]) for ln in lines]
+    assert positions == sorted(positions), "problems come in file order"
+
+
+@pytest.mark.parametrize("cluster, schedule, needle, col", [
+    ("{managers: 3, workers: 2}", "shape: bridge, among: [m1, m2]", "shape bridge needs at least 3 nodes", 41),
+    ("{managers: 1, workers: 1}", "shape: majorities-ring", "shape majorities-ring needs at least 3 nodes", 41),
+    ("{managers: 3, workers: 2}", "shape: halves, among: {role: workers, count: one}",
+     "shape halves needs at least 2 nodes, but `among` gives at most 1", 41),
+    ("{managers: 3, workers: 2}", "shape: bridge, among: {role: managers, exclude: leader}",
+     "shape bridge needs at least 3 nodes, but `among` gives at most 2", 41),
+])
+def test_validation_partition_shape_over_too_few_nodes(tmp_path, cluster, schedule, needle, col):
+    text = f"version: 1\nname: t\ncluster: {cluster}\nschedule:\n  - {{at: 1s, for: 2s, fault: partition, {schedule}}}\n"
+    refused(tmp_path, text, needle, 5, col, "schedule[0].shape")
+
+
+def test_validation_partition_shape_with_enough_nodes_passes(tmp_path):
+    accepted(tmp_path, BASE + "schedule:\n  - {at: 1s, for: 2s, fault: partition, shape: bridge, among: managers}\n"
+                              "  - {at: 4s, for: 2s, fault: partition, shape: halves, among: [leader, w1]}\n")
+
+
+@pytest.mark.parametrize("flaky, needle", [
+    ("kind: latency, params: {ms: 100}", "the latency toxic has no attribute 'ms' (it takes latency, jitter)"),
+    ("kind: latency, params: {jitter: 5}", "flaky latency needs params latency"),
+    ("kind: bandwidth, params: {rate: 0}", "params.rate must be at least 1 (got 0)"),
+    ("kind: slice, params: {average_size: 4, size_variation: 4}", "size_variation must be below average_size"),
+    ("kind: cut, params: {latency: 5}", "the cut toxic has no attribute 'latency' (it takes timeout)"),
+])
+def test_validation_flaky_params_are_the_toxics_attributes(tmp_path, flaky, needle):
+    text = BASE + f"schedule:\n  - {{at: 1s, for: 2s, fault: flaky, target: m1, toxicity: 0.5, {flaky}}}\n"
+    refused(tmp_path, text, needle, 5, 5, "schedule[0]")
+
+
+def test_validation_flaky_params_valid_for_every_kind(tmp_path):
+    good = {"cut": "{}", "latency": "{latency: 100, jitter: 10}", "stall": "{latency: 500}",
+            "bandwidth": "{rate: 5}", "reset": "{timeout: 0}", "slice": "{average_size: 8, size_variation: 2, delay: 10}",
+            "slow_close": "{delay: 100}", "limit": "{bytes: 10}"}
+    from chaos.experiment import schema as S
+    assert set(good) == set(S.FLAKY_ATTRIBUTES)
+    items = "".join(f"  - {{at: {i * 3 + 1}s, for: 2s, fault: flaky, target: m1, toxicity: 0.5, kind: {k}, params: {p}}}\n"
+                    for i, (k, p) in enumerate(good.items()))
+    accepted(tmp_path, BASE + "schedule:\n" + items)
+
+
+def _agent(env: str, typed: str = "") -> str:
+    return f"version: 1\nname: t\ncluster:\n  agent: {{{typed}env: {env}}}\n"
+
+
+@pytest.mark.parametrize("text, needle, col, path", [
+    (_agent("{CHAOS_FOO: '1'}"), "the agent has no setting CHAOS_FOO", 17, "cluster.agent.env.CHAOS_FOO"),
+    (_agent("{CHAOS_TICK_MS: abc}"), "CHAOS_TICK_MS='abc': not an integer", 17, "cluster.agent.env.CHAOS_TICK_MS"),
+    (_agent("{CHAOS_TICK_MS: '0'}"), "CHAOS_TICK_MS=0: must be in [1, 1000]", 17, "cluster.agent.env.CHAOS_TICK_MS"),
+    (_agent("{CHAOS_FSYNC: maybe}"), "CHAOS_FSYNC='maybe': must be 0 or 1", 17, "cluster.agent.env.CHAOS_FSYNC"),
+    (_agent("{CHAOS_NODE_ID: m1}"), "CHAOS_NODE_ID is set by chaos itself", 17, "cluster.agent.env.CHAOS_NODE_ID"),
+    (_agent("{CHAOS_PLANT: stale_read}"), "CHAOS_PLANT is set by chaos itself", 17, "cluster.agent.env.CHAOS_PLANT"),
+    (_agent("{CHAOS_HEARTBEAT_MS: '60'}", "heartbeat_ms: 50, "), "CHAOS_HEARTBEAT_MS is also set by "
+     "cluster.agent.heartbeat_ms", 35, "cluster.agent.env.CHAOS_HEARTBEAT_MS"),
+    (_agent("{CHAOS_GOSSIP_PROBE_TIMEOUT_MS: '900'}"), "CHAOS_GOSSIP_PROBE_TIMEOUT_MS must be below "
+     "CHAOS_GOSSIP_PROBE_INTERVAL_MS", 17, "cluster.agent.env.CHAOS_GOSSIP_PROBE_TIMEOUT_MS"),
+    (_agent("{}", "heartbeat_ms: 400, "), "CHAOS_ELECTION_TIMEOUT_MIN_MS must exceed 2 x CHAOS_HEARTBEAT_MS",
+     11, "cluster.agent.heartbeat_ms"),
+])
+def test_validation_agent_env_is_checked_as_the_agent_reads_it(tmp_path, text, needle, col, path):
+    refused(tmp_path, text, needle, 4, col, path)
+
+
+def test_validation_agent_env_every_problem_and_known_settings_pass(tmp_path):
+    out = refused(tmp_path, _agent("{CHAOS_TICK_MS: abc, CHAOS_FOO: '1', CHAOS_LOG_LEVEL: LOUD}"),
+                  "CHAOS_TICK_MS='abc'", 4, 17)
+    assert "CHAOS_FOO" in out and "CHAOS_LOG_LEVEL='LOUD'" in out
+    accepted(tmp_path, _agent("{CHAOS_REQUEST_TIMEOUT_MS: '3000', CHAOS_FSYNC: '1', CHAOS_LOG_LEVEL: debug}"))
+    accepted(tmp_path, _agent("{CHAOS_GOSSIP_PROBE_TIMEOUT_MS: '900'}", "gossip_probe_interval_ms: 1000, "))
+
+
+@pytest.mark.parametrize("checks, needle, col", [
+    ("[{recovery: {max_leader_s: -1}}]", "parameter 'max_leader_s' must be at least 0, got -1.0", 10),
+    ("[{availability: {min_ok_share: 1.5}}]", "parameter 'min_ok_share' must be in [0, 1], got 1.5", 10),
+    ("[{linearizable: {key_max_states: many}}]", "parameter 'key_max_states' expects int", 10),
+    ("[{linearizable: {timeout_s: .inf}}]", "parameter 'timeout_s' must be a finite number", 10),
+    ("[{linearizable: {timeout_s: 0}}]", "parameter 'timeout_s' must be at least 0.01", 10),
+    ("[]", "`checks: []` judges nothing", 1),
+    ("[linearizable, durability, linearizable]", "check 'linearizable' is listed twice (also checks[0])", 36),
+    ("[recovery, {recovery: {max_leader_s: 5}}]", "check 'recovery' is listed twice", 20),
+])
+def test_validation_checks_typed_ranged_not_empty_not_twice(tmp_path, checks, needle, col):
+    refused(tmp_path, BASE + f"checks: {checks}\n", needle, 4, col)
+
+
+def test_validation_checker_params_ranges_hold_on_the_command_line_too():
+    from chaos.checkers import core
+    from chaos.errors import UsageError
+    with pytest.raises(UsageError, match="must be at least 0"):
+        core.parse_spec("recovery:max_leader_s=-1")
+    assert core.parse_spec("recovery:max_leader_s=0").params["max_leader_s"] == 0.0
+
+
+def test_validation_until_met_needs_a_fault_with_until(tmp_path):
+    sched = ("schedule:\n  - {name: cut, at: 1s, for: 2s, fault: partition, isolate: leader}\n"
+             "  - {name: wait, at: 5s, fault: pause, target: m1, until: new-leader, max: 5s}\n")
+    refused(tmp_path, BASE + sched + "expect: [until-met: cut]\n", "fault 'cut' has no `until`, so until-met:cut "
+            "can never be met", 7, 10, "expect[0]")
+    accepted(tmp_path, BASE + sched + "expect: [until-met: wait]\n")
