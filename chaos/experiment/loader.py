@@ -77,7 +77,12 @@ class Loaded:
 
 
 class _TooBig(Exception):
-    pass
+    """A file too large or too deep to read, or a value that cannot be read; `at` is the (line,
+    column) of the node when it has one."""
+
+    def __init__(self, message: str, at: tuple[int, int] | None = None):
+        super().__init__(message)
+        self.at = at
 
 
 def _to_python(root: yaml.Node, loader: yaml.SafeLoader) -> tuple[Any, dict[tuple, tuple[int, int]],
@@ -111,7 +116,7 @@ def _to_python(root: yaml.Node, loader: yaml.SafeLoader) -> tuple[Any, dict[tupl
                     continue
                 key = walk(knode, path + ("<key>",), depth + 1)
                 if isinstance(key, (list, dict)):
-                    raise _TooBig(f"line {pos(knode)[0]}: a mapping key must be a scalar")
+                    raise _TooBig("a mapping key must be a scalar (a name), not a list or mapping", pos(knode))
                 if key in out:
                     dups.append((path + (key,), str(key), pos(knode)))
                 out[key] = walk(vnode, path + (key,), depth + 1)
@@ -119,7 +124,11 @@ def _to_python(root: yaml.Node, loader: yaml.SafeLoader) -> tuple[Any, dict[tupl
             return out
         if isinstance(node, yaml.SequenceNode):
             return [walk(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
-        return loader.construct_object(node, deep=True)
+        try:
+            return loader.construct_object(node, deep=True)
+        except (ValueError, OverflowError) as exc:  # e.g. an integer with too many digits
+            why = "a number too large to read" if "digits" in str(exc) else str(exc)
+            raise _TooBig(f"a value cannot be read: {why}", pos(node)) from None
 
     return walk(root, (), 0), marks, dups
 
@@ -138,10 +147,19 @@ def read_yaml(text: str, file: str) -> tuple[Any, dict, list[Problem]]:
         msg = " ".join(str(x) for x in (exc.context, exc.problem) if x)
         return None, {}, [Problem(file, mark.line + 1 if mark else None, mark.column + 1 if mark else None, "",
                                   f"not valid YAML: {msg}")]
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow: locate it
+        line, col = _text_line_col(text, exc.position)
+        code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        what = f"the character #x{code:04x}" if isinstance(code, int) else "a character"
+        return None, {}, [Problem(file, line, col, "", f"not valid YAML: {what} is not allowed in YAML text",
+                                  "remove it; inside double quotes it can be written as an escape"
+                                  + (f" (\"\\x{code:02x}\")" if isinstance(code, int) and code < 256 else ""))]
     except yaml.YAMLError as exc:
-        return None, {}, [Problem(file, None, None, "", f"not valid YAML: {exc}")]
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        return None, {}, [Problem(file, mark.line + 1 if mark else None, mark.column + 1 if mark else None, "",
+                                  f"not valid YAML: {exc}")]
     except _TooBig as exc:
-        return None, {}, [Problem(file, None, None, "", str(exc))]
+        return None, {}, [Problem(file, *(exc.at or (None, None)), "", str(exc))]
     except RecursionError:
         return None, {}, [Problem(file, None, None, "", f"nested too deeply (more than {MAX_DEPTH} levels)")]
     except (ValueError, OverflowError) as exc:  # e.g. an integer with too many digits
@@ -152,6 +170,11 @@ def read_yaml(text: str, file: str) -> tuple[Any, dict, list[Problem]]:
     problems = [Problem(file, ln, col, fmt_path(path), f"duplicate key {key!r} (the later one would win)")
                 for path, key, (ln, col) in dups]
     return data, marks, problems
+
+
+def _text_line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of a character offset."""
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def fmt_path(path: tuple) -> str:
@@ -229,6 +252,72 @@ def _nearest(key: str, parent_keys: list[str] | None) -> str | None:
     return hit[0] if hit else None
 
 
+# Letters of other scripts that look like Latin ones (Cyrillic, Greek), and what they look like.
+_LOOKALIKES = dict(zip(
+    "аеорсухіјѕԁԛԝӏАВЕКМНОРСТХІЈЅαβεικνορτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcyxijsdqwlABEKMHOPCTXIJSaBeiKvopTuxABEZHIKMNOPTYX"))
+
+
+def lookalike_ascii(text: str) -> str | None:
+    """`text` with look-alike letters of other scripts replaced by the Latin ones they resemble, when
+    it has any (None otherwise)."""
+    import unicodedata
+    if text.isascii():
+        return None
+    out = "".join(_LOOKALIKES.get(ch) or unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+                  or ch for ch in text)
+    return out if out != text else None
+
+
+def _lookalike_note(text: str) -> str:
+    import unicodedata
+    odd = [ch for ch in text if not ch.isascii()]
+    return "it contains " + ", ".join(f"{ch!r} (U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed')})"
+                                      for ch in dict.fromkeys(odd)) + ", not a plain Latin letter"
+
+
+def _unknown_key(key: str, parent: type[BaseModel] | None) -> tuple[str, str | None]:
+    """Message and hint for a key the model at that place does not take: a look-alike letter said
+    so, a key of other fault kinds said which, else the nearest valid key (never the key itself)."""
+    parent_keys = sorted((f.alias or n) for n, f in parent.model_fields.items()) if parent else None
+    models = S.fault_models()
+    kind = next((k for k, m in models.items() if m is parent), None)
+    msg = f"unknown key {key!r}" + (f" for a {kind} fault" if kind else "")
+    plain = lookalike_ascii(key)
+    if plain is not None:
+        msg += f": {_lookalike_note(key)}"
+        if plain in (parent_keys or _all_key_names()):
+            return msg, f"retype it as {plain!r}"
+    name = plain or key
+    near = _nearest(name, parent_keys)
+    near = None if near == key else near
+    if kind is not None:  # a fault: a key (or its nearest) that other kinds take is named with them
+        cand = near if near is not None and near not in parent_keys else name
+        takers = [k for k, m in models.items() if any((f.alias or n) == cand for n, f in m.model_fields.items())]
+        if takers and cand not in parent_keys:
+            timing = {f.alias or n for n, f in S.FaultBase.model_fields.items()} | {"fault"}
+            own = [k for k in parent_keys if k not in timing]
+            return (msg,
+                    f"{cand!r} is a key of {', '.join(takers)} faults; {kind} takes "
+                    + (", ".join(own) if own else "no keys") + " besides the timing keys")
+    return msg, (f"did you mean {near!r}?" if near else
+                 "valid keys here: " + ", ".join(parent_keys) if parent_keys else None)
+
+
+def _all_key_names() -> list[str]:
+    global _KEYS
+    if _KEYS is None:
+        _KEYS = sorted({k for ks in _all_keys().values() for k in ks})
+    return _KEYS
+
+
+def _plain(msg: str) -> str:
+    """A pydantic message without the names of our classes ('instance of ClusterConfig')."""
+    msg = re.sub(r"a valid dictionary or instance of \w+", "a mapping of keys (key: value)", msg)
+    msg = re.sub(r"a valid dictionary or object to extract fields from", "a mapping of keys (key: value)", msg)
+    return re.sub(r"\binstance of [A-Z]\w+", "a mapping of keys (key: value)", msg)
+
+
 def _model_at(loc: tuple, data: Any) -> type[BaseModel] | None:
     """The model that owns the mapping at `loc` (best effort: follows fields, list items and the
     fault kind)."""
@@ -278,21 +367,21 @@ def _pydantic_problems(exc: ValidationError, data: Any, marks: dict, file: str) 
         if etype == "extra_forbidden":
             key = loc[-1] if loc else "?"
             parent = _model_at(path[:-1] if path and path[-1] == key else path, data)
-            parent_keys = sorted((f.alias or n) for n, f in parent.model_fields.items()) if parent else None
-            near = _nearest(str(key), parent_keys)
-            msg = f"unknown key {key!r}"
-            hint = f"did you mean {near!r}?" if near else (
-                "valid keys here: " + ", ".join(parent_keys) if parent_keys else None)
+            msg, hint = _unknown_key(str(key), parent)
         elif etype == "missing":
             msg = f"missing required key {loc[-1]!r}"
         elif etype == "union_tag_invalid" or etype == "union_tag_not_found":
             ctx = err.get("ctx") or {}
             tag = ctx.get("tag")
             msg = (f"unknown fault kind {tag!r}" if tag else "a schedule item needs `fault: KIND` or `random:`")
-            near = difflib.get_close_matches(str(tag), S.FAULT_KINDS, n=1) if tag else []
-            hint = f"did you mean {near[0]!r}?" if near else "kinds: " + ", ".join(S.FAULT_KINDS)
+            kinds = list(S.fault_models())
+            plain = lookalike_ascii(str(tag)) if tag else None
+            if plain is not None:
+                msg += f": {_lookalike_note(str(tag))}"
+            near = difflib.get_close_matches(plain or str(tag), kinds, n=1) if tag else []
+            hint = f"did you mean {near[0]!r}?" if near else "kinds: " + ", ".join(kinds)
         else:
-            msg = err.get("msg", "invalid").removeprefix("Value error, ")
+            msg = _plain(err.get("msg", "invalid").removeprefix("Value error, "))
         key = (path, msg)
         if key in seen:
             continue

@@ -291,3 +291,74 @@ def test_validation_until_met_needs_a_fault_with_until(tmp_path):
     refused(tmp_path, BASE + sched + "expect: [until-met: cut]\n", "fault 'cut' has no `until`, so until-met:cut "
             "can never be met", 7, 10, "expect[0]")
     accepted(tmp_path, BASE + sched + "expect: [until-met: wait]\n")
+
+
+# -- 4. messages --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("item, needle, hint, col", [
+    ("{at: 1s, for: 1s, fault: stall, target: m1, ms: 5, jitter_ms: 3}", "unknown key 'jitter_ms' for a stall fault",
+     "'jitter_ms' is a key of latency faults; stall takes direction, ms, peers, target besides the timing keys", 56),
+    ("{at: 1s, for: 1s, fault: kill, target: m1, grace: 3s}", "unknown key 'grace' for a kill fault",
+     "'grace' is a key of stop faults; kill takes target besides the timing keys", 48),
+    ("{at: 1s, for: 1s, fault: pause, target: m1, grce: 3s}", "unknown key 'grce' for a pause fault",
+     "'grace' is a key of stop faults", 49),
+    ("{at: 1s, for: 1s, fault: latency, target: m1, ms: 3, jiter_ms: 3}", "unknown key 'jiter_ms'",
+     "did you mean 'jitter_ms'?", 58),
+])
+def test_validation_unknown_key_of_another_kind_names_the_kinds(tmp_path, item, needle, hint, col):
+    out = refused(tmp_path, BASE + "schedule:\n  - " + item + "\n", needle, 5, col)
+    assert f"(hint: {hint}" in out, out
+    key = needle.split("'")[1]
+    assert f"did you mean {key!r}" not in out, out  # never the key itself
+
+
+@pytest.mark.parametrize("text, needle, line, col, hint", [
+    ("version: 1\nname: t\nclustеr: {managers: 3}\n",
+     "unknown key 'clustеr': it contains 'е' (U+0435 CYRILLIC SMALL LETTER IE), not a plain Latin letter", 3, 1,
+     "retype it as 'cluster'"),
+    (BASE + "schedule:\n  - {at: 1s, for: 1s, fault: pause, target: {rolе: leader}}\n",
+     "U+0435 CYRILLIC SMALL LETTER IE", 5, 46, "retype it as 'role'"),
+    (BASE + "schedule:\n  - {at: 1s, for: 1s, fault: pаuse, target: m1}\n",
+     "unknown fault kind 'pаuse': it contains 'а' (U+0430 CYRILLIC SMALL LETTER A)", 5, 5, "did you mean 'pause'?"),
+])
+def test_validation_lookalike_unicode_letter_is_named(tmp_path, text, needle, line, col, hint):
+    out = refused(tmp_path, text, needle, line, col)
+    assert f"(hint: {hint})" in out, out
+
+
+@pytest.mark.parametrize("text, line, col", [
+    ("version: 1\nname: t\ncluster: 3\n", 3, 1),
+    ("version: 1\nname: t\nworkload: [1]\n", 3, 1),
+    ("version: 1\nname: t\nschedule: [3]\n", 3, 12),
+    ("version: 1\nname: t\nschedule: [{random: 3}]\n", 3, 13),
+])
+def test_validation_messages_carry_no_internal_class_names(tmp_path, text, line, col):
+    out = refused(tmp_path, text, "should be a mapping of keys (key: value)", line, col)
+    assert "instance of" not in out and "Config" not in out and "RandomSpace" not in out, out
+
+
+@pytest.mark.parametrize("data, needle, line, col", [
+    (b"version: 1\nname: t\x07\n", "not valid YAML: the character #x0007 is not allowed", 2, 8),
+    (b"version: 1\nname: t\nschedule: [\n", "not valid YAML", 4, 1),
+    (b"version: 1\n  name: t\n", "not valid YAML", 2, 7),
+    (b"version: 1\nname: t\n[a]: 1\n", "a mapping key must be a scalar", 3, 1),
+    (b"version: 1\nname: t\nworkload: {clients: " + b"9" * 5000 + b"}\n", "a number too large to read", 3, 21),
+])
+def test_validation_yaml_errors_carry_their_line_and_column(tmp_path, data, needle, line, col):
+    f = tmp_path / "bad.yaml"
+    f.write_bytes(data)
+    code, out = _cli(["validate", str(f)])
+    assert code == 2 and "Traceback" not in out, out
+    assert out.startswith(f"{f}:{line}:{col}: error: ") and needle in out, out
+
+
+def test_validation_grace_is_documented_for_stop_only():
+    from chaos.experiment import reference
+    text = reference.render()
+    sections = {s.split("\n", 1)[0]: s for s in text.split("### ")[1:]}
+    assert "`grace`" in sections["`fault: stop`"]
+    for kind in ("kill", "pause"):
+        assert "`grace`" not in sections[f"`fault: {kind}`"], kind
+    assert "`grace`" not in sections["node faults: keys shared by kill, stop, pause"]
+    assert sum("`grace`" in s for title, s in sections.items() if not title.startswith("`random")) == 1
