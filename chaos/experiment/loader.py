@@ -106,6 +106,7 @@ def _to_python(root: yaml.Node, loader: yaml.SafeLoader) -> tuple[Any, dict[tupl
         marks.setdefault(path, pos(node))
         if isinstance(node, yaml.MappingNode):
             out: dict = {}
+            explicit: set = set()  # keys written here (a key merged in by `<<` may be overridden)
             for knode, vnode in node.value:
                 if knode.tag == "tag:yaml.org,2002:merge":
                     merged = walk(vnode, path, depth + 1)
@@ -117,8 +118,9 @@ def _to_python(root: yaml.Node, loader: yaml.SafeLoader) -> tuple[Any, dict[tupl
                 key = walk(knode, path + ("<key>",), depth + 1)
                 if isinstance(key, (list, dict)):
                     raise _TooBig("a mapping key must be a scalar (a name), not a list or mapping", pos(knode))
-                if key in out:
+                if key in explicit:
                     dups.append((path + (key,), str(key), pos(knode)))
+                explicit.add(key)
                 out[key] = walk(vnode, path + (key,), depth + 1)
                 marks[path + (key,)] = pos(knode)  # a key's position is where the key is written
             return out
@@ -842,6 +844,9 @@ def load_text(text: str, file: str = "<text>") -> tuple[S.Experiment | None, lis
     if not isinstance(data, dict):
         return None, problems + [Problem(file, 1, 1, "", "an experiment file is a mapping of keys "
                                                           "(version, name, cluster, workload, schedule, ...)")]
+    # `x-` top-level keys (as in Compose files) hold YAML anchors for reuse: `x-pause: &pause {...}`
+    # then `- {<<: *pause, at: 5s}`. Their aliases were expanded above; the keys themselves are ignored.
+    data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith(S.EXTENSION_PREFIX))}
     if data.get("version") not in (None, 1) and data.get("version") != S.SCHEMA_VERSION:
         ln, col = marks.get(("version",), (None, None))
         return None, problems + [Problem(file, ln, col, "version",

@@ -22,6 +22,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Fie
 from pydantic_core import PydanticUndefined
 
 SCHEMA_VERSION = 1
+EXTENSION_PREFIX = "x-"  # top-level keys starting with it are ignored: they hold YAML anchors for reuse
 MAX_DURATION_S = 24 * 3600.0
 MAX_MANAGERS = 9
 MAX_WORKERS = 200
@@ -729,4 +730,7 @@ def json_schema() -> dict:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://chaos-swarm.invalid/experiment-v1.schema.json"
     schema["title"] = "chaos experiment (version 1)"
+    schema["patternProperties"] = {"^" + EXTENSION_PREFIX: {
+        "description": "ignored: a place for YAML anchors to reuse (`x-pause: &pause {...}`, then "
+                       "`- {<<: *pause, at: 5s}`)"}}
     return schema

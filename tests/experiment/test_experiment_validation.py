@@ -362,3 +362,42 @@ def test_validation_grace_is_documented_for_stop_only():
         assert "`grace`" not in sections[f"`fault: {kind}`"], kind
     assert "`grace`" not in sections["node faults: keys shared by kill, stop, pause"]
     assert sum("`grace`" in s for title, s in sections.items() if not title.startswith("`random")) == 1
+
+
+# -- 5. x- keys and anchors ---------------------------------------------------------------------
+
+ANCHORED = ("version: 1\nname: t\n"
+            "x-pause: &pause {fault: pause, for: 2s, target: {role: managers, count: 1}}\n"
+            "x-notes: [anything, {goes: here}]\n"
+            "cluster: {managers: 3, workers: 2}\n"
+            "schedule:\n"
+            "  - {<<: *pause, name: p1, at: 1s}\n"
+            "  - {<<: *pause, name: p2, at: 5s, for: 1s}\n")
+EXPLICIT = ("version: 1\nname: t\ncluster: {managers: 3, workers: 2}\nschedule:\n"
+            "  - {name: p1, at: 1s, fault: pause, for: 2s, target: {role: managers, count: 1}}\n"
+            "  - {name: p2, at: 5s, fault: pause, for: 1s, target: {role: managers, count: 1}}\n")
+
+
+def test_validation_x_keys_carry_anchors_and_plan_as_written_out(tmp_path):
+    accepted(tmp_path, ANCHORED)
+    for seed in (0, 1, 7):
+        assert P.canonical(P.expand(load_text(ANCHORED)[0], seed)) == P.canonical(P.expand(load_text(EXPLICIT)[0], seed))
+
+
+def test_validation_x_keys_are_top_level_only_and_merged_errors_point_at_the_anchor(tmp_path):
+    refused(tmp_path, BASE + "workload: {x-clients: 3}\n", "unknown key 'x-clients'", 4, 12, "workload.x-clients")
+    bad = ANCHORED.replace("for: 2s, target", "for: -2s, target")
+    refused(tmp_path, bad, "not a duration", 3, 32, "schedule[0].for")
+    refused(tmp_path, ANCHORED + "  - {<<: *paws, at: 9s}\n", "not valid YAML", 9, 10)
+    refused(tmp_path, ANCHORED.replace("name: p2, at: 5s", "name: p2, at: 5s, at: 6s"),
+            "duplicate key 'at' (the later one would win)", 8, 36)
+
+
+def test_validation_x_keys_are_allowed_by_the_json_schema():
+    import jsonschema
+    import yaml
+
+    from chaos.experiment import schema as S
+    validator = jsonschema.Draft202012Validator(S.json_schema())
+    validator.validate(yaml.safe_load(ANCHORED))
+    assert list(validator.iter_errors({**yaml.safe_load(EXPLICIT), "y-notes": 1}))
