@@ -134,7 +134,8 @@ def _candidates(role: str, view: View) -> list[str]:
 
 def resolve_target(target: Any, view: View, rng: random.Random) -> list[str]:
     """A selector (plan JSON) -> node ids in id order. A list is the union of its items, each drawn
-    from the nodes not chosen yet (so 'leader + one follower' is two nodes)."""
+    from the nodes not chosen yet (so 'leader + one follower' is two nodes). An object's `exclude`
+    (any selector) is resolved first and removed from its candidates before `count` and `pick`."""
     items = target if isinstance(target, list) else [target]
     chosen: list[str] = []
     order = {n: i for i, n in enumerate(view.nodes)}
@@ -154,6 +155,9 @@ def resolve_target(target: Any, view: View, rng: random.Random) -> list[str]:
             pool = [n for n in view.fired[t["of"]] if n in order]
         else:
             pool = list(t.get("nodes") or _candidates(t.get("role", "all"), view))
+        if t.get("exclude") is not None:  # resolved now, with the same view and seed, before count/pick
+            excluded = resolve_target(t["exclude"], view, rng)
+            pool = [n for n in pool if n not in excluded]
         pool = [n for n in pool if n not in chosen]
         k = _count(t.get("count", "all"), len(pool))
         if t.get("pick", "random") == "first":

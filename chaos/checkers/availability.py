@@ -82,7 +82,7 @@ def _counts(s: dict) -> str:
 @register("availability", default=True, params=(
     Param("min_ok_share", "float?", 0.5, "lowest share of served operations (ok, or cas refused on a value "
           "mismatch) in a judged phase (none: not judged); the default only asks that the cluster serves "
-          "again after the heal"),
+          "again after the heal", hi=1.0),
     Param("max_p99_s", "float?", None, "highest p99 latency of ok operations in a judged phase (s)"),
     Param("phases", "list", [], "phases to judge ('+'-joined); empty: the phases starting at/after heal"),
 ))

@@ -119,20 +119,31 @@ _FALSE = {"0", "false", "no", "off"}
 @dataclass(frozen=True)
 class Param:
     """A typed checker parameter. kind: int, float, str, bool, list (of str), or optional float
-    (`float?`: None disables the threshold)."""
+    (`float?`: None disables the threshold). A number is finite and within [lo, hi] (every numeric
+    parameter is a duration, a count, a size or a share: none is negative)."""
 
     name: str
     kind: str
     default: Any
     doc: str
     check: Callable[[Any], Any] | None = None  # returns a list of bad items (empty/None when fine)
+    lo: float = 0.0
+    hi: float | None = None
 
     def parse(self, raw: Any, where: str) -> Any:
         try:
             value = self._parse(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise UsageError(f"{where}: parameter {self.name!r} expects {self.kind}, got {raw!r}",
                              hint=f"{self.name}: {self.doc}") from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise UsageError(f"{where}: parameter {self.name!r} must be a finite number, got {raw!r}",
+                                 hint=f"{self.name}: {self.doc}")
+            if value < self.lo or (self.hi is not None and value > self.hi):
+                bound = f"at least {self.lo:g}" if self.hi is None else f"in [{self.lo:g}, {self.hi:g}]"
+                raise UsageError(f"{where}: parameter {self.name!r} must be {bound}, got {value!r}",
+                                 hint=f"{self.name}: {self.doc}")
         bad = self.check(value) if self.check else None
         if bad:
             raise UsageError(f"{where}: parameter {self.name!r}: not allowed: {', '.join(map(str, bad))}",
@@ -179,8 +190,9 @@ class Param:
 
 
 COMMON_PARAMS = (
-    Param("timeout_s", "float", 60.0, "time budget for this check in seconds; over it -> UNKNOWN"),
-    Param("memory_mb", "int", 2048, "extra address space allowed while the check runs; over it -> UNKNOWN"),
+    Param("timeout_s", "float", 60.0, "time budget for this check in seconds; over it -> UNKNOWN", lo=0.01),
+    Param("memory_mb", "int", 2048, "extra address space allowed while the check runs; over it -> UNKNOWN",
+          lo=1),
 )
 
 

@@ -23,19 +23,8 @@ from chaos.experiment.loader import check_to_spec, expect_to_str
 
 PLAN_VERSION = 1
 
-# Parameters of faults drawn by a random block (per kind), chosen to be visible but survivable.
-RANDOM_PARAMS: dict[str, dict[str, Any]] = {
-    "partition": {"mode": "blackhole"},
-    "latency": {"ms": 200, "jitter_ms": 50},
-    "bandwidth": {"kb_s": 5},
-    "reset": {"timeout_ms": 0},
-    "stall": {"ms": 2000},
-    "slice": {"avg": 16, "var": 8, "delay_us": 200},
-    "slow-close": {"ms": 1000},
-    "limit": {"bytes": 2000},
-    "flaky": {"toxicity": 0.5, "kind": "cut"},
-    "kill": {}, "stop": {}, "pause": {},
-}
+# Parameters of faults drawn by a random block (per kind), unless its `params` say otherwise.
+RANDOM_PARAMS = S.RANDOM_DEFAULTS
 
 _TIMING = {"name", "at", "after", "delay", "for", "until", "max", "repeat"}
 
@@ -88,7 +77,7 @@ def _random_faults(block: S.RandomSpace, index: int, seed: int) -> list[dict]:
             target = rng.choice(block.targets)
             k += 1
             fid = f"{prefix}-{k}"
-            spec: dict[str, Any] = {"fault": kind, **RANDOM_PARAMS[kind]}
+            spec: dict[str, Any] = {"fault": kind, **block.kind_params(kind)}
             if kind == "partition":
                 spec.update({"isolate": _target_json(target), "mode": block.mode})
             else:
@@ -223,6 +212,8 @@ def _fmt_target(t: Any) -> str:
             who = f"the nodes of {t['of']}"
         else:
             who = ",".join(t["nodes"]) if t.get("nodes") else t.get("role", "all")
+        if t.get("exclude") is not None:
+            who += f" except {_fmt_target(t['exclude'])}"
         count = t.get("count", "all")
         return f"{who}" if count == "all" else f"{count} of {who}" + (" (first)" if t.get("pick") == "first" else "")
     return str(t)

@@ -29,22 +29,40 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`until`", S.Until),
     ("`repeat`", S.Repeat),
     ("target objects (`target`, `isolate`, `peers`, `among`, `workload.nodes`, ...)", S.TargetSpec),
-    ("`fault: partition`", S.PartitionFault),
-    ("`one-way` (partition)", S.OneWay),
-    ("link faults: keys shared by latency, bandwidth, reset, stall, slice, slow-close, limit, flaky",
-     S.LinkFaultBase),
-    ("`fault: latency`", S.LatencyFault),
-    ("`fault: bandwidth`", S.BandwidthFault),
-    ("`fault: reset`", S.ResetFault),
-    ("`fault: stall`", S.StallFault),
-    ("`fault: slice`", S.SliceFault),
-    ("`fault: slow-close`", S.SlowCloseFault),
-    ("`fault: limit`", S.LimitFault),
-    ("`fault: flaky`", S.FlakyFault),
-    ("`fault: kill` / `stop` / `pause` (node faults)", S.StopFault),
+    ("FAULTS", S.FaultBase),  # replaced below by one table per fault kind (_fault_sections)
     ("`random:` (a schedule item drawing faults from a space)", S.RandomSpace),
+    ("`random: params` (per kind: `params: {KIND: {key: value}}`; the default is what a drawn fault "
+     "gets when `params` does not say)", S.RandomParams),
     ("`recovery`", S.Recovery),
 ]
+
+
+def _fault_sections() -> list[tuple[str, type[BaseModel]]]:
+    """One table per fault kind, from the `Fault` union, so a new kind is documented with its model:
+    partition (and its `one-way`), then each family of kinds sharing keys (link faults, node faults)
+    as a table of the shared keys followed by one table per kind, then any other kind."""
+    kinds = S.fault_models()
+    out: list[tuple[str, type[BaseModel]]] = []
+    done = set()
+    if "partition" in kinds:
+        out += [("`fault: partition`", kinds["partition"]), ("`one-way` (partition)", S.OneWay)]
+        done.add("partition")
+    for family, base in (("link faults", S.LinkFaultBase), ("node faults", S.NodeFaultBase)):
+        members = [k for k, m in kinds.items() if issubclass(m, base) and k not in done]
+        if members:
+            out.append((f"{family}: keys shared by {', '.join(members)}", base))
+            out += [(f"`fault: {k}`", kinds[k]) for k in members]
+            done.update(members)
+    out += [(f"`fault: {k}`", m) for k, m in kinds.items() if k not in done]
+    return out
+
+
+def _inherited(model: type[BaseModel]) -> set[str]:
+    """Keys a fault model inherits from a shared base (documented in that base's table)."""
+    if not issubclass(model, S.FaultBase):
+        return set()
+    return {n for b in model.__mro__[1:] if isinstance(b, type) and issubclass(b, S.FaultBase)
+            for n in b.model_fields}
 
 
 def _type(ann) -> str:
@@ -97,16 +115,33 @@ def _default(field) -> str:
     return f"`{v}`"
 
 
+def _random_params_rows() -> list[str]:
+    """One row per kind and key of `random.params` (KIND.KEY), the default being the drawn value."""
+    rows = []
+    for kind_name, kf in S.RandomParams.model_fields.items():
+        sub = typing.get_args(kf.annotation)[0]
+        for name, f in sub.model_fields.items():
+            desc = (f.description or "").replace("|", "\\|")
+            meta = " ".join(str(m) for m in f.metadata)
+            kind = "duration" if "parse_duration" in meta else _type(f.annotation)
+            rows.append(f"| `{kf.alias or kind_name}.{f.alias or name}` | {kind} | {_default(f)} | {desc} |")
+    return rows
+
+
+SECTIONS = [x for title, model in SECTIONS
+            for x in (_fault_sections() if title == "FAULTS" else [(title, model)])]
+
+
 def render() -> str:
     out = [BEGIN, ""]
     for title, model in SECTIONS:
         out += [f"### {title}", "", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
-        base = S.FaultBase if model is not S.FaultBase and issubclass(model, S.FaultBase) else None
-        base2 = S.LinkFaultBase if model is not S.LinkFaultBase and issubclass(model, S.LinkFaultBase) else None
+        inherited = _inherited(model)
+        if model is S.RandomParams:
+            out += _random_params_rows() + [""]
+            continue
         for name, f in model.model_fields.items():
-            if base is not None and name in base.model_fields:
-                continue
-            if base2 is not None and name in base2.model_fields:
+            if name in inherited:
                 continue
             key = f.alias or name
             desc = (f.description or "").replace("|", "\\|")

@@ -14,12 +14,15 @@ Must not import: click, docker, requests, chaos.env.
 from __future__ import annotations
 
 import re
+import typing
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
-                      WithJsonSchema, field_validator, model_validator)
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError,
+                      WithJsonSchema, create_model, field_validator, model_validator)
+from pydantic_core import PydanticUndefined
 
 SCHEMA_VERSION = 1
+EXTENSION_PREFIX = "x-"  # top-level keys starting with it are ignored: they hold YAML anchors for reuse
 MAX_DURATION_S = 24 * 3600.0
 MAX_MANAGERS = 9
 MAX_WORKERS = 200
@@ -183,6 +186,11 @@ class TargetSpec(Strict):
     of: str | None = Field(None, description="the nodes an earlier fault (its name) chose when it last "
                                              "fired, instead of a role: `{of: pause-leader}` follows the "
                                              "old leader after a new one was elected")
+    exclude: Target | None = Field(
+        None, description="never these nodes (any target, resolved at the same moment, with the same "
+                          "seed): `{role: managers, exclude: {of: cut-two}}` is every manager except the "
+                          "ones cut-two chose; `{role: all, exclude: [leader, w1]}`. Applied before "
+                          "`count` and `pick`")
 
     @model_validator(mode="after")
     def _of_alone(self):
@@ -200,11 +208,18 @@ class TargetSpec(Strict):
 
 Target = Union[str, TargetSpec, list[Union[str, TargetSpec]]]
 TARGET_DOC = ("a role (leader, followers, managers, workers, all), a node id (m1, w3), an object "
-              "{role, count, pick, nodes, of}, or a list of these (their union)")
+              "{role, count, pick, nodes, of, exclude}, or a list of these (their union)")
+TargetSpec.model_rebuild()
+
+
+def target_items(target: Any) -> list:
+    """The items of a target (a list is the union of its items)."""
+    return target if isinstance(target, list) else [target]
 
 
 def target_nodes_named(target: Any) -> list[str]:
-    """Node ids named explicitly in a target (for checking that they exist)."""
+    """Node ids named explicitly in a target (for checking that they exist; not those of its
+    `exclude`, which is a target of its own)."""
     items = target if isinstance(target, list) else [target]
     out = []
     for t in items:
@@ -398,13 +413,50 @@ class LimitFault(LinkFaultBase):
     bytes: int = Field(ge=0, le=1_000_000_000, description="bytes per connection before it is closed")
 
 
+# flaky kind -> the attributes of its Toxiproxy toxic: name -> (required, lowest value)
+FLAKY_ATTRIBUTES: dict[str, dict[str, tuple[bool, int]]] = {
+    "cut": {"timeout": (False, 0)},
+    "latency": {"latency": (True, 0), "jitter": (False, 0)},
+    "stall": {"latency": (True, 1), "jitter": (False, 0)},
+    "bandwidth": {"rate": (True, 1)},
+    "reset": {"timeout": (False, 0)},
+    "slice": {"average_size": (True, 1), "size_variation": (False, 0), "delay": (False, 0)},
+    "slow_close": {"delay": (True, 0)},
+    "limit": {"bytes": (True, 0)},
+}
+
+
 class FlakyFault(LinkFaultBase):
     fault: Literal["flaky"]
     toxicity: float = Field(gt=0.0, lt=1.0, description="share of connections affected (drawn per connection)")
     kind: Literal["cut", "latency", "reset", "bandwidth", "slice", "stall", "slow_close", "limit"] = Field(
         "cut", description="what happens to an affected connection")
     params: dict[str, int] = Field(default_factory=dict,
-                                   description="toxic attributes for `kind` (latency: {latency: ms})")
+                                   description="toxic attributes for `kind`, as Toxiproxy names them: cut: "
+                                               "timeout (ms); latency, stall: latency (ms, required), jitter "
+                                               "(ms); bandwidth: rate (KB/s, required); reset: timeout (ms); "
+                                               "slice: average_size (bytes, required), size_variation "
+                                               "(bytes, below average_size), delay (µs); slow_close: delay "
+                                               "(ms, required); limit: bytes (required)")
+
+    @model_validator(mode="after")
+    def _toxic_attributes(self):
+        attrs = FLAKY_ATTRIBUTES[self.kind]
+        problems = []
+        for key, value in self.params.items():
+            if key not in attrs:
+                problems.append(f"the {self.kind} toxic has no attribute {key!r} (it takes "
+                                + (", ".join(attrs) or "none") + ")")
+            elif value < attrs[key][1]:
+                problems.append(f"params.{key} must be at least {attrs[key][1]} (got {value})")
+        missing = [k for k, (required, _lo) in attrs.items() if required and k not in self.params]
+        if missing:
+            problems.append(f"flaky {self.kind} needs params " + ", ".join(missing))
+        if self.kind == "slice" and self.params.get("size_variation", 0) >= self.params.get("average_size", 1):
+            problems.append("params.size_variation must be below average_size")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class NodeFaultBase(FaultBase):
@@ -433,6 +485,58 @@ Fault = Annotated[Union[PartitionFault, LatencyFault, BandwidthFault, ResetFault
                   Field(discriminator="fault")]
 
 
+# Parameters of the faults a `random:` block draws, per kind, unless its `params` say otherwise:
+# chosen to be visible but survivable. A kind's parameters are the keys of its own fault (the
+# models of `Fault`) except timing, `fault` and the keys that choose nodes (RANDOM_NOT_PARAMS), so a
+# new kind gets its `params` entry, validation and documentation from its model and this table.
+RANDOM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "partition": {"mode": "blackhole"},
+    "latency": {"ms": 200, "jitter_ms": 50},
+    "bandwidth": {"kb_s": 5},
+    "reset": {"timeout_ms": 0},
+    "stall": {"ms": 2000},
+    "slice": {"avg": 16, "var": 8, "delay_us": 200},
+    "slow-close": {"ms": 1000},
+    "limit": {"bytes": 2000},
+    "flaky": {"toxicity": 0.5, "kind": "cut"},
+    "kill": {}, "stop": {}, "pause": {},
+}
+RANDOM_NOT_PARAMS = ("fault", "target", "isolate", "groups", "rest", "shape", "among", "bridge", "one_way",
+                     "peers", "direction", "mode")
+
+
+def fault_models() -> dict[str, type[FaultBase]]:
+    """Fault kind -> its model, in the order of the `Fault` union."""
+    union = typing.get_args(Fault)[0]
+    return {typing.get_args(m.model_fields["fault"].annotation)[0]: m for m in typing.get_args(union)}
+
+
+def _random_params_model() -> type[BaseModel]:
+    """`random.params`: one optional object per fault kind that has parameters, its keys those of the
+    kind's own fault with the random default as default."""
+    kinds: dict[str, Any] = {}
+    for kind, model in fault_models().items():
+        fields: dict[str, Any] = {}
+        for name, f in model.model_fields.items():
+            if name in FaultBase.model_fields or name in RANDOM_NOT_PARAMS:
+                continue
+            default = RANDOM_DEFAULTS.get(kind, {}).get(f.alias or name, PydanticUndefined)
+            if default is PydanticUndefined and not f.is_required():
+                default = f.get_default(call_default_factory=True)
+            ann = Annotated[(f.annotation, *f.metadata)] if f.metadata else f.annotation
+            fields[name] = (ann, Field(default, alias=f.alias, description=f.description))
+        if fields:
+            sub = create_model(f"{kind.title().replace('-', '')}Params", __base__=Strict, **fields)
+            sub.__doc__ = f"parameters of the `{kind}` faults a random block draws"
+            kinds[kind.replace("-", "_")] = (sub | None, Field(None, alias=kind, description=sub.__doc__))
+    model = create_model("RandomParams", __base__=Strict, **kinds)
+    model.__doc__ = "per fault kind, the parameters its drawn faults get (the defaults below otherwise)"
+    return model
+
+
+RandomParams = _random_params_model()
+
+
 class RandomSpace(Strict):
     """Faults drawn with the seed from a declared space; expanded into concrete faults by `chaos plan`."""
 
@@ -447,6 +551,32 @@ class RandomSpace(Strict):
     gap: DurationRange = Field((1.0, 3.0), description="pause between the faults of one lane, drawn in [min, max]")
     concurrency: int = Field(1, ge=1, le=8, description="lanes of faults that may overlap")
     mode: Literal["blackhole", "refuse"] = Field("blackhole", description="partition mode")
+    params: RandomParams = Field(default_factory=RandomParams,
+                                 description="parameters of the drawn faults per kind, e.g. `{latency: {ms: "
+                                             "50}, stall: {ms: 500}}`; see `random: params` below for every "
+                                             "kind's keys and defaults")
+
+    def kind_params(self, kind: str) -> dict[str, Any]:
+        """The parameters a drawn fault of `kind` gets: the defaults, then what `params` sets."""
+        given = getattr(self.params, kind.replace("-", "_"), None)
+        chosen = given.model_dump(by_alias=True, mode="json", include=given.model_fields_set) if given else {}
+        return {**RANDOM_DEFAULTS.get(kind, {}), **chosen}
+
+    @model_validator(mode="after")
+    def _params(self):
+        models = fault_models()
+        for kind in sorted(models):
+            if getattr(self.params, kind.replace("-", "_"), None) is None:
+                continue
+            if kind not in self.kinds:
+                raise ValueError(f"`params` sets {kind}, which `kinds` does not draw")
+            probe = {"fault": kind, "at": 0, "for": 1, "target": "all", **self.kind_params(kind)}
+            try:  # the kind's own cross-field rules (slice: var below avg, ...)
+                models[kind].model_validate(probe)
+            except ValidationError as exc:
+                msg = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors(include_url=False))
+                raise ValueError(f"params.{kind}: {msg}") from None
+        return self
 
     @model_validator(mode="after")
     def _window(self):
@@ -600,4 +730,7 @@ def json_schema() -> dict:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://chaos-swarm.invalid/experiment-v1.schema.json"
     schema["title"] = "chaos experiment (version 1)"
+    schema["patternProperties"] = {"^" + EXTENSION_PREFIX: {
+        "description": "ignored: a place for YAML anchors to reuse (`x-pause: &pause {...}`, then "
+                       "`- {<<: *pause, at: 5s}`)"}}
     return schema
