@@ -43,6 +43,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`fault: flaky`", S.FlakyFault),
     ("`fault: kill` / `stop` / `pause` (node faults)", S.StopFault),
     ("`random:` (a schedule item drawing faults from a space)", S.RandomSpace),
+    ("`drawn:` (a random block's faults written out, as `chaos export` and `chaos shrink` write them)",
+     S.DrawnFaults),
     ("`recovery`", S.Recovery),
 ]
 
