@@ -46,4 +46,53 @@ def export(run_dir: Path, out: Path | None) -> int:
     return EXIT_OK
 
 
-COMMANDS = [export]
+def _budget(ctx, param, value) -> float:
+    from chaos.experiment.schema import parse_duration
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if seconds <= 0:
+        raise click.BadParameter("the budget must be above 0")
+    return seconds
+
+
+@click.command("shrink")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--tries", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="runs per candidate: it counts as failing when one of them fails; the result is "
+                   "confirmed by this many more")
+@click.option("--budget", "budget_s", default="30m", show_default=True, callback=_budget,
+              help="wall-clock budget of the whole shrink (500ms, 90s, 30m, 1h); no candidate is started "
+                   "that would end after it")
+@click.option("--check", "check", default=None, metavar="NAME",
+              help="the check to keep failing (default: the first INVALID check of the run)")
+def shrink(run_dir: Path, tries: int, budget_s: float, check: str | None) -> int:
+    """Find the smallest scenario that still fails the same check as a failing run: fewer faults
+    (delta debugging over the schedule), faults earlier and shorter, a smaller cluster, a lighter
+    workload, shorter phases. Every candidate is a normal run directory under RUN_DIR/shrink/; the
+    result is RUN_DIR/shrink/minimal.yaml, with the log shrink.jsonl.
+
+    A candidate counts as failing when the check is INVALID in at least 1 of --tries runs; the
+    result is run --tries more times and the reproduction rate printed. Ctrl-C keeps the smallest
+    failing scenario found so far and removes every cluster it started.
+
+    Exit code: 0 a smaller scenario failed again in a confirmation run; 3 nothing smaller was
+    confirmed; 4 stopped on harness errors; 2 bad input (no INVALID check, not a run directory);
+    130 interrupted.
+
+    \b
+    Example:
+      chaos run experiments/random-soak.yaml --seed 3 --plant stale_read     # exit 1
+      chaos shrink runs/random-soak-20261207-011500-seed3 --budget 30m
+      cp runs/random-soak-20261207-011500-seed3/shrink/minimal.yaml experiments/regress-stale-read.yaml
+    """
+    from chaos.shrink_run import render, shrink_run_dir
+
+    done = shrink_run_dir(run_dir, tries=tries, budget_s=budget_s, check=check)
+    for line in render(done):
+        click.echo(line)
+    return done.exit_code
+
+
+COMMANDS = [export, shrink]

@@ -297,7 +297,9 @@ def dump(doc: dict, header: list[str] = ()) -> str:
 
 def header_lines(facts: RunFacts, what: str) -> list[str]:
     run_id = facts.run_dir.name
-    lines = [f"{what} from run {run_id} (`chaos export`): its plan with every random block written out.",
+    first = (f"Exported from run {run_id} (`chaos export`): its plan with every random block written out."
+             if what == "Exported" else f"{what} from run {run_id}.")
+    lines = [first,
              f"Seed {facts.seed}: `chaos run FILE --seed {facts.seed}` plans exactly what that run ran "
              f"(the seed also drives the clients and selector picks).",
              f"Original file: {facts.experiment_file or '(unknown)'} sha256 {facts.experiment_sha256 or '(unknown)'}",
