@@ -183,9 +183,12 @@ def shrink_run_dir(run_dir: Path, *, tries: int, budget_s: float, check: str | N
     runner = run if run is not None else ClusterRunner(facts, target, out, out / "console.log")
     shrinker = Shrinker(doc, facts.seed, runner, tries=tries, budget_s=budget_s,
                         estimator=Estimator(_original_overhead(facts)), log=log, progress=line)
-    result = shrinker.search()
-    if result.stopped != "interrupted":
-        shrinker.confirm()
+    from chaos.env.up import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # SIGTERM too keeps the smallest scenario so far
+        result = shrinker.search()
+        if result.stopped != "interrupted":
+            shrinker.confirm()
     if hasattr(line, "end"):
         line.end()
     minimal = out / "minimal.yaml"
