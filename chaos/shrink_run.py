@@ -94,6 +94,9 @@ class ClusterRunner:
             outcome = runner.execute()
         except KeyboardInterrupt:
             return Try(False, "INTERRUPTED", time.monotonic() - t0, str(runner.run_dir))
+        except Exception as exc:  # noqa: BLE001 -- a bug below: one candidate's error, not a lost search
+            self._say(f"{label}: internal error: {type(exc).__name__}: {exc}")
+            return Try(False, "ERROR", time.monotonic() - t0, str(runner.run_dir), f"{type(exc).__name__}: {exc}")
         seconds = time.monotonic() - t0
         if outcome.results is None:
             why = outcome.error.message if outcome.error is not None else "no results"
