@@ -183,3 +183,14 @@ def test_shrink_refuses_tries_below_one_and_an_invalid_start():
     bad["cluster"]["managers"] = 0
     with pytest.raises(ValueError, match="does not validate"):
         Shrinker(bad, SEED, lambda d, label: None)
+
+
+def test_shrink_estimator_follows_the_slowest_recent_run():
+    plan, _ = plan_of(soak_doc(), SEED)
+    est = Estimator(30.0)
+    assert est.run_s(plan) == timeline_s(plan) + 30.0  # before any run: the original run's overhead
+    for overhead in (10.0, 50.0, 20.0, 25.0):
+        est.observe(plan, timeline_s(plan) + overhead)
+    assert est.overhead_s == 50.0  # the largest of the last three (10 dropped out)
+    est.observe(plan, timeline_s(plan) + 5.0)
+    assert est.overhead_s == 25.0
