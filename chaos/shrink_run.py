@@ -52,6 +52,53 @@ def target_check(facts: RunFacts, check: str | None) -> str:
     return str(hit[0].get("name"))
 
 
+def violation_time_s(facts: RunFacts, check: str) -> float | None:
+    """When the target check's violation was first visible, in seconds after the workload started:
+    from the `ts` fields of its evidence. Evidence grouped as objects with an `events` list (one per
+    violation, as raft-safety gives) counts each group at its last event (a violation is seen when
+    its last event happened), the earliest group wins; otherwise the earliest `ts`. None without
+    timestamps."""
+    hit = next((c for c in facts.checks if c.get("name") == check), None)
+    try:
+        run = json.loads((facts.run_dir / "run.json").read_text(encoding="utf-8"))
+        t0 = float(run["phases"][0]["start"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    groups: list[float] = []
+    loose: list[float] = []
+
+    def stamps(obj) -> list[float]:
+        out = []
+        if isinstance(obj, dict):
+            if isinstance(obj.get("ts"), (int, float)) and not isinstance(obj.get("ts"), bool):
+                out.append(float(obj["ts"]))
+            for v in obj.values():
+                out += stamps(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                out += stamps(v)
+        return out
+
+    def walk(obj) -> None:
+        if isinstance(obj, dict):
+            if isinstance(obj.get("events"), list):
+                ts = stamps(obj["events"])
+                if ts:
+                    groups.append(max(ts))
+                return
+            if isinstance(obj.get("ts"), (int, float)) and not isinstance(obj.get("ts"), bool):
+                loose.append(float(obj["ts"]))
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+
+    walk((hit or {}).get("evidence"))
+    found = [t for t in (groups or loose) if t >= t0]
+    return round(min(found) - t0, 3) if found else None
+
+
 def _original_overhead(facts: RunFacts) -> float:
     try:
         run = json.loads((facts.run_dir / "run.json").read_text(encoding="utf-8"))
@@ -182,10 +229,11 @@ def shrink_run_dir(run_dir: Path, *, tries: int, budget_s: float, check: str | N
             fh.write(json.dumps(rec, default=str) + "\n")
 
     log({"start": time.time(), "run_dir": str(facts.run_dir), "check": target, "seed": facts.seed, "tries": tries,
-         "budget_s": budget_s, "faults": len(fault_names(doc))})
+         "budget_s": budget_s, "faults": len(fault_names(doc)), "violation_seen_s": violation_time_s(facts, target)})
     runner = run if run is not None else ClusterRunner(facts, target, out, out / "console.log")
     shrinker = Shrinker(doc, facts.seed, runner, tries=tries, budget_s=budget_s,
-                        estimator=Estimator(_original_overhead(facts)), log=log, progress=line)
+                        estimator=Estimator(_original_overhead(facts)), log=log, progress=line,
+                        hint_s=violation_time_s(facts, target))
     from chaos.env.up import sigterm_as_interrupt
 
     with sigterm_as_interrupt():  # SIGTERM too keeps the smallest scenario so far

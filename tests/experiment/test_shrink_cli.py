@@ -130,3 +130,23 @@ def test_shrink_cli_bad_options_exit_2(tmp_path, capsys):
     assert cli.main(["shrink", str(d), "--tries", "0"]) == 2
     assert cli.main(["shrink", str(tmp_path / "missing")]) == 2
     assert "no such run directory" in capsys.readouterr().err
+
+
+def test_shrink_violation_time_is_the_earliest_violation_at_its_last_event(tmp_path):
+    from chaos.experiment.export import load_run_dir
+    from chaos.shrink_run import violation_time_s
+
+    d = failing_run_dir(tmp_path)
+    t0 = 1000.0
+    (d / "run.json").write_text(json.dumps({"seed": 3, "phases": [{"name": "steady", "start": t0}]}))
+    evidence = {"violations": {"persistent-state": [
+        {"detail": "b", "events": [{"ts": t0 + 40.0}, {"ts": t0 + 52.0}]},
+        {"detail": "a", "events": [{"ts": t0 + 25.0}, {"ts": t0 + 34.5}]}]}}
+    (d / "results.json").write_text(json.dumps({"checks": [
+        {"name": "raft-safety", "verdict": "INVALID", "evidence": evidence},
+        {"name": "linearizable", "verdict": "INVALID", "evidence": {"ops": [{"ts": t0 + 7.0}, {"ts": t0 + 3.0}]}},
+        {"name": "durability", "verdict": "INVALID", "evidence": {"lost": 3}}]}))
+    facts = load_run_dir(d)
+    assert violation_time_s(facts, "raft-safety") == 34.5
+    assert violation_time_s(facts, "linearizable") == 3.0
+    assert violation_time_s(facts, "durability") is None

@@ -194,3 +194,25 @@ def test_shrink_estimator_follows_the_slowest_recent_run():
     assert est.overhead_s == 50.0  # the largest of the last three (10 dropped out)
     est.observe(plan, timeline_s(plan) + 5.0)
     assert est.overhead_s == 25.0
+
+
+def test_shrink_search_with_a_violation_hint_tries_the_faults_just_before_it_first():
+    doc = soak_doc()
+    plan, _ = plan_of(doc, SEED)
+    need = plan["faults"][12]
+    hint = need["start"]["at_s"] + need["for_s"] + 1.0  # seen a second after that fault ended
+    runs = {}
+    for hint_s in (None, hint):
+        clock = Clock()
+        runner = FakeRunner(lambda names, d: need["id"] in names, clock)
+        log: list[dict] = []
+        s = Shrinker(doc, SEED, runner, tries=3, budget_s=100 * 3600.0, clock=clock, estimator=Estimator(40.0),
+                     log=log.append, hint_s=hint_s)
+        result = s.search()
+        assert fault_names(result.best) == [need["id"]]
+        runs[hint_s] = result.runs
+        if hint_s is not None:
+            first = next(r for r in log if "candidate" in r)
+            assert first["kept"] and "before the violation" in first["change"]
+            assert first["size"]["faults"] <= 8
+    assert runs[hint] < runs[None]
