@@ -455,9 +455,8 @@ class Shrinker:
                                                      "workload rate halved"):
                     break
         keys = self.best["workload"].get("keys", 3)
-        if keys > 1:
-            self.test(with_keys(self.best, "workload", keys=1), f"{keys} -> 1 key") or (
-                keys > 3 and self.test(with_keys(self.best, "workload", keys=keys // 2), f"{keys} -> {keys // 2} keys"))
+        if keys > 1 and not self.test(with_keys(self.best, "workload", keys=1), f"{keys} -> 1 key") and keys > 3:
+            self.test(with_keys(self.best, "workload", keys=keys // 2), f"{keys} -> {keys // 2} keys")
 
     def search(self) -> Result:
         """Every pass once, in this order: faults (the biggest cut, and it shortens the runs that
