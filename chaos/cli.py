@@ -16,7 +16,8 @@ import click
 from chaos import errors
 
 # Modules that contribute subcommands. Each must define `COMMANDS`, a list of click commands.
-_COMMAND_MODULES = ("chaos.cmd_cluster", "chaos.cmd_check", "chaos.cmd_experiment", "chaos.cmd_report")
+_COMMAND_MODULES = ("chaos.cmd_cluster", "chaos.cmd_check", "chaos.cmd_experiment", "chaos.cmd_report",
+                    "chaos.cmd_shrink")
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -350,6 +350,8 @@ def _pick(cands: list[type[BaseModel]], node: Any) -> type[BaseModel] | None:
         return cands[0]
     if "random" in node and S.RandomBlock in cands:
         return S.RandomBlock
+    if "drawn" in node and S.DrawnBlock in cands:
+        return S.DrawnBlock
     kind = node.get("fault")
     for c in cands:
         f = c.model_fields.get("fault")
@@ -545,32 +547,13 @@ def _semantic(exp: S.Experiment | _Parts, data: dict, marks: dict, file: str) ->
             services.add(svc.create)
         elif svc.scale not in services:
             at(("workload", "services", i, "scale"), f"service {svc.scale!r} is not created earlier in the list")
-    for i, item in enumerate(exp.schedule):
-        base = ("schedule", i)
-        current[:] = []
-        if item is None:  # invalid on its own (reported already): keep its name for the later rules
-            raw = data["schedule"][i] if isinstance(data["schedule"][i], dict) else {}
-            name = raw.get("name") if isinstance(raw.get("name"), str) else None
-            if isinstance(raw.get("random"), dict):
-                name = raw["random"].get("name") if isinstance(raw["random"].get("name"), str) else None
-                random_names.append(name or f"r{i + 1}")
-            names.append(name or f"f{i + 1}")
-            with_until.add(names[-1])
-            continue
-        if isinstance(item, S.RandomBlock):
-            for j, t in enumerate(item.random.targets):
-                check_target(t, base + ("random", "targets", j))
-            if item.random.name:
-                names.append(item.random.name)
-            random_names.append(item.random.name or f"r{i + 1}")  # its faults are NAME-1, NAME-2, ...
-            continue
-        name = item.name or f"f{i + 1}"
+    def check_fault(item, base: tuple, name: str) -> None:
         if name in names:
             at(base + ("name",), f"fault name {name!r} is used twice")
         if item.after is not None and item.after != "previous" and item.after not in names:
             at(base + ("after",), f"`after: {item.after}` names no earlier fault",
                "earlier names: " + (", ".join(names) or "none") + "; or `previous`")
-        if item.after == "previous" and i == 0:
+        if item.after == "previous" and base == ("schedule", 0):
             at(base + ("after",), "`after: previous` on the first schedule item")
         names.append(name)
         current[:] = [name]
@@ -606,6 +589,32 @@ def _semantic(exp: S.Experiment | _Parts, data: dict, marks: dict, file: str) ->
                  or getattr(item, "one_way", None) or getattr(item, "groups", None))
             if t is None:
                 at(base + ("until",), "worker-down needs the fault to target workers")
+
+    for i, item in enumerate(exp.schedule):
+        base = ("schedule", i)
+        current[:] = []
+        if item is None:  # invalid on its own (reported already): keep its name for the later rules
+            raw = data["schedule"][i] if isinstance(data["schedule"][i], dict) else {}
+            name = raw.get("name") if isinstance(raw.get("name"), str) else None
+            if isinstance(raw.get("random"), dict):
+                name = raw["random"].get("name") if isinstance(raw["random"].get("name"), str) else None
+                random_names.append(name or f"r{i + 1}")
+            names.append(name or f"f{i + 1}")
+            with_until.add(names[-1])
+            continue
+        if isinstance(item, S.RandomBlock):
+            for j, t in enumerate(item.random.targets):
+                check_target(t, base + ("random", "targets", j))
+            if item.random.name:
+                names.append(item.random.name)
+            random_names.append(item.random.name or f"r{i + 1}")  # its faults are NAME-1, NAME-2, ...
+            continue
+        if isinstance(item, S.DrawnBlock):  # a random block written out: its faults are NAME-1, ...
+            random_names.append(item.drawn.name)
+            for k, f in enumerate(item.drawn.faults):
+                check_fault(f, base + ("drawn", "faults", k), f.name or f"{item.drawn.name}-{k + 1}")
+            continue
+        check_fault(item, base, item.name or f"f{i + 1}")
     # checks
     if exp.checks is not None and not exp.checks:
         at(("checks",), "`checks: []` judges nothing, so every run would pass",

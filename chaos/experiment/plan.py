@@ -91,6 +91,25 @@ def _random_faults(block: S.RandomSpace, index: int, seed: int) -> list[dict]:
     return faults
 
 
+def _drawn_spec(item: S.FaultBase) -> dict:
+    """A drawn fault's kind-specific part: only the keys written (a random block's faults carry no
+    defaults either, so a block written out by `chaos export` plans to the same bytes)."""
+    raw = item.model_dump(by_alias=True, mode="json", exclude_unset=True)
+    out = {k: v for k, v in raw.items() if k not in _TIMING and v is not None}
+    for key in ("target", "isolate", "among", "bridge", "peers"):
+        if key in out:
+            out[key] = _target_json(getattr(item, key))
+    if "one-way" in out:
+        out["one-way"] = {"from": _target_json(item.one_way.from_), "to": _target_json(item.one_way.to)}
+    return out
+
+
+def _drawn_faults(block: S.DrawnFaults, index: int, seed: int) -> list[dict]:
+    return [_entry(f.name or f"{block.name}-{k}", f"schedule[{index}].random", _drawn_spec(f), seed,
+                   at_s=f.at, after=None, delay_s=0.0, for_s=f.for_, until=None, max_s=None)
+            for k, f in enumerate(block.faults, 1)]
+
+
 def check_specs(exp: S.Experiment) -> list[dict]:
     """The checks plan.json carries (chaos check reads them), expectations last."""
     if exp.checks is None:
@@ -114,8 +133,9 @@ def expand(exp: S.Experiment, seed: int) -> dict:
     faults: list[dict] = []
     previous: str | None = None
     for i, item in enumerate(exp.schedule):
-        if isinstance(item, S.RandomBlock):
-            drawn = _random_faults(item.random, i, seed)
+        if isinstance(item, (S.RandomBlock, S.DrawnBlock)):
+            drawn = (_random_faults(item.random, i, seed) if isinstance(item, S.RandomBlock)
+                     else _drawn_faults(item.drawn, i, seed))
             faults.extend(drawn)
             if drawn:
                 previous = drawn[-1]["id"]

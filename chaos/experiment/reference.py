@@ -33,6 +33,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`random:` (a schedule item drawing faults from a space)", S.RandomSpace),
     ("`random: params` (per kind: `params: {KIND: {key: value}}`; the default is what a drawn fault "
      "gets when `params` does not say)", S.RandomParams),
+    ("`drawn:` (a random block's faults written out, as `chaos export` and `chaos shrink` write them)",
+     S.DrawnFaults),
     ("`recovery`", S.Recovery),
 ]
 

@@ -595,13 +595,41 @@ class RandomBlock(Strict):
     random: RandomSpace
 
 
+class DrawnFaults(Strict):
+    """The faults a random block drew, written out (`chaos export`, `chaos shrink`): each a concrete
+    fault with `at` and `for`; their ids are NAME-1, NAME-2, ... unless named, and an expectation on
+    NAME (fault-effective: NAME) covers them, as it covers a random block's faults."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$",
+                      description="the random block's name (its faults' id prefix; r1 for the first block)")
+    faults: list[Fault] = Field(default_factory=list, max_length=10_000,
+                                description="the drawn faults, in order; each has `at` and `for` (no `after`, "
+                                            "`until` or `repeat`). Only the keys written are in the plan, as "
+                                            "for a random block's faults")
+
+    @model_validator(mode="after")
+    def _concrete(self):
+        for k, f in enumerate(self.faults):
+            if f.at is None or f.for_ is None or f.repeat is not None or f.until is not None:
+                raise ValueError(f"drawn fault {k + 1}: a drawn fault has `at` and `for`, "
+                                 "and no `after`, `until` or `repeat`")
+        return self
+
+
+class DrawnBlock(Strict):
+    drawn: DrawnFaults
+
+
 def _schedule_kind(value: Any) -> str:
     if isinstance(value, dict):
-        return "random" if "random" in value else "fault-item"
-    return "random" if isinstance(value, RandomBlock) else "fault-item"
+        return "random" if "random" in value else "drawn" if "drawn" in value else "fault-item"
+    if isinstance(value, RandomBlock):
+        return "random"
+    return "drawn" if isinstance(value, DrawnBlock) else "fault-item"
 
 
-ScheduleItem = Annotated[Union[Annotated[RandomBlock, Tag("random")], Annotated[Fault, Tag("fault-item")]],
+ScheduleItem = Annotated[Union[Annotated[RandomBlock, Tag("random")], Annotated[DrawnBlock, Tag("drawn")],
+                               Annotated[Fault, Tag("fault-item")]],
                          Discriminator(_schedule_kind)]
 
 
