@@ -111,7 +111,7 @@ HUNT_PROFILE = dict(duration_ms=20_000, fault_gap_ms_min=200, fault_gap_ms_max=1
 # `membership` (grow, shrink, replace, remove the leader, demote/promote, a change while
 # partitioned), drawn about as often as all the other kinds together. `membership` is a fault kind
 # like any other: a run without it in `faults` makes exactly the draws it made before.
-MEMBERSHIP_PROFILE = dict(duration_ms=30_000, fault_gap_ms_min=300, fault_gap_ms_max=2_000, fault_len_ms_max=2_000,
+MEMBERSHIP_PROFILE = dict(duration_ms=20_000, fault_gap_ms_min=300, fault_gap_ms_max=2_000, fault_len_ms_max=2_000,
                           faults=DEFAULT_FAULTS + ("membership",) * 10)
 KNOWN_FAULTS = DEFAULT_FAULTS + ("stale_tail", "membership")
 
