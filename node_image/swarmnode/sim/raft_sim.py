@@ -71,6 +71,14 @@ isolated leader fed writes it cannot commit, later truncated or replaced by an I
 slow_clock (a node, mostly the leader, whose ticks come 2-6 times slower: its lease and timers
 outlive the others'; half the time the slow leader is also cut off in a minority, so a leader that
 confirms reads without a real majority serves them while the majority has moved on).
+Membership (the `membership` fault kind, MEMBERSHIP_PROFILE; swarmnode/sim/membership_driver.py):
+random one-server configuration changes at the leader -- grow, shrink, replace (remove, stop and
+wipe, a fresh node under a new id), remove the leader, demote/promote, grow by two behind a split,
+any of them while partitioned. New nodes join with no configuration; removed ones keep running for
+up to 2 s, then stop for good. The membership checks are in raft_checks.py's docstring; liveness
+then covers the members of the leader's configuration, and `no-quorum-after-heal` is reported when
+nothing commits after the heal although a majority of the latest configuration's voters is up.
+result["membership"] has the driver's counts and the final configuration.
 result["paths"] counts how often each hard path ran (raft_checks.PATHS), read from the messages
 delivered, the events and node state around each step; the core is not instrumented.
 """
