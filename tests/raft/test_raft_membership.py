@@ -276,3 +276,23 @@ def test_non_member_messages_heard_and_their_acks_ignored():
     c.add("m4")
     c.change("m1", "add_learner", "m4")
     assert c.nodes["m4"].leader_id == "m1" and c.nodes["m4"].last_log_index == ld.last_log_index
+
+
+def test_removed_node_that_was_not_told_does_not_disrupt():
+    """§4.2.3: m3 is removed while cut off, so it never learns it; back on the network it times out
+    and campaigns, and the leader keeps its term (PreVote + the leader lease)."""
+    c = MCluster()
+    c.campaign("m1")
+    c.tick(3)
+    ld = c.nodes["m1"]
+    c.isolate("m3")
+    c.change("m1", "remove", "m3")
+    assert ld.voters == ("m1", "m2") and ld.commit_index >= ld.log.last_conf_index
+    term = ld.term
+    c.heal()
+    m3 = c.nodes["m3"]
+    assert m3.voters == ("m1", "m2", "m3")              # it does not know
+    c.tick(200)
+    assert any(e["type"] == "role" and e["role"] == "precandidate" for e in c.events["m3"])   # it tried
+    assert ld.role == LEADER and ld.term == term and c.nodes["m2"].term == term
+    assert c.nodes["m2"].leader_id == "m1"
