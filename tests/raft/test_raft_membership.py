@@ -296,3 +296,26 @@ def test_removed_node_that_was_not_told_does_not_disrupt():
     assert any(e["type"] == "role" and e["role"] == "precandidate" for e in c.events["m3"])   # it tried
     assert ld.role == LEADER and ld.term == term and c.nodes["m2"].term == term
     assert c.nodes["m2"].leader_id == "m1"
+
+
+def test_leader_removing_itself_still_campaigns_until_the_removal_commits():
+    """§4.2.2: m1 removes itself from {m1, m2}, loses leadership (CheckQuorum) before m2 got the
+    entry. m2 (still {m1, m2}) cannot win: m1's log is longer. m1 is not in its latest
+    configuration, but that one is uncommitted and the previous one lists it: it campaigns without
+    counting itself, wins m2's vote, commits the removal, steps down, and m2 leads alone."""
+    c = MCluster(n=2)
+    c.campaign("m1")
+    c.tick(3)
+    m1 = c.nodes["m1"]
+    c.isolate("m1")
+    m1.propose_conf_change("remove", "m1")
+    c.pump("m1")
+    c.tick(40, only=["m1"])
+    assert m1.role != LEADER and m1.voters == ("m2",) and m1.commit_index < m1.log.last_conf_index
+    c.heal()
+    for _ in range(400):
+        c.tick()
+        if c.leaders() == ["m2"] and c.nodes["m2"].voters == ("m2",):
+            break
+    assert c.leaders() == ["m2"] and c.nodes["m2"].voters == ("m2",)
+    assert any(e["type"] == "role" and e["role"] == "leader" and e["term"] > 1 for e in c.events["m1"])

@@ -221,6 +221,20 @@ class RaftNode:
     def _counts_self(self) -> bool:
         return self.id in self.voters
 
+    def _may_campaign(self) -> bool:
+        """A voter campaigns; so does a node that the latest, still uncommitted, configuration in
+        its log leaves out but the previous one lists as a voter: it may be needed until that
+        change commits (thesis §4.2.2), and it does not count its own vote. Learners, joiners and
+        nodes whose removal they know committed never campaign."""
+        if self.id in self.voters:
+            return True
+        lg = self.log
+        k = lg.last_conf_index
+        if not lg.confs or k <= self._commit:
+            return False
+        prev = lg.conf_at(k - 1) or self.bootstrap
+        return prev is not None and self.id in prev.voters
+
     def propose_conf_change(self, action: str, node: str) -> int:
         """Append a one-server configuration change (membership.ACTIONS); returns its log index.
 
@@ -394,7 +408,7 @@ class RaftNode:
                     self._send_append(p)
 
     def _campaign(self) -> None:
-        if not self._counts_self():
+        if not self._may_campaign():
             # a learner, a removed node or a joiner without a configuration never campaigns; it
             # forgets the leader it no longer hears from (so it does not honour its lease)
             self._leader_id = None
@@ -483,8 +497,10 @@ class RaftNode:
         if m.src not in self.voters and not ("learner_votes" in self._bugs and m.src in self.learners):
             return      # only the voters of the configuration in force count
         self._votes[m.src] = m.granted
-        granted = sum(1 for v in self._votes.values() if v)
-        res = quorum.vote_result(len(self.voters), granted, len(self._votes) - granted)
+        # its own vote counts only if it is a voter of the configuration in force (§4.2.2)
+        counted = [v for p, v in self._votes.items() if p != self.id or self._counts_self()]
+        granted = sum(1 for v in counted if v)
+        res = quorum.vote_result(len(self.voters), granted, len(counted) - granted)
         if res == quorum.WON:
             if self._role == PRECANDIDATE:
                 self.become_candidate()
