@@ -8,7 +8,13 @@ paths (how often each hard protocol path ran, total and per 100 seeds), seconds 
 (summed over workers: the load-independent cost), seeds_per_second, workers, failing (replay
 commands), totals. Never passes or fails on time; exits 1 on a violation, a liveness or efficiency
 failure or a hit bound. Usage: python benchmarks/raft_sim_safety.py --seeds 500 [--workers 2]
-[--first 0] [--profile default|hunt] [--core tests.raft.wrong_cores:CommitsPastLastNew]
+[--first 0] [--profile default|hunt|membership] [--core tests.raft.wrong_cores:CommitsPastLastNew] [--save]
+
+--profile membership (issue 23) runs MEMBERSHIP_PROFILE (20 virtual seconds, every default fault
+plus random membership changes: swarmnode/sim/membership_driver.py); the JSON then also has
+`membership` (operations run, changes committed and refused, nodes added and retired, totals) and
+the key `sim_seeds_<N>_violations` (N the seeds run: 10k for 10,000). --save also writes the JSON
+under benchmarks/results/ (benchmarks/_result.py: commit, load before and after).
 
 --core runs a RaftNode subclass (a deliberately wrong core from the tests) instead of RaftNode: the
 number of seeds with a violation is then how often the simulator catches that core.
@@ -29,9 +35,14 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, os.path.join(ROOT, "node_image"))
 sys.path.insert(0, ROOT)
 
-from swarmnode.sim.raft_sim import HUNT_PROFILE, run_seed  # noqa: E402
+from swarmnode.sim.raft_sim import HUNT_PROFILE, MEMBERSHIP_PROFILE, run_seed  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _result import Recorder  # noqa: E402
 
 HUNT = {k: v for k, v in HUNT_PROFILE.items() if k != "duration_ms"}
+MEMBERSHIP = {k: v for k, v in MEMBERSHIP_PROFILE.items() if k != "duration_ms"}
+MEMBERSHIP_TOTALS = ("ops", "committed_changes", "refused", "abandoned", "added")
 
 
 def load_core(spec: str):
@@ -45,7 +56,7 @@ def load_core(spec: str):
 def _one(args):
     seed, bug, seconds, profile, max_events, core = args
     c0 = time.process_time()
-    kw = dict(HUNT) if profile == "hunt" else {}
+    kw = dict(HUNT) if profile == "hunt" else dict(MEMBERSHIP) if profile == "membership" else {}
     if core:
         kw["node_factory"] = load_core(core)
     if max_events:
@@ -60,7 +71,7 @@ def _one(args):
     return (time.process_time() - c0, seed, r["violation_count"], r["liveness_ok"], r["replay"], r["nodes"],
             r["stats"]["events"], r["stats"]["crashes"], r["stats"]["partitions"],
             r["leaders_elected"], r["violations"][:1], r["bound_exceeded"], r["efficiency"],
-            r["efficiency_ok"], r["paths"], r.get("path_tails", {}))
+            r["efficiency_ok"], r["paths"], r.get("path_tails", {}), r.get("membership"))
 
 
 def main(argv=None) -> int:
@@ -70,18 +81,20 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--bug", default="none")
     ap.add_argument("--seconds", type=float, default=None, help="virtual seconds (60; 20 with --profile hunt)")
-    ap.add_argument("--profile", default="default", choices=("default", "hunt"))
+    ap.add_argument("--profile", default="default", choices=("default", "hunt", "membership"))
+    ap.add_argument("--save", action="store_true", help="also write the JSON under benchmarks/results/")
     ap.add_argument("--max-events", type=int, default=0, help="override the per-run event bound")
     ap.add_argument("--core", default="", help="module:Class of a RaftNode subclass to run instead of RaftNode")
     a = ap.parse_args(argv)
     if a.seconds is None:
-        a.seconds = 20.0 if a.profile == "hunt" else 60.0
+        a.seconds = {"hunt": 20.0, "membership": MEMBERSHIP_PROFILE["duration_ms"] / 1000}.get(a.profile, 60.0)
     try:
         load_core(a.core)
     except (ImportError, AttributeError, ValueError) as e:
         print(f"--core {a.core!r}: {e}", file=sys.stderr)
         return 2
     jobs = [(s, a.bug, a.seconds, a.profile, a.max_events, a.core) for s in range(a.first, a.first + a.seeds)]
+    rec = Recorder("raft_sim_safety" + ("" if a.profile == "default" else "-" + a.profile))
     t0 = time.monotonic()
     if a.workers > 1:
         with multiprocessing.get_context("fork").Pool(a.workers) as pool:
@@ -132,6 +145,19 @@ def main(argv=None) -> int:
         "profile": a.profile,
         "failing": [{"seed": r[0], "replay": r[3], "first": r[9]} for r in (bad_safety + bad_live + bad_eff)[:20]],
     }
+    if a.profile == "membership":
+        ms = [r[15] for r in rows if r[15]]
+        kinds: dict = {}
+        for m in ms:
+            for k, v in m["kinds"].items():
+                kinds[k] = kinds.get(k, 0) + v
+        out["membership"] = {k: sum(m[k] for m in ms) for k in MEMBERSHIP_TOTALS}
+        out["membership"]["retired"] = sum(len(m["retired"]) for m in ms)
+        out["membership"]["kinds"] = kinds
+        n_key = "10k" if len(rows) == 10_000 else str(len(rows))
+        out[f"sim_seeds_{n_key}_violations"] = out["seeds_with_violations"]
+    if a.save:
+        out["saved_to"] = str(rec.save(out))
     print(json.dumps(out, sort_keys=True))
     for r in (bad_safety + bad_live + bad_eff)[:20]:
         print("FAILED seed; replay: " + r[3], file=sys.stderr)

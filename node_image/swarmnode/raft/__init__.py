@@ -1,6 +1,6 @@
 """Raft for the managers: a pure core, its storage, and the cluster store it replicates.
 
-Owns: node_image/swarmnode/raft/ (config, messages, quorum, log, core, storage, store).
+Owns: node_image/swarmnode/raft/ (config, messages, quorum, membership, log, core, storage, store).
 Must not import asyncio, socket, time, module-level random, or `chaos` (docs/contracts.md s.1).
 
 API for drivers (the agent's asyncio runtime and swarmnode.sim.raft_sim):
@@ -34,10 +34,17 @@ Properties: role ("follower", "precandidate", "candidate", "leader"), term, vote
 commit_index, applied_index, last_log_index, last_log_term; node.sm is the Store (kv, nodes,
 services, tasks; digest()). node.status() gives the Raft fields of GET /status.
 Restart = build a new RaftNode on the same storage (it reloads snapshot, hard state and log).
+
+Membership (membership.py, docs/contracts.md section 6): `voters` above is the bootstrap
+configuration; a node joining a running cluster is built with voters=(). On the leader,
+    index = node.propose_conf_change("add_learner" | "promote" | "demote" | "remove", node_id)
+appends a one-server change (ConfChangeError: refused, nothing appended). node.voters,
+node.learners and node.membership give the configuration in force (the latest in the log).
 """
 from .config import BUGS, ConfigError, RaftConfig, config_from_ms
 from .core import (CANDIDATE, FOLLOWER, LEADER, PRECANDIDATE, AppliedResult, Busy, NotLeader,
                    RaftNode, Ready, ReadState)
+from .membership import ConfChangeError, Membership
 from .messages import (MESSAGE_TYPES, AppendEntries, AppendResponse, Entry, InstallSnapshot, Message,
                        MessageError, Snapshot, VoteRequest, VoteResponse, canonical_json, chain_hash,
                        message_from_dict)
@@ -45,7 +52,7 @@ from .storage import FileStorage, HardState, MemoryStorage, Storage, StorageErro
 from .store import TASK_STATE_RANK, Store
 
 __all__ = [
-    "BUGS", "ConfigError", "RaftConfig", "config_from_ms", "CANDIDATE", "FOLLOWER", "LEADER",
+    "BUGS", "ConfChangeError", "Membership", "ConfigError", "RaftConfig", "config_from_ms", "CANDIDATE", "FOLLOWER", "LEADER",
     "PRECANDIDATE", "AppliedResult", "Busy", "NotLeader", "RaftNode", "Ready", "ReadState",
     "MESSAGE_TYPES", "AppendEntries", "AppendResponse", "Entry", "InstallSnapshot", "Message",
     "MessageError", "Snapshot", "VoteRequest", "VoteResponse", "canonical_json", "chain_hash",

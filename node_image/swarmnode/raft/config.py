@@ -19,7 +19,17 @@ BUGS = (
     "vote_no_log_check",    # votes granted without the §5.4.1 up-to-date check
     "apply_past_commit",    # a follower applies its whole log, not only up to the commit index
     "stale_read",           # ReadIndex answered without a heartbeat round confirming leadership
+    # membership (membership.py, thesis §4)
+    "conf_two_in_flight",   # a configuration change is appended while an earlier one is uncommitted
+    "learner_votes",        # a learner's vote counts in an election before it is caught up and promoted
+    "conf_before_own_commit",  # a change is appended before the leader committed an entry of its term
+    "removed_leader_keeps_leading",  # a leader removed from the configuration keeps leading and
+                                     # counting itself once the removal commits (§4.2.2)
 )
+
+# the membership bugs only act when configurations change (the simulator's `membership` fault kind)
+MEMBERSHIP_BUGS = ("conf_two_in_flight", "learner_votes", "conf_before_own_commit",
+                   "removed_leader_keeps_leading")
 
 
 class ConfigError(ValueError):

@@ -12,11 +12,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from . import quorum
+from . import membership, quorum
 from .config import RaftConfig
 from .log import RaftLog
-from .messages import (AppendEntries, AppendResponse, Entry, InstallSnapshot, Message, Snapshot,
-                       VoteRequest, VoteResponse)
+from .membership import ConfChangeError, Membership
+from .messages import (AppendEntries, AppendResponse, Entry, InstallSnapshot, Message, MessageError,
+                       Snapshot, VoteRequest, VoteResponse)
 from .storage import HardState, Storage
 from .store import Store
 
@@ -107,13 +108,19 @@ class RaftNode:
 
     def __init__(self, node_id: str, voters, storage: Storage, config: RaftConfig | None = None,
                  rng: random.Random | None = None, state_machine: Store | None = None):
+        """`voters`: the bootstrap configuration, used until the log or snapshot holds one. A node
+        joining an existing cluster passes () (it waits for the leader to replicate the
+        configuration that lists it; see membership.py)."""
         self.config = (config or RaftConfig()).validate()
         self.id = node_id
-        self.voters = tuple(sorted(set(voters)))
-        if node_id not in self.voters:
-            raise ValueError(f"{node_id} is not among the voters {self.voters}")
-        self.peers = tuple(v for v in self.voters if v != node_id)
-        self.quorum = quorum.majority(len(self.voters))
+        self.bootstrap = Membership(tuple(sorted(set(voters)))) if voters else None
+        if self.bootstrap is not None and node_id not in self.bootstrap.voters:
+            raise ValueError(f"{node_id} is not among the voters {self.bootstrap.voters}")
+        self._membership = None
+        self.voters: tuple = ()
+        self.learners: tuple = ()
+        self.peers: tuple = ()
+        self.quorum = 1
         self.storage = storage
         self.rng = rng if rng is not None else random.Random(0)
         self.sm = state_machine if state_machine is not None else Store()
@@ -147,6 +154,7 @@ class RaftNode:
         self._ready_out = False
         self.counters = {"dropped_messages": 0, "conflicting_leader": 0, "reads_dropped": 0,
                          "inflight_bound_hits": 0}
+        self._refresh_membership()
         self.become_follower(self._term, None)
         # The persistent state as recovered (Fig. 2: currentTerm and votedFor survive a restart),
         # journaled so a checker can hold it against what the node did before: a vote or term the
@@ -180,7 +188,84 @@ class RaftNode:
         return {"role": self._role, "term": self._term, "leader": self._leader_id,
                 "commit_index": self._commit, "applied_index": self._applied,
                 "last_log_index": self.log.last_index, "last_log_term": self.log.last_term,
-                "store_digest": self.sm.digest()}
+                "store_digest": self.sm.digest(), "voters": list(self.voters),
+                "learners": list(self.learners), "config_index": self.log.last_conf_index,
+                "config_committed": self.log.last_conf_index <= self._commit}
+
+    # ---- membership (thesis §4) -------------------------------------------------------------------
+    @property
+    def membership(self) -> Membership | None:
+        """The configuration in force: the latest in the log (committed or not), else the
+        snapshot's, else the bootstrap one (None for a joining node that has none yet)."""
+        return self._membership
+
+    def _refresh_membership(self) -> None:
+        """Use the latest configuration in the log (called after every log change). On a leader,
+        progress is kept for every member but itself (learners receive the log too)."""
+        m = self.log.last_conf or self.bootstrap
+        if m is self._membership:
+            return
+        self._membership = m
+        self.voters = m.voters if m is not None else ()
+        self.learners = m.learners if m is not None else ()
+        self.peers = tuple(p for p in (m.members if m is not None else ()) if p != self.id)
+        self.quorum = quorum.majority(len(self.voters)) if self.voters else 1
+        if self._role == LEADER:
+            nxt = self.log.last_index + 1
+            for p in self.peers:
+                if p not in self._progress:
+                    self._progress[p] = _Progress(nxt)
+            for p in [p for p in self._progress if p not in self.peers]:
+                del self._progress[p]
+
+    def _counts_self(self) -> bool:
+        return self.id in self.voters
+
+    def _may_campaign(self) -> bool:
+        """A voter campaigns; so does a node that the latest, still uncommitted, configuration in
+        its log leaves out but the previous one lists as a voter: it may be needed until that
+        change commits (thesis §4.2.2), and it does not count its own vote. Learners, joiners and
+        nodes whose removal they know committed never campaign."""
+        if self.id in self.voters:
+            return True
+        lg = self.log
+        k = lg.last_conf_index
+        if not lg.confs or k <= self._commit:
+            return False
+        prev = lg.conf_at(k - 1) or self.bootstrap
+        return prev is not None and self.id in prev.voters
+
+    def propose_conf_change(self, action: str, node: str) -> int:
+        """Append a one-server configuration change (membership.ACTIONS); returns its log index.
+
+        Refused (ConfChangeError, nothing appended) while an earlier change is uncommitted (one at
+        a time), before the leader committed an entry of its own term (the single-server change
+        fix: a leader of a new term may hold an uncommitted change of an old one), and when
+        promoting a learner whose log has not reached the leader's commit index (§4.2.1).
+        NotLeader / Busy as propose()."""
+        if self._role != LEADER:
+            raise NotLeader(self._leader_id)
+        if self.log.last_index - self._commit >= self.config.max_uncommitted_entries:
+            raise Busy("too many uncommitted entries")
+        bugs = self._bugs
+        if self.log.last_conf_index > self._commit and "conf_two_in_flight" not in bugs:
+            raise ConfChangeError("a configuration change is still uncommitted")
+        if not self._committed_own_term() and "conf_before_own_commit" not in bugs:
+            raise ConfChangeError("the leader has not committed an entry of its term yet")
+        new = membership.change(self._membership, action, node)
+        if action == "promote":
+            pr = self._progress.get(node)
+            if pr is None or pr.match < self._commit:
+                raise ConfChangeError(f"learner {node} has not caught up "
+                                      f"(match {pr.match if pr else 0} < commit {self._commit})")
+        e = self._append_local(new.command())
+        self._broadcast_append()
+        return e.index
+
+    def _removed_after_commit(self) -> bool:
+        """A leader the committed configuration no longer lists as a voter steps down (§4.2.2)."""
+        return (self._role == LEADER and not self._counts_self() and self.log.last_conf_index <= self._commit
+                and "removed_leader_keeps_leading" not in self._bugs)
 
     # ---- role changes (the only place roles and timers switch) ---------------------------------
     def _reset_timers(self) -> None:
@@ -261,11 +346,16 @@ class RaftNode:
             elif self._role != FOLLOWER and self._election_elapsed % self.config.heartbeat_ticks == 0:
                 self._resend_vote_requests()
 
+    def _voter_peers(self):
+        if "learner_votes" in self._bugs:
+            return list(self.peers)      # planted: learners are asked, and counted
+        return [p for p in self.voters if p != self.id]
+
     def _resend_vote_requests(self) -> None:
         """Figure 2: servers retry RPCs that got no answer (lost requests or replies)."""
         pre = self._role == PRECANDIDATE
         term = self._term + 1 if pre else self._term
-        for p in self.peers:
+        for p in self._voter_peers():
             if p not in self._votes:
                 self._send(VoteRequest(term, self.id, p, pre, self.log.last_index, self.log.last_term))
 
@@ -291,7 +381,9 @@ class RaftNode:
         if self._election_elapsed >= c.election_timeout_min_ticks:
             self._election_elapsed = 0
             if c.check_quorum:
-                active = 1 + sum(1 for p in self.peers if self._progress[p].active)
+                counts_self = self._counts_self() or "removed_leader_keeps_leading" in self._bugs
+                active = int(counts_self) + sum(1 for p in self.voters
+                                                if p != self.id and self._progress[p].active)
                 if active < self.quorum:
                     self.become_follower(self._term, None)
                     return
@@ -316,7 +408,13 @@ class RaftNode:
                     self._send_append(p)
 
     def _campaign(self) -> None:
-        if len(self.voters) == 1:
+        if not self._may_campaign():
+            # a learner, a removed node or a joiner without a configuration never campaigns; it
+            # forgets the leader it no longer hears from (so it does not honour its lease)
+            self._leader_id = None
+            self._reset_timers()
+            return
+        if self.voters == (self.id,):
             self.become_candidate()
             self.become_leader()
             return
@@ -326,12 +424,15 @@ class RaftNode:
         else:
             self.become_candidate()
             term, pre = self._term, False
-        for p in self.peers:
+        for p in self._voter_peers():
             self._send(VoteRequest(term, self.id, p, pre, self.log.last_index, self.log.last_term))
 
     def step(self, m: Message) -> None:
         """Handle one message from a peer. Nonsense from a peer is counted and dropped."""
-        if m.dst != self.id or m.src not in self.voters or m.src == self.id:
+        # any sender is heard, member or not (thesis §4.1: a server does not consult its
+        # configuration to process a message; a removed server is kept from disrupting by PreVote
+        # and the leader lease, and its votes and acks are not counted)
+        if m.dst != self.id or m.src == self.id:
             self.counters["dropped_messages"] += 1
             return
         t = type(m)
@@ -393,13 +494,17 @@ class RaftNode:
                 return
         elif self._role != CANDIDATE:
             return
+        if m.src not in self.voters and not ("learner_votes" in self._bugs and m.src in self.learners):
+            return      # only the voters of the configuration in force count
         self._votes[m.src] = m.granted
-        granted = sum(1 for v in self._votes.values() if v)
-        res = quorum.vote_result(len(self.voters), granted, len(self._votes) - granted)
+        # its own vote counts only if it is a voter of the configuration in force (§4.2.2)
+        counted = [v for p, v in self._votes.items() if p != self.id or self._counts_self()]
+        granted = sum(1 for v in counted if v)
+        res = quorum.vote_result(len(self.voters), granted, len(counted) - granted)
         if res == quorum.WON:
             if self._role == PRECANDIDATE:
                 self.become_candidate()
-                for p in self.peers:
+                for p in self._voter_peers():
                     self._send(VoteRequest(self._term, self.id, p, False, self.log.last_index, self.log.last_term))
             else:
                 self.become_leader()
@@ -443,6 +548,7 @@ class RaftNode:
                 log.truncate_from(e.index)
                 self._stable_next = min(self._stable_next, e.index)
             self._append_entry(e.term, e.command)
+        self._refresh_membership()
         last_new = prev_index + len(entries)
         new_commit = min(m.leader_commit, last_new)
         if new_commit > self._commit:
@@ -470,6 +576,7 @@ class RaftNode:
             if self.log.last_index > s.index:
                 self._events.append({"type": "truncate", "from_index": s.index + 1})
             self.log.reset(s)
+            self._refresh_membership()
             self.sm.restore(s.data)
             self._snapshot = s
             self._pending_snapshot = s
@@ -489,7 +596,9 @@ class RaftNode:
 
     def _append_local(self, command: dict) -> Entry:
         e = self._append_entry(self._term, command)
-        if not self.peers:
+        if membership.is_config(command):
+            self._refresh_membership()     # in force as soon as it is in the log (§4.1)
+        if self.voters == (self.id,) or not self.peers:
             self._maybe_commit()
         return e
 
@@ -536,7 +645,9 @@ class RaftNode:
     def _on_append_response(self, m: AppendResponse) -> None:
         if self._role != LEADER:
             return
-        pr = self._progress[m.src]
+        pr = self._progress.get(m.src)
+        if pr is None:
+            return      # not a member of the configuration in force (removed, or never added)
         pr.active = True
         if m.seq > pr.acked_seq:
             pr.acked_seq = m.seq
@@ -575,12 +686,20 @@ class RaftNode:
         self._release_reads()
 
     def _maybe_commit(self) -> None:
-        matches = [self.log.last_index] + [self._progress[p].match for p in self.peers]
+        # the voters of the configuration in force; a leader that is removing itself manages the
+        # cluster without counting itself (§4.2.2)
+        matches = [self._progress[p].match for p in self.voters if p != self.id]
+        if self._counts_self() or "removed_leader_keeps_leading" in self._bugs:
+            matches.append(self.log.last_index)
+        if not matches:
+            return
         n = quorum.committed_index(matches)
         if n > self._commit:
             # §5.4.2: only an entry of the current term is committed by counting replicas
             if self.log.term(n) == self._term or "commit_old_term" in self._bugs:
                 self._set_commit(n)
+                if self._removed_after_commit():
+                    self.become_follower(self._term, None)
 
     def _set_commit(self, index: int) -> None:
         assert index >= self._commit
@@ -591,12 +710,15 @@ class RaftNode:
 
     # ---- client requests --------------------------------------------------------------------
     def propose(self, command: dict) -> int:
-        """Append a client command; returns its log index (its term is self.term right now)."""
+        """Append a client command; returns its log index (its term is self.term right now).
+        Configuration entries go through propose_conf_change (MessageError here)."""
         if self._role != LEADER:
             raise NotLeader(self._leader_id)
         if self.log.last_index - self._commit >= self.config.max_uncommitted_entries:
             raise Busy("too many uncommitted entries")
         Entry(1, 1, command)  # validates the command shape (raises MessageError)
+        if membership.is_config(command):
+            raise MessageError("configuration entries are proposed with propose_conf_change()")
         e = self._append_local(command)
         self._broadcast_append()
         return e.index
@@ -614,7 +736,7 @@ class RaftNode:
             return
         if len(self._pending_reads) >= self.config.max_pending_reads:
             raise Busy("too many pending reads")
-        if not self.peers:
+        if self.voters == (self.id,):
             if self._committed_own_term():
                 self._read_states.append(ReadState(ctx, self._commit))
             else:
@@ -637,7 +759,8 @@ class RaftNode:
         for r in self._pending_reads:
             if r.index is None and own:
                 r.index = self._commit
-            acks = 1 + sum(1 for p in self.peers if self._progress[p].acked_seq >= r.seq)
+            acks = int(self._counts_self()) + sum(1 for p in self.voters
+                                                  if p != self.id and self._progress[p].acked_seq >= r.seq)
             if r.index is not None and acks >= self.quorum and not keep:
                 self._read_states.append(ReadState(r.ctx, r.index))
             else:
@@ -667,7 +790,9 @@ class RaftNode:
 
     def _take_snapshot(self) -> None:
         i = self._applied
-        s = Snapshot(i, self.log.term(i), self.log.hash(i), self.sm.snapshot())
+        conf = self.log.conf_at(i)
+        s = Snapshot(i, self.log.term(i), self.log.hash(i), self.sm.snapshot(),
+                     conf.to_dict() if conf is not None else None)
         self.log.compact(i)
         self._snapshot = s
         self._pending_snapshot = s

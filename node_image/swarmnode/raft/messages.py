@@ -86,25 +86,37 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A store snapshot as of `index` (whose entry had `term` and chain hash `hash`)."""
+    """A store snapshot as of `index` (whose entry had `term` and chain hash `hash`). `config` is
+    the cluster configuration in force at `index` ({"voters": [...], "learners": [...]}, see
+    membership.py), or None when no configuration entry preceded it (the bootstrap voters)."""
     index: int
     term: int
     hash: str
     data: dict
+    config: dict | None = None
 
     def __post_init__(self):
         _int("snapshot.index", self.index, 0)
         _int("snapshot.term", self.term, 0)
         if type(self.hash) is not str or type(self.data) is not dict:
             raise MessageError("snapshot.hash must be a str and snapshot.data a dict")
+        if self.config is not None:
+            c = self.config
+            if type(c) is not dict or any(type(c.get(k, [])) is not list or
+                                          any(type(x) is not str or not x for x in c.get(k, []))
+                                          for k in ("voters", "learners")):
+                raise MessageError(f"snapshot.config must be a dict of voter and learner id lists, got {c!r}")
 
     def to_dict(self) -> dict:
-        return {"index": self.index, "term": self.term, "hash": self.hash, "data": self.data}
+        d = {"index": self.index, "term": self.term, "hash": self.hash, "data": self.data}
+        if self.config is not None:
+            d["config"] = self.config
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Snapshot":
         try:
-            return cls(d["index"], d["term"], d["hash"], d["data"])
+            return cls(d["index"], d["term"], d["hash"], d["data"], d.get("config"))
         except (KeyError, TypeError) as e:
             raise MessageError(f"bad snapshot: {e}") from None
 

@@ -6,6 +6,8 @@ produces. Must not import asyncio, socket, time, module-level random or `chaos`.
 
 Commands are dicts with an "op":
   {"op": "noop"}                                      leader's no-op at election (§8)
+  {"op": "config", "voters": [...], "learners": [...]}  a configuration entry (raft/membership.py);
+                                                      the core acts on it, the store treats it as a noop
   {"op": "kv.put", "key": K, "value": V}              -> {"ok": true}
   {"op": "kv.cas", "key": K, "expected": V, "value": V2}
                                                       -> {"ok": true} | {"ok": false, "error": "cas-mismatch", "value": cur}
@@ -305,6 +307,7 @@ class Store:
 
 _HANDLERS = {
     "noop": Store._noop,
+    "config": Store._noop,      # a configuration entry (membership.py): the core acts on it
     "kv.put": Store._kv_put,
     "kv.cas": Store._kv_cas,
     "kv.delete": Store._kv_delete,

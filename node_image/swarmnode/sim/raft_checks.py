@@ -43,6 +43,26 @@ Checked (kind names as reported):
                         than the one a leader committed there
   log-chain-broken      a node's first entry after its snapshot base does not chain to that base
                         (a tail kept across a snapshot it does not follow: a log no leader sent)
+Membership (configurations in the log, swarmnode/raft/membership.py). The configuration in force
+at a node is the latest in its log (RaftLog.last_conf), else its snapshot's, else its bootstrap:
+  commit-without-majority  (above) counts only the voters of the committing node's configuration
+  election-without-majority a node becomes leader of term T while fewer than a majority of the
+                        voters of its configuration granted it their vote in T (from the
+                        VoteResponses they sent, and its own vote): learners do not vote
+  quorum-no-overlap     an index is first committed while held by too few voters of the
+                        configuration committed before it to intersect every majority of that one
+                        (with one-server changes any majority of the new configuration does; two
+                        changes in flight at once break it)
+  removed-node-counted  a commit or an election falls short of a majority of the configuration in
+                        force, and is made up only by nodes outside it (removed, or never added)
+  removed-leader-leads  a node leads while its configuration, committed in its own log, does not
+                        list it as a voter (it steps down once its removal commits, thesis §4.2.2)
+  no-quorum-after-heal  (raft_sim) after the final heal nothing commits within the heal window
+                        although a majority of the latest configuration's voters is up
+Two membership rules are also checked directly (rule_checks, like the event checker's commit-rule),
+from the leader's log and commit index right after the step that appended a configuration entry of
+its term: `conf-change-rule` -- the previous configuration entry was still uncommitted (two changes
+in flight), or the leader had not committed an entry of its term yet (the single-server change fix).
 "Committed by a leader" is read from leaders' own commit index, recorded when a leader's Ready is
 durable (before its messages leave) and after each of its steps; followers only learn commit indexes
 from leaders, so a follower's commit or apply ahead of every leader is a follower's own invention.
@@ -100,6 +120,36 @@ class ConsequenceChecker:
         self.applied_checked = {i: 0 for i in ids}     # last applied index judged per node
         self.chain_checked = {i: None for i in ids}    # (snap index, snap hash, first hash) judged
         self.reported: set = set()                 # (kind, node, index): report each finding once
+        self.rule_checks = True                    # conf-change-rule (set by the simulator)
+        self.conf_seen: dict = {}                  # node -> index of its latest configuration entry
+
+    def add_node(self, i) -> None:
+        """A node that joined during the run (membership)."""
+        self.ids.append(i)
+        for d, v in ((self.seen_commit, 0), (self.held, 0), (self.max_term, 0), (self.sent_term, 0),
+                     (self.durable, None), (self.sm_index, 0), (self.was_leader, (None, 0)),
+                     (self.applied_checked, 0), (self.chain_checked, None)):
+            d[i] = v
+
+    @staticmethod
+    def _conf(node):
+        """The configuration in force at the node: the latest in its log, else its bootstrap."""
+        c = node.log.last_conf
+        return c if c is not None else getattr(node, "bootstrap", None)
+
+    def _short_quorum(self, kind, i, what, backers, conf) -> bool:
+        """Report when `backers` (nodes that held the entry / granted the vote) include fewer than
+        a majority of conf's voters; True when reported."""
+        need = len(conf.voters) // 2 + 1
+        inside = [j for j in backers if j in conf.voters]
+        if len(inside) >= need:
+            return False
+        outside = [j for j in backers if j not in conf.members]
+        if outside and len(inside) + len(outside) >= need:
+            kind = "removed-node-counted"
+        self.report(kind, i, f"{what}: {len(inside)} of the {len(conf.voters)} voters {list(conf.voters)} of "
+                             f"the configuration in force ({sorted(inside)}); outside it: {sorted(outside)}")
+        return True
 
     # ---- state machine (SimStore observer) ---------------------------------------------------
     def observer(self, i):
@@ -133,7 +183,9 @@ class ConsequenceChecker:
     # ---- messages that leave (after persist + sync) ------------------------------------------
     def on_durable(self, i, node, messages) -> None:
         """A Ready was persisted and synced and its messages are about to leave."""
-        if node.role == "leader":
+        if node.role == "leader" or self.was_leader[i] == ("leader", node.term):
+            # (a leader that stepped down in this step -- its removal committed, §4.2.2 -- still
+            # committed as leader: no other node leads its term)
             self._record_leader_commit(node)
         lg = node.log
         self.durable[i] = (lg.last_index, lg.hash(lg.last_index), lg.snap_index, lg.snap_hash)
@@ -173,7 +225,7 @@ class ConsequenceChecker:
             self.report("applied-beyond-commit", i, f"state machine at index {node.sm.applied_index} > commit {c}")
         if c > self.seen_commit[i]:
             self._record_commits(i, node, c)
-        if node.role == "leader":
+        if node.role == "leader" or self.was_leader[i] == ("leader", t):
             self._record_leader_commit(node)
         self._check_on_history(i, node)
         self._check_chain(i, node)
@@ -182,6 +234,31 @@ class ConsequenceChecker:
             self.was_leader[i] = role
             if node.role == "leader":
                 self._new_leader(i, node, t)
+        if self.rule_checks:
+            self._check_conf_rule(i, node, t, c)
+        if node.role == "leader":
+            lg = node.log
+            conf = lg.last_conf
+            if conf is not None and i not in conf.voters and lg.last_conf_index <= c:
+                self._once("removed-leader-leads", i, t, f"leads term {t} although its configuration "
+                                                         f"{conf.to_dict()} (index {lg.last_conf_index}) "
+                                                         f"is committed (commit {c}) without it as a voter")
+
+    def _check_conf_rule(self, i, node, t, c) -> None:
+        lg = node.log
+        k = lg.last_conf_index
+        if k == self.conf_seen.get(i, 0):
+            return
+        self.conf_seen[i] = k
+        if node.role != "leader" or not lg.confs or lg.term(k) != t:
+            return
+        prev = lg.confs[-2][0] if len(lg.confs) > 1 else 0
+        if prev > c:
+            self._once("conf-change-rule", i, k, f"leader of term {t} appended a configuration at {k} while "
+                                                 f"the one at {prev} was uncommitted (commit {c})")
+        elif lg.term(c) != t:
+            self._once("conf-change-rule", i, k, f"leader of term {t} appended a configuration at {k} before "
+                                                 f"committing an entry of its term (commit {c}, term {lg.term(c)})")
 
     # ---- the committed history as leaders committed it -------------------------------------------
     def _record_leader_commit(self, node) -> None:
@@ -240,6 +317,13 @@ class ConsequenceChecker:
         other = self.leaders.setdefault(t, i)
         if other != i:
             self.report("two-leaders", i, f"{other} and {i} both lead term {t}")
+        conf = self._conf(node)
+        if conf is not None:
+            granted = [j for j in self.ids if self.voted.get((j, t)) == i]
+            if i not in granted and node.vote == i:
+                granted.append(i)
+            self._short_quorum("election-without-majority", i, f"elected leader of term {t} with votes from "
+                                                               f"{sorted(granted)}", granted, conf)
         g = self.max_committed
         if g:
             log = node.log
@@ -261,6 +345,7 @@ class ConsequenceChecker:
         log = node.log
         lo = max(self.seen_commit[i], log.snap_index - 1) + 1
         grew = False
+        prev = self.max_committed
         for idx in range(lo, c + 1):
             h = log.hash(idx)
             if h is None:
@@ -272,16 +357,37 @@ class ConsequenceChecker:
                     self.max_committed = idx
                     grew = True
                 if self.holds is not None:
-                    n = sum(1 for j in self.ids if self.holds(j, idx, h))
-                    if n < self.quorum:
-                        self.report("commit-without-majority", i, f"index {idx} committed while held by "
-                                                                  f"{n} of {len(self.ids)} nodes")
+                    self._commit_quorum(i, node, idx, h, prev)
             elif want != h:
                 self.report("committed-divergence", i, f"index {idx} committed as {h}, elsewhere as {want}")
                 break
         self.seen_commit[i] = c
         if grew:
             self._refresh_held()
+
+    def _commit_quorum(self, i, node, idx, h, prev) -> None:
+        """An index first committed anywhere (by node i): held by a majority of the voters of i's
+        configuration, and by enough voters of the configuration committed before (at `prev`,
+        the highest index committed until now) to meet every majority of it."""
+        conf = self._conf(node)
+        if conf is None:
+            return
+        holders = [j for j in self.ids if self.holds(j, idx, h)]
+        if self._short_quorum("commit-without-majority", i, f"index {idx} committed while held by "
+                                                             f"{sorted(holders)}", holders, conf):
+            return
+        cc = node.log.conf_at(prev) if prev else None
+        if cc is None:
+            cc = getattr(node, "bootstrap", None)
+        if cc is None or cc.voters == conf.voters:
+            return
+        k = sum(1 for j in holders if j in cc.voters)
+        n = len(cc.voters)
+        if k < n - n // 2:
+            self.report("quorum-no-overlap", i, f"index {idx} committed while held by {k} of the {n} voters "
+                                                f"{list(cc.voters)} of the configuration committed before it "
+                                                f"(holders {sorted(holders)}; configuration in force {list(conf.voters)}): "
+                                                f"a majority of that one could elect a leader without it")
 
     def _refresh_held(self) -> None:
         for j, node in self.nodes_fn():
@@ -351,6 +457,7 @@ class ConsequenceChecker:
                 self.report("log-regressed", i, f"{when}snapshot {log.snap_index} is off the committed chain")
         self.durable[i] = (log.last_index, log.hash(log.last_index), log.snap_index, log.snap_hash)
         self.seen_commit[i] = min(self.seen_commit[i], node.commit_index)
+        self.conf_seen[i] = node.log.last_conf_index
         self.sm_index[i] = node.sm.applied_index
         self._update_held(i, node)
 
@@ -367,6 +474,10 @@ PATHS = ("conflict_truncation", "snapshot_install", "snapshot_install_divergent_
          "read_while_newer_term", "commit_ahead_of_entries", "stale_tail_at_commit_update",
          "stale_tail_at_snapshot_install", "stale_tail_at_snapshot_install_conflict")
 # paths whose stale-tail length is recorded (result["path_tails"], at most TAILS_KEPT per run)
+# membership runs only (the `membership` fault kind; swarmnode/sim/membership_driver.py)
+MEMBERSHIP_PATHS = ("conf_change_add_learner", "conf_change_promote", "conf_change_demote", "conf_change_remove",
+                    "membership_partitioned", "conf_rolled_back", "leader_removed_stepped_down",
+                    "removed_node_running", "snapshot_with_config")
 TAIL_PATHS = ("commit_ahead_of_entries", "stale_tail_at_commit_update", "stale_tail_at_snapshot_install",
               "stale_tail_at_snapshot_install_conflict")
 TAILS_KEPT = 50
@@ -405,8 +516,8 @@ class PathCounter:
     """Counts, per run, how often a hard path of the protocol ran: read from the messages delivered,
     the events and node state before and after each step (the core is not instrumented)."""
 
-    def __init__(self):
-        self.counts = {p: 0 for p in PATHS}
+    def __init__(self, extra=()):
+        self.counts = {p: 0 for p in PATHS + tuple(extra)}
         self.tails = {p: [] for p in TAIL_PATHS}
         self.committed = None      # index -> chain hash of committed entries (set by the simulator)
 

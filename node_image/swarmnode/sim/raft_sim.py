@@ -71,6 +71,14 @@ isolated leader fed writes it cannot commit, later truncated or replaced by an I
 slow_clock (a node, mostly the leader, whose ticks come 2-6 times slower: its lease and timers
 outlive the others'; half the time the slow leader is also cut off in a minority, so a leader that
 confirms reads without a real majority serves them while the majority has moved on).
+Membership (the `membership` fault kind, MEMBERSHIP_PROFILE; swarmnode/sim/membership_driver.py):
+random one-server configuration changes at the leader -- grow, shrink, replace (remove, stop and
+wipe, a fresh node under a new id), remove the leader, demote/promote, grow by two behind a split,
+any of them while partitioned. New nodes join with no configuration; removed ones keep running for
+up to 2 s, then stop for good. The membership checks are in raft_checks.py's docstring; liveness
+then covers the members of the leader's configuration, and `no-quorum-after-heal` is reported when
+nothing commits after the heal although a majority of the latest configuration's voters is up.
+result["membership"] has the driver's counts and the final configuration.
 result["paths"] counts how often each hard path ran (raft_checks.PATHS), read from the messages
 delivered, the events and node state around each step; the core is not instrumented.
 """
@@ -87,7 +95,8 @@ from dataclasses import dataclass
 
 from swarmnode.raft import (BUGS, LEADER, Busy, MemoryStorage, NotLeader, RaftConfig, RaftNode, Store)
 from swarmnode.sim.net import BoundExceeded, LinkSpec, Network, Scheduler, random_partition, isolate, split
-from swarmnode.sim.raft_checks import ConsequenceChecker, PathCounter, SimStore
+from swarmnode.sim.membership_driver import MembershipDriver
+from swarmnode.sim.raft_checks import MEMBERSHIP_PATHS, ConsequenceChecker, PathCounter, SimStore
 from swarmnode.sim.stale_tail import StaleTail
 
 MAX_READY_ROUNDS = 1000       # per step; a core that keeps producing Readies is a bug
@@ -106,6 +115,13 @@ DEFAULT_FAULTS = ("partition", "crash", "crash_leader", "lossy", "isolate_leader
 # large snapshot_threshold, a third of the seeds.
 HUNT_PROFILE = dict(duration_ms=20_000, fault_gap_ms_min=200, fault_gap_ms_max=1_500, fault_len_ms_max=1_500,
                     faults=DEFAULT_FAULTS + ("stale_tail",) * 3)
+# The membership profile (issue 23; swarmnode/sim/membership_driver.py): every default fault plus
+# `membership` (grow, shrink, replace, remove the leader, demote/promote, a change while
+# partitioned), drawn about as often as all the other kinds together. `membership` is a fault kind
+# like any other: a run without it in `faults` makes exactly the draws it made before.
+MEMBERSHIP_PROFILE = dict(duration_ms=20_000, fault_gap_ms_min=300, fault_gap_ms_max=2_000, fault_len_ms_max=2_000,
+                          faults=DEFAULT_FAULTS + ("membership",) * 10)
+KNOWN_FAULTS = DEFAULT_FAULTS + ("stale_tail", "membership")
 
 
 def _trace() -> str:
@@ -189,6 +205,14 @@ class SafetyChecker:
 
     def _v(self, kind: str, node: str, detail: str) -> None:
         self.violations.append(Violation(kind, round(self.now_ms, 3), node, detail))
+
+    def add_node(self, node: str) -> None:
+        """A node that joined during the run (membership)."""
+        self.ids.append(node)
+        self.max_term[node] = self.max_commit[node] = self.term[node] = self.checked[node] = 0
+        self.role[node] = "follower"
+        self.base[node] = (0, "")
+        self.log[node] = []
 
     def _hash_at(self, node: str, index: int):
         b, bh = self.base[node]
@@ -387,13 +411,19 @@ class RaftSim:
         self.checker = SafetyChecker(self.ids, params.rule_checks)
         self.cons = ConsequenceChecker(self.ids, self._report) if params.consequence_checks else None
         if self.cons is not None:
+            self.cons.rule_checks = params.rule_checks
             self.cons.nodes_fn = lambda: self.nodes.items()
             self.cons.holds = self._holds
-        self.paths = PathCounter()
+        self.membership_on = "membership" in params.faults
+        self.paths = PathCounter(MEMBERSHIP_PATHS if self.membership_on else ())
         if self.cons is not None:
             self.paths.committed = self.cons.committed
         self.stale = StaleTail(self)
         self.factory = params.node_factory or RaftNode
+        self.bootstrap_ids = tuple(self.ids)
+        self.conf_index: dict = {}           # node -> index of its latest configuration entry
+        self.retired: set = set()            # removed from the configuration and stopped for good
+        self.removed_running: set = set()    # removed (committed) but still running for a while
         self.bound_exceeded = None
         self.crash_arm: dict = {}            # node -> crash point inside its next Ready
         self.election_arm = False            # restart_in_election: waiting for a campaign
@@ -427,6 +457,7 @@ class RaftSim:
         self.promise = {i: None for i in self.ids}
         self.persisted = {i: {} for i in self.ids}
         self.snap_base = {i: 0 for i in self.ids}
+        self.members = MembershipDriver(self) if self.membership_on else None
         for i in self.ids:
             self._start(i)
         self.clients = [_Client(f"c{k}") for k in range(params.clients)]
@@ -455,11 +486,44 @@ class RaftSim:
         self.checker.now_ms = self.sched.now_ms
         self.checker._v(kind, node, detail)
 
+    def add_node(self, i: str) -> None:
+        """A fresh node under a new id (membership: it joins with no configuration and waits for
+        the leader to replicate the one that lists it as a learner)."""
+        rng = self.members.rng
+        self.ids.append(i)
+        self.node_seed[i] = rng.getrandbits(64)
+        self.storage[i] = MemoryStorage()
+        self.boot[i] = 1
+        self.last_role[i] = (None, 0)
+        self.phase[i] = rng.uniform(0, self.p.tick_ms)
+        self.k0[i] = 0
+        self.period[i] = float(self.p.tick_ms)
+        self.tick_k[i] = 0
+        self.wake_at[i] = None
+        self.promise[i] = None
+        self.persisted[i] = {}
+        self.snap_base[i] = 0
+        self.checker.add_node(i)
+        if self.cons is not None:
+            self.cons.add_node(i)
+        self._start(i)
+
+    def retire(self, i: str, wipe: bool = False) -> None:
+        """Stop a removed node for good (and, for a replacement, wipe its disk)."""
+        if i in self.retired:
+            return
+        self.crash(i)
+        self.retired.add(i)
+        self.removed_running.discard(i)
+        if wipe:
+            self.storage[i] = MemoryStorage()
+
     def _start(self, i: str) -> None:
         rng = random.Random(self.node_seed[i] + self.boot[i])
         sm = SimStore(self.cons.observer(i)) if self.cons is not None else Store()
+        voters = self.bootstrap_ids if i in self.bootstrap_ids else ()
         try:
-            node = self.factory(i, self.ids, self.storage[i], self.config, rng, sm)
+            node = self.factory(i, voters, self.storage[i], self.config, rng, sm)
         except Exception:
             self._core_exception(i)
             return
@@ -490,7 +554,7 @@ class RaftSim:
         self.checker.role[i] = "down"
 
     def restart(self, i: str) -> None:
-        if self.nodes.get(i) is not None:
+        if self.nodes.get(i) is not None or i in self.retired:
             return
         self.boot[i] += 1
         self._start(i)
@@ -518,6 +582,8 @@ class RaftSim:
                 self._after_step(i, node)
                 return
             self._count_writes(i, rd)
+            if rd.snapshot is not None and rd.snapshot.config is not None and self.membership_on:
+                self.paths.hit("snapshot_with_config")
             st = self.storage[i]
             point = self.crash_arm.get(i)
             try:
@@ -600,6 +666,18 @@ class RaftSim:
             return
         self.last_role[i] = (role, term)
         self.paths.on_role(old_role, old_term, node)
+        if self.membership_on:
+            ci = node.log.last_conf_index
+            if ci < self.conf_index.get(i, 0) and node.log.snap_index < self.conf_index.get(i, 0):
+                self.paths.hit("conf_rolled_back")
+            self.conf_index[i] = ci
+            if old_role == LEADER and node.membership is not None and i not in node.membership.voters:
+                self.paths.hit("leader_removed_stepped_down")
+            if i in self.removed_running:
+                self.paths.hit("removed_node_running")
+                return     # a removed node that was not told campaigns: not the group's efficiency
+            if role == LEADER and old_role != LEADER:
+                self.members.on_new_leader(i)
         now = self.sched.now_ms
         stable = (self.stable_since is not None and now - self.stable_since >= self.settle_ms
                   and now - self.disturbed_ms >= self.settle_ms and self._net_healthy())
@@ -624,7 +702,8 @@ class RaftSim:
             self._restart_in_election(i)
 
     def _net_healthy(self) -> bool:
-        return (not self.net.deaf and not self.net.links and all(n is not None for n in self.nodes.values())
+        return (not self.net.deaf and not self.net.links
+                and all(n is not None for i, n in self.nodes.items() if i not in self.retired)
                 and all(p == self.p.tick_ms for p in self.period.values()))
 
     def _core_exception(self, i: str) -> None:
@@ -823,6 +902,9 @@ class RaftSim:
             return      # a stale-tail fault runs its phases undisturbed
         self.eff["faults"] += 1
         self.disturbed_ms = self.sched.now_ms
+        if kind == "membership":
+            self.members.start()
+            return
         alive = [i for i in self.ids if self.nodes.get(i) is not None]
         ls = self.leaders()
         if kind in ("crash", "crash_leader"):
@@ -934,6 +1016,8 @@ class RaftSim:
         self.sched.after(rng.uniform(1, 50), "restart", v)
 
     def _heal(self) -> None:
+        for i in sorted(self.removed_running):
+            self.retire(i)          # removed nodes leave before the end
         self.healed = True
         self.crash_arm.clear()
         self.election_arm = False
@@ -1023,6 +1107,11 @@ class RaftSim:
             self._heal()
         elif kind == "live":
             self._live_probe()
+        elif kind == "member":
+            self.members.poll(payload)
+        elif kind == "retire":
+            if not self.healed:
+                self.retire(payload)
 
     def run_until(self, cond, max_ms: float) -> bool:
         """Process events until cond() holds (True) or virtual time passes max_ms (False)."""
@@ -1045,7 +1134,12 @@ class RaftSim:
         lv = self.live
         if lv is None or not lv[4]:
             return False
-        for i in self.ids:
+        ids = self.ids
+        if self.membership_on:
+            lead = self.nodes.get(lv[1])
+            conf = lead.membership if lead is not None else None
+            ids = [i for i in (conf.members if conf is not None else self.ids) if i not in self.retired]
+        for i in ids:
             node = self.nodes.get(i)
             if node is None or node.applied_index < lv[4]:
                 return False
@@ -1063,12 +1157,30 @@ class RaftSim:
                     self._heal()
                 ok = self.run_until(self.live_done, p.duration_ms + p.heal_window_ms)
                 liveness = bool(ok) if not (self.checker.violations and p.stop_on_violation) else None
+                if self.membership_on and not ok and not self.live[4]:
+                    self._no_quorum_after_heal()
         except BoundExceeded as e:
             self.bound_exceeded = str(e)
             self._report("bound-exceeded", "-", f"{e} at virtual {self.sched.now_ms:.0f} ms")
         except Exception:     # the simulator's own failure (or one it did not attribute): still a verdict
             self._report("sim-exception", "-", f"at virtual {self.sched.now_ms:.0f} ms: {_trace()}")
         return self.result(liveness)
+
+    def _no_quorum_after_heal(self) -> None:
+        """Membership liveness: after the final heal no write committed within heal_window_ms.
+        Reported when a majority of the latest configuration's voters (from the most up-to-date
+        running log) is up -- then some quorum of it was reachable and the group should commit."""
+        running = [(n.last_log_term, n.last_log_index, i) for i, n in self.nodes.items() if n is not None]
+        if not running:
+            return
+        best = self.nodes[max(running)[2]]
+        conf = best.membership
+        voters = conf.voters if conf is not None else self.bootstrap_ids
+        up = [v for v in voters if self.nodes.get(v) is not None]
+        if len(up) >= len(voters) // 2 + 1:
+            self._report("no-quorum-after-heal", "-",
+                         f"no write committed within {self.p.heal_window_ms} ms of the final heal; latest "
+                         f"configuration voters {list(voters)}, up {up}")
 
     def efficiency(self) -> dict:
         e = dict(self.eff)
@@ -1136,6 +1248,13 @@ class RaftSim:
         }
         if self.p.trace_hash:
             out["trace_crc"] = self.trace_crc
+        if self.members is not None:
+            final = None
+            for i, n in self.nodes.items():
+                if n is not None and n.role == LEADER and n.membership is not None:
+                    final = n.membership.to_dict()
+            out["membership"] = dict(self.members.stats, kinds=dict(self.members.kinds), retired=sorted(self.retired),
+                                     final_config=final, ids=len(self.ids))
         return out
 
 
@@ -1153,10 +1272,11 @@ def main(argv=None) -> int:
     ap.add_argument("--fault-len-ms", type=int, default=6000, help="longest fault, virtual ms")
     ap.add_argument("--max-events", type=int, default=MAX_EVENTS_PER_RUN, help="event bound of the run")
     ap.add_argument("--faults", default=",".join(DEFAULT_FAULTS),
-                    help="comma-separated fault kinds (the hunting profile adds stale_tail)")
+                    help="comma-separated fault kinds (the hunting profile adds stale_tail, the "
+                         "membership profile membership)")
     a = ap.parse_args(argv)
     faults = tuple(f for f in a.faults.split(",") if f)
-    known = DEFAULT_FAULTS + ("stale_tail",)
+    known = KNOWN_FAULTS
     if not faults or set(faults) - set(known):   # repeats weigh a kind (the hunting profile's stale_tail)
         ap.error(f"--faults: unknown or empty {sorted(set(faults) - set(known))}; known: {','.join(known)}")
     lo, hi = (int(x) for x in a.fault_gap_ms.split(":"))
