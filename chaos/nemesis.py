@@ -32,11 +32,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
+from chaos import clock as clock_mod
 from chaos import fault_effect
 from chaos import partition as partition_mod
 from chaos.errors import FaultError
 
 UNTIL_POLL_S = 0.2
+CLOCK_RATE_WINDOW_S = 2.0  # a rate fault's clock is read again this long after the first reading
 LEADER_WAIT_S = 10.0
 
 # schedule kind -> LinkController op name (toxic prefix)
@@ -324,6 +326,11 @@ class Effects(Protocol):
     # `effective: false` ("no evidence taken"), never a pass
     def answers(self, node: str) -> dict | None: ...
     def link_probes(self, op: str, links: list, params: dict) -> list[dict]: ...
+    # clock faults (chaos.clock): rewrite a node's libfaketime control file (verified), read its
+    # clocks back ({"sent", "received", "clock"}), its agent's start (wall clock)
+    def clock_write(self, node: str, spec: str) -> dict: ...
+    def clock_read(self, node: str) -> dict | None: ...
+    def clock_started(self, node: str) -> float: ...
 
 
 # -- running the plan ---------------------------------------------------------------------------
@@ -729,7 +736,86 @@ class Nemesis:
                 return lambda undo_rec: _node_effect(down, before, undo_rec, kind)
 
             return targets, apply, undo, measure
+        if kind == "clock":
+            return self._prepare_clock(f, view, rng)
         raise ValueError(f"unknown fault kind {kind!r}")
+
+    def _prepare_clock(self, f: dict, view: View, rng: random.Random):
+        """A clock fault (chaos.clock): the targets' libfaketime control files rewritten at once,
+        verified by the spec each node's agent reads back; a strobe flips on its own thread; the
+        evidence is the nodes' clocks read back through their API (before, right after, and for a
+        rate a second time later)."""
+        spec, fid, eff = f["spec"], f["id"], self.effects
+        targets = resolve_target(spec["target"], view, rng)
+        if not targets:
+            raise FaultError(f"{fid}: the target {spec['target']!r} resolved to no node")
+        offset = float(spec.get("offset") or 0.0)
+        rate = spec.get("rate")
+        strobe = spec.get("strobe")
+        state: dict = {"before": {}, "flips": 0, "flip_errors": []}
+        stop_strobe = threading.Event()
+
+        def spec_for(node: str, extra: float = 0.0) -> str:
+            if rate is not None and rate != 1.0:
+                return clock_mod.rate_spec(offset + extra, float(rate), time.time(), eff.clock_started(node))
+            return clock_mod.offset_spec(offset + extra)
+
+        def write_all(make: Callable[[str], str]) -> tuple[dict, Exception | None]:
+            return _all_at_once(lambda n: eff.clock_write(n, make(n)), targets)
+
+        def apply():
+            before, _err = _all_at_once(eff.clock_read, targets)
+            state["before"] = before
+            first = float(strobe["jump"]) if strobe else 0.0
+            done, error = write_all(lambda n: spec_for(n, first))
+            if error is not None:
+                raise error if isinstance(error, FaultError) else FaultError(f"{fid}: clock: {error}")
+            if strobe:
+                t = threading.Thread(target=flip, name=f"strobe-{fid}", daemon=True)
+                state["thread"] = t
+                t.start()
+            return {"nodes": done, "asked": _asked()}
+
+        def flip():
+            high = True
+            while not stop_strobe.wait(float(strobe["every"])) and not self._stop.is_set():
+                high = not high
+                _done, error = write_all(lambda n: spec_for(n, float(strobe["jump"]) if high else 0.0))
+                state["flips"] += 1
+                if error is not None and len(state["flip_errors"]) < 5:
+                    state["flip_errors"].append(str(error))
+
+        def undo():
+            stop_strobe.set()
+            t = state.get("thread")
+            if t is not None:
+                t.join(timeout=10.0)
+            done, error = write_all(lambda n: clock_mod.NEUTRAL_SPEC)
+            if error is not None:
+                raise error if isinstance(error, FaultError) else FaultError(f"{fid}: clock undo: {error}")
+            out: dict = {"nodes": done}
+            if strobe:
+                out.update(flips=state["flips"], flip_errors=state["flip_errors"])
+            return out
+
+        def _asked() -> dict:
+            return {"offset_s": offset + (float(strobe["jump"]) if strobe else 0.0),
+                    **({"rate": float(rate)} if rate is not None else {}),
+                    **({"strobe": strobe} if strobe else {})}
+
+        def measure(view: View):
+            after, _err = _all_at_once(eff.clock_read, targets)
+            readings = {n: {"before": state["before"].get(n), "after": [after.get(n)]} for n in targets}
+            if rate is not None and rate != 1.0:
+                wait = min(CLOCK_RATE_WINDOW_S, max(0.2, (f["for_s"] or f["max_s"] or 1.0) / 2))
+                self._stop.wait(wait)
+                later, _err = _all_at_once(eff.clock_read, targets)
+                for n in targets:
+                    readings[n]["after"].append(later.get(n))
+            found = clock_mod.clock_effect(_asked(), readings)
+            return lambda _undo: found
+
+        return targets, apply, undo, measure
 
     def _apply_partitions(self) -> dict:
         # One at a time, the union taken inside the lock: two partitions changing at once must not

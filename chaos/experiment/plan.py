@@ -35,6 +35,7 @@ RANDOM_PARAMS: dict[str, dict[str, Any]] = {
     "limit": {"bytes": 2000},
     "flaky": {"toxicity": 0.5, "kind": "cut"},
     "kill": {}, "stop": {}, "pause": {},
+    "clock": {"offset": -2.0},
 }
 
 _TIMING = {"name", "at", "after", "delay", "for", "until", "max", "repeat"}

@@ -42,6 +42,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`fault: limit`", S.LimitFault),
     ("`fault: flaky`", S.FlakyFault),
     ("`fault: kill` / `stop` / `pause` (node faults)", S.StopFault),
+    ("`fault: clock` (the time a node's processes see)", S.ClockFault),
+    ("`strobe` (clock)", S.Strobe),
     ("`random:` (a schedule item drawing faults from a space)", S.RandomSpace),
     ("`recovery`", S.Recovery),
 ]
@@ -112,7 +114,9 @@ def render() -> str:
             desc = (f.description or "").replace("|", "\\|")
             kind = _type(f.annotation)
             meta = " ".join(str(m) for m in f.metadata)
-            if "parse_duration" in meta:
+            if "parse_signed_duration" in meta:
+                kind = "signed duration"
+            elif "parse_duration" in meta:
                 kind = "duration"
             elif "_range_pair" in meta:
                 kind = "[duration, duration]"

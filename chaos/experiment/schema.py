@@ -55,6 +55,24 @@ Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(
      "description": "seconds, or a string such as 500ms, 5s, 2m, 1h"})]
 
 
+def parse_signed_duration(value: Any) -> float:
+    """A duration with an optional sign ('-3s', '+500ms', -2.5): float seconds in [-24 h, 24 h]."""
+    if isinstance(value, str) and value.strip()[:1] in ("-", "+"):
+        text = value.strip()
+        seconds = parse_duration(text[1:])
+        return -seconds if text[0] == "-" else seconds
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        return -parse_duration(-value)
+    return parse_duration(value)
+
+
+SIGNED_DURATION_PATTERN = r"^[+-]?\d+(\.\d+)?(ms|s|m|h)?$"
+SignedDuration = Annotated[float, BeforeValidator(parse_signed_duration), WithJsonSchema(
+    {"anyOf": [{"type": "number", "minimum": -MAX_DURATION_S, "maximum": MAX_DURATION_S},
+               {"type": "string", "pattern": SIGNED_DURATION_PATTERN}],
+     "description": "seconds, or a string such as -3s, +500ms, 2m (a sign is allowed)"})]
+
+
 def _range_pair(value: Any) -> Any:
     if isinstance(value, (list, tuple)) and len(value) == 2:
         return [parse_duration(v) for v in value]
@@ -424,12 +442,52 @@ class PauseFault(NodeFaultBase):
     fault: Literal["pause"] = Field(description="freeze every process (cgroup freezer); unpaused when the fault ends")
 
 
+class Strobe(Strict):
+    every: Duration = Field(description="time between two jumps (at least 200ms)")
+    jump: SignedDuration = Field(description="each jump: the clock flips between `offset` and `offset + jump`, "
+                                             "starting at `offset + jump` when the fault begins")
+
+    @model_validator(mode="after")
+    def _sizes(self):
+        if self.every < 0.2:
+            raise ValueError("strobe `every` must be at least 200ms (each flip is one rewrite of the node's "
+                             "clock control file)")
+        if self.jump == 0:
+            raise ValueError("strobe `jump` must not be 0")
+        return self
+
+
+class ClockFault(NodeFaultBase):
+    fault: Literal["clock"] = Field(description="move the time every process of the nodes sees, wall and "
+                                                "monotonic clocks alike (libfaketime, preloaded into clusters "
+                                                "whose experiment has a clock fault); back to real time when "
+                                                "the fault ends (a jump)")
+    offset: SignedDuration = Field(0.0, description="jump the clocks by this much at the fault's start "
+                                                    "(-3s: three seconds back)")
+    rate: float | None = Field(None, gt=0.0, le=10.0, description="from the fault's start the clocks run this many "
+                                                                  "times as fast as real time (1.5: fast, 0.5: "
+                                                                  "slow); with `offset`, both")
+    strobe: Strobe | None = Field(None, description="repeated jumps: {every: 2s, jump: 5s} flips the clocks "
+                                                    "between offset + jump and offset every 2 s")
+
+    @model_validator(mode="after")
+    def _something(self):
+        if self.strobe is not None and self.rate is not None:
+            raise ValueError("give `strobe` or `rate`, not both")
+        if self.offset == 0 and self.rate in (None, 1.0) and self.strobe is None:
+            raise ValueError("a clock fault needs a non-zero `offset`, a `rate` other than 1, or a `strobe`")
+        if abs(self.offset) > 24 * 3600:
+            raise ValueError("`offset` must be within 24h either way")
+        return self
+
+
 LINK_KINDS = ("latency", "bandwidth", "reset", "stall", "slice", "slow-close", "limit", "flaky")
 NODE_KINDS = ("kill", "stop", "pause")
-FAULT_KINDS = ("partition",) + LINK_KINDS + NODE_KINDS
+CLOCK_KINDS = ("clock",)
+FAULT_KINDS = ("partition",) + LINK_KINDS + NODE_KINDS + CLOCK_KINDS
 
 Fault = Annotated[Union[PartitionFault, LatencyFault, BandwidthFault, ResetFault, StallFault, SliceFault,
-                        SlowCloseFault, LimitFault, FlakyFault, KillFault, StopFault, PauseFault],
+                        SlowCloseFault, LimitFault, FlakyFault, KillFault, StopFault, PauseFault, ClockFault],
                   Field(discriminator="fault")]
 
 
@@ -440,7 +498,7 @@ class RandomSpace(Strict):
     from_: Duration = Field(alias="from", description="the earliest start")
     to: Duration = Field(description="no fault starts at or after this, and each ends by it")
     kinds: list[Literal["partition", "latency", "bandwidth", "reset", "stall", "slice", "slow-close",
-                        "limit", "flaky", "kill", "stop", "pause"]] = Field(min_length=1)
+                        "limit", "flaky", "kill", "stop", "pause", "clock"]] = Field(min_length=1)
     targets: list[Union[str, TargetSpec]] = Field(["leader", "followers"], min_length=1,
                                                   description="targets to draw from: " + TARGET_DOC)
     duration: DurationRange = Field(description="each fault's length, drawn in [min, max]")
