@@ -7,7 +7,8 @@ time call re-reads the control file). The harness moves a node's clock by rewrit
 atomically (`docker exec` of a fixed `sh` script with the spec as its argument: write a temporary
 file, rename it over the control file); libfaketime stops the process on a spec it cannot parse, so
 a half-written file must never be seen. Undo writes the neutral spec "+0" (the file is never
-removed: see swarmnode/agent/faketime.py).
+removed: see swarmnode/agent/faketime.py). Every spec written names its rate (`-3 x1`): libfaketime
+keeps the previous rate when a spec has none.
 
 What moves: CLOCK_REALTIME and CLOCK_MONOTONIC alike (time.time(), time.monotonic(), asyncio's
 loop clock, timers, leases, journal timestamps): an offset jumps both, a rate makes both run fast
@@ -37,7 +38,8 @@ from __future__ import annotations
 from typing import Mapping
 
 CONTROL_FILE = "/data/faketime.rc"
-NEUTRAL_SPEC = "+0"
+NEUTRAL_SPEC = "+0 x1"
+"""Real time. Every spec names its rate: libfaketime keeps the last rate when a spec has none."""
 WRITE_ARGV = ("sh", "-c", 'printf "%s\\n" "$1" > "$2.tmp" && mv -f "$2.tmp" "$2"', "chaos-clock")
 """A fixed script; the spec and the path are its arguments (no shell string is built from input)."""
 OFFSET_TOLERANCE_S = 0.25
@@ -61,7 +63,7 @@ def format_offset(seconds: float) -> str:
 
 
 def offset_spec(offset_s: float) -> str:
-    return format_offset(offset_s)
+    return f"{format_offset(offset_s)} x1"
 
 
 def rate_spec(offset_s: float, rate: float, now_wall: float, started_wall: float) -> str:

@@ -88,9 +88,9 @@ def test_clock_json_schema_names_the_kind():
 
 
 def test_clock_specs_libfaketime_reads():
-    assert C.offset_spec(-3.0) == "-3"
-    assert C.offset_spec(0.0) == "+0"
-    assert C.offset_spec(1.25) == "+1.25"
+    assert C.offset_spec(-3.0) == "-3 x1"    # the rate is always named: libfaketime keeps the last one
+    assert C.offset_spec(0.0) == "+0 x1" == C.NEUTRAL_SPEC
+    assert C.offset_spec(1.25) == "+1.25 x1"
     # a rate counts from the process's start: the offset cancels the leap for a 100 s old agent
     assert C.rate_spec(0.0, 1.5, now_wall=1100.0, started_wall=1000.0) == "-50 x1.5"
     assert C.rate_spec(-2.0, 0.5, now_wall=1010.0, started_wall=1000.0) == "+3 x0.5"
@@ -170,7 +170,7 @@ class FakeClockNodes:
         return self.started
 
     def _now(self, node, real):
-        spec = (self.specs.get(node) or ["+0"])[-1]
+        spec = (self.specs.get(node) or ["+0 x1"])[-1]
         if self.broken:
             return real
         off, _, rate = spec.partition(" x")
@@ -203,7 +203,7 @@ def _run(fault, eff, tmp_path):
 def test_clock_nemesis_offset_applied_verified_and_undone(tmp_path):
     eff = FakeClockNodes()
     rows = _run(_clock_fault("skew", {"offset": -3.0}), eff, tmp_path)
-    assert eff.specs["m2"] == ["-3", "+0"] and set(eff.specs) == {"m2"}
+    assert eff.specs["m2"] == ["-3 x1", "+0 x1"] and set(eff.specs) == {"m2"}
     start = next(r for r in rows if r["action"] == "start")
     stop = next(r for r in rows if r["action"] == "stop")
     assert start["targets"] == ["m2"] and "applied_ts" in start and "verified_ts" in start
@@ -220,7 +220,7 @@ def test_clock_nemesis_broken_clock_is_not_effective(tmp_path):
 def test_clock_nemesis_rate_is_measured(tmp_path):
     eff = FakeClockNodes()
     rows = _run(_clock_fault("drift", {"offset": 0.0, "rate": 2.0}, for_s=1.0), eff, tmp_path)
-    assert eff.specs["m2"][0].endswith(" x2") and eff.specs["m2"][-1] == "+0"
+    assert eff.specs["m2"][0].endswith(" x2") and eff.specs["m2"][-1] == "+0 x1"
     stop = next(r for r in rows if r["action"] == "stop")
     assert stop["effect"]["effective"] is True, stop["effect"]
     assert stop["effect"]["evidence"]["nodes"]["m2"]["rate_seen"] == pytest.approx(2.0, abs=0.1)
@@ -231,6 +231,6 @@ def test_clock_nemesis_strobe_flips_then_returns_to_real_time(tmp_path):
     rows = _run(_clock_fault("strobe", {"offset": 0.0, "strobe": {"every": 0.2, "jump": 5.0}}, for_s=1.0),
                 eff, tmp_path)
     specs = eff.specs["m2"]
-    assert specs[0] == "+5" and specs[-1] == "+0" and specs[1] == "+0" and specs.count("+5") >= 2
+    assert specs[0] == "+5 x1" and specs[-1] == "+0 x1" and specs[1] == "+0 x1" and specs.count("+5 x1") >= 2
     stop = next(r for r in rows if r["action"] == "stop")
     assert stop["details"]["flips"] >= 2 and stop["effect"]["effective"] is True

@@ -8,8 +8,8 @@ harness rewrites it atomically (write + rename) to move the node's clocks.
 The file must hold a spec from the process's first time call on: libfaketime reports
 CLOCK_MONOTONIC on the wall clock's scale while a spec is in force and on the kernel's scale when
 none is, so a file appearing later would make the monotonic clock leap by decades. So the agent
-writes the neutral spec "+0" before anything else when the file is missing (a fresh or emptied
-data volume), and the harness never removes it (undo writes "+0" again).
+writes the neutral spec "+0 x1" before anything else when the file is missing (a fresh or emptied
+data volume), and the harness never removes it (undo writes "+0 x1" again).
 
 Must not import asyncio, aiohttp or `chaos`.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-NEUTRAL = "+0"
+NEUTRAL = "+0 x1"  # real time; the rate is explicit (libfaketime keeps the last rate otherwise)
 
 
 def control_file() -> str | None:
