@@ -38,6 +38,7 @@ from chaos import partition as partition_mod
 from chaos.errors import FaultError
 
 UNTIL_POLL_S = 0.2
+RESOURCE_PARAM = {"cpu": "cpus", "memory": "limit"}  # fault kind -> its spec key
 CLOCK_RATE_WINDOW_S = 2.0  # a rate fault's clock is read again this long after the first reading
 LEADER_WAIT_S = 10.0
 
@@ -331,6 +332,10 @@ class Effects(Protocol):
     def clock_write(self, node: str, spec: str) -> dict: ...
     def clock_read(self, node: str) -> dict | None: ...
     def clock_started(self, node: str) -> float: ...
+    # cpu / memory faults: lower a container's limit (verified, record has `before` and `after`),
+    # restore it (record has `after`, and `oom_killed` / `restarted` when the kernel killed it)
+    def resource_limit(self, kind: str, node: str, value: Any) -> dict: ...
+    def resource_restore(self, kind: str, node: str, before: Any) -> dict: ...
 
 
 # -- running the plan ---------------------------------------------------------------------------
@@ -374,6 +379,8 @@ class Nemesis:
         self._partition_lock = threading.Lock()
         self._node_owners: dict[str, tuple[str, set[str]]] = {}
         self._node_lock = threading.Lock()
+        self._resource_owners: dict[tuple[str, str], tuple[Any, set[str]]] = {}  # (kind, node) -> (before, fids)
+        self._resource_applied: dict[str, dict] = {}  # fault id -> per-node apply records
         self._threads: list[threading.Thread] = []
         self.error: BaseException | None = None
         self.lateness_s: list[float] = []
@@ -738,7 +745,66 @@ class Nemesis:
             return targets, apply, undo, measure
         if kind == "clock":
             return self._prepare_clock(f, view, rng)
+        if kind in RESOURCE_PARAM:
+            return self._prepare_resource(f, view, rng)
         raise ValueError(f"unknown fault kind {kind!r}")
+
+    def _prepare_resource(self, f: dict, view: View, rng: random.Random):
+        """cpu / memory: the targets' container limits lowered through the engine (verified by
+        reading them back), restored when the last fault holding them ends; a node the kernel
+        OOM-killed meanwhile is recorded as such and started again by the undo."""
+        spec, fid, kind, eff = f["spec"], f["id"], f["kind"], self.effects
+        targets = resolve_target(spec["target"], view, rng)
+        if not targets:
+            raise FaultError(f"{fid}: the target {spec['target']!r} resolved to no node")
+        value = spec[RESOURCE_PARAM[kind]]
+
+        def apply():
+            with self._node_lock:
+                def one(n: str) -> dict:
+                    rec = eff.resource_limit(kind, n, value)
+                    held = self._resource_owners.get((kind, n))
+                    if held is None:
+                        self._resource_owners[(kind, n)] = (rec.get("before"), {fid})
+                    else:
+                        held[1].add(fid)
+                        rec["shared_with"] = sorted(held[1] - {fid})
+                    return rec
+                done, error = _all_at_once(one, targets)
+            if error is not None:
+                raise error
+            return {"nodes": done}
+
+        def undo():
+            out = {}
+            with self._node_lock:
+                todo = {}
+                for n in targets:
+                    before, owners = self._resource_owners.get((kind, n), (None, set()))
+                    owners.discard(fid)
+                    if owners:
+                        out[n] = {"kept": True, "still_held_by": sorted(owners)}
+                        continue
+                    self._resource_owners.pop((kind, n), None)
+                    todo[n] = before
+                done, error = _all_at_once(lambda n: eff.resource_restore(kind, n, todo[n]), list(todo))
+            out.update(done)
+            if error is not None:
+                raise error
+            return {"nodes": out}
+
+        def measure(view: View):
+            def judge(undo_rec: dict) -> dict:
+                return fault_effect.resource_effect(kind, value, self._resource_applied.get(fid, {}),
+                                                    (undo_rec or {}).get("nodes") or {})
+            return judge
+
+        def apply_and_keep():
+            rec = apply()
+            self._resource_applied[fid] = rec["nodes"]
+            return rec
+
+        return targets, apply_and_keep, undo, measure
 
     def _prepare_clock(self, f: dict, view: View, rng: random.Random):
         """A clock fault (chaos.clock): the targets' libfaketime control files rewritten at once,

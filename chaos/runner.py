@@ -66,6 +66,7 @@ VERIFY_DEADLINE_S = 20.0
 """How long a link may disagree before the fault counts as not in effect (a harness error). Only a
 failing verification waits this long: one that agrees ends at once."""
 RESTART_ANSWER_S = 20.0
+CPU_PERIOD_US = 100_000  # the CFS period a cpu fault's quota is a share of
 CLOCK_VERIFY_S = 5.0  # a clock fault's node must read its new spec back within this (else exit 4)
 SERVICE_RETRY_S = 30.0
 SCHEDULE_SLACK_S = 120.0
@@ -267,8 +268,61 @@ class ClusterEffects:
             c.reload()
         return nodeops.parse_docker_time(c.attrs["State"].get("StartedAt", "")) or time.time()
 
+    def resource_limit(self, kind: str, node: str, value) -> dict:
+        """Lower a container's CPU quota (`cpus`) or memory limit (bytes) through the engine's
+        update API (no privileges), then read the settings back (the verification)."""
+        c = self.cluster.container(node)
+        with engine_errors(f"{kind} limit of {node}"):
+            c.reload()
+            hc = c.attrs["HostConfig"]
+            if kind == "cpu":
+                before = {"cpu_period": hc.get("CpuPeriod") or 0, "cpu_quota": hc.get("CpuQuota") or 0}
+                c.update(cpu_period=CPU_PERIOD_US, cpu_quota=max(1000, int(round(float(value) * CPU_PERIOD_US))))
+            else:
+                before = {"memory": hc.get("Memory") or 0, "memory_swap": hc.get("MemorySwap") or 0}
+                c.update(mem_limit=int(value), memswap_limit=int(value))
+            applied_ts = self.clock()
+            c.reload()
+        after = _limits(kind, c.attrs["HostConfig"])
+        want_ok = (abs(after["cpus"] - float(value)) < 1e-6) if kind == "cpu" else after["memory"] == int(value)
+        if not want_ok:
+            raise FaultError(f"{kind} limit of {node}: the engine shows {after}, not {value}")
+        return {"op": kind, "before": before, "after": after, "applied_ts": applied_ts, "verified_ts": self.clock()}
+
+    def resource_restore(self, kind: str, node: str, before) -> dict:
+        """Put the limit back; a node the kernel OOM-killed meanwhile is recorded and started again."""
+        c = self.cluster.container(node)
+        before = before or {}
+        with engine_errors(f"{kind} restore of {node}"):
+            c.reload()
+            state = dict(c.attrs["State"])
+            if kind == "cpu":
+                period = before.get("cpu_period") or CPU_PERIOD_US
+                c.update(cpu_period=period, cpu_quota=before.get("cpu_quota") or -1)
+            else:
+                c.update(mem_limit=before.get("memory") or 0, memswap_limit=before.get("memory_swap") or -1)
+            c.reload()
+        rec = {"op": f"{kind}-restore", "after": _limits(kind, c.attrs["HostConfig"]),
+               "oom_killed": bool(state.get("OOMKilled")), "running": bool(state.get("Running"))}
+        if rec["oom_killed"] or not state.get("Running"):
+            rec["exit_code"] = state.get("ExitCode")
+            if rec["oom_killed"] and not state.get("Running"):
+                rec.update(restarted=self.node_op("restart", node))
+                rec["boot"] = rec["restarted"].get("boot")
+                self.mark_unavailable(node, False)
+        return rec
+
     def heal_all(self) -> dict:
         return _compact(self.links.heal())
+
+
+def _limits(kind: str, hc: dict) -> dict:
+    """A container's CPU (cpus = quota / period; 0 = unlimited) or memory settings as read back."""
+    if kind == "cpu":
+        period, quota = hc.get("CpuPeriod") or 0, hc.get("CpuQuota") or 0
+        return {"cpus": round(quota / period, 6) if period and quota and quota > 0 else 0.0,
+                "cpu_quota": quota, "cpu_period": period}
+    return {"memory": hc.get("Memory") or 0, "memory_swap": hc.get("MemorySwap") or 0}
 
 
 @dataclass

@@ -36,6 +36,8 @@ RANDOM_PARAMS: dict[str, dict[str, Any]] = {
     "flaky": {"toxicity": 0.5, "kind": "cut"},
     "kill": {}, "stop": {}, "pause": {},
     "clock": {"offset": -2.0},
+    "cpu": {"cpus": 0.1},
+    "memory": {"limit": 128 * 1000 ** 2},
 }
 
 _TIMING = {"name", "at", "after", "delay", "for", "until", "max", "repeat"}

@@ -44,6 +44,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`fault: kill` / `stop` / `pause` (node faults)", S.StopFault),
     ("`fault: clock` (the time a node's processes see)", S.ClockFault),
     ("`strobe` (clock)", S.Strobe),
+    ("`fault: cpu`", S.CpuFault),
+    ("`fault: memory`", S.MemoryFault),
     ("`random:` (a schedule item drawing faults from a space)", S.RandomSpace),
     ("`recovery`", S.Recovery),
 ]
@@ -116,6 +118,8 @@ def render() -> str:
             meta = " ".join(str(m) for m in f.metadata)
             if "parse_signed_duration" in meta:
                 kind = "signed duration"
+            elif "parse_bytes" in meta:
+                kind = "size"
             elif "parse_duration" in meta:
                 kind = "duration"
             elif "_range_pair" in meta:

@@ -481,13 +481,67 @@ class ClockFault(NodeFaultBase):
         return self
 
 
+_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
+_BYTE_UNIT = {None: 1, "B": 1, "KB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3, "KiB": 1024, "MiB": 1024 ** 2,
+              "GiB": 1024 ** 3}
+MIN_MEMORY_BYTES = 6 * 1024 * 1024  # the engine refuses a smaller memory limit
+
+
+def parse_bytes(value: Any) -> int:
+    """'64MB' / '512MiB' / '1GB' / a number of bytes -> int bytes."""
+    if isinstance(value, bool):
+        raise ValueError("a size is a number of bytes or a string like 64MB, 512MiB, 1GB")
+    if isinstance(value, (int, float)):
+        n = float(value)
+    elif isinstance(value, str) and (m := _BYTES.match(value)):
+        n = float(m.group(1)) * _BYTE_UNIT[m.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a size (write 64MB, 512MiB, 1GB or a number of bytes)")
+    if n < MIN_MEMORY_BYTES:
+        raise ValueError(f"a memory limit must be at least 6MiB (the engine's minimum; got {int(n)} bytes)")
+    if n > 1024 ** 4:
+        raise ValueError("a memory limit must be at most 1TiB")
+    return int(n)
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_bytes), WithJsonSchema(
+    {"anyOf": [{"type": "integer", "minimum": MIN_MEMORY_BYTES},
+               {"type": "string", "pattern": r"^\d+(\.\d+)?(B|KB|MB|GB|KiB|MiB|GiB)?$"}],
+     "description": "bytes, or a string such as 64MB, 512MiB, 1GB"})]
+
+
+class CpuFault(NodeFaultBase):
+    fault: Literal["cpu"] = Field(description="limit the CPU time of the nodes' containers through the engine "
+                                              "(CFS quota, no privileges); the previous limit is restored when "
+                                              "the fault ends")
+    cpus: float = Field(gt=0.0, le=64.0, description="CPU time per second the node may use: 0.05 = 5 % of one "
+                                                     "core")
+
+    @field_validator("cpus")
+    @classmethod
+    def _quota(cls, v):
+        if v < 0.01:
+            raise ValueError("cpus must be at least 0.01 (the engine's smallest quota is 1 ms per 100 ms)")
+        return v
+
+
+class MemoryFault(NodeFaultBase):
+    fault: Literal["memory"] = Field(description="lower the memory limit of the nodes' containers through the "
+                                                 "engine (no privileges; swap capped at the same limit); the "
+                                                 "kernel may OOM-kill the agent, which is recorded (container "
+                                                 "state OOMKilled) and the node started again when the fault ends")
+    limit: ByteSize = Field(description="the memory limit: 64MB, 512MiB, 1GB or bytes (at least 6MiB)")
+
+
 LINK_KINDS = ("latency", "bandwidth", "reset", "stall", "slice", "slow-close", "limit", "flaky")
 NODE_KINDS = ("kill", "stop", "pause")
 CLOCK_KINDS = ("clock",)
-FAULT_KINDS = ("partition",) + LINK_KINDS + NODE_KINDS + CLOCK_KINDS
+RESOURCE_KINDS = ("cpu", "memory")
+FAULT_KINDS = ("partition",) + LINK_KINDS + NODE_KINDS + CLOCK_KINDS + RESOURCE_KINDS
 
 Fault = Annotated[Union[PartitionFault, LatencyFault, BandwidthFault, ResetFault, StallFault, SliceFault,
-                        SlowCloseFault, LimitFault, FlakyFault, KillFault, StopFault, PauseFault, ClockFault],
+                        SlowCloseFault, LimitFault, FlakyFault, KillFault, StopFault, PauseFault, ClockFault,
+                        CpuFault, MemoryFault],
                   Field(discriminator="fault")]
 
 
@@ -498,7 +552,7 @@ class RandomSpace(Strict):
     from_: Duration = Field(alias="from", description="the earliest start")
     to: Duration = Field(description="no fault starts at or after this, and each ends by it")
     kinds: list[Literal["partition", "latency", "bandwidth", "reset", "stall", "slice", "slow-close",
-                        "limit", "flaky", "kill", "stop", "pause", "clock"]] = Field(min_length=1)
+                        "limit", "flaky", "kill", "stop", "pause", "clock", "cpu", "memory"]] = Field(min_length=1)
     targets: list[Union[str, TargetSpec]] = Field(["leader", "followers"], min_length=1,
                                                   description="targets to draw from: " + TARGET_DOC)
     duration: DurationRange = Field(description="each fault's length, drawn in [min, max]")
