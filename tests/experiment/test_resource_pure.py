@@ -12,7 +12,6 @@ import pytest
 
 from chaos import fault_effect
 from chaos.experiment import plan as plan_mod
-from chaos.experiment import schema as S
 from chaos.experiment.loader import load_text
 from chaos.nemesis import FaultLog, Nemesis, View
 
