@@ -229,9 +229,14 @@ def main() -> None:
     say = (lambda s: print(s, file=sys.stderr)) if os.environ.get("VERBOSE") else (lambda s: None)
     out: dict = {"load_before": os.getloadavg()[0]}
     if args.only == "clock-cpu":
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from _result import Recorder
+
+        rec = Recorder("nemesis-clock-cpu")
         with tempfile.TemporaryDirectory() as tmp:
             out.update(clock_cpu(Path(tmp), args.trials, say))
         out["load_after"] = os.getloadavg()[0]
+        out["saved"] = str(rec.save(dict(out)))
         print(json.dumps(out))
         return
     out.update(plan_1h())
