@@ -130,6 +130,15 @@ def test_clock_effect_not_seen_when_the_clock_did_not_move():
     assert C.clock_effect({"offset_s": 1.0}, {})["effective"] is False
 
 
+def test_clock_effect_strobe_either_state_but_never_no_movement():
+    asked = {"offset_s": 5.0, "strobe": {"every": 0.2, "jump": 5.0}}   # flips between +5 s and real time
+    assert C.clock_effect(asked, {"m1": {"before": _reading(100, 0), "after": [_reading(101, 5.0)]}})["effective"]
+    still = C.clock_effect(asked, {"m1": {"before": _reading(100, 0), "after": [_reading(101, 0.0)]}})
+    assert still["effective"] is False          # the real-time state cannot be told from no effect
+    two = {"offset_s": 3.0, "strobe": {"every": 0.2, "jump": 5.0}}     # flips between +3 s and -2 s
+    assert C.clock_effect(two, {"m1": {"before": _reading(100, 0), "after": [_reading(101, -2.0)]}})["effective"]
+
+
 def test_clock_effect_rate_measured_from_two_readings():
     fast = {"m1": {"before": _reading(100, 0), "after": [_reading(101, 0.0), _reading(103, 1.0)]}}
     assert C.clock_effect({"offset_s": 0.0, "rate": 1.5}, fast)["effective"] is True
