@@ -16,7 +16,7 @@ from swarmnode.agent.faketime import write_spec
 from swarmnode.agent.localcluster import LocalCluster, call_until_ok, wait_for
 
 LIBS = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
-pytestmark = pytest.mark.skipif(not LIBS, reason="libfaketime is not installed on this host "
+_needs_lib = pytest.mark.skipif(not LIBS, reason="libfaketime is not installed on this host "
                                                  "(apt-get install libfaketime)")
 
 
@@ -28,6 +28,7 @@ def _clock(lc: LocalCluster, node: str) -> tuple[float, dict]:
     return (sent + got) / 2, st["clock"]
 
 
+@_needs_lib
 def test_agent_clock_follows_the_control_file(tmp_path):
     rc = str(tmp_path / "faketime.rc")
     lc = LocalCluster(str(tmp_path / "c"), managers=1, workers=0,
@@ -74,5 +75,19 @@ def test_agent_without_the_preload_reports_it(tmp_path):
         st = lc.status("m1")
         assert st["clock"]["faketime"] == {"preloaded": False, "spec": None}
         assert not os.path.exists(os.path.join(lc.workdir, "m1", "faketime.rc"))
+    finally:
+        lc.stop_all()
+
+
+def test_agent_with_a_missing_preload_says_it_is_not_preloaded(tmp_path):
+    """LD_PRELOAD naming a library that is not there (a base without libfaketime) is only a loader
+    warning: the agent must not claim its clocks can be moved."""
+    lc = LocalCluster(str(tmp_path / "c"), managers=1, workers=0,
+                      extra_env={"LD_PRELOAD": "/nonexistent/faketime/libfaketime.so.1",
+                                 "FAKETIME_TIMESTAMP_FILE": str(tmp_path / "faketime.rc")})
+    try:
+        lc.start_all()
+        assert wait_for(lambda: lc.leader(), 20), lc.log_tail("m1")
+        assert lc.status("m1")["clock"]["faketime"] == {"preloaded": False, "spec": None}
     finally:
         lc.stop_all()

@@ -21,6 +21,21 @@ import os
 NEUTRAL = "+0 x1"  # real time; the rate is explicit (libfaketime keeps the last rate otherwise)
 
 
+_MAPPED: list[bool] = []
+
+
+def mapped() -> bool:
+    """Is libfaketime really loaded into this process (/proc/self/maps)? LD_PRELOAD naming a
+    missing library only makes the loader print a warning; read once, it cannot change."""
+    if not _MAPPED:
+        try:
+            with open("/proc/self/maps", encoding="ascii", errors="replace") as fh:
+                _MAPPED.append(any("libfaketime" in line for line in fh))
+        except OSError:
+            _MAPPED.append(False)
+    return _MAPPED[0]
+
+
 def control_file() -> str | None:
     """The control file this process's libfaketime reads, or None when it is not preloaded."""
     if "faketime" not in os.environ.get("LD_PRELOAD", ""):
@@ -47,7 +62,7 @@ def write_spec(path: str, spec: str) -> None:
 def faketime_state() -> dict:
     """{"preloaded": bool, "spec": the control file's spec or None} for /status."""
     path = control_file()
-    if path is None:
+    if path is None or not mapped():
         return {"preloaded": False, "spec": None}
     try:
         with open(path, encoding="ascii", errors="replace") as fh:
