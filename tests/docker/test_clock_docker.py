@@ -40,6 +40,12 @@ def run(tmp_path_factory, docker_client, node_image, chaos_cmd):
     return run_dir, faults, _jsonl(run_dir / "status.jsonl")
 
 
+def _near(skew: float, want: float) -> bool:
+    """A status poll's `ts` is stamped when its answer was recorded, after the node read its clock:
+    the skew it gives is early by up to the poll's latency (seconds at load 20)."""
+    return want - 2.5 <= skew <= want + 0.5
+
+
 def _skews(statuses, node, t0, t1):
     return [s["status"]["clock"]["wall"] - s["ts"] for s in statuses
             if s["node"] == node and t0 <= s["ts"] <= t1 and isinstance(s["status"].get("clock"), dict)]
@@ -55,10 +61,11 @@ def test_clock_docker_offset_moves_the_nodes_clock_and_comes_back(run):
     assert eff["evidence"]["nodes"]["m1"]["moved_s"] == pytest.approx(-7.0, abs=0.5)
     t0, t1 = f["start"]["ts"], f["stop"]["intended_ts"]
     during = _skews(statuses, "m1", t0 + 0.2, t1 - 0.2)
-    assert during and all(abs(s + 7.0) < 1.0 for s in during), during      # the node's own polls
-    assert all(abs(s) < 1.0 for s in _skews(statuses, "m2", t0 + 0.2, t1 - 0.2))  # only m1 moved
+    assert during and all(_near(s, -7.0) for s in during), during           # the node's own polls
+    others = _skews(statuses, "m2", t0 + 0.2, t1 - 0.2)
+    assert others and all(_near(s, 0.0) for s in others), others              # only m1 moved
     after = _skews(statuses, "m1", f["stop"]["ts"] + 0.5, f["stop"]["ts"] + 30)
-    assert after and all(abs(s) < 1.0 for s in after), after               # back to real time
+    assert after and all(_near(s, 0.0) for s in after), after               # back to real time
     assert f["stop"]["details"]["nodes"]["m1"]["spec"] == "+0 x1"
 
 
