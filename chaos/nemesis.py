@@ -523,6 +523,10 @@ class Nemesis:
         targets, apply, undo, measure = self._prepare(f, view, rng)
         resolved = time.monotonic()
         self.resolve_s.append(resolved - began)
+        with self._lock:  # `of: NAME` follows the nodes chosen as soon as they are chosen, not only
+            flat = tuple(n for t in targets for n in (t if isinstance(t, list) else [t]))  # once applied
+            for key in {f["id"], f.get("group") or f["id"], f["id"].rsplit(".", 1)[0]}:  # (a clock fault's
+                self._fired[key] = flat  # docker exec takes seconds at load 30)
         if self.control:
             self._sham(f, planned, targets, view, start_term)
             return
