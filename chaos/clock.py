@@ -40,8 +40,9 @@ from typing import Mapping
 CONTROL_FILE = "/data/faketime.rc"
 NEUTRAL_SPEC = "+0 x1"
 """Real time. Every spec names its rate: libfaketime keeps the last rate when a spec has none."""
-WRITE_ARGV = ("sh", "-c", 'printf "%s\\n" "$1" > "$2.tmp" && mv -f "$2.tmp" "$2"', "chaos-clock")
-"""A fixed script; the spec and the path are its arguments (no shell string is built from input)."""
+WRITE_ARGV = ("sh", "-c", 'printf "%s\\n" "$1" > "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"', "chaos-clock")
+"""A fixed script; the spec and the path are its arguments (no shell string is built from input).
+The temporary file is the shell's own (`$$`): two writes to one node never share it."""
 OFFSET_TOLERANCE_S = 0.25
 """How far the skew read back may be from the offset asked for: the status request's round trip
 bounds the uncertainty of when the node read its clock; more than this is a harness error."""

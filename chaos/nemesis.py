@@ -381,6 +381,7 @@ class Nemesis:
         self._node_lock = threading.Lock()
         self._resource_owners: dict[tuple[str, str], tuple[Any, set[str]]] = {}  # (kind, node) -> (before, fids)
         self._resource_applied: dict[str, dict] = {}  # fault id -> per-node apply records
+        self._clock_holder: dict[str, str] = {}  # node -> the clock fault whose spec it has now
         self._threads: list[threading.Thread] = []
         self.error: BaseException | None = None
         self.lateness_s: list[float] = []
@@ -830,13 +831,22 @@ class Nemesis:
                 return clock_mod.rate_spec(offset + extra, float(rate), time.time(), eff.clock_started(node))
             return clock_mod.offset_spec(offset + extra)
 
-        def write_all(make: Callable[[str], str]) -> tuple[dict, Exception | None]:
-            return _all_at_once(lambda n: eff.clock_write(n, make(n)), targets)
+        def write_all(make: Callable[[str], str], nodes: list[str] | None = None) -> tuple[dict, Exception | None]:
+            return _all_at_once(lambda n: eff.clock_write(n, make(n)), targets if nodes is None else nodes)
+
+        def mine() -> list[str]:
+            """The targets whose clock this fault still holds (a later clock fault on the same node
+            takes it over: its end, not this one's, brings the node back to real time)."""
+            with self._lock:
+                return [n for n in targets if self._clock_holder.get(n) == fid]
 
         def apply():
             before, _err = _all_at_once(eff.clock_read, targets)
             state["before"] = before
             first = float(strobe["jump"]) if strobe else 0.0
+            with self._lock:
+                for n in targets:
+                    self._clock_holder[n] = fid
             done, error = write_all(lambda n: spec_for(n, first))
             if error is not None:
                 raise error if isinstance(error, FaultError) else FaultError(f"{fid}: clock: {error}")
@@ -850,7 +860,10 @@ class Nemesis:
             high = True
             while not stop_strobe.wait(float(strobe["every"])) and not self._stop.is_set():
                 high = not high
-                _done, error = write_all(lambda n: spec_for(n, float(strobe["jump"]) if high else 0.0))
+                held = mine()
+                if not held:
+                    return
+                _done, error = write_all(lambda n: spec_for(n, float(strobe["jump"]) if high else 0.0), held)
                 state["flips"] += 1
                 if error is not None and len(state["flip_errors"]) < 5:
                     state["flip_errors"].append(str(error))
@@ -860,10 +873,16 @@ class Nemesis:
             t = state.get("thread")
             if t is not None:
                 t.join(timeout=10.0)
-            done, error = write_all(lambda n: clock_mod.NEUTRAL_SPEC)
+            held = mine()
+            done, error = write_all(lambda n: clock_mod.NEUTRAL_SPEC, held)
+            with self._lock:
+                for n in held:
+                    if self._clock_holder.get(n) == fid:
+                        del self._clock_holder[n]
             if error is not None:
                 raise error if isinstance(error, FaultError) else FaultError(f"{fid}: clock undo: {error}")
-            out: dict = {"nodes": done}
+            out: dict = {"nodes": {**{n: {"kept": True, "taken_over_by": self._clock_holder.get(n)}
+                                      for n in targets if n not in held}, **done}}
             if strobe:
                 out.update(flips=state["flips"], flip_errors=state["flip_errors"])
             return out

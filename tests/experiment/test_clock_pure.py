@@ -243,3 +243,20 @@ def test_clock_nemesis_strobe_flips_then_returns_to_real_time(tmp_path):
     assert specs[0] == "+5 x1" and specs[-1] == "+0 x1" and specs[1] == "+0 x1" and specs.count("+5 x1") >= 2
     stop = next(r for r in rows if r["action"] == "stop")
     assert stop["details"]["flips"] >= 2 and stop["effect"]["effective"] is True
+
+
+def test_clock_nemesis_a_later_fault_takes_the_node_over(tmp_path):
+    """Two clock faults on one node overlapping (a repeat fired late): the earlier one's end must not
+    bring the node back to real time under the later one; the later one's end does."""
+    eff = FakeClockNodes()
+    log = FaultLog(tmp_path / "faults.jsonl")
+    nem = Nemesis([_clock_fault("a", {"offset": -3.0}, for_s=0.8),
+                   dict(_clock_fault("b", {"offset": 4.0}, for_s=1.0), start={"at_s": 0.4})], eff, log)
+    nem.start(time.monotonic())
+    assert nem.wait(15)
+    nem.final_heal()
+    log.close()
+    assert eff.specs["m2"] == ["-3 x1", "+4 x1", "+0 x1"]
+    rows = [json.loads(x) for x in (tmp_path / "faults.jsonl").read_text().splitlines()]
+    stop_a = next(r for r in rows if r["action"] == "stop" and r["fault"] == "a")
+    assert stop_a["details"]["nodes"]["m2"] == {"kept": True, "taken_over_by": "b"}
