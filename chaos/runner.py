@@ -67,7 +67,8 @@ VERIFY_DEADLINE_S = 20.0
 failing verification waits this long: one that agrees ends at once."""
 RESTART_ANSWER_S = 20.0
 CPU_PERIOD_US = 100_000  # the CFS period a cpu fault's quota is a share of
-CLOCK_VERIFY_S = 5.0  # a clock fault's node must read its new spec back within this (else exit 4)
+CLOCK_VERIFY_S = 20.0  # a clock fault's node must read its new spec back within this (else exit 4); a
+# node took more than 5 s to answer its status at load 38
 SERVICE_RETRY_S = 30.0
 SCHEDULE_SLACK_S = 120.0
 
