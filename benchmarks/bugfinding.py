@@ -54,6 +54,7 @@ CATALOGUE: dict[str, tuple[tuple[str, ...], str | None]] = {
     "deposed_leader_reads": (("leader-isolated", "leader-wakes-cut-off", "leader-paused"), None),
     "no_prevote": (("flapping-partitions",), None),
     "ack_before_commit": (("leader-isolated", "split-clients"), None),
+    "wall_clock_lease": (("clock-skew-leader",), None),
     "dedup_lost_in_snapshot": (("rolling-restart", "slow-follower"), None),
     "task_state_backwards": (("worker-cut-from-managers",), None),
     "gossip_no_refute": (("leader-isolated", "worker-crash"), None),

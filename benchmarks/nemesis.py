@@ -11,6 +11,10 @@ Keys:
 - plan_1h_random_s: `chaos plan` (in-process) of a one-hour random experiment;
 - workload_rate_ratio, workload_p99_ms: achieved over requested ops/s at --rate ops/s for
   --workload-s on 3 + 5, with the p99 client latency of ok operations (from the intended start);
+- clock_apply_p50_ms / clock_apply_p99_ms, cpu_apply_p50_ms / cpu_apply_p99_ms: the same for a clock
+  fault (offset -1s on the leader: the control file rewritten, the node reading the new spec back)
+  and a cpu fault (0.1 cpus on a follower: the engine's update, the limit read back), --trials each,
+  and their undo (`clock_undo_p99_ms`, `cpu_undo_p99_ms`); `--only clock-cpu` runs only these;
 - halves_3x100_s (with --large): a halves partition of 3 managers + 100 workers applied and verified.
 
     python3 benchmarks/nemesis.py [--quick] [--large] [--trials 30] [--soak-s 300] [--workload-s 60]
@@ -72,6 +76,35 @@ checks: [raft-safety]
     return {"isolate_trials": len(apply_ms), "isolate_apply_p50_ms": round(q(apply_ms, 0.5), 1),
             "isolate_apply_p99_ms": round(q(apply_ms, 0.99), 1), "heal_apply_p50_ms": round(q(heal_ms, 0.5), 1),
             "heal_apply_p99_ms": round(q(heal_ms, 0.99), 1)}
+
+
+def clock_cpu(out: Path, trials: int, say) -> dict:
+    text = f"""version: 1
+name: bench-clock-cpu
+cluster: {{managers: 3, workers: 1}}
+workload: {{clients: 2, rate: 20, keys: 2}}
+schedule:
+  - {{name: clk, at: 2s, for: 1s, fault: clock, target: leader, offset: -1s, repeat: {{every: 3s, count: {trials}}}}}
+  - {{name: cpu, at: 3.5s, for: 1s, fault: cpu, target: {{role: followers, count: one}}, cpus: 0.1,
+     repeat: {{every: 3s, count: {trials}}}}}
+recovery: {{window: 1s, converge: 20s}}
+checks: [raft-safety]
+"""
+    d = run(text, 3, out, say)
+    by: dict = {}
+    for r in rows(d):
+        by.setdefault(r["fault"], {})[r["action"]] = r
+    res: dict = {}
+    for kind in ("clock", "cpu"):
+        fs = [f for f in by.values() if (f.get("start") or {}).get("kind") == kind]
+        apply_ms = [(f["start"]["ts"] - f["intend-start"]["planned_ts"]) * 1000 for f in fs]
+        undo_ms = [(f["stop"]["ts"] - f["intend-stop"]["ts"]) * 1000 for f in fs if "stop" in f and "intend-stop" in f]
+        effective = sum(1 for f in fs if ((f.get("stop") or {}).get("effect") or {}).get("effective"))
+        res.update({f"{kind}_trials": len(apply_ms), f"{kind}_effective": effective,
+                    f"{kind}_apply_p50_ms": round(q(apply_ms, 0.5), 1) if apply_ms else None,
+                    f"{kind}_apply_p99_ms": round(q(apply_ms, 0.99), 1) if apply_ms else None,
+                    f"{kind}_undo_p99_ms": round(q(undo_ms, 0.99), 1) if undo_ms else None})
+    return res
 
 
 def soak(out: Path, seconds: float, say) -> dict:
@@ -189,15 +222,28 @@ def main() -> None:
     ap.add_argument("--soak-s", type=float, default=300)
     ap.add_argument("--workload-s", type=float, default=60)
     ap.add_argument("--rate", type=float, default=300)
+    ap.add_argument("--only", choices=["clock-cpu"], help="run only this part")
     args = ap.parse_args()
     if args.quick:
         args.trials, args.soak_s, args.workload_s = 10, 60, 20
     say = (lambda s: print(s, file=sys.stderr)) if os.environ.get("VERBOSE") else (lambda s: None)
     out: dict = {"load_before": os.getloadavg()[0]}
+    if args.only == "clock-cpu":
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from _result import Recorder
+
+        rec = Recorder("nemesis-clock-cpu")
+        with tempfile.TemporaryDirectory() as tmp:
+            out.update(clock_cpu(Path(tmp), args.trials, say))
+        out["load_after"] = os.getloadavg()[0]
+        out["saved"] = str(rec.save(dict(out)))
+        print(json.dumps(out))
+        return
     out.update(plan_1h())
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         out.update(isolate(tmp, args.trials, say))
+        out.update(clock_cpu(tmp, args.trials, say))
         out.update(workload(tmp, args.rate, args.workload_s, say))
         out.update(soak(tmp, args.soak_s, say))
     if args.large:

@@ -457,7 +457,7 @@ def image_group():
 def image_build_cmd(base_image, force, as_json):
     """Build the node image chaos-node:<content hash> (skipped when nothing changed).
 
-    Base: --base-image, else chaos-base:bookworm if present, else python:3.11-slim (local or
+    Base: --base-image, else chaos-base:bookworm-<hash> if present, else python:3.11-slim (local or
     pulled; aiohttp wheels downloaded on the host), else a Debian rootfs made with mmdebstrap and
     imported. No network access inside the build.
 

@@ -121,3 +121,32 @@ def probe_timeout_ms(op: str, params: Mapping) -> int:
     if op in DELAY_OPS:
         return int(min(3000, max(500, _added_delay_ms(params) * 2 + 300)))
     return 500
+
+
+def resource_effect(kind: str, asked, applied: Mapping[str, dict], undone: Mapping[str, dict]) -> dict:
+    """cpu / memory: the engine reported the asked limit on every target's container after the
+    update (`applied[node]["after"]`), read back from its settings; a memory fault that made the
+    kernel kill the agent (`undone[node]["oom_killed"]`) took effect beyond doubt and says so.
+    Weaker than a probe: the settings show the limit was in force, not that the node felt it."""
+    per, wrong = {}, []
+    for node, rec in sorted(applied.items()):
+        after = (rec or {}).get("after") or {}
+        got = after.get("cpus") if kind == "cpu" else after.get("memory")
+        ok = got is not None and (abs(float(got) - float(asked)) < 1e-6 if kind == "cpu" else int(got) == int(asked))
+        back = undone.get(node) or {}
+        per[node] = {"limit_read_back": got, "oom_killed": bool(back.get("oom_killed")),
+                     **({"usage_before": rec.get("usage")} if rec.get("usage") is not None else {})}
+        if not ok:
+            wrong.append(node)
+    ev = {"asked": asked, "nodes": per}
+    if not applied:
+        return {"effective": False, "evidence": ev, "why": "no target's limit was read back"}
+    if wrong:
+        return {"effective": False, "evidence": ev,
+                "why": f"{', '.join(wrong)}: the container does not show the asked {kind} limit"}
+    oom = sorted(n for n, p in per.items() if p["oom_killed"])
+    if oom:
+        return {"effective": True, "acted": "oom-killed", "evidence": ev,
+                "why": f"{', '.join(oom)}: the kernel OOM-killed the node under the {asked}-byte limit"}
+    return {"effective": True, "acted": "limit-in-force", "evidence": ev,
+            "why": f"{', '.join(sorted(per))}: the engine shows the {kind} limit {asked} on the container"}

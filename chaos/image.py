@@ -8,11 +8,11 @@ labels (`chaos.base-path`, `chaos.base`) so `chaos doctor` and reports can say i
 
 Base order (first that works):
   1. configured: `--base-image` / CHAOS_BASE_IMAGE, a local image with python3 + aiohttp;
-  2. `chaos-base:bookworm` already on the engine (made by path 4 earlier: reused, not rebuilt);
+  2. `chaos-base:bookworm-<hash of DEBIAN_PACKAGES>` already on the engine (made by path 4 earlier: reused, not rebuilt);
   3. `python:3.11-slim`, local or pulled; aiohttp comes from wheels the host downloads (`pip
      download`) into the build context — the build itself never reaches the network;
   4. mmdebstrap (else debootstrap) a Debian bookworm rootfs with python3, python3-aiohttp and
-     python3-uvloop, imported as `chaos-base:bookworm`.
+     python3-uvloop and libfaketime, imported as `chaos-base:bookworm-<hash>`.
 
 Must not import: click, chaos.cli, chaos.env.cluster.
 """
@@ -38,14 +38,22 @@ from chaos.env.progress import NullProgress, Progress
 from chaos.errors import EnvironmentError_, UsageError
 
 NODE_REPO = "chaos-node"
-BOOTSTRAP_REPO, BOOTSTRAP_TAG = "chaos-base", "bookworm"
+DEBIAN_PACKAGES = ("python3", "python3-aiohttp", "python3-uvloop", "libfaketime")
+"""What the bootstrapped base holds. libfaketime: the `clock` fault preloads it (node_image/Dockerfile
+links it to FAKETIME_LIB)."""
+BOOTSTRAP_REPO = "chaos-base"
+BOOTSTRAP_TAG = "bookworm-" + hashlib.sha256(",".join(DEBIAN_PACKAGES).encode()).hexdigest()[:8]
+"""The tag changes with the package list: a checkout with another list bootstraps its own base and
+leaves the others' (an older `chaos-base:bookworm` is never reused for a list it does not hold)."""
 BOOTSTRAP_REF = f"{BOOTSTRAP_REPO}:{BOOTSTRAP_TAG}"
+FAKETIME_LIB = "/opt/chaos/faketime/libfaketime.so.1"
+"""Where the node image links Debian's libfaketime (its multiarch path differs per architecture);
+absent when the base has no libfaketime (then a `clock` fault is refused when it is applied)."""
 PULL_REPO, PULL_TAG = "python", "3.11-slim"
 PULL_REF = f"{PULL_REPO}:{PULL_TAG}"
 BASE_ENV = "CHAOS_BASE_IMAGE"
 MIRROR_ENV = "CHAOS_DEBIAN_MIRROR"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
-DEBIAN_PACKAGES = ("python3", "python3-aiohttp", "python3-uvloop")
 # The agent needs aiohttp 3.8 API only (contracts.md section 1); pin below 3.9 to match Debian.
 WHEEL_REQUIREMENTS = ("aiohttp>=3.8,<3.9", "uvloop>=0.17,<0.20")
 BOOTSTRAP_TIMEOUT_S = 900
@@ -210,7 +218,7 @@ def _run_streaming(argv: list[str], progress: Progress, timeout_s: int, what: st
 
 
 def bootstrap_base(client: docker.DockerClient, progress: Progress) -> None:
-    """Make `chaos-base:bookworm` from a bootstrapped Debian rootfs (about 20 s, 150 MB here)."""
+    """Make `chaos-base:bookworm-<hash>` from a bootstrapped Debian rootfs (about 20 s, 150 MB here)."""
     tool = bootstrap_tool()
     if tool is None:
         raise EnvironmentError_(

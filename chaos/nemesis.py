@@ -32,11 +32,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
+from chaos import clock as clock_mod
 from chaos import fault_effect
 from chaos import partition as partition_mod
 from chaos.errors import FaultError
 
 UNTIL_POLL_S = 0.2
+RESOURCE_PARAM = {"cpu": "cpus", "memory": "limit"}  # fault kind -> its spec key
+CLOCK_RATE_WINDOW_S = 2.0  # a rate fault's clock is read again this long after the first reading
 LEADER_WAIT_S = 10.0
 OF_WAIT_S = 10.0  # a fault naming another with `of:` waits this long for it to resolve its targets
 
@@ -329,6 +332,15 @@ class Effects(Protocol):
     # `effective: false` ("no evidence taken"), never a pass
     def answers(self, node: str) -> dict | None: ...
     def link_probes(self, op: str, links: list, params: dict) -> list[dict]: ...
+    # clock faults (chaos.clock): rewrite a node's libfaketime control file (verified), read its
+    # clocks back ({"sent", "received", "clock"}), its agent's start (wall clock)
+    def clock_write(self, node: str, spec: str) -> dict: ...
+    def clock_read(self, node: str) -> dict | None: ...
+    def clock_started(self, node: str) -> float: ...
+    # cpu / memory faults: lower a container's limit (verified, record has `before` and `after`),
+    # restore it (record has `after`, and `oom_killed` / `restarted` when the kernel killed it)
+    def resource_limit(self, kind: str, node: str, value: Any) -> dict: ...
+    def resource_restore(self, kind: str, node: str, before: Any) -> dict: ...
 
 
 # -- running the plan ---------------------------------------------------------------------------
@@ -372,6 +384,9 @@ class Nemesis:
         self._partition_lock = threading.Lock()
         self._node_owners: dict[str, tuple[str, set[str]]] = {}
         self._node_lock = threading.Lock()
+        self._resource_owners: dict[tuple[str, str], tuple[Any, set[str]]] = {}  # (kind, node) -> (before, fids)
+        self._resource_applied: dict[str, dict] = {}  # fault id -> per-node apply records
+        self._clock_holder: dict[str, str] = {}  # node -> the clock fault whose spec it has now
         self._threads: list[threading.Thread] = []
         self.error: BaseException | None = None
         self.lateness_s: list[float] = []
@@ -769,7 +784,163 @@ class Nemesis:
                 return lambda undo_rec: _node_effect(down, before, undo_rec, kind)
 
             return targets, apply, undo, measure
+        if kind == "clock":
+            return self._prepare_clock(f, view, rng)
+        if kind in RESOURCE_PARAM:
+            return self._prepare_resource(f, view, rng)
         raise ValueError(f"unknown fault kind {kind!r}")
+
+    def _prepare_resource(self, f: dict, view: View, rng: random.Random):
+        """cpu / memory: the targets' container limits lowered through the engine (verified by
+        reading them back), restored when the last fault holding them ends; a node the kernel
+        OOM-killed meanwhile is recorded as such and started again by the undo."""
+        spec, fid, kind, eff = f["spec"], f["id"], f["kind"], self.effects
+        targets = resolve_target(spec["target"], view, rng)
+        if not targets:
+            raise FaultError(f"{fid}: the target {spec['target']!r} resolved to no node")
+        value = spec[RESOURCE_PARAM[kind]]
+
+        def apply():
+            with self._node_lock:
+                def one(n: str) -> dict:
+                    rec = eff.resource_limit(kind, n, value)
+                    held = self._resource_owners.get((kind, n))
+                    if held is None:
+                        self._resource_owners[(kind, n)] = (rec.get("before"), {fid})
+                    else:
+                        held[1].add(fid)
+                        rec["shared_with"] = sorted(held[1] - {fid})
+                    return rec
+                done, error = _all_at_once(one, targets)
+            if error is not None:
+                raise error
+            return {"nodes": done}
+
+        def undo():
+            out = {}
+            with self._node_lock:
+                todo = {}
+                for n in targets:
+                    before, owners = self._resource_owners.get((kind, n), (None, set()))
+                    owners.discard(fid)
+                    if owners:
+                        out[n] = {"kept": True, "still_held_by": sorted(owners)}
+                        continue
+                    self._resource_owners.pop((kind, n), None)
+                    todo[n] = before
+                done, error = _all_at_once(lambda n: eff.resource_restore(kind, n, todo[n]), list(todo))
+            out.update(done)
+            if error is not None:
+                raise error
+            return {"nodes": out}
+
+        def measure(view: View):
+            def judge(undo_rec: dict) -> dict:
+                return fault_effect.resource_effect(kind, value, self._resource_applied.get(fid, {}),
+                                                    (undo_rec or {}).get("nodes") or {})
+            return judge
+
+        def apply_and_keep():
+            rec = apply()
+            self._resource_applied[fid] = rec["nodes"]
+            return rec
+
+        return targets, apply_and_keep, undo, measure
+
+    def _prepare_clock(self, f: dict, view: View, rng: random.Random):
+        """A clock fault (chaos.clock): the targets' libfaketime control files rewritten at once,
+        verified by the spec each node's agent reads back; a strobe flips on its own thread; the
+        evidence is the nodes' clocks read back through their API (before, right after, and for a
+        rate a second time later)."""
+        spec, fid, eff = f["spec"], f["id"], self.effects
+        targets = resolve_target(spec["target"], view, rng)
+        if not targets:
+            raise FaultError(f"{fid}: the target {spec['target']!r} resolved to no node")
+        offset = float(spec.get("offset") or 0.0)
+        rate = spec.get("rate")
+        strobe = spec.get("strobe")
+        state: dict = {"before": {}, "flips": 0, "flip_errors": []}
+        stop_strobe = threading.Event()
+
+        def spec_for(node: str, extra: float = 0.0) -> str:
+            if rate is not None and rate != 1.0:
+                return clock_mod.rate_spec(offset + extra, float(rate), time.time(), eff.clock_started(node))
+            return clock_mod.offset_spec(offset + extra)
+
+        def write_all(make: Callable[[str], str], nodes: list[str] | None = None) -> tuple[dict, Exception | None]:
+            return _all_at_once(lambda n: eff.clock_write(n, make(n)), targets if nodes is None else nodes)
+
+        def mine() -> list[str]:
+            """The targets whose clock this fault still holds (a later clock fault on the same node
+            takes it over: its end, not this one's, brings the node back to real time)."""
+            with self._lock:
+                return [n for n in targets if self._clock_holder.get(n) == fid]
+
+        def apply():
+            before, _err = _all_at_once(eff.clock_read, targets)
+            state["before"] = before
+            first = float(strobe["jump"]) if strobe else 0.0
+            with self._lock:
+                for n in targets:
+                    self._clock_holder[n] = fid
+            done, error = write_all(lambda n: spec_for(n, first))
+            if error is not None:
+                raise error if isinstance(error, FaultError) else FaultError(f"{fid}: clock: {error}")
+            if strobe:
+                t = threading.Thread(target=flip, name=f"strobe-{fid}", daemon=True)
+                state["thread"] = t
+                t.start()
+            return {"nodes": done, "asked": _asked()}
+
+        def flip():
+            high = True
+            while not stop_strobe.wait(float(strobe["every"])) and not self._stop.is_set():
+                high = not high
+                held = mine()
+                if not held:
+                    return
+                _done, error = write_all(lambda n: spec_for(n, float(strobe["jump"]) if high else 0.0), held)
+                state["flips"] += 1
+                if error is not None and len(state["flip_errors"]) < 5:
+                    state["flip_errors"].append(str(error))
+
+        def undo():
+            stop_strobe.set()
+            t = state.get("thread")
+            if t is not None:
+                t.join(timeout=10.0)
+            held = mine()
+            done, error = write_all(lambda n: clock_mod.NEUTRAL_SPEC, held)
+            with self._lock:
+                for n in held:
+                    if self._clock_holder.get(n) == fid:
+                        del self._clock_holder[n]
+            if error is not None:
+                raise error if isinstance(error, FaultError) else FaultError(f"{fid}: clock undo: {error}")
+            out: dict = {"nodes": {**{n: {"kept": True, "taken_over_by": self._clock_holder.get(n)}
+                                      for n in targets if n not in held}, **done}}
+            if strobe:
+                out.update(flips=state["flips"], flip_errors=state["flip_errors"])
+            return out
+
+        def _asked() -> dict:
+            return {"offset_s": offset + (float(strobe["jump"]) if strobe else 0.0),
+                    **({"rate": float(rate)} if rate is not None else {}),
+                    **({"strobe": strobe} if strobe else {})}
+
+        def measure(view: View):
+            after, _err = _all_at_once(eff.clock_read, targets)
+            readings = {n: {"before": state["before"].get(n), "after": [after.get(n)]} for n in targets}
+            if rate is not None and rate != 1.0:
+                wait = min(CLOCK_RATE_WINDOW_S, max(0.2, (f["for_s"] or f["max_s"] or 1.0) / 2))
+                self._stop.wait(wait)
+                later, _err = _all_at_once(eff.clock_read, targets)
+                for n in targets:
+                    readings[n]["after"].append(later.get(n))
+            found = clock_mod.clock_effect(_asked(), readings)
+            return lambda _undo: found
+
+        return targets, apply, undo, measure
 
     def _apply_partitions(self) -> dict:
         # One at a time, the union taken inside the lock: two partitions changing at once must not

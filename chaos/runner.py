@@ -41,7 +41,7 @@ from chaos.checkers.core import Results
 from chaos.env import cleanup as cleanup_mod
 from chaos.env import nodeops
 from chaos.env.cluster import Cluster
-from chaos.env.engine import connect
+from chaos.env.engine import connect, engine_errors
 from chaos.env.progress import NullProgress, Progress
 from chaos.env.spec import ClusterSpec
 from chaos.env.hosts import Inventory
@@ -66,6 +66,9 @@ VERIFY_DEADLINE_S = 20.0
 """How long a link may disagree before the fault counts as not in effect (a harness error). Only a
 failing verification waits this long: one that agrees ends at once."""
 RESTART_ANSWER_S = 20.0
+CPU_PERIOD_US = 100_000  # the CFS period a cpu fault's quota is a share of
+CLOCK_VERIFY_S = 20.0  # a clock fault's node must read its new spec back within this (else exit 4); a
+# node took more than 5 s to answer its status at load 38
 SERVICE_RETRY_S = 30.0
 SCHEDULE_SLACK_S = 120.0
 
@@ -209,8 +212,118 @@ class ClusterEffects:
         out["rtt_ms"] = body.get("rtt_ms")
         return out
 
+    def clock_write(self, node: str, spec: str) -> dict:
+        """Rewrite the node's libfaketime control file (chaos.clock), then verify that its agent
+        reads the new spec back (its /status `clock.faketime`)."""
+        from chaos import clock as clock_mod
+
+        c = self.cluster.container(node)
+        t0 = time.time()
+        with engine_errors(f"clock of {node}"):
+            c.reload()
+            if not c.attrs["State"].get("Running") or c.attrs["State"].get("Paused"):
+                # down or frozen (another fault): no process reads the file now; written from outside
+                data = (spec + "\n").encode()
+                buf = io.BytesIO()
+                with tarfile.open(fileobj=buf, mode="w") as tar:
+                    info = tarfile.TarInfo(os.path.basename(clock_mod.CONTROL_FILE))
+                    info.size, info.uid, info.gid, info.mode, info.mtime = len(data), 10001, 10001, 0o644, int(t0)
+                    tar.addfile(info, io.BytesIO(data))
+                c.put_archive(os.path.dirname(clock_mod.CONTROL_FILE), buf.getvalue())
+                return {"spec": spec, "applied_ts": self.clock(), "verified_ts": self.clock(),
+                        "written": "put_archive", "state": c.attrs["State"].get("Status")}
+            res = c.exec_run(list(clock_mod.WRITE_ARGV) + [spec, clock_mod.CONTROL_FILE], user="10001")
+        if res.exit_code != 0:
+            raise FaultError(f"clock of {node}: writing the control file failed (exit {res.exit_code}): "
+                             f"{(res.output or b'').decode(errors='replace').strip()[:200]}")
+        applied_ts = self.clock()
+        deadline = time.monotonic() + CLOCK_VERIFY_S
+        seen = None
+        while time.monotonic() < deadline:
+            st = self.cluster.status(node, timeout_s=1.0)
+            ft = ((st or {}).get("clock") or {}).get("faketime") if isinstance(st, dict) else None
+            if isinstance(ft, dict):
+                if not ft.get("preloaded"):
+                    raise FaultError(f"clock of {node}: libfaketime is not preloaded in the node",
+                                     hint="the node image's base has no libfaketime (chaos image build "
+                                          "bootstraps one that has; see `chaos doctor`)")
+                seen = ft.get("spec")
+                if seen == spec:
+                    return {"spec": spec, "applied_ts": applied_ts, "verified_ts": self.clock(),
+                            "write_s": round(time.time() - t0, 4)}
+            time.sleep(0.05)
+        raise FaultError(f"clock of {node}: the node reads {seen!r}, not {spec!r}, {CLOCK_VERIFY_S:g} s after "
+                         "the control file was written", hint=f"`chaos logs {node}`")
+
+    def clock_read(self, node: str) -> dict | None:
+        sent = time.time()
+        st = self.cluster.status(node, timeout_s=EFFECT_STATUS_S)
+        received = time.time()
+        if not isinstance(st, dict) or not isinstance(st.get("clock"), dict):
+            return None
+        return {"sent": sent, "received": received, "clock": st["clock"]}
+
+    def clock_started(self, node: str) -> float:
+        c = self.cluster.container(node)
+        with engine_errors(f"inspect {node}"):
+            c.reload()
+        return nodeops.parse_docker_time(c.attrs["State"].get("StartedAt", "")) or time.time()
+
+    def resource_limit(self, kind: str, node: str, value) -> dict:
+        """Lower a container's CPU quota (`cpus`) or memory limit (bytes) through the engine's
+        update API (no privileges), then read the settings back (the verification)."""
+        c = self.cluster.container(node)
+        with engine_errors(f"{kind} limit of {node}"):
+            c.reload()
+            hc = c.attrs["HostConfig"]
+            if kind == "cpu":
+                before = {"cpu_period": hc.get("CpuPeriod") or 0, "cpu_quota": hc.get("CpuQuota") or 0}
+                c.update(cpu_period=CPU_PERIOD_US, cpu_quota=max(1000, int(round(float(value) * CPU_PERIOD_US))))
+            else:
+                before = {"memory": hc.get("Memory") or 0, "memory_swap": hc.get("MemorySwap") or 0}
+                c.update(mem_limit=int(value), memswap_limit=int(value))
+            applied_ts = self.clock()
+            c.reload()
+        after = _limits(kind, c.attrs["HostConfig"])
+        want_ok = (abs(after["cpus"] - float(value)) < 1e-6) if kind == "cpu" else after["memory"] == int(value)
+        if not want_ok:
+            raise FaultError(f"{kind} limit of {node}: the engine shows {after}, not {value}")
+        return {"op": kind, "before": before, "after": after, "applied_ts": applied_ts, "verified_ts": self.clock()}
+
+    def resource_restore(self, kind: str, node: str, before) -> dict:
+        """Put the limit back; a node the kernel OOM-killed meanwhile is recorded and started again."""
+        c = self.cluster.container(node)
+        before = before or {}
+        with engine_errors(f"{kind} restore of {node}"):
+            c.reload()
+            state = dict(c.attrs["State"])
+            if kind == "cpu":
+                period = before.get("cpu_period") or CPU_PERIOD_US
+                c.update(cpu_period=period, cpu_quota=before.get("cpu_quota") or -1)
+            else:
+                c.update(mem_limit=before.get("memory") or 0, memswap_limit=before.get("memory_swap") or -1)
+            c.reload()
+        rec = {"op": f"{kind}-restore", "after": _limits(kind, c.attrs["HostConfig"]),
+               "oom_killed": bool(state.get("OOMKilled")), "running": bool(state.get("Running"))}
+        if rec["oom_killed"] or not state.get("Running"):
+            rec["exit_code"] = state.get("ExitCode")
+            if rec["oom_killed"] and not state.get("Running"):
+                rec.update(restarted=self.node_op("restart", node))
+                rec["boot"] = rec["restarted"].get("boot")
+                self.mark_unavailable(node, False)
+        return rec
+
     def heal_all(self) -> dict:
         return _compact(self.links.heal())
+
+
+def _limits(kind: str, hc: dict) -> dict:
+    """A container's CPU (cpus = quota / period; 0 = unlimited) or memory settings as read back."""
+    if kind == "cpu":
+        period, quota = hc.get("CpuPeriod") or 0, hc.get("CpuQuota") or 0
+        return {"cpus": round(quota / period, 6) if period and quota and quota > 0 else 0.0,
+                "cpu_quota": quota, "cpu_period": period}
+    return {"memory": hc.get("Memory") or 0, "memory_swap": hc.get("MemorySwap") or 0}
 
 
 @dataclass
@@ -336,7 +449,8 @@ class Runner:
                     env["CHAOS_PLANT"] = ",".join(c["plant"])
                 cspec = ClusterSpec(name=self.cluster_name, managers=c["managers"], workers=c["workers"],
                                     seed=opts.seed, agent_env=tuple(sorted(env.items())),
-                                    toxiproxy_shards=c["toxiproxy_shards"])
+                                    toxiproxy_shards=c["toxiproxy_shards"],
+                                    faketime=any(f["kind"] == "clock" for f in self.plan["faults"]))
                 backend = opts.backend or self.exp.cluster.backend
                 inventory = opts.inventory
                 if backend == "swarm" and inventory is None:

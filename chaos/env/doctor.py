@@ -2,7 +2,7 @@
 
 Owns: the checks (engine reachable + version; image build path: configured base / reused bootstrap /
 python:3.11-slim local or pullable / mmdebstrap or debootstrap; the node image; the Toxiproxy choice;
-free loopback ports; leftovers of earlier runs), each with what to do about a problem. Returns data;
+free loopback ports; leftovers of earlier runs; sch_netem for packet-level faults), each with what to do about a problem. Returns data;
 the CLI prints it. Never starts containers or pulls images (a registry look-up only) -- except
 `run_swarm_checks`, which starts one short-lived container per host to read its free memory and
 descriptors.
@@ -22,6 +22,7 @@ import docker.errors
 from chaos import image as image_mod
 from chaos.env.cluster import list_clusters
 from chaos.env.engine import connect
+from chaos.env.netem import CLOSEST, netem_state
 from chaos.env.spec import OFFICIAL_TOXIPROXY
 from chaos.errors import EnvironmentError_
 
@@ -48,13 +49,33 @@ def run_checks(base_image: str | None = None) -> list[Check]:
         checks.append(Check("engine", FAIL, exc.message, exc.hint or ""))
         checks.append(_bootstrap_tool_check())
         checks.append(_ports_check(17))
+        checks.append(netem_check())
         return checks
     checks.append(_engine_check(client))
     checks.extend(_image_checks(client, base_image))
     checks.append(_toxiproxy_check(client))
     checks.append(_ports_check(2 * 8 + 1))
     checks.append(_leftovers_check(client))
+    checks.append(netem_check())
     return checks
+
+
+def netem_check(root: str = "/") -> Check:
+    """Packet-level faults (loss, duplication, reordering) would need sch_netem: say whether this
+    machine's kernel has it (chaos.env.netem), and what comes closest without it. Never a failure:
+    no fault kind of chaos needs it."""
+    state, how = netem_state(root)
+    remote = " (this host's kernel; DOCKER_HOST points elsewhere)" if os.environ.get("DOCKER_HOST", "").startswith(
+        ("tcp://", "ssh://")) else ""
+    head = "packet-level faults (loss, duplication, reordering) need sch_netem, which chaos does not use"
+    if state in ("loaded", "builtin"):
+        return Check("netem", OK, f"{head}; this machine has it ({how}){remote}", CLOSEST)
+    if state == "module":
+        return Check("netem", WARN, f"{head}; this machine has it as a module, not loaded ({how}){remote}",
+                     "modprobe sch_netem needs root on the host; " + CLOSEST)
+    if state == "absent":
+        return Check("netem", WARN, f"{head}; this machine does NOT have it ({how}){remote}", CLOSEST)
+    return Check("netem", WARN, f"{head}; whether this machine has it is unknown ({how}){remote}", CLOSEST)
 
 
 def _engine_check(client: docker.DockerClient) -> Check:

@@ -74,6 +74,7 @@ class ClusterSpec:
     agent_env: tuple[tuple[str, str], ...] = ()
     limits: Limits = field(default_factory=Limits)
     toxiproxy_shards: int | None = None   # None: as many as LINKS_PER_SHARD requires
+    faketime: bool = False   # preload libfaketime into every node (an experiment with a `clock` fault)
 
     def __post_init__(self) -> None:
         problems = []
@@ -141,6 +142,9 @@ class ClusterSpec:
             "CHAOS_DATA_DIR": "/data",
             "CHAOS_SEED": str(self.node_seed(node)),
         })
+        if self.faketime:
+            from chaos.clock import faketime_env
+            env.update(faketime_env())
         return env
 
 

@@ -30,6 +30,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`repeat`", S.Repeat),
     ("target objects (`target`, `isolate`, `peers`, `among`, `workload.nodes`, ...)", S.TargetSpec),
     ("FAULTS", S.FaultBase),  # replaced below by one table per fault kind (_fault_sections)
+    ("`strobe` (clock)", S.Strobe),
     ("`random:` (a schedule item drawing faults from a space)", S.RandomSpace),
     ("`random: params` (per kind: `params: {KIND: {key: value}}`; the default is what a drawn fault "
      "gets when `params` does not say)", S.RandomParams),
@@ -149,7 +150,11 @@ def render() -> str:
             desc = (f.description or "").replace("|", "\\|")
             kind = _type(f.annotation)
             meta = " ".join(str(m) for m in f.metadata)
-            if "parse_duration" in meta:
+            if "parse_signed_duration" in meta:
+                kind = "signed duration"
+            elif "parse_bytes" in meta:
+                kind = "size"
+            elif "parse_duration" in meta:
                 kind = "duration"
             elif "_range_pair" in meta:
                 kind = "[duration, duration]"

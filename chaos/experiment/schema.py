@@ -58,6 +58,24 @@ Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(
      "description": "seconds, or a string such as 500ms, 5s, 2m, 1h"})]
 
 
+def parse_signed_duration(value: Any) -> float:
+    """A duration with an optional sign ('-3s', '+500ms', -2.5): float seconds in [-24 h, 24 h]."""
+    if isinstance(value, str) and value.strip()[:1] in ("-", "+"):
+        text = value.strip()
+        seconds = parse_duration(text[1:])
+        return -seconds if text[0] == "-" else seconds
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        return -parse_duration(-value)
+    return parse_duration(value)
+
+
+SIGNED_DURATION_PATTERN = r"^[+-]?\d+(\.\d+)?(ms|s|m|h)?$"
+SignedDuration = Annotated[float, BeforeValidator(parse_signed_duration), WithJsonSchema(
+    {"anyOf": [{"type": "number", "minimum": -MAX_DURATION_S, "maximum": MAX_DURATION_S},
+               {"type": "string", "pattern": SIGNED_DURATION_PATTERN}],
+     "description": "seconds, or a string such as -3s, +500ms, 2m (a sign is allowed)"})]
+
+
 def _range_pair(value: Any) -> Any:
     if isinstance(value, (list, tuple)) and len(value) == 2:
         return [parse_duration(v) for v in value]
@@ -476,12 +494,106 @@ class PauseFault(NodeFaultBase):
     fault: Literal["pause"] = Field(description="freeze every process (cgroup freezer); unpaused when the fault ends")
 
 
+class Strobe(Strict):
+    every: Duration = Field(description="time between two jumps (at least 200ms)")
+    jump: SignedDuration = Field(description="each jump: the clock flips between `offset` and `offset + jump`, "
+                                             "starting at `offset + jump` when the fault begins")
+
+    @model_validator(mode="after")
+    def _sizes(self):
+        if self.every < 0.2:
+            raise ValueError("strobe `every` must be at least 200ms (each flip is one rewrite of the node's "
+                             "clock control file)")
+        if self.jump == 0:
+            raise ValueError("strobe `jump` must not be 0")
+        return self
+
+
+class ClockFault(NodeFaultBase):
+    fault: Literal["clock"] = Field(description="move the time every process of the nodes sees, wall and "
+                                                "monotonic clocks alike (libfaketime, preloaded into clusters "
+                                                "whose experiment has a clock fault); back to real time when "
+                                                "the fault ends (a jump)")
+    offset: SignedDuration = Field(0.0, description="jump the clocks by this much at the fault's start "
+                                                    "(-3s: three seconds back)")
+    rate: float | None = Field(None, gt=0.0, le=10.0, description="from the fault's start the clocks run this many "
+                                                                  "times as fast as real time (1.5: fast, 0.5: "
+                                                                  "slow); with `offset`, both")
+    strobe: Strobe | None = Field(None, description="repeated jumps: {every: 2s, jump: 5s} flips the clocks "
+                                                    "between offset + jump and offset every 2 s")
+
+    @model_validator(mode="after")
+    def _something(self):
+        if self.strobe is not None and self.rate is not None:
+            raise ValueError("give `strobe` or `rate`, not both")
+        if self.offset == 0 and self.rate in (None, 1.0) and self.strobe is None:
+            raise ValueError("a clock fault needs a non-zero `offset`, a `rate` other than 1, or a `strobe`")
+        if abs(self.offset) > 24 * 3600:
+            raise ValueError("`offset` must be within 24h either way")
+        return self
+
+
+_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
+_BYTE_UNIT = {None: 1, "B": 1, "KB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3, "KiB": 1024, "MiB": 1024 ** 2,
+              "GiB": 1024 ** 3}
+MIN_MEMORY_BYTES = 6 * 1024 * 1024  # the engine refuses a smaller memory limit
+
+
+def parse_bytes(value: Any) -> int:
+    """'64MB' / '512MiB' / '1GB' / a number of bytes -> int bytes."""
+    if isinstance(value, bool):
+        raise ValueError("a size is a number of bytes or a string like 64MB, 512MiB, 1GB")
+    if isinstance(value, (int, float)):
+        n = float(value)
+    elif isinstance(value, str) and (m := _BYTES.match(value)):
+        n = float(m.group(1)) * _BYTE_UNIT[m.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a size (write 64MB, 512MiB, 1GB or a number of bytes)")
+    if n < MIN_MEMORY_BYTES:
+        raise ValueError(f"a memory limit must be at least 6MiB (the engine's minimum; got {int(n)} bytes)")
+    if n > 1024 ** 4:
+        raise ValueError("a memory limit must be at most 1TiB")
+    return int(n)
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_bytes), WithJsonSchema(
+    {"anyOf": [{"type": "integer", "minimum": MIN_MEMORY_BYTES},
+               {"type": "string", "pattern": r"^\d+(\.\d+)?(B|KB|MB|GB|KiB|MiB|GiB)?$"}],
+     "description": "bytes, or a string such as 64MB, 512MiB, 1GB"})]
+
+
+class CpuFault(NodeFaultBase):
+    fault: Literal["cpu"] = Field(description="limit the CPU time of the nodes' containers through the engine "
+                                              "(CFS quota, no privileges); the previous limit is restored when "
+                                              "the fault ends")
+    cpus: float = Field(gt=0.0, le=64.0, description="CPU time per second the node may use: 0.05 = 5 % of one "
+                                                     "core")
+
+    @field_validator("cpus")
+    @classmethod
+    def _quota(cls, v):
+        if v < 0.01:
+            raise ValueError("cpus must be at least 0.01 (the engine's smallest quota is 1 ms per 100 ms)")
+        return v
+
+
+class MemoryFault(NodeFaultBase):
+    fault: Literal["memory"] = Field(description="lower the memory limit of the nodes' containers through the "
+                                                 "engine (no privileges; swap capped at the same limit); the "
+                                                 "kernel may OOM-kill the agent, which is recorded (container "
+                                                 "state OOMKilled) and the node started again when the fault ends")
+    limit: ByteSize = Field(description="the memory limit: 64MB, 512MiB, 1GB or bytes (at least 6MiB)")
+
+
 LINK_KINDS = ("latency", "bandwidth", "reset", "stall", "slice", "slow-close", "limit", "flaky")
 NODE_KINDS = ("kill", "stop", "pause")
-FAULT_KINDS = ("partition",) + LINK_KINDS + NODE_KINDS
+CLOCK_KINDS = ("clock",)
+RESOURCE_KINDS = ("cpu", "memory")
+FAULT_KINDS = ("partition",) + LINK_KINDS + NODE_KINDS + CLOCK_KINDS + RESOURCE_KINDS
 
 Fault = Annotated[Union[PartitionFault, LatencyFault, BandwidthFault, ResetFault, StallFault, SliceFault,
-                        SlowCloseFault, LimitFault, FlakyFault, KillFault, StopFault, PauseFault],
+                        SlowCloseFault, LimitFault, FlakyFault, KillFault, StopFault, PauseFault, ClockFault,
+                        CpuFault, MemoryFault],
                   Field(discriminator="fault")]
 
 
@@ -500,6 +612,9 @@ RANDOM_DEFAULTS: dict[str, dict[str, Any]] = {
     "limit": {"bytes": 2000},
     "flaky": {"toxicity": 0.5, "kind": "cut"},
     "kill": {}, "stop": {}, "pause": {},
+    "clock": {"offset": -2.0},
+    "cpu": {"cpus": 0.1},
+    "memory": {"limit": 128 * 1000 ** 2},
 }
 RANDOM_NOT_PARAMS = ("fault", "target", "isolate", "groups", "rest", "shape", "among", "bridge", "one_way",
                      "peers", "direction", "mode")
@@ -544,7 +659,7 @@ class RandomSpace(Strict):
     from_: Duration = Field(alias="from", description="the earliest start")
     to: Duration = Field(description="no fault starts at or after this, and each ends by it")
     kinds: list[Literal["partition", "latency", "bandwidth", "reset", "stall", "slice", "slow-close",
-                        "limit", "flaky", "kill", "stop", "pause"]] = Field(min_length=1)
+                        "limit", "flaky", "kill", "stop", "pause", "clock", "cpu", "memory"]] = Field(min_length=1)
     targets: list[Union[str, TargetSpec]] = Field(["leader", "followers"], min_length=1,
                                                   description="targets to draw from: " + TARGET_DOC)
     duration: DurationRange = Field(description="each fault's length, drawn in [min, max]")

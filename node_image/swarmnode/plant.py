@@ -38,6 +38,10 @@ PLANT_LAYERS: dict[str, tuple[str, str]] = {
                             "deposes a healthy leader"),
     "ack_before_commit": ("agent", "a write is acknowledged as soon as the leader appended it, before "
                                    "it commits"),
+    "wall_clock_lease": ("agent", "after a confirmed ReadIndex round the leader serves reads locally "
+                                  "for 0.9 x the minimum election timeout measured on the wall clock "
+                                  "(time.time()): a clock jump back or a slow clock on the leader "
+                                  "stretches the lease past a new leader's election (caught by `clock`)"),
     # cluster store
     "dedup_lost_in_snapshot": ("store", "client sessions (client_id/seq de-duplication) are left out "
                                         "of snapshots, so a node restored from one forgets them"),

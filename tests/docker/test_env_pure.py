@@ -219,10 +219,24 @@ def test_image_content_hash_changes_with_content_only(tmp_path: Path):
 def test_image_bootstrap_and_wheels_commands_are_argv_lists(tmp_path: Path):
     argv = mmdebstrap_argv(tmp_path / "r.tar", "http://deb.debian.org/debian")
     assert argv[0] == "mmdebstrap" and "--variant=essential" in argv
-    assert "--include=python3,python3-aiohttp,python3-uvloop" in argv
+    assert "--include=python3,python3-aiohttp,python3-uvloop,libfaketime" in argv
     assert any("bookworm-security" in a for a in argv)
     w = wheels_argv(tmp_path, "aarch64")
     assert "manylinux2014_aarch64" in w and "--only-binary=:all:" in w and "cp311" in w
+
+
+def test_image_bootstrap_tag_follows_the_package_list():
+    """A checkout whose Debian package list differs bootstraps its own base (libfaketime came with
+    the clock fault): the tag is a hash of the list, never the plain `bookworm` of older trees."""
+    import hashlib
+
+    from chaos import image
+
+    want = "bookworm-" + hashlib.sha256(",".join(image.DEBIAN_PACKAGES).encode()).hexdigest()[:8]
+    assert image.BOOTSTRAP_TAG == want and image.BOOTSTRAP_REF == f"chaos-base:{want}"
+    assert "libfaketime" in image.DEBIAN_PACKAGES
+    other = "bookworm-" + hashlib.sha256(b"python3,python3-aiohttp,python3-uvloop").hexdigest()[:8]
+    assert other != image.BOOTSTRAP_TAG
 
 
 def test_cleanup_sweeps_a_container_created_after_its_listing():

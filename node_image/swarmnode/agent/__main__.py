@@ -13,10 +13,12 @@ import signal
 import sys
 
 from . import eventlog
+from .faketime import ensure_control_file
 from .config import ConfigError, load
 
 
 def main() -> int:
+    ensure_control_file()  # first: libfaketime must see a spec from the first time call on
     try:
         cfg = load(os.environ)
     except ConfigError as exc:

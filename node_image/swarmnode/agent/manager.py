@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import random
+import time
 from typing import TYPE_CHECKING, Optional
 
 from swarmnode.raft import core as raftcore
@@ -102,6 +103,9 @@ class ManagerRole:
         self._writes: dict[int, tuple[int, asyncio.Future]] = {}
         self._reads: dict[int, asyncio.Future] = {}
         self._ctx = itertools.count(1)
+        # planted wall_clock_lease only: wall time each ReadIndex was asked, and the lease it buys
+        self._read_asked_wall: dict[int, float] = {}
+        self._lease_until_wall = 0.0
         self._was_leader = False
         self._known_leader: Optional[str] = None
         self._ready_term = -1
@@ -176,6 +180,11 @@ class ManagerRole:
                         self._slot_hold_until[(ev["service"], ev["slot"])] = \
                             node.now_ms() + RESTART_DELAY_MS
             for rs in rd.read_states:
+                if "wall_clock_lease" in self.plant:   # planted: a confirmed round buys a wall-clock lease
+                    asked = self._read_asked_wall.pop(rs.ctx, None)
+                    if asked is not None and self.raft.role == raftcore.LEADER:
+                        lease_s = 0.9 * self.cfg.election_timeout_min_ms / 1000
+                        self._lease_until_wall = max(self._lease_until_wall, asked + lease_s)
                 fut = self._reads.pop(rs.ctx, None)
                 if fut is not None and not fut.done():
                     fut.set_result(rs.index)
@@ -336,7 +345,16 @@ class ManagerRole:
         if "deposed_leader_reads" in self.plant and self.raft.role == raftcore.LEADER:
             # planted: a read served from the local store, no leadership confirmation
             return 200, {"ok": True, "value": self.store.kv.get(key)}
+        if ("wall_clock_lease" in self.plant and self._leader_ready
+                and time.time() < self._lease_until_wall):
+            # planted: served locally under a lease measured on the wall clock (time.time()), which
+            # a clock jump or drift on this node stretches past the election of a new leader
+            return 200, {"ok": True, "value": self.store.kv.get(key)}
         ctx = next(self._ctx)
+        if "wall_clock_lease" in self.plant:
+            self._read_asked_wall[ctx] = time.time()
+            if len(self._read_asked_wall) > 4 * MAX_PENDING_CLIENT:   # bounded: dropped reads
+                self._read_asked_wall.pop(next(iter(self._read_asked_wall)))
         try:
             self.raft.read_index(ctx)
         except raftcore.NotLeader:

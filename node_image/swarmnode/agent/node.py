@@ -32,6 +32,7 @@ from .bodies import error_body
 from .config import AgentConfig
 from . import eventlog
 from .journal import Journal
+from .faketime import faketime_state
 from .transport import TcpTransport, new_counters
 
 if TYPE_CHECKING:
@@ -375,7 +376,11 @@ class Node:
     def status(self) -> dict:
         base = {"node": self.id, "kind": self.cfg.role, "boot": self.journal.boot,
                 "members": self.members(), "counters": dict(self.counters),
-                "rss_mb": current_rss_mb()}
+                "rss_mb": current_rss_mb(),
+                # the node's clocks as its processes see them (a `clock` fault fakes both through
+                # libfaketime; the harness reads them back to verify the fault)
+                "clock": {"wall": time.time(), "monotonic": time.monotonic(),
+                          "faketime": faketime_state()}}
         base.update(self.role.status_fields())
         return base
 
