@@ -121,3 +121,36 @@ def probe_timeout_ms(op: str, params: Mapping) -> int:
     if op in DELAY_OPS:
         return int(min(3000, max(500, _added_delay_ms(params) * 2 + 300)))
     return 500
+
+
+def power_loss_effect(down: Mapping, boot_before: Mapping[str, int | None], restarted: Mapping[str, Mapping]) -> dict:
+    """A power loss took effect when every target came back with a higher boot count AND reported
+    (its `/status` `power_loss`, for that boot) that it cut its files back to their synced lengths
+    before reading them. `restarted`: target -> its restart record (`boot`, `power_loss`). The
+    evidence keeps the bytes dropped per file and node; 0 bytes dropped is still a power loss that
+    took effect (everything written had been fsynced: what a correct agent often shows)."""
+    boot_after = {n: r.get("boot") for n, r in restarted.items() if isinstance(r, Mapping) and "boot" in r}
+    back = node_back_effect(boot_before, boot_after) if boot_after else {
+        "effective": False, "evidence": {"boot_before": dict(boot_before), "boot_after": {}}, "why": "no target answered after its restart"}
+    cut, missing = {}, []
+    for n in sorted(boot_before):
+        rec = restarted.get(n) if isinstance(restarted.get(n), Mapping) else {}
+        pl = rec.get("power_loss")
+        if isinstance(pl, Mapping) and pl.get("boot") == rec.get("boot"):
+            cut[n] = {"dropped_bytes": pl.get("dropped_bytes"),
+                      "files": {f: (r or {}).get("dropped") for f, r in (pl.get("files") or {}).items()},
+                      **({"removed_tmp": pl["removed_tmp"]} if pl.get("removed_tmp") else {})}
+        else:
+            missing.append(n)
+    ev = {"down": down, "back": back, "cut": cut}
+    if not boot_before:
+        return {"effective": False, "evidence": ev, "why": "no target"}
+    if not back.get("effective"):
+        return {"effective": False, "evidence": ev, "why": back.get("why")}
+    if missing:
+        return {"effective": False, "evidence": ev,
+                "why": f"{', '.join(missing)} rebooted without reporting a power-loss cut for that boot "
+                       "(marker not honoured, or the node was already down by another fault)"}
+    total = sum(c.get("dropped_bytes") or 0 for c in cut.values())
+    return {"effective": True, "evidence": ev,
+            "why": f"{', '.join(sorted(cut))} booted again cut back to their last fsync ({total} bytes dropped)"}

@@ -168,6 +168,8 @@ class ClusterEffects:
                 if st is not None:
                     rec["answering_ts"] = time.time()
                     rec["boot"] = st.get("boot")  # the evidence a killed node booted again
+                    if isinstance(st.get("power_loss"), dict):  # what a power loss cut (swarmnode.durability)
+                        rec["power_loss"] = st["power_loss"]
                     break
                 time.sleep(0.1)
             else:

@@ -1,4 +1,4 @@
-"""Node operations for the nemesis: kill/restart, stop/start, pause/unpause.
+"""Node operations for the nemesis: kill/restart, stop/start, pause/unpause, power-loss.
 
 Owns: each operation on one node's container and the wall-clock time it took effect. Where the
 engine records the moment (State.FinishedAt for an exit, State.StartedAt for a start) that time is
@@ -17,6 +17,9 @@ from datetime import datetime
 from chaos.env.cluster import Cluster
 from chaos.env.engine import engine_errors
 from chaos.errors import EnvironmentError_, FaultError
+from swarmnode.durability import POWER_LOSS_MARKER
+
+DATA_DIR = "/data"   # the node's data volume (chaos/env/spec.py CHAOS_DATA_DIR)
 
 STATE_WAIT_S = 15.0
 STOP_GRACE_S = 10  # SIGTERM, then SIGKILL after this many seconds (docker stop semantics)
@@ -71,6 +74,26 @@ def kill(cluster: Cluster, node: str) -> OpRecord:
     st = _wait_state(c, lambda s: not s.get("Running"), "kill", node)
     return OpRecord("kill", node, t0, parse_docker_time(st.get("FinishedAt")) or time.time(),
                     {"exit_code": st.get("ExitCode")})
+
+
+def power_loss(cluster: Cluster, node: str) -> OpRecord:
+    """A simulated power cut: the power-loss marker is created in the node's data directory (an
+    exec as the node's own user, in the running container), then the container is SIGKILLed. When
+    it starts again (`restart`), the agent finds the marker and cuts every file back to its last
+    fsync before reading anything (swarmnode.durability; docs/contracts.md "power-loss"). The
+    record's `effective_ts` is the kill's."""
+    c = cluster.container(node)
+    t0 = time.time()
+    with engine_errors(f"arm the power loss of {node}"):
+        res = c.exec_run(["touch", f"{DATA_DIR}/{POWER_LOSS_MARKER}"], user="10001")
+    if res.exit_code != 0:
+        out = (res.output or b"").decode("utf-8", "replace").strip()[:200]
+        raise FaultError(f"power-loss of {node}: could not create the marker in {DATA_DIR} "
+                         f"(exit {res.exit_code}: {out})", hint=f"`chaos logs {node}`")
+    armed = time.time()
+    rec = kill(cluster, node)
+    return OpRecord("power-loss", node, t0, rec.effective_ts,
+                    {**rec.detail, "marker": f"{DATA_DIR}/{POWER_LOSS_MARKER}", "armed_s": round(armed - t0, 4)})
 
 
 def stop(cluster: Cluster, node: str, grace_s: int = STOP_GRACE_S) -> OpRecord:
@@ -148,4 +171,4 @@ def unpause(cluster: Cluster, node: str) -> OpRecord:
 
 
 OPERATIONS = {"kill": kill, "restart": restart, "stop": stop, "start": start, "pause": pause,
-              "unpause": unpause}
+              "unpause": unpause, "power-loss": power_loss}

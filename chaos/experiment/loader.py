@@ -430,7 +430,7 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
                 check_target(item.one_way.to, base + ("one-way", "to"))
             if item.shape in ("majorities-ring", "bridge") and len(nodes) < 3:
                 at(base + ("shape",), f"{item.shape} needs at least 3 nodes")
-        if isinstance(item, (S.KillFault, S.StopFault, S.PauseFault)) and item.until is not None:
+        if isinstance(item, (S.KillFault, S.StopFault, S.PauseFault, S.PowerLossFault)) and item.until is not None:
             if item.until.condition == "target-lags":
                 at(base + ("until",), "target-lags cannot hold for a node that is down; use it with link faults")
         if item.until is not None and item.until.condition == "worker-down":

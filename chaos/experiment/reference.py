@@ -42,6 +42,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`fault: limit`", S.LimitFault),
     ("`fault: flaky`", S.FlakyFault),
     ("`fault: kill` / `stop` / `pause` (node faults)", S.StopFault),
+    ("`fault: power-loss` (a node fault: the same `target`)", S.PowerLossFault),
     ("`random:` (a schedule item drawing faults from a space)", S.RandomSpace),
     ("`recovery`", S.Recovery),
 ]

@@ -424,12 +424,19 @@ class PauseFault(NodeFaultBase):
     fault: Literal["pause"] = Field(description="freeze every process (cgroup freezer); unpaused when the fault ends")
 
 
+class PowerLossFault(NodeFaultBase):
+    fault: Literal["power-loss"] = Field(
+        description="a power cut: SIGKILL, and when the fault ends the node starts again with only what "
+                    "it had fsynced (each log file cut back to its last fsync; docs/contracts.md)")
+
+
 LINK_KINDS = ("latency", "bandwidth", "reset", "stall", "slice", "slow-close", "limit", "flaky")
-NODE_KINDS = ("kill", "stop", "pause")
+NODE_KINDS = ("kill", "stop", "pause", "power-loss")
 FAULT_KINDS = ("partition",) + LINK_KINDS + NODE_KINDS
 
 Fault = Annotated[Union[PartitionFault, LatencyFault, BandwidthFault, ResetFault, StallFault, SliceFault,
-                        SlowCloseFault, LimitFault, FlakyFault, KillFault, StopFault, PauseFault],
+                        SlowCloseFault, LimitFault, FlakyFault, KillFault, StopFault, PauseFault,
+                        PowerLossFault],
                   Field(discriminator="fault")]
 
 
@@ -440,7 +447,7 @@ class RandomSpace(Strict):
     from_: Duration = Field(alias="from", description="the earliest start")
     to: Duration = Field(description="no fault starts at or after this, and each ends by it")
     kinds: list[Literal["partition", "latency", "bandwidth", "reset", "stall", "slice", "slow-close",
-                        "limit", "flaky", "kill", "stop", "pause"]] = Field(min_length=1)
+                        "limit", "flaky", "kill", "stop", "pause", "power-loss"]] = Field(min_length=1)
     targets: list[Union[str, TargetSpec]] = Field(["leader", "followers"], min_length=1,
                                                   description="targets to draw from: " + TARGET_DOC)
     duration: DurationRange = Field(description="each fault's length, drawn in [min, max]")

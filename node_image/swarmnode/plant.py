@@ -30,6 +30,9 @@ PLANT_LAYERS: dict[str, tuple[str, str]] = {
                             "deposes a healthy leader"),
     "ack_before_commit": ("agent", "a write is acknowledged as soon as the leader appended it, before "
                                    "it commits"),
+    "ack_before_fsync": ("agent", "Raft log appends are fsynced in the background once a second: an "
+                                  "append is acknowledged (leader and followers) when it reached the OS, "
+                                  "before its fsync; a power loss drops acknowledged entries"),
     # cluster store
     "dedup_lost_in_snapshot": ("store", "client sessions (client_id/seq de-duplication) are left out "
                                         "of snapshots, so a node restored from one forgets them"),

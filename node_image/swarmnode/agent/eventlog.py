@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 
-_LOGGER_OF = {"boot": "node", "member": "gossip", "worker": "dispatcher", "task": "tasks"}   # else "raft"
+_LOGGER_OF = {"boot": "node", "power-loss": "node", "member": "gossip", "worker": "dispatcher", "task": "tasks"}   # else "raft"
 
 _PER_ENTRY = frozenset({"append", "commit", "apply"})
 
@@ -54,6 +54,9 @@ def describe(ev: dict) -> str | None:
     t = ev.get("type")
     if t == "boot":
         return f"boot {ev.get('boot')} (journal seq {ev.get('seq')})"
+    if t == "power-loss":
+        return (f"power loss: data cut back to its last fsync, {ev.get('dropped_bytes')} bytes dropped "
+                f"({ev.get('files')})")
     if t == "term":
         return f"term {ev.get('term')}"
     if t == "role":

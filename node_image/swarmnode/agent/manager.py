@@ -64,6 +64,27 @@ class _LazyFileStorage(FileStorage):
         self._dirty_log = False
 
 
+class _DeferredFsyncStorage(FileStorage):
+    """Planted `ack_before_fsync` (test only, swarmnode.plant): sync() hands the log appends to the
+    OS and returns; the fsync (and the synced-length ledger with it) happens in the background,
+    every DEFERRED_FSYNC_MS, from the manager's tick."""
+
+    def sync(self) -> None:
+        if self._dirty_log and self._file is not None:
+            self._file.flush()
+            self._owed = True
+        self._dirty_log = False
+
+    def background_fsync(self) -> None:
+        if getattr(self, "_owed", False) and self._file is not None:
+            self._dirty_log = True
+            FileStorage.sync(self)
+        self._owed = False
+
+
+DEFERRED_FSYNC_MS = 1000
+
+
 def _planted_raft_settings(plant: frozenset) -> dict:
     """RaftConfig overrides for planted bugs (test only, swarmnode.plant); {} without any."""
     out: dict = {}
@@ -88,7 +109,11 @@ class ManagerRole:
         self.node = node
         cfg = self.cfg = node.cfg
         path = os.path.join(cfg.data_dir, "raft")
-        self.storage = FileStorage(path) if cfg.fsync else _LazyFileStorage(path)
+        if "ack_before_fsync" in cfg.plant:   # planted: acknowledged before the fsync (background)
+            self.storage = _DeferredFsyncStorage(path)
+        else:
+            self.storage = FileStorage(path) if cfg.fsync else _LazyFileStorage(path)
+        self._next_fsync_ms = 0
         self.store = FastStore()  # Store with an incremental digest (same value), see fast_store
         self.plant = cfg.plant
         self.store.bugs = frozenset(b for b in self.plant if b in STORE_BUGS)  # test only (plant.py)
@@ -141,6 +166,9 @@ class ManagerRole:
         self._kick()
 
     def tick(self, now_ms: int) -> None:
+        if "ack_before_fsync" in self.plant and now_ms >= self._next_fsync_ms:   # planted: late fsync
+            self._next_fsync_ms = now_ms + DEFERRED_FSYNC_MS
+            self.storage.background_fsync()
         self.raft.tick()
         self._kick()
         if self.raft.role == raftcore.LEADER and self._leader_ready:

@@ -21,6 +21,7 @@ import os
 import zlib
 from dataclasses import dataclass
 
+from ..durability import note_synced
 from .messages import Entry, Snapshot, canonical_json
 
 EMPTY_SNAPSHOT = Snapshot(0, 0, "", {})
@@ -148,6 +149,10 @@ class FileStorage(Storage):
     `{"commit": index}`; a commit-only hard-state change is a record, not a file rename). A torn or corrupt tail record (a crash during
     a write) ends the log: load() drops it and truncates the file there. After a snapshot the log
     file is rewritten (atomically) with only the entries that follow it.
+
+    After every fsync of `log.jsonl` (and after load, and after a rewrite) its durable length is
+    recorded in the ledger `log.jsonl.synced` (swarmnode.durability), which the `power-loss` fault
+    cuts the file back to: what a power cut would keep.
     """
 
     def __init__(self, path: str):
@@ -201,11 +206,12 @@ class FileStorage(Storage):
                 pos += len(line)
                 good = pos
             self.dropped_tail_bytes = len(data) - good
-            if self.dropped_tail_bytes:
-                with open(self._log_path, "r+b") as f:
+            with open(self._log_path, "r+b") as f:
+                if self.dropped_tail_bytes:
                     f.truncate(good)
-                    f.flush()
-                    os.fsync(f.fileno())
+                f.flush()
+                os.fsync(f.fileno())  # what a killed process left in the page cache is durable from here
+            note_synced(self._log_path, good)
         return Loaded(hard, snap, log)
 
     def load(self) -> Loaded:
@@ -247,12 +253,14 @@ class FileStorage(Storage):
         data = _record({"commit": self._hard.commit}) + b"".join(_record({"e": {"index": e.index, "term": e.term, "command": e.command, "hash": e.hash}})
                         for e in self._log)
         _atomic_write(self._log_path, data)
+        note_synced(self._log_path, len(data))
         self._dirty_log = False
 
     def sync(self) -> None:
         if self._dirty_log and self._file is not None:
             self._file.flush()
             os.fsync(self._file.fileno())
+            note_synced(self._log_path, self._file.tell())
         self._dirty_log = False
 
     def close(self) -> None:
