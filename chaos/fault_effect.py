@@ -154,3 +154,21 @@ def power_loss_effect(down: Mapping, boot_before: Mapping[str, int | None], rest
     total = sum(c.get("dropped_bytes") or 0 for c in cut.values())
     return {"effective": True, "evidence": ev,
             "why": f"{', '.join(sorted(cut))} booted again cut back to their last fsync ({total} bytes dropped)"}
+
+
+def wipe_effect(down: Mapping, boot_before: Mapping[str, int | None], restarted: Mapping[str, Mapping]) -> dict:
+    """A wipe took effect when every target stopped answering while it was wiped (`down`) and came
+    back as a fresh node: boot count 1 (a new data directory) where it had booted before. Whether it
+    then rejoined the gossip network and was given tasks is for the checks (convergence, swarm-liveness)."""
+    boot_after = {n: (r.get("boot") if isinstance(r, Mapping) else None) for n, r in restarted.items()}
+    fresh = sorted(n for n, b in boot_after.items() if b == 1 and (boot_before.get(n) or 0) >= 1)
+    ev = {"down": down, "boot_before": dict(boot_before), "boot_after": boot_after, "fresh": fresh}
+    if not boot_before:
+        return {"effective": False, "evidence": ev, "why": "no target"}
+    if not down.get("effective"):
+        return {"effective": False, "evidence": ev, "why": down.get("why") or "the targets did not go silent"}
+    stale = sorted(set(boot_before) - set(fresh))
+    if stale:
+        return {"effective": False, "evidence": ev,
+                "why": f"{', '.join(stale)} did not come back as a fresh node (boot {[boot_after.get(n) for n in stale]})"}
+    return {"effective": True, "evidence": ev, "why": f"{', '.join(fresh)} went silent and booted again from an empty disk"}

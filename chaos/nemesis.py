@@ -42,7 +42,7 @@ LEADER_WAIT_S = 10.0
 # schedule kind -> LinkController op name (toxic prefix)
 LINK_OPS = {"latency": "latency", "bandwidth": "bandwidth", "reset": "reset", "stall": "stall",
             "slice": "slice", "slow-close": "slow_close", "limit": "limit"}
-NODE_UNDO = {"kill": "restart", "stop": "start", "pause": "unpause", "power-loss": "restart"}
+NODE_UNDO = {"kill": "restart", "stop": "start", "pause": "unpause", "power-loss": "restart", "wipe": "start"}
 
 
 def _all_at_once(op: Callable[[str], dict], nodes: list[str]) -> tuple[dict, Exception | None]:
@@ -676,6 +676,9 @@ class Nemesis:
             targets = resolve_target(spec["target"], view, rng)
             if not targets:
                 raise FaultError(f"{fid}: the target {spec['target']!r} resolved to no node")
+            if kind == "wipe" and set(targets) - set(view.workers):
+                raise FaultError(f"{fid}: wipe resolved to manager(s) {sorted(set(targets) - set(view.workers))}: "
+                                 "workers only (a wiped manager would need membership changes)")
 
             def apply():
                 out = {}
@@ -778,6 +781,8 @@ def _node_effect(down: dict, boot_before: dict, undo_rec: dict, kind: str) -> di
     after = {n: r.get("boot") for n, r in nodes.items() if isinstance(r, dict) and "boot" in r}
     if kind == "power-loss":  # rebooted AND cut back to the synced lengths, on every target
         return fault_effect.power_loss_effect(down, boot_before, nodes)
+    if kind == "wipe":  # silent while wiped AND back as a fresh node (boot 1) on every target
+        return fault_effect.wipe_effect(down, boot_before, nodes)
     back = fault_effect.node_back_effect(boot_before, after) if kind in ("kill", "stop") and after else None
     effective = bool(down.get("effective")) or bool(back and back["effective"])
     why = down.get("why") if down.get("effective") or not back else back["why"]

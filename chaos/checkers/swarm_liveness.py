@@ -58,7 +58,7 @@ from typing import Any
 from chaos.checkers.core import Outcome, Param, Verdict, register
 
 PARTS = ("down", "replace")
-NODE_FAULTS = ("kill", "stop", "pause", "power-loss")
+NODE_FAULTS = ("kill", "stop", "pause", "power-loss", "wipe")
 LIVE = ("new", "assigned", "running")
 TERMINAL = ("complete", "failed", "shutdown", "orphaned")
 INF = math.inf

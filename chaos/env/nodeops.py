@@ -1,4 +1,4 @@
-"""Node operations for the nemesis: kill/restart, stop/start, pause/unpause, power-loss.
+"""Node operations for the nemesis: kill/restart, stop/start, pause/unpause, power-loss, wipe.
 
 Owns: each operation on one node's container and the wall-clock time it took effect. Where the
 engine records the moment (State.FinishedAt for an exit, State.StartedAt for a start) that time is
@@ -10,10 +10,12 @@ Must not import: click, chaos.cli.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from chaos.env import labels as L
 from chaos.env.cluster import Cluster
 from chaos.env.engine import engine_errors
 from chaos.errors import EnvironmentError_, FaultError
@@ -96,6 +98,52 @@ def power_loss(cluster: Cluster, node: str) -> OpRecord:
                     {**rec.detail, "marker": f"{DATA_DIR}/{POWER_LOSS_MARKER}", "armed_s": round(armed - t0, 4)})
 
 
+WIPE_TIMEOUT_S = 60.0
+
+
+def wipe(cluster: Cluster, node: str) -> OpRecord:
+    """A worker's disk replaced by an empty one: the node is stopped (SIGTERM, SIGKILL after the
+    grace), then a short-lived helper container of the node's image, as the node's user, unprivileged,
+    without a network, with only the node's data volume mounted, empties it but the journal (the
+    harness's observation record; `python3 -m swarmnode.durability wipe`); the helper is labelled with
+    the cluster and run (a `chaos cleanup` finds it) and removed. `start` then boots a fresh node
+    (boot counter 1, no state). The nemesis refuses a manager (validation says why first)."""
+    rec = stop(cluster, node)
+    c = cluster.container(node)
+    mounts = [m for m in (c.attrs.get("Mounts") or []) if m.get("Destination") == DATA_DIR and m.get("Name")]
+    if not mounts:
+        raise FaultError(f"wipe of {node}: no named data volume mounted at {DATA_DIR}")
+    image = (c.attrs.get("Config") or {}).get("Image") or c.attrs.get("Image")
+    client = getattr(c, "client", None) or cluster.client
+    t1 = time.time()
+    helper = None
+    try:
+        with engine_errors(f"wipe the data volume of {node}"):
+            helper = client.containers.run(
+                image, ["wipe", DATA_DIR], entrypoint=["python3", "-m", "swarmnode.durability"],
+                detach=True, user="10001", network_mode="none", read_only=True, cap_drop=["ALL"],
+                security_opt=["no-new-privileges"], mem_limit="64m", pids_limit=32,
+                labels=L.object_labels(cluster.name, cluster.run_id),
+                volumes={mounts[0]["Name"]: {"bind": DATA_DIR, "mode": "rw"}})
+            status = helper.wait(timeout=WIPE_TIMEOUT_S)
+            out = helper.logs(stdout=True, stderr=True).decode("utf-8", "replace").strip()
+    finally:
+        if helper is not None:
+            try:
+                helper.remove(force=True)
+            except Exception:  # noqa: BLE001 -- `chaos cleanup` finds it by its labels
+                pass
+    code = (status or {}).get("StatusCode")
+    if code != 0:
+        raise FaultError(f"wipe of {node}: the helper exited {code}: {out[-300:]}", hint=f"`chaos logs {node}`")
+    try:
+        removed = json.loads(out.splitlines()[-1])
+    except (ValueError, IndexError):
+        removed = {"output": out[-300:]}
+    return OpRecord("wipe", node, rec.requested_ts, rec.effective_ts,
+                    {**rec.detail, "wiped": removed, "wipe_s": round(time.time() - t1, 3)})
+
+
 def stop(cluster: Cluster, node: str, grace_s: int = STOP_GRACE_S) -> OpRecord:
     """SIGTERM, and SIGKILL if the node has not exited after grace_s (records which happened)."""
     c = cluster.container(node)
@@ -171,4 +219,4 @@ def unpause(cluster: Cluster, node: str) -> OpRecord:
 
 
 OPERATIONS = {"kill": kill, "restart": restart, "stop": stop, "start": start, "pause": pause,
-              "unpause": unpause, "power-loss": power_loss}
+              "unpause": unpause, "power-loss": power_loss, "wipe": wipe}

@@ -397,6 +397,9 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
         if isinstance(item, S.RandomBlock):
             for j, t in enumerate(item.random.targets):
                 check_target(t, base + ("random", "targets", j))
+                if "wipe" in item.random.kinds:
+                    for why in _wipe_target_problems(t, set(c.manager_ids)):
+                        at(base + ("random", "targets", j), why + " (this block draws `wipe`)", WIPE_HINT)
             if item.random.name:
                 names.append(item.random.name)
             random_names.append(item.random.name or f"r{i + 1}")  # its faults are NAME-1, NAME-2, ...
@@ -430,7 +433,11 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
                 check_target(item.one_way.to, base + ("one-way", "to"))
             if item.shape in ("majorities-ring", "bridge") and len(nodes) < 3:
                 at(base + ("shape",), f"{item.shape} needs at least 3 nodes")
-        if isinstance(item, (S.KillFault, S.StopFault, S.PauseFault, S.PowerLossFault)) and item.until is not None:
+        if isinstance(item, S.WipeFault):
+            for why in _wipe_target_problems(item.target, set(c.manager_ids)):
+                at(base + ("target",), why, WIPE_HINT)
+        if isinstance(item, (S.KillFault, S.StopFault, S.PauseFault, S.PowerLossFault, S.WipeFault)) \
+                and item.until is not None:
             if item.until.condition == "target-lags":
                 at(base + ("until",), "target-lags cannot hold for a node that is down; use it with link faults")
         if item.until is not None and item.until.condition == "worker-down":
@@ -481,6 +488,32 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
             near = difflib.get_close_matches(name, SIMPLE + PARAMETERIZED, n=1)
             at(("expect", i), f"unknown expectation {text!r}",
                f"did you mean {near[0]!r}?" if near else "known: " + ", ".join(SIMPLE + PARAMETERIZED))
+    return out
+
+
+WIPE_HINT = ("target workers only: `workers`, `{role: workers, count: 1}`, a worker id such as w1; a "
+             "wiped manager would rejoin Raft as a voter with no log or vote, which needs membership "
+             "changes (not supported)")
+
+
+def _wipe_target_problems(target, managers: set[str]) -> list[str]:
+    """Why a `wipe` target may name a manager (empty: it names workers only)."""
+    out = []
+    for t in (target if isinstance(target, list) else [target]):
+        if isinstance(t, str):
+            if t in ("leader", "followers", "managers", "all"):
+                out.append(f"wipe cannot target `{t}`: it names managers")
+            elif t in managers:
+                out.append(f"wipe cannot target {t}: it is a manager")
+        elif isinstance(t, S.TargetSpec):
+            if t.of is not None:
+                out.append(f"wipe cannot target `of: {t.of}`: that fault's nodes may be managers")
+            elif t.nodes:
+                bad = [n for n in t.nodes if n in managers]
+                if bad:
+                    out.append(f"wipe cannot target {', '.join(bad)}: manager(s)")
+            elif t.role != "workers":
+                out.append(f"wipe cannot target role `{t.role}`: it names managers")
     return out
 
 

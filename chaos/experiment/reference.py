@@ -43,6 +43,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`fault: flaky`", S.FlakyFault),
     ("`fault: kill` / `stop` / `pause` (node faults)", S.StopFault),
     ("`fault: power-loss` (a node fault: the same `target`)", S.PowerLossFault),
+    ("`fault: wipe` (a node fault on workers only)", S.WipeFault),
     ("`random:` (a schedule item drawing faults from a space)", S.RandomSpace),
     ("`recovery`", S.Recovery),
 ]

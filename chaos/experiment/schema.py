@@ -430,13 +430,21 @@ class PowerLossFault(NodeFaultBase):
                     "it had fsynced (each log file cut back to its last fsync; docs/contracts.md)")
 
 
+class WipeFault(NodeFaultBase):
+    fault: Literal["wipe"] = Field(
+        description="workers only: the node is stopped and its data volume emptied (all but its journal); "
+                    "when the fault ends it starts as a fresh node that must rejoin the gossip network and "
+                    "be given tasks. A manager is refused: it would come back as a voter without its log "
+                    "(membership changes are not supported)")
+
+
 LINK_KINDS = ("latency", "bandwidth", "reset", "stall", "slice", "slow-close", "limit", "flaky")
-NODE_KINDS = ("kill", "stop", "pause", "power-loss")
+NODE_KINDS = ("kill", "stop", "pause", "power-loss", "wipe")
 FAULT_KINDS = ("partition",) + LINK_KINDS + NODE_KINDS
 
 Fault = Annotated[Union[PartitionFault, LatencyFault, BandwidthFault, ResetFault, StallFault, SliceFault,
                         SlowCloseFault, LimitFault, FlakyFault, KillFault, StopFault, PauseFault,
-                        PowerLossFault],
+                        PowerLossFault, WipeFault],
                   Field(discriminator="fault")]
 
 
@@ -447,7 +455,7 @@ class RandomSpace(Strict):
     from_: Duration = Field(alias="from", description="the earliest start")
     to: Duration = Field(description="no fault starts at or after this, and each ends by it")
     kinds: list[Literal["partition", "latency", "bandwidth", "reset", "stall", "slice", "slow-close",
-                        "limit", "flaky", "kill", "stop", "pause", "power-loss"]] = Field(min_length=1)
+                        "limit", "flaky", "kill", "stop", "pause", "power-loss", "wipe"]] = Field(min_length=1)
     targets: list[Union[str, TargetSpec]] = Field(["leader", "followers"], min_length=1,
                                                   description="targets to draw from: " + TARGET_DOC)
     duration: DurationRange = Field(description="each fault's length, drawn in [min, max]")

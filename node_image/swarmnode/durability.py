@@ -119,10 +119,45 @@ def apply_power_loss(data_dir: str) -> dict | None:
             "dropped_bytes": sum(r["dropped"] for r in files.values())}
 
 
+KEEP_ON_WIPE = ("journal.jsonl",)   # the harness's observation record (docs/contracts.md "wipe")
+
+
+def wipe(data_dir: str, keep: tuple[str, ...] = KEEP_ON_WIPE) -> dict:
+    """Empty `data_dir` (the `wipe` fault, run by the harness in a helper container while the node is
+    stopped): every file and directory but the top-level names in `keep`. Returns
+    ``{"removed_files", "removed_bytes", "kept"}``."""
+    files = size = 0
+    for name in sorted(os.listdir(data_dir)):
+        if name in keep:
+            continue
+        full = os.path.join(data_dir, name)
+        if os.path.isdir(full) and not os.path.islink(full):
+            for root, subdirs, names in os.walk(full, topdown=False):
+                for n in names:
+                    fp = os.path.join(root, n)
+                    size += os.lstat(fp).st_size
+                    os.unlink(fp)
+                    files += 1
+                for d in subdirs:
+                    os.rmdir(os.path.join(root, d))
+            os.rmdir(full)
+        else:
+            size += os.lstat(full).st_size
+            os.unlink(full)
+            files += 1
+    _fsync_path(data_dir, directory=True)
+    return {"removed_files": files, "removed_bytes": size,
+            "kept": sorted(n for n in keep if os.path.exists(os.path.join(data_dir, n)))}
+
+
 def main(argv: list[str]) -> int:
-    """``python3 -m swarmnode.durability show DATA_DIR``: the ledgers as JSON (debugging aid)."""
+    """``python3 -m swarmnode.durability show DATA_DIR``: the ledgers as JSON (debugging aid);
+    ``python3 -m swarmnode.durability wipe DATA_DIR``: empty it but the journal (one JSON line out)."""
+    if len(argv) == 2 and argv[0] == "wipe":
+        print(json.dumps(wipe(argv[1]), sort_keys=True))
+        return 0
     if len(argv) != 2 or argv[0] != "show":
-        print("usage: python3 -m swarmnode.durability show DATA_DIR")
+        print("usage: python3 -m swarmnode.durability show|wipe DATA_DIR")
         return 2
     out = {}
     for root, _d, names in os.walk(argv[1]):
