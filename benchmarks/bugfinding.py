@@ -62,6 +62,8 @@ CATALOGUE: dict[str, tuple[tuple[str, ...], str | None]] = {
     # neither orphaned nor replaced); before it, their only symptom was `until-met` never observed
     "dispatcher_never_down": (("worker-crash", "worker-cut-from-managers"), None),
     "orchestrator_no_replace": (("worker-crash",), None),
+    # a power loss cuts each manager's log back to its last fsync (issue 22)
+    "ack_before_fsync": (("power-loss-managers",), None),
 }
 
 
