@@ -55,6 +55,7 @@ JOURNAL_TYPES: dict[str, dict[str, type | tuple]] = {
     "worker": {"worker": str, "state": str},
     "task": {"task": str, "state": str},
     "power-loss": {"dropped_bytes": int},
+    "disk": {"state": str},
 }
 _NUMBER = (int, float)
 

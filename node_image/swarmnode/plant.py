@@ -33,6 +33,9 @@ PLANT_LAYERS: dict[str, tuple[str, str]] = {
     "ack_before_fsync": ("agent", "Raft log appends are fsynced in the background once a second: an "
                                   "append is acknowledged (leader and followers) when it reached the OS, "
                                   "before its fsync; a power loss drops acknowledged entries"),
+    "enospc_corrupts_log": ("agent", "a Raft log write that fails with ENOSPC is neither undone nor "
+                                     "reported: the torn record stays, the append is acknowledged, and "
+                                     "after a restart the log ends at the torn record"),
     # cluster store
     "dedup_lost_in_snapshot": ("store", "client sessions (client_id/seq de-duplication) are left out "
                                         "of snapshots, so a node restored from one forgets them"),

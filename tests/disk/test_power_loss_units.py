@@ -34,7 +34,7 @@ def test_ledger_follows_each_fsync_and_the_cut_keeps_exactly_the_synced_entries(
     assert durability.read_synced(log) == synced
     # appended and handed to the OS (a SIGKILL keeps it), never fsynced: a power cut loses it
     s.persist(None, _entries(4, 6), None)
-    s._file.flush()
+    s._write_out()
     assert os.path.getsize(log) > synced
     _arm(str(tmp_path))
     (raft / "hardstate.json.tmp").write_bytes(b"{half")   # an atomic replace that never completed
@@ -54,7 +54,7 @@ def test_without_the_marker_nothing_is_cut_and_a_plain_kill_loses_nothing(tmp_pa
     s.persist(HardState(1, None, 0), _entries(1, 2), None)
     s.sync()
     s.persist(None, _entries(3, 4), None)
-    s._file.flush()          # in the page cache: a SIGKILL (not a power cut) keeps it
+    s._write_out()           # in the page cache: a SIGKILL (not a power cut) keeps it
     assert durability.apply_power_loss(str(tmp_path)) is None
     again = FileStorage(str(raft))
     assert [e.index for e in again.load().entries] == [1, 2, 3, 4]

@@ -386,6 +386,8 @@ class Node:
                 "rss_mb": current_rss_mb()}
         if self.power_loss is not None:
             base["power_loss"] = self.power_loss
+        if self.journal.write_errors:
+            base["journal_disk"] = {"write_errors": self.journal.write_errors, "failing": self.journal.failing}
         base.update(self.role.status_fields())
         return base
 
