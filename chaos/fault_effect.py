@@ -172,3 +172,33 @@ def wipe_effect(down: Mapping, boot_before: Mapping[str, int | None], restarted:
         return {"effective": False, "evidence": ev,
                 "why": f"{', '.join(stale)} did not come back as a fresh node (boot {[boot_after.get(n) for n in stale]})"}
     return {"effective": True, "evidence": ev, "why": f"{', '.join(fresh)} went silent and booted again from an empty disk"}
+
+
+def disk_full_effect(filled: Mapping[str, Mapping], freed: Mapping[str, Mapping],
+                     seen: Mapping[str, Mapping | None]) -> dict:
+    """A disk-full took effect when every target's data volume refused a write probe (ENOSPC) after
+    its ballast was written (`filled`: node -> fill record, its `detail` from swarmnode.durability
+    fill), and (stop) a write probe succeeded again once it was removed (`freed`). `seen`: the
+    node's status taken while full: whether the agent's own writes had failed yet (`disk_error`,
+    `journal_disk`) is kept as evidence, not required (an idle node may not have written)."""
+    def detail(rec):
+        return (rec.get("detail") if isinstance(rec, Mapping) and isinstance(rec.get("detail"), Mapping) else rec) or {}
+
+    full = {n: detail(r) for n, r in filled.items()}
+    back = {n: detail(r) for n, r in freed.items() if isinstance(r, Mapping) and not r.get("kept")}
+    agent = {n: bool(s and (s.get("disk_error") or s.get("journal_disk"))) for n, s in seen.items()}
+    ev = {"full": {n: {k: d.get(k) for k in ("free_before", "ballast_bytes", "free_after", "probe")} for n, d in full.items()},
+          "freed": {n: {k: d.get(k) for k in ("free_after", "probe")} for n, d in back.items()},
+          "agent_saw_write_errors": agent}
+    refused = sorted(n for n, d in full.items() if d.get("probe") == "ENOSPC")
+    if not full or len(refused) < len(full):
+        return {"effective": False, "evidence": ev,
+                "why": "no target's data volume was filled by this fault" if not full
+                else f"a write probe was not refused on {sorted(set(full) - set(refused))}"}
+    unfreed = sorted(n for n, d in back.items() if d.get("probe") != "ok")
+    if unfreed:
+        return {"effective": False, "evidence": ev, "why": f"writes still failed after the fault on {unfreed}"}
+    return {"effective": True, "evidence": ev,
+            "why": f"{', '.join(refused)} refused writes (ENOSPC) while full"
+                   + (f"; the agent on {', '.join(n for n, s in agent.items() if s)} saw its writes fail"
+                      if any(agent.values()) else "")}

@@ -366,6 +366,7 @@ class Nemesis:
         self._link_lock = threading.Lock()
         self._partition_lock = threading.Lock()
         self._node_owners: dict[str, tuple[str, set[str]]] = {}
+        self._disk_owners: dict[str, set[str]] = {}  # disk-full: node -> faults holding it full
         self._node_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.error: BaseException | None = None
@@ -672,6 +673,8 @@ class Nemesis:
                 return lambda _undo: found
 
             return targets, apply, undo, measure
+        if kind == "disk-full":
+            return self._prepare_disk_full(fid, spec, view, rng)
         if kind in NODE_UNDO:
             targets = resolve_target(spec["target"], view, rng)
             if not targets:
@@ -733,6 +736,63 @@ class Nemesis:
 
             return targets, apply, undo, measure
         raise ValueError(f"unknown fault kind {kind!r}")
+
+    def _prepare_disk_full(self, fid: str, spec: Mapping, view: View, rng: random.Random):
+        """disk-full: each target's data volume filled (verified: free space read back, a write probe
+        got ENOSPC); the node keeps running. A node already filled by another fault is shared: the
+        last fault to end frees it. Evidence: the fill and free probes, and whether the agent saw
+        its writes fail (its status while full)."""
+        eff = self.effects
+        targets = resolve_target(spec["target"], view, rng)
+        if not targets:
+            raise FaultError(f"{fid}: the target {spec['target']!r} resolved to no node")
+        filled: dict[str, dict] = {}
+
+        def apply():
+            out = {}
+            with self._node_lock:
+                todo = []
+                for n in targets:
+                    owners = self._disk_owners.setdefault(n, set())
+                    if owners:
+                        out[n] = {"op": "disk-full", "shared": True, "by": sorted(owners)}
+                    else:
+                        todo.append(n)
+                    owners.add(fid)
+                done, error = _all_at_once(lambda n: eff.node_op("disk-full", n), todo)
+                out.update(done)
+                filled.update(done)
+                if error is not None:  # undo what was filled: a failed fault leaves no ballast behind
+                    for n in targets:
+                        self._disk_owners.get(n, set()).discard(fid)
+                    _all_at_once(lambda n: eff.node_op("disk-free", n), list(done))
+                    raise error
+            return {"nodes": out}
+
+        def undo():
+            out = {}
+            with self._node_lock:
+                todo = []
+                for n in targets:
+                    owners = self._disk_owners.get(n, set())
+                    owners.discard(fid)
+                    if owners:
+                        out[n] = {"kept": True, "still_held_by": sorted(owners)}
+                    else:
+                        self._disk_owners.pop(n, None)
+                        todo.append(n)
+                done, error = _all_at_once(lambda n: eff.node_op("disk-free", n), todo)
+                out.update(done)
+                if error is not None:
+                    raise error
+            return {"nodes": out}
+
+        def measure(view: View):
+            answers, _err = _all_at_once(lambda n: _call(eff, "answers", n, default=None), targets)
+            return lambda undo_rec: fault_effect.disk_full_effect(filled, (undo_rec or {}).get("nodes") or {},
+                                                                   answers)
+
+        return targets, apply, undo, measure
 
     def _apply_partitions(self) -> dict:
         # One at a time, the union taken inside the lock: two partitions changing at once must not

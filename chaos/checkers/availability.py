@@ -226,7 +226,8 @@ def election_churn(run, kinds: list[str]) -> dict:
 @register("recovery", default=True, params=(
     Param("max_leader_s", "float", 10.0, "longest time from a leader fault to a new leader (s)"),
     Param("max_heal_to_write_s", "float", 10.0, "longest time from heal to the first ok write (s)"),
-    Param("leader_fault_kinds", "list", ["partition", "isolate", "kill", "stop", "pause", "power-loss"],
+    Param("leader_fault_kinds", "list", ["partition", "isolate", "kill", "stop", "pause", "power-loss",
+                                                 "disk-full"],
           "fault kinds that should depose a targeted leader ('+'-joined)"),
     Param("max_elections_per_fault", "float", 0.0,
           "at most this many leader elections (terms with a leader) from the first fault on, per "

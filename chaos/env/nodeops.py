@@ -1,4 +1,5 @@
-"""Node operations for the nemesis: kill/restart, stop/start, pause/unpause, power-loss, wipe.
+"""Node operations for the nemesis: kill/restart, stop/start, pause/unpause, power-loss, wipe,
+disk-full/disk-free.
 
 Owns: each operation on one node's container and the wall-clock time it took effect. Where the
 engine records the moment (State.FinishedAt for an exit, State.StartedAt for a start) that time is
@@ -144,6 +145,48 @@ def wipe(cluster: Cluster, node: str) -> OpRecord:
                     {**rec.detail, "wiped": removed, "wipe_s": round(time.time() - t1, 3)})
 
 
+def _holder_exec(cluster: Cluster, node: str, what: str) -> tuple[dict, float]:
+    """`python3 -m swarmnode.durability WHAT /v/<node>` in the volume holder, as uid 10001: its JSON."""
+    try:
+        with engine_errors("find the data volume holder"):
+            holder = cluster.client.containers.get(L.container_name(cluster.name, L.DISK_HOLDER))
+    except EnvironmentError_ as exc:
+        raise FaultError(f"{what} of {node}: this cluster has no size-capped data volumes ({exc.message})",
+                         hint="a run whose plan has a disk-full fault creates them (chaos run)") from exc
+    with engine_errors(f"{what} the data volume of {node}"):
+        res = holder.exec_run(["python3", "-m", "swarmnode.durability", what, f"/v/{node}"], user="10001")
+    done = time.time()
+    out = (res.output or b"").decode("utf-8", "replace").strip()
+    if res.exit_code != 0:
+        raise FaultError(f"{what} of {node}: exit {res.exit_code}: {out[-300:]}")
+    try:
+        return json.loads(out.splitlines()[-1]), done
+    except (ValueError, IndexError) as exc:
+        raise FaultError(f"{what} of {node}: unreadable answer {out[-200:]!r}") from exc
+
+
+def disk_full(cluster: Cluster, node: str) -> OpRecord:
+    """The node's data volume (a tmpfs of the cluster's data_mb) filled by a ballast file written
+    from the volume holder; verified by reading free space back and by a write probe that must get
+    ENOSPC (else FaultError). The node keeps running: its writes now fail."""
+    t0 = time.time()
+    rec, done = _holder_exec(cluster, node, "fill")
+    if rec.get("probe") != "ENOSPC":
+        raise FaultError(f"disk-full of {node}: a write still succeeded after the ballast "
+                         f"({rec.get('free_after')} bytes free, probe {rec.get('probe')})")
+    return OpRecord("disk-full", node, t0, done, rec)
+
+
+def disk_free(cluster: Cluster, node: str) -> OpRecord:
+    """The ballast removed; verified by a write probe that succeeds (else FaultError)."""
+    t0 = time.time()
+    rec, done = _holder_exec(cluster, node, "unfill")
+    if rec.get("probe") != "ok":
+        raise FaultError(f"disk-full of {node}: writes still fail after the ballast was removed "
+                         f"({rec.get('free_after')} bytes free, probe {rec.get('probe')})")
+    return OpRecord("disk-free", node, t0, done, rec)
+
+
 def stop(cluster: Cluster, node: str, grace_s: int = STOP_GRACE_S) -> OpRecord:
     """SIGTERM, and SIGKILL if the node has not exited after grace_s (records which happened)."""
     c = cluster.container(node)
@@ -219,4 +262,5 @@ def unpause(cluster: Cluster, node: str) -> OpRecord:
 
 
 OPERATIONS = {"kill": kill, "restart": restart, "stop": stop, "start": start, "pause": pause,
-              "unpause": unpause, "power-loss": power_loss, "wipe": wipe}
+              "unpause": unpause, "power-loss": power_loss, "wipe": wipe, "disk-full": disk_full,
+              "disk-free": disk_free}

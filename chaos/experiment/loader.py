@@ -433,6 +433,9 @@ def _semantic(exp: S.Experiment, data: dict, marks: dict, file: str) -> list[Pro
                 check_target(item.one_way.to, base + ("one-way", "to"))
             if item.shape in ("majorities-ring", "bridge") and len(nodes) < 3:
                 at(base + ("shape",), f"{item.shape} needs at least 3 nodes")
+        if isinstance(item, S.DiskFullFault) and c.backend == "swarm":
+            at(base + ("fault",), "disk-full needs the local backend (its size-capped data volumes are tmpfs "
+               "volumes held by one container on this engine)", "use `backend: local`")
         if isinstance(item, S.WipeFault):
             for why in _wipe_target_problems(item.target, set(c.manager_ids)):
                 at(base + ("target",), why, WIPE_HINT)

@@ -34,7 +34,7 @@ RANDOM_PARAMS: dict[str, dict[str, Any]] = {
     "slow-close": {"ms": 1000},
     "limit": {"bytes": 2000},
     "flaky": {"toxicity": 0.5, "kind": "cut"},
-    "kill": {}, "stop": {}, "pause": {}, "power-loss": {}, "wipe": {},
+    "kill": {}, "stop": {}, "pause": {}, "power-loss": {}, "wipe": {}, "disk-full": {},
 }
 
 _TIMING = {"name", "at", "after", "delay", "for", "until", "max", "repeat"}

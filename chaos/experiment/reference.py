@@ -44,6 +44,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`fault: kill` / `stop` / `pause` (node faults)", S.StopFault),
     ("`fault: power-loss` (a node fault: the same `target`)", S.PowerLossFault),
     ("`fault: wipe` (a node fault on workers only)", S.WipeFault),
+    ("`fault: disk-full` (a node fault: the same `target`)", S.DiskFullFault),
     ("`random:` (a schedule item drawing faults from a space)", S.RandomSpace),
     ("`recovery`", S.Recovery),
 ]

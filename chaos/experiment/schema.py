@@ -438,13 +438,21 @@ class WipeFault(NodeFaultBase):
                     "(membership changes are not supported)")
 
 
+class DiskFullFault(NodeFaultBase):
+    fault: Literal["disk-full"] = Field(
+        description="the nodes' data volumes refuse writes (ENOSPC) while it holds: a ballast file fills "
+                    "each (verified: free space read back, a write probe refused), removed when the fault "
+                    "ends. The node keeps running. A run with this fault gives every node a 64 MB tmpfs data "
+                    "volume (local backend only)")
+
+
 LINK_KINDS = ("latency", "bandwidth", "reset", "stall", "slice", "slow-close", "limit", "flaky")
-NODE_KINDS = ("kill", "stop", "pause", "power-loss", "wipe")
+NODE_KINDS = ("kill", "stop", "pause", "power-loss", "wipe", "disk-full")
 FAULT_KINDS = ("partition",) + LINK_KINDS + NODE_KINDS
 
 Fault = Annotated[Union[PartitionFault, LatencyFault, BandwidthFault, ResetFault, StallFault, SliceFault,
                         SlowCloseFault, LimitFault, FlakyFault, KillFault, StopFault, PauseFault,
-                        PowerLossFault, WipeFault],
+                        PowerLossFault, WipeFault, DiskFullFault],
                   Field(discriminator="fault")]
 
 
@@ -455,7 +463,8 @@ class RandomSpace(Strict):
     from_: Duration = Field(alias="from", description="the earliest start")
     to: Duration = Field(description="no fault starts at or after this, and each ends by it")
     kinds: list[Literal["partition", "latency", "bandwidth", "reset", "stall", "slice", "slow-close",
-                        "limit", "flaky", "kill", "stop", "pause", "power-loss", "wipe"]] = Field(min_length=1)
+                        "limit", "flaky", "kill", "stop", "pause", "power-loss", "wipe",
+                        "disk-full"]] = Field(min_length=1)
     targets: list[Union[str, TargetSpec]] = Field(["leader", "followers"], min_length=1,
                                                   description="targets to draw from: " + TARGET_DOC)
     duration: DurationRange = Field(description="each fault's length, drawn in [min, max]")

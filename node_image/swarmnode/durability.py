@@ -150,14 +150,83 @@ def wipe(data_dir: str, keep: tuple[str, ...] = KEEP_ON_WIPE) -> dict:
             "kept": sorted(n for n in keep if os.path.exists(os.path.join(data_dir, n)))}
 
 
+BALLAST = ".chaos-ballast"   # the `disk-full` fault's filler, in the data directory
+PROBE = ".chaos-probe"
+PROBE_BYTES = 65536
+
+
+def free_bytes(data_dir: str) -> int:
+    st = os.statvfs(data_dir)
+    return st.f_bavail * st.f_frsize
+
+
+def write_probe(data_dir: str) -> str:
+    """Try to write PROBE_BYTES to a fresh file (then remove it): "ok", or the errno name."""
+    path = os.path.join(data_dir, PROBE)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            data, done = b"\0" * PROBE_BYTES, 0
+            while done < PROBE_BYTES:
+                done += os.write(fd, data[done:])
+        finally:
+            os.close(fd)
+        return "ok"
+    except OSError as exc:
+        import errno as _errno
+        return _errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def fill(data_dir: str) -> dict:
+    """The `disk-full` fault: a ballast file takes every free byte of the data directory's
+    filesystem (preallocated, then topped up page by page until ENOSPC), and a write probe shows
+    what a writer now gets. ``{"free_before", "ballast_bytes", "free_after", "probe"}``."""
+    before = free_bytes(data_dir)
+    path = os.path.join(data_dir, BALLAST)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    try:
+        try:
+            os.posix_fallocate(fd, os.fstat(fd).st_size, max(1, before))
+        except OSError:
+            pass
+        page = b"\0" * 4096
+        for _ in range(1 << 16):   # whatever the preallocation left (bounded: 256 MB of pages)
+            try:
+                if os.write(fd, page) < len(page):
+                    break
+            except OSError:
+                break
+        size = os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+    return {"free_before": before, "ballast_bytes": size, "free_after": free_bytes(data_dir),
+            "probe": write_probe(data_dir)}
+
+
+def unfill(data_dir: str) -> dict:
+    """The end of a `disk-full` fault: the ballast removed, then the write probe again."""
+    path = os.path.join(data_dir, BALLAST)
+    try:
+        size = os.path.getsize(path)
+        os.unlink(path)
+    except FileNotFoundError:
+        size = 0
+    return {"ballast_removed": size, "free_after": free_bytes(data_dir), "probe": write_probe(data_dir)}
+
+
 def main(argv: list[str]) -> int:
     """``python3 -m swarmnode.durability show DATA_DIR``: the ledgers as JSON (debugging aid);
     ``python3 -m swarmnode.durability wipe DATA_DIR``: empty it but the journal (one JSON line out)."""
-    if len(argv) == 2 and argv[0] == "wipe":
-        print(json.dumps(wipe(argv[1]), sort_keys=True))
+    if len(argv) == 2 and argv[0] in ("wipe", "fill", "unfill"):
+        print(json.dumps({"wipe": wipe, "fill": fill, "unfill": unfill}[argv[0]](argv[1]), sort_keys=True))
         return 0
     if len(argv) != 2 or argv[0] != "show":
-        print("usage: python3 -m swarmnode.durability show|wipe DATA_DIR")
+        print("usage: python3 -m swarmnode.durability show|wipe|fill|unfill DATA_DIR")
         return 2
     out = {}
     for root, _d, names in os.walk(argv[1]):

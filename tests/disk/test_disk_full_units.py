@@ -115,3 +115,75 @@ def test_the_journal_holds_lines_while_the_disk_is_full_and_says_so(tmp_path, mo
     assert [e["state"] for e in disk_events] == ["full", "ok"]
     assert "ENOSPC" in disk_events[0]["error"] and disk_events[1]["failed_s"] > 0
     j.close()
+
+
+# -- the harness side ------------------------------------------------------------------------------
+
+def test_disk_full_effect_needs_a_refused_probe_and_a_recovered_one():
+    from chaos.fault_effect import disk_full_effect
+    full = {"m1": {"detail": {"free_before": 60 << 20, "ballast_bytes": 60 << 20, "free_after": 0, "probe": "ENOSPC"}}}
+    freed = {"m1": {"detail": {"free_after": 60 << 20, "probe": "ok"}}}
+    ok = disk_full_effect(full, freed, {"m1": {"disk_error": "ENOSPC: No space left on device"}})
+    assert ok["effective"] is True and ok["evidence"]["agent_saw_write_errors"] == {"m1": True}
+    assert "saw its writes fail" in ok["why"]
+    still = disk_full_effect(full, {"m1": {"detail": {"free_after": 0, "probe": "ENOSPC"}}}, {})
+    assert still["effective"] is False and "still failed" in still["why"]
+    wrote = disk_full_effect({"m1": {"detail": {**full["m1"]["detail"], "probe": "ok"}}}, freed, {})
+    assert wrote["effective"] is False
+    assert disk_full_effect({}, {}, {})["effective"] is False   # every target shared: not this fault's effect
+
+
+def test_nemesis_disk_full_shares_a_full_node_and_frees_it_when_the_last_ends(tmp_path):
+    import threading
+    import time
+    from chaos.nemesis import FaultLog, Nemesis, View
+
+    class Eff:
+        def __init__(self):
+            self.calls, self.lock = [], threading.Lock()
+
+        def view(self):
+            st = {m: {"role": "leader" if m == "m1" else "follower", "term": 2, "leader": "m1"} for m in ("m1", "m2", "m3")}
+            return View(("m1", "m2", "m3"), (), st)
+
+        def node_op(self, op, node):
+            with self.lock:
+                self.calls.append((op, node))
+            probe = "ENOSPC" if op == "disk-full" else "ok"
+            return {"op": op, "detail": {"probe": probe, "free_after": 0 if probe == "ENOSPC" else 1 << 26}}
+
+        def mark_unavailable(self, node, unavailable):
+            raise AssertionError("a full disk is not a node going down")
+
+        def answers(self, node):
+            return {"disk_error": "ENOSPC"}
+
+        def heal_all(self):
+            return {}
+
+    eff = Eff()
+    faults = [{"id": f"d{i}", "kind": "disk-full", "start": {"at_s": at}, "for_s": for_s, "until": None,
+               "max_s": None, "spec": {"fault": "disk-full", "target": "m2"}, "seed": 1, "origin": "t"}
+              for i, (at, for_s) in enumerate([(0.0, 0.4), (0.1, 0.6)])]
+    nem = Nemesis(faults, eff, FaultLog(tmp_path / "faults.jsonl"))
+    nem.start(time.monotonic())
+    assert nem.wait(10)
+    assert eff.calls == [("disk-full", "m2"), ("disk-free", "m2")]
+    rows = [json.loads(x) for x in (tmp_path / "faults.jsonl").read_text().splitlines()]
+    stops = {r["fault"]: r for r in rows if r["action"] == "stop"}
+    assert stops["d0"]["effect"]["effective"] is True         # it filled the disk (d1 frees it)
+    assert stops["d0"]["details"]["nodes"]["m2"] == {"kept": True, "still_held_by": ["d1"]}
+    assert stops["d1"]["effect"]["effective"] is False        # it did not fill: d0 had
+    starts = {r["fault"]: r for r in rows if r["action"] == "start"}
+    assert starts["d1"]["details"]["nodes"]["m2"]["shared"] is True
+
+
+def test_disk_full_validates_plans_and_needs_the_local_backend():
+    from chaos.experiment import plan as P
+    from chaos.experiment.loader import load_text
+    base = "version: 1\nname: t\ncluster: {managers: 3, workers: 1%s}\nschedule:\n" \
+           "  - {at: 1s, for: 2s, fault: disk-full, target: leader}\n"
+    exp, problems = load_text(base % "")
+    assert not problems and P.expand(exp, 1)["faults"][0]["kind"] == "disk-full"
+    _, problems = load_text(base % ", backend: swarm")
+    assert any("local backend" in p.message for p in problems), problems

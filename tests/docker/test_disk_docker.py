@@ -116,3 +116,21 @@ def test_disk_docker_planted_late_fsync_loses_bytes_exactly_to_the_synced_length
         dropped += log["dropped"]
     assert dropped > 0, "a background fsync every second left nothing unsynced on any manager"
     assert proc.returncode == 1, proc.stdout[-3000:]
+
+
+def test_disk_docker_full_leader_refused_writes_said_so_and_recovered(disk_tour):
+    _, run_dir, faults = disk_tour
+    f = faults["fill-leader"]
+    node = f["start"]["targets"][0]
+    full = f["start"]["details"]["nodes"][node]["detail"]
+    assert full["probe"] == "ENOSPC" and full["free_after"] < 4096 <= full["ballast_bytes"]
+    freed = f["stop"]["details"]["nodes"][node]["detail"]
+    assert freed["probe"] == "ok" and freed["free_after"] > 1 << 20
+    assert f["stop"]["effect"]["effective"] is True, f["stop"]["effect"]
+    # the node's journal says what happened (written once space returned), in order
+    journal = _jsonl(run_dir / "events" / f"{node}.jsonl")
+    disk = [(e["file"], e["state"]) for e in journal if e["type"] == "disk"]
+    assert ("raft/log.jsonl", "full") in disk and ("raft/log.jsonl", "ok") in disk, disk
+    assert disk.index(("raft/log.jsonl", "full")) < disk.index(("raft/log.jsonl", "ok"))
+    final = json.loads((run_dir / "final" / f"{node}.json").read_text())["status"]
+    assert "disk_error" not in final and final["counters"]["storage_write_errors"] >= 1
