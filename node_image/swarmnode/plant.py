@@ -49,6 +49,9 @@ PLANT_LAYERS: dict[str, tuple[str, str]] = {
                                      "reconcile"),
     # dispatcher / orchestrator
     "dispatcher_never_down": ("dispatcher", "the leader never marks a silent worker DOWN"),
+    "stale_worker_identity": ("dispatcher", "the leader drops a worker's heartbeat whose boot counter is "
+                                            "lower than one it saw (a 'stale incarnation'): a worker back "
+                                            "from a wiped disk (boot 1) is never READY, never given tasks"),
     "orchestrator_no_replace": ("orchestrator", "tasks of a DOWN worker are neither orphaned nor "
                                                 "replaced"),
 }

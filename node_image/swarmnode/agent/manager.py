@@ -135,6 +135,7 @@ class ManagerRole:
             self.storage = FileStorage(path) if cfg.fsync else _LazyFileStorage(path)
         self._next_fsync_ms = 0
         self._held: list = []                  # Readies whose write failed (see _storage_failed)
+        self._worker_boot: dict[str, int] = {}  # planted stale_worker_identity only
         self._disk_error: Optional[str] = None
         self._disk_since = 0.0
         self._disk_retry_at_ms = 0
@@ -510,6 +511,14 @@ class ManagerRole:
         if self.raft.role != raftcore.LEADER:
             self.node.send(sender, {"ch": "disp", "type": "not_leader", "leader": self.raft.leader_id})
             return
+        boot = msg.get("boot")
+        if "stale_worker_identity" in self.plant and isinstance(boot, int):
+            # planted: a heartbeat from a lower boot than seen is taken for a stale message of an
+            # older incarnation and dropped -- but a wiped worker's boot counter starts again at 1
+            if boot < self._worker_boot.get(sender, 0):
+                self.node.counters["stale_heartbeats_dropped"] = self.node.counters.get("stale_heartbeats_dropped", 0) + 1
+                return
+            self._worker_boot[sender] = boot
         now = self.node.now_ms()
         self._last_hb[sender] = now
         if self._leader_ready:
