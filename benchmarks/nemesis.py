@@ -18,9 +18,13 @@ Keys:
   FinishedAt) to the node answering its status again after a 0.2 s hold (restart, the agent's cut
   back to its synced lengths, its start-up), over --trials power losses; power_loss_dropped_bytes:
   what the cuts dropped in all (a correct agent acknowledges nothing unsynced: often 0).
+- disk_full_apply_p50_ms / disk_full_apply_p99_ms (goal <= 250 ms): a `disk-full` of one manager
+  (its 64 MB tmpfs data volume filled by a ballast from the holder container, verified by free space
+  read back and a write probe refused), from its scheduled start to in effect; disk_full_free_p99_ms:
+  the end, ballast removed and a write probe accepted (`stop`.ts - `intend-stop`.ts).
 
     python3 benchmarks/nemesis.py [--quick] [--large] [--trials 30] [--soak-s 300] [--workload-s 60]
-    python3 benchmarks/nemesis.py --only power-loss [--trials 20] [--save]
+    python3 benchmarks/nemesis.py --only power-loss|disk-full [--trials 20] [--save]
 """
 
 from __future__ import annotations
@@ -133,6 +137,30 @@ checks: [raft-safety]
             "power_loss_restart_goal_s": 3.0, "power_loss_dropped_bytes": dropped}
 
 
+def disk_full(out: Path, trials: int, say) -> dict:
+    text = f"""version: 1
+name: bench-disk-full
+cluster: {{managers: 3, workers: 1}}
+workload: {{clients: 2, rate: 20, keys: 2}}
+schedule:
+  - {{name: df, at: 2s, for: 1s, fault: disk-full, target: {{role: managers, count: one}},
+     repeat: {{every: 3s, count: {trials}}}}}
+recovery: {{window: 1s, converge: 20s}}
+checks: [raft-safety]
+"""
+    d = run(text, 5, out, say)
+    by: dict = {}
+    for r in rows(d):
+        by.setdefault(r["fault"], {})[r["action"]] = r
+    apply_ms = [(f["start"]["ts"] - f["intend-start"]["planned_ts"]) * 1000 for f in by.values() if "start" in f]
+    free_ms = [(f["stop"]["ts"] - f["intend-stop"]["ts"]) * 1000 for f in by.values()
+               if "stop" in f and "intend-stop" in f]
+    effective = sum(bool((f.get("stop") or {}).get("effect", {}).get("effective")) for f in by.values())
+    return {"disk_full_trials": len(apply_ms), "disk_full_effective": effective,
+            "disk_full_apply_p50_ms": round(q(apply_ms, 0.5), 1), "disk_full_apply_p99_ms": round(q(apply_ms, 0.99), 1),
+            "disk_full_apply_goal_ms": 250, "disk_full_free_p99_ms": round(q(free_ms, 0.99), 1)}
+
+
 def plan_1h() -> dict:
     text = """version: 1
 name: plan-1h
@@ -229,19 +257,19 @@ def main() -> None:
     ap.add_argument("--soak-s", type=float, default=300)
     ap.add_argument("--workload-s", type=float, default=60)
     ap.add_argument("--rate", type=float, default=300)
-    ap.add_argument("--only", choices=["power-loss"], default=None, help="only these keys")
+    ap.add_argument("--only", choices=["power-loss", "disk-full"], default=None, help="only these keys")
     ap.add_argument("--save", action="store_true", help="also write the JSON under benchmarks/results/")
     args = ap.parse_args()
     if args.quick:
         args.trials, args.soak_s, args.workload_s = 10, 60, 20
     say = (lambda s: print(s, file=sys.stderr)) if os.environ.get("VERBOSE") else (lambda s: None)
     out: dict = {"load_before": os.getloadavg()[0]}
-    if args.only == "power-loss":
+    if args.only:
         from _result import Recorder
 
-        rec = Recorder("nemesis-power-loss")
+        rec = Recorder(f"nemesis-{args.only}")
         with tempfile.TemporaryDirectory() as tmp:
-            out.update(power_loss(Path(tmp), args.trials, say))
+            out.update({"power-loss": power_loss, "disk-full": disk_full}[args.only](Path(tmp), args.trials, say))
         out["load_after"] = os.getloadavg()[0]
         print(json.dumps(out))
         if args.save:
@@ -254,6 +282,7 @@ def main() -> None:
         out.update(workload(tmp, args.rate, args.workload_s, say))
         out.update(soak(tmp, args.soak_s, say))
         out.update(power_loss(tmp, args.trials, say))
+        out.update(disk_full(tmp, args.trials, say))
     if args.large:
         out.update(halves_large(say))
     out["load_after"] = os.getloadavg()[0]
