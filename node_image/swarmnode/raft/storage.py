@@ -300,7 +300,10 @@ class FileStorage(Storage):
         data = _record({"commit": self._hard.commit}) + b"".join(_record({"e": {"index": e.index, "term": e.term, "command": e.command, "hash": e.hash}})
                         for e in self._log)
         _atomic_write(self._log_path, data)
-        note_synced(self._log_path, len(data))
+        try:
+            note_synced(self._log_path, len(data))
+        except OSError:
+            pass   # see sync()
 
     def _write_out(self) -> bool:
         """Write the buffered records (all of them, or raise OSError); True if there were any."""
@@ -317,12 +320,17 @@ class FileStorage(Storage):
 
     def sync(self) -> None:
         try:
-            if self._write_out():
+            wrote = self._write_out()
+            if wrote:
                 os.fsync(self._file)
-                note_synced(self._log_path, self._written_len)
         except OSError as exc:
             raise self._rollback(exc) from exc
         self._ckpt = None
+        if wrote:
+            try:   # an overwrite in place of an existing small file: it needs no space
+                note_synced(self._log_path, self._written_len)
+            except OSError:
+                pass   # the ledger lags: a power loss would cut back further than needed
 
     def close(self) -> None:
         if self._file is not None:
