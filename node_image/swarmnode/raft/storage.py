@@ -232,7 +232,10 @@ class FileStorage(Storage):
                     f.truncate(good)
                 f.flush()
                 os.fsync(f.fileno())  # what a killed process left in the page cache is durable from here
-            note_synced(self._log_path, good)
+            try:
+                note_synced(self._log_path, good)
+            except OSError:
+                pass   # see sync()
         return Loaded(hard, snap, log)
 
     def load(self) -> Loaded:
