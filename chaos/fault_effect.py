@@ -124,54 +124,67 @@ def probe_timeout_ms(op: str, params: Mapping) -> int:
 
 
 def power_loss_effect(down: Mapping, boot_before: Mapping[str, int | None], restarted: Mapping[str, Mapping]) -> dict:
-    """A power loss took effect when every target came back with a higher boot count AND reported
-    (its `/status` `power_loss`, for that boot) that it cut its files back to their synced lengths
-    before reading them. `restarted`: target -> its restart record (`boot`, `power_loss`). The
-    evidence keeps the bytes dropped per file and node; 0 bytes dropped is still a power loss that
-    took effect (everything written had been fsynced: what a correct agent often shows)."""
-    boot_after = {n: r.get("boot") for n, r in restarted.items() if isinstance(r, Mapping) and "boot" in r}
-    back = node_back_effect(boot_before, boot_after) if boot_after else {
-        "effective": False, "evidence": {"boot_before": dict(boot_before), "boot_after": {}}, "why": "no target answered after its restart"}
+    """A power loss took effect when every target answered again after its restart AND reported (its
+    `/status` `power_loss`, for the boot it answered with) that it found this fault's marker and cut
+    its files back to their synced lengths before reading them; where the boot count before is known
+    (managers: the nemesis's view), it must also have risen. `restarted`: target -> its restart
+    record (`boot`, `power_loss`). The evidence keeps the bytes dropped per file and node; 0 bytes
+    dropped is still a power loss that took effect (everything written had been fsynced: what a
+    correct agent usually shows)."""
     cut, missing = {}, []
+    boot_after = {}
     for n in sorted(boot_before):
         rec = restarted.get(n) if isinstance(restarted.get(n), Mapping) else {}
+        boot_after[n] = rec.get("boot")
         pl = rec.get("power_loss")
-        if isinstance(pl, Mapping) and pl.get("boot") == rec.get("boot"):
+        before = boot_before.get(n)
+        rose = not isinstance(before, int) or (isinstance(rec.get("boot"), int) and rec["boot"] > before)
+        if isinstance(pl, Mapping) and isinstance(rec.get("boot"), int) and pl.get("boot") == rec["boot"] and rose:
             cut[n] = {"dropped_bytes": pl.get("dropped_bytes"),
                       "files": {f: (r or {}).get("dropped") for f, r in (pl.get("files") or {}).items()},
                       **({"removed_tmp": pl["removed_tmp"]} if pl.get("removed_tmp") else {})}
         else:
             missing.append(n)
-    ev = {"down": down, "back": back, "cut": cut}
+    ev = {"down": down, "boot_before": dict(boot_before), "boot_after": boot_after, "cut": cut}
     if not boot_before:
         return {"effective": False, "evidence": ev, "why": "no target"}
-    if not back.get("effective"):
-        return {"effective": False, "evidence": ev, "why": back.get("why")}
     if missing:
         return {"effective": False, "evidence": ev,
-                "why": f"{', '.join(missing)} rebooted without reporting a power-loss cut for that boot "
-                       "(marker not honoured, or the node was already down by another fault)"}
+                "why": f"{', '.join(missing)}: no power-loss cut reported for a new boot (not back, the "
+                       "marker not honoured, or already down by another fault)"}
     total = sum(c.get("dropped_bytes") or 0 for c in cut.values())
     return {"effective": True, "evidence": ev,
             "why": f"{', '.join(sorted(cut))} booted again cut back to their last fsync ({total} bytes dropped)"}
 
 
-def wipe_effect(down: Mapping, boot_before: Mapping[str, int | None], restarted: Mapping[str, Mapping]) -> dict:
-    """A wipe took effect when every target stopped answering while it was wiped (`down`) and came
-    back as a fresh node: boot count 1 (a new data directory) where it had booted before. Whether it
-    then rejoined the gossip network and was given tasks is for the checks (convergence, swarm-liveness)."""
-    boot_after = {n: (r.get("boot") if isinstance(r, Mapping) else None) for n, r in restarted.items()}
-    fresh = sorted(n for n, b in boot_after.items() if b == 1 and (boot_before.get(n) or 0) >= 1)
-    ev = {"down": down, "boot_before": dict(boot_before), "boot_after": boot_after, "fresh": fresh}
-    if not boot_before:
+def wipe_effect(down: Mapping, wiped: Mapping[str, Mapping], restarted: Mapping[str, Mapping]) -> dict:
+    """A wipe took effect when every target stopped answering while it was wiped (`down`), this fault's
+    helper emptied its data volume (`wiped`: node -> its apply record, `detail.wiped` from
+    swarmnode.durability wipe, which removes at least the boot counter of a node that ever booted),
+    and it came back as a fresh node: boot count 1 (`restarted`: its start record). Whether it then
+    rejoined the gossip network and was given tasks is for the checks (convergence, swarm-liveness
+    `rejoin`). A target another fault had already taken down was not wiped by this one."""
+    def removed(rec):
+        det = rec.get("detail") if isinstance(rec, Mapping) else None
+        w = det.get("wiped") if isinstance(det, Mapping) else None
+        return w.get("removed_files") if isinstance(w, Mapping) else None
+
+    targets = sorted(set(restarted) | set(wiped))
+    boot_after = {n: (restarted[n].get("boot") if isinstance(restarted.get(n), Mapping) else None) for n in targets}
+    emptied = {n: removed(wiped.get(n)) for n in targets}
+    fresh = sorted(n for n in targets if boot_after.get(n) == 1 and (emptied.get(n) or 0) >= 1)
+    ev = {"down": down, "removed_files": emptied, "boot_after": boot_after, "fresh": fresh}
+    if not targets:
         return {"effective": False, "evidence": ev, "why": "no target"}
     if not down.get("effective"):
         return {"effective": False, "evidence": ev, "why": down.get("why") or "the targets did not go silent"}
-    stale = sorted(set(boot_before) - set(fresh))
+    stale = [n for n in targets if n not in fresh]
     if stale:
         return {"effective": False, "evidence": ev,
-                "why": f"{', '.join(stale)} did not come back as a fresh node (boot {[boot_after.get(n) for n in stale]})"}
-    return {"effective": True, "evidence": ev, "why": f"{', '.join(fresh)} went silent and booted again from an empty disk"}
+                "why": f"{', '.join(stale)}: not emptied by this fault or not back as a fresh node "
+                       f"(files removed {[emptied.get(n) for n in stale]}, boot {[boot_after.get(n) for n in stale]})"}
+    return {"effective": True, "evidence": ev,
+            "why": f"{', '.join(fresh)} went silent, had its disk emptied and booted again as a fresh node"}
 
 
 def disk_full_effect(filled: Mapping[str, Mapping], freed: Mapping[str, Mapping],

@@ -679,6 +679,7 @@ class Nemesis:
             targets = resolve_target(spec["target"], view, rng)
             if not targets:
                 raise FaultError(f"{fid}: the target {spec['target']!r} resolved to no node")
+            applied: dict[str, dict] = {}   # this fault's own apply records (a wipe's evidence)
             if kind == "wipe" and set(targets) - set(view.workers):
                 raise FaultError(f"{fid}: wipe resolved to manager(s) {sorted(set(targets) - set(view.workers))}: "
                                  "workers only (a wiped manager would need membership changes)")
@@ -698,6 +699,7 @@ class Nemesis:
                     for n in todo:
                         eff.mark_unavailable(n, True)  # before: no verify probes a dying node
                     done, error = _all_at_once(lambda n: eff.node_op(kind, n), todo)
+                    applied.update(done)
                     for n, rec in done.items():
                         out[n] = rec
                         self._node_owners[n] = (kind, {fid})
@@ -732,6 +734,8 @@ class Nemesis:
                 else:
                     down = fault_effect.node_down_effect(answers)
                 before = {n: (view.statuses.get(n) or {}).get("boot") for n in targets}
+                if kind == "wipe":
+                    return lambda undo_rec: fault_effect.wipe_effect(down, applied, (undo_rec or {}).get("nodes") or {})
                 return lambda undo_rec: _node_effect(down, before, undo_rec, kind)
 
             return targets, apply, undo, measure
@@ -841,8 +845,6 @@ def _node_effect(down: dict, boot_before: dict, undo_rec: dict, kind: str) -> di
     after = {n: r.get("boot") for n, r in nodes.items() if isinstance(r, dict) and "boot" in r}
     if kind == "power-loss":  # rebooted AND cut back to the synced lengths, on every target
         return fault_effect.power_loss_effect(down, boot_before, nodes)
-    if kind == "wipe":  # silent while wiped AND back as a fresh node (boot 1) on every target
-        return fault_effect.wipe_effect(down, boot_before, nodes)
     back = fault_effect.node_back_effect(boot_before, after) if kind in ("kill", "stop") and after else None
     effective = bool(down.get("effective")) or bool(back and back["effective"])
     why = down.get("why") if down.get("effective") or not back else back["why"]

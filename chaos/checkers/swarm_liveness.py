@@ -42,11 +42,12 @@ Soundness (never INVALID on a correct cluster):
     to the deadline (which lies before the journal's last event), and on fault lines written before
     the silence's `intend-stop` line, which a cut-short faults.jsonl still holds.
 
-  rejoin   A worker the harness brought back (the `stop` line of a node fault on it -- kill, stop,
-           power-loss, wipe: written once the node answered again -- or of a partition that isolated
-           it) that is DOWN in leader L's store then is READY again in L's store (a `worker` event
-           `ready` in L's journal) by back + rejoin_bound_s; else, while L stayed leader, the worker
-           was not silenced again and nothing disturbed the managers, INVALID. Not a default
+  rejoin   A worker the harness brought back (a node fault on it -- kill, stop, power-loss, wipe --
+           whose `stop` line shows it answering again: back when its container started; or the
+           heal of a partition that isolated it) that is DOWN in leader L's store at b0 = max(back,
+           L's election) is READY again in L's store (a `worker` event `ready` in L's journal) by
+           b0 + rejoin_bound_s; else, while L stayed leader, the worker was not silenced again and
+           nothing disturbed the managers, INVALID. Not a default
            requirement: `require: [down, replace, rejoin]` makes a run without such a case UNKNOWN.
 
 A part with no judged obligation says "nothing to check"; it makes the check UNKNOWN when it is named
@@ -373,27 +374,29 @@ def returns(run, workers: list[str]) -> list[tuple[str, float, str]]:
             continue
         kind, targets = acts["start"].get("kind", ""), acts["start"].get("targets")
         if kind in NODE_FAULTS and kind != "pause":
-            nodes = [n for n in _flat(targets) if n in workers]
             recs = (acts["stop"].get("details") or {}).get("nodes") or {}
-            nodes = [n for n in nodes if isinstance(recs.get(n), dict) and recs[n].get("answering_ts") is not None]
+            for n in _flat(targets):
+                r = recs.get(n)
+                if n in workers and isinstance(r, dict) and r.get("answering_ts") is not None \
+                        and isinstance(r.get("effective_ts"), (int, float)):
+                    out.append((n, r["effective_ts"], fid))   # its container started again
         elif kind == "partition" and "isolate" in _selector(acts, specs.get(fid)):
-            nodes = [n for n in _flat(targets) if n in workers]
-        else:
-            continue
-        out += [(n, acts["stop"]["ts"], fid) for n in nodes]
+            back = (acts.get("intend-stop") or acts["stop"])["ts"]
+            out += [(n, back, fid) for n in _flat(targets) if n in workers]
     return out
 
 
 def judge_rejoin(run, t: Tenure, wevs: list[dict], worker: str, back: float, fid: str, bound: float,
                  silences: dict, disturb: list[Span]) -> dict | None:
-    if not t.start <= back < t.end:
+    b0 = max(back, t.start)   # a leader elected after the worker was back owes it from its election
+    if b0 >= t.end:
         return None
-    deadline = back + bound
+    deadline = b0 + bound
     ob = {"worker": worker, "leader": t.leader, "term": t.term, "back_by": fid, "back_ts": back,
-          "deadline_ts": deadline}
-    if state_at(wevs, worker, back) != "down":
+          "bound_from_ts": b0, "deadline_ts": deadline}
+    if state_at(wevs, worker, b0) != "down":
         return None   # not DOWN in this leader's store: nothing to re-register
-    ready = first_event(wevs, worker, "ready", back)
+    ready = first_event(wevs, worker, "ready", b0)
     ob["ready_ts"] = ready
     if ready is not None and ready <= deadline:
         return {**ob, "verdict": "VALID", "why": f"READY again {ready - back:.2f} s after it was back"}

@@ -16,7 +16,8 @@ def _back(b, back_at=14.0, kind="wipe"):
         if row.get("fault") == "crash":
             row["kind"] = kind
         if row.get("fault") == "crash" and row["action"] == "stop":
-            row["details"] = {"nodes": {"w2": {"op": "start", "boot": 1, "answering_ts": T0 + back_at + 0.3}}}
+            row["details"] = {"nodes": {"w2": {"op": "start", "boot": 1, "effective_ts": T0 + back_at + 0.1,
+                                               "answering_ts": T0 + back_at + 0.3}}}
     return b
 
 

@@ -144,6 +144,10 @@ def test_power_loss_effect_needs_a_reboot_and_the_cut_report_of_that_boot():
     two = power_loss_effect(down, {"m1": 2, "m2": 5},
                             {"m1": {"boot": 3, "power_loss": cut}, "m2": {"boot": 6}})
     assert two["effective"] is False and "m2" in two["why"]
+    # a worker (boot before unknown to the nemesis): the report for the boot it came back with suffices
+    assert power_loss_effect(down, {"w1": None}, {"w1": {"boot": 3, "power_loss": cut}})["effective"] is True
+    # a boot that did not rise is not a reboot, whatever the report says
+    assert power_loss_effect(down, {"m1": 3}, {"m1": {"boot": 3, "power_loss": cut}})["effective"] is False
 
 
 def test_nemesis_power_loss_kills_restarts_and_records_the_cut(tmp_path):

@@ -32,18 +32,21 @@ def test_wipe_command_prints_one_json_line(tmp_path):
     assert json.loads(out.splitlines()[-1])["removed_files"] == 1
 
 
-def test_wipe_effect_needs_silence_and_a_fresh_boot():
+def test_wipe_effect_needs_silence_an_emptied_disk_and_a_fresh_boot():
     from chaos.fault_effect import wipe_effect
     down = {"effective": True, "why": "w1 stopped answering"}
-    assert wipe_effect(down, {"w1": 3}, {"w1": {"boot": 1}})["effective"] is True
+    wiped = {"w1": {"detail": {"wiped": {"removed_files": 1, "removed_bytes": 1, "kept": ["journal.jsonl"]}}}}
+    assert wipe_effect(down, wiped, {"w1": {"boot": 1}})["effective"] is True
     # came back with its old disk (boot 4): the wipe did not happen
-    stale = wipe_effect(down, {"w1": 3}, {"w1": {"boot": 4}})
+    stale = wipe_effect(down, wiped, {"w1": {"boot": 4}})
     assert stale["effective"] is False and "w1" in stale["why"]
+    # the helper removed nothing (not this fault's wipe, or an empty disk): not shown
+    assert wipe_effect(down, {"w1": {"shared": True}}, {"w1": {"boot": 1}})["effective"] is False
     # never went silent
-    assert wipe_effect({"effective": False, "why": "w1 still answered"}, {"w1": 3}, {"w1": {"boot": 1}})[
+    assert wipe_effect({"effective": False, "why": "w1 still answered"}, wiped, {"w1": {"boot": 1}})[
         "effective"] is False
     # did not come back at all
-    assert wipe_effect(down, {"w1": 3}, {"w1": {"answering_ts": None}})["effective"] is False
+    assert wipe_effect(down, wiped, {"w1": {"answering_ts": None}})["effective"] is False
 
 
 def _problems(schedule: str):
