@@ -367,6 +367,7 @@ class Nemesis:
         self._partition_lock = threading.Lock()
         self._node_owners: dict[str, tuple[str, set[str]]] = {}
         self._disk_owners: dict[str, set[str]] = {}  # disk-full: node -> faults holding it full
+        self._disk_lock = threading.Lock()
         self._node_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.error: BaseException | None = None
@@ -754,7 +755,7 @@ class Nemesis:
 
         def apply():
             out = {}
-            with self._node_lock:
+            with self._disk_lock:  # never behind a node fault (a restart can take seconds)
                 todo = []
                 for n in targets:
                     owners = self._disk_owners.setdefault(n, set())
@@ -775,7 +776,7 @@ class Nemesis:
 
         def undo():
             out = {}
-            with self._node_lock:
+            with self._disk_lock:  # never behind a node fault (a restart can take seconds)
                 todo = []
                 for n in targets:
                     owners = self._disk_owners.get(n, set())
