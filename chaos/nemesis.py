@@ -38,6 +38,7 @@ from chaos.errors import FaultError
 
 UNTIL_POLL_S = 0.2
 LEADER_WAIT_S = 10.0
+LATE_ANSWER_S = 40.0   # a restarted node's evidence (power-loss, wipe) is awaited this much longer
 
 # schedule kind -> LinkController op name (toxic prefix)
 LINK_OPS = {"latency": "latency", "bandwidth": "bandwidth", "reset": "reset", "stall": "stall",
@@ -736,11 +737,32 @@ class Nemesis:
                     down = fault_effect.node_down_effect(answers)
                 before = {n: (view.statuses.get(n) or {}).get("boot") for n in targets}
                 if kind == "wipe":
-                    return lambda undo_rec: fault_effect.wipe_effect(down, applied, (undo_rec or {}).get("nodes") or {})
+                    return lambda undo_rec: fault_effect.wipe_effect(down, applied, self._late_answers(undo_rec, targets))
+                if kind == "power-loss":
+                    return lambda undo_rec: fault_effect.power_loss_effect(down, before,
+                                                                           self._late_answers(undo_rec, targets))
                 return lambda undo_rec: _node_effect(down, before, undo_rec, kind)
 
             return targets, apply, undo, measure
         raise ValueError(f"unknown fault kind {kind!r}")
+
+    def _late_answers(self, undo_rec: dict | None, targets: list[str]) -> dict:
+        """The undo's per-node records, where a restarted node did not answer within the restart's
+        wait (a starved machine) completed from its status asked again for up to LATE_ANSWER_S: the
+        evidence a power loss or a wipe took effect is in what the node says once it is back."""
+        nodes = {n: dict(r) for n, r in ((undo_rec or {}).get("nodes") or {}).items() if isinstance(r, dict)}
+        waiting = [n for n in targets if n in nodes and "boot" not in nodes[n] and not nodes[n].get("kept")]
+        end = time.monotonic() + LATE_ANSWER_S
+        while waiting and time.monotonic() < end:
+            for n in list(waiting):
+                st = _call(self.effects, "answers", n)
+                if isinstance(st, dict):
+                    nodes[n].update(boot=st.get("boot"), late_answer_ts=time.time(),
+                                    **({"power_loss": st["power_loss"]} if isinstance(st.get("power_loss"), dict) else {}))
+                    waiting.remove(n)
+            if waiting:
+                time.sleep(0.5)
+        return nodes
 
     def _prepare_disk_full(self, fid: str, spec: Mapping, view: View, rng: random.Random):
         """disk-full: each target's data volume filled (verified: free space read back, a write probe

@@ -42,9 +42,9 @@ Soundness (never INVALID on a correct cluster):
     to the deadline (which lies before the journal's last event), and on fault lines written before
     the silence's `intend-stop` line, which a cut-short faults.jsonl still holds.
 
-  rejoin   A worker the harness brought back (a node fault on it -- kill, stop, power-loss, wipe --
-           whose `stop` line shows it answering again: back when its container started; or the
-           heal of a partition that isolated it) that is DOWN in leader L's store at b0 = max(back,
+  rejoin   A worker the harness brought back (a node fault on it -- kill, stop, power-loss, wipe:
+           back at the first `boot` event of its own journal after the fault started; or the heal
+           of a partition that isolated it: its intend-stop) that is DOWN in leader L's store at b0 = max(back,
            L's election) is READY again in L's store (a `worker` event `ready` in L's journal) by
            b0 + rejoin_bound_s; else, while L stayed leader, the worker was not silenced again and
            nothing disturbed the managers, INVALID. Not a default
@@ -364,9 +364,11 @@ def down_part(run, journals, tens: list[Tenure], silences: dict, disturb: list[S
 
 
 def returns(run, workers: list[str]) -> list[tuple[str, float, str]]:
-    """(worker, back_ts, fault) for every fault that silenced a worker and has a `stop` line: a node
-    fault's stop is written after the node answered again, a partition's after its heal was verified."""
+    """(worker, back_ts, fault) for every fault that silenced a worker and has a `stop` line: after a
+    node fault, back when the worker's agent started again (the first `boot` event of its own journal
+    after the fault's start: it can heartbeat from then on); after a partition, its intend-stop."""
     acts_by_fault, _heal = _by_fault(run.faults)
+    wj = run.journals_of(workers)
     specs = {f.get("id"): f.get("spec") for f in _plan(run).get("faults") or [] if isinstance(f, dict)}
     out = []
     for fid, acts in sorted(acts_by_fault.items()):
@@ -374,12 +376,11 @@ def returns(run, workers: list[str]) -> list[tuple[str, float, str]]:
             continue
         kind, targets = acts["start"].get("kind", ""), acts["start"].get("targets")
         if kind in NODE_FAULTS and kind != "pause":
-            recs = (acts["stop"].get("details") or {}).get("nodes") or {}
             for n in _flat(targets):
-                r = recs.get(n)
-                if n in workers and isinstance(r, dict) and r.get("answering_ts") is not None \
-                        and isinstance(r.get("effective_ts"), (int, float)):
-                    out.append((n, r["effective_ts"], fid))   # its container started again
+                boot = next((e["ts"] for e in wj.get(n) or [] if e.get("type") == "boot"
+                             and isinstance(e.get("ts"), (int, float)) and e["ts"] > acts["start"]["ts"]), None)
+                if n in workers and boot is not None:
+                    out.append((n, boot, fid))
         elif kind == "partition" and "isolate" in _selector(acts, specs.get(fid)):
             back = (acts.get("intend-stop") or acts["stop"])["ts"]
             out += [(n, back, fid) for n in _flat(targets) if n in workers]
@@ -558,8 +559,9 @@ def _summarise(obs: list[dict], ok_what: str, none_what: str) -> dict:
     Param("slack_s", "float", 10.0, "allowance on top of heartbeat x grace for committing the DOWN and for a "
           "busy machine (s)"),
     Param("replace_bound_s", "float", 10.0, "a DOWN worker's live tasks end and are replaced within this (s)"),
-    Param("rejoin_bound_s", "float", 10.0, "a worker back from a fault, DOWN in the leader's store, is READY "
-          "again within this (s)"),
+    Param("rejoin_bound_s", "float", 20.0, "a worker back from a fault (its agent started), DOWN in the "
+          "leader's store, is READY again within this (s; its start-up and first heartbeats included: "
+          "seconds on a starved machine)"),
     Param("require", "list", ["down", "replace"],
           "parts that must have a judged case (others without one are skipped); '+'-joined on the command line",
           check=lambda v: [x for x in v if x not in PARTS]),
