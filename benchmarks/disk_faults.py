@@ -53,6 +53,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--plant-seeds", type=int, default=4)
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--only", action="append", choices=sorted(EXPERIMENTS))
     ap.add_argument("--no-control", action="store_true")
     ap.add_argument("--no-planted", action="store_true")
@@ -65,12 +66,13 @@ def main(argv=None) -> int:
     specs = []
     for exp in exps:
         if not args.no_correct:
-            specs += [{"experiment": exp, "kind": "correct", "bug": None, "seed": s} for s in range(1, args.seeds + 1)]
+            specs += [{"experiment": exp, "kind": "correct", "bug": None, "seed": s}
+                      for s in range(args.first_seed, args.first_seed + args.seeds)]
         if not args.no_control:
-            specs.append({"experiment": exp, "kind": "control", "bug": None, "seed": 1})
+            specs.append({"experiment": exp, "kind": "control", "bug": None, "seed": args.first_seed})
         if not args.no_planted:
             specs += [{"experiment": exp, "kind": "planted", "bug": EXPERIMENTS[exp], "seed": s}
-                      for s in range(1, args.plant_seeds + 1)]
+                      for s in range(args.first_seed, args.first_seed + args.plant_seeds)]
     for i, sp in enumerate(specs, 1):
         sp["dir"] = out_root / f"{i:03d}-{sp['kind']}-{sp['experiment']}-s{sp['seed']}"
         sp["dir"].mkdir(parents=True)
