@@ -63,6 +63,12 @@ CATALOGUE: dict[str, tuple[tuple[str, ...], str | None]] = {
     # neither orphaned nor replaced); before it, their only symptom was `until-met` never observed
     "dispatcher_never_down": (("worker-crash", "worker-cut-from-managers"), None),
     "orchestrator_no_replace": (("worker-crash",), None),
+    # a power loss cuts each manager's log back to its last fsync (issue 22)
+    "ack_before_fsync": (("power-loss-managers",), None),
+    # a full disk, then a restart that reads back what the failed writes left (issue 22)
+    "enospc_corrupts_log": (("disk-full-leader",), None),
+    # swarm-liveness `rejoin`: the wiped worker (boot 1 again) is never READY (issue 22)
+    "stale_worker_identity": (("worker-wiped",), None),
 }
 
 

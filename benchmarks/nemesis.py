@@ -16,8 +16,19 @@ Keys:
   and a cpu fault (0.1 cpus on a follower: the engine's update, the limit read back), --trials each,
   and their undo (`clock_undo_p99_ms`, `cpu_undo_p99_ms`); `--only clock-cpu` runs only these;
 - halves_3x100_s (with --large): a halves partition of 3 managers + 100 workers applied and verified.
+- power_loss_apply_p50_ms / power_loss_apply_p99_ms: a `power-loss` of one manager (3 managers + 1
+  worker), from its scheduled start to in effect (marker armed by an exec, SIGKILL, container state);
+  power_loss_restart_p50_s / power_loss_restart_p99_s (goal <= 3 s): from the kill (the engine's
+  FinishedAt) to the node answering its status again after a 0.2 s hold (restart, the agent's cut
+  back to its synced lengths, its start-up), over --trials power losses; power_loss_dropped_bytes:
+  what the cuts dropped in all (a correct agent acknowledges nothing unsynced: often 0).
+- disk_full_apply_p50_ms / disk_full_apply_p99_ms (goal <= 250 ms): a `disk-full` of one manager
+  (its 64 MB tmpfs data volume filled by a ballast from the holder container, verified by free space
+  read back and a write probe refused), from its scheduled start to in effect; disk_full_free_p99_ms:
+  the end, ballast removed and a write probe accepted (`stop`.ts - `intend-stop`.ts).
 
     python3 benchmarks/nemesis.py [--quick] [--large] [--trials 30] [--soak-s 300] [--workload-s 60]
+    python3 benchmarks/nemesis.py --only power-loss|disk-full [--trials 20] [--save]
 """
 
 from __future__ import annotations
@@ -126,6 +137,63 @@ checks: [raft-safety]
             "fire_lateness_p99_ms": round(q(late, 0.99), 2)}
 
 
+def power_loss(out: Path, trials: int, say) -> dict:
+    text = f"""version: 1
+name: bench-power-loss
+cluster: {{managers: 3, workers: 1}}
+workload: {{clients: 2, rate: 20, keys: 2}}
+schedule:
+  - {{name: pl, at: 2s, for: 0.2s, fault: power-loss, target: {{role: managers, count: one}},
+     repeat: {{every: 5s, count: {trials}}}}}
+recovery: {{window: 1s, converge: 20s}}
+checks: [raft-safety]
+"""
+    d = run(text, 4, out, say)
+    by: dict = {}
+    for r in rows(d):
+        by.setdefault(r["fault"], {})[r["action"]] = r
+    apply_ms, restart_s, dropped, effective = [], [], 0, 0
+    for f in by.values():
+        if "start" not in f or "stop" not in f:
+            continue
+        apply_ms.append((f["start"]["ts"] - f["intend-start"]["planned_ts"]) * 1000)
+        effective += bool((f["stop"].get("effect") or {}).get("effective"))
+        for node, rec in (f["stop"]["details"].get("nodes") or {}).items():
+            killed = f["start"]["details"]["nodes"][node]["effective_ts"]
+            if rec.get("answering_ts") is not None:
+                restart_s.append(rec["answering_ts"] - killed)
+            dropped += ((rec.get("power_loss") or {}).get("dropped_bytes") or 0)
+    return {"power_loss_trials": len(apply_ms), "power_loss_effective": effective,
+            "power_loss_apply_p50_ms": round(q(apply_ms, 0.5), 1), "power_loss_apply_p99_ms": round(q(apply_ms, 0.99), 1),
+            "power_loss_restart_p50_s": round(q(restart_s, 0.5), 3),
+            "power_loss_restart_p99_s": round(q(restart_s, 0.99), 3),
+            "power_loss_restart_goal_s": 3.0, "power_loss_dropped_bytes": dropped}
+
+
+def disk_full(out: Path, trials: int, say) -> dict:
+    text = f"""version: 1
+name: bench-disk-full
+cluster: {{managers: 3, workers: 1}}
+workload: {{clients: 2, rate: 20, keys: 2}}
+schedule:
+  - {{name: df, at: 2s, for: 1s, fault: disk-full, target: {{role: managers, count: one}},
+     repeat: {{every: 3s, count: {trials}}}}}
+recovery: {{window: 1s, converge: 20s}}
+checks: [raft-safety]
+"""
+    d = run(text, 5, out, say)
+    by: dict = {}
+    for r in rows(d):
+        by.setdefault(r["fault"], {})[r["action"]] = r
+    apply_ms = [(f["start"]["ts"] - f["intend-start"]["planned_ts"]) * 1000 for f in by.values() if "start" in f]
+    free_ms = [(f["stop"]["ts"] - f["intend-stop"]["ts"]) * 1000 for f in by.values()
+               if "stop" in f and "intend-stop" in f]
+    effective = sum(bool((f.get("stop") or {}).get("effect", {}).get("effective")) for f in by.values())
+    return {"disk_full_trials": len(apply_ms), "disk_full_effective": effective,
+            "disk_full_apply_p50_ms": round(q(apply_ms, 0.5), 1), "disk_full_apply_p99_ms": round(q(apply_ms, 0.99), 1),
+            "disk_full_apply_goal_ms": 250, "disk_full_free_p99_ms": round(q(free_ms, 0.99), 1)}
+
+
 def plan_1h() -> dict:
     text = """version: 1
 name: plan-1h
@@ -222,7 +290,9 @@ def main() -> None:
     ap.add_argument("--soak-s", type=float, default=300)
     ap.add_argument("--workload-s", type=float, default=60)
     ap.add_argument("--rate", type=float, default=300)
-    ap.add_argument("--only", choices=["clock-cpu"], help="run only this part")
+    ap.add_argument("--only", choices=["clock-cpu", "power-loss", "disk-full"], default=None,
+                    help="run only this part")
+    ap.add_argument("--save", action="store_true", help="also write the JSON under benchmarks/results/")
     args = ap.parse_args()
     if args.quick:
         args.trials, args.soak_s, args.workload_s = 10, 60, 20
@@ -239,6 +309,18 @@ def main() -> None:
         out["saved"] = str(rec.save(dict(out)))
         print(json.dumps(out))
         return
+    elif args.only:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from _result import Recorder
+
+        rec = Recorder(f"nemesis-{args.only}")
+        with tempfile.TemporaryDirectory() as tmp:
+            out.update({"power-loss": power_loss, "disk-full": disk_full}[args.only](Path(tmp), args.trials, say))
+        out["load_after"] = os.getloadavg()[0]
+        print(json.dumps(out))
+        if args.save:
+            print(rec.save(out), file=sys.stderr)
+        return
     out.update(plan_1h())
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -246,6 +328,8 @@ def main() -> None:
         out.update(clock_cpu(tmp, args.trials, say))
         out.update(workload(tmp, args.rate, args.workload_s, say))
         out.update(soak(tmp, args.soak_s, say))
+        out.update(power_loss(tmp, args.trials, say))
+        out.update(disk_full(tmp, args.trials, say))
     if args.large:
         out.update(halves_large(say))
     out["load_after"] = os.getloadavg()[0]

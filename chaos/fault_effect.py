@@ -150,3 +150,97 @@ def resource_effect(kind: str, asked, applied: Mapping[str, dict], undone: Mappi
                 "why": f"{', '.join(oom)}: the kernel OOM-killed the node under the {asked}-byte limit"}
     return {"effective": True, "acted": "limit-in-force", "evidence": ev,
             "why": f"{', '.join(sorted(per))}: the engine shows the {kind} limit {asked} on the container"}
+
+
+def power_loss_effect(down: Mapping, boot_before: Mapping[str, int | None], restarted: Mapping[str, Mapping]) -> dict:
+    """A power loss took effect when every target answered again after its restart AND reported (its
+    `/status` `power_loss`, for the boot it answered with) that it found this fault's marker and cut
+    its files back to their synced lengths before reading them; where the boot count before is known
+    (managers: the nemesis's view), it must also have risen. `restarted`: target -> its restart
+    record (`boot`, `power_loss`). The evidence keeps the bytes dropped per file and node; 0 bytes
+    dropped is still a power loss that took effect (everything written had been fsynced: what a
+    correct agent usually shows)."""
+    cut, missing = {}, []
+    boot_after = {}
+    for n in sorted(boot_before):
+        rec = restarted.get(n) if isinstance(restarted.get(n), Mapping) else {}
+        boot_after[n] = rec.get("boot")
+        pl = rec.get("power_loss")
+        before = boot_before.get(n)
+        rose = not isinstance(before, int) or (isinstance(rec.get("boot"), int) and rec["boot"] > before)
+        if isinstance(pl, Mapping) and isinstance(rec.get("boot"), int) and pl.get("boot") == rec["boot"] and rose:
+            cut[n] = {"dropped_bytes": pl.get("dropped_bytes"),
+                      "files": {f: (r or {}).get("dropped") for f, r in (pl.get("files") or {}).items()},
+                      **({"removed_tmp": pl["removed_tmp"]} if pl.get("removed_tmp") else {})}
+        else:
+            missing.append(n)
+    ev = {"down": down, "boot_before": dict(boot_before), "boot_after": boot_after, "cut": cut}
+    if not boot_before:
+        return {"effective": False, "evidence": ev, "why": "no target"}
+    if missing:
+        return {"effective": False, "evidence": ev,
+                "why": f"{', '.join(missing)}: no power-loss cut reported for a new boot (not back, the "
+                       "marker not honoured, or already down by another fault)"}
+    total = sum(c.get("dropped_bytes") or 0 for c in cut.values())
+    return {"effective": True, "evidence": ev,
+            "why": f"{', '.join(sorted(cut))} booted again cut back to their last fsync ({total} bytes dropped)"}
+
+
+def wipe_effect(down: Mapping, wiped: Mapping[str, Mapping], restarted: Mapping[str, Mapping]) -> dict:
+    """A wipe took effect when every target stopped answering while it was wiped (`down`), this fault's
+    helper emptied its data volume (`wiped`: node -> its apply record, `detail.wiped` from
+    swarmnode.durability wipe, which removes at least the boot counter of a node that ever booted),
+    and it came back as a fresh node: boot count 1 (`restarted`: its start record). Whether it then
+    rejoined the gossip network and was given tasks is for the checks (convergence, swarm-liveness
+    `rejoin`). A target another fault had already taken down was not wiped by this one."""
+    def removed(rec):
+        det = rec.get("detail") if isinstance(rec, Mapping) else None
+        w = det.get("wiped") if isinstance(det, Mapping) else None
+        return w.get("removed_files") if isinstance(w, Mapping) else None
+
+    targets = sorted(set(restarted) | set(wiped))
+    boot_after = {n: (restarted[n].get("boot") if isinstance(restarted.get(n), Mapping) else None) for n in targets}
+    emptied = {n: removed(wiped.get(n)) for n in targets}
+    fresh = sorted(n for n in targets if boot_after.get(n) == 1 and (emptied.get(n) or 0) >= 1)
+    ev = {"down": down, "removed_files": emptied, "boot_after": boot_after, "fresh": fresh}
+    if not targets:
+        return {"effective": False, "evidence": ev, "why": "no target"}
+    if not down.get("effective"):
+        return {"effective": False, "evidence": ev, "why": down.get("why") or "the targets did not go silent"}
+    stale = [n for n in targets if n not in fresh]
+    if stale:
+        return {"effective": False, "evidence": ev,
+                "why": f"{', '.join(stale)}: not emptied by this fault or not back as a fresh node "
+                       f"(files removed {[emptied.get(n) for n in stale]}, boot {[boot_after.get(n) for n in stale]})"}
+    return {"effective": True, "evidence": ev,
+            "why": f"{', '.join(fresh)} went silent, had its disk emptied and booted again as a fresh node"}
+
+
+def disk_full_effect(filled: Mapping[str, Mapping], freed: Mapping[str, Mapping],
+                     seen: Mapping[str, Mapping | None]) -> dict:
+    """A disk-full took effect when every target's data volume refused a write probe (ENOSPC) after
+    its ballast was written (`filled`: node -> fill record, its `detail` from swarmnode.durability
+    fill), and (stop) a write probe succeeded again once it was removed (`freed`). `seen`: the
+    node's status taken while full: whether the agent's own writes had failed yet (`disk_error`,
+    `journal_disk`) is kept as evidence, not required (an idle node may not have written)."""
+    def detail(rec):
+        return (rec.get("detail") if isinstance(rec, Mapping) and isinstance(rec.get("detail"), Mapping) else rec) or {}
+
+    full = {n: detail(r) for n, r in filled.items()}
+    back = {n: detail(r) for n, r in freed.items() if isinstance(r, Mapping) and not r.get("kept")}
+    agent = {n: bool(s and (s.get("disk_error") or s.get("journal_disk"))) for n, s in seen.items()}
+    ev = {"full": {n: {k: d.get(k) for k in ("free_before", "ballast_bytes", "free_after", "probe")} for n, d in full.items()},
+          "freed": {n: {k: d.get(k) for k in ("free_after", "probe")} for n, d in back.items()},
+          "agent_saw_write_errors": agent}
+    refused = sorted(n for n, d in full.items() if d.get("probe") == "ENOSPC")
+    if not full or len(refused) < len(full):
+        return {"effective": False, "evidence": ev,
+                "why": "no target's data volume was filled by this fault" if not full
+                else f"a write probe was not refused on {sorted(set(full) - set(refused))}"}
+    unfreed = sorted(n for n, d in back.items() if d.get("probe") != "ok")
+    if unfreed:
+        return {"effective": False, "evidence": ev, "why": f"writes still failed after the fault on {unfreed}"}
+    return {"effective": True, "evidence": ev,
+            "why": f"{', '.join(refused)} refused writes (ENOSPC) while full"
+                   + (f"; the agent on {', '.join(n for n, s in agent.items() if s)} saw its writes fail"
+                      if any(agent.values()) else "")}

@@ -42,11 +42,12 @@ RESOURCE_PARAM = {"cpu": "cpus", "memory": "limit"}  # fault kind -> its spec ke
 CLOCK_RATE_WINDOW_S = 2.0  # a rate fault's clock is read again this long after the first reading
 LEADER_WAIT_S = 10.0
 OF_WAIT_S = 10.0  # a fault naming another with `of:` waits this long for it to resolve its targets
+LATE_ANSWER_S = 40.0   # a restarted node's evidence (power-loss, wipe) is awaited this much longer
 
 # schedule kind -> LinkController op name (toxic prefix)
 LINK_OPS = {"latency": "latency", "bandwidth": "bandwidth", "reset": "reset", "stall": "stall",
             "slice": "slice", "slow-close": "slow_close", "limit": "limit"}
-NODE_UNDO = {"kill": "restart", "stop": "start", "pause": "unpause"}
+NODE_UNDO = {"kill": "restart", "stop": "start", "pause": "unpause", "power-loss": "restart", "wipe": "start"}
 
 
 def _all_at_once(op: Callable[[str], dict], nodes: list[str]) -> tuple[dict, Exception | None]:
@@ -383,6 +384,8 @@ class Nemesis:
         self._link_lock = threading.Lock()
         self._partition_lock = threading.Lock()
         self._node_owners: dict[str, tuple[str, set[str]]] = {}
+        self._disk_owners: dict[str, set[str]] = {}  # disk-full: node -> faults holding it full
+        self._disk_lock = threading.Lock()
         self._node_lock = threading.Lock()
         self._resource_owners: dict[tuple[str, str], tuple[Any, set[str]]] = {}  # (kind, node) -> (before, fids)
         self._resource_applied: dict[str, dict] = {}  # fault id -> per-node apply records
@@ -727,10 +730,16 @@ class Nemesis:
                 return lambda _undo: found
 
             return targets, apply, undo, measure
+        if kind == "disk-full":
+            return self._prepare_disk_full(fid, spec, view, rng)
         if kind in NODE_UNDO:
             targets = resolve_target(spec["target"], view, rng)
             if not targets:
                 raise FaultError(f"{fid}: the target {spec['target']!r} resolved to no node")
+            applied: dict[str, dict] = {}   # this fault's own apply records (a wipe's evidence)
+            if kind == "wipe" and set(targets) - set(view.workers):
+                raise FaultError(f"{fid}: wipe resolved to manager(s) {sorted(set(targets) - set(view.workers))}: "
+                                 "workers only (a wiped manager would need membership changes)")
 
             def apply():
                 out = {}
@@ -747,6 +756,7 @@ class Nemesis:
                     for n in todo:
                         eff.mark_unavailable(n, True)  # before: no verify probes a dying node
                     done, error = _all_at_once(lambda n: eff.node_op(kind, n), todo)
+                    applied.update(done)
                     for n, rec in done.items():
                         out[n] = rec
                         self._node_owners[n] = (kind, {fid})
@@ -781,6 +791,11 @@ class Nemesis:
                 else:
                     down = fault_effect.node_down_effect(answers)
                 before = {n: (view.statuses.get(n) or {}).get("boot") for n in targets}
+                if kind == "wipe":
+                    return lambda undo_rec: fault_effect.wipe_effect(down, applied, self._late_answers(undo_rec, targets))
+                if kind == "power-loss":
+                    return lambda undo_rec: fault_effect.power_loss_effect(down, before,
+                                                                           self._late_answers(undo_rec, targets))
                 return lambda undo_rec: _node_effect(down, before, undo_rec, kind)
 
             return targets, apply, undo, measure
@@ -940,6 +955,79 @@ class Nemesis:
             found = clock_mod.clock_effect(_asked(), readings)
             return lambda _undo: found
 
+    def _late_answers(self, undo_rec: dict | None, targets: list[str]) -> dict:
+        """The undo's per-node records, where a restarted node did not answer within the restart's
+        wait (a starved machine) completed from its status asked again for up to LATE_ANSWER_S: the
+        evidence a power loss or a wipe took effect is in what the node says once it is back."""
+        nodes = {n: dict(r) for n, r in ((undo_rec or {}).get("nodes") or {}).items() if isinstance(r, dict)}
+        waiting = [n for n in targets if n in nodes and "boot" not in nodes[n] and not nodes[n].get("kept")]
+        end = time.monotonic() + LATE_ANSWER_S
+        while waiting and time.monotonic() < end:
+            for n in list(waiting):
+                st = _call(self.effects, "answers", n)
+                if isinstance(st, dict):
+                    nodes[n].update(boot=st.get("boot"), late_answer_ts=time.time(),
+                                    **({"power_loss": st["power_loss"]} if isinstance(st.get("power_loss"), dict) else {}))
+                    waiting.remove(n)
+            if waiting:
+                time.sleep(0.5)
+        return nodes
+
+    def _prepare_disk_full(self, fid: str, spec: Mapping, view: View, rng: random.Random):
+        """disk-full: each target's data volume filled (verified: free space read back, a write probe
+        got ENOSPC); the node keeps running. A node already filled by another fault is shared: the
+        last fault to end frees it. Evidence: the fill and free probes, and whether the agent saw
+        its writes fail (its status while full)."""
+        eff = self.effects
+        targets = resolve_target(spec["target"], view, rng)
+        if not targets:
+            raise FaultError(f"{fid}: the target {spec['target']!r} resolved to no node")
+        filled: dict[str, dict] = {}
+
+        def apply():
+            out = {}
+            with self._disk_lock:  # never behind a node fault (a restart can take seconds)
+                todo = []
+                for n in targets:
+                    owners = self._disk_owners.setdefault(n, set())
+                    if owners:
+                        out[n] = {"op": "disk-full", "shared": True, "by": sorted(owners)}
+                    else:
+                        todo.append(n)
+                    owners.add(fid)
+                done, error = _all_at_once(lambda n: eff.node_op("disk-full", n), todo)
+                out.update(done)
+                filled.update(done)
+                if error is not None:  # undo what was filled: a failed fault leaves no ballast behind
+                    for n in targets:
+                        self._disk_owners.get(n, set()).discard(fid)
+                    _all_at_once(lambda n: eff.node_op("disk-free", n), list(done))
+                    raise error
+            return {"nodes": out}
+
+        def undo():
+            out = {}
+            with self._disk_lock:  # never behind a node fault (a restart can take seconds)
+                todo = []
+                for n in targets:
+                    owners = self._disk_owners.get(n, set())
+                    owners.discard(fid)
+                    if owners:
+                        out[n] = {"kept": True, "still_held_by": sorted(owners)}
+                    else:
+                        self._disk_owners.pop(n, None)
+                        todo.append(n)
+                done, error = _all_at_once(lambda n: eff.node_op("disk-free", n), todo)
+                out.update(done)
+                if error is not None:
+                    raise error
+            return {"nodes": out}
+
+        def measure(view: View):
+            answers, _err = _all_at_once(lambda n: _call(eff, "answers", n, default=None), targets)
+            return lambda undo_rec: fault_effect.disk_full_effect(filled, (undo_rec or {}).get("nodes") or {},
+                                                                   answers)
+
         return targets, apply, undo, measure
 
     def _apply_partitions(self) -> dict:
@@ -987,6 +1075,8 @@ def _node_effect(down: dict, boot_before: dict, undo_rec: dict, kind: str) -> di
     every target came back with a higher boot count."""
     nodes = (undo_rec or {}).get("nodes") or {}
     after = {n: r.get("boot") for n, r in nodes.items() if isinstance(r, dict) and "boot" in r}
+    if kind == "power-loss":  # rebooted AND cut back to the synced lengths, on every target
+        return fault_effect.power_loss_effect(down, boot_before, nodes)
     back = fault_effect.node_back_effect(boot_before, after) if kind in ("kill", "stop") and after else None
     effective = bool(down.get("effective")) or bool(back and back["effective"])
     why = down.get("why") if down.get("effective") or not back else back["why"]

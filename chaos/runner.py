@@ -43,7 +43,7 @@ from chaos.env import nodeops
 from chaos.env.cluster import Cluster
 from chaos.env.engine import connect, engine_errors
 from chaos.env.progress import NullProgress, Progress
-from chaos.env.spec import ClusterSpec
+from chaos.env.spec import DISK_FAULT_DATA_MB, ClusterSpec
 from chaos.env.hosts import Inventory
 from chaos.env.up import bring_up, signals_ignored, sigterm_as_interrupt
 from chaos.errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, ChaosError, EnvironmentError_, FaultError
@@ -171,6 +171,8 @@ class ClusterEffects:
                 if st is not None:
                     rec["answering_ts"] = time.time()
                     rec["boot"] = st.get("boot")  # the evidence a killed node booted again
+                    if isinstance(st.get("power_loss"), dict):  # what a power loss cut (swarmnode.durability)
+                        rec["power_loss"] = st["power_loss"]
                     break
                 time.sleep(0.1)
             else:
@@ -450,7 +452,9 @@ class Runner:
                 cspec = ClusterSpec(name=self.cluster_name, managers=c["managers"], workers=c["workers"],
                                     seed=opts.seed, agent_env=tuple(sorted(env.items())),
                                     toxiproxy_shards=c["toxiproxy_shards"],
-                                    faketime=any(f["kind"] == "clock" for f in self.plan["faults"]))
+                                    faketime=any(f["kind"] == "clock" for f in self.plan["faults"]),
+                                    data_mb=(DISK_FAULT_DATA_MB if any(f["kind"] == "disk-full" for f in self.plan["faults"])
+                                             else None))
                 backend = opts.backend or self.exp.cluster.backend
                 inventory = opts.inventory
                 if backend == "swarm" and inventory is None:

@@ -261,7 +261,8 @@ def isolated_term_bumps(run, grace_s: float = ISOLATED_TERM_GRACE_S) -> tuple[li
 @register("recovery", default=True, params=(
     Param("max_leader_s", "float", 10.0, "longest time from a leader fault to a new leader (s)"),
     Param("max_heal_to_write_s", "float", 10.0, "longest time from heal to the first ok write (s)"),
-    Param("leader_fault_kinds", "list", ["partition", "isolate", "kill", "stop", "pause"],
+    Param("leader_fault_kinds", "list", ["partition", "isolate", "kill", "stop", "pause", "power-loss",
+                                                 "disk-full"],
           "fault kinds that should depose a targeted leader ('+'-joined)"),
     Param("max_elections_per_fault", "float", 0.0,
           "at most this many leader elections (terms with a leader) from the first fault on, per "

@@ -54,6 +54,8 @@ JOURNAL_TYPES: dict[str, dict[str, type | tuple]] = {
     "member": {"member": str, "state": str},
     "worker": {"worker": str, "state": str},
     "task": {"task": str, "state": str},
+    "power-loss": {"dropped_bytes": int},
+    "disk": {"state": str},
 }
 _NUMBER = (int, float)
 

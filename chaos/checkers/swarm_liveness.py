@@ -42,6 +42,14 @@ Soundness (never INVALID on a correct cluster):
     to the deadline (which lies before the journal's last event), and on fault lines written before
     the silence's `intend-stop` line, which a cut-short faults.jsonl still holds.
 
+  rejoin   A worker the harness brought back (a node fault on it -- kill, stop, power-loss, wipe:
+           back at the first `boot` event of its own journal after the fault started; or the heal
+           of a partition that isolated it: its intend-stop) that is DOWN in leader L's store at b0 = max(back,
+           L's election) is READY again in L's store (a `worker` event `ready` in L's journal) by
+           b0 + rejoin_bound_s; else, while L stayed leader, the worker was not silenced again and
+           nothing disturbed the managers, INVALID. Not a default
+           requirement: `require: [down, replace, rejoin]` makes a run without such a case UNKNOWN.
+
 A part with no judged obligation says "nothing to check"; it makes the check UNKNOWN when it is named
 in `require` (default down+replace), and is listed as not applicable otherwise. Settings come from
 plan.json `cluster.agent_env` (CHAOS_DISPATCHER_HEARTBEAT_MS, CHAOS_DISPATCHER_GRACE), else the
@@ -57,8 +65,8 @@ from typing import Any
 
 from chaos.checkers.core import Outcome, Param, Verdict, register
 
-PARTS = ("down", "replace")
-NODE_FAULTS = ("kill", "stop", "pause")
+PARTS = ("down", "replace", "rejoin")
+NODE_FAULTS = ("kill", "stop", "pause", "power-loss", "wipe")
 LIVE = ("new", "assigned", "running")
 TERMINAL = ("complete", "failed", "shutdown", "orphaned")
 INF = math.inf
@@ -352,6 +360,73 @@ def down_part(run, journals, tens: list[Tenure], silences: dict, disturb: list[S
                       "no worker silent toward a leader long enough to judge")
 
 
+# --- rejoin: a worker back from a fault is READY again ----------------------------------------
+
+
+def returns(run, workers: list[str]) -> list[tuple[str, float, str]]:
+    """(worker, back_ts, fault) for every fault that silenced a worker and has a `stop` line: after a
+    node fault, back when the worker's agent started again (the first `boot` event of its own journal
+    after the fault's start: it can heartbeat from then on); after a partition, its intend-stop."""
+    acts_by_fault, _heal = _by_fault(run.faults)
+    wj = run.journals_of(workers)
+    specs = {f.get("id"): f.get("spec") for f in _plan(run).get("faults") or [] if isinstance(f, dict)}
+    out = []
+    for fid, acts in sorted(acts_by_fault.items()):
+        if "start" not in acts or "stop" not in acts or acts["stop"].get("aborted"):
+            continue
+        kind, targets = acts["start"].get("kind", ""), acts["start"].get("targets")
+        if kind in NODE_FAULTS and kind != "pause":
+            for n in _flat(targets):
+                boot = next((e["ts"] for e in wj.get(n) or [] if e.get("type") == "boot"
+                             and isinstance(e.get("ts"), (int, float)) and e["ts"] > acts["start"]["ts"]), None)
+                if n in workers and boot is not None:
+                    out.append((n, boot, fid))
+        elif kind == "partition" and "isolate" in _selector(acts, specs.get(fid)):
+            back = (acts.get("intend-stop") or acts["stop"])["ts"]
+            out += [(n, back, fid) for n in _flat(targets) if n in workers]
+    return out
+
+
+def judge_rejoin(run, t: Tenure, wevs: list[dict], worker: str, back: float, fid: str, bound: float,
+                 silences: dict, disturb: list[Span]) -> dict | None:
+    b0 = max(back, t.start)   # a leader elected after the worker was back owes it from its election
+    if b0 >= t.end:
+        return None
+    deadline = b0 + bound
+    ob = {"worker": worker, "leader": t.leader, "term": t.term, "back_by": fid, "back_ts": back,
+          "bound_from_ts": b0, "deadline_ts": deadline}
+    if state_at(wevs, worker, b0) != "down":
+        return None   # not DOWN in this leader's store: nothing to re-register
+    ready = first_event(wevs, worker, "ready", b0)
+    ob["ready_ts"] = ready
+    if ready is not None and ready <= deadline:
+        return {**ob, "verdict": "VALID", "why": f"READY again {ready - back:.2f} s after it was back"}
+    again = min((sp.start for (w, _m), spans in silences.items() if w == worker for sp in spans
+                 if back < sp.start < deadline), default=INF)
+    not_judged = _why_not(run, t, again, "the worker was silenced again", deadline, disturb, back)
+    if not_judged:
+        return {**ob, "verdict": "skipped", "why": not_judged}
+    late = f"READY only at {_rel(run, ready)}, {ready - deadline:.2f} s late" if ready is not None else \
+        f"never READY again while {t.leader} led (to {_rel(run, t.end)}, {t.ended_by})"
+    return {**ob, "verdict": "INVALID",
+            "why": f"{worker} back at {_rel(run, back)} after {fid} and DOWN in leader {t.leader}'s store "
+                   f"(term {t.term}): due READY by {_rel(run, deadline)} (bound {bound:g} s), {late}"}
+
+
+def rejoin_part(run, journals, tens: list[Tenure], workers: list[str], silences: dict, disturb: list[Span],
+                bound: float) -> dict:
+    obs = []
+    backs = returns(run, workers)
+    for t in tens:
+        wevs = worker_events(journals.get(t.leader, []))
+        for w, back, fid in backs:
+            o = judge_rejoin(run, t, wevs, w, back, fid, bound, silences, disturb)
+            if o is not None:
+                obs.append(o)
+    return _summarise(obs, "worker(s) back from a fault READY again in time",
+                      "no worker came back DOWN under a leader")
+
+
 # --- replace: a DOWN worker's tasks end and are replaced --------------------------------------
 
 
@@ -484,11 +559,14 @@ def _summarise(obs: list[dict], ok_what: str, none_what: str) -> dict:
     Param("slack_s", "float", 10.0, "allowance on top of heartbeat x grace for committing the DOWN and for a "
           "busy machine (s)"),
     Param("replace_bound_s", "float", 10.0, "a DOWN worker's live tasks end and are replaced within this (s)"),
+    Param("rejoin_bound_s", "float", 20.0, "a worker back from a fault (its agent started), DOWN in the "
+          "leader's store, is READY again within this (s; its start-up and first heartbeats included: "
+          "seconds on a starved machine)"),
     Param("require", "list", ["down", "replace"],
           "parts that must have a judged case (others without one are skipped); '+'-joined on the command line",
           check=lambda v: [x for x in v if x not in PARTS]),
 ))
-def swarm_liveness(run, heartbeat_ms, grace, slack_s, replace_bound_s, require) -> Outcome:
+def swarm_liveness(run, heartbeat_ms, grace, slack_s, replace_bound_s, rejoin_bound_s, require) -> Outcome:
     """The leader marks a silent worker DOWN, and a DOWN worker's tasks are replaced, within bounds."""
     cfg = settings(run, heartbeat_ms, grace)
     managers, workers = run.managers(), run.workers()
@@ -497,8 +575,10 @@ def swarm_liveness(run, heartbeat_ms, grace, slack_s, replace_bound_s, require) 
     tens = tenures(journals)
     parts = {"down": down_part(run, journals, tens, silences, disturb, cfg, slack_s),
              "replace": replace_part(run, journals, tens, workers, disturb,
-                                     final_replicas(run, managers), replace_bound_s)}
-    evidence = {"settings": {**cfg, "slack_s": slack_s, "replace_bound_s": replace_bound_s},
+                                     final_replicas(run, managers), replace_bound_s),
+             "rejoin": rejoin_part(run, journals, tens, workers, silences, disturb, rejoin_bound_s)}
+    evidence = {"settings": {**cfg, "slack_s": slack_s, "replace_bound_s": replace_bound_s,
+                             "rejoin_bound_s": rejoin_bound_s},
                 "required": list(require), "parts": parts,
                 "leaders": [{"leader": t.leader, "term": t.term, "from_ts": t.start, "to_ts": t.end,
                              "ended_by": t.ended_by} for t in tens][:MAX_LISTED],

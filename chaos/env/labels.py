@@ -63,6 +63,9 @@ def network_name(cluster: str, run_id: str) -> str:
     return f"chaos-{cluster}-{run_id}"
 
 
+DISK_HOLDER = "disks"   # chaos-<cluster>-disks: holds the size-capped data volumes (chaos/env/up.py)
+
+
 def container_name(cluster: str, node: str) -> str:
     return f"chaos-{cluster}-{node}"
 

@@ -1,4 +1,5 @@
-"""Node operations for the nemesis: kill/restart, stop/start, pause/unpause.
+"""Node operations for the nemesis: kill/restart, stop/start, pause/unpause, power-loss, wipe,
+disk-full/disk-free.
 
 Owns: each operation on one node's container and the wall-clock time it took effect. Where the
 engine records the moment (State.FinishedAt for an exit, State.StartedAt for a start) that time is
@@ -10,13 +11,18 @@ Must not import: click, chaos.cli.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from chaos.env import labels as L
 from chaos.env.cluster import Cluster
 from chaos.env.engine import engine_errors
 from chaos.errors import EnvironmentError_, FaultError
+from swarmnode.durability import POWER_LOSS_MARKER
+
+DATA_DIR = "/data"   # the node's data volume (chaos/env/spec.py CHAOS_DATA_DIR)
 
 STATE_WAIT_S = 15.0
 STOP_GRACE_S = 10  # SIGTERM, then SIGKILL after this many seconds (docker stop semantics)
@@ -71,6 +77,114 @@ def kill(cluster: Cluster, node: str) -> OpRecord:
     st = _wait_state(c, lambda s: not s.get("Running"), "kill", node)
     return OpRecord("kill", node, t0, parse_docker_time(st.get("FinishedAt")) or time.time(),
                     {"exit_code": st.get("ExitCode")})
+
+
+def power_loss(cluster: Cluster, node: str) -> OpRecord:
+    """A simulated power cut: the power-loss marker is created in the node's data directory (an
+    exec as the node's own user, in the running container), then the container is SIGKILLed. When
+    it starts again (`restart`), the agent finds the marker and cuts every file back to its last
+    fsync before reading anything (swarmnode.durability; docs/contracts.md "power-loss"). The
+    record's `effective_ts` is the kill's."""
+    c = cluster.container(node)
+    t0 = time.time()
+    with engine_errors(f"arm the power loss of {node}"):
+        res = c.exec_run(["touch", f"{DATA_DIR}/{POWER_LOSS_MARKER}"], user="10001")
+    if res.exit_code != 0:
+        out = (res.output or b"").decode("utf-8", "replace").strip()[:200]
+        raise FaultError(f"power-loss of {node}: could not create the marker in {DATA_DIR} "
+                         f"(exit {res.exit_code}: {out})", hint=f"`chaos logs {node}`")
+    armed = time.time()
+    rec = kill(cluster, node)
+    return OpRecord("power-loss", node, t0, rec.effective_ts,
+                    {**rec.detail, "marker": f"{DATA_DIR}/{POWER_LOSS_MARKER}", "armed_s": round(armed - t0, 4)})
+
+
+WIPE_TIMEOUT_S = 60.0
+
+
+def wipe(cluster: Cluster, node: str) -> OpRecord:
+    """A worker's disk replaced by an empty one: the node is stopped (SIGTERM, SIGKILL after the
+    grace), then a short-lived helper container of the node's image, as the node's user, unprivileged,
+    without a network, with only the node's data volume mounted, empties it but the journal (the
+    harness's observation record; `python3 -m swarmnode.durability wipe`); the helper is labelled with
+    the cluster and run (a `chaos cleanup` finds it) and removed. `start` then boots a fresh node
+    (boot counter 1, no state). The nemesis refuses a manager (validation says why first)."""
+    rec = stop(cluster, node)
+    c = cluster.container(node)
+    mounts = [m for m in (c.attrs.get("Mounts") or []) if m.get("Destination") == DATA_DIR and m.get("Name")]
+    if not mounts:
+        raise FaultError(f"wipe of {node}: no named data volume mounted at {DATA_DIR}")
+    image = (c.attrs.get("Config") or {}).get("Image") or c.attrs.get("Image")
+    client = getattr(c, "client", None) or cluster.client
+    t1 = time.time()
+    helper = None
+    try:
+        with engine_errors(f"wipe the data volume of {node}"):
+            helper = client.containers.run(
+                image, ["wipe", DATA_DIR], entrypoint=["python3", "-m", "swarmnode.durability"],
+                detach=True, user="10001", network_mode="none", read_only=True, cap_drop=["ALL"],
+                security_opt=["no-new-privileges"], mem_limit="64m", pids_limit=32,
+                labels=L.object_labels(cluster.name, cluster.run_id),
+                volumes={mounts[0]["Name"]: {"bind": DATA_DIR, "mode": "rw"}})
+            status = helper.wait(timeout=WIPE_TIMEOUT_S)
+            out = helper.logs(stdout=True, stderr=True).decode("utf-8", "replace").strip()
+    finally:
+        if helper is not None:
+            try:
+                helper.remove(force=True)
+            except Exception:  # noqa: BLE001 -- `chaos cleanup` finds it by its labels
+                pass
+    code = (status or {}).get("StatusCode")
+    if code != 0:
+        raise FaultError(f"wipe of {node}: the helper exited {code}: {out[-300:]}", hint=f"`chaos logs {node}`")
+    try:
+        removed = json.loads(out.splitlines()[-1])
+    except (ValueError, IndexError):
+        removed = {"output": out[-300:]}
+    return OpRecord("wipe", node, rec.requested_ts, rec.effective_ts,
+                    {**rec.detail, "wiped": removed, "wipe_s": round(time.time() - t1, 3)})
+
+
+def _holder_exec(cluster: Cluster, node: str, what: str) -> tuple[dict, float]:
+    """`python3 -m swarmnode.durability WHAT /v/<node>` in the volume holder, as uid 10001: its JSON."""
+    try:
+        with engine_errors("find the data volume holder"):
+            holder = cluster.client.containers.get(L.container_name(cluster.name, L.DISK_HOLDER))
+    except EnvironmentError_ as exc:
+        raise FaultError(f"{what} of {node}: this cluster has no size-capped data volumes ({exc.message})",
+                         hint="a run whose plan has a disk-full fault creates them (chaos run)") from exc
+    with engine_errors(f"{what} the data volume of {node}"):
+        res = holder.exec_run(["python3", "-m", "swarmnode.durability", what, f"/v/{node}"], user="10001")
+    done = time.time()
+    out = (res.output or b"").decode("utf-8", "replace").strip()
+    if res.exit_code != 0:
+        raise FaultError(f"{what} of {node}: exit {res.exit_code}: {out[-300:]}")
+    try:
+        return json.loads(out.splitlines()[-1]), done
+    except (ValueError, IndexError) as exc:
+        raise FaultError(f"{what} of {node}: unreadable answer {out[-200:]!r}") from exc
+
+
+def disk_full(cluster: Cluster, node: str) -> OpRecord:
+    """The node's data volume (a tmpfs of the cluster's data_mb) filled by a ballast file written
+    from the volume holder; verified by reading free space back and by a write probe that must get
+    ENOSPC (else FaultError). The node keeps running: its writes now fail."""
+    t0 = time.time()
+    rec, done = _holder_exec(cluster, node, "fill")
+    if rec.get("probe") != "ENOSPC":
+        raise FaultError(f"disk-full of {node}: a write still succeeded after the ballast "
+                         f"({rec.get('free_after')} bytes free, probe {rec.get('probe')})")
+    return OpRecord("disk-full", node, t0, done, rec)
+
+
+def disk_free(cluster: Cluster, node: str) -> OpRecord:
+    """The ballast removed; verified by a write probe that succeeds (else FaultError)."""
+    t0 = time.time()
+    rec, done = _holder_exec(cluster, node, "unfill")
+    if rec.get("probe") != "ok":
+        raise FaultError(f"disk-full of {node}: writes still fail after the ballast was removed "
+                         f"({rec.get('free_after')} bytes free, probe {rec.get('probe')})")
+    return OpRecord("disk-free", node, t0, done, rec)
 
 
 def stop(cluster: Cluster, node: str, grace_s: int = STOP_GRACE_S) -> OpRecord:
@@ -148,4 +262,5 @@ def unpause(cluster: Cluster, node: str) -> OpRecord:
 
 
 OPERATIONS = {"kill": kill, "restart": restart, "stop": stop, "start": start, "pause": pause,
-              "unpause": unpause}
+              "unpause": unpause, "power-loss": power_loss, "wipe": wipe, "disk-full": disk_full,
+              "disk-free": disk_free}

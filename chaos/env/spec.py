@@ -28,6 +28,7 @@ MAX_MANAGERS = 9
 # container's request for more), so 5,000 links (15,000 descriptors) leave room for the clients'
 # connections. 3 managers + 100 workers (10,609 links) therefore get 3 shards; up to 3 + 67, one.
 LINKS_PER_SHARD = 5000
+DISK_FAULT_DATA_MB = 64   # data volume size of a cluster whose plan has a disk-full fault
 MAX_WORKERS = 200  # bounded: each node adds ~2 x (nodes) proxies; 200 workers = ~41,000 proxies
 
 # Agent settings exposed as `chaos up` options: option name -> (env var, help). Values are validated
@@ -75,6 +76,10 @@ class ClusterSpec:
     limits: Limits = field(default_factory=Limits)
     toxiproxy_shards: int | None = None   # None: as many as LINKS_PER_SHARD requires
     faketime: bool = False   # preload libfaketime into every node (an experiment with a `clock` fault)
+    # Each node's data volume as a tmpfs of this many MB (a `disk-full` fault fills it; chaos/env/up.py
+    # keeps the volumes mounted through a holder container so a killed node keeps its data). None: an
+    # ordinary volume, uncapped.
+    data_mb: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -92,6 +97,8 @@ class ClusterSpec:
         if self.toxiproxy_shards is not None and not 1 <= self.toxiproxy_shards <= max(1, n):
             problems.append(f"--toxiproxy-shards must be between 1 and the node count {n} "
                             f"(got {self.toxiproxy_shards})")
+        if self.data_mb is not None and not 8 <= self.data_mb <= 4096:
+            problems.append(f"the data volume size must be between 8 and 4096 MB (got {self.data_mb})")
         if problems:
             raise UsageError("; ".join(problems), hint="see `chaos up --help`")
 

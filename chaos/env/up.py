@@ -174,6 +174,9 @@ def bring_up(client: docker.DockerClient, spec: ClusterSpec, node_image: str, re
     if isinstance(toxiproxy, str):
         toxiproxy = choose_toxiproxy(client, node_image, toxiproxy)
     hosts = None
+    if backend == "swarm" and spec.data_mb is not None:
+        raise UsageError("size-capped data volumes (a `disk-full` fault) need the local backend",
+                         hint="run the experiment without `--backend swarm`")
     if backend == "swarm":
         hosts = _prepare_swarm(client, inventory or H.Inventory.single_local(), node_image, toxiproxy, progress)
         spec = dataclasses.replace(spec, toxiproxy_shards=_swarm_shard_count(spec, len(hosts.inventory.hosts)))
@@ -264,6 +267,10 @@ def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: 
         # On Ctrl-C, let creations in flight finish (bounded by the client timeout) and drop the
         # queued ones, so the teardown that follows sees every container this run made.
         pool.shutdown(wait=True, cancel_futures=True)
+    if spec.data_mb is not None:
+        progress.step(f"data volumes: tmpfs of {spec.data_mb} MB each, held mounted by "
+                      f"{L.container_name(spec.name, L.DISK_HOLDER)}")
+        _start_disk_holder(client, spec, run_id, image)
     return cluster, len(topology.links)
 
 
@@ -317,7 +324,8 @@ def _start_node(client: docker.DockerClient, spec: ClusterSpec, run_id: str, ima
     if host is not None:
         labels[S.HOST_LABEL] = host
     with engine_errors(f"create the volume of {node}" + (f" on host {host}" if host else "")):
-        volume = client.volumes.create(name=L.volume_name(spec.name, run_id, node), labels=labels)
+        volume = client.volumes.create(name=L.volume_name(spec.name, run_id, node), labels=labels,
+                                       **_data_volume_opts(spec))
     with engine_errors(f"start {node}" + (f" on host {host}" if host else "")):
         c = client.containers.run(
             image, detach=True, name=L.container_name(spec.name, node), hostname=node,
@@ -327,6 +335,33 @@ def _start_node(client: docker.DockerClient, spec: ClusterSpec, run_id: str, ima
             volumes={volume.name: {"bind": "/data", "mode": "rw"}},
             **_hardening(lim.manager_mem if kind == "manager" else lim.worker_mem, lim.node_pids, lim.read_only,
                         lim.manager_cpu_shares if kind == "manager" else lim.worker_cpu_shares))
+        c.reload()
+    return c
+
+
+def _data_volume_opts(spec: ClusterSpec) -> dict:
+    """A size-capped data volume (spec.data_mb): a tmpfs the engine mounts for the container (no
+    privilege in the container), owned by the node's user. Full means ENOSPC, as on a real disk."""
+    if spec.data_mb is None:
+        return {}
+    return {"driver": "local", "driver_opts": {"type": "tmpfs", "device": "tmpfs",
+                                               "o": f"size={spec.data_mb}m,uid=10001,gid=10001,mode=0750"}}
+
+
+def _start_disk_holder(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: str) -> object:
+    """With size-capped (tmpfs) data volumes: one idle container that mounts every node's volume at
+    /v/<node>. The engine unmounts a tmpfs volume (losing its data) when no running container uses
+    it; the holder keeps each mounted while its node is killed or stopped. It is also where a
+    `disk-full` fault's ballast is written (chaos/env/nodeops.py), so the ballast's memory is charged
+    to it, not to the node. Unprivileged, no network, labelled with the cluster and run (removed
+    with them; no node label, so it is not taken for a node)."""
+    lim = spec.limits
+    vols = {L.volume_name(spec.name, run_id, n): {"bind": f"/v/{n}", "mode": "rw"} for n in spec.node_ids}
+    with engine_errors("start the data volume holder"):
+        c = client.containers.run(
+            image, ["infinity"], entrypoint=["sleep"], detach=True, name=L.container_name(spec.name, L.DISK_HOLDER),
+            labels=L.object_labels(spec.name, run_id), network_mode="none", volumes=vols,
+            **_hardening(f"{64 + spec.data_mb * len(spec.node_ids)}m", 64, lim.read_only, 256))
         c.reload()
     return c
 

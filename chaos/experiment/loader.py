@@ -581,7 +581,14 @@ def _semantic(exp: S.Experiment | _Parts, data: dict, marks: dict, file: str) ->
             if most is not None and most < need:
                 at(base + ("shape",), f"shape {item.shape} needs at least {need} nodes, but `among` gives "
                    + (f"at most {most}" if most else "none"), "widen `among` (default: all)")
-        if isinstance(item, (S.KillFault, S.StopFault, S.PauseFault)) and item.until is not None:
+        if isinstance(item, S.DiskFullFault) and c.backend == "swarm":
+            at(base + ("fault",), "disk-full needs the local backend (its size-capped data volumes are tmpfs "
+               "volumes held by one container on this engine)", "use `backend: local`")
+        if isinstance(item, S.WipeFault):
+            for why in _wipe_target_problems(item.target, set(c.manager_ids)):
+                at(base + ("target",), why, WIPE_HINT)
+        if isinstance(item, (S.KillFault, S.StopFault, S.PauseFault, S.PowerLossFault, S.WipeFault)) \
+                and item.until is not None:
             if item.until.condition == "target-lags":
                 at(base + ("until",), "target-lags cannot hold for a node that is down; use it with link faults")
         if item.until is not None and item.until.condition == "worker-down":
@@ -605,6 +612,9 @@ def _semantic(exp: S.Experiment | _Parts, data: dict, marks: dict, file: str) ->
         if isinstance(item, S.RandomBlock):
             for j, t in enumerate(item.random.targets):
                 check_target(t, base + ("random", "targets", j))
+                if "wipe" in item.random.kinds:
+                    for why in _wipe_target_problems(t, set(c.manager_ids)):
+                        at(base + ("random", "targets", j), why + " (this block draws `wipe`)", WIPE_HINT)
             if item.random.name:
                 names.append(item.random.name)
             random_names.append(item.random.name or f"r{i + 1}")  # its faults are NAME-1, NAME-2, ...
@@ -806,6 +816,32 @@ def _typed_agent_vars(agent: S.AgentSettings) -> list[tuple[str, str]]:
         for var in S.AgentSettings.model_validate({key: getattr(agent, key)}).as_env():
             out.append((key, var))
     return sorted(out)
+
+
+WIPE_HINT = ("target workers only: `workers`, `{role: workers, count: 1}`, a worker id such as w1; a "
+             "wiped manager would rejoin Raft as a voter with no log or vote, which needs membership "
+             "changes (not supported)")
+
+
+def _wipe_target_problems(target, managers: set[str]) -> list[str]:
+    """Why a `wipe` target may name a manager (empty: it names workers only)."""
+    out = []
+    for t in (target if isinstance(target, list) else [target]):
+        if isinstance(t, str):
+            if t in ("leader", "followers", "managers", "all"):
+                out.append(f"wipe cannot target `{t}`: it names managers")
+            elif t in managers:
+                out.append(f"wipe cannot target {t}: it is a manager")
+        elif isinstance(t, S.TargetSpec):
+            if t.of is not None:
+                out.append(f"wipe cannot target `of: {t.of}`: that fault's nodes may be managers")
+            elif t.nodes:
+                bad = [n for n in t.nodes if n in managers]
+                if bad:
+                    out.append(f"wipe cannot target {', '.join(bad)}: manager(s)")
+            elif t.role != "workers":
+                out.append(f"wipe cannot target role `{t.role}`: it names managers")
+    return out
 
 
 def plant_registry() -> dict[str, str]:

@@ -585,15 +585,37 @@ class MemoryFault(NodeFaultBase):
     limit: ByteSize = Field(description="the memory limit: 64MB, 512MiB, 1GB or bytes (at least 6MiB)")
 
 
+class PowerLossFault(NodeFaultBase):
+    fault: Literal["power-loss"] = Field(
+        description="a power cut: SIGKILL, and when the fault ends the node starts again with only what "
+                    "it had fsynced (each log file cut back to its last fsync; docs/contracts.md)")
+
+
+class WipeFault(NodeFaultBase):
+    fault: Literal["wipe"] = Field(
+        description="workers only: the node is stopped and its data volume emptied (all but its journal); "
+                    "when the fault ends it starts as a fresh node that must rejoin the gossip network and "
+                    "be given tasks. A manager is refused: it would come back as a voter without its log "
+                    "(membership changes are not supported)")
+
+
+class DiskFullFault(NodeFaultBase):
+    fault: Literal["disk-full"] = Field(
+        description="the nodes' data volumes refuse writes (ENOSPC) while it holds: a ballast file fills "
+                    "each (verified: free space read back, a write probe refused), removed when the fault "
+                    "ends. The node keeps running. A run with this fault gives every node a 64 MB tmpfs data "
+                    "volume (local backend only)")
+
+
 LINK_KINDS = ("latency", "bandwidth", "reset", "stall", "slice", "slow-close", "limit", "flaky")
-NODE_KINDS = ("kill", "stop", "pause")
+NODE_KINDS = ("kill", "stop", "pause", "power-loss", "wipe", "disk-full")
 CLOCK_KINDS = ("clock",)
 RESOURCE_KINDS = ("cpu", "memory")
 FAULT_KINDS = ("partition",) + LINK_KINDS + NODE_KINDS + CLOCK_KINDS + RESOURCE_KINDS
 
 Fault = Annotated[Union[PartitionFault, LatencyFault, BandwidthFault, ResetFault, StallFault, SliceFault,
-                        SlowCloseFault, LimitFault, FlakyFault, KillFault, StopFault, PauseFault, ClockFault,
-                        CpuFault, MemoryFault],
+                        SlowCloseFault, LimitFault, FlakyFault, KillFault, StopFault, PauseFault,
+                        PowerLossFault, WipeFault, DiskFullFault, ClockFault, CpuFault, MemoryFault],
                   Field(discriminator="fault")]
 
 
@@ -615,6 +637,7 @@ RANDOM_DEFAULTS: dict[str, dict[str, Any]] = {
     "clock": {"offset": -2.0},
     "cpu": {"cpus": 0.1},
     "memory": {"limit": 128 * 1000 ** 2},
+    "power-loss": {}, "wipe": {}, "disk-full": {},
 }
 RANDOM_NOT_PARAMS = ("fault", "target", "isolate", "groups", "rest", "shape", "among", "bridge", "one_way",
                      "peers", "direction", "mode")
@@ -659,7 +682,8 @@ class RandomSpace(Strict):
     from_: Duration = Field(alias="from", description="the earliest start")
     to: Duration = Field(description="no fault starts at or after this, and each ends by it")
     kinds: list[Literal["partition", "latency", "bandwidth", "reset", "stall", "slice", "slow-close",
-                        "limit", "flaky", "kill", "stop", "pause", "clock", "cpu", "memory"]] = Field(min_length=1)
+                        "limit", "flaky", "kill", "stop", "pause", "power-loss", "wipe", "disk-full",
+                        "clock", "cpu", "memory"]] = Field(min_length=1)
     targets: list[Union[str, TargetSpec]] = Field(["leader", "followers"], min_length=1,
                                                   description="targets to draw from: " + TARGET_DOC)
     duration: DurationRange = Field(description="each fault's length, drawn in [min, max]")

@@ -42,6 +42,12 @@ PLANT_LAYERS: dict[str, tuple[str, str]] = {
                                   "for 0.9 x the minimum election timeout measured on the wall clock "
                                   "(time.time()): a clock jump back or a slow clock on the leader "
                                   "stretches the lease past a new leader's election (caught by `clock`)"),
+    "ack_before_fsync": ("agent", "Raft log appends are fsynced in the background once a second: an "
+                                  "append is acknowledged (leader and followers) when it reached the OS, "
+                                  "before its fsync; a power loss drops acknowledged entries"),
+    "enospc_corrupts_log": ("agent", "a Raft log write that fails with ENOSPC is neither undone nor "
+                                     "reported: the torn record stays, the append is acknowledged, and "
+                                     "after a restart the log ends at the torn record"),
     # cluster store
     "dedup_lost_in_snapshot": ("store", "client sessions (client_id/seq de-duplication) are left out "
                                         "of snapshots, so a node restored from one forgets them"),
@@ -55,6 +61,9 @@ PLANT_LAYERS: dict[str, tuple[str, str]] = {
                                      "reconcile"),
     # dispatcher / orchestrator
     "dispatcher_never_down": ("dispatcher", "the leader never marks a silent worker DOWN"),
+    "stale_worker_identity": ("dispatcher", "the leader drops a worker's heartbeat whose boot counter is "
+                                            "lower than one it saw (a 'stale incarnation'): a worker back "
+                                            "from a wiped disk (boot 1) is never READY, never given tasks"),
     "orchestrator_no_replace": ("orchestrator", "tasks of a DOWN worker are neither orphaned nor "
                                                 "replaced"),
 }

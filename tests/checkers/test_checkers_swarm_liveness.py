@@ -157,7 +157,7 @@ def test_swarm_liveness_replace_back_before_bound_not_judged(tmp_path):
     c = _judge(b, "swarm-liveness:require=down")
     assert _part(c, "replace")["verdict"] == "UNKNOWN" and "READY again" in _part(c, "replace")["not_judged"][0]["why"]
     # the DOWN itself was in time; replace is not required here, so it is listed as not applicable
-    assert c.verdict == Verdict.VALID and c.evidence["not_applicable"] == ["replace"]
+    assert c.verdict == Verdict.VALID and c.evidence["not_applicable"] == ["replace", "rejoin"]
     assert _judge(b).verdict == Verdict.UNKNOWN   # required (the default): nothing judged is no pass
 
 

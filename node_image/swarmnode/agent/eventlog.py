@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 
-_LOGGER_OF = {"boot": "node", "member": "gossip", "worker": "dispatcher", "task": "tasks"}   # else "raft"
+_LOGGER_OF = {"boot": "node", "power-loss": "node", "disk": "node", "member": "gossip", "worker": "dispatcher", "task": "tasks"}   # else "raft"
 
 _PER_ENTRY = frozenset({"append", "commit", "apply"})
 
@@ -54,6 +54,14 @@ def describe(ev: dict) -> str | None:
     t = ev.get("type")
     if t == "boot":
         return f"boot {ev.get('boot')} (journal seq {ev.get('seq')})"
+    if t == "disk":
+        if ev.get("state") == "full":
+            return f"disk: writes to {ev.get('file')} fail ({ev.get('error')}); held until space returns"
+        return (f"disk: writes to {ev.get('file')} succeed again after {ev.get('failed_s', '?')} s "
+                f"({ev.get('error')})")
+    if t == "power-loss":
+        return (f"power loss: data cut back to its last fsync, {ev.get('dropped_bytes')} bytes dropped "
+                f"({ev.get('files')})")
     if t == "term":
         return f"term {ev.get('term')}"
     if t == "role":
@@ -94,6 +102,10 @@ def level_of(ev: dict) -> int:
     if t == "member" and ev.get("state") == "dead":
         return logging.WARNING
     if t == "worker" and ev.get("state") == "down":
+        return logging.WARNING
+    if t == "disk" and ev.get("state") == "full":
+        return logging.WARNING
+    if t == "power-loss":
         return logging.WARNING
     return logging.INFO
 

@@ -65,7 +65,8 @@ class Journal:
     """Append-only JSON-lines event journal for one node.
 
     ``record(event)`` stamps and buffers; ``flush()`` writes the buffer to the OS (page cache), so a
-    killed process never loses a flushed line. The driver calls ``flush()`` after persisting Raft
+    killed process never loses a flushed line. A full disk delays lines, never drops or tears them
+    for good (see ``flush``). The driver calls ``flush()`` after persisting Raft
     state and before sending the messages of the same Ready. Recent lines are also kept in memory
     (bounded) so ``/journal`` reads do not reread the file in the common case.
     """
@@ -78,13 +79,16 @@ class Journal:
         self.boot = read_boot_counter(data_dir)
         self.seq = _last_seq(self.path)
         self._clock = clock
-        self._file = open(self.path, "ab")
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self._unwritten = bytearray()   # stamped lines the disk refused so far (written in order later)
+        self.write_errors = 0
+        self.failing: dict | None = None   # {"since", "error"} while writes fail
         # A torn last line (crash mid-write) must not glue onto our first line.
-        if self._file.tell() > 0:
+        if os.fstat(self._fd).st_size > 0:
             with open(self.path, "rb") as f:
                 f.seek(-1, os.SEEK_END)
                 if f.read(1) != b"\n":
-                    self._file.write(b"\n")
+                    self._unwritten += b"\n"
         self._pending: list[bytes] = []
         self._memory: list[tuple[int, bytes]] = []
         self._memory_lines = memory_lines
@@ -113,11 +117,37 @@ class Journal:
         for ev in events:
             self.record(ev)
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
+        """Write the buffered lines to the OS. A disk that refuses them (ENOSPC) loses nothing: the
+        rest stays in memory, in order, and is written by a later flush; the journal then records a
+        `disk` event `state: full` (written once it can be) and `state: ok` when writes succeed
+        again. Never raises for a write error; False while lines are waiting."""
         if self._pending:
-            self._file.write(b"".join(self._pending))
+            self._unwritten += b"".join(self._pending)
             self._pending.clear()
-        self._file.flush()
+        if not self._unwritten:
+            return True
+        try:
+            while self._unwritten:
+                n = os.write(self._fd, bytes(self._unwritten))
+                del self._unwritten[:n]
+        except OSError as exc:
+            self.write_errors += 1
+            if self.failing is None:
+                import errno as _errno
+                code = _errno.errorcode.get(exc.errno or 0, str(exc.errno))
+                self.failing = {"since": round(self._clock(), 6), "error": f"{code}: {exc.strerror}"}
+                self.record({"type": "disk", "state": "full", "file": "journal.jsonl",
+                             "error": self.failing["error"]})
+                self._unwritten += b"".join(self._pending)
+                self._pending.clear()
+            return False
+        if self.failing is not None:
+            failed, self.failing = self.failing, None
+            self.record({"type": "disk", "state": "ok", "file": "journal.jsonl", "error": failed["error"],
+                         "failed_s": round(self._clock() - failed["since"], 3)})
+            return self.flush()
+        return True
 
     def read_since(self, since: int, limit_bytes: int = 8 << 20) -> bytes:
         """JSON lines with seq > since, at most ``limit_bytes`` (whole lines); flushed lines only."""
@@ -149,4 +179,4 @@ class Journal:
         try:
             self.flush()
         finally:
-            self._file.close()
+            os.close(self._fd)

@@ -20,6 +20,7 @@ Must not import ``chaos``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import logging
@@ -31,7 +32,8 @@ from typing import TYPE_CHECKING, Optional
 from swarmnode.raft import core as raftcore
 from swarmnode.raft.config import BUGS as RAFT_BUGS, config_from_ms
 from swarmnode.raft.messages import MessageError, message_from_dict
-from swarmnode.raft.storage import FileStorage
+from swarmnode.durability import note_synced
+from swarmnode.raft.storage import FileStorage, StorageWriteError
 from swarmnode.raft.store import STORE_BUGS, TASK_STATE_RANK
 
 from . import orchestrator
@@ -52,17 +54,53 @@ RESTART_DELAY_MS = 1000        # a slot whose task failed gets its replacement a
 
 
 class _LazyFileStorage(FileStorage):
-    """FileStorage whose sync() only flushes to the OS (CHAOS_FSYNC=0, benchmarks only)."""
+    """FileStorage whose sync() only writes to the OS, never fsyncs (CHAOS_FSYNC=0, benchmarks only)."""
 
     def sync(self) -> None:
-        # Relies on FileStorage's private append handle; if that changes, fall back to real sync.
-        f = getattr(self, "_file", None)
-        if not hasattr(self, "_dirty_log"):
-            super().sync()
-            return
-        if f is not None:
-            f.flush()
-        self._dirty_log = False
+        try:
+            self._write_out()
+        except OSError as exc:
+            raise self._rollback(exc) from exc
+        self._ckpt = None
+
+
+class _DeferredFsyncStorage(_LazyFileStorage):
+    """Planted `ack_before_fsync` (test only, swarmnode.plant): sync() hands the log appends to the
+    OS and returns; the fsync (and the synced-length ledger with it) happens in the background,
+    every DEFERRED_FSYNC_MS, from the manager's tick."""
+
+    def sync(self) -> None:
+        wrote = bool(self._wbuf)
+        super().sync()
+        self._owed = getattr(self, "_owed", False) or wrote
+
+    def background_fsync(self) -> None:
+        if getattr(self, "_owed", False) and self._file is not None:
+            try:
+                os.fsync(self._file)
+                note_synced(self._log_path, self._written_len)
+            except OSError:
+                return
+        self._owed = False
+
+
+class _TornOnFullStorage(FileStorage):
+    """Planted `enospc_corrupts_log` (test only, swarmnode.plant): a log write that fails (ENOSPC)
+    is not undone: the bytes that did fit (a torn record) stay in the file, the rest is forgotten,
+    and sync() returns as if it had succeeded, so the agent acknowledges appends that are not
+    stored; when space returns, later records follow the torn one (a restart's load stops there)."""
+
+    def _write_out(self) -> bool:
+        try:
+            return super()._write_out()
+        except OSError:
+            self._wbuf.clear()
+            self._written_len = os.fstat(self._fd()).st_size
+            return True
+
+
+DEFERRED_FSYNC_MS = 1000
+DISK_RETRY_MS = 100          # a failed Raft storage write is retried this often
 
 
 def _planted_raft_settings(plant: frozenset) -> dict:
@@ -89,7 +127,18 @@ class ManagerRole:
         self.node = node
         cfg = self.cfg = node.cfg
         path = os.path.join(cfg.data_dir, "raft")
-        self.storage = FileStorage(path) if cfg.fsync else _LazyFileStorage(path)
+        if "ack_before_fsync" in cfg.plant:   # planted: acknowledged before the fsync (background)
+            self.storage = _DeferredFsyncStorage(path)
+        elif "enospc_corrupts_log" in cfg.plant:   # planted: a failed log write is kept torn, and ignored
+            self.storage = _TornOnFullStorage(path)
+        else:
+            self.storage = FileStorage(path) if cfg.fsync else _LazyFileStorage(path)
+        self._next_fsync_ms = 0
+        self._held: list = []                  # Readies whose write failed (see _storage_failed)
+        self._worker_boot: dict[str, int] = {}  # planted stale_worker_identity only
+        self._disk_error: Optional[str] = None
+        self._disk_since = 0.0
+        self._disk_retry_at_ms = 0
         self.store = FastStore()  # Store with an incremental digest (same value), see fast_store
         self.plant = cfg.plant
         self.store.bugs = frozenset(b for b in self.plant if b in STORE_BUGS)  # test only (plant.py)
@@ -115,7 +164,8 @@ class ManagerRole:
         self._next_orchestrate_ms = 0
         self._dirty_workers: set[str] = set()
         self._slot_hold_until: dict[tuple[str, int], int] = {}
-        node.counters.update({"proposals": 0, "proposals_lost": 0, "busy": 0,
+        node.counters.update({"proposals": 0, "proposals_lost": 0, "busy": 0, "storage_write_errors": 0,
+                              "writes_refused_disk": 0,
                               "system_proposals": 0, "workers_marked_down": 0,
                               "inflight_bound_hits": 0, "ready_rounds_bound_hits": 0})
 
@@ -145,6 +195,9 @@ class ManagerRole:
         self._kick()
 
     def tick(self, now_ms: int) -> None:
+        if "ack_before_fsync" in self.plant and now_ms >= self._next_fsync_ms:   # planted: late fsync
+            self._next_fsync_ms = now_ms + DEFERRED_FSYNC_MS
+            self.storage.background_fsync()
         self.raft.tick()
         self._kick()
         if self.raft.role == raftcore.LEADER and self._leader_ready:
@@ -156,44 +209,23 @@ class ManagerRole:
     def _process_ready(self) -> None:
         self._scheduled = False
         node, raft = self.node, self.raft
+        if self._disk_error is not None and node.now_ms() < self._disk_retry_at_ms:
+            return   # writes failed a moment ago: the retry is scheduled (_storage_failed)
         for _ in range(MAX_READY_ROUNDS):
             rd = raft.ready()
             if rd is None:
                 break
             # 1. durable state, then journal
             if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
-                self.storage.persist(rd.hard_state, rd.entries, rd.snapshot)
-                self.storage.sync()
-            if rd.events:
-                node.journal.record_all(rd.events)
-                node.journal.flush()
-            # 2. messages
-            for m in rd.messages:
-                node.send(m.dst, {"ch": "raft", "b": m.to_dict()})
-            # 3. results and reads
-            for r in rd.results:
-                self._on_applied(r)
-            for ev in rd.events:
-                if ev.get("type") == "task" and ev.get("worker"):
-                    self._dirty_workers.add(ev["worker"])
-                    if ev.get("state") == "failed":
-                        self._slot_hold_until[(ev["service"], ev["slot"])] = \
-                            node.now_ms() + RESTART_DELAY_MS
-            for rs in rd.read_states:
-                if "wall_clock_lease" in self.plant:   # planted: a confirmed round buys a wall-clock lease
-                    asked = self._read_asked_wall.pop(rs.ctx, None)
-                    if asked is not None and self.raft.role == raftcore.LEADER:
-                        lease_s = 0.9 * self.cfg.election_timeout_min_ms / 1000
-                        self._lease_until_wall = max(self._lease_until_wall, asked + lease_s)
-                fut = self._reads.pop(rs.ctx, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(rs.index)
-            for ctx in rd.dropped_reads:
-                fut = self._reads.pop(ctx, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
-            # 4. advance
-            raft.advance(rd)
+                try:
+                    self.storage.persist(rd.hard_state, rd.entries, rd.snapshot)
+                    self.storage.sync()
+                except StorageWriteError as exc:
+                    self._storage_failed(rd, exc)
+                    break
+                if self._held:
+                    self._storage_recovered()
+            self._release(rd)
         else:
             node.counters["ready_rounds_bound_hits"] += 1
             self._kick()
@@ -202,6 +234,73 @@ class ManagerRole:
             for w in sorted(self._dirty_workers):
                 self._send_assignments(w)
         self._dirty_workers.clear()
+
+    def _storage_failed(self, rd, exc: StorageWriteError) -> None:
+        """The Ready's durable state could not be written (a full disk). Nothing that depends on it
+        may leave: its messages are dropped (Raft tolerates lost messages; the leader resends, a
+        vote is asked again); its journal events, applied results and reads are held, in order,
+        until a later write succeeds (releasing them could journal state that is not durable); the
+        core is advanced without the state, so the next Ready carries it again. Retried every
+        DISK_RETRY_MS; while it fails, this node refuses new client writes (definite 503)."""
+        node = self.node
+        node.counters["storage_write_errors"] += 1
+        self._held.append(rd)
+        self.raft.advance(dataclasses.replace(rd, hard_state=None, entries=(), snapshot=None))
+        if self._disk_error is None:
+            self._disk_since = round(time.time(), 6)
+            log.warning("raft storage: %s; holding %s until writes succeed", exc, "its effects")
+            node.journal.record({"type": "disk", "state": "full", "file": "raft/log.jsonl", "error": str(exc)})
+            node.journal.flush()
+        self._disk_error = str(exc)
+        self._disk_retry_at_ms = node.now_ms() + DISK_RETRY_MS
+        asyncio.get_running_loop().call_later(DISK_RETRY_MS / 1000, self._kick)
+
+    def _storage_recovered(self) -> None:
+        node = self.node
+        held, self._held = self._held, []
+        if self._disk_error is not None:
+            log.warning("raft storage: writes succeed again after %.1f s", time.time() - self._disk_since)
+            node.journal.record({"type": "disk", "state": "ok", "file": "raft/log.jsonl", "error": self._disk_error,
+                                 "failed_s": round(time.time() - self._disk_since, 3), "held_readies": len(held)})
+        self._disk_error = None
+        for rd in held:
+            self._release(rd, send=False)
+
+    def _release(self, rd, send: bool = True) -> None:
+        """Steps 1 (journal) to 3 of a Ready whose durable state is written."""
+        node = self.node
+        if rd.events:
+            node.journal.record_all(rd.events)
+            node.journal.flush()
+        # 2. messages
+        if send:
+            for m in rd.messages:
+                node.send(m.dst, {"ch": "raft", "b": m.to_dict()})
+        # 3. results and reads
+        for r in rd.results:
+            self._on_applied(r)
+        for ev in rd.events:
+            if ev.get("type") == "task" and ev.get("worker"):
+                self._dirty_workers.add(ev["worker"])
+                if ev.get("state") == "failed":
+                    self._slot_hold_until[(ev["service"], ev["slot"])] = \
+                        node.now_ms() + RESTART_DELAY_MS
+        for rs in rd.read_states:
+            if "wall_clock_lease" in self.plant:   # planted: a confirmed round buys a wall-clock lease
+                asked = self._read_asked_wall.pop(rs.ctx, None)
+                if asked is not None and self.raft.role == raftcore.LEADER:
+                    lease_s = 0.9 * self.cfg.election_timeout_min_ms / 1000
+                    self._lease_until_wall = max(self._lease_until_wall, asked + lease_s)
+            fut = self._reads.pop(rs.ctx, None)
+            if fut is not None and not fut.done():
+                fut.set_result(rs.index)
+        for ctx in rd.dropped_reads:
+            fut = self._reads.pop(ctx, None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        # 4. advance (a held Ready was advanced without its state when its write failed)
+        if send:
+            self.raft.advance(rd)
 
     def _on_applied(self, r: raftcore.AppliedResult) -> None:
         if self._inflight and not r.command.get("op", "").startswith("kv."):
@@ -282,6 +381,9 @@ class ManagerRole:
         return len(self._writes) + len(self._reads) >= MAX_PENDING_CLIENT
 
     async def _write(self, cmd: dict) -> tuple[int, dict]:
+        if self._disk_error is not None:   # not proposed: definite
+            self.node.counters["writes_refused_disk"] += 1
+            return 503, error_body("unavailable", f"disk full on this leader: {self._disk_error}", True)
         if self._pending_full():
             self.node.counters["busy"] += 1
             return 503, error_body("unavailable", "too many requests in flight", True)
@@ -426,6 +528,14 @@ class ManagerRole:
         if self.raft.role != raftcore.LEADER:
             self.node.send(sender, {"ch": "disp", "type": "not_leader", "leader": self.raft.leader_id})
             return
+        boot = msg.get("boot")
+        if "stale_worker_identity" in self.plant and isinstance(boot, int):
+            # planted: a heartbeat from a lower boot than seen is taken for a stale message of an
+            # older incarnation and dropped -- but a wiped worker's boot counter starts again at 1
+            if boot < self._worker_boot.get(sender, 0):
+                self.node.counters["stale_heartbeats_dropped"] = self.node.counters.get("stale_heartbeats_dropped", 0) + 1
+                return
+            self._worker_boot[sender] = boot
         now = self.node.now_ms()
         self._last_hb[sender] = now
         if self._leader_ready:
@@ -473,6 +583,8 @@ class ManagerRole:
         st = self.raft.status()
         st["ready"] = self.raft.leader_id is not None
         st["workers"] = {w: rec.get("state") for w, rec in sorted(self.store.nodes.items())}
+        if self._disk_error is not None:
+            st["disk_error"] = self._disk_error
         return st
 
     def store_view(self) -> dict:

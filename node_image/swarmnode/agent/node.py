@@ -25,7 +25,7 @@ import resource
 import time
 from typing import TYPE_CHECKING, Optional
 
-from swarmnode import swim
+from swarmnode import durability, swim
 from swarmnode.swim import core as swim_core
 
 from .bodies import error_body
@@ -81,6 +81,14 @@ class Node:
                               "forwards_leader_lost": 0, "forwards_retried": 0})
         self._join_gave_up_seen = 0
         self.journal = Journal(cfg.data_dir, cfg.node_id, observer=eventlog.EventLog())
+        # A `power-loss` fault left its marker: cut the data back to what was fsynced, before any
+        # role reads it (swarmnode.durability); journaled and shown in /status for this boot.
+        self.power_loss = durability.apply_power_loss(cfg.data_dir)
+        if self.power_loss is not None:
+            self.power_loss = {"boot": self.journal.boot, **self.power_loss}
+            self.journal.record({"type": "power-loss", "dropped_bytes": self.power_loss["dropped_bytes"],
+                                 "files": {f: r["dropped"] for f, r in self.power_loss["files"].items()}})
+            self.journal.flush()
         self.rng = random.Random(cfg.seed)
         self._t0 = time.monotonic()
         self.transport = TcpTransport(
@@ -381,6 +389,10 @@ class Node:
                 # libfaketime; the harness reads them back to verify the fault)
                 "clock": {"wall": time.time(), "monotonic": time.monotonic(),
                           "faketime": faketime_state()}}
+        if self.power_loss is not None:
+            base["power_loss"] = self.power_loss
+        if self.journal.write_errors:
+            base["journal_disk"] = {"write_errors": self.journal.write_errors, "failing": self.journal.failing}
         base.update(self.role.status_fields())
         return base
 

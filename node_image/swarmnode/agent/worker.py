@@ -1,8 +1,9 @@
 """Worker role: dispatcher client, task supervision, endpoint publishing in gossip.
 
 Owns the worker side of the dispatcher protocol (channel ``disp``):
-  worker -> manager  ``{"type": "heartbeat", "tasks": {task: state}}`` every CHAOS_DISPATCHER_HEARTBEAT_MS
-                     (the first heartbeat registers the worker)
+  worker -> manager  ``{"type": "heartbeat", "tasks": {task: state}, "boot": n}`` every
+                     CHAOS_DISPATCHER_HEARTBEAT_MS (the first heartbeat registers the worker; `boot`:
+                     its boot counter, 1 again after its disk was wiped)
   manager -> worker  ``{"type": "not_leader", "leader": id|null}``, or from the leader
                      ``{"type": "assignments", "leader": id, "term": t, "registered": bool,
                      "tasks": {task: {service, slot, state}}}`` (registered: READY in the store)
@@ -97,7 +98,7 @@ class WorkerRole:
         self._unanswered += 1
         self.node.counters["heartbeats_sent"] += 1
         self.node.send(self._target(), {"ch": "disp", "type": "heartbeat",
-                                        "tasks": self.sup.states()})
+                                        "tasks": self.sup.states(), "boot": self.node.journal.boot})
 
     # -- dispatcher messages ---------------------------------------------------------------------
     def on_dispatch(self, sender: str, msg: dict) -> None:

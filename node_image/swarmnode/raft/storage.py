@@ -21,6 +21,7 @@ import os
 import zlib
 from dataclasses import dataclass
 
+from ..durability import note_synced
 from .messages import Entry, Snapshot, canonical_json
 
 EMPTY_SNAPSHOT = Snapshot(0, 0, "", {})
@@ -44,6 +45,18 @@ class Loaded:
 
 class StorageError(RuntimeError):
     """The durable state is unreadable in a way that is not a torn tail."""
+
+
+class StorageWriteError(StorageError):
+    """persist() or sync() could not write (ENOSPC, EIO, ...). Nothing of the failed call is stored
+    or remembered: the stored state is the one the last successful sync() left, so the driver may
+    retry the same writes later (it must not send or acknowledge anything that depended on them)."""
+
+    def __init__(self, exc: OSError):
+        import errno as _errno
+        self.errno = exc.errno
+        self.code = _errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        super().__init__(f"{self.code}: {exc.strerror or exc}")
 
 
 class Storage:
@@ -116,10 +129,17 @@ def _fsync_dir(path: str) -> None:
 
 def _atomic_write(path: str, data: bytes) -> None:
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        try:
+            os.unlink(tmp)   # a half-written temporary frees its space; the old file is intact
+        except OSError:
+            pass
+        raise
     os.replace(tmp, path)
     _fsync_dir(os.path.dirname(path) or ".")
 
@@ -148,6 +168,10 @@ class FileStorage(Storage):
     `{"commit": index}`; a commit-only hard-state change is a record, not a file rename). A torn or corrupt tail record (a crash during
     a write) ends the log: load() drops it and truncates the file there. After a snapshot the log
     file is rewritten (atomically) with only the entries that follow it.
+
+    After every fsync of `log.jsonl` (and after load, and after a rewrite) its durable length is
+    recorded in the ledger `log.jsonl.synced` (swarmnode.durability), which the `power-loss` fault
+    cuts the file back to: what a power cut would keep.
     """
 
     def __init__(self, path: str):
@@ -156,13 +180,15 @@ class FileStorage(Storage):
         self._log_path = os.path.join(path, "log.jsonl")
         self._hard_path = os.path.join(path, "hardstate.json")
         self._snap_path = os.path.join(path, "snapshot.json")
-        self._file = None
+        self._file: int | None = None   # the log's file descriptor (O_APPEND), opened on first write
+        self._written_len = 0
+        self._wbuf = bytearray()
+        self._ckpt = None
         self.dropped_tail_bytes = 0
         self._loaded = self._load()
         self._hard = self._loaded.hard_state
         self._snap = self._loaded.snapshot
         self._log = list(self._loaded.entries)
-        self._dirty_log = False
 
     def _load(self) -> Loaded:
         hard = HardState()
@@ -201,22 +227,54 @@ class FileStorage(Storage):
                 pos += len(line)
                 good = pos
             self.dropped_tail_bytes = len(data) - good
-            if self.dropped_tail_bytes:
-                with open(self._log_path, "r+b") as f:
+            with open(self._log_path, "r+b") as f:
+                if self.dropped_tail_bytes:
                     f.truncate(good)
-                    f.flush()
-                    os.fsync(f.fileno())
+                f.flush()
+                os.fsync(f.fileno())  # what a killed process left in the page cache is durable from here
+            try:
+                note_synced(self._log_path, good)
+            except OSError:
+                pass   # see sync()
         return Loaded(hard, snap, log)
 
     def load(self) -> Loaded:
         return Loaded(self._hard, self._snap, list(self._log))
 
-    def _open(self):
+    # Log appends are buffered here (`_wbuf`) and written with os.write in sync(), never through a
+    # Python buffered file: after a failed write (ENOSPC) nothing half-written may linger anywhere.
+    def _fd(self) -> int:
         if self._file is None:
-            self._file = open(self._log_path, "ab")
+            self._file = os.open(self._log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            self._written_len = os.fstat(self._file).st_size
         return self._file
 
+    def _checkpoint(self) -> None:
+        if self._ckpt is None:   # the state the last successful sync() left: restored on a failure
+            self._ckpt = (list(self._log), self._snap, self._hard)
+
+    def _rollback(self, exc: OSError) -> "StorageWriteError":
+        """A write failed: drop what this batch wrote (a torn record included) and its in-memory
+        effect, so the stored state is exactly the one before it; the caller may retry."""
+        self._wbuf.clear()
+        if self._file is not None:
+            try:
+                os.ftruncate(self._file, self._written_len)   # shrinking never needs space
+            except OSError:
+                pass
+        if self._ckpt is not None:
+            self._log, self._snap, self._hard = self._ckpt
+            self._ckpt = None
+        return StorageWriteError(exc)
+
     def persist(self, hard_state, entries, snapshot) -> None:
+        self._checkpoint()
+        try:
+            self._persist(hard_state, entries, snapshot)
+        except OSError as exc:
+            raise self._rollback(exc) from exc
+
+    def _persist(self, hard_state, entries, snapshot) -> None:
         entries = list(entries or ())
         old_last = self._snap.index + len(self._log)
         old_snap = self._snap
@@ -225,37 +283,59 @@ class FileStorage(Storage):
             _atomic_write(self._snap_path, canonical_json(self._snap.to_dict()))
             self._rewrite_log()
         elif entries:
-            f = self._open()
             if entries[0].index <= old_last:
-                f.write(_record({"truncate": entries[0].index}))
+                self._wbuf += _record({"truncate": entries[0].index})
             for e in entries:
-                f.write(_record({"e": {"index": e.index, "term": e.term, "command": e.command, "hash": e.hash}}))
-            self._dirty_log = True
+                self._wbuf += _record({"e": {"index": e.index, "term": e.term, "command": e.command, "hash": e.hash}})
         if hard_state is not None and hard_state != self._hard:
             if (hard_state.term, hard_state.vote) != (self._hard.term, self._hard.vote):
                 _atomic_write(self._hard_path, canonical_json(
                     {"term": hard_state.term, "vote": hard_state.vote, "commit": hard_state.commit}))
             else:  # only the commit index moved: a cheap log record instead of a file rename
-                self._open().write(_record({"commit": hard_state.commit}))
-                self._dirty_log = True
+                self._wbuf += _record({"commit": hard_state.commit})
             self._hard = hard_state
 
     def _rewrite_log(self) -> None:
         if self._file is not None:
-            self._file.close()
+            os.close(self._file)
             self._file = None
+        self._wbuf.clear()   # superseded: the rewrite holds the whole log
         data = _record({"commit": self._hard.commit}) + b"".join(_record({"e": {"index": e.index, "term": e.term, "command": e.command, "hash": e.hash}})
                         for e in self._log)
         _atomic_write(self._log_path, data)
-        self._dirty_log = False
+        try:
+            note_synced(self._log_path, len(data))
+        except OSError:
+            pass   # see sync()
+
+    def _write_out(self) -> bool:
+        """Write the buffered records (all of them, or raise OSError); True if there were any."""
+        if not self._wbuf:
+            return False
+        fd = self._fd()
+        data = bytes(self._wbuf)
+        done = 0
+        while done < len(data):   # an OSError leaves _written_len at the last whole batch: _rollback cuts there
+            done += os.write(fd, data[done:] if done else data)
+        self._written_len += done
+        self._wbuf.clear()
+        return True
 
     def sync(self) -> None:
-        if self._dirty_log and self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-        self._dirty_log = False
+        try:
+            wrote = self._write_out()
+            if wrote:
+                os.fsync(self._file)
+        except OSError as exc:
+            raise self._rollback(exc) from exc
+        self._ckpt = None
+        if wrote:
+            try:   # an overwrite in place of an existing small file: it needs no space
+                note_synced(self._log_path, self._written_len)
+            except OSError:
+                pass   # the ledger lags: a power loss would cut back further than needed
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            os.close(self._file)
             self._file = None
