@@ -251,6 +251,11 @@ class ClusterEffects:
                                           "bootstraps one that has; see `chaos doctor`)")
                 seen = ft.get("spec")
                 if seen == spec:
+                    rate = float(spec.rpartition(" x")[2]) if " x" in spec else 1.0
+                    if rate < 1.0:  # the node times its probes on its own, slower clock
+                        self.cluster.clock_rates[node] = rate
+                    else:
+                        self.cluster.clock_rates.pop(node, None)
                     return {"spec": spec, "applied_ts": applied_ts, "verified_ts": self.clock(),
                             "write_s": round(time.time() - t0, 4)}
             time.sleep(0.05)

@@ -76,6 +76,9 @@ class Cluster:
         self._http = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=MAX_PARALLEL, pool_maxsize=MAX_PARALLEL)
         self._http.mount("http://", adapter)
+        # node -> the rate its clock runs at under a `clock` fault (chaos.clock): the agent times a
+        # probe on its own clock, so a probe from a node at 0.05 x lasts 20 x longer in real time
+        self.clock_rates: dict[str, float] = {}
 
     # -- membership ------------------------------------------------------------------------------
 
@@ -255,8 +258,9 @@ class Cluster:
                 return resp.status_code == 200
             except requests.RequestException:
                 return False
+        slow = min(1.0, getattr(self, "clock_rates", {}).get(src, 1.0))
         resp = self._http.post(self.api_url(src) + "/probe", json={"peer": dst, "timeout_ms": timeout_ms},
-                               timeout=timeout_ms / 1000 + 2)
+                               timeout=timeout_ms / 1000 / slow + 2)
         body = resp.json()
         if not body.get("ok"):
             raise EnvironmentError_(f"probe {src}->{dst} failed: {body}")

@@ -260,3 +260,22 @@ def test_clock_nemesis_a_later_fault_takes_the_node_over(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "faults.jsonl").read_text().splitlines()]
     stop_a = next(r for r in rows if r["action"] == "stop" and r["fault"] == "a")
     assert stop_a["details"]["nodes"]["m2"] == {"kept": True, "taken_over_by": "b"}
+
+
+def test_clock_probe_from_a_slowed_node_gets_a_longer_http_timeout():
+    """The agent times a partition probe on its own clock: from a node at 0.05 x a 100 ms probe
+    lasts 2 s of real time, so the harness's HTTP timeout stretches by 1 / rate (a correct run was
+    a harness error at load 44 when it did not)."""
+    from unittest import mock
+
+    from chaos.env.cluster import Cluster
+
+    c = Cluster.__new__(Cluster)
+    c.clock_rates = {"m2": 0.05}
+    c._http = mock.Mock()
+    c._http.post.return_value.json.return_value = {"ok": True, "reachable": False}
+    c.api_url = lambda n: f"http://{n}"
+    c.probe("m2", "m1", 100)
+    assert c._http.post.call_args.kwargs["timeout"] == pytest.approx(0.1 / 0.05 + 2)
+    c.probe("m1", "m2", 100)
+    assert c._http.post.call_args.kwargs["timeout"] == pytest.approx(0.1 + 2)
