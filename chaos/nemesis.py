@@ -955,6 +955,8 @@ class Nemesis:
             found = clock_mod.clock_effect(_asked(), readings)
             return lambda _undo: found
 
+        return targets, apply, undo, measure
+
     def _late_answers(self, undo_rec: dict | None, targets: list[str]) -> dict:
         """The undo's per-node records, where a restarted node did not answer within the restart's
         wait (a starved machine) completed from its status asked again for up to LATE_ANSWER_S: the
