@@ -16,8 +16,9 @@ still fail sometimes: it is dropped anyway, and the log says it passed N of N.
 
 Time estimate of one run (`Estimator`): its timeline (the plan's schedule bound, or the steady
 phase, plus the recovery window) plus an overhead (cluster up, the settle wait, collection, checks,
-teardown): the largest of what the last RECENT_RUNS runs took beyond their timeline (the machine's
-load changes during a shrink; a mean let a 6-minute budget run over by 20 s) (before any run: the
+teardown): the median of what the last RECENT_RUNS runs took beyond their timeline (the machine's
+load changes during a shrink: a mean of every run let a 6-minute budget run over by 20 s; the
+largest of the last 3 let one 112 s run at load 40 stop an 8-minute shrink after one candidate) (before any run: the
 original run's own overhead, from its run.json, else `DEFAULT_OVERHEAD_S`).
 
 Everything is driven by `run(doc, label) -> Try`: a real cluster run (chaos/shrink_run.py) or a fake
@@ -48,7 +49,7 @@ FIRST_AT_S = 3.0              # faults moved earlier start here at the soonest (
                               # moved to 1 s failed in 1 of 2 tries, its shortened form 0 of 1 confirmations)
 WINDOW_S = 12.0               # with a hint: the faults in effect this long before the violation first
                               # (vote_not_persisted: the kill that lost the vote began ~8 s before it was seen)
-RECENT_RUNS = 3               # the overhead estimate is the largest of this many latest runs
+RECENT_RUNS = 3               # the overhead estimate is the median of this many latest runs
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,10 @@ class Estimator:
 
     @property
     def overhead_s(self) -> float:
-        return max(self.seen[-RECENT_RUNS:]) if self.seen else self.first
+        if not self.seen:
+            return self.first
+        recent = sorted(self.seen[-RECENT_RUNS:])
+        return recent[len(recent) // 2] if len(recent) % 2 else (recent[len(recent) // 2 - 1] + recent[len(recent) // 2]) / 2
 
     def observe(self, plan: dict, seconds: float) -> None:
         self.seen.append(max(0.0, seconds - timeline_s(plan)))
