@@ -61,9 +61,10 @@ PLANT_LAYERS: dict[str, tuple[str, str]] = {
                                      "reconcile"),
     # dispatcher / orchestrator
     "dispatcher_never_down": ("dispatcher", "the leader never marks a silent worker DOWN"),
-    "stale_worker_identity": ("dispatcher", "the leader drops a worker's heartbeat whose boot counter is "
-                                            "lower than one it saw (a 'stale incarnation'): a worker back "
-                                            "from a wiped disk (boot 1) is never READY, never given tasks"),
+    "stale_worker_identity": ("dispatcher", "a DOWN worker may only return with a higher boot counter: "
+                                            "the leader drops its heartbeats from a boot already seen (a "
+                                            "'stale incarnation'), so a worker back from a wiped disk (boot "
+                                            "1 again) is never READY, never given tasks"),
     "orchestrator_no_replace": ("orchestrator", "tasks of a DOWN worker are neither orphaned nor "
                                                 "replaced"),
 }

@@ -530,12 +530,14 @@ class ManagerRole:
             return
         boot = msg.get("boot")
         if "stale_worker_identity" in self.plant and isinstance(boot, int):
-            # planted: a heartbeat from a lower boot than seen is taken for a stale message of an
-            # older incarnation and dropped -- but a wiped worker's boot counter starts again at 1
-            if boot < self._worker_boot.get(sender, 0):
+            # planted: a DOWN worker may only come back as a new incarnation (a higher boot); a
+            # heartbeat from a boot already seen is taken for a stale message of the dead one and
+            # dropped -- but a wiped worker's boot counter starts again at 1
+            down = self.store.nodes.get(sender, {}).get("state") == "down"
+            if down and boot <= self._worker_boot.get(sender, 0):
                 self.node.counters["stale_heartbeats_dropped"] = self.node.counters.get("stale_heartbeats_dropped", 0) + 1
                 return
-            self._worker_boot[sender] = boot
+            self._worker_boot[sender] = max(boot, self._worker_boot.get(sender, 0))
         now = self.node.now_ms()
         self._last_hb[sender] = now
         if self._leader_ready:
