@@ -64,11 +64,12 @@ CASES = [
     Case("no_prevote", "flapping-partitions", "recovery", 4, 4),
     Case("task_state_backwards", "worker-cut-from-managers", "convergence", 4, 4),
     Case("gossip_no_pushpull", "cluster-split-long", "convergence", 4, 4),
-    # issue 22 (disk faults), benchmarks/disk_faults.py seeds 1-2 on 2026-12-07 at load 27-53
-    # (benchmarks/results/disk-faults-2026-12-07-*.json; 2 seeds only: the session's time)
-    Case("ack_before_fsync", "power-loss-managers", "raft-safety", 2, 2,
+    # issue 22 (disk faults), benchmarks/disk_faults.py on 2026-12-07 (benchmarks/results/
+    # disk-faults-2026-12-07-*.json): seeds 1-2 at load 27-53, 3-4 at load 3-4; stale_worker_identity
+    # seeds 1-2 only (the session's time)
+    Case("ack_before_fsync", "power-loss-managers", "raft-safety", 4, 4,
          note="the recovered commit index is below the one journaled before the power cut"),
-    Case("enospc_corrupts_log", "disk-full-leader", "raft-safety", 2, 2,
+    Case("enospc_corrupts_log", "disk-full-leader", "raft-safety", 4, 4,
          note="after the restart the log ends at the torn record: commit below the persisted floor"),
     Case("stale_worker_identity", "worker-wiped", "swarm-liveness", 2, 2,
          note="the wiped worker (boot 1 again) is never READY: swarm-liveness rejoin (measured after "
