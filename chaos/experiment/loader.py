@@ -602,11 +602,12 @@ def _semantic(exp: S.Experiment | _Parts, data: dict, marks: dict, file: str) ->
         current[:] = []
         if item is None:  # invalid on its own (reported already): keep its name for the later rules
             raw = data["schedule"][i] if isinstance(data["schedule"][i], dict) else {}
-            name = raw.get("name") if isinstance(raw.get("name"), str) else None
             if isinstance(raw.get("random"), dict):
                 name = raw["random"].get("name") if isinstance(raw["random"].get("name"), str) else None
+                names.extend([name] if name else [])
                 random_names.append(name or f"r{i + 1}")
-            names.append(name or f"f{i + 1}")
+                continue
+            names.append(raw["name"] if isinstance(raw.get("name"), str) else f"f{i + 1}")
             with_until.add(names[-1])
             continue
         if isinstance(item, S.RandomBlock):

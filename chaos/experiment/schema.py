@@ -118,7 +118,9 @@ class AgentSettings(Strict):
     gossip_probe_interval_ms: int | None = Field(None, ge=10, le=60_000,
                                                  description="SWIM protocol period, ms (agent default 500)")
     env: dict[str, str] = Field(default_factory=dict,
-                                description="further CHAOS_* variables for every agent (see docs/contracts.md)")
+                                description="further CHAOS_* variables for every agent (docs/contracts.md section "
+                                            "2), checked as the agent reads them: unknown names, variables chaos "
+                                            "sets itself, bad values and contradictions are errors")
 
     @field_validator("election_timeout_ms")
     @classmethod
@@ -621,8 +623,9 @@ Fault = Annotated[Union[PartitionFault, LatencyFault, BandwidthFault, ResetFault
 
 # Parameters of the faults a `random:` block draws, per kind, unless its `params` say otherwise:
 # chosen to be visible but survivable. A kind's parameters are the keys of its own fault (the
-# models of `Fault`) except timing, `fault` and the keys that choose nodes (RANDOM_NOT_PARAMS), so a
-# new kind gets its `params` entry, validation and documentation from its model and this table.
+# models of `Fault`) except timing, `fault` and the links' selectors (RANDOM_NOT_PARAMS; a partition
+# has none: it isolates the drawn target in the block's `mode`), so a new kind gets its `params`
+# entry, validation and documentation from its model and this table.
 RANDOM_DEFAULTS: dict[str, dict[str, Any]] = {
     "partition": {"mode": "blackhole"},
     "latency": {"ms": 200, "jitter_ms": 50},
@@ -639,8 +642,7 @@ RANDOM_DEFAULTS: dict[str, dict[str, Any]] = {
     "memory": {"limit": 128 * 1000 ** 2},
     "power-loss": {}, "wipe": {}, "disk-full": {},
 }
-RANDOM_NOT_PARAMS = ("fault", "target", "isolate", "groups", "rest", "shape", "among", "bridge", "one_way",
-                     "peers", "direction", "mode")
+RANDOM_NOT_PARAMS = ("fault", "target", "peers", "direction")
 
 
 def fault_models() -> dict[str, type[FaultBase]]:
@@ -654,6 +656,8 @@ def _random_params_model() -> type[BaseModel]:
     kind's own fault with the random default as default."""
     kinds: dict[str, Any] = {}
     for kind, model in fault_models().items():
+        if kind == "partition":
+            continue  # it isolates the drawn target, in the block's own `mode`
         fields: dict[str, Any] = {}
         for name, f in model.model_fields.items():
             if name in FaultBase.model_fields or name in RANDOM_NOT_PARAMS:

@@ -6,6 +6,7 @@ file:line:col asserted, no traceback."""
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,9 @@ def refused(tmp_path, text: str, needle: str, line: int, col: int, path: str | N
     f.write_text(text, encoding="utf-8")
     code, out = _cli([command, str(f)] + (["--seed", "1"] if command == "plan" else []))
     assert code == 2 and "Traceback" not in out, out
+    if command == "validate":  # `chaos plan` refuses the same file, naming its first problem's place
+        pcode, pout = _cli(["plan", str(f), "--seed", "1"])
+        assert pcode == 2 and "Traceback" not in pout and re.search(re.escape(str(f)) + r":\d+:\d+: error: ", pout), pout
     prefix = f"{f}:{line}:{col}: error: " + (f"{path}: " if path else "")
     assert any((ln.startswith(prefix) or command != "validate" and prefix in ln) and needle in ln
                for ln in out.splitlines()), out
@@ -402,3 +406,16 @@ def test_validation_x_keys_are_allowed_by_the_json_schema():
     validator = jsonschema.Draft202012Validator(S.json_schema())
     validator.validate(yaml.safe_load(ANCHORED))
     assert list(validator.iter_errors({**yaml.safe_load(EXPLICIT), "y-notes": 1}))
+
+
+def test_validation_an_invalid_item_keeps_its_name_for_the_later_rules(tmp_path):
+    sched = ("schedule:\n"
+             "  - random: {from: 1s, to: 9s, kinds: [pause], targets: [m1]}\n"          # no duration
+             "  - {name: cut, at: 1s, for: -1s, fault: partition, isolate: m1}\n"        # bad length
+             "  - {after: cut, for: 1s, fault: pause, target: m2}\n"
+             "  - {after: f1, for: 1s, fault: pause, target: m2}\n"
+             "expect: [fault-effective: r1, until-met: cut]\n")
+    out = refused(tmp_path, BASE + sched, "missing required key 'duration'", 5, 5)
+    assert "`after: cut`" not in out and "until-met" not in out, out  # cut's own problem is enough
+    assert "schedule[3].after: `after: f1` names no earlier fault" in out, out  # a random block is no f1
+    assert "expect[0]" not in out, out
