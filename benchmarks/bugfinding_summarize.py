@@ -4,7 +4,7 @@ and the run directories under DIR (`NNN-BUG-EXP-sS/<run>/results.json`, `run.jso
 JSON object and saves it under benchmarks/results/ (`bugfinding-partial-...`) with this checkout's
 commit and the load (benchmarks/_result.py); `--runs-commit` names the commit the runs were made at.
 
-    python3 benchmarks/bugfinding_summarize.py --out /work/bf-runs --log bugfinding.err --runs-commit 30b12b3
+    python3 benchmarks/bugfinding_summarize.py --out DIR --log bugfinding.err --runs-commit 30b12b3
 
 Counts only runs whose line is in the log (a run cut short by the interruption has none). Harness
 errors (exit 4) are listed with the run's own account (run.json `error`).
