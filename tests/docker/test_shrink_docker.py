@@ -40,9 +40,9 @@ def _shrink(chaos_popen, run_dir: Path) -> tuple[int, str, str]:
 
 def test_shrink_docker_drops_the_irrelevant_fault_and_the_result_still_fails(tmp_path, docker_client, node_image,
                                                                                 chaos_cmd, chaos_popen, cluster_name):
-    proc = chaos_cmd("run", str(EXP), "--seed", "1", "--plant", "deposed_leader_reads", "--name", cluster_name,
+    proc = chaos_cmd("run", str(EXP), "--seed", "1", "--plant", "vote_not_persisted", "--name", cluster_name,
                      "--out", str(tmp_path), timeout=400)
-    assert proc.returncode == 1, f"the planted run should fail linearizable: {proc.stdout[-1500:]}{proc.stderr[-1500:]}"
+    assert proc.returncode == 1, f"the planted run should fail raft-safety: {proc.stdout[-1500:]}{proc.stderr[-1500:]}"
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
 
     exported = tmp_path / "exported.yaml"
@@ -56,9 +56,9 @@ def test_shrink_docker_drops_the_irrelevant_fault_and_the_result_still_fails(tmp
         (out / "shrink.jsonl").read_text()[-3000:] if (out / "shrink.jsonl").exists() else "")
     assert "Traceback" not in stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["check"] == "linearizable"
+    assert summary["check"] == "raft-safety"
     assert (summary["faults_before"], summary["faults_after"]) == (2, 1)
-    assert summary["faults_kept"] == ["isolate-leader"]
+    assert summary["faults_kept"] == ["kill-leader"]
     assert summary["duration_after_s"] < summary["duration_before_s"]
     assert summary["confirm_failed"] >= 1 and summary["repro_rate"] > 0
     assert summary["shrink_minutes"] <= BUDGET_MIN + 0.5, "the budget was not respected"
