@@ -563,6 +563,7 @@ class Runner:
                         history_counts=self.writer.counts, workload=self.workload.stats(),
                         fire_lateness_s=_quantiles(self.nemesis.lateness_s),
                         fault_resolve_s=_quantiles(self.nemesis.resolve_s),
+                        fault_selector_wait_s=_quantiles(self.nemesis.selector_wait_s),
                         partial=False, partial_reason=None, outcome="completed",
                         duration_s=round(self.clock.now() - self.run["started"], 3))
         return run_checks(self.run_dir)
