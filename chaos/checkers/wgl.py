@@ -123,7 +123,8 @@ def _encode(ops: Sequence[Op], cut: int | None, intern: _Interner):
 
 
 def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None = None,
-           max_states: int = 1_000_000, intern: _Interner | None = None, init: Any = None) -> SearchResult:
+           max_states: int = 1_000_000, intern: _Interner | None = None, init: Any = None,
+           seen: set | None = None) -> SearchResult:
     """Decide whether the operations (all on one key) are linearizable from state `init` (a JSON
     value; None = absent, the initial state of every register)."""
     t0 = time.perf_counter()
@@ -153,89 +154,117 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
     # (bits, state) is covered by (bits minus one lifted info operation, state) if that was seen:
     # every continuation of the first is one of the second, which is (being) explored. Only the
     # one-step subsets are looked up (k lookups); a full subset search costs more than it saves.
-    seen: set = set()
+    # A caller may pass `seen` from an earlier search of the same operations that ended
+    # NOT_LINEARIZABLE (whatever its initial state): every node in it is dead.
+    if seen is None:
+        seen = set()
+    is_info = [0] * (m + 2)
     info_mask = 0
     for slot in range(n):
-        if not match[call_of_slot[slot]]:
+        c = call_of_slot[slot]
+        if not match[c]:
             info_mask |= 1 << slot
+            is_info[c] = 1
     has_info = info_mask != 0
     nstates = 0
-    stack: list[tuple[int, int]] = []
+    stack: list[tuple[int, int, bool]] = []
     bits = 0
     state = intern(init)
     e = nxt[0]
+    # Order of the alternatives at a node: the calls of `ok` operations first (phase 0), then those
+    # of `info` operations (phase 1). Any order is complete; this one meets the nodes without an
+    # info operation lifted first, so the dominance check above prunes more, and a linearizable
+    # history rarely needs an info operation at all.
+    phase = 0
     steps = 0
     stuck = 0
     while True:
         if e == end:
             return SearchResult(LINEARIZABLE, nstates, elapsed_s=time.perf_counter() - t0)
         if not is_ret[e]:
+            if is_info[e] != phase:
+                e = nxt[e]
+                continue
             s = slot_of[e]
             k = kinds[s]
             if k == READ:
-                ok = state == arg_a[s]
+                if state != arg_a[s]:
+                    e = nxt[e]
+                    continue
                 new = state
             elif k == WRITE:
-                ok = True
                 new = arg_a[s]
             elif k == CAS:
-                ok = state == arg_a[s]
+                if state != arg_a[s]:
+                    e = nxt[e]
+                    continue
                 new = arg_b[s]
             else:
                 want = arg_b[s]
-                ok = want < 0 or (state != 0) == bool(want)
+                if want >= 0 and (state != 0) != want:
+                    e = nxt[e]
+                    continue
                 new = 0
-            if ok:
-                nb = bits | (1 << s)
+            nb = bits | (1 << s)
+            memo = (nb, new)
+            if memo in seen:
+                fresh = False
+            else:
+                fresh = True
                 if has_info:
-                    memo = (nb, new)
-                    fresh = memo not in seen
-                    if fresh:
-                        ib = nb & info_mask
-                        while ib:
-                            low = ib & -ib
-                            if (nb ^ low, new) in seen:
-                                fresh = False
-                                break
-                            ib ^= low
-                        seen.add(memo)
-                else:
-                    memo = (nb, new)
-                    fresh = memo not in seen
-                    if fresh:
-                        seen.add(memo)
-                if fresh:
-                    nstates += 1
-                    stack.append((e, state))
-                    bits = nb
-                    state = new
-                    # lift the call and its return
-                    p, q = prv[e], nxt[e]
+                    ib = nb & info_mask
+                    while ib:
+                        low = ib & -ib
+                        if (nb ^ low, new) in seen:
+                            fresh = False
+                            break
+                        ib ^= low
+                seen.add(memo)
+            if fresh:
+                nstates += 1
+                stack.append((e, state, k == READ))
+                bits = nb
+                state = new
+                # lift the call and its return
+                p, q = prv[e], nxt[e]
+                nxt[p] = q
+                prv[q] = p
+                r = match[e]
+                if r:
+                    p, q = prv[r], nxt[r]
                     nxt[p] = q
                     prv[q] = p
-                    r = match[e]
-                    if r:
-                        p, q = prv[r], nxt[r]
-                        nxt[p] = q
-                        prv[q] = p
-                    e = nxt[0]
-                    steps += 1
-                    if not steps & 0x3FF:
-                        if nstates > max_states:
-                            return SearchResult(BUDGET, nstates, f"state bound {max_states} reached",
-                                                time.perf_counter() - t0)
-                        if deadline is not None and time.monotonic() > deadline:
-                            return SearchResult(BUDGET, nstates, "time budget exceeded",
-                                                time.perf_counter() - t0)
-                    continue
-            e = nxt[e]
-        else:
-            if hidx[e] > stuck:
-                stuck = hidx[e]
+                e = nxt[0]
+                phase = 0
+                steps += 1
+                if not steps & 0x3FF:
+                    if nstates > max_states:
+                        return SearchResult(BUDGET, nstates, f"state bound {max_states} reached",
+                                            time.perf_counter() - t0)
+                    if deadline is not None and time.monotonic() > deadline:
+                        return SearchResult(BUDGET, nstates, "time budget exceeded",
+                                            time.perf_counter() - t0)
+                continue
+            if k != READ:
+                e = nxt[e]
+                continue
+            # a matching read whose successor was seen: this node is dead too (see below)
+        elif phase == 0 and has_info:
+            phase = 1  # the first unlifted return: now the info operations' calls before it
+            e = nxt[0]
+            continue
+        elif hidx[e] > stuck:
+            stuck = hidx[e]
+        # Backtrack. A read lifted where it matched is not tried later: if the node it was lifted
+        # from had a linearization, moving the read to its front gives one from the node with the
+        # read lifted (the read changes no state, nothing had to precede it, and being earlier
+        # only satisfies more real-time constraints), and that node was explored. So popping a
+        # read pops on.
+        while True:
             if not stack:
                 return SearchResult(NOT_LINEARIZABLE, nstates, elapsed_s=time.perf_counter() - t0,
                                     stuck_at=stuck)
-            e, state = stack.pop()
+            e, state, forced = stack.pop()
             bits &= ~(1 << slot_of[e])
             # unlift: reinsert the return first, then the call (reverse order of removal)
             r = match[e]
@@ -244,7 +273,10 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
                 prv[nxt[r]] = r
             nxt[prv[e]] = e
             prv[nxt[e]] = e
-            e = nxt[e]
+            if not forced:
+                break
+        phase = is_info[e]
+        e = nxt[e]
 
 
 def _cut_points(ops: Sequence[Op]) -> list[int]:
@@ -331,8 +363,9 @@ def _fails_from_all(ops: list[Op], states: list[Any], deadline: float, max_state
     stuck = -1
     hint = intern.hint
     order = sorted(states, key=lambda st: 0 if st == hint and type(st) is type(hint) else 1)
+    dead: set = set()  # every node a failed search met is dead from any initial state: shared
     for st in order:
-        res = search(ops, deadline=deadline, max_states=max_states, intern=intern, init=st)
+        res = search(ops, deadline=deadline, max_states=max_states, intern=intern, init=st, seen=dead)
         if res.outcome != NOT_LINEARIZABLE:
             intern.hint = st
             return None
