@@ -25,6 +25,7 @@ A (bitset, state) pair seen before is not explored again.
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -122,120 +123,188 @@ def _encode(ops: Sequence[Op], cut: int | None, intern: _Interner):
     return entries, kinds, a, b, len(kinds)
 
 
+DOMINANCE_LOOKBACK = 4  # lifted info operations looked up by the dominance check (see search)
+_ZOBRIST: list[int] = []
+_ZOBRIST_RNG = random.Random(0x5EED_2B)
+
+
+def _zobrist(n: int) -> list[int]:
+    """128-bit random keys for slots 0..n-1 (grown on demand, the same in every search)."""
+    while len(_ZOBRIST) < n:
+        _ZOBRIST.append(_ZOBRIST_RNG.getrandbits(128))
+    return _ZOBRIST
+
+
 def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None = None,
            max_states: int = 1_000_000, intern: _Interner | None = None, init: Any = None,
            seen: set | None = None) -> SearchResult:
     """Decide whether the operations (all on one key) are linearizable from state `init` (a JSON
-    value; None = absent, the initial state of every register)."""
+    value; None = absent, the initial state of every register).
+
+    A node of the search is (the set of lifted operations, the register's state). The set is kept
+    as a 128-bit Zobrist hash (the XOR of a random key per lifted operation), updated in O(1) per
+    lift, so a node costs the same whatever the history's length (a bitset of a 10,000-operation
+    history is 1.2 kB to build, hash and keep per node). Two different sets share a hash with
+    probability 2^-128 per pair: below 10^-26 for a million nodes, far below any other failure.
+    """
     t0 = time.perf_counter()
     intern = intern or _Interner()
     entries, kinds, arg_a, arg_b, n = _encode(ops, cut, intern)
+    zob = _zobrist(n)
     m = len(entries)
-    # Entry ids 1..m; 0 is the head sentinel; m+1 the tail sentinel.
+    # The main list: a doubly linked list of the call and return entries of the operations that
+    # have a return (`ok`), entry ids 1..m, head 0, tail m+1. The calls of operations without one
+    # (`info`, or pending at the cut) are not in it: they are candidates at every node from their
+    # invocation on, and are kept in classes (below).
     end = m + 1
-    nxt = list(range(1, m + 2)) + [end]
-    prv = [0] + list(range(0, m)) + [m]
+    nxt = [0] * (m + 2)
+    prv = [0] * (m + 2)
     is_ret = [0] * (m + 2)
     hidx = [0] * (m + 2)
     slot_of = [0] * (m + 2)
-    match = [0] * (m + 2)  # call entry -> its return entry (0 when none)
+    match = [0] * (m + 2)  # call entry -> its return entry
     call_of_slot = [0] * n
+    has_ret = [False] * n
     for eid, (h, r, s) in enumerate(entries, 1):
         hidx[eid] = h
         is_ret[eid] = r
         slot_of[eid] = s
         if r:
             match[call_of_slot[s]] = eid
+            has_ret[s] = True
         else:
             call_of_slot[s] = eid
+    # Info classes: info operations with the same kind and arguments. From a node where two of them
+    # are both candidates they are interchangeable (neither has a return, both were invoked), so
+    # only the earliest unlifted one of a class is tried: the lifted ones of a class are always its
+    # first `cnt` members. (With values from 1..3, dozens of timed-out writes make a few classes.)
+    # Classes are in the order of their first member's invocation.
+    cls_index: dict = {}
+    cls_h: list[list[int]] = []      # members' history indexes
+    cls_slot: list[list[int]] = []   # members' slots
+    last = 0
+    for eid, (h, r, s) in enumerate(entries, 1):
+        if has_ret[s]:
+            nxt[last], prv[eid], last = eid, last, eid
+        else:
+            ckey = (kinds[s], arg_a[s], arg_b[s])
+            ci = cls_index.get(ckey)
+            if ci is None:
+                ci = cls_index[ckey] = len(cls_h)
+                cls_h.append([])
+                cls_slot.append([])
+            cls_h[ci].append(h)
+            cls_slot[ci].append(s)
+    nxt[last], prv[end] = end, last
+    ncls = len(cls_h)
+    cls_first = [hs[0] for hs in cls_h]
+    cls_size = [len(hs) for hs in cls_h]
+    cnt = [0] * ncls
 
-    # Memo: the set of (bitset, state) seen. With info operations also a dominance check: lifting
-    # an info operation only removes options (it could as well never happen, having no return), so
-    # (bits, state) is covered by (bits minus one lifted info operation, state) if that was seen:
-    # every continuation of the first is one of the second, which is (being) explored. Only the
-    # one-step subsets are looked up (k lookups); a full subset search costs more than it saves.
+    # Memo: the nodes seen. With info operations also a dominance check: lifting an info operation
+    # only removes options (it could as well never happen, having no return), so (set, state) is
+    # covered by (set minus one lifted info operation, state) if that was seen: every continuation
+    # of the first is one of the second, which is (being) explored. Only the last few lifted info
+    # operations are looked up (DOMINANCE_LOOKBACK): nearly every hit is among them.
     # A caller may pass `seen` from an earlier search of the same operations that ended
     # NOT_LINEARIZABLE (whatever its initial state): every node in it is dead.
     if seen is None:
         seen = set()
-    is_info = [0] * (m + 2)
-    info_mask = 0
-    for slot in range(n):
-        c = call_of_slot[slot]
-        if not match[c]:
-            info_mask |= 1 << slot
-            is_info[c] = 1
-    has_info = info_mask != 0
     nstates = 0
-    stack: list[tuple[int, int, bool]] = []
-    bits = 0
+    # frames: (call entry, or info class, lifted; state before; a matching read?; phase-1 bound)
+    stack: list[tuple[int, int, bool, int]] = []
+    lifted_info: list[int] = []  # Zobrist keys of the lifted info operations, in lift order
+    zh = 0
     state = intern(init)
+    # At a node the alternatives are the calls of the main list before its first return (phase 0),
+    # then one info operation per class invoked before that return (phase 1). Any order is
+    # complete; this one meets the nodes without an info operation lifted first, so the dominance
+    # check prunes more, and a linearizable history rarely needs an info operation at all.
     e = nxt[0]
-    # Order of the alternatives at a node: the calls of `ok` operations first (phase 0), then those
-    # of `info` operations (phase 1). Any order is complete; this one meets the nodes without an
-    # info operation lifted first, so the dominance check above prunes more, and a linearizable
-    # history rarely needs an info operation at all.
-    phase = 0
+    ci = 0
+    bound = 0  # phase 1: history index of the main list's first return; 0 in phase 0
     steps = 0
     stuck = 0
     while True:
-        if e == end:
-            return SearchResult(LINEARIZABLE, nstates, elapsed_s=time.perf_counter() - t0)
-        if not is_ret[e]:
-            if is_info[e] != phase:
-                e = nxt[e]
-                continue
-            s = slot_of[e]
+        if not bound:
+            if e == end:
+                return SearchResult(LINEARIZABLE, nstates, elapsed_s=time.perf_counter() - t0)
+            if is_ret[e]:
+                if ncls:
+                    bound = hidx[e]
+                    ci = 0
+                    continue
+                if hidx[e] > stuck:
+                    stuck = hidx[e]
+                e = 0
+        else:
+            while ci < ncls and cls_first[ci] < bound:
+                c = cnt[ci]
+                if c < cls_size[ci] and cls_h[ci][c] < bound:
+                    e = -1  # a candidate: the class's next member
+                    break
+                ci += 1
+            else:
+                if bound > stuck:
+                    stuck = bound
+                e = 0
+        if e:
+            s = cls_slot[ci][cnt[ci]] if bound else slot_of[e]
             k = kinds[s]
             if k == READ:
-                if state != arg_a[s]:
-                    e = nxt[e]
-                    continue
+                ok = state == arg_a[s]
                 new = state
             elif k == WRITE:
+                ok = True
                 new = arg_a[s]
             elif k == CAS:
-                if state != arg_a[s]:
-                    e = nxt[e]
-                    continue
+                ok = state == arg_a[s]
                 new = arg_b[s]
             else:
                 want = arg_b[s]
-                if want >= 0 and (state != 0) != want:
-                    e = nxt[e]
-                    continue
+                ok = want < 0 or (state != 0) == want
                 new = 0
-            nb = bits | (1 << s)
-            memo = (nb, new)
+            if not ok:
+                if bound:
+                    ci += 1
+                else:
+                    e = nxt[e]
+                continue
+            z = zob[s]
+            nz = zh ^ z
+            memo = (nz, new)
             if memo in seen:
                 fresh = False
             else:
                 fresh = True
-                if has_info:
-                    ib = nb & info_mask
-                    while ib:
-                        low = ib & -ib
-                        if (nb ^ low, new) in seen:
+                if lifted_info:
+                    for zi in lifted_info[-DOMINANCE_LOOKBACK:]:
+                        if (nz ^ zi, new) in seen:
                             fresh = False
                             break
-                        ib ^= low
+                if bound and fresh and (zh, new) in seen:
+                    fresh = False  # this info operation's own subset: the node without it
                 seen.add(memo)
             if fresh:
                 nstates += 1
-                stack.append((e, state, k == READ))
-                bits = nb
-                state = new
-                # lift the call and its return
-                p, q = prv[e], nxt[e]
-                nxt[p] = q
-                prv[q] = p
-                r = match[e]
-                if r:
+                zh = nz
+                if bound:
+                    stack.append((ci, state, False, bound))
+                    cnt[ci] += 1
+                    lifted_info.append(z)
+                    bound = 0
+                else:
+                    stack.append((e, state, k == READ, 0))
+                    # lift the call and its return
+                    p, q = prv[e], nxt[e]
+                    nxt[p] = q
+                    prv[q] = p
+                    r = match[e]
                     p, q = prv[r], nxt[r]
                     nxt[p] = q
                     prv[q] = p
+                state = new
                 e = nxt[0]
-                phase = 0
                 steps += 1
                 if not steps & 0x3FF:
                     if nstates > max_states:
@@ -245,16 +314,13 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
                         return SearchResult(BUDGET, nstates, "time budget exceeded",
                                             time.perf_counter() - t0)
                 continue
+            if bound:
+                ci += 1
+                continue
             if k != READ:
                 e = nxt[e]
                 continue
             # a matching read whose successor was seen: this node is dead too (see below)
-        elif phase == 0 and has_info:
-            phase = 1  # the first unlifted return: now the info operations' calls before it
-            e = nxt[0]
-            continue
-        elif hidx[e] > stuck:
-            stuck = hidx[e]
         # Backtrack. A read lifted where it matched is not tried later: if the node it was lifted
         # from had a linearization, moving the read to its front gives one from the node with the
         # read lifted (the read changes no state, nothing had to precede it, and being earlier
@@ -264,19 +330,25 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
             if not stack:
                 return SearchResult(NOT_LINEARIZABLE, nstates, elapsed_s=time.perf_counter() - t0,
                                     stuck_at=stuck)
-            e, state, forced = stack.pop()
-            bits &= ~(1 << slot_of[e])
+            x, state, forced, bound = stack.pop()
+            if bound:
+                ci = x
+                cnt[ci] -= 1
+                zh ^= zob[cls_slot[ci][cnt[ci]]]
+                lifted_info.pop()
+                ci += 1
+                break
+            e = x
+            zh ^= zob[slot_of[e]]
             # unlift: reinsert the return first, then the call (reverse order of removal)
             r = match[e]
-            if r:
-                nxt[prv[r]] = r
-                prv[nxt[r]] = r
+            nxt[prv[r]] = r
+            prv[nxt[r]] = r
             nxt[prv[e]] = e
             prv[nxt[e]] = e
             if not forced:
+                e = nxt[e]
                 break
-        phase = is_info[e]
-        e = nxt[e]
 
 
 def _cut_points(ops: Sequence[Op]) -> list[int]:
