@@ -69,12 +69,19 @@ class _Interner:
     1 / True / 1.0 stay distinct."""
 
     def __init__(self) -> None:
-        self._ids: dict[str, int] = {}
+        self._ids: dict[Any, int] = {}  # an int as itself, anything else as tagged text
         self.hint: Any = None  # counterexample search: the last initial state that linearized
 
     def __call__(self, v: Any) -> int:
         if v is None:
             return 0
+        t = type(v)
+        if t is int or t is str:
+            k = v if t is int else "s" + v  # JSON text of anything else starts otherwise
+            i = self._ids.get(k)
+            if i is None:
+                i = self._ids[k] = len(self._ids) + 1
+            return i
         k = json.dumps(v, sort_keys=True)
         if isinstance(v, bool):
             k = "b" + k
