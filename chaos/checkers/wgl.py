@@ -24,6 +24,7 @@ A (bitset, state) pair seen before is not explored again.
 
 from __future__ import annotations
 
+import bisect
 import json
 import random
 import time
@@ -181,6 +182,22 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
             has_ret[s] = True
         else:
             call_of_slot[s] = eid
+    # Observers: the operations whose applicability depends on the state being a given value (a
+    # read of it, a cas expecting it; a delete whose `existed` is known observes presence, key -2,
+    # or absence, key -3). Lifting an info operation is useful only if the state it leaves can be
+    # observed next: in a linearization where the next operation overwrites it (a write, an
+    # unconstrained delete) or nothing follows, dropping the info operation gives a linearization
+    # too (it may never happen). The next operation is a candidate, so invoked before the first
+    # unlifted return; an info operation no operation of the history observes is never tried.
+    obs_h: dict[int, list[int]] = {}
+    obs_s: dict[int, list[int]] = {}
+    for eid, (h, r, s) in enumerate(entries, 1):
+        k = kinds[s]
+        if r or k == WRITE or (k == DELETE and arg_b[s] < 0):
+            continue
+        v = arg_a[s] if k != DELETE else (-2 if arg_b[s] else -3)
+        obs_h.setdefault(v, []).append(h)
+        obs_s.setdefault(v, []).append(s)
     # Info classes: info operations with the same kind and arguments. From a node where two of them
     # are both candidates they are interchangeable (neither has a return, both were invoked), so
     # only the earliest unlifted one of a class is tried: the lifted ones of a class are always its
@@ -193,7 +210,10 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
     for eid, (h, r, s) in enumerate(entries, 1):
         if has_ret[s]:
             nxt[last], prv[eid], last = eid, last, eid
-        else:
+        elif not r:
+            leaves = arg_b[s] if kinds[s] == CAS else arg_a[s] if kinds[s] == WRITE else 0
+            if leaves not in obs_h and (-3 if leaves == 0 else -2) not in obs_h:
+                continue  # nothing observes the state it leaves: it need never happen
             ckey = (kinds[s], arg_a[s], arg_b[s])
             ci = cls_index.get(ckey)
             if ci is None:
@@ -207,6 +227,7 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
     cls_first = [hs[0] for hs in cls_h]
     cls_size = [len(hs) for hs in cls_h]
     cnt = [0] * ncls
+    lifted = bytearray(n)
 
     # Memo: the nodes seen. With info operations also a dominance check: lifting an info operation
     # only removes options (it could as well never happen, having no return), so (set, state) is
@@ -277,6 +298,9 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
                 else:
                     e = nxt[e]
                 continue
+            if bound and new != state and not _observable(new, bound, obs_h, obs_s, lifted):
+                ci += 1
+                continue
             z = zob[s]
             nz = zh ^ z
             memo = (nz, new)
@@ -295,6 +319,7 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
             if fresh:
                 nstates += 1
                 zh = nz
+                lifted[s] = 1
                 if bound:
                     stack.append((ci, state, False, bound))
                     cnt[ci] += 1
@@ -341,12 +366,16 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
             if bound:
                 ci = x
                 cnt[ci] -= 1
-                zh ^= zob[cls_slot[ci][cnt[ci]]]
+                s = cls_slot[ci][cnt[ci]]
+                zh ^= zob[s]
+                lifted[s] = 0
                 lifted_info.pop()
                 ci += 1
                 break
             e = x
-            zh ^= zob[slot_of[e]]
+            s = slot_of[e]
+            zh ^= zob[s]
+            lifted[s] = 0
             # unlift: reinsert the return first, then the call (reverse order of removal)
             r = match[e]
             nxt[prv[r]] = r
@@ -356,6 +385,29 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
             if not forced:
                 e = nxt[e]
                 break
+
+
+OBSERVER_SCAN = 64  # observers examined per info lift before assuming one is unlifted (sound)
+
+
+def _observable(v: int, bound: int, obs_h: dict, obs_s: dict, lifted: bytearray) -> bool:
+    """Whether an unlifted operation invoked before history index `bound` observes state `v`
+    (or its presence / absence: a delete that knows `existed`). Scans back from `bound`; after
+    OBSERVER_SCAN lifted ones it answers yes, which only costs pruning."""
+    for key in (v, -3 if v == 0 else -2):
+        hs = obs_h.get(key)
+        if not hs:
+            continue
+        ss = obs_s[key]
+        j = bisect.bisect_left(hs, bound) - 1
+        stop = max(-1, j - OBSERVER_SCAN)
+        while j > stop:
+            if not lifted[ss[j]]:
+                return True
+            j -= 1
+        if j >= 0:
+            return True
+    return False
 
 
 def _cut_points(ops: Sequence[Op]) -> list[int]:
