@@ -131,7 +131,6 @@ def _encode(ops: Sequence[Op], cut: int | None, intern: _Interner):
     return entries, kinds, a, b, len(kinds)
 
 
-DOMINANCE_LOOKBACK = 4  # lifted info operations looked up by the dominance check (see search)
 _ZOBRIST: list[int] = []
 _ZOBRIST_RNG = random.Random(0x5EED_2B)
 
@@ -232,8 +231,8 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
     # Memo: the nodes seen. With info operations also a dominance check: lifting an info operation
     # only removes options (it could as well never happen, having no return), so (set, state) is
     # covered by (set minus one lifted info operation, state) if that was seen: every continuation
-    # of the first is one of the second, which is (being) explored. Only the last few lifted info
-    # operations are looked up (DOMINANCE_LOOKBACK): nearly every hit is among them.
+    # of the first is one of the second, which is (being) explored. Lifted info operations are
+    # always a prefix of their class, so one look-up per class with a lifted member (its last).
     # A caller may pass `seen` from an earlier search of the same operations that ended
     # NOT_LINEARIZABLE (whatever its initial state): every node in it is dead.
     if seen is None:
@@ -241,7 +240,7 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
     nstates = 0
     # frames: (call entry, or info class, lifted; state before; a matching read?; phase-1 bound)
     stack: list[tuple[int, int, bool, int]] = []
-    lifted_info: list[int] = []  # Zobrist keys of the lifted info operations, in lift order
+    active: list[int] = []  # info classes with a lifted member, in the order they got one
     zh = 0
     state = intern(init)
     # At a node the alternatives are the calls of the main list before its first return (phase 0),
@@ -308,9 +307,9 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
                 fresh = False
             else:
                 fresh = True
-                if lifted_info:
-                    for zi in lifted_info[-DOMINANCE_LOOKBACK:]:
-                        if (nz ^ zi, new) in seen:
+                for c in active:
+                    if c != ci or not bound:
+                        if (nz ^ zob[cls_slot[c][cnt[c] - 1]], new) in seen:
                             fresh = False
                             break
                 if bound and fresh and (zh, new) in seen:
@@ -323,7 +322,8 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
                 if bound:
                     stack.append((ci, state, False, bound))
                     cnt[ci] += 1
-                    lifted_info.append(z)
+                    if not cnt[ci] - 1:
+                        active.append(ci)
                     bound = 0
                 else:
                     stack.append((e, state, k == READ, 0))
@@ -369,7 +369,8 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
                 s = cls_slot[ci][cnt[ci]]
                 zh ^= zob[s]
                 lifted[s] = 0
-                lifted_info.pop()
+                if not cnt[ci]:
+                    active.pop()
                 ci += 1
                 break
             e = x
