@@ -131,3 +131,38 @@ def test_linearizable_naive_enumeration_rejects_a_stale_read():
               {"index": 5, "process": 1, "type": "ok", "f": "read", "key": "k", "value": 1}]
     assert _naive(pair_ops(events)) == wgl.NOT_LINEARIZABLE
     assert _naive(pair_ops(events[:4])) == wgl.LINEARIZABLE
+
+
+def _events(spec) -> list[dict]:
+    """spec: (process, type, f, value) in real-time order."""
+    return [{"index": i, "process": p, "type": t, "f": f, "key": "k", "value": v}
+            for i, (p, t, f, v) in enumerate(spec)]
+
+
+def test_linearizable_info_operations_each_tried_after_another_fails():
+    """Timed-out writes of 1 and of 2, a cas 1 -> 3 and a read of 2 overlapping, then a read of 3:
+    only write 2, read 2, write 1, cas, read 3 works. Write 1 is tried first (invoked first, and
+    the cas observes 1) and leads nowhere; the search must then try write 2."""
+    spec = [(0, "invoke", "write", 1), (1, "invoke", "write", 2), (2, "invoke", "cas", [1, 3]),
+            (3, "invoke", "read", None), (3, "ok", "read", 2), (2, "ok", "cas", [1, 3]),
+            (4, "invoke", "read", None), (4, "ok", "read", 3)]
+    ops = pair_ops(_events(spec))
+    assert _naive(ops) == wgl.LINEARIZABLE
+    assert wgl.search(ops).outcome == wgl.LINEARIZABLE
+    # without the timed-out write of 2 it is not linearizable
+    ops = pair_ops(_events([s for s in spec if s[0] != 1]))
+    assert _naive(ops) == wgl.NOT_LINEARIZABLE
+    assert wgl.search(ops).outcome == wgl.NOT_LINEARIZABLE
+
+
+def test_linearizable_interchangeable_info_operations_each_happen_once():
+    """Two timed-out writes of 1 make two classes' worth of effects only as one class with two
+    members: read 1, write 2 (ok), read 1 needs both; with one of them it is not linearizable."""
+    spec = [(0, "invoke", "write", 1), (1, "invoke", "write", 1), (2, "invoke", "read", None),
+            (2, "ok", "read", 1), (3, "invoke", "write", 2), (3, "ok", "write", 2),
+            (4, "invoke", "read", None), (4, "ok", "read", 1)]
+    assert wgl.search(pair_ops(_events(spec))).outcome == wgl.LINEARIZABLE
+    one = [s for s in spec if s[0] != 1]
+    ops = pair_ops(_events(one))
+    assert _naive(ops) == wgl.NOT_LINEARIZABLE
+    assert wgl.search(ops).outcome == wgl.NOT_LINEARIZABLE
