@@ -18,8 +18,14 @@ Search (Wing & Gong 1993, Lowe 2017 "Testing for linearizability" §3; memo as i
 doubly linked list of call/return entries in history order; walking from the head, a call whose
 operation the model accepts is lifted (removed with its return) and the walk restarts; a return
 entry of an unlifted operation forces a backtrack. Reaching the end of the list means every `ok`
-operation was linearized (remaining entries can only be `info` calls, which may never happen).
-A (bitset, state) pair seen before is not explored again.
+operation was linearized (info operations may never happen). A node (lifted set, state) seen
+before is not explored again. Reductions, each argued where it is applied in `search`:
+  * a read lifted where it matches is not tried later instead (moving a read earlier never hurts);
+  * info operations are tried only after the `ok` calls at a node, one per class of identical
+    ones (they are interchangeable), and only where some candidate can observe the value they
+    leave (else dropping them gives the same linearization);
+  * a node with an info operation lifted is covered by the same node without it (dominance);
+  * the lifted set is a 128-bit Zobrist hash, so a node costs O(1) whatever the history's length.
 """
 
 from __future__ import annotations
