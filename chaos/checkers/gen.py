@@ -3,7 +3,9 @@
 Owns: `simulate(seed, clients, keys, ops)` producing history events (docs/contracts.md section 5) from a
 correct, linearizable in-memory register (each operation takes effect at a random instant between its
 invocation and completion), and `inject_stale_read(events, seed)` which turns one ok read into a read
-of a value that was provably overwritten before the read began (so the history is not linearizable).
+of a value that was provably overwritten before the read began (so the history is not linearizable);
+`cas_heavy(seed)`, one register with half the operations cas and small values, and `corrupt_read`,
+which makes one read return a value nothing writes.
 
 Must not import: click, rich, docker. Uses only its own `random.Random(seed)`.
 """
@@ -11,6 +13,7 @@ Must not import: click, rich, docker. Uses only its own `random.Random(seed)`.
 from __future__ import annotations
 
 import heapq
+import json
 import random
 
 
@@ -150,3 +153,34 @@ def inject_stale_read(events: list[dict], seed: int) -> tuple[list[dict], dict]:
                 return out, {"read_invoke": rinv["index"], "read_complete": rc["index"], "key": rinv["key"],
                              "stale_value": w1[0]["value"], "overwritten_by_invoke": w2[0]["index"]}
     raise ValueError("no read suitable for a stale-read injection")
+
+
+CAS_HEAVY_MIX = (0.3, 0.2, 0.5, 0.0)  # read / write / cas / delete: half the operations are cas
+
+
+def cas_heavy(seed: int, ops: int = 10_000, clients: int = 20, values: int = 3,
+              p_info: float = 0.01) -> list[dict]:
+    """One register (key `k0`) under `clients` concurrent processes, half of the operations cas,
+    values drawn from 1..`values` as `workload.values: N` draws them (so about a third of the cas
+    succeed; 0.34 with the defaults and seed 1), 1 % timed out (`info`). Linearizable by
+    construction (`simulate`): the checker's hard case, with many equal states and overlaps."""
+    return simulate(seed=seed, clients=clients, keys=1, ops=ops, p_info=p_info, mix=CAS_HEAVY_MIX,
+                    values=values)
+
+
+def corrupt_read(events: list[dict], after: int, value=0) -> tuple[list[dict], dict]:
+    """Copy of `events` where the first `ok` read completing after event index `after` returns
+    `value` instead, a value no operation writes (the default 0 is outside 1..N and not absent), so
+    the copy is not linearizable: nothing could have left that value. Returns (events, description)."""
+    written = {json.dumps(ev.get("value")) for ev in events if ev["f"] == "write"}
+    written |= {json.dumps(ev["value"][1]) for ev in events if ev["f"] == "cas" and ev["type"] == "invoke"}
+    if json.dumps(value) in written:
+        raise ValueError(f"value {value!r} is written by an operation of the history")
+    for ev in events:
+        if ev["index"] > after and ev["f"] == "read" and ev["type"] == "ok":
+            out = [dict(e) for e in events]
+            pos = next(i for i, e in enumerate(out) if e["index"] == ev["index"])
+            out[pos]["value"] = value
+            return out, {"read_complete": ev["index"], "process": ev["process"], "was": ev["value"],
+                         "now": value}
+    raise ValueError(f"no ok read completes after event {after}")

@@ -18,13 +18,21 @@ Search (Wing & Gong 1993, Lowe 2017 "Testing for linearizability" §3; memo as i
 doubly linked list of call/return entries in history order; walking from the head, a call whose
 operation the model accepts is lifted (removed with its return) and the walk restarts; a return
 entry of an unlifted operation forces a backtrack. Reaching the end of the list means every `ok`
-operation was linearized (remaining entries can only be `info` calls, which may never happen).
-A (bitset, state) pair seen before is not explored again.
+operation was linearized (info operations may never happen). A node (lifted set, state) seen
+before is not explored again. Reductions, each argued where it is applied in `search`:
+  * a read lifted where it matches is not tried later instead (moving a read earlier never hurts);
+  * info operations are tried only after the `ok` calls at a node, one per class of identical
+    ones (they are interchangeable), and only where some candidate can observe the value they
+    leave (else dropping them gives the same linearization);
+  * a node with an info operation lifted is covered by the same node without it (dominance);
+  * the lifted set is a 128-bit Zobrist hash, so a node costs O(1) whatever the history's length.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -68,12 +76,19 @@ class _Interner:
     1 / True / 1.0 stay distinct."""
 
     def __init__(self) -> None:
-        self._ids: dict[str, int] = {}
+        self._ids: dict[Any, int] = {}  # an int as itself, anything else as tagged text
         self.hint: Any = None  # counterexample search: the last initial state that linearized
 
     def __call__(self, v: Any) -> int:
         if v is None:
             return 0
+        t = type(v)
+        if t is int or t is str:
+            k = v if t is int else "s" + v  # JSON text of anything else starts otherwise
+            i = self._ids.get(k)
+            if i is None:
+                i = self._ids[k] = len(self._ids) + 1
+            return i
         k = json.dumps(v, sort_keys=True)
         if isinstance(v, bool):
             k = "b" + k
@@ -122,55 +137,152 @@ def _encode(ops: Sequence[Op], cut: int | None, intern: _Interner):
     return entries, kinds, a, b, len(kinds)
 
 
+_ZOBRIST: list[int] = []
+_ZOBRIST_RNG = random.Random(0x5EED_2B)
+
+
+def _zobrist(n: int) -> list[int]:
+    """128-bit random keys for slots 0..n-1 (grown on demand, the same in every search)."""
+    while len(_ZOBRIST) < n:
+        _ZOBRIST.append(_ZOBRIST_RNG.getrandbits(128))
+    return _ZOBRIST
+
+
 def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None = None,
-           max_states: int = 1_000_000, intern: _Interner | None = None, init: Any = None) -> SearchResult:
+           max_states: int = 1_000_000, intern: _Interner | None = None, init: Any = None,
+           seen: set | None = None) -> SearchResult:
     """Decide whether the operations (all on one key) are linearizable from state `init` (a JSON
-    value; None = absent, the initial state of every register)."""
+    value; None = absent, the initial state of every register).
+
+    A node of the search is (the set of lifted operations, the register's state). The set is kept
+    as a 128-bit Zobrist hash (the XOR of a random key per lifted operation), updated in O(1) per
+    lift, so a node costs the same whatever the history's length (a bitset of a 10,000-operation
+    history is 1.2 kB to build, hash and keep per node). Two different sets share a hash with
+    probability 2^-128 per pair: below 10^-26 for a million nodes, far below any other failure.
+    """
     t0 = time.perf_counter()
     intern = intern or _Interner()
     entries, kinds, arg_a, arg_b, n = _encode(ops, cut, intern)
+    zob = _zobrist(n)
     m = len(entries)
-    # Entry ids 1..m; 0 is the head sentinel; m+1 the tail sentinel.
+    # The main list: a doubly linked list of the call and return entries of the operations that
+    # have a return (`ok`), entry ids 1..m, head 0, tail m+1. The calls of operations without one
+    # (`info`, or pending at the cut) are not in it: they are candidates at every node from their
+    # invocation on, and are kept in classes (below).
     end = m + 1
-    nxt = list(range(1, m + 2)) + [end]
-    prv = [0] + list(range(0, m)) + [m]
+    nxt = [0] * (m + 2)
+    prv = [0] * (m + 2)
     is_ret = [0] * (m + 2)
     hidx = [0] * (m + 2)
     slot_of = [0] * (m + 2)
-    match = [0] * (m + 2)  # call entry -> its return entry (0 when none)
+    match = [0] * (m + 2)  # call entry -> its return entry
     call_of_slot = [0] * n
+    has_ret = [False] * n
     for eid, (h, r, s) in enumerate(entries, 1):
         hidx[eid] = h
         is_ret[eid] = r
         slot_of[eid] = s
         if r:
             match[call_of_slot[s]] = eid
+            has_ret[s] = True
         else:
             call_of_slot[s] = eid
+    # Observers: the operations whose applicability depends on the state being a given value (a
+    # read of it, a cas expecting it; a delete whose `existed` is known observes presence, key -2,
+    # or absence, key -3). Lifting an info operation is useful only if the state it leaves can be
+    # observed next: in a linearization where the next operation overwrites it (a write, an
+    # unconstrained delete) or nothing follows, dropping the info operation gives a linearization
+    # too (it may never happen). The next operation is a candidate, so invoked before the first
+    # unlifted return; an info operation no operation of the history observes is never tried.
+    obs_h: dict[int, list[int]] = {}
+    obs_s: dict[int, list[int]] = {}
+    for eid, (h, r, s) in enumerate(entries, 1):
+        k = kinds[s]
+        if r or k == WRITE or (k == DELETE and arg_b[s] < 0):
+            continue
+        v = arg_a[s] if k != DELETE else (-2 if arg_b[s] else -3)
+        obs_h.setdefault(v, []).append(h)
+        obs_s.setdefault(v, []).append(s)
+    # Info classes: info operations with the same kind and arguments. From a node where two of them
+    # are both candidates they are interchangeable (neither has a return, both were invoked), so
+    # only the earliest unlifted one of a class is tried: the lifted ones of a class are always its
+    # first `cnt` members. (With values from 1..3, dozens of timed-out writes make a few classes.)
+    # Classes are in the order of their first member's invocation.
+    cls_index: dict = {}
+    cls_h: list[list[int]] = []      # members' history indexes
+    cls_slot: list[list[int]] = []   # members' slots
+    last = 0
+    for eid, (h, r, s) in enumerate(entries, 1):
+        if has_ret[s]:
+            nxt[last], prv[eid], last = eid, last, eid
+        elif not r:
+            leaves = arg_b[s] if kinds[s] == CAS else arg_a[s] if kinds[s] == WRITE else 0
+            if leaves not in obs_h and (-3 if leaves == 0 else -2) not in obs_h:
+                continue  # nothing observes the state it leaves: it need never happen
+            ckey = (kinds[s], arg_a[s], arg_b[s])
+            ci = cls_index.get(ckey)
+            if ci is None:
+                ci = cls_index[ckey] = len(cls_h)
+                cls_h.append([])
+                cls_slot.append([])
+            cls_h[ci].append(h)
+            cls_slot[ci].append(s)
+    nxt[last], prv[end] = end, last
+    ncls = len(cls_h)
+    cls_first = [hs[0] for hs in cls_h]
+    cls_size = [len(hs) for hs in cls_h]
+    cnt = [0] * ncls
+    lifted = bytearray(n)
 
-    # Memo: the set of (bitset, state) seen. With info operations also a dominance check: lifting
-    # an info operation only removes options (it could as well never happen, having no return), so
-    # (bits, state) is covered by (bits minus one lifted info operation, state) if that was seen:
-    # every continuation of the first is one of the second, which is (being) explored. Only the
-    # one-step subsets are looked up (k lookups); a full subset search costs more than it saves.
-    seen: set = set()
-    info_mask = 0
-    for slot in range(n):
-        if not match[call_of_slot[slot]]:
-            info_mask |= 1 << slot
-    has_info = info_mask != 0
+    # Memo: the nodes seen. With info operations also a dominance check: lifting an info operation
+    # only removes options (it could as well never happen, having no return), so (set, state) is
+    # covered by (set minus one lifted info operation, state) if that was seen: every continuation
+    # of the first is one of the second, which is (being) explored. Lifted info operations are
+    # always a prefix of their class, so one look-up per class with a lifted member (its last).
+    # A caller may pass `seen` from an earlier search of the same operations that ended
+    # NOT_LINEARIZABLE (whatever its initial state): every node in it is dead.
+    if seen is None:
+        seen = set()
     nstates = 0
-    stack: list[tuple[int, int]] = []
-    bits = 0
+    # frames: (call entry, or info class, lifted; state before; a matching read?; phase-1 bound)
+    stack: list[tuple[int, int, bool, int]] = []
+    active: list[int] = []  # info classes with a lifted member, in the order they got one
+    zh = 0
     state = intern(init)
+    # At a node the alternatives are the calls of the main list before its first return (phase 0),
+    # then one info operation per class invoked before that return (phase 1). Any order is
+    # complete; this one meets the nodes without an info operation lifted first, so the dominance
+    # check prunes more, and a linearizable history rarely needs an info operation at all.
     e = nxt[0]
+    ci = 0
+    bound = 0  # phase 1: history index of the main list's first return; 0 in phase 0
     steps = 0
     stuck = 0
     while True:
-        if e == end:
-            return SearchResult(LINEARIZABLE, nstates, elapsed_s=time.perf_counter() - t0)
-        if not is_ret[e]:
-            s = slot_of[e]
+        if not bound:
+            if e == end:
+                return SearchResult(LINEARIZABLE, nstates, elapsed_s=time.perf_counter() - t0)
+            if is_ret[e]:
+                if ncls:
+                    bound = hidx[e]
+                    ci = 0
+                    continue
+                if hidx[e] > stuck:
+                    stuck = hidx[e]
+                e = 0
+        else:
+            while ci < ncls and cls_first[ci] < bound:
+                c = cnt[ci]
+                if c < cls_size[ci] and cls_h[ci][c] < bound:
+                    e = -1  # a candidate: the class's next member
+                    break
+                ci += 1
+            else:
+                if bound > stuck:
+                    stuck = bound
+                e = 0
+        if e:
+            s = cls_slot[ci][cnt[ci]] if bound else slot_of[e]
             k = kinds[s]
             if k == READ:
                 ok = state == arg_a[s]
@@ -183,68 +295,126 @@ def search(ops: Sequence[Op], *, cut: int | None = None, deadline: float | None 
                 new = arg_b[s]
             else:
                 want = arg_b[s]
-                ok = want < 0 or (state != 0) == bool(want)
+                ok = want < 0 or (state != 0) == want
                 new = 0
-            if ok:
-                nb = bits | (1 << s)
-                if has_info:
-                    memo = (nb, new)
-                    fresh = memo not in seen
-                    if fresh:
-                        ib = nb & info_mask
-                        while ib:
-                            low = ib & -ib
-                            if (nb ^ low, new) in seen:
-                                fresh = False
-                                break
-                            ib ^= low
-                        seen.add(memo)
+            if not ok:
+                if bound:
+                    ci += 1
                 else:
-                    memo = (nb, new)
-                    fresh = memo not in seen
-                    if fresh:
-                        seen.add(memo)
-                if fresh:
-                    nstates += 1
-                    stack.append((e, state))
-                    bits = nb
-                    state = new
+                    e = nxt[e]
+                continue
+            if bound and new != state and not _observable(new, bound, obs_h, obs_s, lifted):
+                ci += 1
+                continue
+            z = zob[s]
+            nz = zh ^ z
+            memo = (nz, new)
+            if memo in seen:
+                fresh = False
+            else:
+                fresh = True
+                for c in active:
+                    if c != ci or not bound:
+                        if (nz ^ zob[cls_slot[c][cnt[c] - 1]], new) in seen:
+                            fresh = False
+                            break
+                if bound and fresh and (zh, new) in seen:
+                    fresh = False  # this info operation's own subset: the node without it
+                seen.add(memo)
+            if fresh:
+                nstates += 1
+                zh = nz
+                lifted[s] = 1
+                if bound:
+                    stack.append((ci, state, False, bound))
+                    cnt[ci] += 1
+                    if not cnt[ci] - 1:
+                        active.append(ci)
+                    bound = 0
+                else:
+                    stack.append((e, state, k == READ, 0))
                     # lift the call and its return
                     p, q = prv[e], nxt[e]
                     nxt[p] = q
                     prv[q] = p
                     r = match[e]
-                    if r:
-                        p, q = prv[r], nxt[r]
-                        nxt[p] = q
-                        prv[q] = p
-                    e = nxt[0]
-                    steps += 1
-                    if not steps & 0x3FF:
-                        if nstates > max_states:
-                            return SearchResult(BUDGET, nstates, f"state bound {max_states} reached",
-                                                time.perf_counter() - t0)
-                        if deadline is not None and time.monotonic() > deadline:
-                            return SearchResult(BUDGET, nstates, "time budget exceeded",
-                                                time.perf_counter() - t0)
-                    continue
-            e = nxt[e]
-        else:
-            if hidx[e] > stuck:
-                stuck = hidx[e]
+                    p, q = prv[r], nxt[r]
+                    nxt[p] = q
+                    prv[q] = p
+                state = new
+                e = nxt[0]
+                steps += 1
+                if not steps & 0x3FF:
+                    if nstates > max_states:
+                        return SearchResult(BUDGET, nstates, f"state bound {max_states} reached",
+                                            time.perf_counter() - t0)
+                    if deadline is not None and time.monotonic() > deadline:
+                        return SearchResult(BUDGET, nstates, "time budget exceeded",
+                                            time.perf_counter() - t0)
+                continue
+            if bound:
+                ci += 1
+                continue
+            if k != READ:
+                e = nxt[e]
+                continue
+            # a matching read whose successor was seen: this node is dead too (see below)
+        # Backtrack. A read lifted where it matched is not tried later: if the node it was lifted
+        # from had a linearization, moving the read to its front gives one from the node with the
+        # read lifted (the read changes no state, nothing had to precede it, and being earlier
+        # only satisfies more real-time constraints), and that node was explored. So popping a
+        # read pops on.
+        while True:
             if not stack:
                 return SearchResult(NOT_LINEARIZABLE, nstates, elapsed_s=time.perf_counter() - t0,
                                     stuck_at=stuck)
-            e, state = stack.pop()
-            bits &= ~(1 << slot_of[e])
+            x, state, forced, bound = stack.pop()
+            if bound:
+                ci = x
+                cnt[ci] -= 1
+                s = cls_slot[ci][cnt[ci]]
+                zh ^= zob[s]
+                lifted[s] = 0
+                if not cnt[ci]:
+                    active.pop()
+                ci += 1
+                break
+            e = x
+            s = slot_of[e]
+            zh ^= zob[s]
+            lifted[s] = 0
             # unlift: reinsert the return first, then the call (reverse order of removal)
             r = match[e]
-            if r:
-                nxt[prv[r]] = r
-                prv[nxt[r]] = r
+            nxt[prv[r]] = r
+            prv[nxt[r]] = r
             nxt[prv[e]] = e
             prv[nxt[e]] = e
-            e = nxt[e]
+            if not forced:
+                e = nxt[e]
+                break
+
+
+OBSERVER_SCAN = 64  # observers examined per info lift before assuming one is unlifted (sound)
+
+
+def _observable(v: int, bound: int, obs_h: dict, obs_s: dict, lifted: bytearray) -> bool:
+    """Whether an unlifted operation invoked before history index `bound` observes state `v`
+    (or its presence / absence: a delete that knows `existed`). Scans back from `bound`; after
+    OBSERVER_SCAN lifted ones it answers yes, which only costs pruning."""
+    for key in (v, -3 if v == 0 else -2):
+        hs = obs_h.get(key)
+        if not hs:
+            continue
+        ss = obs_s[key]
+        j = bisect.bisect_left(hs, bound) - 1
+        stop = max(-1, j - OBSERVER_SCAN)
+        while j > stop:
+            if not lifted[ss[j]]:
+                return True
+            j -= 1
+        if j >= 0:
+            return True
+    return False
 
 
 def _cut_points(ops: Sequence[Op]) -> list[int]:
@@ -331,8 +501,9 @@ def _fails_from_all(ops: list[Op], states: list[Any], deadline: float, max_state
     stuck = -1
     hint = intern.hint
     order = sorted(states, key=lambda st: 0 if st == hint and type(st) is type(hint) else 1)
+    dead: set = set()  # every node a failed search met is dead from any initial state: shared
     for st in order:
-        res = search(ops, deadline=deadline, max_states=max_states, intern=intern, init=st)
+        res = search(ops, deadline=deadline, max_states=max_states, intern=intern, init=st, seen=dead)
         if res.outcome != NOT_LINEARIZABLE:
             intern.hint = st
             return None
