@@ -254,7 +254,10 @@ class Node:
 
         Failing over without making the client wait out its timeout:
         - no leader known (an election is under way): wait up to LEADER_WAIT of the election
-          timeout for one, then 503 no-leader (definite: nothing was sent);
+          timeout for one, then 503 no-leader, definite only when nothing was sent: after a
+          forward to a leader that was lost, the write may have been appended and committed
+          (seen: a correct cluster judged not linearizable on a write answered "no-leader,
+          definite" that a read had already returned);
         - the leader we forwarded to stops being the one we know (it died or was deposed and an
           election started): a read, or a write that carries client_id/seq (the store de-duplicates
           it: exactly once), is forwarded again to the next leader; any other write is answered 503
@@ -265,6 +268,7 @@ class Node:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cfg.request_timeout_ms / 1000
         retry_safe = op["op"] in READ_OPS or "client_id" in op
+        sent = False   # forwarded to some leader at least once: the outcome is no longer known
         while True:
             if self.role.is_leader():
                 return await self.role.execute_leader(op)
@@ -272,8 +276,12 @@ class Node:
             if leader is None or leader == self.id:
                 wait_s = min(deadline - loop.time(), self.cfg.election_timeout_max_ms * LEADER_WAIT / 1000)
                 if wait_s <= 0 or not await self._leader_change(wait_s):
+                    if sent and op["op"] not in READ_OPS:
+                        return 503, error_body("no-leader", "no leader known; an earlier forward of this "
+                                               "request to a leader that was lost may have applied it", False)
                     return 503, error_body("no-leader", "no leader known", True)
                 continue
+            sent = True
             status, body, lost = await self._forward(leader, op, deadline)
             if not lost:
                 return status, body
