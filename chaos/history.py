@@ -57,6 +57,8 @@ class Op:
     complete_ts: float | None
     error: str | None = None
     result: Any = None  # completion value as recorded (e.g. delete's `existed`), else None
+    attempts: int = 1   # HTTP attempts the client made (the completion's `attempts`; retries after a
+                        # node could not serve it)
 
     @property
     def latency_s(self) -> float | None:
@@ -185,7 +187,13 @@ def _make_op(inv: dict, comp: dict | None) -> Op:
         complete_ts=None if comp is None else comp.get("ts"),
         error=None if comp is None else comp.get("error"),
         result=result if f == "delete" else None,
+        attempts=_attempts(comp),
     )
+
+
+def _attempts(comp: dict | None) -> int:
+    n = None if comp is None else comp.get("attempts")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else 1
 
 
 # --- Jepsen text logs -------------------------------------------------------------------------

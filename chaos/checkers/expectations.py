@@ -15,6 +15,11 @@ the command line, a list in plan.json):
                                lost). A served, definite refusal (cas-mismatch, exists, not-found,
                                bad-request, ...) is an answer, not a failure: it never counts, nor
                                does an operation the history left without a completion
+  ops-disturbed-in-phase:<phase>  as ops-failed-in-phase, or an operation of that phase that needed
+                               more than one attempt (a node could not serve it: no leader, not the
+                               leader, unavailable, refused connection; the client tried again
+                               elsewhere and may have succeeded). For faults whose effect a client
+                               that retries can hide (a leader killed, a minority cut off)
   ops-ok-in-phase:<phase>      an ok operation invoked in that phase
   fault-applied:<kind>         a faults.jsonl `start` record of that kind
   fault-effective:<fault>      evidence that the fault of that name took effect, not only started
@@ -43,7 +48,9 @@ import re
 from chaos.checkers.core import Outcome, Param, Verdict, register
 
 SIMPLE = ("leader-changed", "node-restarted", "member-suspected", "member-dead")
-PARAMETERIZED = ("ops-failed-in-phase", "ops-ok-in-phase", "fault-applied", "fault-effective", "until-met")
+PARAMETERIZED = ("ops-failed-in-phase", "ops-disturbed-in-phase", "ops-ok-in-phase", "fault-applied",
+                 "fault-effective", "until-met")
+PHASE_EXPECTATIONS = ("ops-failed-in-phase", "ops-disturbed-in-phase", "ops-ok-in-phase")
 
 # error codes of a `fail` that mean the cluster could not serve the operation (node_image/swarmnode/agent
 # manager.py and node.py; chaos/workload.py RETRY_CODES): anything else is a served, definite answer
@@ -85,7 +92,7 @@ def _observe(run, exp: str) -> tuple[bool, str]:
                     if e.get("type") == "member" and e.get("state") == want), None)
         return hit is not None, (f"{hit.get('node')} marked {hit.get('member')} {want}" if hit
                                  else f"no member event with state {want}")
-    if name in ("ops-failed-in-phase", "ops-ok-in-phase"):
+    if name in PHASE_EXPECTATIONS:
         ph = next((p for p in run.phases if p.get("name") == arg), None) or _fault_window(run, arg)
         if ph is None:
             return False, f"no phase or fault named {arg!r} in run.json / faults.jsonl"
@@ -96,7 +103,11 @@ def _observe(run, exp: str) -> tuple[bool, str]:
         if name == "ops-ok-in-phase":
             n = sum(1 for op in inside if op.type == "ok")
             return n > 0, f"{n} ok operation(s) in phase {arg}"
-        return _failed_for_want_of_cluster(inside, arg)
+        failed, detail = _failed_for_want_of_cluster(inside, arg)
+        if name == "ops-failed-in-phase":
+            return failed, detail
+        retried = [op for op in inside if op.attempts > 1 and not failed_for_want_of_cluster(op)]
+        return failed or bool(retried), f"{detail}; {len(retried)} more needed a second attempt elsewhere"
     if name == "fault-applied":
         n = sum(1 for f in run.faults if f.get("action") == "start" and f.get("kind") == arg)
         return n > 0, f"{n} {arg} fault start(s)"

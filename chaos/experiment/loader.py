@@ -474,7 +474,7 @@ def _parts(data: dict) -> _Parts:
 
 def _semantic(exp: S.Experiment | _Parts, data: dict, marks: dict, file: str) -> list[Problem]:
     from chaos.checkers import core as checks_core
-    from chaos.checkers.expectations import PARAMETERIZED, SIMPLE
+    from chaos.checkers.expectations import PARAMETERIZED, PHASE_EXPECTATIONS, SIMPLE
 
     out: list[Problem] = []
 
@@ -666,7 +666,7 @@ def _semantic(exp: S.Experiment | _Parts, data: dict, marks: dict, file: str) ->
         if name in SIMPLE and not sep:
             pass
         elif name in PARAMETERIZED and arg:
-            if name in ("ops-failed-in-phase", "ops-ok-in-phase") and arg not in phases:
+            if name in PHASE_EXPECTATIONS and arg not in phases:
                 at(("expect", i), f"no phase or fault named {arg!r}", "phases: " + ", ".join(sorted(phases)))
             if name == "until-met" and arg not in names:
                 at(("expect", i), f"no fault named {arg!r}", "faults: " + ", ".join(sorted(names)))

@@ -902,7 +902,8 @@ class Experiment(Strict):
     expect: list[ExpectItem] = Field(default_factory=list,
                                      description="events that must be observed at least once, else the run is "
                                                  "inconclusive: leader-changed, node-restarted, member-suspected, "
-                                                 "member-dead, ops-failed-in-phase:P, ops-ok-in-phase:P, "
+                                                 "member-dead, ops-failed-in-phase:P, ops-disturbed-in-phase:P (failed, or "
+                                                 "needed a second attempt), ops-ok-in-phase:P, "
                                                  "fault-applied:KIND, fault-effective:F, until-met:F (P: steady, faults, recovery or a "
                                                  "fault's name; fault-effective: F took effect, not only started "
                                                  "(probes saw the cut, the node went silent or rebooted, the link "

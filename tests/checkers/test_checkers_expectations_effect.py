@@ -128,3 +128,40 @@ def test_expectations_sham_rows_never_meet_fault_expectations(tmp_path):
     exps = ["fault-applied:kill", "fault-effective:f1", "until-met:f1", "ops-failed-in-phase:f1", "ops-ok-in-phase:f1"]
     c = _judge(b, "expectations:expect=" + "+".join(exps))
     assert c.verdict == Verdict.UNKNOWN and c.evidence["never_observed"] == exps
+
+
+def _with_attempts(b: RunBuilder, attempts: int) -> RunBuilder:
+    for e in b.events:
+        if e["type"] != "invoke" and T0 + 10 <= e["ts"] < b.run["heal_ts"]:
+            e["attempts"] = attempts
+    return b
+
+
+def test_expectations_disturbed_counts_an_operation_that_needed_a_second_attempt(tmp_path):
+    """A leader killed or a minority cut off while clients retry elsewhere: nothing failed, but
+    operations of the phase needed a second attempt -- the fault's visible effect on clients."""
+    ops = [("write", 7, "ok", None), ("cas", [1, 2], "fail", "cas-mismatch")]
+    b = _with_attempts(_phase_run(tmp_path, ops), 2)
+    assert _judge(b, "expectations:expect=ops-failed-in-phase:fault").verdict == Verdict.UNKNOWN
+    c = _judge(b, "expectations:expect=ops-disturbed-in-phase:fault")
+    assert c.verdict == Verdict.VALID, c.summary
+    assert "2 more needed a second attempt" in c.evidence["expectations"]["ops-disturbed-in-phase:fault"]["detail"]
+
+
+def test_expectations_disturbed_is_never_observed_without_retries_or_failures(tmp_path):
+    """The deliberately undisturbed run: every operation served at its first attempt (attempts 1, or
+    the field absent as in older histories), refused cas included: UNKNOWN."""
+    ops = [("write", 7, "ok", None), ("cas", [1, 2], "fail", "cas-mismatch")] * 20
+    for b in (_phase_run(tmp_path, ops), _with_attempts(_phase_run(tmp_path / "b", ops), 1)):
+        c = _judge(b, "expectations:expect=ops-disturbed-in-phase:fault")
+        assert c.verdict == Verdict.UNKNOWN, c.summary
+        assert c.evidence["never_observed"] == ["ops-disturbed-in-phase:fault"]
+
+
+def test_expectations_disturbed_outside_the_phase_does_not_count(tmp_path):
+    b = _phase_run(tmp_path, [("write", 7, "ok", None)] * 5)  # the fault's window: first attempts only
+    for e in b.events:
+        if e["type"] != "invoke" and e["ts"] < T0 + 10:
+            e["attempts"] = 3  # retried before the fault's window only
+    c = _judge(b, "expectations:expect=ops-disturbed-in-phase:fault")
+    assert c.verdict == Verdict.UNKNOWN, c.summary
