@@ -244,6 +244,16 @@ class ConsequenceChecker:
                                                          f"{conf.to_dict()} (index {lg.last_conf_index}) "
                                                          f"is committed (commit {c}) without it as a voter")
 
+    def settled_ok(self, i, node) -> bool:
+        """Whether after_step, run again on node i while the node is unchanged, is sure to report
+        nothing when it just reported nothing (the simulator then skips that repeat). Each of its
+        checks reads node i's own state, facts about node i recorded from its own steps, or facts
+        fixed once recorded (committed[idx], leader_committed[idx]; `_once` keys) -- except the
+        snapshot-base comparison of _check_held while held[i] is below the snapshot index, which
+        reads committed[snap_index], set later by any node."""
+        h = self.held[i]
+        return h == 0 or h >= node.log.snap_index
+
     def _check_conf_rule(self, i, node, t, c) -> None:
         lg = node.log
         k = lg.last_conf_index

@@ -450,6 +450,9 @@ class RaftSim:
         self.period = {i: float(params.tick_ms) for i in self.ids}   # ms per tick (slow_clock stretches it)
         self.tick_k = {i: 0 for i in self.ids}     # index of the next tick boundary to run
         self.wake_at = {i: None for i in self.ids}
+        # node -> its RaftNode while it is settled: its last _process ended in a Ready-less round
+        # that reported nothing, and nothing has been asked of it since (see _catch_up, _unsettle)
+        self.settled: dict = {}
         # driver-contract checks: the tick index before which ticks_until_action() promised that
         # no tick does anything (None: no promise since the last input), and what each node's
         # storage already holds (index -> hash since its last snapshot / restart), to count
@@ -563,9 +566,15 @@ class RaftSim:
         return [i for i in self.ids if self.nodes.get(i) is not None and self.nodes[i].role == LEADER]
 
     # ---- the driver loop (Ready contract) ---------------------------------------------------------
+    def _unsettle(self, i: str) -> None:
+        """Node i is about to be asked something (a tick, a message, a proposal, a read): its next
+        _catch_up must _process it again."""
+        self.settled.pop(i, None)
+
     def _process(self, i: str) -> None:
         node = self.nodes[i]
         self.promise[i] = None       # an input may have changed every timer
+        self.settled.pop(i, None)
         for _ in range(MAX_READY_ROUNDS):
             try:
                 pending = node.has_ready()
@@ -579,7 +588,11 @@ class RaftSim:
                 self.checker._v("ready-contract", i, f"has_ready() is {pending} but ready() returned "
                                                      f"{'a Ready' if rd is not None else 'None'}")
             if rd is None:
+                seen = len(self.checker.violations)
                 self._after_step(i, node)
+                if not pending and len(self.checker.violations) == seen and self.nodes.get(i) is node \
+                        and (self.cons is None or self.cons.settled_ok(i, node)):
+                    self.settled[i] = node
                 return
             self._count_writes(i, rd)
             if rd.snapshot is not None and rd.snapshot.config is not None and self.membership_on:
@@ -723,6 +736,13 @@ class RaftSim:
         tick_ms, k0, phase = self.period[i], self.k0[i], self.phase[i]
         k = self.tick_k[i]
         now = self.sched.now_ms
+        if phase + (k - k0) * tick_ms > now and self.settled.get(i) is node:
+            # no tick is due and nothing was asked of the node since a _process that found no
+            # Ready and reported nothing: _process would find the same (the checks it runs on a
+            # settled node are idempotent, ConsequenceChecker.settled_ok), so skip it
+            self.promise[i] = None
+            return
+        self.settled.pop(i, None)
         promise = self.promise[i]
         try:
             while phase + (k - k0) * tick_ms <= now:   # the same expression as _schedule_wake's
@@ -769,6 +789,7 @@ class RaftSim:
         node = self.nodes.get(i)
         if node is None:
             return
+        self.settled.pop(i, None)
         try:
             fn(node)
         except (NotLeader, Busy):
@@ -844,6 +865,7 @@ class RaftSim:
         else:
             c.reads += 1
             ctx = (c.cid, c.reads)
+            self._unsettle(target)
             try:
                 node.read_index(ctx)
             except (NotLeader, Busy):
@@ -862,6 +884,7 @@ class RaftSim:
         node = self.nodes.get(target)
         if node is None:
             return
+        self._unsettle(target)
         try:
             index = node.propose(cmd)
         except (NotLeader, Busy):
@@ -994,6 +1017,7 @@ class RaftSim:
             self.fault_state["partition"] = token
             self.sched.after(max(dur, 1000), "unpartition", token)
             node = self.nodes[v]
+            self._unsettle(v)
             for k in range(rng.randint(5, 40)):
                 try:
                     node.propose({"op": "kv.put", "key": f"t{k % 3}", "value": k})
@@ -1045,6 +1069,7 @@ class RaftSim:
         self._catch_up(target)
         if self.nodes.get(target) is None or self.nodes[target].role != LEADER:
             return
+        self._unsettle(target)
         try:
             idx = self.nodes[target].propose({"op": "kv.put", "key": "__live", "value": 1,
                                               "client_id": "live", "seq": 1})
