@@ -200,6 +200,7 @@ class SafetyChecker:
         self.index_term_hash: dict = {}            # (index, term) -> hash, Log Matching
         self.committed: dict = {}                  # index -> hash
         self.commit_term: dict = {}                # index -> term of the node that first committed it
+        self.commit_top: dict = {}                 # term -> highest index in commit_term with that term
         self.applied: dict = {}                    # index -> (hash, digest)
         self.now_ms = 0.0
 
@@ -243,8 +244,9 @@ class SafetyChecker:
                                        f"restarted with vote {raft.vote}")
 
     def on_events(self, node: str, events) -> None:
+        handlers = self._handlers
         for ev in events:
-            getattr(self, "_ev_" + ev["type"], self._ev_other)(node, ev)
+            handlers.get(ev["type"], SafetyChecker._ev_other)(self, node, ev)
 
     def _ev_other(self, node, ev):
         pass
@@ -274,10 +276,8 @@ class SafetyChecker:
             self._v("election-safety", node, f"two leaders in term {t}: {other} and {node}")
         self.leaders.setdefault(t, node)
         # Leader Completeness (§5.4): every entry committed in an earlier term is in this log.
-        best = -1
-        for idx, ct in self.commit_term.items():
-            if ct < t and idx > best:
-                best = idx
+        # the highest index first committed in a term < t (commit_top: per term, not per index)
+        best = max((idx for ct, idx in self.commit_top.items() if ct < t), default=-1)
         if best > 0:
             h = self._hash_at(node, best)
             b = self.base[node][0]
@@ -342,7 +342,9 @@ class SafetyChecker:
             want = self.committed.get(i)
             if want is None:
                 self.committed[i] = h
-                self.commit_term[i] = self.term[node]
+                ct = self.commit_term[i] = self.term[node]
+                if i > self.commit_top.get(ct, -1):
+                    self.commit_top[ct] = i
             elif want != h:
                 self._v("state-machine-safety", node, f"index {i} committed as {h}, elsewhere as {want}")
                 break
@@ -375,6 +377,9 @@ class SafetyChecker:
         got = self.applied.get(i)
         if got is not None and got[1] != ev["store_digest"]:
             self._v("state-machine-safety", node, f"snapshot digest at {i} differs from applied digest")
+
+
+SafetyChecker._handlers = {name[4:]: fn for name, fn in vars(SafetyChecker).items() if name.startswith("_ev_")}
 
 
 class _Client:
@@ -619,13 +624,14 @@ class RaftSim:
             if point == "before_send" or (point == "mid_send" and len(rd.messages) < 2):
                 return self._crash_in_ready(i, "before_send")
             now = self.sched.now_ms
-            cut = len(rd.messages) // 2 if point == "mid_send" else None
-            for k, m in enumerate(rd.messages):
-                if k == cut:
-                    return self._crash_in_ready(i, point)
-                self.stats["messages"] += 1
-                for t in self.net.send(now, i, m.dst):
-                    self.sched.at(t, "msg", (self.boot[m.dst], m))
+            msgs = rd.messages
+            if point == "mid_send":
+                cut = len(msgs) // 2
+                for m in msgs[:cut]:
+                    self._send(now, i, m)
+                return self._crash_in_ready(i, point)
+            for m in msgs:
+                self._send(now, i, m)
             if rd.results:
                 self._on_results(i, rd.results)
             for rs in rd.read_states:
@@ -640,6 +646,14 @@ class RaftSim:
                 self._core_exception(i)
                 return
         self.checker._v("ready-bound", i, f"more than {MAX_READY_ROUNDS} Readies in one step")
+
+    def _send(self, now: float, i: str, m) -> None:
+        self.stats["messages"] += 1
+        send = self.net.send(now, i, m.dst)
+        if send:
+            at, payload = self.sched.at, (self.boot[m.dst], m)
+            for t in send:
+                at(t, "msg", payload)
 
     def _count_writes(self, i: str, rd) -> None:
         """Efficiency of the writes a Ready asks for: an entry the node's storage already holds
@@ -1141,19 +1155,19 @@ class RaftSim:
     def run_until(self, cond, max_ms: float) -> bool:
         """Process events until cond() holds (True) or virtual time passes max_ms (False)."""
         stop = self.p.stop_on_violation
+        stats, max_events, dispatch = self.stats, self.p.max_events, self._dispatch
         while True:
             if cond():
                 return True
             if stop and self.checker.violations:
                 return False
-            t = self.sched.peek_time()
-            if t is None or t > max_ms:
+            ev = self.sched.pop_until(max_ms)
+            if ev is None:
                 return False
-            kind, payload = self.sched.pop()
-            self.stats["events"] += 1
-            if self.stats["events"] > self.p.max_events:
-                raise BoundExceeded(f"more than {self.p.max_events} events")
-            self._dispatch(kind, payload)
+            stats["events"] += 1
+            if stats["events"] > max_events:
+                raise BoundExceeded(f"more than {max_events} events")
+            dispatch(*ev)
 
     def live_done(self) -> bool:
         lv = self.live
