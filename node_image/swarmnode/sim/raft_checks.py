@@ -207,14 +207,20 @@ class ConsequenceChecker:
         lg = node.log
         self.durable[i] = (lg.last_index, lg.hash(lg.last_index), lg.snap_index, lg.snap_hash)
         low = self.max_term[i]     # the node's term before the step that produced these messages
+        sent = self.sent_term
         for m in messages:
             t = type(m)
-            if m.term < low:
+            mt = m.term
+            if mt < low:
                 self.report("stale-term-sent", i, f"{t.__name__} to {m.dst} carries term {m.term}; "
                                                   f"the sender already held term {low}")
+            if t is AppendEntries or t is AppendResponse:
+                if mt > sent[i]:
+                    sent[i] = mt
+                continue
             pre = (t is VoteRequest or t is VoteResponse) and m.pre_vote
-            if m.term > self.sent_term[i] and not pre:   # a pre-vote carries term + 1 (§9.6)
-                self.sent_term[i] = m.term
+            if mt > sent[i] and not pre:   # a pre-vote carries term + 1 (§9.6)
+                sent[i] = mt
             if t is VoteResponse and m.granted and not m.pre_vote:
                 self._record_vote(i, m.term, m.dst)
             elif t is VoteRequest and not m.pre_vote:

@@ -630,8 +630,14 @@ class RaftSim:
                 for m in msgs[:cut]:
                     self._send(now, i, m)
                 return self._crash_in_ready(i, point)
+            stats, send, at, boot = self.stats, self.net.send, self.sched.at, self.boot
             for m in msgs:
-                self._send(now, i, m)
+                stats["messages"] += 1
+                ts = send(now, i, m.dst)
+                if ts:
+                    payload = (boot[m.dst], m)
+                    for t in ts:
+                        at(t, "msg", payload)
             if rd.results:
                 self._on_results(i, rd.results)
             for rs in rd.read_states:
@@ -791,21 +797,22 @@ class RaftSim:
         node = self.nodes.get(i)
         if node is None:
             return
-        n = node.ticks_until_action()
-        self.promise[i] = self.tick_k[i] + n - 1
-        t = self.phase[i] + (self.tick_k[i] + n - 1 - self.k0[i]) * self.period[i]
+        k = self.tick_k[i] + node.ticks_until_action() - 1
+        self.promise[i] = k
+        t = self.phase[i] + (k - self.k0[i]) * self.period[i]
         if t != self.wake_at[i]:
             self.wake_at[i] = t
             self.sched.at(t, "wake", (i, self.boot[i], t))
 
-    def _step(self, i: str, fn) -> None:
+    def _step(self, i: str, m) -> None:
+        """Deliver message m to node i (after running its due ticks), then drive its Readies."""
         self._catch_up(i)
         node = self.nodes.get(i)
         if node is None:
             return
         self.settled.pop(i, None)
         try:
-            fn(node)
+            node.step(m)
         except (NotLeader, Busy):
             self._schedule_wake(i)
             raise
@@ -1113,7 +1120,7 @@ class RaftSim:
             if node is None:
                 return
             before = self.paths.before_message(node, m, self.nodes.get(m.src))
-            self._step(i, lambda n: n.step(m))
+            self._step(i, m)
             node = self.nodes.get(i)
             if node is not None:
                 self.paths.after_message(node, m, before)
