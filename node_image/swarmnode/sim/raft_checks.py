@@ -107,6 +107,7 @@ class SimStore(Store):
 
     def restore(self, data):
         super().restore(data)
+        self._just_applied = None
         if self.observer is not None:
             self.observer("restore", self.applied_index, self.digest())
 

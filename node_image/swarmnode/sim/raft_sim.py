@@ -469,6 +469,7 @@ class RaftSim:
         for i in self.ids:
             self._start(i)
         self.clients = [_Client(f"c{k}") for k in range(params.clients)]
+        self.client_by_id = {c.cid: c for c in self.clients}
         for c in self.clients:
             self.sched.at(self.client_rng.expovariate(1 / params.client_gap_ms_mean), "client", c)
         self.sched.at(self.fault_rng.uniform(params.fault_gap_ms_min, params.fault_gap_ms_max), "fault", None)
@@ -832,7 +833,7 @@ class RaftSim:
                 if self.live[1] == i and self.live[2] == r.index and self.live[3] == r.term:
                     self.live[4] = r.index
                 continue
-            c = self.clients[int(cid[1:])]
+            c = self.client_by_id[cid]
             pend = c.pending
             if pend and pend[0] == i and pend[1] == r.index and pend[2] == r.term:
                 c.pending = None
