@@ -102,10 +102,12 @@ def record(root: str, sets, seeds: int, workers: int) -> dict:
     _setup(root)
     js = jobs(sets, seeds)
     if workers > 1:
-        with multiprocessing.get_context("fork").Pool(workers, _init, (root,)) as pool:
-            rows = pool.map(run_one, js, chunksize=2)
+        # one process per run: some wrong cores keep class-level state (a step counter) that
+        # would otherwise carry from one run into the next of the same worker
+        with multiprocessing.get_context("fork").Pool(workers, _init, (root,), maxtasksperchild=1) as pool:
+            rows = pool.map(run_one, js, chunksize=1)
     else:
-        rows = [run_one(j) for j in js]
+        rows = [run_one(j) for j in js]     # (class-level state of a wrong core carries over here)
     return {"root": os.path.abspath(root), "sets": list(sets), "seeds": seeds, "runs": dict(rows)}
 
 
