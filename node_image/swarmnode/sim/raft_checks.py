@@ -555,6 +555,13 @@ def stale_tail(f, lead, committed=None) -> tuple:
     the agreeing indexes are a prefix. An entry beyond the leader's last index is stale (the leader
     of this term holds every entry of it). (0, None) when every entry f holds agrees (or is unknown:
     compacted by the leader and not known committed)."""
+    last, lo = f.last_index, f.snap_index
+    if last <= lo:
+        return 0, None
+    if last <= lead.last_index:     # same(last), inline: the common case (the tail agrees)
+        want = lead.hash(last) if last >= lead.snap_index else (committed or {}).get(last)
+        if want is None or f.hash(last) == want:
+            return 0, None
     committed = committed or {}
 
     def same(i):

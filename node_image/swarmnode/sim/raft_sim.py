@@ -581,6 +581,7 @@ class RaftSim:
         node = self.nodes[i]
         self.promise[i] = None       # an input may have changed every timer
         self.settled.pop(i, None)
+        violations = self.checker.violations
         for _ in range(MAX_READY_ROUNDS):
             try:
                 pending = node.has_ready()
@@ -594,9 +595,9 @@ class RaftSim:
                 self.checker._v("ready-contract", i, f"has_ready() is {pending} but ready() returned "
                                                      f"{'a Ready' if rd is not None else 'None'}")
             if rd is None:
-                seen = len(self.checker.violations)
+                seen = len(violations)
                 self._after_step(i, node)
-                if not pending and len(self.checker.violations) == seen and self.nodes.get(i) is node \
+                if not pending and len(violations) == seen and self.nodes.get(i) is node \
                         and (self.cons is None or self.cons.settled_ok(i, node)):
                     self.settled[i] = node
                 return
@@ -696,7 +697,7 @@ class RaftSim:
             self.cons.after_step(i, node)
         old_role, old_term = self.last_role[i]
         role, term = node.role, node.term
-        if (role, term) == (old_role, old_term):
+        if role == old_role and term == old_term:
             return
         self.last_role[i] = (role, term)
         self.paths.on_role(old_role, old_term, node)
