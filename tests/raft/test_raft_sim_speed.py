@@ -111,3 +111,14 @@ def test_benchmark_reports_seeds_per_s_and_seconds(capsys):
     assert rc == 0 and out["seeds"] == 2
     assert out["seconds"] > 0 and out["seeds_per_s"] > 0
     assert out["seeds_per_s"] == out["seeds_per_second"]
+
+
+def test_has_ready_fast_path_honours_an_overridden_hard_state():
+    """RaftNode.has_ready() compares the hard state field by field only for the plain core: a core
+    that overrides _hard_state() (ForgetsVoteOnDisk persists no vote) must still see has_ready()
+    agree with ready() -- the driver-contract check would report `ready-contract` otherwise (it did,
+    with a fast path that ignored the override)."""
+    from .test_raft_consequences import ForgetsVoteOnDisk
+    r = _run(RaftSim, 0, ForgetsVoteOnDisk)
+    assert "vote-forgotten" in r["violation_kinds"]
+    assert not {"ready-contract", "tick-promise"} & set(r["violation_kinds"]), r["violation_kinds"]

@@ -812,18 +812,12 @@ class RaftNode:
                 or self._commit > self._applied or self._stable_next <= self.log.last_index
                 or self._pending_snapshot is not None):
             return True
-        # the hard state compared field by field (drivers call this once per step: no HardState built)
-        p, bugs = self._persisted_hs, self._bugs
-        if self._term != p.term or self._commit != p.commit:
-            return True
-        vote = self._vote
-        if bugs:
-            if "vote_not_persisted" in bugs:
-                vote = p.vote if p.term == self._term else None
-            if vote != p.vote:
-                return True
-            return "apply_past_commit" in bugs and self.log.last_index > self._applied
-        return vote != p.vote
+        if self._bugs or type(self)._hard_state is not RaftNode._hard_state:
+            return (self._hard_state() != self._persisted_hs
+                    or ("apply_past_commit" in self._bugs and self.log.last_index > self._applied))
+        # the plain hard state, compared field by field (drivers ask once per step: no HardState built)
+        p = self._persisted_hs
+        return self._term != p.term or self._vote != p.vote or self._commit != p.commit
 
     def ready(self) -> Ready | None:
         """Collect the effects since the last Ready, or None when there are none."""
