@@ -808,10 +808,16 @@ class RaftNode:
         return HardState(self._term, vote, self._commit)
 
     def has_ready(self) -> bool:
-        return bool(self._msgs or self._events or self._read_states or self._dropped_reads
-                    or self._commit > self._applied or self._stable_next <= self.log.last_index
-                    or self._pending_snapshot is not None or self._hard_state() != self._persisted_hs
+        if (self._msgs or self._events or self._read_states or self._dropped_reads
+                or self._commit > self._applied or self._stable_next <= self.log.last_index
+                or self._pending_snapshot is not None):
+            return True
+        if self._bugs or type(self)._hard_state is not RaftNode._hard_state:
+            return (self._hard_state() != self._persisted_hs
                     or ("apply_past_commit" in self._bugs and self.log.last_index > self._applied))
+        # the plain hard state, compared field by field (drivers ask once per step: no HardState built)
+        p = self._persisted_hs
+        return self._term != p.term or self._vote != p.vote or self._commit != p.commit
 
     def ready(self) -> Ready | None:
         """Collect the effects since the last Ready, or None when there are none."""

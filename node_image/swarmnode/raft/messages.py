@@ -27,9 +27,14 @@ class MessageError(ValueError):
     """A message or entry that violates the wire format."""
 
 
+# json.dumps with these options would build a new encoder on every call (hashes are computed per
+# entry and per write on every node): one shared, stateless encoder gives the same bytes
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def canonical_json(obj) -> bytes:
     """Canonical JSON bytes: sorted keys, no spaces, ASCII only. Used for hashes and digests."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return _CANONICAL.encode(obj).encode()
 
 
 def chain_hash(prev_hash: str, term: int, command: dict) -> str:

@@ -218,6 +218,7 @@ class MembershipDriver:
         lead = sim.nodes.get(ld)
         if lead is None or lead.role != LEADER:
             return
+        sim._unsettle(ld)
         try:
             index = lead.propose_conf_change(action, node)
         except (ConfChangeError, NotLeader, Busy):
@@ -248,6 +249,7 @@ class MembershipDriver:
         sim.fault_state["partition"] = token
         sim.sched.after(self.rng.uniform(500, 2500), "unpartition", token)
         sim.paths.hit("membership_partitioned")
+        sim._unsettle(ld)
         try:
             lead.propose_conf_change(*op.steps[1])
         except (ConfChangeError, NotLeader, Busy):

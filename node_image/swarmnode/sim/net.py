@@ -45,6 +45,15 @@ class Scheduler:
         self.now_ms = t
         return kind, payload
 
+    def pop_until(self, max_ms: float):
+        """pop() if the next event is due at or before max_ms, else None (time does not move)."""
+        heap = self._heap
+        if not heap or heap[0][0] > max_ms:
+            return None
+        t, _, kind, payload = heapq.heappop(heap)
+        self.now_ms = t
+        return kind, payload
+
     def peek_time(self):
         return self._heap[0][0] if self._heap else None
 

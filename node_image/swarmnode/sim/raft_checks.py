@@ -81,15 +81,33 @@ class SimStore(Store):
     def __init__(self, observer=None):
         super().__init__()
         self.observer = observer   # callable(kind, index, digest)
+        self._just_applied = None  # (digest, its key): the digest computed for the observer
+
+    def _key(self):
+        return (self.applied_index, id(self.kv), id(self.sessions), self._kv_sum.acc, self._sessions_sum.acc,
+                len(self.kv), len(self.sessions))
 
     def apply(self, index, command):
         out = super().apply(index, command)
         if self.observer is not None:
-            self.observer("apply", index, self.digest())
+            d = super().digest()
+            self._just_applied = (d, self._key())
+            self.observer("apply", index, d)
         return out
+
+    def digest(self):
+        # the core journals the digest right after each apply: the first digest() after apply()
+        # returns the one computed for the observer (if the store still has the same key)
+        memo = self._just_applied
+        if memo is not None:
+            self._just_applied = None
+            if memo[1] == self._key():
+                return memo[0]
+        return super().digest()
 
     def restore(self, data):
         super().restore(data)
+        self._just_applied = None
         if self.observer is not None:
             self.observer("restore", self.applied_index, self.digest())
 
@@ -190,14 +208,20 @@ class ConsequenceChecker:
         lg = node.log
         self.durable[i] = (lg.last_index, lg.hash(lg.last_index), lg.snap_index, lg.snap_hash)
         low = self.max_term[i]     # the node's term before the step that produced these messages
+        sent = self.sent_term
         for m in messages:
             t = type(m)
-            if m.term < low:
+            mt = m.term
+            if mt < low:
                 self.report("stale-term-sent", i, f"{t.__name__} to {m.dst} carries term {m.term}; "
                                                   f"the sender already held term {low}")
+            if t is AppendEntries or t is AppendResponse:
+                if mt > sent[i]:
+                    sent[i] = mt
+                continue
             pre = (t is VoteRequest or t is VoteResponse) and m.pre_vote
-            if m.term > self.sent_term[i] and not pre:   # a pre-vote carries term + 1 (§9.6)
-                self.sent_term[i] = m.term
+            if mt > sent[i] and not pre:   # a pre-vote carries term + 1 (§9.6)
+                sent[i] = mt
             if t is VoteResponse and m.granted and not m.pre_vote:
                 self._record_vote(i, m.term, m.dst)
             elif t is VoteRequest and not m.pre_vote:
@@ -212,37 +236,76 @@ class ConsequenceChecker:
 
     # ---- after every step of node i ----------------------------------------------------------
     def after_step(self, i, node) -> None:
+        # Called after every step of every node: each check's common outcome (nothing to report)
+        # is decided inline from locals; a possible finding goes to the check's own method, which
+        # decides again and reports (same order of checks, same messages).
         t = node.term
-        if t < self.max_term[i]:
-            self.report("term-regressed", i, f"term {t} after {self.max_term[i]}")
-        self.max_term[i] = t
-        self._check_vote(i, node, "")
-        self._check_held(i, node, "")
+        mt = self.max_term
+        if t < mt[i]:
+            self.report("term-regressed", i, f"term {t} after {mt[i]}")
+        mt[i] = t
+        want = self.voted.get((i, t))
+        if want is not None and node.vote != want:
+            self._check_vote(i, node, "")
+        log = node.log
+        h = self.held[i]
+        if h and (h < log.snap_index or log.hash(h) != self.committed[h]):
+            self._check_held(i, node, "")
         c = node.commit_index
-        if c > node.log.last_index:
+        if c > log.last_index:
             self.report("commit-beyond-log", i, f"commit index {c} > last log index {node.log.last_index}")
-        if node.sm.applied_index > c:
+        a = node.sm.applied_index
+        if a > c:
             self.report("applied-beyond-commit", i, f"state machine at index {node.sm.applied_index} > commit {c}")
         if c > self.seen_commit[i]:
             self._record_commits(i, node, c)
-        if node.role == "leader" or self.was_leader[i] == ("leader", t):
+        role = node.role
+        was = self.was_leader[i]
+        if (role == "leader" or (was[0] == "leader" and was[1] == t)) and c > self.leader_max:
             self._record_leader_commit(node)
-        self._check_on_history(i, node)
-        self._check_chain(i, node)
-        role = (node.role, t)
-        if role != self.was_leader[i]:
-            self.was_leader[i] = role
-            if node.role == "leader":
+        # _check_on_history
+        if c:
+            if c > self.leader_max:
+                self._check_commit_on_history(i, node, c)
+            else:
+                got, want = log.hash(c), self.leader_committed.get(c)
+                if got is not None and want is not None and got != want:
+                    self._check_commit_on_history(i, node, c)
+        a = node.sm.applied_index
+        if a and a != self.applied_checked[i]:
+            self.applied_checked[i] = a
+            bad = self._off_history(node, a)
+            if bad:
+                self._once("applied-uncommitted", i, a, f"state machine applied up to {a}: {bad}")
+        # _check_chain
+        ents = log.entries
+        if ents:
+            ck = self.chain_checked[i]
+            if ck is None or ck[2] != ents[0].hash or ck[0] != log.snap_index or ck[1] != log.snap_hash:
+                self._check_chain(i, node)
+        if was[0] != role or was[1] != t:
+            self.was_leader[i] = (role, t)
+            if role == "leader":
                 self._new_leader(i, node, t)
-        if self.rule_checks:
+        if self.rule_checks and log.last_conf_index != self.conf_seen.get(i, 0):
             self._check_conf_rule(i, node, t, c)
-        if node.role == "leader":
+        if role == "leader":
             lg = node.log
             conf = lg.last_conf
             if conf is not None and i not in conf.voters and lg.last_conf_index <= c:
                 self._once("removed-leader-leads", i, t, f"leads term {t} although its configuration "
                                                          f"{conf.to_dict()} (index {lg.last_conf_index}) "
                                                          f"is committed (commit {c}) without it as a voter")
+
+    def settled_ok(self, i, node) -> bool:
+        """Whether after_step, run again on node i while the node is unchanged, is sure to report
+        nothing when it just reported nothing (the simulator then skips that repeat). Each of its
+        checks reads node i's own state, facts about node i recorded from its own steps, or facts
+        fixed once recorded (committed[idx], leader_committed[idx]; `_once` keys) -- except the
+        snapshot-base comparison of _check_held while held[i] is below the snapshot index, which
+        reads committed[snap_index], set later by any node."""
+        h = self.held[i]
+        return h == 0 or h >= node.log.snap_index
 
     def _check_conf_rule(self, i, node, t, c) -> None:
         lg = node.log
@@ -287,12 +350,15 @@ class ConsequenceChecker:
             return None
         return f"index {idx} holds {got}, a leader committed {want} there"
 
+    def _check_commit_on_history(self, i, node, c) -> None:
+        bad = self._off_history(node, c)
+        if bad:
+            self._once("committed-prefix-differs", i, c, f"commit index {c}: {bad}")
+
     def _check_on_history(self, i, node) -> None:
         c = node.commit_index
         if c:
-            bad = self._off_history(node, c)
-            if bad:
-                self._once("committed-prefix-differs", i, c, f"commit index {c}: {bad}")
+            self._check_commit_on_history(i, node, c)
         a = node.sm.applied_index
         if a and a != self.applied_checked[i]:
             self.applied_checked[i] = a
@@ -489,6 +555,13 @@ def stale_tail(f, lead, committed=None) -> tuple:
     the agreeing indexes are a prefix. An entry beyond the leader's last index is stale (the leader
     of this term holds every entry of it). (0, None) when every entry f holds agrees (or is unknown:
     compacted by the leader and not known committed)."""
+    last, lo = f.last_index, f.snap_index
+    if last <= lo:
+        return 0, None
+    if last <= lead.last_index:     # same(last), inline: the common case (the tail agrees)
+        want = lead.hash(last) if last >= lead.snap_index else (committed or {}).get(last)
+        if want is None or f.hash(last) == want:
+            return 0, None
     committed = committed or {}
 
     def same(i):

@@ -200,6 +200,7 @@ class SafetyChecker:
         self.index_term_hash: dict = {}            # (index, term) -> hash, Log Matching
         self.committed: dict = {}                  # index -> hash
         self.commit_term: dict = {}                # index -> term of the node that first committed it
+        self.commit_top: dict = {}                 # term -> highest index in commit_term with that term
         self.applied: dict = {}                    # index -> (hash, digest)
         self.now_ms = 0.0
 
@@ -243,8 +244,9 @@ class SafetyChecker:
                                        f"restarted with vote {raft.vote}")
 
     def on_events(self, node: str, events) -> None:
+        handlers = self._handlers
         for ev in events:
-            getattr(self, "_ev_" + ev["type"], self._ev_other)(node, ev)
+            handlers.get(ev["type"], SafetyChecker._ev_other)(self, node, ev)
 
     def _ev_other(self, node, ev):
         pass
@@ -274,10 +276,8 @@ class SafetyChecker:
             self._v("election-safety", node, f"two leaders in term {t}: {other} and {node}")
         self.leaders.setdefault(t, node)
         # Leader Completeness (§5.4): every entry committed in an earlier term is in this log.
-        best = -1
-        for idx, ct in self.commit_term.items():
-            if ct < t and idx > best:
-                best = idx
+        # the highest index first committed in a term < t (commit_top: per term, not per index)
+        best = max((idx for ct, idx in self.commit_top.items() if ct < t), default=-1)
         if best > 0:
             h = self._hash_at(node, best)
             b = self.base[node][0]
@@ -342,7 +342,9 @@ class SafetyChecker:
             want = self.committed.get(i)
             if want is None:
                 self.committed[i] = h
-                self.commit_term[i] = self.term[node]
+                ct = self.commit_term[i] = self.term[node]
+                if i > self.commit_top.get(ct, -1):
+                    self.commit_top[ct] = i
             elif want != h:
                 self._v("state-machine-safety", node, f"index {i} committed as {h}, elsewhere as {want}")
                 break
@@ -375,6 +377,9 @@ class SafetyChecker:
         got = self.applied.get(i)
         if got is not None and got[1] != ev["store_digest"]:
             self._v("state-machine-safety", node, f"snapshot digest at {i} differs from applied digest")
+
+
+SafetyChecker._handlers = {name[4:]: fn for name, fn in vars(SafetyChecker).items() if name.startswith("_ev_")}
 
 
 class _Client:
@@ -450,6 +455,9 @@ class RaftSim:
         self.period = {i: float(params.tick_ms) for i in self.ids}   # ms per tick (slow_clock stretches it)
         self.tick_k = {i: 0 for i in self.ids}     # index of the next tick boundary to run
         self.wake_at = {i: None for i in self.ids}
+        # node -> its RaftNode while it is settled: its last _process ended in a Ready-less round
+        # that reported nothing, and nothing has been asked of it since (see _catch_up, _unsettle)
+        self.settled: dict = {}
         # driver-contract checks: the tick index before which ticks_until_action() promised that
         # no tick does anything (None: no promise since the last input), and what each node's
         # storage already holds (index -> hash since its last snapshot / restart), to count
@@ -461,6 +469,7 @@ class RaftSim:
         for i in self.ids:
             self._start(i)
         self.clients = [_Client(f"c{k}") for k in range(params.clients)]
+        self.client_by_id = {c.cid: c for c in self.clients}
         for c in self.clients:
             self.sched.at(self.client_rng.expovariate(1 / params.client_gap_ms_mean), "client", c)
         self.sched.at(self.fault_rng.uniform(params.fault_gap_ms_min, params.fault_gap_ms_max), "fault", None)
@@ -563,9 +572,16 @@ class RaftSim:
         return [i for i in self.ids if self.nodes.get(i) is not None and self.nodes[i].role == LEADER]
 
     # ---- the driver loop (Ready contract) ---------------------------------------------------------
+    def _unsettle(self, i: str) -> None:
+        """Node i is about to be asked something (a tick, a message, a proposal, a read): its next
+        _catch_up must _process it again."""
+        self.settled.pop(i, None)
+
     def _process(self, i: str) -> None:
         node = self.nodes[i]
         self.promise[i] = None       # an input may have changed every timer
+        self.settled.pop(i, None)
+        violations = self.checker.violations
         for _ in range(MAX_READY_ROUNDS):
             try:
                 pending = node.has_ready()
@@ -579,7 +595,11 @@ class RaftSim:
                 self.checker._v("ready-contract", i, f"has_ready() is {pending} but ready() returned "
                                                      f"{'a Ready' if rd is not None else 'None'}")
             if rd is None:
+                seen = len(violations)
                 self._after_step(i, node)
+                if not pending and len(violations) == seen and self.nodes.get(i) is node \
+                        and (self.cons is None or self.cons.settled_ok(i, node)):
+                    self.settled[i] = node
                 return
             self._count_writes(i, rd)
             if rd.snapshot is not None and rd.snapshot.config is not None and self.membership_on:
@@ -606,13 +626,20 @@ class RaftSim:
             if point == "before_send" or (point == "mid_send" and len(rd.messages) < 2):
                 return self._crash_in_ready(i, "before_send")
             now = self.sched.now_ms
-            cut = len(rd.messages) // 2 if point == "mid_send" else None
-            for k, m in enumerate(rd.messages):
-                if k == cut:
-                    return self._crash_in_ready(i, point)
-                self.stats["messages"] += 1
-                for t in self.net.send(now, i, m.dst):
-                    self.sched.at(t, "msg", (self.boot[m.dst], m))
+            msgs = rd.messages
+            if point == "mid_send":
+                cut = len(msgs) // 2
+                for m in msgs[:cut]:
+                    self._send(now, i, m)
+                return self._crash_in_ready(i, point)
+            stats, send, at, boot = self.stats, self.net.send, self.sched.at, self.boot
+            for m in msgs:
+                stats["messages"] += 1
+                ts = send(now, i, m.dst)
+                if ts:
+                    payload = (boot[m.dst], m)
+                    for t in ts:
+                        at(t, "msg", payload)
             if rd.results:
                 self._on_results(i, rd.results)
             for rs in rd.read_states:
@@ -627,6 +654,14 @@ class RaftSim:
                 self._core_exception(i)
                 return
         self.checker._v("ready-bound", i, f"more than {MAX_READY_ROUNDS} Readies in one step")
+
+    def _send(self, now: float, i: str, m) -> None:
+        self.stats["messages"] += 1
+        send = self.net.send(now, i, m.dst)
+        if send:
+            at, payload = self.sched.at, (self.boot[m.dst], m)
+            for t in send:
+                at(t, "msg", payload)
 
     def _count_writes(self, i: str, rd) -> None:
         """Efficiency of the writes a Ready asks for: an entry the node's storage already holds
@@ -662,7 +697,7 @@ class RaftSim:
             self.cons.after_step(i, node)
         old_role, old_term = self.last_role[i]
         role, term = node.role, node.term
-        if (role, term) == (old_role, old_term):
+        if role == old_role and term == old_term:
             return
         self.last_role[i] = (role, term)
         self.paths.on_role(old_role, old_term, node)
@@ -723,6 +758,13 @@ class RaftSim:
         tick_ms, k0, phase = self.period[i], self.k0[i], self.phase[i]
         k = self.tick_k[i]
         now = self.sched.now_ms
+        if phase + (k - k0) * tick_ms > now and self.settled.get(i) is node:
+            # no tick is due and nothing was asked of the node since a _process that found no
+            # Ready and reported nothing: _process would find the same (the checks it runs on a
+            # settled node are idempotent, ConsequenceChecker.settled_ok), so skip it
+            self.promise[i] = None
+            return
+        self.settled.pop(i, None)
         promise = self.promise[i]
         try:
             while phase + (k - k0) * tick_ms <= now:   # the same expression as _schedule_wake's
@@ -757,20 +799,22 @@ class RaftSim:
         node = self.nodes.get(i)
         if node is None:
             return
-        n = node.ticks_until_action()
-        self.promise[i] = self.tick_k[i] + n - 1
-        t = self.phase[i] + (self.tick_k[i] + n - 1 - self.k0[i]) * self.period[i]
+        k = self.tick_k[i] + node.ticks_until_action() - 1
+        self.promise[i] = k
+        t = self.phase[i] + (k - self.k0[i]) * self.period[i]
         if t != self.wake_at[i]:
             self.wake_at[i] = t
             self.sched.at(t, "wake", (i, self.boot[i], t))
 
-    def _step(self, i: str, fn) -> None:
+    def _step(self, i: str, m) -> None:
+        """Deliver message m to node i (after running its due ticks), then drive its Readies."""
         self._catch_up(i)
         node = self.nodes.get(i)
         if node is None:
             return
+        self.settled.pop(i, None)
         try:
-            fn(node)
+            node.step(m)
         except (NotLeader, Busy):
             self._schedule_wake(i)
             raise
@@ -790,7 +834,7 @@ class RaftSim:
                 if self.live[1] == i and self.live[2] == r.index and self.live[3] == r.term:
                     self.live[4] = r.index
                 continue
-            c = self.clients[int(cid[1:])]
+            c = self.client_by_id[cid]
             pend = c.pending
             if pend and pend[0] == i and pend[1] == r.index and pend[2] == r.term:
                 c.pending = None
@@ -844,6 +888,7 @@ class RaftSim:
         else:
             c.reads += 1
             ctx = (c.cid, c.reads)
+            self._unsettle(target)
             try:
                 node.read_index(ctx)
             except (NotLeader, Busy):
@@ -862,6 +907,7 @@ class RaftSim:
         node = self.nodes.get(target)
         if node is None:
             return
+        self._unsettle(target)
         try:
             index = node.propose(cmd)
         except (NotLeader, Busy):
@@ -994,6 +1040,7 @@ class RaftSim:
             self.fault_state["partition"] = token
             self.sched.after(max(dur, 1000), "unpartition", token)
             node = self.nodes[v]
+            self._unsettle(v)
             for k in range(rng.randint(5, 40)):
                 try:
                     node.propose({"op": "kv.put", "key": f"t{k % 3}", "value": k})
@@ -1045,6 +1092,7 @@ class RaftSim:
         self._catch_up(target)
         if self.nodes.get(target) is None or self.nodes[target].role != LEADER:
             return
+        self._unsettle(target)
         try:
             idx = self.nodes[target].propose({"op": "kv.put", "key": "__live", "value": 1,
                                               "client_id": "live", "seq": 1})
@@ -1074,7 +1122,7 @@ class RaftSim:
             if node is None:
                 return
             before = self.paths.before_message(node, m, self.nodes.get(m.src))
-            self._step(i, lambda n: n.step(m))
+            self._step(i, m)
             node = self.nodes.get(i)
             if node is not None:
                 self.paths.after_message(node, m, before)
@@ -1116,19 +1164,19 @@ class RaftSim:
     def run_until(self, cond, max_ms: float) -> bool:
         """Process events until cond() holds (True) or virtual time passes max_ms (False)."""
         stop = self.p.stop_on_violation
+        stats, max_events, dispatch = self.stats, self.p.max_events, self._dispatch
         while True:
             if cond():
                 return True
             if stop and self.checker.violations:
                 return False
-            t = self.sched.peek_time()
-            if t is None or t > max_ms:
+            ev = self.sched.pop_until(max_ms)
+            if ev is None:
                 return False
-            kind, payload = self.sched.pop()
-            self.stats["events"] += 1
-            if self.stats["events"] > self.p.max_events:
-                raise BoundExceeded(f"more than {self.p.max_events} events")
-            self._dispatch(kind, payload)
+            stats["events"] += 1
+            if stats["events"] > max_events:
+                raise BoundExceeded(f"more than {max_events} events")
+            dispatch(*ev)
 
     def live_done(self) -> bool:
         lv = self.live

@@ -162,6 +162,7 @@ class StaleTail:
         node = sim.nodes.get(new)
         if node is None or node.role != LEADER:
             return
+        sim._unsettle(new)
         try:
             node.read_index(("stale_tail", round(sim.sched.now_ms, 3)))   # no read_floor: not judged
         except (NotLeader, Busy):
@@ -196,6 +197,7 @@ class StaleTail:
         if node is None:
             return 0
         last = 0
+        sim._unsettle(i)
         for k in range(count):
             try:
                 last = node.propose({"op": "kv.put", "key": f"s{k % 3}", "value": k})
