@@ -770,6 +770,8 @@ class ManagerRole:
                             else "removed")
         if self.join_state is not None:
             st["join"] = dict(self.join_state)
+            if self._is_member():
+                st["join"]["state"] = "member"
         if self._disk_error is not None:
             st["disk_error"] = self._disk_error
         return st
