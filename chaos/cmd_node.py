@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 
 import click
-import requests
 
 from chaos import membership
 from chaos.errors import UsageError
@@ -20,16 +19,7 @@ from chaos.errors import UsageError
 _NAME_HELP = "cluster name"
 
 
-def _http(method: str, url: str, body, timeout: float) -> tuple[int, dict]:
-    try:
-        r = requests.request(method, url, json=body, timeout=timeout)
-    except requests.RequestException as exc:
-        return 0, {"error": f"{type(exc).__name__}: {exc}"}
-    try:
-        out = r.json()
-    except ValueError:
-        out = {"error": "bad-answer", "message": r.text[:200]}
-    return r.status_code, out if isinstance(out, dict) else {"error": "bad-answer"}
+_http = membership.http_call
 
 
 def _cluster(name: str):

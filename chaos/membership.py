@@ -24,6 +24,21 @@ REFUSALS = ("bad-request", "not-found", "is-voter", "last-voter", "not-ready", "
 HttpCall = Callable[..., tuple[int, dict]]   # (method, url, body|None, timeout) -> (status, body)
 
 
+def http_call(method: str, url: str, body, timeout: float) -> tuple[int, dict]:
+    """The real HttpCall (requests): (0, {"error": ...}) when nothing answered."""
+    import requests
+
+    try:
+        r = requests.request(method, url, json=body, timeout=timeout)
+    except requests.RequestException as exc:
+        return 0, {"error": f"{type(exc).__name__}: {exc}"}
+    try:
+        out = r.json()
+    except ValueError:
+        out = {"error": "bad-answer", "message": r.text[:200]}
+    return r.status_code, out if isinstance(out, dict) else {"error": "bad-answer"}
+
+
 def change(call: HttpCall, urls: list[str], action: str, node: str, force: bool = False,
            attempts: int = 6, timeout_s: float = 10.0) -> dict:
     """Ask the cluster (any manager in `urls`, API base URLs) for `action` on `node`. Retries,
