@@ -658,6 +658,7 @@ RANDOM_DEFAULTS: dict[str, dict[str, Any]] = {
     "cpu": {"cpus": 0.1},
     "memory": {"limit": 128 * 1000 ** 2},
     "power-loss": {}, "wipe": {}, "disk-full": {},
+    "membership": {"action": "demote"},   # never drawn (not in a random block's `kinds`)
 }
 RANDOM_NOT_PARAMS = ("fault", "target", "peers", "direction")
 

@@ -272,9 +272,11 @@ class ManagerRole:
                 # the configuration in force changed (appended, rolled back by a truncation, or
                 # loaded from storage): journaled with this Ready's events, before its messages
                 self._conf_seen = conf
-                rd = dataclasses.replace(rd, events=tuple(rd.events) + (
-                    {"type": "config", "index": conf[0], "voters": list(conf[1]),
-                     "learners": list(conf[2])},))
+                ev = {"type": "config", "index": conf[0], "voters": list(conf[1]), "learners": list(conf[2])}
+                evs = list(rd.events)
+                at = next((i for i, e in enumerate(evs) if e.get("type") == "role" and e.get("role") == "leader"),
+                          len(evs))   # in force before a leadership this Ready also reports
+                rd = dataclasses.replace(rd, events=tuple(evs[:at] + [ev] + evs[at:]))
             # 1. durable state, then journal
             if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
                 try:

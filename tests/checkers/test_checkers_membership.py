@@ -1,0 +1,105 @@
+"""Membership in the checkers (issue 23): raft-safety's `election-quorum` rule judges an election
+against the configuration in force on the new leader (Raft thesis §4.1: a configuration is used as
+soon as it is in the log), from the journals' `config` events; and the `redundancy` checker."""
+
+from __future__ import annotations
+
+from chaos.checkers import Verdict
+from chaos.checkers.raft_safety import check_journals
+from chaos.checkers.redundancy import redundancy_intervals
+
+
+def _ev(node, seq, type_, **kw):
+    return {"node": node, "seq": seq, "boot": 1, "ts": 100.0 + seq, "type": type_, **kw}
+
+
+def _journals(voters, votes_for_m1, learners=()):
+    """m1 becomes leader of term 2 with `votes_for_m1` granting; everyone journals `config`."""
+    nodes = sorted(set(voters) | set(learners) | set(votes_for_m1) | {"m1"})
+    out = {}
+    for n in nodes:
+        evs = [_ev(n, 1, "config", index=3, voters=list(voters), learners=list(learners))]
+        if n in votes_for_m1:
+            evs.append(_ev(n, 2, "vote", term=2, candidate="m1"))
+        if n == "m1":
+            evs += [_ev(n, 3, "role", role="leader", term=2), _ev(n, 4, "append", index=1, term=2, hash="h1"),
+                    _ev(n, 5, "commit", index=1)]
+        out[n] = evs
+    return out
+
+
+def test_raft_safety_election_quorum_of_the_shrunk_configuration_valid():
+    """After 5 -> 3, two votes of the three voters in force are a majority (not of the original 5)."""
+    out = check_journals(_journals(["m1", "m2", "m3"], ["m1", "m2"]))
+    assert out.verdict == Verdict.VALID, out.summary
+
+
+def test_raft_safety_election_quorum_learner_vote_does_not_count_invalid():
+    """A learner's vote (planted `learner_votes`) makes no majority: 1 voter + 1 learner of 3 voters."""
+    out = check_journals(_journals(["m1", "m2", "m3"], ["m1", "m4"], learners=["m4"]))
+    assert out.verdict == Verdict.INVALID
+    assert set(out.evidence["violations"]) == {"election-quorum"}
+    detail = out.evidence["violations"]["election-quorum"][0]["detail"]
+    assert "non-voters ['m4']" in detail and "majority needs 2" in detail
+
+
+def test_raft_safety_election_quorum_grown_configuration_invalid():
+    """Grown to 5: two votes were a majority of the old 3, not of the 5 voters in force."""
+    out = check_journals(_journals(["m1", "m2", "m3", "m4", "m5"], ["m1", "m2"]))
+    assert out.verdict == Verdict.INVALID and "election-quorum" in out.evidence["violations"]
+
+
+def test_raft_safety_election_quorum_missing_voter_journal_is_a_note():
+    j = _journals(["m1", "m2", "m3", "m4", "m5"], ["m1", "m2"])
+    del j["m5"]
+    out = check_journals(j)
+    assert out.verdict == Verdict.VALID
+    assert any("no journal of voter(s) m5" in n for n in out.evidence["notes"])
+
+
+def test_raft_safety_without_config_events_unchanged():
+    j = _journals(["m1", "m2", "m3", "m4", "m5"], ["m1", "m2"])
+    for evs in j.values():
+        evs[:] = [e for e in evs if e["type"] != "config"]
+    assert check_journals(j).verdict == Verdict.VALID
+
+
+def _st(role, term=3, voters=("m1", "m2", "m3"), applied=10, commit=10):
+    return {"role": role, "term": term, "applied_index": applied, "commit_index": commit,
+            "config": {"voters": list(voters), "learners": []}}
+
+
+def _round(ts, sts):
+    return [{"ts": ts, "node": n, "status": st} for n, st in sorted(sts.items())]
+
+
+def test_redundancy_healthy_three_voters_no_deficit():
+    rows = []
+    for i in range(5):
+        rows += _round(100 + i, {"m1": _st("leader"), "m2": _st("follower"), "m3": _st("follower")})
+    out = redundancy_intervals(rows, target=3)
+    assert out["degraded_s"] == 0 and out["below_target_s"] == 0 and out["min_voters"] == 3
+
+
+def test_redundancy_removed_voter_counts_below_target_until_replaced():
+    two = ("m1", "m2")
+    rows = _round(100, {"m1": _st("leader"), "m2": _st("follower"), "m3": _st("follower")})
+    rows += _round(101, {"m1": _st("leader", voters=two), "m2": _st("follower", voters=two), "m3": None})
+    rows += _round(104, {"m1": _st("leader", voters=two), "m2": _st("follower", voters=two), "m3": None})
+    rows += _round(105, {"m1": _st("leader", voters=("m1", "m2", "m4")), "m2": _st("follower"),
+                         "m4": _st("follower")})
+    out = redundancy_intervals(rows, target=3)
+    assert 3.9 < out["below_target_s"] < 4.1, out
+    assert out["degraded_s"] == 0, out
+    assert out["intervals"][0]["kind"] == "below_target"
+
+
+def test_redundancy_dead_or_lagging_voter_is_degraded():
+    rows = _round(100, {"m1": _st("leader", commit=500), "m2": _st("follower", applied=500), "m3": None})
+    rows += _round(102, {"m1": _st("leader", commit=500), "m2": _st("follower", applied=500),
+                         "m3": _st("follower", applied=10)})            # back, but 490 entries behind
+    rows += _round(103, {"m1": _st("leader", commit=500), "m2": _st("follower", applied=500),
+                         "m3": _st("follower", applied=499)})
+    out = redundancy_intervals(rows, target=3)
+    assert 2.9 < out["degraded_s"] < 3.1, out
+    assert out["below_target_s"] == 0
