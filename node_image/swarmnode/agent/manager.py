@@ -202,16 +202,20 @@ class ManagerRole:
         """Ask the managers (any of them forwards to its leader) to add this node, until the
         leader's configuration listing it reaches this node's log. A definite refusal (token,
         identity) is final: logged, journaled, and the process exits with JOIN_REFUSED_EXIT."""
+        # the bootstrap managers first, then every other peer: after replacements none of the
+        # bootstrap managers may be left, and a worker or a follower answers with the leader it knows
         contacts = [m for m in self.cfg.managers if m != self.node.id]
+        contacts += sorted(p for p in self.node.transport.peers if p not in contacts and p != self.node.id)
         op = {"op": "member.join", "node": self.node.id, "token": self.cfg.join_token,
               "fresh": self._fresh}
-        attempt = 0
+        attempt, told = 0, None
         while not self._is_member():
-            hint = self.raft.leader_id
+            hint = self.raft.leader_id or told
             target = hint if hint and hint != self.node.id else contacts[attempt % len(contacts)]
             attempt += 1
             self.join_state["attempts"] = attempt
             status, body = await self.node.ask(target, op, self.cfg.request_timeout_ms / 1000)
+            told = body.get("leader") if isinstance(body.get("leader"), str) and body.get("leader") != target else None
             if self._is_member():
                 break
             if body.get("error") in ("bad-token", "identity-in-use", "identity-retired"):
