@@ -195,6 +195,12 @@ class ManagerRole:
         self.storage.close()
 
     # -- joining a running cluster (CHAOS_JOIN_TOKEN) --------------------------------------------
+    def removed(self) -> bool:
+        """This manager knows a committed configuration without it (it will hear no leader again)."""
+        raft = self.raft
+        return (self.join_state is None or self.join_state["state"] != "joining") and not self._is_member() \
+            and raft.log.last_conf_index <= raft.commit_index and raft.membership is not None
+
     def _is_member(self) -> bool:
         return self.node.id in self.raft.voters or self.node.id in self.raft.learners
 

@@ -331,6 +331,9 @@ class Node:
         while True:
             if self.role.is_leader():
                 return await self.role.execute_leader(op)
+            if getattr(self.role, "removed", lambda: False)():
+                # out of the configuration: no leader will tell this node anything again (§4.2.3)
+                return 503, error_body("no-leader", "this manager was removed from the configuration", True)
             leader = self.role.leader_hint()
             if leader is None or leader == self.id:
                 wait_s = min(deadline - loop.time(), self.cfg.election_timeout_max_ms * LEADER_WAIT / 1000)
