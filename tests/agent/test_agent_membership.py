@@ -144,6 +144,7 @@ def test_membership_demote_then_promote_a_manager(cluster):
     leader = wait_for(c.leader, 40, what="a leader")
     _token(c)
     f = next(m for m in c.manager_ids if m != leader)
+    wait_for(lambda: c.status(f), 30, what=f"{f}'s API")   # asked directly below
     code, body = _change(c, leader, "demote", f)
     assert code == 200, body
     cfg = _config(c, leader)
