@@ -40,6 +40,10 @@ current term, commit and apply progress, and checking (Raft paper, Ongaro & Oust
                        own vote only when it is a voter. Judged only for nodes whose journals carry
                        `config` events (agents with membership), and only when every voter of that
                        configuration has a journal (a missing one could hold a vote: noted instead).
+  removed-leader       §4.2.2: a leader whose configuration in force no longer lists it as a voter
+                       (removed or demoted) steps down as soon as that change commits: a commit
+                       event it journals as leader after its commit index already covered that
+                       configuration entry is a violation (it kept leading).
 
 No data is UNKNOWN, never VALID: journals without Raft events, or in which no node became leader or
 no entry was committed (commit, apply or snapshot events): the rules would hold vacuously.
@@ -60,7 +64,8 @@ from chaos.checkers.core import Outcome, Param, Verdict, register
 
 MAX_PER_RULE = 20
 RULES = ("election-safety", "vote-once", "persistent-state", "term-monotonic", "commit-monotonic", "commit-rule",
-         "apply-committed", "log-matching", "leader-completeness", "state-machine-safety", "election-quorum")
+         "apply-committed", "log-matching", "leader-completeness", "state-machine-safety", "election-quorum",
+         "removed-leader")
 
 
 def _ev(e: dict) -> dict:
@@ -100,6 +105,7 @@ class _Node:
         self.last_index = 0
         self.role = "follower"
         self.voters: tuple | None = None   # the configuration in force (latest `config` event)
+        self.conf_index = 0
 
     def entry_hash(self, index: int) -> str | None:
         if index == 0:
@@ -162,6 +168,7 @@ def check_journals(journals: dict[str, list[dict]], commit_persisted: bool = Fal
                     st.term, st.term_event = term, e
             if t == "config" and isinstance(e.get("voters"), list):
                 st.voters = tuple(e["voters"])
+                st.conf_index = e.get("index") if isinstance(e.get("index"), int) else 0
             if t == "role":
                 st.role = e.get("role")
             if t == "role" and e.get("role") == "leader" and st.voters is not None:
@@ -228,6 +235,11 @@ def check_journals(journals: dict[str, list[dict]], commit_persisted: bool = Fal
                 _note_committed(v, committed, idx, h, st.term, e)
             elif t == "commit":
                 idx = e.get("index")
+                if st.role == "leader" and st.voters is not None and name not in st.voters \
+                        and st.commit_event is not None and st.commit >= st.conf_index > 0:
+                    v.add("removed-leader", f"{name} still leads (commit {idx}) after the configuration at "
+                                            f"index {st.conf_index} without it as a voter committed "
+                                            f"(commit {st.commit})", st.commit_event, e)
                 if idx < st.commit:
                     why = "within boot" if st.commit_event is not None else "below the persisted floor after restart"
                     v.add("commit-monotonic", f"{name}: commit {idx} after {st.commit} ({why})",

@@ -103,3 +103,30 @@ def test_redundancy_dead_or_lagging_voter_is_degraded():
     out = redundancy_intervals(rows, target=3)
     assert 2.9 < out["degraded_s"] < 3.1, out
     assert out["below_target_s"] == 0
+
+
+def _removal(keeps_leading: bool):
+    """m1 leads term 2, appends a configuration without itself at index 5, commits it."""
+    ev = [_ev("m1", 1, "config", index=0, voters=["m1", "m2", "m3"], learners=[]),
+          _ev("m1", 2, "vote", term=2, candidate="m1"), _ev("m1", 3, "role", role="leader", term=2)]
+    ev += [_ev("m1", 4 + i, "append", index=i + 1, term=2, hash=f"h{i + 1}") for i in range(5)]
+    ev += [_ev("m1", 10, "commit", index=4), _ev("m1", 11, "config", index=5, voters=["m2", "m3"], learners=[]),
+           _ev("m1", 12, "commit", index=5)]
+    if keeps_leading:
+        ev += [_ev("m1", 13, "append", index=6, term=2, hash="h6"), _ev("m1", 14, "commit", index=6)]
+    else:
+        ev += [_ev("m1", 13, "role", role="follower", term=2)]
+    m2 = [_ev("m2", 1, "config", index=0, voters=["m1", "m2", "m3"], learners=[]),
+          _ev("m2", 2, "vote", term=2, candidate="m1")]
+    return {"m1": ev, "m2": m2, "m3": [_ev("m3", 1, "config", index=0, voters=["m1", "m2", "m3"], learners=[])]}
+
+
+def test_raft_safety_removed_leader_steps_down_valid():
+    out = check_journals(_removal(False))
+    assert out.verdict == Verdict.VALID, out.summary
+
+
+def test_raft_safety_removed_leader_keeps_leading_invalid():
+    """§4.2.2 broken on purpose (the planted `removed_leader_keeps_leading`)."""
+    out = check_journals(_removal(True))
+    assert out.verdict == Verdict.INVALID and set(out.evidence["violations"]) == {"removed-leader"}
