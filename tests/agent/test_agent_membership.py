@@ -132,6 +132,12 @@ def test_membership_removing_the_leader_elects_another_and_it_stops_leading(clus
     assert old not in _config(c, new)["voters"]
     urls = [c.url(m, "/kv/k") for m in rest]
     assert put_until_ok(urls, 5, "after", 0)[0] == 200
+    # raft-safety on these journals: VALID (elections against the configuration in force, and
+    # the removed leader stepped down)
+    from chaos.checkers import Verdict
+    from chaos.checkers.raft_safety import check_journals
+    out = check_journals({m: _journal(c, m) for m in c.manager_ids})
+    assert out.verdict == Verdict.VALID, out.summary
     # the old leader's journal: it led, then the configuration without it, then not leader
     ev = _journal(c, old)
     last_conf = max(i for i, e in enumerate(ev) if e["type"] == "config" and old not in e["voters"])
@@ -256,5 +262,11 @@ def test_plant_removed_leader_keeps_leading(tmp_path):
         with pytest.raises(TimeoutError):
             wait_for(lambda: c.leader(rest), 3 * 0.6 + 1, what="a leader among the rest")
         assert c.status(old)["role"] == "leader"
+        code, _ = put_until_ok([c.url(old, "/kv/k")], 1, "p", 0)   # it commits as a removed leader
+        assert code == 200
+        from chaos.checkers import Verdict
+        from chaos.checkers.raft_safety import check_journals
+        out = check_journals({m: _journal(c, m) for m in c.manager_ids})
+        assert out.verdict == Verdict.INVALID and "removed-leader" in out.evidence["violations"], out.summary
     finally:
         c.stop_all()
