@@ -43,8 +43,9 @@ def change(call: HttpCall, urls: list[str], action: str, node: str, force: bool 
            attempts: int = 6, timeout_s: float = 10.0) -> dict:
     """Ask the cluster (any manager in `urls`, API base URLs) for `action` on `node`. Retries,
     bounded, on a node that does not answer, no leader, or another change still in flight.
-    Returns the answer body; raises MembershipRefused (definite), OutcomeUnknown (the change may or
-    may not have happened) or EnvironmentError_ (no manager answered)."""
+    Returns the answer body (with `outcome: "unknown"` when the change may or may not have
+    happened: wait for the configuration to tell); raises MembershipRefused (definite),
+    OutcomeUnknown (still no answer after the retries) or EnvironmentError_ (no manager answered)."""
     if action not in ACTIONS:
         raise UsageError(f"unknown membership action {action!r}; known: {', '.join(ACTIONS)}")
     body = {"action": action, "node": node, "force": bool(force)}
@@ -59,8 +60,9 @@ def change(call: HttpCall, urls: list[str], action: str, node: str, force: bool 
             raise MembershipRefused(f"{action} {node} refused: {err}: {resp.get('message', '')}".rstrip(": "),
                                     hint=_hint(err, action))
         if code != 0 and resp.get("definite") is False:
-            raise OutcomeUnknown(f"{action} {node}: {err}: {resp.get('message', '')} (it may have happened)",
-                                 hint="check with `chaos status` before asking again")
+            # it may have happened (e.g. a leader removing itself lost leadership before the change
+            # committed; the next leader may commit it): the caller waits for the configuration
+            return dict(resp, outcome="unknown")
         time.sleep(min(2.0, 0.2 * (i + 1)))   # no leader / change in flight / no answer: bounded retry
     code, resp = last
     if code == 0:

@@ -123,8 +123,12 @@ def test_membership_removing_the_leader_elects_another_and_it_stops_leading(clus
     code, body = _change(c, old, "remove", old)
     assert code == 409 and body["error"] == "is-voter", body      # Swarm: demote first, or force
     code, body = _change(c, old, "remove", old, force=True)
-    assert code == 200, body
+    # 200, or -- when the leader removing itself lost leadership before the change committed (a
+    # slow follower under load: CheckQuorum no longer counts its own vote) -- 503 not definite
+    assert code == 200 or (code == 503 and body["definite"] is False), body
     rest = [m for m in c.manager_ids if m != old]
+    wait_for(lambda: all(old not in _config(c, m).get("voters", [old]) for m in rest), 20,
+             what="the removal in force on the rest")
     new = wait_for(lambda: c.leader(rest), 20, what="a leader among the rest")
     assert new != old
     st = c.status(old)
