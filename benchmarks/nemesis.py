@@ -15,6 +15,9 @@ Keys:
   fault (offset -1s on the leader: the control file rewritten, the node reading the new spec back)
   and a cpu fault (0.1 cpus on a follower: the engine's update, the limit read back), --trials each,
   and their undo (`clock_undo_p99_ms`, `cpu_undo_p99_ms`); `--only clock-cpu` runs only these;
+- workload_rate_ratio_latency150 (goal >= 0.95 at --rate 300): the pooled open loop (max_in_flight
+  = rate x 1 s) under 150 ms +- 50 ms on every manager-to-manager link, over the fault's span, with
+  workload_latency150_check_s, the linearizable check's time on that history; `--only latency150`;
 - halves_3x100_s (with --large): a halves partition of 3 managers + 100 workers applied and verified.
 - power_loss_apply_p50_ms / power_loss_apply_p99_ms: a `power-loss` of one manager (3 managers + 1
   worker), from its scheduled start to in effect (marker armed by an exec, SIGKILL, container state);
@@ -29,6 +32,7 @@ Keys:
 
     python3 benchmarks/nemesis.py [--quick] [--large] [--trials 30] [--soak-s 300] [--workload-s 60]
     python3 benchmarks/nemesis.py --only power-loss|disk-full [--trials 20] [--save]
+    python3 benchmarks/nemesis.py --only latency150 [--rate 300] [--workload-s 60] [--save]
 """
 
 from __future__ import annotations
@@ -132,9 +136,15 @@ checks: [raft-safety]
 """
     d = run(text, 2, out, say)
     # planned start -> targets resolved (intend-start): the thread's lateness plus the view it needed
-    late = [(r["lateness_s"] + r.get("resolve_s", 0.0)) * 1000 for r in rows(d) if r["action"] == "intend-start"]
+    # minus the selector's wait (no leader during an election, an `of:` fault not yet fired), which is
+    # the cluster's time, not the harness's: recorded apart as selector_wait
+    starts = [r for r in rows(d) if r["action"] == "intend-start"]
+    late = [(r["lateness_s"] + r.get("resolve_s", 0.0) - r.get("selector_wait_s", 0.0)) * 1000 for r in starts]
+    wait = [r.get("selector_wait_s", 0.0) * 1000 for r in starts]
     return {"soak_faults": len(late), "fire_lateness_p50_ms": round(q(late, 0.5), 2),
-            "fire_lateness_p99_ms": round(q(late, 0.99), 2)}
+            "fire_lateness_p99_ms": round(q(late, 0.99), 2), "selector_wait_p99_ms": round(q(wait, 0.99), 2),
+            "selector_wait_max_ms": round(max(wait, default=0.0), 2),
+            "selector_waited_faults": sum(1 for w in wait if w > 0.5)}
 
 
 def power_loss(out: Path, trials: int, say) -> dict:
@@ -245,6 +255,49 @@ checks: [raft-safety]
             "workload_p99_ms": round(q(lat, 0.99), 1), "workload_clients": clients}
 
 
+def workload_latency150(out: Path, rate: float, seconds: float, say, max_in_flight: int | None = None) -> dict:
+    """The open loop under 150 ms +- 50 ms on every manager-to-manager link (issue 25 section 2):
+    achieved / requested ops/s over the fault's span (invocations whose intended start lies in it),
+    with the pool (`max_in_flight`, default rate x 1 s) and the linearizable check's time on the
+    resulting history."""
+    mif = max_in_flight or min(1024, max(8, int(rate)))
+    text = f"""version: 1
+name: bench-workload-latency150
+cluster: {{managers: 3, workers: 2}}
+workload: {{clients: 4, rate: {rate:g}, keys: 20, max_in_flight: {mif}}}
+schedule:
+  - {{name: slow, at: 0s, for: {seconds:g}s, fault: latency, target: managers, peers: managers, ms: 150, jitter_ms: 50}}
+recovery: {{window: 2s, converge: 20s}}
+checks: [linearizable, raft-safety]
+"""
+    d = run(text, 3, out, say)
+    by = {r["action"]: r for r in rows(d) if r.get("fault") == "slow"}
+    if "start" not in by or "intend-stop" not in by:
+        raise SystemExit(f"latency fault not applied and ended as planned: {sorted(by)}")
+    lo, hi = by["start"]["ts"] + 0.5, by["intend-stop"]["ts"] - 0.5  # the fault in effect, margins both ends
+    hist = [json.loads(x) for x in (d / "history.jsonl").read_text().splitlines()]
+    invokes = [e for e in hist if e["type"] == "invoke"]
+    window = [e for e in invokes if lo <= e.get("sched_ts", e["ts"]) < hi]
+    done, lat, inv = 0, [], {}
+    for e in hist:
+        if e["type"] == "invoke":
+            inv[e["process"]] = e
+        elif e["process"] in inv:
+            i = inv.pop(e["process"])
+            if lo <= i.get("sched_ts", i["ts"]) < hi and e["type"] == "ok":
+                lat.append((e["ts"] - i.get("sched_ts", i["ts"])) * 1000)
+    results = json.loads((d / "results.json").read_text())
+    lin = next(c for c in results["checks"] if c["name"] == "linearizable")
+    wl = json.loads((d / "run.json").read_text()).get("workload", {})
+    return {"workload_rate_ratio_latency150": round(len(window) / (hi - lo) / rate, 3),
+            "workload_latency150_requested_ops_s": rate, "workload_latency150_window_s": round(hi - lo, 2),
+            "workload_latency150_ok_p50_ms": round(q(lat, 0.5), 1), "workload_latency150_ok_p99_ms": round(q(lat, 0.99), 1),
+            "workload_latency150_max_in_flight": mif, "workload_latency150_peak_in_flight": wl.get("peak_in_flight"),
+            "workload_latency150_skipped_slots": wl.get("skipped_slots"),
+            "workload_latency150_linearizable": lin["verdict"], "workload_latency150_check_s": lin.get("duration_s"),
+            "workload_latency150_ops": sum(1 for e in hist if e["type"] == "invoke")}
+
+
 def halves_large(say) -> dict:
     """3 + 100 nodes: a halves partition through the LinkController, applied and verified."""
     import random as _random
@@ -290,7 +343,7 @@ def main() -> None:
     ap.add_argument("--soak-s", type=float, default=300)
     ap.add_argument("--workload-s", type=float, default=60)
     ap.add_argument("--rate", type=float, default=300)
-    ap.add_argument("--only", choices=["clock-cpu", "power-loss", "disk-full"], default=None,
+    ap.add_argument("--only", choices=["clock-cpu", "power-loss", "disk-full", "latency150"], default=None,
                     help="run only this part")
     ap.add_argument("--save", action="store_true", help="also write the JSON under benchmarks/results/")
     args = ap.parse_args()
@@ -315,7 +368,10 @@ def main() -> None:
 
         rec = Recorder(f"nemesis-{args.only}")
         with tempfile.TemporaryDirectory() as tmp:
-            out.update({"power-loss": power_loss, "disk-full": disk_full}[args.only](Path(tmp), args.trials, say))
+            if args.only == "latency150":
+                out.update(workload_latency150(Path(tmp), args.rate, args.workload_s, say))
+            else:
+                out.update({"power-loss": power_loss, "disk-full": disk_full}[args.only](Path(tmp), args.trials, say))
         out["load_after"] = os.getloadavg()[0]
         print(json.dumps(out))
         if args.save:
@@ -327,6 +383,7 @@ def main() -> None:
         out.update(isolate(tmp, args.trials, say))
         out.update(clock_cpu(tmp, args.trials, say))
         out.update(workload(tmp, args.rate, args.workload_s, say))
+        out.update(workload_latency150(tmp, args.rate, args.workload_s, say))
         out.update(soak(tmp, args.soak_s, say))
         out.update(power_loss(tmp, args.trials, say))
         out.update(disk_full(tmp, args.trials, say))

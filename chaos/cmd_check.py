@@ -11,6 +11,7 @@ Must not import: docker, toxiproxy, `swarmnode`.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -19,6 +20,8 @@ from rich.text import Text
 
 from chaos.checkers import Results, Verdict, registry, run_checks
 from chaos.errors import UsageError
+
+RECHECK_NAME = "results-recheck.json"
 
 _STYLE = {Verdict.VALID: "green", Verdict.INVALID: "bold red", Verdict.UNKNOWN: "yellow"}
 _EVIDENCE_LINES = 12
@@ -92,10 +95,16 @@ def _list_checkers() -> str:
               help="Run this check (repeatable). Default: plan.json `checks`, else the default set. "
                    "List values are '+'-joined.")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json content instead of a table.")
-@click.option("--no-write", is_flag=True, help="Do not write results.json into the run directory.")
+@click.option("--no-write", is_flag=True, help="Do not write any results file into the run directory.")
+@click.option("--replace", is_flag=True,
+              help="Overwrite the run's own results.json. Without it an existing results.json (the verdict "
+                   "recorded when the run ended, which `chaos report` shows) is kept and the new judgement "
+                   "goes to results-recheck.json.")
 @click.option("--list", "list_checkers", is_flag=True, help="List checkers and their parameters, then exit.")
-def check(run_dir: str | None, checks: tuple[str, ...], as_json: bool, no_write: bool, list_checkers: bool) -> int:
-    """Judge the run directory RUN_DIR with the checkers; write results.json.
+def check(run_dir: str | None, checks: tuple[str, ...], as_json: bool, no_write: bool, replace: bool,
+          list_checkers: bool) -> int:
+    """Judge the run directory RUN_DIR with the checkers; write results.json, or
+    results-recheck.json when the run already has its results.json (see --replace).
 
     \b
     Examples:
@@ -113,11 +122,16 @@ def check(run_dir: str | None, checks: tuple[str, ...], as_json: bool, no_write:
         return 0
     if not run_dir:
         raise UsageError("missing argument RUN_DIR", hint="chaos check RUN_DIR [--check NAME[:k=v,...]]...")
-    results = run_checks(run_dir, list(checks) or None, write=not no_write)
+    out = "results.json"
+    if not replace and (Path(run_dir) / "results.json").exists():
+        out = RECHECK_NAME
+    results = run_checks(run_dir, list(checks) or None, write=not no_write, out=out)
     if as_json:
         click.echo(json.dumps(results.to_json(), indent=2))
     else:
         render(results, Console(soft_wrap=False, width=120, highlight=False, markup=False, emoji=False))
+    if not no_write and out == RECHECK_NAME and not as_json:
+        click.echo(f"kept the run's results.json; this judgement is in {Path(run_dir) / RECHECK_NAME}", err=True)
     return results.exit_code
 
 

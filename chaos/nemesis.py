@@ -398,6 +398,7 @@ class Nemesis:
         self.error: BaseException | None = None
         self.lateness_s: list[float] = []
         self.resolve_s: list[float] = []  # fault thread start -> targets resolved (intend-start)
+        self.selector_wait_s: list[float] = []  # of resolve_s: waiting for a leader or an `of:` fault
         self.t0: float | None = None
 
     # -- public --
@@ -522,8 +523,11 @@ class Nemesis:
         began = time.monotonic()
         self.lateness_s.append(began - planned)
         view = self.effects.view()
+        waited = 0.0  # the selector's wait (no leader during an election; an `of:` fault not yet fired)
         if _needs_leader(f["spec"]) and view.leader is None:
+            w0 = time.monotonic()
             view = self._await_leader()
+            waited += time.monotonic() - w0
             if view is None:
                 self.log.write(fault=f["id"], action="skipped", kind=f["kind"], targets=[],
                                planned_ts=self.wall_at(planned),
@@ -531,19 +535,22 @@ class Nemesis:
                 self.say(f"{f['id']}: skipped, no leader to target")
                 return
         start_term = view.max_term
+        w0 = time.monotonic()
         self._await_referenced(f)
+        waited += time.monotonic() - w0
         with self._lock:
             view = dataclasses.replace(view, fired=dict(self._fired))
         targets, apply, undo, measure = self._prepare(f, view, rng)
         resolved = time.monotonic()
         self.resolve_s.append(resolved - began)
+        self.selector_wait_s.append(waited)
         self._mark_fired(f, targets)
         if self.control:
             self._sham(f, planned, targets, view, start_term)
             return
         self.log.write(fault=f["id"], action="intend-start", kind=f["kind"], targets=targets,
                        planned_ts=self.wall_at(planned), lateness_s=round(began - planned, 4),
-                       resolve_s=round(resolved - began, 4),
+                       resolve_s=round(resolved - began, 4), selector_wait_s=round(waited, 4),
                        details={"selector": _selector(f["spec"]), "leader": view.leader, "term": start_term})
         intended = time.time()
         details = apply()

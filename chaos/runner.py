@@ -558,7 +558,8 @@ class Runner:
             # plans written before sessions, retries and `values` existed replay as they ran: neither,
             # and unique values
             sessions=w.get("sessions", False), retry=w.get("retry", False),
-            values={"unique": None}.get(w.get("values", "unique"), w.get("values"))), plan["seed"])
+            values={"unique": None}.get(w.get("values", "unique"), w.get("values")),
+            max_in_flight=w.get("max_in_flight")), plan["seed"])
         self.workload.wall_at = self.clock.at
         self.poller = StatusPoller(cluster.statuses, self.run_dir / "status.jsonl", clock=self.clock.now)
         self.nemesis = Nemesis(plan["faults"], effects, self.faults, wall_at=self.clock.at,
@@ -600,10 +601,10 @@ class Runner:
         self.faults.close()
         self._write_run(ended=self.clock.now(), heal_ts=heal["ts"] if heal else None, phases=self.phases,
                         settle=settled,
-                        history_counts=self.writer.counts, workload={"skipped_slots": self.workload.skipped,
-                                                                     "bound_hit": self.workload.bound_hit},
+                        history_counts=self.writer.counts, workload=self.workload.stats(),
                         fire_lateness_s=_quantiles(self.nemesis.lateness_s),
                         fault_resolve_s=_quantiles(self.nemesis.resolve_s),
+                        fault_selector_wait_s=_quantiles(self.nemesis.selector_wait_s),
                         partial=False, partial_reason=None, outcome="completed",
                         duration_s=round(self.clock.now() - self.run["started"], 3))
         return run_checks(self.run_dir)

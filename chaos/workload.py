@@ -18,11 +18,18 @@ Rules kept here:
   written so far (it almost never matches). With LATEST (`values: latest`) written values stay
   unique and half the cas (a coin of the client's rng) expect the latest value an `ok` completion
   showed on the key, so cas matches often and every write stays distinguishable.
+- Open loop with a pool (`WorkloadSpec.max_in_flight` set): one dispatcher issues the operations on
+  the rate's schedule (f, key and value drawn in slot order from one seeded rng) and hands each to an
+  idle process, or to a new process number while fewer than max_in_flight operations are in flight,
+  so the offered rate holds under latency. Each process still has at most one operation in flight,
+  and one whose operation ended `info` is retired (Jepsen's rule). Without max_in_flight (plans
+  written before the setting) each client thread keeps its own schedule, one operation in flight.
 Must not import: click, docker.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import json
 import random
@@ -102,6 +109,7 @@ class WorkloadSpec:
     sessions: bool = True               # writes carry client_id/seq: the store applies each once
     retry: bool = True                  # an attempt that failed over is tried again, within op_timeout_s
     values: int | str | None = None     # int N: values from 1..N; None: unique; LATEST: unique, cas expects the latest
+    max_in_flight: int | None = None    # open loop with a pool: at most this many operations in flight (None: per-client)
 
 
 RETRY_CODES = ("no-leader", "not-leader", "unavailable", "timeout")  # errors another attempt may cure
@@ -189,6 +197,14 @@ class Workload:
         self._in_flight: dict[str, int] = {}
         self.bound_hit = False
         self.skipped = 0  # open-loop slots not issued (backlog over max_backlog_s, or keys at their bound)
+        self.skipped_in_flight = 0  # pool: slots not issued because max_in_flight operations were in flight
+        self.peak_in_flight = 0     # pool: the most operations in flight at once
+        self._pool_lock = threading.Lock()
+        self._idle: list[int] = []   # pool: processes with no operation in flight, lowest number first
+        self._busy = 0               # pool: operations in flight
+        self._seqs: dict[int, int] = {}
+        self._pending: set = set()   # pool: futures not yet done
+        self._local = threading.local()
         self.wall_at: Callable[[float], float] = lambda mono: time.time() - (time.monotonic() - mono)
 
     def _unique_value(self) -> int:
@@ -228,7 +244,32 @@ class Workload:
             else:
                 self._latest[key] = seen
 
+    @property
+    def pooled(self) -> bool:
+        return bool(self.spec.rate) and self.spec.max_in_flight is not None
+
+    def stats(self) -> dict:
+        """What run.json records about the workload's own behaviour."""
+        out = {"skipped_slots": self.skipped, "bound_hit": self.bound_hit}
+        if self.pooled:
+            out.update({"max_in_flight": self.spec.max_in_flight, "peak_in_flight": self.peak_in_flight,
+                        "skipped_in_flight": self.skipped_in_flight,
+                        "processes": self._processes_used()})
+        return out
+
+    def _processes_used(self) -> int:
+        with self._pool_lock:
+            return len(self._seqs)
+
     def start(self) -> None:
+        if self.pooled:
+            self._idle = list(range(self.spec.clients))
+            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.spec.max_in_flight,
+                                                               thread_name_prefix="op")
+            t = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
+            self._threads.append(t)
+            t.start()
+            return
         for i in range(self.spec.clients):
             t = threading.Thread(target=self._client, args=(i,), name=f"client-{i}", daemon=True)
             self._threads.append(t)
@@ -236,8 +277,109 @@ class Workload:
 
     def stop(self, join_timeout_s: float = 10.0) -> None:
         self._stop.set()
+        deadline = time.monotonic() + join_timeout_s
         for t in self._threads:
-            t.join(timeout=join_timeout_s)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self.pooled and hasattr(self, "_pool"):
+            with self._pool_lock:
+                pending = list(self._pending)
+            concurrent.futures.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _take_process(self) -> int | None:
+        """An idle process (the lowest number), else a new one while fewer than max_in_flight
+        operations are in flight; None at the bound."""
+        with self._pool_lock:
+            if self._idle:
+                process = self._idle.pop(0)
+            elif self._busy < self.spec.max_in_flight:
+                process = next(self._next_process)
+            else:
+                return None
+            self._busy += 1
+            self._seqs.setdefault(process, 0)
+            self.peak_in_flight = max(self.peak_in_flight, self._busy)
+            return process
+
+    def _give_back(self, process: int, retired: bool) -> None:
+        with self._pool_lock:
+            self._busy -= 1
+            if not retired:
+                self._idle.append(process)
+                self._idle.sort()
+
+    def _dispatch(self) -> None:
+        """The pool's schedule: one slot every 1/rate s; each slot's f, key and value are drawn in
+        slot order from one seeded rng, so the sequence of operations does not depend on timing."""
+        spec = self.spec
+        seed = spec.client_seeds[0] if spec.client_seeds else f"{self.seed}:client:0"
+        rng = random.Random(f"{seed}:pool")
+        ops, weights = zip(*spec.mix)
+        keys = [f"k{j}" for j in range(spec.keys)]
+        interval = 1.0 / spec.rate
+        due = time.monotonic()
+        for _ in range(MAX_OPS_PER_CLIENT * max(1, spec.clients)):
+            now = time.monotonic()
+            if now - due > spec.max_backlog_s:  # the dispatcher itself fell behind: skip the missed slots
+                missed = int((now - due) / interval)
+                self.skipped += missed
+                due += missed * interval
+            if self._stop.wait(max(0.0, due - now)):
+                return
+            f = rng.choices(ops, weights)[0]
+            process = self._take_process()
+            if process is None:
+                self.skipped += 1
+                self.skipped_in_flight += 1
+                due += interval
+                continue
+            key = self._pick_key(rng, keys)
+            if key is None:
+                self._give_back(process, retired=False)
+                self.skipped += 1
+                due += interval
+                continue
+            value = self._value(rng, f, key)
+            sched_ts = self.wall_at(due)
+            self.writer.add(process=process, type="invoke", f=f, key=key, value=value, sched_ts=sched_ts)
+            try:
+                fut = self._pool.submit(self._pooled_operation, process, f, key, value)
+            except RuntimeError:  # the pool was shut down: stopping
+                self._give_back(process, retired=True)
+                return
+            with self._pool_lock:
+                self._pending.add(fut)
+            fut.add_done_callback(self._done)
+            due += interval
+        self.bound_hit = True
+
+    def _done(self, fut) -> None:
+        with self._pool_lock:
+            self._pending.discard(fut)
+
+    def _pooled_operation(self, process: int, f: str, key: str, value) -> None:
+        nodes = sorted(self.urls)
+        clients = getattr(self._local, "clients", None)
+        if clients is None:
+            clients = self._local.clients = {n: KVClient(self.urls[n], self.spec.op_timeout_s) for n in nodes}
+        with self._pool_lock:
+            seq = self._seqs[process]
+        session = (f"{self.seed}-p{process}", seq) if self.spec.sessions and f != "read" else None
+        event = None
+        try:
+            event = self._operation(clients, nodes, process % len(nodes), f, key, value, session)
+        except Exception as exc:  # a bug here must not leave the process pending without a completion
+            event = {"type": "info", "f": f, "key": key, "value": value, "error": f"client-error: {type(exc).__name__}"}
+        finally:
+            if event is None:
+                event = {"type": "info", "f": f, "key": key, "value": value, "error": "client-error"}
+            self._release(key)
+            if session is not None:
+                with self._pool_lock:
+                    self._seqs[process] = seq + 1
+            self.writer.add(process=process, **event)
+            self._observe(event)
+            self._give_back(process, retired=event["type"] == "info")
 
     def _pick_key(self, rng: random.Random, keys: list[str]) -> str | None:
         """A key with room under key_concurrency (drawn with the client's rng), reserved; None if

@@ -413,8 +413,9 @@ def specs_for(run: "RunDir", specs: list | None) -> list[CheckSpec]:
     return [parse_spec(n, "default") for n in default_checks()]
 
 
-def run_checks(run_dir: str | Path, specs: list | None = None, write: bool = True) -> Results:
-    """Judge a run directory; write `results.json` into it (unless `write` is False)."""
+def run_checks(run_dir: str | Path, specs: list | None = None, write: bool = True,
+               out: str = "results.json") -> Results:
+    """Judge a run directory; write the results as `out` (default `results.json`) into it, unless `write` is False."""
     from chaos.checkers.rundir import RunDir
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     resolved = specs_for(run, specs)
@@ -426,12 +427,12 @@ def run_checks(run_dir: str | Path, specs: list | None = None, write: bool = Tru
     checks = [run_check(run, s) for s in resolved]
     results = Results(Verdict.combine(c.verdict for c in checks), checks, run.load_all())
     if write:
-        tmp = run.path / "results.json.tmp"
+        tmp = run.path / (out + ".tmp")
         try:
             tmp.write_text(json.dumps(results.to_json(), indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, run.path / "results.json")
+            os.replace(tmp, run.path / out)
         except OSError as exc:
             from chaos.errors import RunDirError
-            raise RunDirError(f"cannot write {run.path / 'results.json'}: {exc.strerror}",
+            raise RunDirError(f"cannot write {run.path / out}: {exc.strerror}",
                               hint="judge without writing: chaos check RUN_DIR --no-write") from None
     return results

@@ -236,6 +236,8 @@ def plan_to_doc(plan: dict, facts: RunFacts | None = None) -> dict:
     workload.update({"think": duration(w["think_s"]), "keys": w["keys"]})
     if w.get("key_concurrency") is not None:
         workload["key_concurrency"] = w["key_concurrency"]
+    if w.get("max_in_flight") is not None:
+        workload["max_in_flight"] = w["max_in_flight"]
     workload["mix"] = {f: weights.get(f, 0) for f in ("read", "write", "cas", "delete")}
     workload.update({"values": w.get("values", "unique"), "op_timeout": duration(w["op_timeout_s"]),
                      "retry": bool(w.get("retry", False)), "sessions": bool(w.get("sessions", False)),

@@ -165,6 +165,7 @@ def expand(exp: S.Experiment, seed: int) -> dict:
         "clients": w.clients, "rate": None if w.closed else w.rate, "closed": w.closed, "think_s": w.think,
         "keys": w.keys, "key_concurrency": w.key_concurrency, "mix": w.mix.pairs(), "op_timeout_s": w.op_timeout,
         "values": w.values, "sessions": w.sessions, "retry": w.retry, "nodes": _target_json(w.nodes),
+        "max_in_flight": None if w.closed else w.max_in_flight,
         "client_seeds": [_sub_seed(seed, f"client:{i}") for i in range(w.clients)],
     }
     plan = {

@@ -831,11 +831,21 @@ class WorkloadConfig(Strict):
     clients: int = Field(4, ge=0, le=256, description="client threads (each a Jepsen process)")
     rate: float | None = Field(100.0, gt=0, le=100_000,
                                description="target ops/s over all clients, open loop: each operation has an "
-                                           "intended start and its latency counts from it. A client has one "
-                                           "operation in flight, so the achieved rate is at most clients / "
-                                           "latency; a client more than 1 s behind skips the missed slots "
+                                           "intended start and its latency counts from it. Without "
+                                           "max_in_flight a client has one operation in flight, so the "
+                                           "achieved rate is at most clients / latency; with it the rate "
+                                           "holds under latency. Slots more than 1 s behind are skipped "
                                            "(run.json workload.skipped_slots). null with closed: true for a "
                                            "closed loop")
+    max_in_flight: int | None = Field(
+        None, ge=1, le=1024,
+        description="open loop with a pool: operations are handed to idle processes, and new processes are "
+                    "added while fewer than this many operations are in flight, so `rate` is offered even "
+                    "when latency is high (a process whose operation ended info is retired, as Jepsen does). "
+                    "Slots at the bound are skipped (run.json workload.skipped_in_flight). To hold the rate "
+                    "under latency L, give at least rate x L; a fault that makes operations time out then "
+                    "keeps up to this many operations pending, and every info operation widens the "
+                    "linearizability search. Default: none, one operation in flight per client")
     closed: bool = Field(False, description="closed loop: each client issues its next operation when the last ended")
     think: Duration = Field(0.02, description="closed loop: pause between a client's operations")
     keys: int = Field(3, ge=1, le=100_000, description="key space k0..k(N-1)")
@@ -871,6 +881,11 @@ class WorkloadConfig(Strict):
             raise ValueError("give `rate` (open loop) or `closed: true`, not both")
         if not self.closed and self.rate is None:
             raise ValueError("`rate: null` needs `closed: true`")
+        if self.closed and self.max_in_flight is not None:
+            raise ValueError("`max_in_flight` is for the open loop; a closed loop has `clients` in flight")
+        if self.max_in_flight is not None and self.max_in_flight < self.clients:
+            raise ValueError(f"max_in_flight ({self.max_in_flight}) is below clients ({self.clients}): "
+                             "every client process may have an operation in flight")
         if self.op_timeout <= 0:
             raise ValueError("op_timeout must be above 0")
         return self

@@ -180,15 +180,21 @@ def _fault_table(view: RunView, bands: list[tl.FaultBand]) -> str:
         lag = (f"{b.in_effect - b.intended_start:.2f} s" if b.in_effect is not None and b.intended_start is not None
                else "—")
         healed = _rel(view, b.stopped) if b.stopped is not None else ("—" if b.outcome else "never healed")
+        late = "—"
+        if b.planned is not None and b.intended_start is not None:
+            late = f"{b.intended_start - b.planned:.2f} s"
+            if b.selector_wait:
+                late += f" (of which {b.selector_wait:.2f} s waiting for its target)"
         details = evi.to_text(b.details) if b.details else ""
         if len(details) > 300:
             details = details[:299] + "…"
         outcome = f"{b.outcome}: {b.reason}" if b.outcome else ""
         rows.append(f"<tr><td>{_e(b.fault)}</td><td>{_e(b.kind)}</td><td>{_e(b.where)}</td>"
-                    f"<td class=num>{_rel(view, b.intended_start)}</td><td class=num>{_rel(view, b.in_effect)}</td>"
+                    f"<td class=num>{_rel(view, b.intended_start)}</td><td class=num>{late}</td>"
+                    f"<td class=num>{_rel(view, b.in_effect)}</td>"
                     f"<td class=num>{lag}</td><td class=num>{_rel(view, b.intended_stop)}</td>"
                     f"<td class=num>{healed}</td><td>{_e(outcome)}</td><td><code>{_e(details)}</code></td></tr>")
-    return ("<table><tr><th>fault</th><th>kind</th><th>targets</th><th>intended start</th><th>in effect</th>"
+    return ("<table><tr><th>fault</th><th>kind</th><th>targets</th><th>intended start</th><th>late by</th><th>in effect</th>"
             "<th>time to effect</th><th>heal begun</th><th>heal verified</th><th>problem</th><th>details</th></tr>"
             + "".join(rows) + "</table>")
 

@@ -47,6 +47,8 @@ class FaultBand:
     outcome: str = ""                    # "", or error / skipped / aborted, with `reason`
     reason: str = ""
     at: float | None = None              # when it errored or was skipped
+    planned: float | None = None         # the plan's start (intend-start planned_ts)
+    selector_wait: float | None = None   # of the lateness: the selector's wait (no leader, `of:` not fired)
 
     @property
     def begin(self) -> float | None:
@@ -118,6 +120,8 @@ def fault_bands(faults: list[dict]) -> list[FaultBand]:
             continue
         if action == "intend-start":
             band.intended_start = ts
+            band.planned = float(rec["planned_ts"]) if is_num(rec.get("planned_ts")) else None
+            band.selector_wait = float(rec["selector_wait_s"]) if is_num(rec.get("selector_wait_s")) else None
         elif action == "start":
             band.in_effect = ts
             band.details = rec.get("details", band.details)

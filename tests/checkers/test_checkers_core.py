@@ -182,3 +182,20 @@ def test_cli_check_crashing_checker_one_line_traceback_in_file(tmp_path, fake_ch
     path = json.loads(out)["checks"][0]["evidence"]["traceback_file"]
     with open(path) as fh:
         assert 'File "' in fh.read()
+
+
+def test_cli_recheck_keeps_the_recorded_results_json(tmp_path):
+    """Re-judging a run with other checks must not destroy the verdict recorded when it ran."""
+    d = healthy_cluster(tmp_path / "run").write()
+    code, _, _ = _cli(["check", str(d)])
+    assert code == 0
+    recorded = (d / "results.json").read_text()
+    code, _, err = _cli(["check", str(d), "--check", "expectations:expect=fault-applied:partition"])
+    assert code == errors.EXIT_INCONCLUSIVE
+    assert (d / "results.json").read_text() == recorded
+    recheck = json.loads((d / "results-recheck.json").read_text())
+    assert [c["name"] for c in recheck["checks"]] == ["expectations"] and recheck["verdict"] == "UNKNOWN"
+    assert "kept the run's results.json" in err
+    code, _, _ = _cli(["check", str(d), "--replace", "--check", "raft-safety"])
+    assert code == 0
+    assert [c["name"] for c in json.loads((d / "results.json").read_text())["checks"]] == ["raft-safety"]

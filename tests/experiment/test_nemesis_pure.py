@@ -480,3 +480,22 @@ def test_nemesis_membership_refused_stops_the_run(tmp_path):
     with pytest.raises(FaultError, match="refused"):
         nem.wait(10)
     assert [r["action"] for r in _rows(tmp_path)] == ["intend-start", "error"]
+
+
+def test_nemesis_records_the_selectors_wait_apart_from_its_own_lateness(tmp_path):
+    """A leader fault planned during an election waits for the leader; that wait is the cluster's
+    time (selector_wait_s), not the harness's lateness, and the report shows it apart (issue 25 §5)."""
+    eff = FakeEffects()
+    elected = threading.Event()
+    follower_view = View(M, W, {m: {"role": "follower", "term": 2} for m in M})
+    eff.view = lambda: view("m2", 3) if elected.is_set() else follower_view
+    threading.Timer(0.4, elected.set).start()
+    nem, _, done = _run([_fault("s", "partition", at=0.0, spec={"isolate": "leader"})], eff, tmp_path)
+    assert done
+    start = next(r for r in _rows(tmp_path) if r["action"] == "intend-start")
+    assert start["targets"] and 0.35 <= start["selector_wait_s"] <= start["resolve_s"]
+    assert start["resolve_s"] - start["selector_wait_s"] < 0.3
+    assert nem.selector_wait_s == [pytest.approx(start["selector_wait_s"], abs=1e-3)]
+    from chaos.report.timeline import fault_bands
+    band = fault_bands(_rows(tmp_path))[0]
+    assert band.planned is not None and band.selector_wait == start["selector_wait_s"]
