@@ -130,3 +130,32 @@ def test_raft_safety_removed_leader_keeps_leading_invalid():
     """§4.2.2 broken on purpose (the planted `removed_leader_keeps_leading`)."""
     out = check_journals(_removal(True))
     assert out.verdict == Verdict.INVALID and set(out.evidence["violations"]) == {"removed-leader"}
+
+
+def test_convergence_config_part_valid_and_invalid(tmp_path):
+    """Every member of the final leader's configuration must end with it, committed; a member
+    left with another configuration is INVALID; a removed node (not a member) is ignored."""
+    import json
+
+    from chaos.checkers.convergence import check_config
+    from chaos.checkers.rundir import RunDir
+
+    def run_with(finals):
+        d = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        (d / "final").mkdir(parents=True)
+        (d / "run.json").write_text(json.dumps({"nodes": {n: {"role": "manager"} for n in finals}}))
+        for n, st in finals.items():
+            (d / "final" / f"{n}.json").write_text(json.dumps({"status": st}))
+        return RunDir(d)
+
+    good = {"voters": ["m1", "m2", "w1"], "learners": [], "index": 1000, "committed": True}
+    same_other_index = dict(good, index=1001)
+    finals = {"m1": {"role": "leader", "term": 3, "config": good},
+              "m2": {"role": "follower", "term": 3, "config": same_other_index},
+              "w1": {"role": "follower", "term": 3, "config": good},
+              "m3": {"role": "follower", "term": 1, "config": {"voters": ["m1", "m2", "m3"], "learners": []}}}
+    assert check_config(run_with(finals))["verdict"] == "VALID"
+    finals["m2"] = {"role": "follower", "term": 3, "config": {"voters": ["m1", "m2", "m3"], "learners": [],
+                                                               "committed": True}}
+    out = check_config(run_with(finals))
+    assert out["verdict"] == "INVALID" and "m2" in out["summary"]
