@@ -17,7 +17,7 @@ from chaos import errors
 
 # Modules that contribute subcommands. Each must define `COMMANDS`, a list of click commands.
 _COMMAND_MODULES = ("chaos.cmd_cluster", "chaos.cmd_check", "chaos.cmd_experiment", "chaos.cmd_report",
-                    "chaos.cmd_shrink")
+                    "chaos.cmd_shrink", "chaos.cmd_node")
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -31,7 +31,8 @@ def cli() -> None:
     Exit codes:
       0  every check VALID           3  inconclusive (UNKNOWN, or an expectation never seen)
       1  a check INVALID             4  environment or harness error (Docker, Toxiproxy, fault)
-      2  bad command line or file  130  interrupted (after cleanup)
+      2  bad command line or file    5  the cluster refused a `chaos node` operation
+    130  interrupted (after cleanup)
     """
 
 

@@ -31,6 +31,7 @@ from chaos.env.spec import AGENT_OPTIONS, MAX_WORKERS, ClusterSpec, agent_env_fr
 from chaos.cli_backend import backend_options, load_inventory
 from chaos.env.up import TOXIPROXY_MODES, bring_up
 from chaos.errors import EnvironmentError_, UsageError
+from chaos.membership import config_view
 
 _NAME_HELP = "cluster name (several clusters can run at once under different names)"
 
@@ -177,11 +178,14 @@ def cell(value) -> str:
     return "-" if value is None else str(value)
 
 
-def status_row(node: str, kind: str, container: str, st: dict | None, nodes: list[str]) -> tuple[str, ...]:
-    """One row of `chaos status`: node, kind, container, role, term, leader, commit, members alive."""
+def status_row(node: str, kind: str, container: str, st: dict | None, nodes: list[str],
+               raft: str = "-") -> tuple[str, ...]:
+    """One row of `chaos status`: node, kind, container, role, raft (voter / learner / removed /
+    joining in the configuration, chaos.membership.config_view), term, leader, commit, members alive."""
     s = st or {}
-    return (node, kind, container, cell(s.get("role", "unreachable" if not st else None)), cell(s.get("term")),
-            cell(s.get("leader") or None), cell(s.get("commit_index")), _member_counts(st, nodes))
+    return (node, kind, container, cell(s.get("role", "unreachable" if not st else None)), raft,
+            cell(s.get("term")), cell(s.get("leader") or None), cell(s.get("commit_index")),
+            _member_counts(st, nodes))
 
 
 def _member_counts(st: dict | None, nodes: list[str]) -> str:
@@ -225,6 +229,7 @@ def status_cmd(name, as_json):
         n_proxies, active, toxi_error = None, [], exc.message
     failures = ready_mod.evaluate(statuses, cluster.managers, cluster.workers)
     unfinished = _unfinished(client, name, cluster.run_id)
+    conf = config_view(statuses)
     doc = {
         "cluster": name, "run_id": cluster.run_id, "ready": not failures and unfinished is None,
         "up_complete": unfinished is None, "unfinished": unfinished,
@@ -234,8 +239,10 @@ def status_cmd(name, as_json):
                       "servers": {n: cluster.handles[n].container.status for n in cluster.toxiproxy_nodes},
                       "proxies": n_proxies, "active": active, "error": toxi_error},
         "backend": cluster.backend,
+        "config": conf,
         "nodes": {n: {"kind": cluster.handles[n].kind, "container": cluster.handles[n].container.status,
-                      "host": cluster.host_of(n), "status": statuses.get(n)} for n in cluster.nodes},
+                      "host": cluster.host_of(n), "raft": conf["state"].get(n, "-"),
+                      "status": statuses.get(n)} for n in cluster.nodes},
     }
     if as_json:
         click.echo(json.dumps(doc, indent=2, sort_keys=True))
@@ -245,14 +252,19 @@ def status_cmd(name, as_json):
 
     table = Table(title=f"cluster {name} (run {cluster.run_id}, {cluster.backend} backend)", title_justify="left")
     swarm = cluster.backend == "swarm"
-    for col in ("node", "kind", "container", "role", "term", "leader", "commit", "members alive") + (
+    for col in ("node", "kind", "container", "role", "raft", "term", "leader", "commit", "members alive") + (
             ("host",) if swarm else ()):
         table.add_column(col)
     for n in cluster.nodes:
         table.add_row(*status_row(n, cluster.handles[n].kind, cluster.handles[n].container.status,
-                                  statuses.get(n), cluster.nodes), *((cluster.host_of(n) or "?",) if swarm else ()))
+                                  statuses.get(n), cluster.nodes, conf["state"].get(n, "-")),
+                      *((cluster.host_of(n) or "?",) if swarm else ()))
     console = Console(highlight=False)
     console.print(table)
+    if conf["source"]:
+        console.print(f"configuration (index {conf['index']}, "
+                      f"{'committed' if conf['committed'] else 'not committed yet'}, as {conf['source']} sees it): "
+                      f"voters {','.join(conf['voters']) or '-'}; learners {','.join(conf['learners']) or '-'}")
     servers = doc["toxiproxy"]["servers"]
     where = (f"{len(servers)} servers ({', '.join(f'{k} {v}' for k, v in servers.items())})"
              if len(servers) > 1 else doc["toxiproxy"]["state"])

@@ -12,6 +12,7 @@ EXIT_INVALID = 1       # a check INVALID: the system violated a property
 EXIT_USAGE = 2         # invalid command line or experiment file
 EXIT_INCONCLUSIVE = 3  # a check UNKNOWN, or an expectation never observed
 EXIT_ENVIRONMENT = 4   # Docker / Toxiproxy unreachable, a fault could not be applied, harness error
+EXIT_REFUSED = 5       # the cluster refused a membership operation (definite: nothing changed)
 EXIT_INTERRUPTED = 130  # Ctrl-C (after cleanup)
 
 
@@ -44,3 +45,15 @@ class FaultError(EnvironmentError_):
 
 class RunDirError(UsageError):
     """A run directory is missing or unreadable."""
+
+
+class MembershipRefused(ChaosError):
+    """The cluster refused a membership operation (`chaos node ...`): definitely not done."""
+
+    exit_code = EXIT_REFUSED
+
+
+class OutcomeUnknown(ChaosError):
+    """An operation may or may not have taken effect (a timeout, a leader lost meanwhile)."""
+
+    exit_code = EXIT_INCONCLUSIVE

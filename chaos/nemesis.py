@@ -341,6 +341,10 @@ class Effects(Protocol):
     # cpu / memory faults: lower a container's limit (verified, record has `before` and `after`),
     # restore it (record has `after`, and `oom_killed` / `restarted` when the kernel killed it)
     def resource_limit(self, kind: str, node: str, value: Any) -> dict: ...
+    # membership faults (issue 23): one change through the leader's API, waited for until committed
+    # (record: `answer`, `config`, `committed`, applied_ts, verified_ts); the configuration now
+    def membership_op(self, action: str, node: str, force: bool) -> dict: ...
+    def membership_config(self) -> dict | None: ...
     def resource_restore(self, kind: str, node: str, before: Any) -> dict: ...
 
 
@@ -808,9 +812,47 @@ class Nemesis:
             return targets, apply, undo, measure
         if kind == "clock":
             return self._prepare_clock(f, view, rng)
+        if kind == "membership":
+            return self._prepare_membership(f, view, rng)
         if kind in RESOURCE_PARAM:
             return self._prepare_resource(f, view, rng)
         raise ValueError(f"unknown fault kind {kind!r}")
+
+    def _prepare_membership(self, f: dict, view: View, rng: random.Random):
+        """A configuration change (issue 23): each target in turn through the leader's API, waited
+        for until the configuration shows it committed (Effects.membership_op; a refusal or no
+        commit in time is a FaultError). Nothing is undone when the fault ends; the undo records
+        the configuration then. Effect: every change was seen committed."""
+        spec, fid = f["spec"], f["id"]
+        targets = resolve_target(spec["target"], view, rng)
+        if not targets:
+            raise FaultError(f"{fid}: the target {spec['target']!r} resolved to no node")
+        action, force = spec["action"], bool(spec.get("force", True))
+        eff = self.effects
+        done: dict[str, dict] = {}
+
+        def apply():
+            out = {}
+            for n in targets:
+                out[n] = eff.membership_op(action, n, force)
+                done[n] = out[n]
+            last = out[targets[-1]]
+            return {"action": action, "nodes": out, "applied_ts": last.get("applied_ts"),
+                    "verified_ts": last.get("verified_ts"), "config": last.get("config")}
+
+        def undo():
+            return {"undone": False, "config": _call(eff, "membership_config", default=None)}
+
+        def measure(view: View):
+            def judge(_undo_rec) -> dict:
+                seen = {n: bool((r or {}).get("committed")) for n, r in done.items()}
+                ok = bool(seen) and all(seen.values())
+                return {"effective": ok, "why": f"{action} seen committed in the configuration" if ok
+                        else f"{action} not seen committed for {sorted(n for n, v in seen.items() if not v)}",
+                        "evidence": {"committed": seen}}
+            return judge
+
+        return targets, apply, undo, measure
 
     def _prepare_resource(self, f: dict, view: View, rng: random.Random):
         """cpu / memory: the targets' container limits lowered through the engine (verified by

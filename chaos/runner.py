@@ -70,6 +70,7 @@ CPU_PERIOD_US = 100_000  # the CFS period a cpu fault's quota is a share of
 CLOCK_VERIFY_S = 20.0  # a clock fault's node must read its new spec back within this (else exit 4); a
 # node took more than 5 s to answer its status at load 38
 SERVICE_RETRY_S = 30.0
+MEMBERSHIP_COMMIT_S = 30.0  # a membership change must show committed in the configuration within this
 SCHEDULE_SLACK_S = 120.0
 
 
@@ -181,6 +182,46 @@ class ClusterEffects:
 
     def mark_unavailable(self, node: str, unavailable: bool) -> None:
         self.links.set_unavailable(node, unavailable)
+
+    def _api_urls(self) -> list[str]:
+        urls = []
+        for n in self.cluster.managers + self.cluster.workers:   # a promoted worker is a manager
+            try:
+                urls.append(self.cluster.api_url(n))
+            except EnvironmentError_:
+                continue
+        return urls
+
+    def membership_op(self, action: str, node: str, force: bool) -> dict:
+        """One configuration change through the leader's API (chaos.membership), then wait until
+        the configuration shows it committed. A refusal or an unknown outcome is a FaultError."""
+        from chaos import membership
+        from chaos.errors import ChaosError
+
+        _http = membership.http_call
+
+        urls = self._api_urls()
+        want = {"promote": lambda c: node in c.get("voters", ()),
+                "demote": lambda c: node in c.get("learners", ()),
+                "remove": lambda c: node not in c.get("voters", ()) + c.get("learners", ())}[action]
+        try:
+            answer = membership.change(_http, urls, action, node, force=force)
+            applied_ts = self.clock()
+            cfg = membership.wait_config(_http, urls, lambda c: want(c) and c.get("committed") is True,
+                                         MEMBERSHIP_COMMIT_S, f"{action} {node} committed")
+        except ChaosError as exc:
+            raise FaultError(f"membership {action} {node}: {exc.message}", hint=exc.hint) from exc
+        return {"answer": answer, "config": {k: cfg.get(k) for k in ("voters", "learners", "index", "leader")},
+                "committed": True, "applied_ts": applied_ts, "verified_ts": self.clock()}
+
+    def membership_config(self) -> dict | None:
+        from chaos.membership import http_call as _http
+
+        for url in self._api_urls():
+            code, cfg = _http("GET", url + "/config", None, 2.0)
+            if code == 200:
+                return {k: cfg.get(k) for k in ("voters", "learners", "index", "committed", "leader")}
+        return None
 
     def answers(self, node: str) -> dict | None:
         """The node's status, or None when it does not answer within EFFECT_STATUS_S."""

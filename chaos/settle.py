@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping
 
-from chaos.checkers.convergence import members_settled
+from chaos.checkers.convergence import config_members, members_settled
 
 INTERVAL_S = 0.3       # between two rounds
 MAX_ROUNDS_KEPT = 20   # the evidence keeps the last rounds (the count says how many there were)
@@ -41,6 +41,7 @@ def _pair(status: Any) -> list | None:
 
 def managers_agree(statuses: Mapping[str, Any], managers: list[str]) -> tuple[int, str] | None:
     """(applied_index, store_digest) when every manager answered with the same pair, else None."""
+    managers = config_members(statuses, managers)   # a removed manager no longer gets the log
     pairs = [_pair(statuses.get(m)) for m in managers]
     if not managers or any(p is None for p in pairs) or len({tuple(p) for p in pairs}) != 1:
         return None

@@ -24,6 +24,10 @@ check's verdict composes them (INVALID > UNKNOWN > VALID). Times are seconds aft
                   index. Else INVALID ("really behind", with each one's final index and journal top),
                   or UNKNOWN when that manager's journal is incomplete (the record may end early).
              Then the timing above is judged as when the final reads agree.
+             With membership (issue 23) "the managers" are the voters and learners of the
+             configuration the final leader reports (a removed manager is left out, a promoted
+             worker counted): `config_members`; and `config` checks that every one of them ends
+             with that same configuration, committed.
   members    the live set is the nodes whose final status answered. Within `members_bound_s`, every
              live node's member table marks every other live node `alive` and no non-live node
              `alive`, and this holds in the final statuses. If statuses carry an `endpoints` table,
@@ -47,13 +51,13 @@ When every part lacks data the check is UNKNOWN. Must not import: click, rich, d
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, Mapping
 
 from chaos.checkers.core import Outcome, Param, Verdict, register
 
 TASK_ORDER = {"new": 0, "assigned": 1, "running": 2, "complete": 3, "failed": 3, "shutdown": 3, "orphaned": 3}
 TERMINAL = 3
-PARTS = ("managers", "members", "services", "task-order", "no-double")
+PARTS = ("managers", "members", "services", "task-order", "no-double", "config")
 
 
 def _part(verdict: Verdict, summary: str, **evidence) -> dict:
@@ -79,6 +83,22 @@ def _ok_status(s: Any) -> bool:
     return isinstance(s, dict) and "error" not in s
 
 
+def config_members(statuses: Mapping[str, Any], fallback: list[str]) -> list[str]:
+    """The managers whose state must agree (issue 23): the voters and learners of the Raft
+    configuration that the leader of the highest term reports (`config` in its status), when one
+    does; else `fallback` (agents without membership). A removed manager is left out: it is not
+    sent the log after its removal (Raft thesis §4.2.3), so it may never catch up."""
+    best = None
+    for st in statuses.values():
+        if _ok_status(st) and st.get("role") == "leader" and isinstance(st.get("config"), dict):
+            if best is None or (st.get("term") or 0) > (best.get("term") or 0):
+                best = st
+    if best is None:
+        return list(fallback)
+    c = best["config"]
+    return sorted(set(c.get("voters") or ()) | set(c.get("learners") or ()))
+
+
 def _final_pairs(run, managers: list[str]) -> tuple[dict, list[str], dict]:
     """(manager -> (applied_index, digest) from its final store, else its final status; managers
     without a usable final file; the final view for evidence). A final status that records an error
@@ -100,7 +120,7 @@ def _final_pairs(run, managers: list[str]) -> tuple[dict, list[str], dict]:
 
 
 def check_managers(run, heal: float | None, bound: float) -> dict:
-    managers = run.managers()
+    managers = config_members({n: (f or {}).get("status") for n, f in run.finals.items()}, run.managers())
     if not managers or not any(run.finals.get(m) for m in managers):
         return _part(Verdict.UNKNOWN, "nothing to check: no manager final state")
     view, missing, final_view = _final_pairs(run, managers)
@@ -119,6 +139,32 @@ def check_managers(run, heal: float | None, bound: float) -> dict:
         return _part(Verdict.UNKNOWN, f"no final/<node>.json for manager(s) {', '.join(missing)}",
                      final=final_view, **extra)
     return _time_managers(run, managers, heal, bound, final_view, extra)
+
+
+def check_config(run) -> dict:
+    """Every member of the final leader's configuration ends with that configuration, committed."""
+    finals = {n: (f or {}).get("status") for n, f in run.finals.items()}
+    confs = {n: st["config"] for n, st in finals.items() if _ok_status(st) and isinstance(st.get("config"), dict)}
+    if not confs:
+        return _part(Verdict.UNKNOWN, "nothing to check: no final status reports a configuration")
+    members = config_members(finals, [])
+    if not members:
+        return _part(Verdict.UNKNOWN, "no final leader reports a configuration", configs=confs)
+    # voters and learners only: `index` is the entry's log index, or the snapshot's once the log was
+    # compacted past it, which differs between nodes that snapshotted at different points
+    key = lambda c: (tuple(c.get("voters") or ()), tuple(c.get("learners") or ()), None)  # noqa: E731
+    want = key(next(st["config"] for st in finals.values() if _ok_status(st) and st.get("role") == "leader"
+                    and st["config"] and sorted(set(key(st["config"])[0]) | set(key(st["config"])[1])) == members))
+    differ = sorted(n for n in members if n not in confs or key(confs[n]) != want)
+    uncommitted = sorted(n for n in members if n in confs and confs[n].get("committed") is not True)
+    shown = {n: confs.get(n) for n in members}
+    if differ or uncommitted:
+        return _part(Verdict.INVALID, "configuration not converged: "
+                     + "; ".join(x for x in (f"different or missing on {', '.join(differ)}" if differ else "",
+                                            f"not committed on {', '.join(uncommitted)}" if uncommitted else "") if x),
+                     configs=shown)
+    return _part(Verdict.VALID, f"{len(members)} member(s) end with voters {list(want[0])}, learners "
+                                f"{list(want[1])}, committed", configs=shown)
 
 
 def _time_managers(run, managers: list[str], heal: float | None, bound: float, final_view: dict,
@@ -415,6 +461,7 @@ def convergence(run, store_bound_s, members_bound_s, services_bound_s, require) 
         "services": _with_gaps(run, lambda: check_services(run, heal, services_bound_s), set()),
         "task-order": _with_gaps(run, lambda: check_task_order(run), set()),
         "no-double": _with_gaps(run, lambda: check_no_double(run, heal, services_bound_s), {"journal"}),
+        "config": _with_gaps(run, lambda: check_config(run), set()),
     }
     evidence = {"heal_ts": heal, "required": list(require), "parts": parts}
     nothing = [n for n, p in parts.items() if p["summary"].startswith("nothing to check")]

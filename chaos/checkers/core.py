@@ -207,7 +207,7 @@ class CheckerDef:
 
 _REGISTRY: dict[str, CheckerDef] = {}
 _CHECKER_MODULES = ("linearizable", "raft_safety", "durability", "convergence", "availability",
-                    "expectations", "swarm_liveness")
+                    "expectations", "swarm_liveness", "redundancy")
 
 
 def register(name: str, params: tuple[Param, ...] = (), default: bool = False):

@@ -155,6 +155,9 @@ def durability(run, require_all_managers) -> Outcome:
     stores: dict[str, dict] = {}
     unreachable = []
     managers = run.managers()
+    if managers:   # membership (issue 23): a removed manager no longer gets the log; a promoted worker does
+        from chaos.checkers.convergence import config_members
+        managers = config_members({n: (f or {}).get("status") for n, f in run.finals.items()}, managers)
     finals = run.finals_of(managers) if managers else run.finals
     for node, fin in finals.items():
         store = fin.get("store")

@@ -33,6 +33,17 @@ current term, commit and apply progress, and checking (Raft paper, Ongaro & Oust
   state-machine-safety §5.4.3: every node applying (or snapshotting) index i applied the same chain
                        hash and reached the same store digest; an applied entry matches the hash in
                        the applying node's log.
+  election-quorum      §4.1 of the Raft thesis (membership): a leader of term T was granted votes in
+                       term T by a majority of the VOTERS of the configuration in force on it when it
+                       became leader (its latest `config` event: a configuration is used as soon as
+                       it is in the log). Votes from learners or removed nodes do not count, and its
+                       own vote only when it is a voter. Judged only for nodes whose journals carry
+                       `config` events (agents with membership), and only when every voter of that
+                       configuration has a journal (a missing one could hold a vote: noted instead).
+  removed-leader       §4.2.2: a leader whose configuration in force no longer lists it as a voter
+                       (removed or demoted) steps down as soon as that change commits: a commit
+                       event it journals as leader after its commit index already covered that
+                       configuration entry is a violation (it kept leading).
 
 No data is UNKNOWN, never VALID: journals without Raft events, or in which no node became leader or
 no entry was committed (commit, apply or snapshot events): the rules would hold vacuously.
@@ -53,7 +64,8 @@ from chaos.checkers.core import Outcome, Param, Verdict, register
 
 MAX_PER_RULE = 20
 RULES = ("election-safety", "vote-once", "persistent-state", "term-monotonic", "commit-monotonic", "commit-rule",
-         "apply-committed", "log-matching", "leader-completeness", "state-machine-safety")
+         "apply-committed", "log-matching", "leader-completeness", "state-machine-safety", "election-quorum",
+         "removed-leader")
 
 
 def _ev(e: dict) -> dict:
@@ -92,6 +104,8 @@ class _Node:
         self.apply_event: dict | None = None
         self.last_index = 0
         self.role = "follower"
+        self.voters: tuple | None = None   # the configuration in force (latest `config` event)
+        self.conf_index = 0
 
     def entry_hash(self, index: int) -> str | None:
         if index == 0:
@@ -116,6 +130,7 @@ def check_journals(journals: dict[str, list[dict]], commit_persisted: bool = Fal
     applied_at: dict[int, tuple[str, Any, dict]] = {}
     committed: dict[int, tuple[str, int, dict]] = {}     # index -> (hash, term known committed, event)
     leader_logs: list[tuple[int, dict, dict, int, str, int]] = []  # term, log copy, event, snap idx/hash, last
+    elections: list[tuple[int, str, tuple, dict]] = []   # term, leader, voters in force, role event
     counts = defaultdict(int)
 
     for name in sorted(nodes_with_raft):
@@ -151,8 +166,13 @@ def check_journals(journals: dict[str, list[dict]], commit_persisted: bool = Fal
                     st.term, st.term_event = term, e
                 elif term > st.term:   # role/vote in a term without its own term event
                     st.term, st.term_event = term, e
+            if t == "config" and isinstance(e.get("voters"), list):
+                st.voters = tuple(e["voters"])
+                st.conf_index = e.get("index") if isinstance(e.get("index"), int) else 0
             if t == "role":
                 st.role = e.get("role")
+            if t == "role" and e.get("role") == "leader" and st.voters is not None:
+                elections.append((term, name, st.voters, e))
             if t == "role" and e.get("role") == "leader":
                 for other in leaders[term]:
                     if other.get("node") != name:
@@ -215,6 +235,11 @@ def check_journals(journals: dict[str, list[dict]], commit_persisted: bool = Fal
                 _note_committed(v, committed, idx, h, st.term, e)
             elif t == "commit":
                 idx = e.get("index")
+                if st.role == "leader" and st.voters is not None and name not in st.voters \
+                        and st.commit_event is not None and st.commit >= st.conf_index > 0:
+                    v.add("removed-leader", f"{name} still leads (commit {idx}) after the configuration at "
+                                            f"index {st.conf_index} without it as a voter committed "
+                                            f"(commit {st.commit})", st.commit_event, e)
                 if idx < st.commit:
                     why = "within boot" if st.commit_event is not None else "below the persisted floor after restart"
                     v.add("commit-monotonic", f"{name}: commit {idx} after {st.commit} ({why})",
@@ -263,6 +288,7 @@ def check_journals(journals: dict[str, list[dict]], commit_persisted: bool = Fal
                     v.add("leader-completeness",
                           f"{lev.get('node')} became leader of term {lterm} without committed entry {idx} "
                           f"(hash {h}, committed by term {cterm}); its log has {have!r}", cev, lev)
+    _check_election_quorums(v, notes, elections, votes, set(journals))
     evidence = {
         "violations": {r: v.by_rule[r] for r in RULES if v.by_rule.get(r)},
         "violation_counts": {r: v.counts[r] for r in RULES if v.counts.get(r)},
@@ -282,6 +308,29 @@ def check_journals(journals: dict[str, list[dict]], commit_persisted: bool = Fal
                                         "had nothing to judge", evidence)
     return Outcome(Verdict.VALID, f"{len(nodes_with_raft)} node(s), {len(leaders)} term(s) with a leader, "
                                   f"{len(committed)} committed entries: all safety rules hold", evidence)
+
+
+def _check_election_quorums(v: _Violations, notes: list, elections: list, votes: dict, have: set) -> None:
+    """election-quorum (see the module docstring)."""
+    by_term: dict[int, dict[str, dict]] = defaultdict(dict)
+    for (voter, term), e in votes.items():
+        by_term[term][voter] = e
+    for term, leader, voters, lev in elections:
+        granted = {n for n, e in by_term.get(term, {}).items() if e.get("candidate") == leader}
+        counted = sorted(granted & set(voters))
+        if 2 * len(counted) > len(voters):
+            continue
+        absent = sorted(set(voters) - have)
+        if absent:
+            notes.append(f"election-quorum not judged for {leader} in term {term}: no journal of voter(s) "
+                         f"{', '.join(absent)}")
+            continue
+        others = sorted(granted - set(voters))
+        v.add("election-quorum", f"{leader} became leader of term {term} with votes from {counted or 'nobody'} of "
+                                 f"the voters {list(voters)} in force on it (a majority needs "
+                                 f"{len(voters) // 2 + 1})" + (f"; votes from non-voters {others} do not count"
+                                                               if others else ""),
+              lev, *[by_term[term][n] for n in sorted(granted)][:4])
 
 
 def _check_smr(v: _Violations, applied_at: dict, name: str, e: dict) -> None:
@@ -316,6 +365,10 @@ def raft_safety(run, commit_persisted) -> Outcome:
     """Raft safety from the journals: election safety, votes, monotonic terms/commits, log matching,
     leader completeness, state machine safety."""
     named = [n for n, role in run.named_nodes().items() if role == "manager"]
+    if named:   # a worker promoted to manager (issue 23) journals Raft events too
+        loaded = run._journals   # looked at without marking a worker's missing journal as read
+        named += [n for n, evs in sorted(loaded.items())
+                  if n not in named and any(e.get("type") == "promoted" for e in evs)]
     journals = run.journals_of(named) if named else run.journals
     if not journals:
         return Outcome.nothing("no events/<node>.jsonl journals")

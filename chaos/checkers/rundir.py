@@ -56,6 +56,10 @@ JOURNAL_TYPES: dict[str, dict[str, type | tuple]] = {
     "task": {"task": str, "state": str},
     "power-loss": {"dropped_bytes": int},
     "disk": {"state": str},
+    # membership (issue 23): the configuration in force changed; a join refused; a worker promoted
+    "config": {"index": int, "voters": list, "learners": list},
+    "join": {"state": str},
+    "promoted": {"role": str},
 }
 _NUMBER = (int, float)
 

@@ -807,6 +807,8 @@ AGENT_ENV_BY_CHAOS = {
         "CHAOS_PEER_PORT", "CHAOS_API_HOST", "CHAOS_API_PORT", "CHAOS_DATA_DIR")},
     "CHAOS_SEED": "each node's seed is derived from the run's seed (`chaos run --seed`)",
     "CHAOS_PLANT": "planted bugs go in cluster.plant, so that the run is marked planted",
+    "CHAOS_JOIN_TOKEN": "a manager joins a running cluster with it (the leader hands it to a promoted "
+                        "worker: `fault: membership`); on every node it would leave no manager to bootstrap",
 }
 
 

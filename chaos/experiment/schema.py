@@ -609,15 +609,32 @@ class DiskFullFault(NodeFaultBase):
                     "volume (local backend only)")
 
 
+class MembershipFault(FaultBase):
+    fault: Literal["membership"] = Field(
+        description="a change of the managers' Raft configuration through the leader's API (Swarm's "
+                    "`docker node promote/demote/rm`, one server at a time), made when the fault fires "
+                    "with its target resolved then (`target: leader` is the leader of that moment); the "
+                    "change is waited for until committed (else the run stops, exit 4) and is not undone "
+                    "when the fault ends: `for` is only how long it is held before the next `after` fires")
+    action: Literal["promote", "demote", "remove"] = Field(
+        description="promote: a learner, or a READY worker (it turns into a manager, joins with the "
+                    "cluster's token and becomes a voter once caught up); demote: a voter becomes a "
+                    "learner; remove: out of the configuration (the id is retired for good)")
+    target: Target = Field(description="the node(s), changed one after the other: " + TARGET_DOC)
+    force: bool = Field(True, description="remove: also a voter (the leader too) without demoting it first")
+
+
 LINK_KINDS = ("latency", "bandwidth", "reset", "stall", "slice", "slow-close", "limit", "flaky")
 NODE_KINDS = ("kill", "stop", "pause", "power-loss", "wipe", "disk-full")
 CLOCK_KINDS = ("clock",)
 RESOURCE_KINDS = ("cpu", "memory")
-FAULT_KINDS = ("partition",) + LINK_KINDS + NODE_KINDS + CLOCK_KINDS + RESOURCE_KINDS
+MEMBERSHIP_KINDS = ("membership",)   # never drawn by a random block
+FAULT_KINDS = ("partition",) + LINK_KINDS + NODE_KINDS + CLOCK_KINDS + RESOURCE_KINDS + MEMBERSHIP_KINDS
 
 Fault = Annotated[Union[PartitionFault, LatencyFault, BandwidthFault, ResetFault, StallFault, SliceFault,
                         SlowCloseFault, LimitFault, FlakyFault, KillFault, StopFault, PauseFault,
-                        PowerLossFault, WipeFault, DiskFullFault, ClockFault, CpuFault, MemoryFault],
+                        PowerLossFault, WipeFault, DiskFullFault, ClockFault, CpuFault, MemoryFault,
+                        MembershipFault],
                   Field(discriminator="fault")]
 
 
@@ -641,6 +658,7 @@ RANDOM_DEFAULTS: dict[str, dict[str, Any]] = {
     "cpu": {"cpus": 0.1},
     "memory": {"limit": 128 * 1000 ** 2},
     "power-loss": {}, "wipe": {}, "disk-full": {},
+    "membership": {"action": "demote"},   # never drawn (not in a random block's `kinds`)
 }
 RANDOM_NOT_PARAMS = ("fault", "target", "peers", "direction")
 
@@ -656,8 +674,8 @@ def _random_params_model() -> type[BaseModel]:
     kind's own fault with the random default as default."""
     kinds: dict[str, Any] = {}
     for kind, model in fault_models().items():
-        if kind == "partition":
-            continue  # it isolates the drawn target, in the block's own `mode`
+        if kind in ("partition",) + MEMBERSHIP_KINDS:
+            continue  # a partition isolates the drawn target in the block's `mode`; membership: never drawn
         fields: dict[str, Any] = {}
         for name, f in model.model_fields.items():
             if name in FaultBase.model_fields or name in RANDOM_NOT_PARAMS:

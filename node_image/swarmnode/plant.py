@@ -71,8 +71,10 @@ PLANT_LAYERS: dict[str, tuple[str, str]] = {
 
 PLANTS: dict[str, str] = {name: desc for name, (_layer, desc) in PLANT_LAYERS.items()}
 # Membership bugs of the Raft core (issue 23): caught by the simulator (tests/raft/
-# test_raft_membership.py); the agent has no membership operations yet, so no container experiment
-# can exercise them and the Docker catch table (tests/docker/test_plant_docker.py) leaves them out.
+# test_raft_membership.py). The agent now has membership operations and two of them change what it
+# does on loopback (tests/agent/test_agent_membership.py: conf_two_in_flight,
+# removed_leader_keeps_leading); no container experiment has been shown to catch them yet, so the
+# Docker catch table (tests/docker/test_plant_docker.py) still leaves all four out.
 SIM_ONLY_PLANTS = ("conf_two_in_flight", "learner_votes", "conf_before_own_commit",
                    "removed_leader_keeps_leading")     # == swarmnode.raft.config.MEMBERSHIP_BUGS
 RAFT_PLANTS = tuple(n for n, (layer, _d) in PLANT_LAYERS.items() if layer == "raft")

@@ -178,4 +178,4 @@ def test_status_of_a_finished_cluster_is_ready_and_workers_show_dashes(status_en
     assert "None" not in out
     w1 = next(line for line in out.splitlines() if " w1 " in line)
     cells = [c.strip() for c in w1.split("│") if c.strip()]
-    assert cells[:7] == ["w1", "worker", "running", "worker", "-", "m1", "-"]
+    assert cells[:8] == ["w1", "worker", "running", "worker", "-", "-", "m1", "-"]   # raft column: "-"

@@ -436,6 +436,52 @@ def test_nemesis_of_a_fault_that_never_fires_is_still_an_error(tmp_path, monkeyp
         nem.wait(5)
 
 
+class MembershipEffects(FakeEffects):
+    """FakeEffects with membership: the configuration as a value the changes edit."""
+
+    def __init__(self, refuse: bool = False):
+        super().__init__()
+        self.voters, self.learners, self.refuse = ["m1", "m2", "m3"], [], refuse
+
+    def membership_op(self, action, node, force):
+        self._call("membership", action, node, force)
+        if self.refuse:
+            raise FaultError(f"membership {action} {node}: refused: is-voter")
+        if action == "remove":
+            self.voters = [v for v in self.voters if v != node]
+        elif action == "promote":
+            self.voters = sorted(set(self.voters) | {node})
+        return {"committed": True, "config": {"voters": list(self.voters)}, "applied_ts": 1.0, "verified_ts": 1.0}
+
+    def membership_config(self):
+        return {"voters": list(self.voters), "learners": list(self.learners)}
+
+
+def test_nemesis_membership_resolves_the_leader_when_it_fires_and_is_not_undone(tmp_path):
+    eff = MembershipEffects()
+    faults = [_fault("rm", "membership", at=0.0, spec={"action": "remove", "target": "leader", "force": True}),
+              _fault("add", "membership", after="rm", spec={"action": "promote", "target": "w1"})]
+    _nem, _log, done = _run(faults, eff, tmp_path)
+    assert done
+    assert [c for c in eff.calls if c[0] == "membership"] == [("membership", "remove", "m2", True),
+                                                              ("membership", "promote", "w1", True)]
+    rows = _rows(tmp_path)
+    stop = next(r for r in rows if r["fault"] == "rm" and r["action"] == "stop")
+    assert stop["details"]["undone"] is False and "m2" not in stop["details"]["config"]["voters"]
+    assert stop["effect"]["effective"] is True
+    assert eff.voters == ["m1", "m3", "w1"]
+
+
+def test_nemesis_membership_refused_stops_the_run(tmp_path):
+    eff = MembershipEffects(refuse=True)
+    log = FaultLog(tmp_path / "faults.jsonl")
+    nem = Nemesis([_fault("rm", "membership", at=0.0, spec={"action": "remove", "target": "m1"})], eff, log)
+    nem.start(time.monotonic())
+    with pytest.raises(FaultError, match="refused"):
+        nem.wait(10)
+    assert [r["action"] for r in _rows(tmp_path)] == ["intend-start", "error"]
+
+
 def test_nemesis_records_the_selectors_wait_apart_from_its_own_lateness(tmp_path):
     """A leader fault planned during an election waits for the leader; that wait is the cluster's
     time (selector_wait_s), not the harness's lateness, and the report shows it apart (issue 25 §5)."""

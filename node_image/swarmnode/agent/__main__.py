@@ -60,7 +60,14 @@ async def _run(cfg) -> int:
         logging.getLogger("swarmnode.node").error("cannot start: %s", exc)
         await node.stop()
         return 3
-    await stop.wait()
+    fatal = asyncio.ensure_future(node.fatal.wait())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({fatal, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    for t in (fatal, stopped):
+        t.cancel()
+    if node.exit_code is not None:
+        await node.stop()
+        return node.exit_code
     try:
         await asyncio.wait_for(node.leave(), timeout=2.0)
     except Exception:  # noqa: BLE001 -- a failed goodbye must not keep the node from stopping

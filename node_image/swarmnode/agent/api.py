@@ -18,6 +18,8 @@ from typing import Any, Awaitable, Callable, Optional, Protocol
 from aiohttp import web
 
 from .bodies import error_body  # noqa: F401 -- part of this module's interface
+from .config import NODE_ID_RE
+from .members import ACTIONS as MEMBER_ACTIONS
 
 log = logging.getLogger("swarmnode.api")
 
@@ -216,6 +218,30 @@ def build_app(backend: Backend) -> web.Application:
         return web.json_response({"ok": True, "reachable": rtt is not None,
                                   "rtt_ms": None if rtt is None else round(rtt, 3)})
 
+    async def join_token(request):
+        return await run({"op": "cluster.token"})
+
+    async def config(request):
+        st = backend.status()
+        if "config" not in st:
+            raise ApiError(404, "not-found", "this node holds no Raft configuration (not a manager)", True)
+        c = st["config"]
+        roles = {n: "voter" for n in c["voters"]}
+        roles.update({n: "learner" for n in c["learners"]})
+        return web.json_response({"ok": True, "node": node_id, "leader": st.get("leader"),
+                                  "term": st.get("term"), **c, "members": dict(sorted(roles.items()))})
+
+    async def membership(request):
+        body = await _json_body(request)
+        action, node, force = body.get("action"), body.get("node"), body.get("force", False)
+        if action not in MEMBER_ACTIONS:
+            raise _bad(f"action must be one of {', '.join(MEMBER_ACTIONS)}")
+        if not isinstance(node, str) or not NODE_ID_RE.match(node):
+            raise _bad("node must be a node id ([a-z][a-z0-9]{0,30})")
+        if not isinstance(force, bool):
+            raise _bad("force must be a boolean")
+        return await run({"op": "member.change", "action": action, "node": node, "force": force})
+
     app = web.Application(middlewares=[errors], client_max_size=MAX_BODY_BYTES)
     app.router.add_get("/status", get_status)
     app.router.add_get("/kv/{key}", kv_get)
@@ -231,4 +257,7 @@ def build_app(backend: Backend) -> web.Application:
     app.router.add_get("/journal", journal)
     app.router.add_get("/store", store)
     app.router.add_post("/probe", probe)
+    app.router.add_get("/join-token", join_token)
+    app.router.add_get("/config", config)
+    app.router.add_post("/membership", membership)
     return app

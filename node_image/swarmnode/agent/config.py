@@ -18,6 +18,7 @@ from swarmnode import plant as plant_mod
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 NODE_ID_RE = re.compile(r"^[a-z][a-z0-9]{0,30}$")
+JOIN_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
 
 class ConfigError(ValueError):
@@ -42,6 +43,14 @@ class AgentConfig:
     data_dir: CHAOS_DATA_DIR (default /data): Raft state, journal, boot counter.
     seed: CHAOS_SEED (default 0): seeds every random choice of this node (election timeouts, gossip
         target order, backoff jitter).
+    join_token: CHAOS_JOIN_TOKEN (default empty). Set on a manager that JOINS a running cluster (Swarm's
+        `swarm join --token`) instead of bootstrapping with CHAOS_MANAGERS: it starts with no Raft
+        configuration, asks the leader (through the managers in CHAOS_MANAGERS) to add it as a
+        learner, and is promoted to voter once caught up. The leader refuses a wrong token, and an
+        id that is or was in the configuration when this node's Raft state is empty (it could vote
+        twice in a term); a refused node logs why and exits with status 4. A manager whose id is
+        not in CHAOS_MANAGERS needs it. After a join the node's Raft state holds its configuration,
+        so a restart with the same variables simply resumes.
 
     Timing (all in milliseconds unless the name says otherwise):
 
@@ -129,6 +138,7 @@ class AgentConfig:
     api_port: int = 8080
     data_dir: str = "/data"
     seed: int = 0
+    join_token: str = ""
     tick_ms: int = 10
     heartbeat_ms: int = 50
     election_timeout_min_ms: int = 300
@@ -186,8 +196,13 @@ class AgentConfig:
         for m in self.managers:
             if not NODE_ID_RE.match(m):
                 raise ConfigError(f"CHAOS_MANAGERS: bad id {m!r}")
-        if self.is_manager and self.node_id not in self.managers:
-            raise ConfigError(f"CHAOS_MANAGERS: a manager's own id {self.node_id!r} must be listed")
+        if self.is_manager and self.node_id not in self.managers and not self.join_token:
+            raise ConfigError(f"CHAOS_MANAGERS: a manager's own id {self.node_id!r} must be listed "
+                              "(or CHAOS_JOIN_TOKEN given, to join a running cluster)")
+        if self.join_token and not self.is_manager:
+            raise ConfigError("CHAOS_JOIN_TOKEN is for a joining manager (CHAOS_ROLE=manager)")
+        if self.join_token and not JOIN_TOKEN_RE.match(self.join_token):
+            raise ConfigError("CHAOS_JOIN_TOKEN: must be 8..128 characters of [A-Za-z0-9_-]")
         if not self.is_manager and self.node_id in self.managers:
             raise ConfigError(f"CHAOS_ROLE=worker but {self.node_id!r} is in CHAOS_MANAGERS")
         missing = [m for m in self.managers if m != self.node_id and m not in self.peers]
@@ -310,7 +325,7 @@ def load(env: Mapping[str, str]) -> AgentConfig:
         if env.get(name, "").strip():
             kwargs[fld] = _parse_int(name, env[name], lo, hi)
     for name, fld in (("CHAOS_PEER_HOST", "peer_host"), ("CHAOS_API_HOST", "api_host"),
-                      ("CHAOS_DATA_DIR", "data_dir")):
+                      ("CHAOS_DATA_DIR", "data_dir"), ("CHAOS_JOIN_TOKEN", "join_token")):
         if env.get(name, "").strip():
             kwargs[fld] = env[name].strip()
     if env.get("CHAOS_FSYNC", "").strip():

@@ -121,16 +121,21 @@ def put_until_ok(urls: list, value, client_id: str, seq: int, **kw) -> tuple[int
 class LocalCluster:
     def __init__(self, workdir: str, managers: int = 3, workers: int = 3, seed: int = 1,
                  extra_env: Optional[dict] = None,
-                 peer_address: Optional[Callable[[str, str], str]] = None) -> None:
+                 peer_address: Optional[Callable[[str, str], str]] = None,
+                 spare_managers: int = 0) -> None:
+        """`spare_managers`: ids m{managers+1}.. with ports and peer addresses on every node but
+        not started by start_all(): managers that join later (start(id, join_token=T))."""
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.seed = seed
         self.manager_ids = [f"m{i + 1}" for i in range(managers)]
         self.worker_ids = [f"w{i + 1}" for i in range(workers)]
+        self.spare_ids = [f"m{managers + i + 1}" for i in range(spare_managers)]
         self.ids = self.manager_ids + self.worker_ids
-        ports = free_ports(2 * len(self.ids))
-        self.peer_port = {n: ports[2 * i] for i, n in enumerate(self.ids)}
-        self.api_port = {n: ports[2 * i + 1] for i, n in enumerate(self.ids)}
+        every = self.ids + self.spare_ids
+        ports = free_ports(2 * len(every))
+        self.peer_port = {n: ports[2 * i] for i, n in enumerate(every)}
+        self.api_port = {n: ports[2 * i + 1] for i, n in enumerate(every)}
         self.extra_env = dict(extra_env or {})
         # (src, dst) -> "host:port" that src dials for dst; default: dst's peer port directly
         self.peer_address = peer_address or (lambda src, dst: f"127.0.0.1:{self.peer_port[dst]}")
@@ -138,12 +143,12 @@ class LocalCluster:
         self.logs: dict[str, str] = {}
 
     def env(self, node: str) -> dict:
-        peers = {p: self.peer_address(node, p) for p in self.ids if p != node}
+        peers = {p: self.peer_address(node, p) for p in self.ids + self.spare_ids if p != node}
         env = dict(os.environ)
         env["PYTHONPATH"] = NODE_IMAGE_DIR + os.pathsep + env.get("PYTHONPATH", "")
         env.update({
             "CHAOS_NODE_ID": node,
-            "CHAOS_ROLE": "manager" if node in self.manager_ids else "worker",
+            "CHAOS_ROLE": "worker" if node in self.worker_ids else "manager",
             "CHAOS_MANAGERS": ",".join(self.manager_ids),
             "CHAOS_PEERS": json.dumps(peers),
             "CHAOS_PEER_HOST": "127.0.0.1",
@@ -151,7 +156,7 @@ class LocalCluster:
             "CHAOS_PEER_PORT": str(self.peer_port[node]),
             "CHAOS_API_PORT": str(self.api_port[node]),
             "CHAOS_DATA_DIR": os.path.join(self.workdir, node),
-            "CHAOS_SEED": str(self.seed * 1000 + self.ids.index(node)),
+            "CHAOS_SEED": str(self.seed * 1000 + (self.ids + self.spare_ids).index(node)),
         })
         env.update(self.extra_env)
         return env
@@ -159,13 +164,30 @@ class LocalCluster:
     def url(self, node: str, path: str) -> str:
         return f"http://127.0.0.1:{self.api_port[node]}{path}"
 
-    def start(self, node: str) -> None:
+    def start(self, node: str, join_token: Optional[str] = None) -> None:
+        """Start `node`; with `join_token` it joins the running cluster (CHAOS_JOIN_TOKEN)."""
         log_path = os.path.join(self.workdir, f"{node}.log")
         self.logs[node] = log_path
+        env = self.env(node)
+        if join_token is not None:
+            env["CHAOS_JOIN_TOKEN"] = join_token
         with open(log_path, "ab") as logf:
             self.procs[node] = subprocess.Popen([sys.executable, "-m", "swarmnode.agent"],
-                                                env=self.env(node), stdout=logf, stderr=logf,
+                                                env=env, stdout=logf, stderr=logf,
                                                 stdin=subprocess.DEVNULL)
+
+    def wipe(self, node: str) -> None:
+        """Remove a stopped node's data directory (a lost disk)."""
+        import shutil
+        assert not self.alive(node), f"{node} is running"
+        shutil.rmtree(os.path.join(self.workdir, node), ignore_errors=True)
+
+    def exit_code(self, node: str, timeout_s: float) -> Optional[int]:
+        """Wait up to timeout_s for `node` to exit; its status, or None if it still runs."""
+        try:
+            return self.procs[node].wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
 
     def start_all(self) -> None:
         for n in self.ids:
@@ -210,7 +232,7 @@ class LocalCluster:
         """The manager that says it is leader, when every answering manager agrees on it."""
         seen = set()
         leaders = []
-        for m in among or self.manager_ids:
+        for m in among or (self.manager_ids + self.spare_ids):
             if not self.alive(m):
                 continue
             st = self.status(m)

@@ -26,17 +26,19 @@ import json
 import logging
 import os
 import random
+import secrets
 import time
 from typing import TYPE_CHECKING, Optional
 
 from swarmnode.raft import core as raftcore
 from swarmnode.raft.config import BUGS as RAFT_BUGS, config_from_ms
+from swarmnode.raft.membership import ConfChangeError
 from swarmnode.raft.messages import MessageError, message_from_dict
 from swarmnode.durability import note_synced
 from swarmnode.raft.storage import FileStorage, StorageWriteError
-from swarmnode.raft.store import STORE_BUGS, TASK_STATE_RANK
+from swarmnode.raft.store import CLUSTER_KEY, STORE_BUGS, TASK_STATE_RANK
 
-from . import orchestrator
+from . import members, orchestrator
 from .bodies import error_body
 from .fast_store import FastStore
 
@@ -51,6 +53,8 @@ INFLIGHT_EXPIRY_MS = 3000      # a system proposal not applied by then may be pr
 MAX_INFLIGHT = 4096
 MAX_PENDING_CLIENT = 20000     # client writes + reads waiting on this leader
 RESTART_DELAY_MS = 1000        # a slot whose task failed gets its replacement after this delay
+JOIN_RETRY_MS = 500            # a joining manager asks again this often until it is a member
+JOIN_REFUSED_EXIT = 4          # exit status of a joining manager the cluster refused
 
 
 class _LazyFileStorage(FileStorage):
@@ -146,8 +150,17 @@ class ManagerRole:
                               cfg.election_timeout_max_ms, snapshot_threshold=cfg.snapshot_entries,
                               max_entries_per_message=cfg.max_entries_per_message,
                               **_planted_raft_settings(self.plant))
-        self.raft = raftcore.RaftNode(cfg.node_id, cfg.managers, self.storage, rcfg,
+        # a joining manager (CHAOS_JOIN_TOKEN) starts without a configuration: the leader adds it
+        bootstrap = () if cfg.join_token else cfg.managers
+        self.raft = raftcore.RaftNode(cfg.node_id, bootstrap, self.storage, rcfg,
                                       random.Random(cfg.seed * 7919 + 3), self.store)
+        self._fresh = self.raft.last_log_index == 0 and self.raft.term == 0
+        self.join_state: Optional[dict] = None
+        if cfg.join_token:
+            self.join_state = {"state": "member" if self._is_member() else "joining", "attempts": 0}
+        self._join_task: Optional[asyncio.Task] = None
+        self._conf_seen: Optional[tuple] = None
+        self._token = secrets.token_urlsafe(18)   # proposed once if the cluster has none yet
         self._scheduled = False
         self._writes: dict[int, tuple[int, asyncio.Future]] = {}
         self._reads: dict[int, asyncio.Future] = {}
@@ -171,10 +184,58 @@ class ManagerRole:
 
     async def start(self) -> None:
         self._kick()
+        if self.join_state is not None and self.join_state["state"] == "joining":
+            self._join_task = asyncio.ensure_future(self._join_loop())
 
     async def stop(self) -> None:
+        if self._join_task is not None:
+            self._join_task.cancel()
+            await asyncio.gather(self._join_task, return_exceptions=True)
         self._fail_all(503, "unavailable", "node stopping", False)
         self.storage.close()
+
+    # -- joining a running cluster (CHAOS_JOIN_TOKEN) --------------------------------------------
+    def removed(self) -> bool:
+        """This manager knows a committed configuration without it (it will hear no leader again)."""
+        raft = self.raft
+        return (self.join_state is None or self.join_state["state"] != "joining") and not self._is_member() \
+            and raft.log.last_conf_index <= raft.commit_index and raft.membership is not None
+
+    def _is_member(self) -> bool:
+        return self.node.id in self.raft.voters or self.node.id in self.raft.learners
+
+    async def _join_loop(self) -> None:
+        """Ask the managers (any of them forwards to its leader) to add this node, until the
+        leader's configuration listing it reaches this node's log. A definite refusal (token,
+        identity) is final: logged, journaled, and the process exits with JOIN_REFUSED_EXIT."""
+        # the bootstrap managers first, then every other peer: after replacements none of the
+        # bootstrap managers may be left, and a worker or a follower answers with the leader it knows
+        contacts = [m for m in self.cfg.managers if m != self.node.id]
+        contacts += sorted(p for p in self.node.transport.peers if p not in contacts and p != self.node.id)
+        op = {"op": "member.join", "node": self.node.id, "token": self.cfg.join_token,
+              "fresh": self._fresh}
+        attempt, told = 0, None
+        while not self._is_member():
+            hint = self.raft.leader_id or told
+            target = hint if hint and hint != self.node.id else contacts[attempt % len(contacts)]
+            attempt += 1
+            self.join_state["attempts"] = attempt
+            status, body = await self.node.ask(target, op, self.cfg.request_timeout_ms / 1000)
+            told = body.get("leader") if isinstance(body.get("leader"), str) and body.get("leader") != target else None
+            if self._is_member():
+                break
+            if body.get("error") in ("bad-token", "identity-in-use", "identity-retired"):
+                self.join_state.update(state="refused", error=body["error"], message=body.get("message"))
+                log.error("join refused by the cluster: %s: %s", body["error"], body.get("message"))
+                self.node.journal.record({"type": "join", "state": "refused", "error": body["error"]})
+                self.node.journal.flush()
+                self.node.fail(JOIN_REFUSED_EXIT)
+                return
+            if status != 200:
+                self.join_state["last_error"] = body.get("error") or f"status {status}"
+            await asyncio.sleep(JOIN_RETRY_MS / 1000)
+        self.join_state["state"] = "member"
+        log.info("joined the cluster as %s", "voter" if self.node.id in self.raft.voters else "learner")
 
     # -- Raft driving ----------------------------------------------------------------------------
     def _kick(self) -> None:
@@ -205,6 +266,7 @@ class ManagerRole:
             if now_ms >= self._next_orchestrate_ms:
                 self._next_orchestrate_ms = now_ms + ORCHESTRATE_EVERY_MS
                 self._orchestrate(now_ms)
+                self._tend_membership(now_ms)
 
     def _process_ready(self) -> None:
         self._scheduled = False
@@ -215,6 +277,16 @@ class ManagerRole:
             rd = raft.ready()
             if rd is None:
                 break
+            conf = (raft.log.last_conf_index, raft.voters, raft.learners)
+            if conf != self._conf_seen:
+                # the configuration in force changed (appended, rolled back by a truncation, or
+                # loaded from storage): journaled with this Ready's events, before its messages
+                self._conf_seen = conf
+                ev = {"type": "config", "index": conf[0], "voters": list(conf[1]), "learners": list(conf[2])}
+                evs = list(rd.events)
+                at = next((i for i, e in enumerate(evs) if e.get("type") == "role" and e.get("role") == "leader"),
+                          len(evs))   # in force before a leadership this Ready also reports
+                rd = dataclasses.replace(rd, events=tuple(evs[:at] + [ev] + evs[at:]))
             # 1. durable state, then journal
             if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
                 try:
@@ -370,6 +442,15 @@ class ManagerRole:
         kind = op["op"]
         if kind == "kv.get":
             return await self._read(op["key"])
+        if kind == "member.join":
+            return await self._member_join(op)
+        if kind == "member.change":
+            return await self._member_change(op)
+        if kind == "cluster.token":
+            token = self.store.nodes.get(CLUSTER_KEY, {}).get("join_token")
+            if not token or not self._leader_ready:
+                return 503, error_body("unavailable", "no join token yet (leader not settled)", True)
+            return 200, {"ok": True, "join_token": token, "leader": self.node.id}
         if kind in ("service.list", "task.list"):
             return self.execute_local_read(op)
         cmd = {k: v for k, v in op.items() if k not in ("client_id", "seq")}
@@ -410,6 +491,110 @@ class ManagerRole:
             self._writes.pop(index, None)
             return 504, error_body("timeout", "not committed in time", False)
         return self._http_result(result)
+
+    async def _await_index(self, index: int, term: int) -> tuple[int, dict]:
+        """Wait for the entry at (index, term) to apply; its result as an HTTP answer."""
+        fut = asyncio.get_running_loop().create_future()
+        self._writes[index] = (term, fut)
+        self._kick()
+        try:
+            result = await asyncio.wait_for(asyncio.shield(fut), self._leader_timeout_s())
+        except asyncio.TimeoutError:
+            self._writes.pop(index, None)
+            return 504, error_body("timeout", "not committed in time", False)
+        return self._http_result(result)
+
+    def _conf_refused(self, exc: Exception) -> tuple[int, dict]:
+        if isinstance(exc, raftcore.NotLeader):
+            return self._not_leader()
+        if isinstance(exc, raftcore.Busy):
+            return 503, error_body("unavailable", "leader busy (uncommitted bound)", True)
+        return 503, error_body("change-in-flight" if "uncommitted" in str(exc) or "not committed" in str(exc)
+                               else "refused", str(exc), True)
+
+    def _propose_steps(self, node: str, steps: "members.Steps") -> tuple[int, dict] | int:
+        """Propose a change's upserts and its configuration change; the conf entry's index, or an
+        error answer (definite: the configuration change was not appended)."""
+        try:
+            if self.raft.role != raftcore.LEADER:
+                raise raftcore.NotLeader(self.raft.leader_id)
+            for fields in steps.upserts:
+                self.raft.propose({"op": "node.upsert", "node": node, "fields": fields})
+            if steps.conf is None:
+                self._kick()
+                return 0
+            index = self.raft.propose_conf_change(*steps.conf)
+        except (raftcore.NotLeader, raftcore.Busy, ConfChangeError) as exc:
+            self._kick()
+            return self._conf_refused(exc)
+        log.info("membership: proposed %s %s at index %d", steps.conf[0], node, index)
+        return index
+
+    async def _member_join(self, op: dict) -> tuple[int, dict]:
+        node = op.get("node")
+        if not isinstance(node, str) or not node or node == CLUSTER_KEY:
+            return 400, error_body("bad-request", "member.join needs a node id", True)
+        if not self._leader_ready:
+            return 503, error_body("unavailable", "leader not settled yet", True)
+        raft = self.raft
+        token = self.store.nodes.get(CLUSTER_KEY, {}).get("join_token")
+        d = members.join(node, op.get("token"), op.get("fresh") is True, token, raft.voters,
+                         raft.learners, self.cfg.managers, self.store.nodes)
+        if isinstance(d, members.Refusal):
+            log.warning("membership: join of %s refused: %s", node, d.code)
+            return d.status, error_body(d.code, d.message, True)
+        if d == "already":
+            return 200, {"ok": True, "already": True}
+        term = raft.term
+        r = self._propose_steps(node, members.Steps(upserts=({"role": "manager", "want": "voter"},),
+                                                    conf=("add_learner", node)))
+        if isinstance(r, tuple):
+            return r
+        return await self._await_index(r, term)
+
+    async def _member_change(self, op: dict) -> tuple[int, dict]:
+        if not self._leader_ready:
+            return 503, error_body("unavailable", "leader not settled yet", True)
+        node, raft = op["node"], self.raft
+        d = members.change(op["action"], node, op.get("force") is True, raft.voters, raft.learners,
+                           self.store.nodes)
+        if isinstance(d, members.Refusal):
+            return d.status, error_body(d.code, d.message, True)
+        if d.unchanged:
+            return 200, {"ok": True, "unchanged": True}
+        term = raft.term
+        r = self._propose_steps(node, d)
+        if isinstance(r, tuple):
+            return r
+        if d.promote_worker:
+            self._send_promote(node)
+            return 200, {"ok": True, "pending": "joining"}
+        status, body = await self._await_index(r, term)
+        if status == 200 and d.conf is not None and d.conf[0] == "promote":
+            body = dict(body, voter=True)
+        return status, body
+
+    def _send_promote(self, worker: str) -> None:
+        token = self.store.nodes.get(CLUSTER_KEY, {}).get("join_token")
+        if token:
+            self.node.send(worker, {"ch": "disp", "type": "promote", "token": token,
+                                    "leader": self.node.id})
+
+    def _tend_membership(self, now_ms: int) -> None:
+        """Leader housekeeping: give the cluster its join token once (cluster.init: the first one
+        applied stays); promote a learner that should be a voter once it has caught up (the core
+        refuses before, §4.2.1; one change at a time)."""
+        if not self.store.nodes.get(CLUSTER_KEY, {}).get("join_token"):
+            self._propose_system({"op": "cluster.init", "join_token": self._token}, now_ms)
+        for n in self.raft.learners:
+            if self.store.nodes.get(n, {}).get("want") == "voter":
+                try:
+                    index = self.raft.propose_conf_change("promote", n)
+                except (raftcore.NotLeader, raftcore.Busy, ConfChangeError):
+                    continue
+                log.info("membership: promoting caught-up learner %s (index %d)", n, index)
+                self._kick()
+                break
 
     def _leader_timeout_s(self) -> float:
         # A bit below the forwarding follower's timeout so its client gets our answer.
@@ -540,6 +725,9 @@ class ManagerRole:
             self._worker_boot[sender] = max(boot, self._worker_boot.get(sender, 0))
         now = self.node.now_ms()
         self._last_hb[sender] = now
+        if self.store.nodes.get(sender, {}).get("role") == "manager":
+            self._send_promote(sender)   # promoted: it has not turned into a manager yet
+            return
         if self._leader_ready:
             if self.store.nodes.get(sender, {}).get("state") != "ready":
                 self._propose_system({"op": "node.upsert", "node": sender,
@@ -584,7 +772,18 @@ class ManagerRole:
         self.node.counters["digest_mismatches"] = self.store.mismatches
         st = self.raft.status()
         st["ready"] = self.raft.leader_id is not None
-        st["workers"] = {w: rec.get("state") for w, rec in sorted(self.store.nodes.items())}
+        st["workers"] = {w: rec.get("state") for w, rec in sorted(self.store.nodes.items())
+                         if w != CLUSTER_KEY and rec.get("role", "worker") == "worker"}
+        st["config"] = {"voters": list(self.raft.voters), "learners": list(self.raft.learners),
+                        "index": st.get("config_index"), "committed": st.get("config_committed")}
+        st["membership"] = ("voter" if self.node.id in self.raft.voters else
+                            "learner" if self.node.id in self.raft.learners else
+                            "joining" if self.join_state and self.join_state["state"] == "joining"
+                            else "removed")
+        if self.join_state is not None:
+            st["join"] = dict(self.join_state)
+            if self._is_member():
+                st["join"]["state"] = "member"
         if self._disk_error is not None:
             st["disk_error"] = self._disk_error
         return st

@@ -16,6 +16,7 @@ Must not import ``chaos``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import itertools
 import logging
@@ -57,6 +58,17 @@ def current_rss_mb() -> Optional[float]:
         return round(pages * resource.getpagesize() / (1 << 20), 1)
     except (OSError, ValueError, IndexError):
         return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+PROMOTED_FILE = "promoted"   # in the data dir: the join token of a worker promoted to manager
+
+
+def _read_promoted(data_dir: str) -> str:
+    try:
+        with open(os.path.join(data_dir, PROMOTED_FILE)) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def swim_config(cfg: AgentConfig) -> swim.SwimConfig:
@@ -108,6 +120,12 @@ class Node:
         self._tasks: list[asyncio.Task] = []
         self._runner: Optional[web.AppRunner] = None
         self.started = False
+        self.exit_code: Optional[int] = None
+        self.fatal = asyncio.Event()   # set by fail(): the process should exit with exit_code
+        promoted = _read_promoted(cfg.data_dir)
+        if not cfg.is_manager and promoted:
+            # a worker promoted earlier (see become_manager) stays a manager across restarts
+            self.cfg = cfg = dataclasses.replace(cfg, role="manager", join_token=promoted)
         if cfg.is_manager:
             from .manager import ManagerRole
             self.role = ManagerRole(self)
@@ -140,6 +158,50 @@ class Node:
         self.started = True
         log.info("node %s (%s) up: peer port %d, api port %d, boot %d", self.id, self.cfg.role,
                  self.cfg.peer_port, self.cfg.api_port, self.journal.boot)
+
+    def fail(self, code: int) -> None:
+        """Ask the process to exit with `code` (a refused join: __main__ waits on `fatal`)."""
+        self.exit_code = code
+        self.fatal.set()
+
+    async def become_manager(self, token: str) -> None:
+        """A worker promoted by the leader (`chaos node promote W`): stop its tasks, remember the
+        promotion in the data dir (fsynced, so a restart comes back a manager), and run the manager
+        role as a joiner with the cluster's token: the leader adds it as a learner and makes it a
+        voter once it has caught up."""
+        if self.cfg.is_manager:
+            return
+        from .manager import ManagerRole
+        path = os.path.join(self.cfg.data_dir, PROMOTED_FILE)
+        with open(path + ".tmp", "w") as f:
+            f.write(token)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(path + ".tmp", path)
+        await self.role.stop()
+        self.cfg = dataclasses.replace(self.cfg, role="manager", join_token=token)
+        self.role = ManagerRole(self)
+        self.journal.record({"type": "promoted", "role": "manager"})
+        self.journal.flush()
+        log.info("promoted to manager: joining the Raft group")
+        await self.role.start()
+
+    async def ask(self, peer: str, op: dict, timeout_s: float) -> tuple[int, dict]:
+        """Send `op` to `peer` on the forwarding channel and wait for its answer (a follower
+        passes a `member.join` on to its leader). (0, {...}) when no answer came in time."""
+        if len(self._fwd_pending) >= MAX_PENDING_FORWARDS:
+            return 0, error_body("unavailable", "too many requests waiting", True)
+        loop = asyncio.get_running_loop()
+        fid = next(self._fwd_ids)
+        fut = loop.create_future()
+        self._fwd_pending[fid] = fut
+        self.send(peer, {"ch": "fwd", "id": fid, "op": op, "deadline": round(time.time() + timeout_s, 3)})
+        try:
+            return await asyncio.wait_for(fut, timeout_s)
+        except asyncio.TimeoutError:
+            return 0, error_body("timeout", f"no answer from {peer}", False)
+        finally:
+            self._fwd_pending.pop(fid, None)
 
     async def leave(self, linger_s: float = LEAVE_LINGER_S) -> None:
         """Graceful SWIM leave (SIGTERM): announce `left`, keep ticking and answering for `linger_s`
@@ -178,6 +240,7 @@ class Node:
             else:
                 await asyncio.sleep(0)  # let pending I/O (messages) run before this tick
             now = loop.time()
+            period = self.tick_period_ms() / 1000   # a promoted worker ticks as a manager from now
             if now - next_at > period:
                 self.counters["tick_lag_skips"] += 1
                 next_at = now
@@ -267,11 +330,15 @@ class Node:
             return self.role.execute_local_read(op)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cfg.request_timeout_ms / 1000
-        retry_safe = op["op"] in READ_OPS or "client_id" in op
+        retry_safe = op["op"] in READ_OPS or op["op"] == "cluster.token" or "client_id" in op
         sent = False   # forwarded to some leader at least once: the outcome is no longer known
         while True:
             if self.role.is_leader():
                 return await self.role.execute_leader(op)
+            if getattr(self.role, "removed", lambda: False)():
+                # out of the configuration: no leader will tell this node anything again (§4.2.3)
+                return 503, error_body("no-leader", "this manager was removed from the configuration",
+                                       not sent or op["op"] in READ_OPS)
             leader = self.role.leader_hint()
             if leader is None or leader == self.id:
                 wait_s = min(deadline - loop.time(), self.cfg.election_timeout_max_ms * LEADER_WAIT / 1000)
@@ -359,7 +426,9 @@ class Node:
             return
 
         async def go() -> None:
-            if not self.role.is_leader():
+            if op["op"] == "member.join" and self.cfg.is_manager and not self.role.is_leader():
+                status, body = await self.execute(op)   # a joiner may know no leader: pass it on
+            elif not self.role.is_leader():
                 status, body = 503, error_body("not-leader", "forwarded to a non-leader", True)
                 body["leader"] = self.role.leader_hint()
             else:

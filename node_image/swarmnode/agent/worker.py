@@ -18,6 +18,7 @@ Must not import ``chaos``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import TYPE_CHECKING, Optional
@@ -49,6 +50,7 @@ class WorkerRole:
         self._unanswered = 0
         self._published: set[str] = set()
         self._assigned: dict[str, dict] = {}
+        self._promoting = False
         node.counters.update({"heartbeats_sent": 0, "assignments": 0, "stale_assignments": 0})
 
     async def start(self) -> None:
@@ -106,7 +108,8 @@ class WorkerRole:
         if kind == "not_leader":
             hint = msg.get("leader")
             self._unanswered = 0
-            if isinstance(hint, str) and hint in self.cfg.managers and hint != self.leader:
+            if isinstance(hint, str) and (hint in self.cfg.managers or self.node.has_peer(hint)) \
+                    and hint != self.leader:
                 self.leader = hint
                 self._heartbeat()
             elif hint is None:
@@ -129,6 +132,13 @@ class WorkerRole:
             self.registered = registered
             self.node.counters["assignments"] += 1
             self._apply_assignments(tasks)
+        elif kind == "promote":   # the leader promoted this worker (chaos node promote)
+            token = msg.get("token")
+            if not isinstance(token, str) or not token:
+                raise ValueError("promote without a token")
+            if not self._promoting:
+                self._promoting = True
+                asyncio.ensure_future(self.node.become_manager(token))
         else:
             raise ValueError(f"unknown dispatcher message {kind!r}")
 

@@ -15,6 +15,10 @@ Commands are dicts with an "op":
   {"op": "kv.get", "key": K}                          -> {"ok": true, "value": V|None} (a read through the log)
   {"op": "node.upsert", "node": N, "fields": {...}}   worker registration / state; fields merged;
                                                       a "state" field ("ready"/"down") emits a `worker` event
+  {"op": "cluster.init", "join_token": T}            set once: the cluster's join token, kept in
+                                                      nodes["@cluster"] (not a node id: ids match
+                                                      [a-z][a-z0-9]*); a later one leaves the first
+                                                      -> {"ok": true, "join_token": the token in force}
   {"op": "service.create", "name": S, "replicas": n}  error "exists" if present
   {"op": "service.scale", "name": S, "replicas": n}   error "not-found" if absent
   {"op": "service.remove", "name": S}                 error "not-found" if absent
@@ -40,6 +44,7 @@ TASK_STATE_RANK = {"new": 0, "assigned": 1, "running": 2,
                    "complete": 3, "failed": 3, "shutdown": 3, "orphaned": 3}
 WORKER_STATES = ("ready", "down")
 MAX_SESSIONS = 10_000
+CLUSTER_KEY = "@cluster"   # nodes[CLUSTER_KEY]: cluster-wide settings (the join token); never a node
 
 
 KV_HASH_MOD = 1 << 128
@@ -240,6 +245,13 @@ class Store:
             events.append({"type": "worker", "worker": node, "state": state})
         return {"ok": True}
 
+    def _cluster_init(self, cmd, events):
+        token = _need(cmd, "join_token", str)
+        rec = self.nodes.setdefault(CLUSTER_KEY, {})
+        if not rec.get("join_token"):
+            rec["join_token"] = token
+        return {"ok": True, "join_token": rec["join_token"]}
+
     def _service_create(self, cmd, events):
         name = _need(cmd, "name", str)
         replicas = _need(cmd, "replicas", int)
@@ -313,6 +325,7 @@ _HANDLERS = {
     "kv.delete": Store._kv_delete,
     "kv.get": Store._kv_get,
     "node.upsert": Store._node_upsert,
+    "cluster.init": Store._cluster_init,
     "service.create": Store._service_create,
     "service.scale": Store._service_scale,
     "service.remove": Store._service_remove,
