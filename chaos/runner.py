@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import secrets
 import shlex
 import sys
@@ -329,7 +330,13 @@ class ClusterEffects:
                 c.update(cpu_period=CPU_PERIOD_US, cpu_quota=max(1000, int(round(float(value) * CPU_PERIOD_US))))
             else:
                 before = {"memory": hc.get("Memory") or 0, "memory_swap": hc.get("MemorySwap") or 0}
-                c.update(mem_limit=int(value), memswap_limit=int(value))
+                try:
+                    c.update(mem_limit=int(value), memswap_limit=int(value))
+                except Exception as exc:  # noqa: BLE001 -- a limit below the usage is the file's problem
+                    refusal = memory_refusal(str(getattr(exc, "explanation", None) or exc), node, int(value))
+                    if refusal is not None:
+                        raise refusal from None
+                    raise
             applied_ts = self.clock()
             c.reload()
         after = _limits(kind, c.attrs["HostConfig"])
@@ -363,6 +370,22 @@ class ClusterEffects:
 
     def heal_all(self) -> dict:
         return _compact(self.links.heal())
+
+
+_USAGE = re.compile(r"current usage:\s*(\d+)")
+
+
+def memory_refusal(message: str, node: str, limit: int) -> FaultError | None:
+    """The engine (runc) refuses a memory limit below what the container uses now; say that in the
+    experiment's terms, not as an engine failure. None for any other refusal."""
+    m = _USAGE.search(message)
+    if m is None:
+        return None
+    usage = int(m.group(1))
+    return FaultError(f"memory fault on {node}: the engine cannot set a limit of {limit:,} bytes below what the "
+                      f"container uses now ({usage:,} bytes)",
+                      hint=f"give `limit` above the node's use (here at least {usage * 1.25 / 1e6:.0f}MB); the "
+                           "kernel OOM-kills the agent if it then grows past the limit")
 
 
 def _limits(kind: str, hc: dict) -> dict:

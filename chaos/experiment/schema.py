@@ -584,7 +584,10 @@ class MemoryFault(NodeFaultBase):
                                                  "engine (no privileges; swap capped at the same limit); the "
                                                  "kernel may OOM-kill the agent, which is recorded (container "
                                                  "state OOMKilled) and the node started again when the fault ends")
-    limit: ByteSize = Field(description="the memory limit: 64MB, 512MiB, 1GB or bytes (at least 6MiB)")
+    limit: ByteSize = Field(description="the memory limit: 64MB, 512MiB, 1GB or bytes (at least 6MiB). The "
+                                        "engine refuses a limit below what the container uses when the fault "
+                                        "fires (an agent at rest: about 35-60 MB); the run then stops with "
+                                        "that usage named")
 
 
 class PowerLossFault(NodeFaultBase):

@@ -136,3 +136,37 @@ def test_resource_nemesis_records_an_oom_kill(tmp_path):
     stop = next(r for r in rows if r["action"] == "stop")
     assert stop["details"]["nodes"]["m1"]["oom_killed"] is True
     assert stop["effect"]["acted"] == "oom-killed"
+
+
+def test_resource_memory_limit_below_usage_is_named_as_the_files_problem():
+    """runc refuses a limit below the container's current use (seen on this engine: 'unable to set
+    memory limit to 8388608 (current usage: 45625344, peak usage: 53932032)'); the run says so in
+    the experiment's terms, with the usage, instead of an engine failure."""
+    import docker
+
+    from chaos.errors import FaultError
+    from chaos.runner import ClusterEffects, memory_refusal
+
+    text = ("Cannot update container 0ede: runc did not terminate successfully: exit status 1: unable to set "
+            "memory limit to 8388608 (current usage: 45625344, peak usage: 53932032)")
+
+    class Container:
+        attrs = {"HostConfig": {"Memory": 0, "MemorySwap": 0}}
+
+        def reload(self):
+            pass
+
+        def update(self, **kw):
+            raise docker.errors.APIError(text)
+
+    class Cluster:
+        def container(self, node):
+            return Container()
+
+    eff = ClusterEffects.__new__(ClusterEffects)
+    eff.cluster, eff.clock = Cluster(), time.time
+    with pytest.raises(FaultError) as info:
+        eff.resource_limit("memory", "w1", 8_388_608)
+    assert "below what the container uses now (45,625,344 bytes)" in info.value.message
+    assert "57MB" in info.value.hint
+    assert memory_refusal("Minimum memory limit allowed is 6MB", "w1", 1) is None
