@@ -278,7 +278,7 @@ checks: [linearizable, raft-safety]
     hist = [json.loads(x) for x in (d / "history.jsonl").read_text().splitlines()]
     invokes = [e for e in hist if e["type"] == "invoke"]
     window = [e for e in invokes if lo <= e.get("sched_ts", e["ts"]) < hi]
-    done, lat, inv = 0, [], {}
+    lat, inv = [], {}
     for e in hist:
         if e["type"] == "invoke":
             inv[e["process"]] = e
