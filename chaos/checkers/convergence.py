@@ -83,11 +83,26 @@ def _ok_status(s: Any) -> bool:
     return isinstance(s, dict) and "error" not in s
 
 
-def config_members(statuses: Mapping[str, Any], fallback: list[str]) -> list[str]:
+def removed_in_journals(run, managers: list[str]) -> set[str]:
+    """The managers that some journal shows outside a configuration appended after the bootstrap one
+    (a `config` event with index > 0 that does not list them): the evidence that they were removed."""
+    out: set[str] = set()
+    for evs in run.journals.values():
+        for e in evs:
+            if e.get("type") == "config" and isinstance(e.get("index"), int) and e["index"] > 0:
+                members = set(e.get("voters") or ()) | set(e.get("learners") or ())
+                out |= {m for m in managers if m not in members}
+    return out
+
+
+def config_members(statuses: Mapping[str, Any], fallback: list[str], removed: set[str] | None = None) -> list[str]:
     """The managers whose state must agree (issue 23): the voters and learners of the Raft
     configuration that the leader of the highest term reports (`config` in its status), when one
     does; else `fallback` (agents without membership). A removed manager is left out: it is not
-    sent the log after its removal (Raft thesis §4.2.3), so it may never catch up."""
+    sent the log after its removal (Raft thesis §4.2.3), so it may never catch up. With `removed`
+    (the checkers: `removed_in_journals`), a manager of `fallback` is left out only when the journals
+    show its removal: a leader that merely reports a configuration without it (a bug) does not take
+    a manager's evidence out of judgement."""
     best = None
     for st in statuses.values():
         if _ok_status(st) and st.get("role") == "leader" and isinstance(st.get("config"), dict):
@@ -96,7 +111,10 @@ def config_members(statuses: Mapping[str, Any], fallback: list[str]) -> list[str
     if best is None:
         return list(fallback)
     c = best["config"]
-    return sorted(set(c.get("voters") or ()) | set(c.get("learners") or ()))
+    members = set(c.get("voters") or ()) | set(c.get("learners") or ())
+    if removed is not None:
+        members |= set(fallback) - set(removed)
+    return sorted(members)
 
 
 def _final_pairs(run, managers: list[str]) -> tuple[dict, list[str], dict]:
@@ -120,7 +138,8 @@ def _final_pairs(run, managers: list[str]) -> tuple[dict, list[str], dict]:
 
 
 def check_managers(run, heal: float | None, bound: float) -> dict:
-    managers = config_members({n: (f or {}).get("status") for n, f in run.finals.items()}, run.managers())
+    managers = config_members({n: (f or {}).get("status") for n, f in run.finals.items()}, run.managers(),
+                              removed_in_journals(run, run.managers()))
     if not managers or not any(run.finals.get(m) for m in managers):
         return _part(Verdict.UNKNOWN, "nothing to check: no manager final state")
     view, missing, final_view = _final_pairs(run, managers)

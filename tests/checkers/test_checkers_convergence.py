@@ -260,3 +260,31 @@ def test_convergence_behind_with_a_cut_journal_unknown(tmp_path):
     p = _part(c, "managers")
     assert c.verdict == Verdict.UNKNOWN and p["verdict"] == "UNKNOWN", p
     assert "incomplete" in p["summary"]
+
+
+def _leader_reports_config_without_m3(b):
+    for m in ("m1", "m2", "m3"):
+        st = b.finals[m]["status"]
+        if st.get("role") == "leader":
+            st["config"] = {"voters": ["m1", "m2"], "learners": [], "index": 9, "committed": True}
+
+
+def test_convergence_a_manager_is_left_out_only_when_the_journals_show_its_removal(tmp_path):
+    """A leader that merely reports a configuration without m3 (a bug, or no membership change at
+    all) must not take m3's diverged store out of judgement: only a journaled configuration that
+    leaves m3 out does (issue 23; the deliberately wrong agent here is the reporting leader)."""
+    b = healthy_cluster(tmp_path / "a")
+    b.finals["m3"]["store"]["store_digest"] = "other"
+    _leader_reports_config_without_m3(b)
+    c = _judge(b, "convergence")
+    assert c.verdict == Verdict.INVALID and _part(c, "managers")["final"]["m3"]["store_digest"] == "other"
+    d = run_checks(b.write(), ["durability"]).checks[0]
+    assert "m3" in json.dumps(d.evidence)
+    # the removal journaled: m3 is out of the configuration in force, and is not judged
+    b2 = healthy_cluster(tmp_path / "b")
+    b2.finals["m3"]["store"]["store_digest"] = "other"
+    _leader_reports_config_without_m3(b2)
+    for m in ("m1", "m2"):
+        b2.j(m, "config", ts=T0 + 30, index=9, voters=["m1", "m2"], learners=[])
+    c2 = _judge(b2, "convergence")
+    assert "m3" not in _part(c2, "managers").get("final", {}), _part(c2, "managers")
