@@ -51,7 +51,7 @@ When every part lacks data the check is UNKNOWN. Must not import: click, rich, d
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from chaos.checkers.core import Outcome, Param, Verdict, register
 
@@ -95,14 +95,17 @@ def removed_in_journals(run, managers: list[str]) -> set[str]:
     return out
 
 
-def config_members(statuses: Mapping[str, Any], fallback: list[str], removed: set[str] | None = None) -> list[str]:
+def config_members(statuses: Mapping[str, Any], fallback: list[str],
+                   removed: Callable[[], set[str]] | None = None) -> list[str]:
     """The managers whose state must agree (issue 23): the voters and learners of the Raft
     configuration that the leader of the highest term reports (`config` in its status), when one
     does; else `fallback` (agents without membership). A removed manager is left out: it is not
     sent the log after its removal (Raft thesis §4.2.3), so it may never catch up. With `removed`
     (the checkers: `removed_in_journals`), a manager of `fallback` is left out only when the journals
     show its removal: a leader that merely reports a configuration without it (a bug) does not take
-    a manager's evidence out of judgement."""
+    a manager's evidence out of judgement. `removed` is called (the journals read) only when the
+    configuration leaves some manager of `fallback` out; a missing journal then makes the check
+    UNKNOWN, naming it, instead of judging a manager that may have been removed."""
     best = None
     for st in statuses.values():
         if _ok_status(st) and st.get("role") == "leader" and isinstance(st.get("config"), dict):
@@ -112,8 +115,8 @@ def config_members(statuses: Mapping[str, Any], fallback: list[str], removed: se
         return list(fallback)
     c = best["config"]
     members = set(c.get("voters") or ()) | set(c.get("learners") or ())
-    if removed is not None:
-        members |= set(fallback) - set(removed)
+    if removed is not None and set(fallback) - members:
+        members |= set(fallback) - set(removed())
     return sorted(members)
 
 
@@ -139,7 +142,7 @@ def _final_pairs(run, managers: list[str]) -> tuple[dict, list[str], dict]:
 
 def check_managers(run, heal: float | None, bound: float) -> dict:
     managers = config_members({n: (f or {}).get("status") for n, f in run.finals.items()}, run.managers(),
-                              removed_in_journals(run, run.managers()))
+                              lambda: removed_in_journals(run, run.managers()))
     if not managers or not any(run.finals.get(m) for m in managers):
         return _part(Verdict.UNKNOWN, "nothing to check: no manager final state")
     view, missing, final_view = _final_pairs(run, managers)

@@ -158,7 +158,7 @@ def durability(run, require_all_managers) -> Outcome:
     if managers:   # membership (issue 23): a removed manager no longer gets the log; a promoted worker does
         from chaos.checkers.convergence import config_members, removed_in_journals
         managers = config_members({n: (f or {}).get("status") for n, f in run.finals.items()}, managers,
-                                  removed_in_journals(run, managers))
+                                  lambda: removed_in_journals(run, managers))
     finals = run.finals_of(managers) if managers else run.finals
     for node, fin in finals.items():
         store = fin.get("store")

@@ -288,3 +288,19 @@ def test_convergence_a_manager_is_left_out_only_when_the_journals_show_its_remov
         b2.j(m, "config", ts=T0 + 30, index=9, voters=["m1", "m2"], learners=[])
     c2 = _judge(b2, "convergence")
     assert "m3" not in _part(c2, "managers").get("final", {}), _part(c2, "managers")
+
+
+def test_convergence_journals_read_only_when_the_configuration_leaves_a_manager_out(tmp_path):
+    """Without a membership change a missing journal does not touch durability (it reads none);
+    with a leader reporting a configuration without m3 and m2's journal missing, whether m3 was
+    removed cannot be told: UNKNOWN naming the journal, never a judgement of a maybe-removed node."""
+    b = healthy_cluster(tmp_path / "a")
+    d = b.write()
+    (d / "events" / "m2.jsonl").unlink()
+    assert run_checks(d, ["durability"], write=False).checks[0].verdict == Verdict.VALID
+    b2 = healthy_cluster(tmp_path / "b")
+    _leader_reports_config_without_m3(b2)
+    d2 = b2.write()
+    (d2 / "events" / "m2.jsonl").unlink()
+    c = run_checks(d2, ["durability"], write=False).checks[0]
+    assert c.verdict == Verdict.UNKNOWN and "events/m2.jsonl" in c.summary, c.summary
