@@ -76,6 +76,12 @@ def test_request_with_no_leader_known_waits_for_the_election(cluster):
     c = cluster
     old = wait_for(c.leader, 40, what="a leader")
     put_until_ok([c.url(old, "/kv/r")], 1, "r", 1)
+    # Every follower must be listening and following `old` before the kill: a leader is elected by
+    # two of three, and on a busy machine the third may not have opened its port yet (a refused
+    # connection then says nothing about failover).
+    for m in c.manager_ids:
+        if m != old:
+            wait_for(lambda m=m: (c.status(m) or {}).get("leader") == old, 20, what=f"{m} follows {old}")
     c.kill(old)
     results = {}
 
