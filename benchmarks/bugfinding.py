@@ -181,8 +181,18 @@ def main(argv=None) -> int:
                   file=sys.stderr, flush=True)
         return r
 
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+    pool = ThreadPoolExecutor(max_workers=args.jobs)
+    try:
         outcomes = list(pool.map(execute, specs))
+    except KeyboardInterrupt:
+        # Ctrl-C reaches every `chaos run` child too (same process group): each removes its own
+        # cluster. Queued runs are dropped; wait for the running ones to finish their cleanup.
+        print(f"# interrupted after {done[0]} of {len(specs)} runs; waiting for the running ones to "
+              f"remove their clusters (run directories under {out_root})", file=sys.stderr, flush=True)
+        pool.shutdown(wait=True, cancel_futures=True)
+        stop.set()
+        return 130
+    pool.shutdown(wait=True)
     stop.set()
 
     table: dict = {}
