@@ -772,7 +772,8 @@ class Runner:
             if cluster.handles[node].kind == "manager":
                 try:
                     out["store"] = cluster.store(node)
-                except (requests.RequestException, ValueError) as exc:
+                except (requests.RequestException, ValueError, ChaosError) as exc:   # ChaosError: a node
+                    # that stayed down (a replaced manager) has no published API port
                     out["store"] = None
                     out["store_error"] = f"{type(exc).__name__}: {exc}"
             out["read_ts"] = self.clock.now()
