@@ -406,8 +406,33 @@ def start_spare(cluster: Cluster, node: str, join_token: str | None = None) -> N
         raise UsageError(f"{node} is in use in cluster {cluster.name!r} (container "
                          f"{L.container_name(cluster.name, node)}); a node joins under a NEW id",
                          hint="leave --id out to take the next free spare id")
+    return _start_joiner(cluster, spec, node, join_token)
+
+
+def restart_as_joiner(cluster: Cluster, node: str, join_token: str) -> NodeHandle:
+    """Replace the stopped container of `node` by a new one under the SAME id, on the same data
+    volume and address, started with `join_token`: a machine reinstalled and joined again under its
+    old name. After a wipe the cluster must refuse it (identity-in-use while the id is in the
+    configuration, identity-retired once removed: docs/contracts.md section 6), and the process exits
+    with status 4. Used by the Docker tests to show that refusal; the Swarm way is a new id
+    (`start_spare`). UsageError when `node` is running or the cluster records no spec."""
+    spec = cluster.spec()
+    if spec is None or cluster.backend != "local":
+        raise UsageError(f"cluster {cluster.name!r} records no spec or is not on the local backend")
+    old = cluster.container(node)
+    with engine_errors(f"inspect {node}"):
+        old.reload()
+        if old.attrs["State"].get("Running"):
+            raise UsageError(f"{node} is running: stop (and wipe) it first")
+        old.remove()   # the container only: its data volume stays
+    return _start_joiner(cluster, spec, node, join_token)
+
+
+def _start_joiner(cluster: Cluster, spec: ClusterSpec, node: str, join_token: str | None) -> NodeHandle:
+    """`node`'s container made as `up` makes every node's (`_start_node`: the image of a sibling, the
+    cluster network, the address kept for it, its volume), joining with `join_token` (a manager)."""
     client = cluster.client
-    sibling = next((cluster.handles[n].container for n in cluster.nodes), None)
+    sibling = next((cluster.handles[n].container for n in cluster.nodes if n != node), None)
     if sibling is None:
         raise UsageError(f"cluster {cluster.name!r} has no node container to copy the image from")
     image = (sibling.attrs.get("Config") or {}).get("Image") or sibling.image.id
