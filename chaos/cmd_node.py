@@ -3,8 +3,9 @@
 Owns the click group `node` (exported as `COMMANDS`). promote/demote/rm ask a manager of the
 running cluster (its API on the control plane, which forwards to the Raft leader) through
 chaos.membership, and wait, bounded, until the configuration shows the result; add starts a node
-under a spare id (chaos.env.nodeops.add_node) and waits until it is a voter or a READY worker. Errors are chaos.errors exceptions; the
-CLI maps them: 2 bad usage, 3 outcome unknown, 4 cluster unreachable, 5 refused by the cluster.
+under a spare id (chaos.env.nodeops.add_node) and waits until it is a voter or a READY worker.
+Errors are chaos.errors exceptions; the CLI maps them: 2 bad usage, 3 outcome unknown, 4 cluster
+unreachable, 5 refused by the cluster.
 Must not import: chaos.cli.
 """
 

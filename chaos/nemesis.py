@@ -755,7 +755,7 @@ class Nemesis:
             applied: dict[str, dict] = {}   # this fault's own apply records (a wipe's evidence)
             if kind == "wipe" and set(targets) - set(view.workers):
                 raise FaultError(f"{fid}: wipe resolved to manager(s) {sorted(set(targets) - set(view.workers))}: "
-                                 "workers only (a wiped manager would need membership changes)")
+                                 "workers only (a lost manager is replaced: `fault: membership, action: replace`)")
 
             def apply():
                 out = {}

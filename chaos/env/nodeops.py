@@ -108,7 +108,9 @@ def wipe(cluster: Cluster, node: str) -> OpRecord:
     without a network, with only the node's data volume mounted, empties it but the journal (the
     harness's observation record; `python3 -m swarmnode.durability wipe`); the helper is labelled with
     the cluster and run (a `chaos cleanup` finds it) and removed. `start` then boots a fresh node
-    (boot counter 1, no state). The nemesis refuses a manager (validation says why first)."""
+    (boot counter 1, no state). The `wipe` fault refuses a manager (validation says why first): a
+    manager is wiped only by the `membership` fault's replace, after its removal from the
+    configuration, and is not started again (a fresh manager joins under a new id instead)."""
     rec = stop(cluster, node)
     c = cluster.container(node)
     mounts = [m for m in (c.attrs.get("Mounts") or []) if m.get("Destination") == DATA_DIR and m.get("Name")]
