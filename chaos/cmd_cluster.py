@@ -27,13 +27,15 @@ from chaos.env import runs as runs_mod
 from chaos.env.cluster import require_cluster
 from chaos.env.engine import connect
 from chaos.env.progress import RichProgress
-from chaos.env.spec import AGENT_OPTIONS, MAX_WORKERS, ClusterSpec, agent_env_from_options
+from chaos.env.spec import AGENT_OPTIONS, MAX_SPARES, MAX_WORKERS, ClusterSpec, agent_env_from_options
 from chaos.cli_backend import backend_options, load_inventory
 from chaos.env.up import TOXIPROXY_MODES, bring_up
 from chaos.errors import EnvironmentError_, UsageError
 from chaos.membership import config_view
 
 _NAME_HELP = "cluster name (several clusters can run at once under different names)"
+DEFAULT_SPARE_MANAGERS = 2   # `chaos up` reserves these for `chaos node add` (each adds 2 x nodes proxies)
+DEFAULT_SPARE_WORKERS = 1
 
 
 def _name_option(f):
@@ -80,6 +82,12 @@ def _agent_options(f):
 @click.option("--workers", default=5, show_default=True, type=click.IntRange(0, MAX_WORKERS),
               help="number of workers")
 @click.option("--seed", type=int, default=None, help="cluster seed (default: random, printed)")
+@click.option("--spares", "spare_managers", type=click.IntRange(0, MAX_SPARES), default=None,
+              help=f"spare manager ids m<N+1>.. reserved for `chaos node add --role manager` (their link "
+                   f"proxies are made now) [default: {DEFAULT_SPARE_MANAGERS} on the local backend, 0 on swarm]")
+@click.option("--spare-workers", type=click.IntRange(0, MAX_SPARES), default=None,
+              help=f"spare worker ids w<N+1>.. for `chaos node add --role worker` "
+                   f"[default: {DEFAULT_SPARE_WORKERS} on the local backend, 0 on swarm]")
 @_agent_options
 @click.option("--agent-env", multiple=True, metavar="KEY=VALUE",
               help="any other CHAOS_* agent setting (repeatable), e.g. CHAOS_FSYNC=0")
@@ -96,8 +104,8 @@ def _agent_options(f):
               "as the engine caps a container at 20,000 open files; 3 + 100 nodes get 3)")
 @backend_options
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON on stdout")
-def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, image, toxiproxy_mode, as_json,
-           toxiproxy_shards, backend, inventory, **agent):
+def up_cmd(name, managers, workers, seed, spare_managers, spare_workers, agent_env, timeout_s, base_image, image,
+           toxiproxy_mode, as_json, toxiproxy_shards, backend, inventory, **agent):
     """Build or reuse the images, start a cluster and wait until it is ready.
 
     Ready = every manager agrees on one leader, every worker is registered READY with the leader,
@@ -115,8 +123,11 @@ def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, imag
     inv = load_inventory(backend, inventory)
     if seed is None:
         seed = secrets.randbelow(2**31)
+    local = backend == "local"
     spec = ClusterSpec(name=name, managers=managers, workers=workers, seed=seed,
-                       agent_env=agent_env_from_options(agent, agent_env), toxiproxy_shards=toxiproxy_shards)
+                       agent_env=agent_env_from_options(agent, agent_env), toxiproxy_shards=toxiproxy_shards,
+                       spare_managers=(DEFAULT_SPARE_MANAGERS if local else 0) if spare_managers is None else spare_managers,
+                       spare_workers=(DEFAULT_SPARE_WORKERS if local else 0) if spare_workers is None else spare_workers)
     progress = RichProgress(quiet=as_json)
     click.echo(f"seed: {seed}", err=True)
     try:
@@ -133,7 +144,7 @@ def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, imag
                       "official": result.toxiproxy.official, "proxies": result.proxies,
                       "servers": {n: cluster.toxiproxy_url(n) for n in cluster.toxiproxy_nodes}},
         "ready_s": round(result.seconds_to_ready, 3), "up_s": round(result.seconds_total, 3),
-        "backend": cluster.backend,
+        "backend": cluster.backend, "spares": spec.spare_ids,
         "nodes": {n: {"kind": cluster.handles[n].kind, "api": cluster.api_url(n), "client": cluster.client_url(n),
                       "host": cluster.host_of(n)} for n in cluster.nodes},
     }
@@ -146,6 +157,9 @@ def up_cmd(name, managers, workers, seed, agent_env, timeout_s, base_image, imag
     for n, info in summary["nodes"].items():
         click.echo(f"  {n:<5} {info['kind']:<8} api {info['api']}  client {info['client']}"
                    + (f"  host {info['host']}" if info["host"] else ""))
+    if spec.spare_ids:
+        click.echo(f"spare ids (link proxies made, no container): {', '.join(spec.spare_ids)} -- "
+                   f"`chaos node add --role manager --name {name}`")
     click.echo(f"next: `chaos status --name {name}`, `chaos logs m1 --name {name}`, `chaos down --name {name}`")
     return 0
 
@@ -240,6 +254,7 @@ def status_cmd(name, as_json):
                       "proxies": n_proxies, "active": active, "error": toxi_error},
         "backend": cluster.backend,
         "config": conf,
+        "spares": cluster.free_spares(),
         "nodes": {n: {"kind": cluster.handles[n].kind, "container": cluster.handles[n].container.status,
                       "host": cluster.host_of(n), "raft": conf["state"].get(n, "-"),
                       "status": statuses.get(n)} for n in cluster.nodes},
@@ -265,6 +280,8 @@ def status_cmd(name, as_json):
         console.print(f"configuration (index {conf['index']}, "
                       f"{'committed' if conf['committed'] else 'not committed yet'}, as {conf['source']} sees it): "
                       f"voters {','.join(conf['voters']) or '-'}; learners {','.join(conf['learners']) or '-'}")
+    if doc["spares"]:
+        console.print(f"spare ids free for `chaos node add`: {', '.join(doc['spares'])}")
     servers = doc["toxiproxy"]["servers"]
     where = (f"{len(servers)} servers ({', '.join(f'{k} {v}' for k, v in servers.items())})"
              if len(servers) > 1 else doc["toxiproxy"]["state"])

@@ -1,9 +1,11 @@
 """Membership commands: `chaos node promote|demote|rm|add` (Swarm's `docker node ...`, issue 23).
 
-Owns the click group `node` (exported as `COMMANDS`). Each asks a manager of the running cluster
-(its API on the control plane, which forwards to the Raft leader) through chaos.membership, and
-waits, bounded, until the configuration shows the result. Errors are chaos.errors exceptions; the
-CLI maps them: 2 bad usage, 3 outcome unknown, 4 cluster unreachable, 5 refused by the cluster.
+Owns the click group `node` (exported as `COMMANDS`). promote/demote/rm ask a manager of the
+running cluster (its API on the control plane, which forwards to the Raft leader) through
+chaos.membership, and wait, bounded, until the configuration shows the result; add starts a node
+under a spare id (chaos.env.nodeops.add_node) and waits until it is a voter or a READY worker.
+Errors are chaos.errors exceptions; the CLI maps them: 2 bad usage, 3 outcome unknown, 4 cluster
+unreachable, 5 refused by the cluster.
 Must not import: chaos.cli.
 """
 
@@ -63,14 +65,14 @@ def _common(f):
     f = click.option("--json", "as_json", is_flag=True, help="print the result as JSON")(f)
     f = click.option("--wait", "wait_s", type=click.FloatRange(0.5, 600), default=30.0, show_default=True,
                      help="seconds to wait for the configuration to show the change")(f)
-    f = click.option("--name", default="default", show_default=True, metavar="NAME", help=_NAME_HELP,
-                     envvar="CHAOS_CLUSTER")(f)
+    f = click.option("--name", "--cluster", "name", default="default", show_default=True, metavar="NAME",
+                     help=_NAME_HELP, envvar="CHAOS_CLUSTER")(f)
     return click.argument("node")(f)
 
 
 @click.group("node")
 def node_group():
-    """Change the managers' Raft configuration: promote, demote, remove (Swarm's `docker node`)."""
+    """Change the managers' Raft configuration: promote, demote, remove, add (Swarm's `docker node`)."""
 
 
 @node_group.command("promote")
@@ -112,19 +114,60 @@ def rm_cmd(node, name, wait_s, as_json, force):
     return _run(name, "remove", node, force, wait_s, as_json)
 
 
+def _add_cluster(name: str):
+    """The running cluster for `add`. Separate so tests can replace it."""
+    from chaos.env.cluster import require_cluster
+    from chaos.env.engine import connect
+
+    cluster = require_cluster(connect(), name)
+    cluster.refresh()
+    return cluster
+
+
+def _add(name: str, role: str, node_id: str | None, wait_s: float) -> dict:
+    from chaos.env import nodeops
+
+    return nodeops.add_node(_add_cluster(name), role, node_id, wait_s=wait_s, call=_http)
+
+
 @node_group.command("add")
-@click.option("--role", type=click.Choice(["manager"]), required=True)
-@click.option("--name", default="default", show_default=True, metavar="NAME", help=_NAME_HELP)
-def add_cmd(role, name):
-    """Start a new manager that joins with the cluster's token (not available yet).
+@click.option("--role", type=click.Choice(membership.ROLES), required=True,
+              help="manager: joins the Raft group with the cluster's join token, as a learner, and is "
+                   "made a voter once caught up; worker: registers with the leader and is given tasks")
+@click.option("--id", "node_id", default=None, metavar="ID",
+              help="the new node's id: one of the spare ids reserved at `chaos up` (default: the next free one)")
+@click.option("--wait", "wait_s", type=click.FloatRange(0.5, 600), default=60.0, show_default=True,
+              help="seconds to wait for it to be a voter (manager) or READY (worker)")
+@click.option("--name", "--cluster", "name", default="default", show_default=True, metavar="NAME",
+              help=_NAME_HELP, envvar="CHAOS_CLUSTER")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+def add_cmd(role, node_id, wait_s, name, as_json):
+    """Start a new node in a running cluster, as `docker swarm join` does: a manager joins with the
+    cluster's join token (asked from the leader) as a learner and becomes a voter once caught up.
+
+    The node takes a spare id: its link proxies, address and every other node's peer entry for it
+    were made at `chaos up` (--spares, --spare-workers), so it joins with faults on its links like
+    every node. It is labelled with the cluster: `chaos down` removes it. A removed id never joins
+    again: a replacement joins under a new id. Exit 2 bad usage (no cluster, bad role, id in use,
+    no spare left), 5 the cluster refused the join, 3 not in within --wait, 4 engine or cluster
+    unreachable.
 
     \b
     Example:
       chaos node add --role manager
+      chaos node add --cluster b --role worker --id w6
     """
-    raise UsageError("`chaos node add` is not implemented yet: the harness creates every node's "
-                     "link proxies at `chaos up`",
-                     hint="promote a worker instead: `chaos node promote w3`")
+    out = _add(name, role, node_id, wait_s)
+    if as_json:
+        click.echo(json.dumps(out, indent=2, sort_keys=True, default=str))
+        return 0
+    if role == "manager":
+        cfg = out["config"]
+        click.echo(f"add {out['node']}: joined as a learner, now a voter; voters {','.join(cfg['voters'])}"
+                   + (f", learners {','.join(cfg['learners'])}" if cfg.get("learners") else ""))
+    else:
+        click.echo(f"add {out['node']}: a READY worker (leader {out['status'].get('leader')})")
+    return 0
 
 
 COMMANDS = [node_group]

@@ -345,6 +345,11 @@ class Effects(Protocol):
     # (record: `answer`, `config`, `committed`, applied_ts, verified_ts); the configuration now
     def membership_op(self, action: str, node: str, force: bool) -> dict: ...
     def membership_config(self) -> dict | None: ...
+    # a node joining under a spare id (record: `node`, `committed`, `config`, applied_ts, verified_ts),
+    # and a manager replaced: removed, stopped and wiped, a fresh one joined (record: `replaced`,
+    # `replacement`, `steps`, `committed`, ...); `step(node, name, record)` is called after each step
+    def membership_add(self, role: str, step: Callable[[str, str, dict], None]) -> dict: ...
+    def membership_replace(self, node: str, step: Callable[[str, str, dict], None]) -> dict: ...
     def resource_restore(self, kind: str, node: str, before: Any) -> dict: ...
 
 
@@ -750,7 +755,7 @@ class Nemesis:
             applied: dict[str, dict] = {}   # this fault's own apply records (a wipe's evidence)
             if kind == "wipe" and set(targets) - set(view.workers):
                 raise FaultError(f"{fid}: wipe resolved to manager(s) {sorted(set(targets) - set(view.workers))}: "
-                                 "workers only (a wiped manager would need membership changes)")
+                                 "workers only (a lost manager is replaced: `fault: membership, action: replace`)")
 
             def apply():
                 out = {}
@@ -821,24 +826,46 @@ class Nemesis:
     def _prepare_membership(self, f: dict, view: View, rng: random.Random):
         """A configuration change (issue 23): each target in turn through the leader's API, waited
         for until the configuration shows it committed (Effects.membership_op; a refusal or no
-        commit in time is a FaultError). Nothing is undone when the fault ends; the undo records
-        the configuration then. Effect: every change was seen committed."""
+        commit in time is a FaultError). `add`: a new node under a spare id (no target;
+        Effects.membership_add). `replace`: each target removed, stopped and wiped, and a fresh
+        manager joined under a new id (Effects.membership_replace); every step is written to
+        faults.jsonl as it is done (action `step`), so a replace that fails half-way shows how far
+        it got. Nothing is undone when the fault ends; the undo records the configuration then.
+        Effect: every change was seen committed."""
         spec, fid = f["spec"], f["id"]
-        targets = resolve_target(spec["target"], view, rng)
-        if not targets:
-            raise FaultError(f"{fid}: the target {spec['target']!r} resolved to no node")
         action, force = spec["action"], bool(spec.get("force", True))
+        if action == "add":
+            targets: list = []
+        else:
+            targets = resolve_target(spec["target"], view, rng)
+            if not targets:
+                raise FaultError(f"{fid}: the target {spec['target']!r} resolved to no node")
+        if action == "replace" and set(targets) - set(view.managers):
+            raise FaultError(f"{fid}: replace resolved to {sorted(set(targets) - set(view.managers))}, not "
+                             "manager(s): only a manager is replaced (a worker is wiped: `fault: wipe`)")
         eff = self.effects
         done: dict[str, dict] = {}
 
+        def step(node: str, name: str, rec: dict) -> None:
+            self.log.write(fault=fid, action="step", kind="membership", targets=[node],
+                           details={"step": name, **rec})
+
         def apply():
             out = {}
+            if action == "add":
+                rec = eff.membership_add(spec.get("role") or "manager", step)
+                out[rec["node"]] = done[rec["node"]] = rec
+                last = rec
             for n in targets:
-                out[n] = eff.membership_op(action, n, force)
+                out[n] = (eff.membership_replace(n, step) if action == "replace"
+                          else eff.membership_op(action, n, force))
                 done[n] = out[n]
-            last = out[targets[-1]]
-            return {"action": action, "nodes": out, "applied_ts": last.get("applied_ts"),
-                    "verified_ts": last.get("verified_ts"), "config": last.get("config")}
+                last = out[n]
+            rec = {"action": action, "nodes": out, "applied_ts": last.get("applied_ts"),
+                   "verified_ts": last.get("verified_ts"), "config": last.get("config")}
+            if action in ("add", "replace"):
+                rec["joined"] = [r["node"] if action == "add" else r["replacement"] for r in out.values()]
+            return rec
 
         def undo():
             return {"undone": False, "config": _call(eff, "membership_config", default=None)}

@@ -72,6 +72,7 @@ CLOCK_VERIFY_S = 20.0  # a clock fault's node must read its new spec back within
 # node took more than 5 s to answer its status at load 38
 SERVICE_RETRY_S = 30.0
 MEMBERSHIP_COMMIT_S = 30.0  # a membership change must show committed in the configuration within this
+MEMBERSHIP_JOIN_S = 60.0    # a joining node must be a voter (a READY worker) within this of its start
 SCHEDULE_SLACK_S = 120.0
 
 
@@ -214,6 +215,51 @@ class ClusterEffects:
             raise FaultError(f"membership {action} {node}: {exc.message}", hint=exc.hint) from exc
         return {"answer": answer, "config": {k: cfg.get(k) for k in ("voters", "learners", "index", "leader")},
                 "committed": True, "applied_ts": applied_ts, "verified_ts": self.clock()}
+
+    def membership_add(self, role: str, step=None) -> dict:
+        """A new node under the next free spare id (chaos.env.nodeops.add_node: the join token from
+        the leader, its container started like every other, waited for until a voter or READY). Its
+        links are verified like every other's from the moment its container runs. Any failure is a
+        FaultError (the harness could not make the change; never a verdict)."""
+        from chaos.errors import ChaosError
+
+        t0 = self.clock()
+        try:
+            rec = nodeops.add_node(self.cluster, role, wait_s=MEMBERSHIP_JOIN_S,
+                                   on_started=lambda n: self.links.set_unavailable(n, False))
+        except ChaosError as exc:
+            raise FaultError(f"membership add ({role}): {exc.message}", hint=exc.hint) from exc
+        cfg = rec.get("config") or {}
+        out = {"node": rec["node"], "role": role, "committed": True, "requested_ts": t0,
+               "started_wall": rec["started_ts"], "learner_seen": rec.get("learner_seen"),
+               "config": {k: cfg.get(k) for k in ("voters", "learners", "index", "leader")} if cfg else None,
+               "status": rec.get("status"), "applied_ts": self.clock(), "verified_ts": self.clock()}
+        if step is not None:
+            step(rec["node"], "join", out)
+        return out
+
+    def membership_replace(self, node: str, step=None) -> dict:
+        """A lost manager replaced the Swarm way (issue 23): removed from the configuration (forced:
+        it may be a voter, the leader, or down), its container stopped and its data volume wiped
+        (all but its journal, the harness's record: chaos.env.nodeops.wipe), then a fresh manager
+        joined under a NEW spare id with the cluster's token and waited for until it is a voter.
+        The old node stays stopped (its disk is gone; its id is retired). Each step is reported to
+        `step` as it is done."""
+        step = step or (lambda *_a: None)
+        steps = []
+        removed = self.membership_op("remove", node, True)
+        steps.append({"step": "remove", "node": node, "ts": self.clock()})
+        step(node, "remove", removed)
+        self.mark_unavailable(node, True)   # before: no verify probes the node being stopped
+        wiped = self.node_op("wipe", node)
+        steps.append({"step": "wipe", "node": node, "ts": self.clock()})
+        step(node, "wipe", wiped)
+        joined = self.membership_add("manager", step)
+        steps.append({"step": "join", "node": joined["node"], "ts": self.clock()})
+        return {"replaced": node, "replacement": joined["node"], "steps": steps, "committed": True,
+                "removed_config": removed.get("config"), "wiped": (wiped.get("detail") or {}).get("wiped"),
+                "config": joined.get("config"), "learner_seen": joined.get("learner_seen"),
+                "applied_ts": joined["applied_ts"], "verified_ts": joined["verified_ts"]}
 
     def membership_config(self) -> dict | None:
         from chaos.membership import http_call as _http
@@ -523,7 +569,9 @@ class Runner:
                                     toxiproxy_shards=c["toxiproxy_shards"],
                                     faketime=any(f["kind"] == "clock" for f in self.plan["faults"]),
                                     data_mb=(DISK_FAULT_DATA_MB if any(f["kind"] == "disk-full" for f in self.plan["faults"])
-                                             else None))
+                                             else None),
+                                    spare_managers=spares_needed(self.plan, "manager", c["managers"]),
+                                    spare_workers=spares_needed(self.plan, "worker", c["managers"]))
                 backend = opts.backend or self.exp.cluster.backend
                 inventory = opts.inventory
                 if backend == "swarm" and inventory is None:
@@ -568,6 +616,8 @@ class Runner:
                                probe=lambda s, d, t=VERIFY_PROBE_MS: cluster.probe(s, d, timeout_ms=t),
                                probe_timeouts_ms=VERIFY_PROBE_TIMEOUTS_MS, verify_deadline_s=VERIFY_DEADLINE_S,
                                clock=self.clock.now)
+        for n in cluster.free_spares():   # no container yet: its links are not asserted until it joins
+            links.set_unavailable(n, True)
         effects = ClusterEffects(cluster, links, clock=self.clock.now)
         self.faults = FaultLog(self.run_dir / "faults.jsonl", clock=self.clock.now)
         self.writer = HistoryWriter(self.run_dir / "history.jsonl", clock=self.clock.now)
@@ -710,6 +760,10 @@ class Runner:
                 pass
         if missing:
             self._write_run(missing_journals=missing)
+        joined = {n: {"role": cluster.handles[n].kind, "host": cluster.host_of(n) or "local", "joined": True}
+                  for n in cluster.nodes if n not in (self.run.get("nodes") or {})}
+        if joined:   # nodes that joined during the run (membership add / replace): judged like the rest
+            self._write_run(nodes={**(self.run.get("nodes") or {}), **joined})
 
     def _final_states(self, cluster: Cluster) -> dict[str, dict]:
         """node -> {"status", "store" (managers), "store_error"?, "read_ts"}, all nodes read at once."""
@@ -718,7 +772,8 @@ class Runner:
             if cluster.handles[node].kind == "manager":
                 try:
                     out["store"] = cluster.store(node)
-                except (requests.RequestException, ValueError) as exc:
+                except (requests.RequestException, ValueError, ChaosError) as exc:   # ChaosError: a node
+                    # that stayed down (a replaced manager) has no published API port
                     out["store"] = None
                     out["store_error"] = f"{type(exc).__name__}: {exc}"
             out["read_ts"] = self.clock.now()
@@ -832,6 +887,33 @@ class _ServiceOps:
             row["error"] = error
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row, separators=(",", ":")) + "\n")
+
+
+def spares_needed(plan: dict, role: str, managers: int) -> int:
+    """Spare ids of `role` a plan may start (chaos.env.spec): one per node a membership `add` of that
+    role or a `replace` (managers) may join -- a replace of a selector that can name several managers
+    (`managers`, `followers`, a role with a count) reserves one per manager it may name."""
+    n = 0
+    for f in plan.get("faults", []):
+        spec = f.get("spec") or {}
+        if f.get("kind") != "membership":
+            continue
+        if spec.get("action") == "add" and (spec.get("role") or "manager") == role:
+            n += 1
+        elif spec.get("action") == "replace" and role == "manager":
+            n += _selector_size(spec.get("target"), managers)
+    return n
+
+
+def _selector_size(target, managers: int) -> int:
+    """At most how many managers a selector names."""
+    if isinstance(target, list):
+        return sum(_selector_size(t, managers) for t in target)
+    if isinstance(target, str):
+        return managers if target in ("managers", "followers", "all") else 1
+    if isinstance(target, dict) and target.get("role") == "leader":
+        return 1
+    return managers
 
 
 def _journal_order(cluster: Cluster, finals: dict[str, dict]) -> list[str]:

@@ -115,7 +115,7 @@ def redundancy_intervals(rows: list[dict], target: int, lag_entries: int = 100, 
 ))
 def redundancy(run, max_below_target_s, max_degraded_s, lag_entries) -> Outcome:
     """How long the cluster ran with fewer voters than configured (issue 23)."""
-    target = len(run.managers())
+    target = len(run.started_managers())   # a manager that joined during the run does not raise it
     rows = run.status
     if not rows:
         return Outcome.nothing("no status.jsonl rows")

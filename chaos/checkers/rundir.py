@@ -187,9 +187,10 @@ def _validate_status(row: dict) -> str | None:
     return None
 
 
-FAULT_ACTIONS = ("intend-start", "start", "intend-stop", "stop", "heal", "skipped", "error", "sham")
+FAULT_ACTIONS = ("intend-start", "start", "intend-stop", "stop", "heal", "skipped", "error", "sham", "step")
 """faults.jsonl actions (docs/contracts.md section 5); `start`/`stop` are the in-effect lines; `sham`
-is a fault of a control run (`chaos run --control`), planned and never applied."""
+is a fault of a control run (`chaos run --control`), planned and never applied; `step` is one step
+of a membership add or replace (remove, wipe, join), written as it is done."""
 
 
 def _validate_fault(row: dict) -> str | None:
@@ -457,8 +458,17 @@ class RunDir:
         return {n: self._finals[n] for n in nodes if n in self._finals}
 
     # -- roles --
+    def started_managers(self) -> list[str]:
+        """The managers the cluster started with: `managers()` without those run.json marks `joined`
+        (a node that joined during the run under a spare id, issue 23)."""
+        nodes = self.run.get("nodes")
+        joined = {str(n) for n, info in nodes.items() if isinstance(info, dict) and info.get("joined")} \
+            if isinstance(nodes, dict) else set()
+        return [m for m in self.managers() if m not in joined]
+
     def managers(self) -> list[str]:
-        """Manager ids from run.json nodes, else final statuses, else nodes with Raft events."""
+        """Manager ids from run.json nodes (joined ones too), else final statuses, else nodes with
+        Raft events."""
         ms = [n for n, role in self.named_nodes().items() if role == "manager"]
         if ms:
             return sorted(ms)

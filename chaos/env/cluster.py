@@ -100,7 +100,34 @@ class Cluster:
         names = [n for n, h in self.handles.items() if h.kind == "toxiproxy"]
         return sorted(names, key=lambda n: int(n[len(L.TOXIPROXY_NODE):] or 1))
 
+    def spec(self):
+        """The ClusterSpec recorded in the containers' SPEC_LABEL at `up` (chaos.env.spec), or None
+        for a cluster brought up before it was recorded."""
+        from chaos.env.spec import SPEC_LABEL, ClusterSpec
+
+        for h in self.handles.values():
+            text = (h.container.labels or {}).get(SPEC_LABEL)
+            if text:
+                try:
+                    return ClusterSpec.from_label(self.name, text)
+                except ValueError:
+                    continue
+        return None
+
+    def free_spares(self, kind: str | None = None) -> list[str]:
+        """Spare ids (reserved at `up`, chaos.env.spec) that have no container yet, of `kind` if given."""
+        spec = self.spec()
+        if spec is None:
+            return []
+        ids = {"manager": spec.spare_manager_ids, "worker": spec.spare_worker_ids, None: spec.spare_ids}[kind]
+        return [n for n in ids if n not in self.handles]
+
     def topology(self) -> Topology:
+        """The link table the cluster was brought up with: from its recorded spec (spares included),
+        else (older clusters) from the containers found."""
+        spec = self.spec()
+        if spec is not None:
+            return spec.topology()
         shards = max(1, len(self.toxiproxy_nodes))
         return Topology(self.managers, self.workers, TOXIPROXY_BASE_PORT,
                         shards=min(shards, max(1, len(self.nodes))))

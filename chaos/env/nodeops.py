@@ -108,7 +108,9 @@ def wipe(cluster: Cluster, node: str) -> OpRecord:
     without a network, with only the node's data volume mounted, empties it but the journal (the
     harness's observation record; `python3 -m swarmnode.durability wipe`); the helper is labelled with
     the cluster and run (a `chaos cleanup` finds it) and removed. `start` then boots a fresh node
-    (boot counter 1, no state). The nemesis refuses a manager (validation says why first)."""
+    (boot counter 1, no state). The `wipe` fault refuses a manager (validation says why first): a
+    manager is wiped only by the `membership` fault's replace, after its removal from the
+    configuration, and is not started again (a fresh manager joins under a new id instead)."""
     rec = stop(cluster, node)
     c = cluster.container(node)
     mounts = [m for m in (c.attrs.get("Mounts") or []) if m.get("Destination") == DATA_DIR and m.get("Name")]
@@ -259,6 +261,69 @@ def unpause(cluster: Cluster, node: str) -> OpRecord:
     t1 = time.time()
     _wait_state(c, lambda s: not s.get("Paused"), "unpause", node)
     return OpRecord("unpause", node, t0, t1, {})
+
+
+def api_urls(cluster: Cluster) -> list[str]:
+    """The API URLs of every node with a published port (a promoted worker is a manager too)."""
+    urls = []
+    for n in cluster.managers + cluster.workers:
+        try:
+            urls.append(cluster.api_url(n))
+        except EnvironmentError_:
+            continue
+    return urls
+
+
+JOIN_WAIT_S = 60.0
+
+
+def add_node(cluster: Cluster, role: str, wanted: str | None = None, wait_s: float = JOIN_WAIT_S,
+             call=None, on_started=None) -> dict:
+    """A new node joins the running cluster the Swarm way (`chaos node add`; the `membership`
+    fault's add and replace): the next free spare id of `role` (or `wanted`, chaos.membership
+    .pick_spare), the cluster's join token from its leader (a manager), its container started like
+    every other (chaos.env.up.start_spare), then waited for (bounded) until it is a voter in a
+    committed configuration, or a READY worker. `on_started(node)` is called once its container
+    runs (the runner lets the verifier probe its links from then on). Returns the record:
+    {"node", "role", "started_ts", "joined_ts", "config"|"status", "learner_seen"}; raises
+    UsageError (bad role, id in use, no spare), MembershipRefused (the cluster refused the join),
+    OutcomeUnknown (not in within wait_s), EnvironmentError_."""
+    from chaos import membership
+    from chaos.env.up import start_spare
+
+    call = call or membership.http_call
+    spec = cluster.spec()
+    spares = [] if spec is None else {"manager": spec.spare_manager_ids, "worker": spec.spare_worker_ids}.get(role, [])
+    node = membership.pick_spare(role, wanted, spares, cluster.handles)
+    urls = api_urls(cluster)
+    if not urls:
+        raise EnvironmentError_(f"cluster {cluster.name!r} has no running node to ask",
+                                hint=f"`chaos status --name {cluster.name}`")
+    token = membership.join_token(call, urls) if role == "manager" else None
+    t0 = time.time()
+    start_spare(cluster, node, token)
+    started = time.time()
+    if on_started is not None:
+        on_started(node)
+
+    def node_url() -> str | None:
+        try:
+            return cluster.api_url(node)
+        except EnvironmentError_:
+            return None
+
+    def exited() -> tuple[int, str] | None:
+        c = cluster.container(node)
+        with engine_errors(f"inspect {node}"):
+            c.reload()
+        state = c.attrs["State"]
+        if state.get("Running") or state.get("Status") in ("created", "restarting"):
+            return None
+        return state.get("ExitCode"), cluster.logs(node, tail=20)
+
+    got = membership.wait_joined(call, urls, node, role, node_url, exited, wait_s)
+    return {"node": node, "role": role, "requested_ts": t0, "started_ts": started, "joined_ts": time.time(),
+            "token": "given" if token else None, **got}
 
 
 OPERATIONS = {"kill": kill, "restart": restart, "stop": stop, "start": start, "pause": pause,

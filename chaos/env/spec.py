@@ -30,6 +30,8 @@ MAX_MANAGERS = 9
 LINKS_PER_SHARD = 5000
 DISK_FAULT_DATA_MB = 64   # data volume size of a cluster whose plan has a disk-full fault
 MAX_WORKERS = 200  # bounded: each node adds ~2 x (nodes) proxies; 200 workers = ~41,000 proxies
+MAX_SPARES = 8     # spare ids per role (each adds 2 x (nodes) link proxies that wait for a joiner)
+SPEC_LABEL = "chaos.spec"   # on every node and Toxiproxy container: the spec as JSON (ClusterSpec.label)
 
 # Agent settings exposed as `chaos up` options: option name -> (env var, help). Values are validated
 # again by the agent (swarmnode/agent/config.py), which exits 2 with one line on a bad value.
@@ -44,7 +46,7 @@ AGENT_OPTIONS: dict[str, tuple[str, str]] = {
 }
 _ENV_KEY = re.compile(r"^CHAOS_[A-Z0-9_]+$")
 _RESERVED_ENV = {"CHAOS_NODE_ID", "CHAOS_ROLE", "CHAOS_MANAGERS", "CHAOS_PEERS", "CHAOS_PEER_PORT",
-                 "CHAOS_API_PORT", "CHAOS_DATA_DIR", "CHAOS_SEED"}
+                 "CHAOS_API_PORT", "CHAOS_DATA_DIR", "CHAOS_SEED", "CHAOS_JOIN_TOKEN"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,13 @@ class ClusterSpec:
     # keeps the volumes mounted through a holder container so a killed node keeps its data). None: an
     # ordinary volume, uncapped.
     data_mb: int | None = None
+    # Spare ids (`chaos node add`, the `membership` fault's `add` and `replace`): ids m{managers+1}..
+    # and w{workers+1}.. whose link proxies, addresses and peer entries exist from the start but whose
+    # containers do not. The link model is fixed when the cluster starts (every node's CHAOS_PEERS and
+    # every proxy's port come from the one topology), so a node that joins later must have been given
+    # its place then: it joins under a NEW id, never under one that was ever in use.
+    spare_managers: int = 0
+    spare_workers: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -93,10 +102,15 @@ class ClusterSpec:
             if not _ENV_KEY.match(key) or key in _RESERVED_ENV:
                 problems.append(f"agent setting {key} is not allowed (CHAOS_* only; ids, peers, ports "
                                 "and seed are set by chaos)")
-        n = self.managers + self.workers
+        n = len(self.all_ids)
         if self.toxiproxy_shards is not None and not 1 <= self.toxiproxy_shards <= max(1, n):
             problems.append(f"--toxiproxy-shards must be between 1 and the node count {n} "
                             f"(got {self.toxiproxy_shards})")
+        for what, n in (("spare managers", self.spare_managers), ("spare workers", self.spare_workers)):
+            if not 0 <= n <= MAX_SPARES:
+                problems.append(f"{what} must be between 0 and {MAX_SPARES} (got {n})")
+        if self.workers + self.spare_workers > MAX_WORKERS:
+            problems.append(f"workers and spare workers together must be at most {MAX_WORKERS}")
         if self.data_mb is not None and not 8 <= self.data_mb <= 4096:
             problems.append(f"the data volume size must be between 8 and 4096 MB (got {self.data_mb})")
         if problems:
@@ -112,31 +126,76 @@ class ClusterSpec:
 
     @property
     def node_ids(self) -> list[str]:
+        """The nodes started with the cluster (not the spares)."""
         return self.manager_ids + self.worker_ids
+
+    @property
+    def spare_manager_ids(self) -> list[str]:
+        return [f"m{i}" for i in range(self.managers + 1, self.managers + self.spare_managers + 1)]
+
+    @property
+    def spare_worker_ids(self) -> list[str]:
+        return [f"w{i}" for i in range(self.workers + 1, self.workers + self.spare_workers + 1)]
+
+    @property
+    def spare_ids(self) -> list[str]:
+        return self.spare_manager_ids + self.spare_worker_ids
+
+    @property
+    def all_ids(self) -> list[str]:
+        """Every id of the topology, in its order: managers then spare managers, workers then spare
+        workers (without spares: `node_ids`, so a cluster without spares has the ports it always had)."""
+        return self.manager_ids + self.spare_manager_ids + self.worker_ids + self.spare_worker_ids
 
     @property
     def shards(self) -> int:
         """Toxiproxy servers for this cluster (see LINKS_PER_SHARD)."""
         if self.toxiproxy_shards is not None:
             return self.toxiproxy_shards
-        n = self.managers + self.workers
+        n = len(self.all_ids)
         links = n * n   # n client links + n(n-1) peer links
         return max(1, min(n, -(-links // LINKS_PER_SHARD)))
 
     def topology(self) -> Topology:
-        return Topology(self.manager_ids, self.worker_ids, TOXIPROXY_BASE_PORT,
-                        peer_port=AGENT_PEER_PORT, api_port=AGENT_API_PORT, shards=self.shards)
+        return Topology(self.manager_ids + self.spare_manager_ids, self.worker_ids + self.spare_worker_ids,
+                        TOXIPROXY_BASE_PORT, peer_port=AGENT_PEER_PORT, api_port=AGENT_API_PORT,
+                        shards=self.shards)
 
     def kind(self, node: str) -> str:
-        return "manager" if node in self.manager_ids else "worker"
+        return "manager" if node in self.manager_ids or node in self.spare_manager_ids else "worker"
+
+    def label(self) -> str:
+        """The spec as the JSON stored in the SPEC_LABEL of every container of the cluster, from which
+        `from_label` rebuilds it (`chaos node add` starts a spare from it, `Cluster.topology()` reads
+        the link table from it). Limits are not stored: always the defaults."""
+        return json.dumps({"managers": self.managers, "workers": self.workers, "seed": self.seed,
+                           "agent_env": [list(kv) for kv in self.agent_env], "shards": self.shards,
+                           "faketime": self.faketime, "data_mb": self.data_mb,
+                           "spare_managers": self.spare_managers, "spare_workers": self.spare_workers},
+                          sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_label(cls, name: str, text: str) -> "ClusterSpec":
+        """Inverse of `label` (ValueError when the label is not one)."""
+        try:
+            d = json.loads(text)
+            return cls(name=name, managers=int(d["managers"]), workers=int(d["workers"]), seed=int(d["seed"]),
+                       agent_env=tuple((str(k), str(v)) for k, v in d["agent_env"]),
+                       toxiproxy_shards=int(d["shards"]), faketime=bool(d["faketime"]),
+                       data_mb=None if d["data_mb"] is None else int(d["data_mb"]),
+                       spare_managers=int(d["spare_managers"]), spare_workers=int(d["spare_workers"]))
+        except (ValueError, KeyError, TypeError, UsageError) as exc:
+            raise ValueError(f"not a cluster spec label: {text[:100]!r} ({exc})") from None
 
     def node_seed(self, node: str) -> int:
         """Seed of one node, derived from the cluster seed (stable across processes: sha256)."""
         digest = hashlib.sha256(f"{self.seed}:{node}".encode()).digest()
         return int.from_bytes(digest[:6], "big")
 
-    def node_env(self, node: str, topology: Topology) -> dict[str, str]:
-        """The CHAOS_* environment of one node (docs/contracts.md section 2)."""
+    def node_env(self, node: str, topology: Topology, join_token: str | None = None) -> dict[str, str]:
+        """The CHAOS_* environment of one node (docs/contracts.md section 2). CHAOS_MANAGERS is the
+        bootstrap voter set (the managers started with the cluster) for every node, spares included;
+        a spare manager joins with `join_token` (CHAOS_JOIN_TOKEN) instead of bootstrapping."""
         env = dict(self.agent_env)
         env.update({
             "CHAOS_NODE_ID": node,
@@ -149,6 +208,8 @@ class ClusterSpec:
             "CHAOS_DATA_DIR": "/data",
             "CHAOS_SEED": str(self.node_seed(node)),
         })
+        if join_token is not None:
+            env["CHAOS_JOIN_TOKEN"] = join_token
         if self.faketime:
             from chaos.clock import faketime_env
             env.update(faketime_env())

@@ -31,7 +31,7 @@ from chaos.env import swarm as S
 from chaos.env.cluster import Cluster, NodeHandle
 from chaos.env.engine import engine_errors
 from chaos.env.progress import NullProgress, Progress
-from chaos.env.spec import (AGENT_API_PORT, OFFICIAL_TOXIPROXY, TOXIPROXY_API_PORT, ClusterSpec)
+from chaos.env.spec import (AGENT_API_PORT, OFFICIAL_TOXIPROXY, SPEC_LABEL, TOXIPROXY_API_PORT, ClusterSpec)
 from chaos.errors import EnvironmentError_, UsageError
 from chaos.toxi import LinkController, ToxiproxyAPI
 
@@ -177,6 +177,9 @@ def bring_up(client: docker.DockerClient, spec: ClusterSpec, node_image: str, re
     if backend == "swarm" and spec.data_mb is not None:
         raise UsageError("size-capped data volumes (a `disk-full` fault) need the local backend",
                          hint="run the experiment without `--backend swarm`")
+    if backend == "swarm" and spec.spare_ids:
+        raise UsageError("spare ids (`chaos node add`, a `membership` fault's add or replace) need the local "
+                         "backend", hint="run without `--backend swarm`, or with --spares 0")
     if backend == "swarm":
         hosts = _prepare_swarm(client, inventory or H.Inventory.single_local(), node_image, toxiproxy, progress)
         spec = dataclasses.replace(spec, toxiproxy_shards=_swarm_shard_count(spec, len(hosts.inventory.hosts)))
@@ -222,7 +225,7 @@ def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: 
                                     {**L.object_labels(spec.name, run_id), OWNER_LABEL: runs.this_owner()})
     handles: dict[str, NodeHandle] = {}
     shards = topology.shards
-    ips = _static_ips(addresses, [topology.shard_host(i, L.TOXIPROXY_NODE) for i in range(shards)] + spec.node_ids)
+    ips = _static_ips(addresses, address_order(spec))
     progress.step(f"Toxiproxy ({toxiproxy.image}) with {len(topology.links)} link proxies"
                   + (f" on {shards} servers" if shards > 1 else ""))
     lim = spec.limits
@@ -234,7 +237,7 @@ def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: 
             tp = client.containers.run(
                 toxiproxy.image, toxiproxy.command(spec.seed + shard), entrypoint=toxiproxy.entrypoint(),
                 detach=True, name=L.container_name(spec.name, node), hostname=node,
-                labels=L.object_labels(spec.name, run_id, node, "toxiproxy"),
+                labels={**L.object_labels(spec.name, run_id, node, "toxiproxy"), SPEC_LABEL: spec.label()},
                 network=net_name, ports=ports,
                 networking_config={net_name: client.api.create_endpoint_config(aliases=[node],
                                                                                ipv4_address=ips.get(node))},
@@ -303,6 +306,15 @@ def _create_network(client: docker.DockerClient, name: str, labels: dict) -> ipa
     return net
 
 
+def address_order(spec: ClusterSpec) -> list[str]:
+    """The names that get static addresses, in order: the Toxiproxy servers, the nodes, then the
+    spares (last, so that spares never move a started node's address; a spare started later by
+    `start_spare` gets the address kept for it)."""
+    topology = spec.topology()
+    return ([topology.shard_host(i, L.TOXIPROXY_NODE) for i in range(topology.shards)] + spec.node_ids
+            + spec.spare_ids)
+
+
 def _static_ips(net: ipaddress.IPv4Network | None, names: list[str]) -> dict[str, str]:
     """name -> address in `net`, in order after the gateway's (the first host address); {} when
     there is no subnet or it is too small."""
@@ -314,13 +326,14 @@ def _static_ips(net: ipaddress.IPv4Network | None, names: list[str]) -> dict[str
 
 def _start_node(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: str, net_name: str,
                 node: str, topology, host: str | None = None, publish: bool = True,
-                ip: str | None = None) -> object:
+                ip: str | None = None, join_token: str | None = None) -> object:
     """One node's volume and container. `host` (swarm backend): labelled with its host; `publish`
     False (a host other than the harness's): no port published, its API is reached through the
-    control gateway (see `_create_swarm`)."""
+    control gateway (see `_create_swarm`). `join_token`: a spare manager joining the running
+    cluster (CHAOS_JOIN_TOKEN)."""
     kind = spec.kind(node)
     lim = spec.limits
-    labels = L.object_labels(spec.name, run_id, node, kind)
+    labels = {**L.object_labels(spec.name, run_id, node, kind), SPEC_LABEL: spec.label()}
     if host is not None:
         labels[S.HOST_LABEL] = host
     with engine_errors(f"create the volume of {node}" + (f" on host {host}" if host else "")):
@@ -329,7 +342,7 @@ def _start_node(client: docker.DockerClient, spec: ClusterSpec, run_id: str, ima
     with engine_errors(f"start {node}" + (f" on host {host}" if host else "")):
         c = client.containers.run(
             image, detach=True, name=L.container_name(spec.name, node), hostname=node,
-            labels=labels, environment=spec.node_env(node, topology), network=net_name,
+            labels=labels, environment=spec.node_env(node, topology, join_token), network=net_name,
             networking_config={net_name: client.api.create_endpoint_config(aliases=[node], ipv4_address=ip)},
             ports={f"{AGENT_API_PORT}/tcp": ("127.0.0.1", None)} if publish else {},
             volumes={volume.name: {"bind": "/data", "mode": "rw"}},
@@ -356,14 +369,88 @@ def _start_disk_holder(client: docker.DockerClient, spec: ClusterSpec, run_id: s
     to it, not to the node. Unprivileged, no network, labelled with the cluster and run (removed
     with them; no node label, so it is not taken for a node)."""
     lim = spec.limits
-    vols = {L.volume_name(spec.name, run_id, n): {"bind": f"/v/{n}", "mode": "rw"} for n in spec.node_ids}
+    for n in spec.spare_ids:   # a spare's volume exists from the start, so the holder keeps it too
+        with engine_errors(f"create the volume of spare {n}"):
+            client.volumes.create(name=L.volume_name(spec.name, run_id, n),
+                                  labels=L.object_labels(spec.name, run_id, n, spec.kind(n)), **_data_volume_opts(spec))
+    ids = spec.node_ids + spec.spare_ids
+    vols = {L.volume_name(spec.name, run_id, n): {"bind": f"/v/{n}", "mode": "rw"} for n in ids}
     with engine_errors("start the data volume holder"):
         c = client.containers.run(
             image, ["infinity"], entrypoint=["sleep"], detach=True, name=L.container_name(spec.name, L.DISK_HOLDER),
             labels=L.object_labels(spec.name, run_id), network_mode="none", volumes=vols,
-            **_hardening(f"{64 + spec.data_mb * len(spec.node_ids)}m", 64, lim.read_only, 256))
+            **_hardening(f"{64 + spec.data_mb * len(ids)}m", 64, lim.read_only, 256))
         c.reload()
     return c
+
+
+def start_spare(cluster: Cluster, node: str, join_token: str | None = None) -> NodeHandle:
+    """Start the spare `node` of a running local-backend cluster (`chaos node add`, the `membership`
+    fault's add and replace): its container is made exactly as `chaos up` made the others -- the
+    spec read back from the cluster's SPEC_LABEL, the image, network and static address kept for
+    it, its labels (so `chaos down` and `cleanup` remove it) -- with `join_token` for a manager.
+    Its link proxies have existed since `up`. The handle is added to `cluster` (a new dict, so a
+    thread iterating the old one is not disturbed) and returned. UsageError when `node` is not a
+    spare of this cluster or already has a container."""
+    spec = cluster.spec()
+    if spec is None:
+        raise UsageError(f"cluster {cluster.name!r} records no spec (brought up by an older chaos): it has no "
+                         "spare ids", hint="bring it up again with this version (`chaos up --spares N`)")
+    if cluster.backend != "local":
+        raise UsageError("adding a node needs the local backend")
+    if node not in spec.spare_ids:
+        raise UsageError(f"{node!r} is not a spare id of cluster {cluster.name!r} (spares: "
+                         f"{', '.join(spec.spare_ids) or 'none'})",
+                         hint="a node can join only under an id reserved at `chaos up` (--spares, --spare-workers)")
+    if node in cluster.handles:
+        raise UsageError(f"{node} is in use in cluster {cluster.name!r} (container "
+                         f"{L.container_name(cluster.name, node)}); a node joins under a NEW id",
+                         hint="leave --id out to take the next free spare id")
+    return _start_joiner(cluster, spec, node, join_token)
+
+
+def restart_as_joiner(cluster: Cluster, node: str, join_token: str) -> NodeHandle:
+    """Replace the stopped container of `node` by a new one under the SAME id, on the same data
+    volume and address, started with `join_token`: a machine reinstalled and joined again under its
+    old name. After a wipe the cluster must refuse it (identity-in-use while the id is in the
+    configuration, identity-retired once removed: docs/contracts.md section 6), and the process exits
+    with status 4. Used by the Docker tests to show that refusal; the Swarm way is a new id
+    (`start_spare`). UsageError when `node` is running or the cluster records no spec."""
+    spec = cluster.spec()
+    if spec is None or cluster.backend != "local":
+        raise UsageError(f"cluster {cluster.name!r} records no spec or is not on the local backend")
+    old = cluster.container(node)
+    with engine_errors(f"inspect {node}"):
+        old.reload()
+        if old.attrs["State"].get("Running"):
+            raise UsageError(f"{node} is running: stop (and wipe) it first")
+        old.remove()   # the container only: its data volume stays
+    return _start_joiner(cluster, spec, node, join_token)
+
+
+def _start_joiner(cluster: Cluster, spec: ClusterSpec, node: str, join_token: str | None) -> NodeHandle:
+    """`node`'s container made as `up` makes every node's (`_start_node`: the image of a sibling, the
+    cluster network, the address kept for it, its volume), joining with `join_token` (a manager)."""
+    client = cluster.client
+    sibling = next((cluster.handles[n].container for n in cluster.nodes if n != node), None)
+    if sibling is None:
+        raise UsageError(f"cluster {cluster.name!r} has no node container to copy the image from")
+    image = (sibling.attrs.get("Config") or {}).get("Image") or sibling.image.id
+    net_name = L.network_name(cluster.name, cluster.run_id)
+    with engine_errors("inspect the cluster network"):
+        net = client.networks.get(net_name)
+        subnet = ((net.attrs.get("IPAM") or {}).get("Config") or [{}])[0].get("Subnet")
+    try:
+        addresses = ipaddress.ip_network(subnet) if subnet else None
+    except ValueError:
+        addresses = None
+    ip = _static_ips(addresses if isinstance(addresses, ipaddress.IPv4Network) else None,
+                     address_order(spec)).get(node)
+    c = _start_node(client, spec, cluster.run_id, image, net_name, node, spec.topology(), ip=ip,
+                    join_token=join_token if spec.kind(node) == "manager" else None)
+    handle = NodeHandle(node, spec.kind(node), c)
+    cluster.handles = {**cluster.handles, node: handle}
+    return handle
 
 
 # -- the swarm backend (design: chaos/env/hosts.py) ---------------------------------------------------

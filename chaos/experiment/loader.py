@@ -587,6 +587,16 @@ def _semantic(exp: S.Experiment | _Parts, data: dict, marks: dict, file: str) ->
         if isinstance(item, S.WipeFault):
             for why in _wipe_target_problems(item.target, set(c.manager_ids)):
                 at(base + ("target",), why, WIPE_HINT)
+        if isinstance(item, S.MembershipFault) and item.action in ("add", "replace"):
+            if c.backend == "swarm":
+                at(base + ("action",), f"membership {item.action} needs the local backend (a node joins under a "
+                   "spare id whose link proxies are made at start)", "use `backend: local`")
+            if item.action == "replace":
+                for t in (item.target if isinstance(item.target, list) else [item.target]):
+                    if (isinstance(t, str) and (t in c.worker_ids or t == "workers")) or \
+                            (isinstance(t, S.TargetSpec) and t.role == "workers" and not t.nodes):
+                        at(base + ("target",), f"replace cannot target {t if isinstance(t, str) else 'workers'}: "
+                           "only a manager is replaced", "a worker's disk is emptied with `fault: wipe`")
         if isinstance(item, (S.KillFault, S.StopFault, S.PauseFault, S.PowerLossFault, S.WipeFault)) \
                 and item.until is not None:
             if item.until.condition == "target-lags":
@@ -822,8 +832,8 @@ def _typed_agent_vars(agent: S.AgentSettings) -> list[tuple[str, str]]:
 
 
 WIPE_HINT = ("target workers only: `workers`, `{role: workers, count: 1}`, a worker id such as w1; a "
-             "wiped manager would rejoin Raft as a voter with no log or vote, which needs membership "
-             "changes (not supported)")
+             "wiped manager would rejoin Raft as a voter with no log or vote: replace it the Swarm way "
+             "instead (`fault: membership, action: replace`: removed, wiped, a fresh one joined under a new id)")
 
 
 def _wipe_target_problems(target, managers: set[str]) -> list[str]:

@@ -601,7 +601,7 @@ class WipeFault(NodeFaultBase):
         description="workers only: the node is stopped and its data volume emptied (all but its journal); "
                     "when the fault ends it starts as a fresh node that must rejoin the gossip network and "
                     "be given tasks. A manager is refused: it would come back as a voter without its log "
-                    "(membership changes are not supported)")
+                    "(a lost manager is replaced with `fault: membership, action: replace`)")
 
 
 class DiskFullFault(NodeFaultBase):
@@ -615,16 +615,37 @@ class DiskFullFault(NodeFaultBase):
 class MembershipFault(FaultBase):
     fault: Literal["membership"] = Field(
         description="a change of the managers' Raft configuration through the leader's API (Swarm's "
-                    "`docker node promote/demote/rm`, one server at a time), made when the fault fires "
-                    "with its target resolved then (`target: leader` is the leader of that moment); the "
+                    "`docker node promote/demote/rm`, `swarm join`, one server at a time), made when the fault "
+                    "fires with its target resolved then (`target: leader` is the leader of that moment); the "
                     "change is waited for until committed (else the run stops, exit 4) and is not undone "
                     "when the fault ends: `for` is only how long it is held before the next `after` fires")
-    action: Literal["promote", "demote", "remove"] = Field(
+    action: Literal["promote", "demote", "remove", "add", "replace"] = Field(
         description="promote: a learner, or a READY worker (it turns into a manager, joins with the "
                     "cluster's token and becomes a voter once caught up); demote: a voter becomes a "
-                    "learner; remove: out of the configuration (the id is retired for good)")
-    target: Target = Field(description="the node(s), changed one after the other: " + TARGET_DOC)
+                    "learner; remove: out of the configuration (the id is retired for good); add: a new "
+                    "node joins under a spare id (no `target`; `role`, default manager: with the cluster's "
+                    "token, as a learner, then a voter); replace: a lost manager replaced the Swarm way -- "
+                    "removed (forced), stopped, its data volume wiped (all but its journal), and a fresh "
+                    "manager joined under a NEW spare id with the token, waited for until a voter. A run "
+                    "reserves one spare id per node an add or replace may start (local backend only)")
+    target: Target | None = Field(None, description="the node(s), changed one after the other (every action "
+                                                    "but add): " + TARGET_DOC)
+    role: Literal["manager", "worker"] | None = Field(None, description="add only: the new node's role "
+                                                                        "(default manager)")
     force: bool = Field(True, description="remove: also a voter (the leader too) without demoting it first")
+
+    @model_validator(mode="after")
+    def _target_or_role(self):
+        if self.action == "add":
+            if self.target is not None:
+                raise ValueError("`action: add` starts a new node under a spare id: it takes no `target` "
+                                 "(give `role` instead)")
+        else:
+            if self.target is None:
+                raise ValueError(f"`action: {self.action}` needs a `target`")
+            if self.role is not None:
+                raise ValueError("`role` goes with `action: add`")
+        return self
 
 
 LINK_KINDS = ("latency", "bandwidth", "reset", "stall", "slice", "slow-close", "limit", "flaky")

@@ -148,7 +148,8 @@ def _fake_cluster(run_id: str) -> SimpleNamespace:
     return SimpleNamespace(run_id=run_id, nodes=["m1", "w1"], managers=["m1"], workers=["w1"],
                            toxiproxy_nodes=["toxiproxy"], handles=handles, refresh=lambda: None,
                            statuses=lambda: statuses, toxiproxy_api=lambda timeout_s: api,
-                           toxiproxy_image=lambda: "chaos-node:x", backend="local", host_of=lambda n: None)
+                           toxiproxy_image=lambda: "chaos-node:x", backend="local", host_of=lambda n: None,
+                           free_spares=lambda kind=None: [])
 
 
 @pytest.fixture

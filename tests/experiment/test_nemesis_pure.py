@@ -499,3 +499,91 @@ def test_nemesis_records_the_selectors_wait_apart_from_its_own_lateness(tmp_path
     from chaos.report.timeline import fault_bands
     band = fault_bands(_rows(tmp_path))[0]
     assert band.planned is not None and band.selector_wait == start["selector_wait_s"]
+
+
+class ReplaceEffects(MembershipEffects):
+    """MembershipEffects that also add and replace: a new node takes the next spare id."""
+
+    def __init__(self, fail_step: str | None = None):
+        super().__init__()
+        self.spares, self.fail_step = ["m4", "m5"], fail_step
+
+    def membership_add(self, role, step):
+        node = self.spares.pop(0)
+        if self.fail_step == "join":
+            raise FaultError(f"membership add ({role}): m4 was refused by the cluster: bad-token")
+        self._call("add-node", role, node)
+        self.voters = sorted(set(self.voters) | {node})
+        rec = {"node": node, "committed": True, "config": {"voters": list(self.voters)}, "applied_ts": 2.0,
+               "verified_ts": 2.0}
+        step(node, "join", rec)
+        return rec
+
+    def membership_replace(self, node, step):
+        self.membership_op("remove", node, True)
+        step(node, "remove", {"config": {"voters": list(self.voters)}})
+        self._call("wipe", node)
+        step(node, "wipe", {"wiped": True})
+        joined = self.membership_add("manager", step)
+        return {"replaced": node, "replacement": joined["node"], "committed": True, "config": joined["config"],
+                "applied_ts": 2.0, "verified_ts": 2.0}
+
+
+def test_nemesis_membership_replace_removes_wipes_and_joins_a_new_id_each_step_recorded(tmp_path):
+    eff = ReplaceEffects()
+    faults = [_fault("rep", "membership", at=0.0, spec={"action": "replace", "target": "leader"}),
+              _fault("grow", "membership", after="rep", spec={"action": "add"})]
+    _nem, _log, done = _run(faults, eff, tmp_path)
+    assert done
+    assert eff.calls[:4] == [
+        ("membership", "remove", "m2", True), ("wipe", "m2"), ("add-node", "manager", "m4"),
+        ("add-node", "manager", "m5")]
+    rows = _rows(tmp_path)
+    steps = [(r["fault"], r["details"]["step"], r["targets"]) for r in rows if r["action"] == "step"]
+    assert steps == [("rep", "remove", ["m2"]), ("rep", "wipe", ["m2"]), ("rep", "join", ["m4"]),
+                     ("grow", "join", ["m5"])]
+    start = {r["fault"]: r for r in rows if r["action"] == "start"}
+    assert start["rep"]["targets"] == ["m2"] and start["rep"]["details"]["joined"] == ["m4"]
+    assert start["grow"]["targets"] == [] and start["grow"]["details"]["joined"] == ["m5"]
+    stops = {r["fault"]: r for r in rows if r["action"] == "stop"}
+    assert stops["rep"]["effect"]["effective"] is True and stops["grow"]["effect"]["effective"] is True
+    assert eff.voters == ["m1", "m3", "m4", "m5"]
+    # the run directory reader accepts the step rows
+    from chaos.checkers.rundir import _validate_fault
+    assert all(_validate_fault(r) is None for r in rows)
+
+
+def test_nemesis_membership_replace_failing_half_way_stops_the_run_and_shows_how_far(tmp_path):
+    eff = ReplaceEffects(fail_step="join")
+    log = FaultLog(tmp_path / "faults.jsonl")
+    nem = Nemesis([_fault("rep", "membership", at=0.0, spec={"action": "replace", "target": "m3"})], eff, log)
+    nem.start(time.monotonic())
+    with pytest.raises(FaultError, match="refused by the cluster"):
+        nem.wait(10)
+    rows = _rows(tmp_path)
+    assert [r["action"] for r in rows] == ["intend-start", "step", "step", "error"]
+    assert [r["details"]["step"] for r in rows if r["action"] == "step"] == ["remove", "wipe"]
+
+
+def test_nemesis_membership_replace_of_a_worker_is_a_fault_error(tmp_path):
+    eff = ReplaceEffects()
+    log = FaultLog(tmp_path / "faults.jsonl")
+    nem = Nemesis([_fault("rep", "membership", at=0.0, spec={"action": "replace", "target": "w1"})], eff, log)
+    nem.start(time.monotonic())
+    with pytest.raises(FaultError, match="only a manager is replaced"):
+        nem.wait(10)
+    assert not [c for c in eff.calls if c[0] in ("membership", "wipe", "add-node")]
+
+
+def test_runner_reserves_one_spare_per_node_a_plan_may_join():
+    from chaos.runner import spares_needed
+
+    def plan(*specs):
+        return {"faults": [{"kind": "membership", "spec": s} for s in specs]
+                + [{"kind": "kill", "spec": {"target": "m1"}}]}
+    assert spares_needed(plan({"action": "remove", "target": "m1"}), "manager", 3) == 0
+    assert spares_needed(plan({"action": "replace", "target": "m3"}, {"action": "add"}), "manager", 3) == 2
+    assert spares_needed(plan({"action": "replace", "target": "managers"}), "manager", 5) == 5
+    assert spares_needed(plan({"action": "replace", "target": {"role": "leader"}}), "manager", 5) == 1
+    assert spares_needed(plan({"action": "add", "role": "worker"}), "worker", 3) == 1
+    assert spares_needed(plan({"action": "add", "role": "worker"}), "manager", 3) == 0
