@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Protocol
 from chaos import clock as clock_mod
 from chaos import fault_effect
 from chaos import partition as partition_mod
-from chaos.errors import FaultError
+from chaos.errors import FaultError, FaultRefused
 
 UNTIL_POLL_S = 0.2
 RESOURCE_PARAM = {"cpu": "cpus", "memory": "limit"}  # fault kind -> its spec key
@@ -105,6 +105,15 @@ class View:
 
 class NoLeader(Exception):
     """A selector needs the leader and there is none right now."""
+
+
+class ChangeSkipped(Exception):
+    """A membership fault the cluster refused for a reason of its own state (see
+    Nemesis._prepare_membership): recorded `skipped` with `details`, not a harness error."""
+
+    def __init__(self, reason: str, details: dict):
+        super().__init__(reason)
+        self.reason, self.details = reason, details
 
 
 def _count(spec: Any, n: int) -> int:
@@ -494,6 +503,10 @@ class Nemesis:
             if self._stop.is_set():
                 return
             self._lifecycle(f, planned)
+        except ChangeSkipped as exc:
+            self.log.write(fault=f["id"], action="skipped", kind=f["kind"], targets=[],
+                           planned_ts=self.wall_at(planned), details={"reason": exc.reason, **exc.details})
+            self.say(f"{f['id']}: skipped, {exc.reason}")
         except FaultError as exc:
             self.log.write(fault=f["id"], action="error", kind=f["kind"], targets=[],
                            details={"error": exc.message})
@@ -821,8 +834,14 @@ class Nemesis:
     def _prepare_membership(self, f: dict, view: View, rng: random.Random):
         """A configuration change (issue 23): each target in turn through the leader's API, waited
         for until the configuration shows it committed (Effects.membership_op; a refusal or no
-        commit in time is a FaultError). Nothing is undone when the fault ends; the undo records
-        the configuration then. Effect: every change was seen committed."""
+        commit in time is a FaultError). One refusal is the cluster's own business, not the
+        harness's: `not-found` for a target chosen by role from the nodes' own status (`remove:
+        leader` picking a node that reports itself leader while the leader's configuration does not
+        list it, e.g. a removed leader that kept leading): the fault is recorded `skipped` with the
+        answer (ChangeSkipped), the run goes on and the checks judge what the cluster did; its
+        `fault-effective` expectation is then never observed, so the run is not VALID through it.
+        Nothing is undone when the fault ends; the undo records the configuration then. Effect:
+        every change was seen committed."""
         spec, fid = f["spec"], f["id"]
         targets = resolve_target(spec["target"], view, rng)
         if not targets:
@@ -830,11 +849,19 @@ class Nemesis:
         action, force = spec["action"], bool(spec.get("force", True))
         eff = self.effects
         done: dict[str, dict] = {}
+        by_role = _chosen_by_role(spec["target"])
 
         def apply():
             out = {}
             for n in targets:
-                out[n] = eff.membership_op(action, n, force)
+                try:
+                    out[n] = eff.membership_op(action, n, force)
+                except FaultRefused as exc:
+                    if exc.code != "not-found" or not by_role:
+                        raise
+                    raise ChangeSkipped(f"the cluster refused {action} {n} (chosen by role "
+                                        f"{spec['target']!r}): not-found",
+                                        {"refused": exc.message, "node": n, "done": dict(done)}) from exc
                 done[n] = out[n]
             last = out[targets[-1]]
             return {"action": action, "nodes": out, "applied_ts": last.get("applied_ts"),
@@ -1158,6 +1185,16 @@ def _of_names(spec: Any) -> list[str]:
         for v in spec:
             out += _of_names(v)
     return out
+
+
+def _chosen_by_role(target: Any) -> bool:
+    """The target is picked from the nodes' own reports of their roles (`leader`, `followers`,
+    `managers`, or `{role: ...}` of those), not named by the experiment file."""
+    roles = ("leader", "followers", "managers")
+    items = target if isinstance(target, list) else [target]
+    return all(t in roles if isinstance(t, str) else
+               (isinstance(t, dict) and t.get("role") in roles and not t.get("nodes") and t.get("of") is None)
+               for t in items)
 
 
 def _needs_leader(spec: Any) -> bool:
