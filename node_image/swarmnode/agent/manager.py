@@ -207,15 +207,22 @@ class ManagerRole:
     async def _join_loop(self) -> None:
         """Ask the managers (any of them forwards to its leader) to add this node, until the
         leader's configuration listing it reaches this node's log. A definite refusal (token,
-        identity) is final: logged, journaled, and the process exits with JOIN_REFUSED_EXIT."""
+        identity) is final: logged, journaled, and the process exits with JOIN_REFUSED_EXIT. Once
+        a leader answered 200 (the addition committed, or this node was already in), it waits for
+        that configuration to reach its log without asking again: a learner still catching up
+        (its state empty) would be refused `identity-in-use` by its own addition (found under
+        50 ms link latency, two workers promoted at once: the answer came before the log)."""
         # the bootstrap managers first, then every other peer: after replacements none of the
         # bootstrap managers may be left, and a worker or a follower answers with the leader it knows
         contacts = [m for m in self.cfg.managers if m != self.node.id]
         contacts += sorted(p for p in self.node.transport.peers if p not in contacts and p != self.node.id)
         op = {"op": "member.join", "node": self.node.id, "token": self.cfg.join_token,
               "fresh": self._fresh}
-        attempt, told = 0, None
+        attempt, told, accepted = 0, None, False
         while not self._is_member():
+            if accepted:
+                await asyncio.sleep(JOIN_RETRY_MS / 1000)
+                continue
             hint = self.raft.leader_id or told
             target = hint if hint and hint != self.node.id else contacts[attempt % len(contacts)]
             attempt += 1
@@ -231,7 +238,9 @@ class ManagerRole:
                 self.node.journal.flush()
                 self.node.fail(JOIN_REFUSED_EXIT)
                 return
-            if status != 200:
+            if status == 200:
+                accepted = True
+            else:
                 self.join_state["last_error"] = body.get("error") or f"status {status}"
             await asyncio.sleep(JOIN_RETRY_MS / 1000)
         self.join_state["state"] = "member"
