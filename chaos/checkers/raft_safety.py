@@ -48,10 +48,10 @@ current term, commit and apply progress, and checking (Raft paper, Ongaro & Oust
                        a configuration entry of its term only once the previous configuration entry
                        is committed (never two changes in flight) and once it committed an entry of
                        its own term. Judged at the leader's `config` event for an entry of its term
-                       (journaled with the Ready that appended it, after that Ready's commit events)
-                       against the commit index it journaled before it; only two changes appended
-                       in separate Readies can be told apart (a conservative rule: never a false
-                       alarm from two journaled in one).
+                       (the agent journals one per configuration entry, right after its `append`)
+                       against the commit index it journaled before it. A journal with only the
+                       latest configuration of a Ready (older agents) hides two changes appended
+                       together: a missed catch, never a false alarm.
 
 No data is UNKNOWN, never VALID: journals without Raft events, or in which no node became leader or
 no entry was committed (commit, apply or snapshot events): the rules would hold vacuously.

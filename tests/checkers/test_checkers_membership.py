@@ -180,6 +180,21 @@ def test_raft_safety_conf_change_before_own_term_commit_invalid():
     assert "before committing an entry of its term" in out.evidence["violations"]["conf-change-rule"][0]["detail"]
 
 
+def test_raft_safety_conf_change_two_in_one_ready_invalid():
+    """Two changes appended in one Ready: the agent journals a `config` event per configuration
+    entry, in log order, after the Ready's appends; the second is judged against the first."""
+    j = _changes(second_at_commit=3)
+    three = ["m1", "m2", "m3"]
+    j["m1"] = j["m1"][:5] + [_ev("m1", 6, "append", index=2, term=2, hash="h2"),
+                             _ev("m1", 7, "append", index=3, term=2, hash="h3"),
+                             _ev("m1", 8, "config", index=2, voters=three, learners=["m4"]),
+                             _ev("m1", 9, "config", index=3, voters=three + ["m4"], learners=[]),
+                             _ev("m1", 10, "commit", index=3)]
+    out = check_journals(j)
+    assert out.verdict == Verdict.INVALID, out.summary
+    assert "at 3 while the one at 2 was uncommitted (commit 1)" in out.evidence["violations"]["conf-change-rule"][0]["detail"]
+
+
 def test_raft_safety_conf_change_rule_ignores_configurations_a_follower_receives():
     """A follower's `config` event (a change it received) is not its own append: not judged."""
     j = _changes(second_at_commit=3)

@@ -124,6 +124,36 @@ def _key(cmd: dict) -> str:
     return json.dumps(cmd, sort_keys=True, separators=(",", ":"))
 
 
+def _with_config_events(rd, conf: tuple) -> tuple:
+    """The Ready's events with `config` events added (the configuration in force changed:
+    appended, rolled back by a truncation, or loaded from storage). A configuration is in force
+    from the moment it is in the log, so each configuration entry this Ready appends gets its own
+    event right after that entry's `append` event, in log order, before any commit the same Ready
+    journals after it (two changes appended together -- two in flight -- are both visible to
+    raft-safety's conf-change-rule, also when the second one commits at once). The configuration in
+    force when it was not appended here (a load, a rollback, a snapshot) is journaled before a
+    `role: leader` of the same Ready, else last."""
+    by_index = {e.index: {"type": "config", "index": e.index, "voters": list(e.command.get("voters", ())),
+                          "learners": list(e.command.get("learners", ()))}
+                for e in rd.entries if e.index <= conf[0] and e.command.get("op") == "config"}
+    evs = list(rd.events)
+    last_append = {e.get("index"): i for i, e in enumerate(evs) if e.get("type") == "append"}
+    after: dict[int, list] = {}
+    for idx in sorted(by_index):
+        if idx in last_append:
+            after.setdefault(last_append[idx], []).append(by_index[idx])
+    out = []
+    for i, e in enumerate(evs):
+        out.append(e)
+        out += after.get(i, [])
+    if conf[0] not in by_index or conf[0] not in last_append:
+        ev = {"type": "config", "index": conf[0], "voters": list(conf[1]), "learners": list(conf[2])}
+        at = next((i for i, e in enumerate(out) if e.get("type") == "role" and e.get("role") == "leader"),
+                  len(out))   # in force before a leadership this Ready also reports
+        out.insert(at, ev)
+    return tuple(out)
+
+
 class ManagerRole:
     kind = "manager"
 
@@ -288,14 +318,8 @@ class ManagerRole:
                 break
             conf = (raft.log.last_conf_index, raft.voters, raft.learners)
             if conf != self._conf_seen:
-                # the configuration in force changed (appended, rolled back by a truncation, or
-                # loaded from storage): journaled with this Ready's events, before its messages
                 self._conf_seen = conf
-                ev = {"type": "config", "index": conf[0], "voters": list(conf[1]), "learners": list(conf[2])}
-                evs = list(rd.events)
-                at = next((i for i, e in enumerate(evs) if e.get("type") == "role" and e.get("role") == "leader"),
-                          len(evs))   # in force before a leadership this Ready also reports
-                rd = dataclasses.replace(rd, events=tuple(evs[:at] + [ev] + evs[at:]))
+                rd = dataclasses.replace(rd, events=_with_config_events(rd, conf))
             # 1. durable state, then journal
             if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
                 try:
