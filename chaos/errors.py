@@ -48,9 +48,24 @@ class RunDirError(UsageError):
 
 
 class MembershipRefused(ChaosError):
-    """The cluster refused a membership operation (`chaos node ...`): definitely not done."""
+    """The cluster refused a membership operation (`chaos node ...`): definitely not done. `code`:
+    the cluster's error code (chaos.membership.REFUSALS)."""
 
     exit_code = EXIT_REFUSED
+
+    def __init__(self, message: str, hint: str | None = None, code: str | None = None):
+        super().__init__(message, hint)
+        self.code = code
+
+
+class FaultRefused(FaultError):
+    """A membership fault the cluster under test definitely refused for a reason of its own state
+    (chaos.nemesis records the fault `skipped` with the answer and the run goes on: see there).
+    `code`: the cluster's error code."""
+
+    def __init__(self, message: str, hint: str | None = None, code: str | None = None):
+        super().__init__(message, hint)
+        self.code = code
 
 
 class OutcomeUnknown(ChaosError):

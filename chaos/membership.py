@@ -67,7 +67,7 @@ def change(call: HttpCall, urls: list[str], action: str, node: str, force: bool 
         err = resp.get("error")
         if code != 0 and err in REFUSALS:
             raise MembershipRefused(f"{action} {node} refused: {err}: {resp.get('message', '')}".rstrip(": "),
-                                    hint=_hint(err, action))
+                                    hint=_hint(err, action), code=err)
         if code != 0 and resp.get("definite") is False:
             # it may have happened (e.g. a leader removing itself lost leadership before the change
             # committed; the next leader may commit it): the caller waits for the configuration

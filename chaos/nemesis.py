@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Protocol
 from chaos import clock as clock_mod
 from chaos import fault_effect
 from chaos import partition as partition_mod
-from chaos.errors import FaultError
+from chaos.errors import FaultError, FaultRefused
 
 UNTIL_POLL_S = 0.2
 RESOURCE_PARAM = {"cpu": "cpus", "memory": "limit"}  # fault kind -> its spec key
@@ -105,6 +105,15 @@ class View:
 
 class NoLeader(Exception):
     """A selector needs the leader and there is none right now."""
+
+
+class ChangeSkipped(Exception):
+    """A membership fault the cluster refused for a reason of its own state (see
+    Nemesis._prepare_membership): recorded `skipped` with `details`, not a harness error."""
+
+    def __init__(self, reason: str, details: dict):
+        super().__init__(reason)
+        self.reason, self.details = reason, details
 
 
 def _count(spec: Any, n: int) -> int:
@@ -499,6 +508,10 @@ class Nemesis:
             if self._stop.is_set():
                 return
             self._lifecycle(f, planned)
+        except ChangeSkipped as exc:
+            self.log.write(fault=f["id"], action="skipped", kind=f["kind"], targets=[],
+                           planned_ts=self.wall_at(planned), details={"reason": exc.reason, **exc.details})
+            self.say(f"{f['id']}: skipped, {exc.reason}")
         except FaultError as exc:
             self.log.write(fault=f["id"], action="error", kind=f["kind"], targets=[],
                            details={"error": exc.message})
@@ -830,8 +843,14 @@ class Nemesis:
         Effects.membership_add). `replace`: each target removed, stopped and wiped, and a fresh
         manager joined under a new id (Effects.membership_replace); every step is written to
         faults.jsonl as it is done (action `step`), so a replace that fails half-way shows how far
-        it got. Nothing is undone when the fault ends; the undo records the configuration then.
-        Effect: every change was seen committed."""
+        it got. One refusal is the cluster's own business, not the harness's: `not-found` for a
+        target chosen by role from the nodes' own status (`remove: leader` picking a node that
+        reports itself leader while the leader's configuration does not list it, e.g. a removed
+        leader that kept leading): the fault is recorded `skipped` with the answer (ChangeSkipped),
+        the run goes on and the checks judge what the cluster did; its `fault-effective`
+        expectation is then never observed, so the run is not VALID through it. Nothing is undone
+        when the fault ends; the undo records the configuration then. Effect: every change was seen
+        committed."""
         spec, fid = f["spec"], f["id"]
         action, force = spec["action"], bool(spec.get("force", True))
         if action == "add":
@@ -845,6 +864,7 @@ class Nemesis:
                              "manager(s): only a manager is replaced (a worker is wiped: `fault: wipe`)")
         eff = self.effects
         done: dict[str, dict] = {}
+        by_role = _chosen_by_role(spec.get("target"))
 
         def step(node: str, name: str, rec: dict) -> None:
             self.log.write(fault=fid, action="step", kind="membership", targets=[node],
@@ -857,8 +877,15 @@ class Nemesis:
                 out[rec["node"]] = done[rec["node"]] = rec
                 last = rec
             for n in targets:
-                out[n] = (eff.membership_replace(n, step) if action == "replace"
-                          else eff.membership_op(action, n, force))
+                try:
+                    out[n] = (eff.membership_replace(n, step) if action == "replace"
+                              else eff.membership_op(action, n, force))
+                except FaultRefused as exc:
+                    if exc.code != "not-found" or not by_role:
+                        raise
+                    raise ChangeSkipped(f"the cluster refused {action} {n} (chosen by role "
+                                        f"{spec['target']!r}): not-found",
+                                        {"refused": exc.message, "node": n, "done": dict(done)}) from exc
                 done[n] = out[n]
                 last = out[n]
             rec = {"action": action, "nodes": out, "applied_ts": last.get("applied_ts"),
@@ -1185,6 +1212,16 @@ def _of_names(spec: Any) -> list[str]:
         for v in spec:
             out += _of_names(v)
     return out
+
+
+def _chosen_by_role(target: Any) -> bool:
+    """The target is picked from the nodes' own reports of their roles (`leader`, `followers`,
+    `managers`, or `{role: ...}` of those), not named by the experiment file."""
+    roles = ("leader", "followers", "managers")
+    items = target if isinstance(target, list) else [target]
+    return all(t in roles if isinstance(t, str) else
+               (isinstance(t, dict) and t.get("role") in roles and not t.get("nodes") and t.get("of") is None)
+               for t in items)
 
 
 def _needs_leader(spec: Any) -> bool:

@@ -196,9 +196,10 @@ class ClusterEffects:
 
     def membership_op(self, action: str, node: str, force: bool) -> dict:
         """One configuration change through the leader's API (chaos.membership), then wait until
-        the configuration shows it committed. A refusal or an unknown outcome is a FaultError."""
+        the configuration shows it committed. A refusal is a FaultRefused (carrying the cluster's
+        error code), an unknown outcome a FaultError."""
         from chaos import membership
-        from chaos.errors import ChaosError
+        from chaos.errors import ChaosError, FaultRefused, MembershipRefused
 
         _http = membership.http_call
 
@@ -211,6 +212,8 @@ class ClusterEffects:
             applied_ts = self.clock()
             cfg = membership.wait_config(_http, urls, lambda c: want(c) and c.get("committed") is True,
                                          MEMBERSHIP_COMMIT_S, f"{action} {node} committed")
+        except MembershipRefused as exc:   # the cluster's definite answer (the nemesis decides)
+            raise FaultRefused(f"membership {action} {node}: {exc.message}", hint=exc.hint, code=exc.code) from exc
         except ChaosError as exc:
             raise FaultError(f"membership {action} {node}: {exc.message}", hint=exc.hint) from exc
         return {"answer": answer, "config": {k: cfg.get(k) for k in ("voters", "learners", "index", "leader")},

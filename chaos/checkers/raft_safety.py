@@ -44,6 +44,14 @@ current term, commit and apply progress, and checking (Raft paper, Ongaro & Oust
                        (removed or demoted) steps down as soon as that change commits: a commit
                        event it journals as leader after its commit index already covered that
                        configuration entry is a violation (it kept leading).
+  conf-change-rule     §4.1 (one server at a time) and the single-server change fix: a leader appends
+                       a configuration entry of its term only once the previous configuration entry
+                       is committed (never two changes in flight) and once it committed an entry of
+                       its own term. Judged at the leader's `config` event for an entry of its term
+                       (the agent journals one per configuration entry, right after its `append`)
+                       against the commit index it journaled before it. A journal with only the
+                       latest configuration of a Ready (older agents) hides two changes appended
+                       together: a missed catch, never a false alarm.
 
 No data is UNKNOWN, never VALID: journals without Raft events, or in which no node became leader or
 no entry was committed (commit, apply or snapshot events): the rules would hold vacuously.
@@ -65,7 +73,7 @@ from chaos.checkers.core import Outcome, Param, Verdict, register
 MAX_PER_RULE = 20
 RULES = ("election-safety", "vote-once", "persistent-state", "term-monotonic", "commit-monotonic", "commit-rule",
          "apply-committed", "log-matching", "leader-completeness", "state-machine-safety", "election-quorum",
-         "removed-leader")
+         "removed-leader", "conf-change-rule")
 
 
 def _ev(e: dict) -> dict:
@@ -106,6 +114,7 @@ class _Node:
         self.role = "follower"
         self.voters: tuple | None = None   # the configuration in force (latest `config` event)
         self.conf_index = 0
+        self.conf_event: dict | None = None
 
     def entry_hash(self, index: int) -> str | None:
         if index == 0:
@@ -167,8 +176,11 @@ def check_journals(journals: dict[str, list[dict]], commit_persisted: bool = Fal
                 elif term > st.term:   # role/vote in a term without its own term event
                     st.term, st.term_event = term, e
             if t == "config" and isinstance(e.get("voters"), list):
+                if st.role == "leader":
+                    _check_conf_change(v, st, e)
                 st.voters = tuple(e["voters"])
                 st.conf_index = e.get("index") if isinstance(e.get("index"), int) else 0
+                st.conf_event = e
             if t == "role":
                 st.role = e.get("role")
             if t == "role" and e.get("role") == "leader" and st.voters is not None:
@@ -308,6 +320,24 @@ def check_journals(journals: dict[str, list[dict]], commit_persisted: bool = Fal
                                         "had nothing to judge", evidence)
     return Outcome(Verdict.VALID, f"{len(nodes_with_raft)} node(s), {len(leaders)} term(s) with a leader, "
                                   f"{len(committed)} committed entries: all safety rules hold", evidence)
+
+
+def _check_conf_change(v: _Violations, st: _Node, e: dict) -> None:
+    """conf-change-rule (see the module docstring), at a leader's `config` event `e`, before the
+    replay makes it the configuration in force."""
+    idx = e.get("index")
+    ent = st.log.get(idx) if isinstance(idx, int) else None
+    if ent is None or ent[0] != st.term or idx <= st.conf_index:
+        return   # not an entry this leader appended in its term (a load, a rollback, a snapshot)
+    commit_term = st.snap_term if st.commit == st.snap_index else (st.log.get(st.commit) or (None,))[0]
+    if st.conf_index > st.commit:
+        v.add("conf-change-rule", f"{st.name}: leader of term {st.term} appended a configuration at {idx} while "
+                                  f"the one at {st.conf_index} was uncommitted (commit {st.commit}): two "
+                                  f"changes in flight", *(x for x in (st.conf_event, st.commit_event, e) if x))
+    elif commit_term != st.term:
+        v.add("conf-change-rule", f"{st.name}: leader of term {st.term} appended a configuration at {idx} before "
+                                  f"committing an entry of its term (commit {st.commit}, term {commit_term})",
+              *(x for x in (st.commit_event, e) if x))
 
 
 def _check_election_quorums(v: _Violations, notes: list, elections: list, votes: dict, have: set) -> None:

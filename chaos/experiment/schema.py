@@ -617,8 +617,11 @@ class MembershipFault(FaultBase):
         description="a change of the managers' Raft configuration through the leader's API (Swarm's "
                     "`docker node promote/demote/rm`, `swarm join`, one server at a time), made when the fault "
                     "fires with its target resolved then (`target: leader` is the leader of that moment); the "
-                    "change is waited for until committed (else the run stops, exit 4) and is not undone "
-                    "when the fault ends: `for` is only how long it is held before the next `after` fires")
+                    "change is waited for until committed (else the run stops, exit 4; except a target "
+                    "chosen by role that the cluster answers `not-found`, e.g. a removed leader still "
+                    "leading: the fault is recorded `skipped` and the checks judge the run) and is not "
+                    "undone when the fault ends: `for` is only how long it is held before the next "
+                    "`after` fires")
     action: Literal["promote", "demote", "remove", "add", "replace"] = Field(
         description="promote: a learner, or a READY worker (it turns into a manager, joins with the "
                     "cluster's token and becomes a voter once caught up); demote: a voter becomes a "

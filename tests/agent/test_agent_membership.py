@@ -234,21 +234,31 @@ def _two_changes(tmp_path, plant: str) -> tuple:
         second = _change(c, leader, "demote", f2, timeout=10)
         _resume(c, [f1, f2])
         t.join(15)
-        return first.get("r"), second, c.status(leader)
+        wait_for(lambda: all(((c.status(m) or {}).get("config") or {}).get("committed") for m in c.manager_ids), 20,
+                 what="the configuration committed everywhere")
+        return first.get("r"), second, c.status(leader), {m: _journal(c, m) for m in c.manager_ids}
     finally:
         _resume(c, [m for m in c.manager_ids if c.alive(m)])
         c.stop_all()
 
 
 def test_membership_second_change_refused_while_one_is_in_flight(tmp_path):
-    _first, (code, body), _st = _two_changes(tmp_path, "")
+    from chaos.checkers import Verdict
+    from chaos.checkers.raft_safety import check_journals
+    _first, (code, body), _st, journals = _two_changes(tmp_path, "")
     assert code == 503 and body["error"] == "change-in-flight" and body["definite"] is True, body
+    out = check_journals(journals, commit_persisted=True)
+    assert out.verdict == Verdict.VALID, out.summary
 
 
 def test_plant_conf_two_in_flight_lets_a_second_change_through(tmp_path):
-    _first, (code, body), st = _two_changes(tmp_path, "conf_two_in_flight")
+    from chaos.checkers import Verdict
+    from chaos.checkers.raft_safety import check_journals
+    _first, (code, body), st, journals = _two_changes(tmp_path, "conf_two_in_flight")
     assert body.get("error") != "change-in-flight", body
     assert len(st["config"]["voters"]) == 1, st["config"]    # both demotions appended
+    out = check_journals(journals, commit_persisted=True)    # and raft-safety names the defect
+    assert out.verdict == Verdict.INVALID and set(out.evidence["violations"]) == {"conf-change-rule"}, out.summary
 
 
 def test_plant_removed_leader_keeps_leading(tmp_path):

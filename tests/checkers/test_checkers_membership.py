@@ -132,6 +132,77 @@ def test_raft_safety_removed_leader_keeps_leading_invalid():
     assert out.verdict == Verdict.INVALID and set(out.evidence["violations"]) == {"removed-leader"}
 
 
+def _changes(second_at_commit: int, first_commit: int = 3):
+    """m1 leads term 2 over m1..m3 (noop at 1, committed); appends a configuration adding learner
+    m4 at index 2, the commit reaches `first_commit`, then a second configuration (promote m4) at
+    index 4, after the commit reached `second_at_commit`."""
+    three = ["m1", "m2", "m3"]
+    ev = [_ev("m1", 1, "config", index=0, voters=three, learners=[]),
+          _ev("m1", 2, "vote", term=2, candidate="m1"), _ev("m1", 3, "role", role="leader", term=2),
+          _ev("m1", 4, "append", index=1, term=2, hash="h1")]
+    if first_commit:
+        ev.append(_ev("m1", 5, "commit", index=1))
+    ev += [_ev("m1", 6, "append", index=2, term=2, hash="h2"),
+           _ev("m1", 7, "config", index=2, voters=three, learners=["m4"]),
+           _ev("m1", 8, "append", index=3, term=2, hash="h3")]
+    if first_commit > 1:
+        ev.append(_ev("m1", 9, "commit", index=first_commit))
+    ev += [_ev("m1", 10, "append", index=4, term=2, hash="h4")]
+    if second_at_commit > first_commit:
+        ev.append(_ev("m1", 11, "commit", index=second_at_commit))
+    ev += [_ev("m1", 12, "config", index=4, voters=three + ["m4"], learners=[]),
+           _ev("m1", 13, "commit", index=4)]
+    others = {n: [_ev(n, 1, "config", index=0, voters=three, learners=[]),
+                  _ev(n, 2, "vote", term=2, candidate="m1")] for n in ("m2", "m3")}
+    return {"m1": ev, **others}
+
+
+def test_raft_safety_conf_change_one_at_a_time_valid():
+    """The second change appended once the first (index 2) committed: VALID."""
+    out = check_journals(_changes(second_at_commit=3))
+    assert out.verdict == Verdict.VALID, out.summary
+
+
+def test_raft_safety_conf_change_two_in_flight_invalid():
+    """The planted `conf_two_in_flight`: a change appended at 4 while the one at 2 is uncommitted."""
+    out = check_journals(_changes(second_at_commit=1, first_commit=1))
+    assert out.verdict == Verdict.INVALID, out.summary
+    assert set(out.evidence["violations"]) == {"conf-change-rule"}
+    detail = out.evidence["violations"]["conf-change-rule"][0]["detail"]
+    assert "at 4 while the one at 2 was uncommitted (commit 1)" in detail
+
+
+def test_raft_safety_conf_change_before_own_term_commit_invalid():
+    """The planted `conf_before_own_commit`: a new leader appends a change before it committed an
+    entry of its term (here nothing at all in this term: commit 0)."""
+    out = check_journals(_changes(second_at_commit=3, first_commit=0))
+    assert out.verdict == Verdict.INVALID, out.summary
+    assert "before committing an entry of its term" in out.evidence["violations"]["conf-change-rule"][0]["detail"]
+
+
+def test_raft_safety_conf_change_two_in_one_ready_invalid():
+    """Two changes appended in one Ready: the agent journals a `config` event per configuration
+    entry, in log order, after the Ready's appends; the second is judged against the first."""
+    j = _changes(second_at_commit=3)
+    three = ["m1", "m2", "m3"]
+    j["m1"] = j["m1"][:5] + [_ev("m1", 6, "append", index=2, term=2, hash="h2"),
+                             _ev("m1", 7, "append", index=3, term=2, hash="h3"),
+                             _ev("m1", 8, "config", index=2, voters=three, learners=["m4"]),
+                             _ev("m1", 9, "config", index=3, voters=three + ["m4"], learners=[]),
+                             _ev("m1", 10, "commit", index=3)]
+    out = check_journals(j)
+    assert out.verdict == Verdict.INVALID, out.summary
+    assert "at 3 while the one at 2 was uncommitted (commit 1)" in out.evidence["violations"]["conf-change-rule"][0]["detail"]
+
+
+def test_raft_safety_conf_change_rule_ignores_configurations_a_follower_receives():
+    """A follower's `config` event (a change it received) is not its own append: not judged."""
+    j = _changes(second_at_commit=3)
+    j["m2"] += [_ev("m2", 3, "append", index=1, term=2, hash="h1"), _ev("m2", 4, "append", index=2, term=2, hash="h2"),
+                _ev("m2", 5, "config", index=2, voters=["m1", "m2", "m3"], learners=["m4"])]
+    assert check_journals(j).verdict == Verdict.VALID
+
+
 def test_convergence_config_part_valid_and_invalid(tmp_path):
     """Every member of the final leader's configuration must end with it, committed; a member
     left with another configuration is INVALID; a removed node (not a member) is ignored."""

@@ -80,6 +80,15 @@ CASES = [
     Case("stale_worker_identity", "worker-wiped", "swarm-liveness", 2, 2,
          note="the wiped worker (boot 1 again) is never READY: swarm-liveness rejoin (measured after "
               "the rule was fixed to fire on a worker that had booted once)"),
+    # issue 23 (membership), benchmarks/bugfinding.py seeds 1-4 on 2026-12-07 at load 30-40
+    # (benchmarks/results/bugfinding-2026-12-07-3ea7932*.json); learner_votes and
+    # conf_before_own_commit are simulator-only (swarmnode/plant.py SIM_ONLY_PLANTS says why)
+    Case("removed_leader_keeps_leading", "membership-shrink-remove-leader", "raft-safety", 4, 4, cheap=True,
+         note="the removed leader keeps committing as leader after its removal committed (removed-leader); "
+              "the second `remove: leader` finds it not in the configuration and is recorded skipped"),
+    Case("conf_two_in_flight", "membership-two-changes-at-once", "raft-safety", 4, 4,
+         note="two demotions (then two removals) issued at once under 80 ms latency: the second appended "
+              "while the first is uncommitted (conf-change-rule)"),
 ]
 
 
@@ -124,7 +133,7 @@ def test_plant_table_covers_every_bug_once():
     sys.path.insert(0, str(ROOT / "node_image"))
     from swarmnode.plant import PLANT_LAYERS, SIM_ONLY_PLANTS
     bugs = [c.bug for c in CASES]
-    container = [b for b in PLANT_LAYERS if b not in SIM_ONLY_PLANTS]   # membership: simulator only
+    container = [b for b in PLANT_LAYERS if b not in SIM_ONLY_PLANTS]   # two membership bugs: simulator only
     assert sorted(bugs) == sorted(container) and len(set(bugs)) == len(bugs)
     cheap_layers = {PLANT_LAYERS[c.bug][0] for c in CASES if c.cheap}
     assert len(cheap_layers) >= 5, cheap_layers

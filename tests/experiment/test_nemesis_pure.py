@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from chaos.errors import FaultError
+from chaos.errors import FaultError, FaultRefused
 from chaos.nemesis import (FaultLog, Nemesis, NoLeader, View, fault_links, partition_cut, resolve_target,
                            until_met)
 
@@ -480,6 +480,48 @@ def test_nemesis_membership_refused_stops_the_run(tmp_path):
     with pytest.raises(FaultError, match="refused"):
         nem.wait(10)
     assert [r["action"] for r in _rows(tmp_path)] == ["intend-start", "error"]
+
+
+class NotInConfigEffects(MembershipEffects):
+    """The cluster answers `not-found` for a node its configuration no longer lists (FaultRefused,
+    as the real effects raise it), e.g. a removed node that still reports itself leader."""
+
+    def membership_op(self, action, node, force):
+        if action == "remove" and node not in self.voters:
+            self._call("membership", action, node, force)
+            raise FaultRefused(f"membership {action} {node}: refused: not-found", code="not-found")
+        return super().membership_op(action, node, force)
+
+
+def test_nemesis_membership_not_found_for_a_role_target_is_skipped_and_the_run_goes_on(tmp_path):
+    """`remove: leader` picks m2 (it reports itself leader) after m2's removal committed: the
+    cluster's own contradiction (a removed leader that kept leading), recorded `skipped` with the
+    answer; the fault after it still runs, and no harness error stops the schedule."""
+    eff = NotInConfigEffects()
+    faults = [_fault("rm", "membership", at=0.0, spec={"action": "remove", "target": "leader"}),
+              _fault("rm-again", "membership", after="rm", spec={"action": "remove", "target": "leader"}),
+              _fault("add", "membership", after="rm-again", spec={"action": "promote", "target": "w1"})]
+    nem, _log, done = _run(faults, eff, tmp_path)
+    assert done and nem.error is None
+    rows = _rows(tmp_path)
+    assert [r["action"] for r in rows if r["fault"] == "rm-again"] == ["intend-start", "skipped"]
+    skipped = next(r for r in rows if r["fault"] == "rm-again" and r["action"] == "skipped")
+    assert "not-found" in skipped["details"]["refused"] and skipped["details"]["node"] == "m2"
+    assert not any(r.get("effect", {}).get("effective") for r in rows if r["fault"] == "rm-again")
+    assert eff.voters == ["m1", "m3", "w1"]
+
+
+def test_nemesis_membership_not_found_for_a_named_target_still_stops_the_run(tmp_path):
+    """`remove: m2` twice: the file named a node that is gone, the experiment's own mistake."""
+    eff = NotInConfigEffects()
+    faults = [_fault("rm", "membership", at=0.0, spec={"action": "remove", "target": "m2"}),
+              _fault("rm-again", "membership", after="rm", spec={"action": "remove", "target": "m2"})]
+    log = FaultLog(tmp_path / "faults.jsonl")
+    nem = Nemesis(faults, eff, log)
+    nem.start(time.monotonic())
+    with pytest.raises(FaultError, match="not-found"):
+        nem.wait(10)
+    assert [r["action"] for r in _rows(tmp_path) if r["fault"] == "rm-again"] == ["intend-start", "error"]
 
 
 def test_nemesis_records_the_selectors_wait_apart_from_its_own_lateness(tmp_path):

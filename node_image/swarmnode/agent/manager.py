@@ -124,6 +124,36 @@ def _key(cmd: dict) -> str:
     return json.dumps(cmd, sort_keys=True, separators=(",", ":"))
 
 
+def _with_config_events(rd, conf: tuple) -> tuple:
+    """The Ready's events with `config` events added (the configuration in force changed:
+    appended, rolled back by a truncation, or loaded from storage). A configuration is in force
+    from the moment it is in the log, so each configuration entry this Ready appends gets its own
+    event right after that entry's `append` event, in log order, before any commit the same Ready
+    journals after it (two changes appended together -- two in flight -- are both visible to
+    raft-safety's conf-change-rule, also when the second one commits at once). The configuration in
+    force when it was not appended here (a load, a rollback, a snapshot) is journaled before a
+    `role: leader` of the same Ready, else last."""
+    by_index = {e.index: {"type": "config", "index": e.index, "voters": list(e.command.get("voters", ())),
+                          "learners": list(e.command.get("learners", ()))}
+                for e in rd.entries if e.index <= conf[0] and e.command.get("op") == "config"}
+    evs = list(rd.events)
+    last_append = {e.get("index"): i for i, e in enumerate(evs) if e.get("type") == "append"}
+    after: dict[int, list] = {}
+    for idx in sorted(by_index):
+        if idx in last_append:
+            after.setdefault(last_append[idx], []).append(by_index[idx])
+    out = []
+    for i, e in enumerate(evs):
+        out.append(e)
+        out += after.get(i, [])
+    if conf[0] not in by_index or conf[0] not in last_append:
+        ev = {"type": "config", "index": conf[0], "voters": list(conf[1]), "learners": list(conf[2])}
+        at = next((i for i, e in enumerate(out) if e.get("type") == "role" and e.get("role") == "leader"),
+                  len(out))   # in force before a leadership this Ready also reports
+        out.insert(at, ev)
+    return tuple(out)
+
+
 class ManagerRole:
     kind = "manager"
 
@@ -207,15 +237,22 @@ class ManagerRole:
     async def _join_loop(self) -> None:
         """Ask the managers (any of them forwards to its leader) to add this node, until the
         leader's configuration listing it reaches this node's log. A definite refusal (token,
-        identity) is final: logged, journaled, and the process exits with JOIN_REFUSED_EXIT."""
+        identity) is final: logged, journaled, and the process exits with JOIN_REFUSED_EXIT. Once
+        a leader answered 200 (the addition committed, or this node was already in), it waits for
+        that configuration to reach its log without asking again: a learner still catching up
+        (its state empty) would be refused `identity-in-use` by its own addition (found under
+        50 ms link latency, two workers promoted at once: the answer came before the log)."""
         # the bootstrap managers first, then every other peer: after replacements none of the
         # bootstrap managers may be left, and a worker or a follower answers with the leader it knows
         contacts = [m for m in self.cfg.managers if m != self.node.id]
         contacts += sorted(p for p in self.node.transport.peers if p not in contacts and p != self.node.id)
         op = {"op": "member.join", "node": self.node.id, "token": self.cfg.join_token,
               "fresh": self._fresh}
-        attempt, told = 0, None
+        attempt, told, accepted = 0, None, False
         while not self._is_member():
+            if accepted:
+                await asyncio.sleep(JOIN_RETRY_MS / 1000)
+                continue
             hint = self.raft.leader_id or told
             target = hint if hint and hint != self.node.id else contacts[attempt % len(contacts)]
             attempt += 1
@@ -231,7 +268,9 @@ class ManagerRole:
                 self.node.journal.flush()
                 self.node.fail(JOIN_REFUSED_EXIT)
                 return
-            if status != 200:
+            if status == 200:
+                accepted = True
+            else:
                 self.join_state["last_error"] = body.get("error") or f"status {status}"
             await asyncio.sleep(JOIN_RETRY_MS / 1000)
         self.join_state["state"] = "member"
@@ -279,14 +318,8 @@ class ManagerRole:
                 break
             conf = (raft.log.last_conf_index, raft.voters, raft.learners)
             if conf != self._conf_seen:
-                # the configuration in force changed (appended, rolled back by a truncation, or
-                # loaded from storage): journaled with this Ready's events, before its messages
                 self._conf_seen = conf
-                ev = {"type": "config", "index": conf[0], "voters": list(conf[1]), "learners": list(conf[2])}
-                evs = list(rd.events)
-                at = next((i for i, e in enumerate(evs) if e.get("type") == "role" and e.get("role") == "leader"),
-                          len(evs))   # in force before a leadership this Ready also reports
-                rd = dataclasses.replace(rd, events=tuple(evs[:at] + [ev] + evs[at:]))
+                rd = dataclasses.replace(rd, events=_with_config_events(rd, conf))
             # 1. durable state, then journal
             if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
                 try:
