@@ -121,7 +121,7 @@ def main(argv=None) -> int:
         for k, v in r[14].items():
             tails.setdefault(k, []).extend(v)
     out = {
-        "seeds": len(rows), "violations": sum(r[1] for r in rows),
+        "seeds": len(rows), "first": a.first, "violations": sum(r[1] for r in rows),
         "seeds_with_violations": len(bad_safety), "liveness_failures": len(bad_live),
         "seconds": round(secs, 2), "seeds_per_s": round(len(rows) / secs, 2),
         "seeds_per_second": round(len(rows) / secs, 2),     # the older name of seeds_per_s, kept
