@@ -159,6 +159,10 @@ class ManagerRole:
         if cfg.join_token:
             self.join_state = {"state": "member" if self._is_member() else "joining", "attempts": 0}
         self._join_task: Optional[asyncio.Task] = None
+        # this process's join id: a retried join that finds this node already added is the same
+        # joiner (members.join); memory only, so a restart with a wiped disk asks with a new one
+        self._join_nonce = secrets.token_hex(8)
+        self._join_nonces: dict[str, str] = {}   # leader: node -> nonce of the add it proposed
         self._conf_seen: Optional[tuple] = None
         self._token = secrets.token_urlsafe(18)   # proposed once if the cluster has none yet
         self._scheduled = False
@@ -213,7 +217,7 @@ class ManagerRole:
         contacts = [m for m in self.cfg.managers if m != self.node.id]
         contacts += sorted(p for p in self.node.transport.peers if p not in contacts and p != self.node.id)
         op = {"op": "member.join", "node": self.node.id, "token": self.cfg.join_token,
-              "fresh": self._fresh}
+              "fresh": self._fresh, "nonce": self._join_nonce}
         attempt, told = 0, None
         while not self._is_member():
             hint = self.raft.leader_id or told
@@ -538,16 +542,22 @@ class ManagerRole:
             return 503, error_body("unavailable", "leader not settled yet", True)
         raft = self.raft
         token = self.store.nodes.get(CLUSTER_KEY, {}).get("join_token")
+        nonce = op.get("nonce")
+        if not (isinstance(nonce, str) and 0 < len(nonce) <= 64):
+            nonce = None
         d = members.join(node, op.get("token"), op.get("fresh") is True, token, raft.voters,
-                         raft.learners, self.cfg.managers, self.store.nodes)
+                         raft.learners, self.cfg.managers, self.store.nodes, nonce=nonce,
+                         pending_nonce=self._join_nonces.get(node))
         if isinstance(d, members.Refusal):
             log.warning("membership: join of %s refused: %s", node, d.code)
             return d.status, error_body(d.code, d.message, True)
         if d == "already":
             return 200, {"ok": True, "already": True}
         term = raft.term
-        r = self._propose_steps(node, members.Steps(upserts=({"role": "manager", "want": "voter"},),
-                                                    conf=("add_learner", node)))
+        fields = {"role": "manager", "want": "voter", **({"join_nonce": nonce} if nonce else {})}
+        r = self._propose_steps(node, members.Steps(upserts=(fields,), conf=("add_learner", node)))
+        if isinstance(r, int) and nonce:
+            self._join_nonces[node] = nonce
         if isinstance(r, tuple):
             return r
         return await self._await_index(r, term)
