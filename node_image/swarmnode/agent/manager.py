@@ -221,11 +221,11 @@ class ManagerRole:
         attempt, told = 0, None
         while not self._is_member():
             hint = self.raft.leader_id or told
-            target = hint if hint and hint != self.node.id else contacts[attempt % len(contacts)]
+            targets = [hint] if hint and hint != self.node.id else []
+            targets += [p for p in contacts if p not in targets]
             attempt += 1
             self.join_state["attempts"] = attempt
-            status, body = await self.node.ask(target, op, self.cfg.request_timeout_ms / 1000)
-            told = body.get("leader") if isinstance(body.get("leader"), str) and body.get("leader") != target else None
+            status, body, told = await self._ask_all(targets, op, self.cfg.request_timeout_ms / 1000)
             if self._is_member():
                 break
             if body.get("error") in ("bad-token", "identity-in-use", "identity-retired"):
@@ -240,6 +240,34 @@ class ManagerRole:
             await asyncio.sleep(JOIN_RETRY_MS / 1000)
         self.join_state["state"] = "member"
         log.info("joined the cluster as %s", "voter" if self.node.id in self.raft.voters else "learner")
+
+    async def _ask_all(self, targets: list, op: dict, timeout_s: float) -> tuple[int, dict, Optional[str]]:
+        """Send the join to every target at once (asked one by one, each dead contact -- a removed
+        manager, after replacements every bootstrap one -- cost a whole request timeout). The first
+        decisive answer (accepted, or refused with a definite error: only a leader decides either)
+        wins and the other asks are dropped; else the last answer once all are in or timed out.
+        Also returns a leader some answer named (a worker or a follower that knows one).
+        Duplicates at the leader are harmless: the first adds the node, the rest find it listed
+        with this join's nonce and answer `already` (members.join)."""
+        asks = {asyncio.ensure_future(self.node.ask(t, op, timeout_s)): t for t in targets}
+        status, body, told = 0, {"error": "no-contact"}, None
+        try:
+            pending = set(asks)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for fut in done:
+                    st, b = fut.result()
+                    leader = b.get("leader")
+                    if isinstance(leader, str) and leader not in (asks[fut], self.node.id):
+                        told = leader
+                    if status == 0 or st != 0:
+                        status, body = st, b
+                    if st == 200 or b.get("error") in ("bad-token", "identity-in-use", "identity-retired"):
+                        return st, b, told
+        finally:
+            for fut in asks:
+                fut.cancel()
+        return status, body, told
 
     # -- Raft driving ----------------------------------------------------------------------------
     def _kick(self) -> None:
