@@ -25,7 +25,8 @@ remove_leader_to_new_leader_p99_ms, sim_seeds_10k_violations, the samples, entri
 before and after. Goals (issue 23): replace <= 5 s with 10,000 entries, remove-leader-to-new-leader
 p99 <= 1,500 ms; never passes or fails on time (the machine is shared). With reps < 100 the p99 is
 the largest sample. Exit 2 (no traceback) on an unreadable or unsuitable --sim-json.
-Usage: python benchmarks/membership.py [--entries 10000] [--reps 5] [--sim-json F ...] [--save]
+Usage: python benchmarks/membership.py [--entries 10000] [--reps 5] [--sim-json F ...] [--save];
+`--sim-only --sim-json F ...` folds the files and measures nothing.
 """
 from __future__ import annotations
 
@@ -143,8 +144,13 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=23)
     ap.add_argument("--sim-json", nargs="+", default=None,
                     help="raft_sim_safety.py --profile membership output(s), raw or from record.py")
+    ap.add_argument("--sim-only", action="store_true",
+                    help="only fold --sim-json (no cluster): the sim keys, e.g. under record.py")
     ap.add_argument("--save", action="store_true")
     a = ap.parse_args()
+    if a.sim_only and not a.sim_json:
+        print("membership.py: --sim-only needs --sim-json", file=sys.stderr)
+        return 2
     sim = None
     if a.sim_json:   # read first: a bad file is reported before minutes of measuring
         try:
@@ -152,6 +158,9 @@ def main() -> int:
         except SimJsonError as e:
             print(f"membership.py: --sim-json {e}", file=sys.stderr)
             return 2
+        if a.sim_only:
+            print(json.dumps(sim, indent=2))
+            return 0
     rec = None
     if a.save:
         from _result import Recorder

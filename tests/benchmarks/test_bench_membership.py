@@ -84,3 +84,15 @@ def test_bad_sim_json_exits_2_without_traceback_before_measuring(tmp_path):
         proc = subprocess.run([sys.executable, str(BENCH / "membership.py"), "--sim-json", arg],
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr and "--sim-json" in proc.stderr
+
+
+def test_sim_only_folds_without_a_cluster(tmp_path):
+    files = chunks(tmp_path)
+    proc = subprocess.run([sys.executable, str(BENCH / "membership.py"), "--sim-only", "--sim-json", *files],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["sim_seeds_10k_violations"] == 0 and "replace_manager_p99_s" not in out
+    proc = subprocess.run([sys.executable, str(BENCH / "membership.py"), "--sim-only"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
