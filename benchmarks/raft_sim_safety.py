@@ -15,7 +15,8 @@ failure or a hit bound. Usage: python benchmarks/raft_sim_safety.py --seeds 500 
 plus random membership changes: swarmnode/sim/membership_driver.py); the JSON then also has
 `membership` (operations run, changes committed and refused, nodes added and retired, totals) and
 the key `sim_seeds_<N>_violations` (N the seeds run: 10k for 10,000). --save also writes the JSON
-under benchmarks/results/ (benchmarks/_result.py: commit, load before and after).
+under benchmarks/results/ (benchmarks/_result.py: commit, load before and after). `first` is the first
+seed run (`--first`), so that chunked sweeps can be folded (benchmarks/membership.py --sim-json).
 
 --core runs a RaftNode subclass (a deliberately wrong core from the tests) instead of RaftNode: the
 number of seeds with a violation is then how often the simulator catches that core.
