@@ -244,8 +244,9 @@ class ManagerRole:
     async def _ask_all(self, targets: list, op: dict, timeout_s: float) -> tuple[int, dict, Optional[str]]:
         """Send the join to every target at once (asked one by one, each dead contact -- a removed
         manager, after replacements every bootstrap one -- cost a whole request timeout). The first
-        decisive answer (accepted, or refused with a definite error: only a leader decides either)
-        wins and the other asks are dropped; else the last answer once all are in or timed out.
+        answer from a leader (anything but no answer, `not-leader` or `no-leader`: accepted, refused,
+        or busy with another change) wins and the other asks are dropped; else the last answer once
+        all are in or timed out.
         Also returns a leader some answer named (a worker or a follower that knows one).
         Duplicates at the leader are harmless: the first adds the node, the rest find it listed
         with this join's nonce and answer `already` (members.join)."""
@@ -262,7 +263,7 @@ class ManagerRole:
                         told = leader
                     if status == 0 or st != 0:
                         status, body = st, b
-                    if st == 200 or b.get("error") in ("bad-token", "identity-in-use", "identity-retired"):
+                    if st != 0 and b.get("error") not in ("not-leader", "no-leader"):
                         return st, b, told
         finally:
             for fut in asks:
