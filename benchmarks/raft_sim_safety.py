@@ -15,7 +15,8 @@ failure or a hit bound. Usage: python benchmarks/raft_sim_safety.py --seeds 500 
 plus random membership changes: swarmnode/sim/membership_driver.py); the JSON then also has
 `membership` (operations run, changes committed and refused, nodes added and retired, totals) and
 the key `sim_seeds_<N>_violations` (N the seeds run: 10k for 10,000). --save also writes the JSON
-under benchmarks/results/ (benchmarks/_result.py: commit, load before and after).
+under benchmarks/results/ (benchmarks/_result.py: commit, load before and after). `first` is the first
+seed run (`--first`), so that chunked sweeps can be folded (benchmarks/membership.py --sim-json).
 
 --core runs a RaftNode subclass (a deliberately wrong core from the tests) instead of RaftNode: the
 number of seeds with a violation is then how often the simulator catches that core.
@@ -121,7 +122,7 @@ def main(argv=None) -> int:
         for k, v in r[14].items():
             tails.setdefault(k, []).extend(v)
     out = {
-        "seeds": len(rows), "violations": sum(r[1] for r in rows),
+        "seeds": len(rows), "first": a.first, "violations": sum(r[1] for r in rows),
         "seeds_with_violations": len(bad_safety), "liveness_failures": len(bad_live),
         "seconds": round(secs, 2), "seeds_per_s": round(len(rows) / secs, 2),
         "seeds_per_second": round(len(rows) / secs, 2),     # the older name of seeds_per_s, kept

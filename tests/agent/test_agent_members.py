@@ -96,3 +96,21 @@ def test_config_join_token_refused(extra, needle):
 def test_config_join_token_accepted_for_an_unlisted_manager():
     cfg = load({**BASE, "CHAOS_JOIN_TOKEN": "abcdefgh12"})
     assert cfg.join_token == "abcdefgh12" and cfg.is_manager
+
+
+@pytest.mark.parametrize("nonce, recorded, pending, want", [
+    ("n1", "n1", None, "already"),           # the joiner that was added asks again (answer lost or late)
+    ("n1", None, "n1", "already"),           # ... before the add applied on the leader that proposed it
+    ("n2", "n1", "n1", "identity-in-use"),   # another process (a restart with a wiped disk) under that id
+    (None, "n1", "n1", "identity-in-use"),   # no nonce: nothing proves it is the same joiner
+    ("", "", "", "identity-in-use"),
+    (None, None, None, "identity-in-use"),
+])
+def test_members_join_retry_of_the_added_joiner_is_not_refused(nonce, recorded, pending, want):
+    """A joiner's Raft state is empty when it starts (`fresh`) and stays so until the configuration
+    that adds it reaches its log; its retries in that window must not be taken for a wiped node
+    reusing the id (the benchmark's 10,000-key snapshot made the window seconds long: the joiner
+    was refused and exited)."""
+    nodes = {"m4": {"join_nonce": recorded}} if recorded is not None else {}
+    d = M.join("m4", "T", True, "T", V, L, B, nodes, nonce=nonce, pending_nonce=pending)
+    assert (d.code if isinstance(d, M.Refusal) else d) == want

@@ -116,6 +116,46 @@ def test_membership_reused_identity_with_empty_disk_is_refused(cluster):
     assert "identity-retired" in c.log_tail(victim)
 
 
+def test_membership_joiner_retrying_before_its_configuration_arrives_is_not_refused(tmp_path):
+    """The leader adds a joiner as soon as it asks, but the joiner's Raft state stays empty until
+    that configuration reaches its log (a large snapshot: seconds). Its retries meanwhile (every
+    500 ms, through any manager) must not be refused as `identity-in-use` -- a wiped node reusing
+    an id -- which made it exit: the same joiner process (its join nonce) is told `already`.
+    The window is held open here by cutting the leader's link to the joiner (a relay), so the
+    joiner keeps asking, through the followers too, while listed and still empty."""
+    from .relay import Relay
+    relay, holder = Relay(), {}
+    c = LocalCluster(str(tmp_path), managers=3, workers=0, seed=SEED, spare_managers=1,
+                     extra_env={"CHAOS_REQUEST_TIMEOUT_MS": "1000"},
+                     peer_address=lambda s, d: f"127.0.0.1:{holder['ports'][(s, d)]}")
+    every = c.ids + c.spare_ids
+    holder["ports"] = {(s, d): relay.add_link(f"{s}-{d}", c.peer_port[d]) for s in every for d in every if s != d}
+    try:
+        c.start_all()
+        leader = wait_for(c.leader, 40, what="a leader")
+        token = _token(c)
+        relay.cut(f"{leader}-m4")            # the leader's log (and its answers) cannot reach m4
+        c.start("m4", join_token=token)
+        wait_for(lambda: "m4" in _config(c, leader).get("learners", []), 40, what="m4 listed as learner")
+        st = wait_for(lambda: c.status("m4"), 40, what="m4's API")
+        listed_at = st["join"]["attempts"]
+
+        def retried():
+            assert c.alive("m4"), f"m4 exited {c.exit_code('m4', 0)}: {c.log_tail('m4')}"
+            s = c.status("m4") or {}
+            return s.get("join", {}).get("attempts", 0) >= listed_at + 4 and s
+        st = wait_for(retried, 40, what="m4 asking again while listed")
+        assert st["membership"] == "joining" and st["join"]["state"] == "joining", st
+        relay.heal(f"{leader}-m4")
+        wait_for(lambda: "m4" in _config(c, leader).get("voters", []), 40, what="m4 voter")
+        wait_for(lambda: (c.status("m4") or {}).get("join", {}).get("state") == "member", 20,
+                 what="m4 a member")
+        assert c.alive("m4") and "refused" not in c.log_tail("m4", 200)
+    finally:
+        c.stop_all()
+        relay.close()
+
+
 def test_membership_removing_the_leader_elects_another_and_it_stops_leading(cluster):
     c = cluster
     old = wait_for(c.leader, 40, what="a leader")

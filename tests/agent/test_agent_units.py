@@ -282,6 +282,36 @@ def test_fast_store_falls_back_when_the_digest_definition_drifts():
     assert s.digest() == s.digest_recomputed() and s.mismatches == 1 and s._slow
 
 
+def test_fast_store_cross_checks_early_only_while_small_then_every_nth():
+    """A store restored from a large snapshot (a joiner, a restart) does not recompute the whole
+    digest on each of its first digests (O(store) each: seconds at 10,000 keys), and is still
+    cross-checked every VERIFY_EVERY-th digest; a small store is cross-checked from the first."""
+    import swarmnode.agent.fast_store as FS
+    big = Store()
+    for i in range(FS.VERIFY_FIRST_MAX_ITEMS + 1):
+        big.apply(i + 1, {"op": "kv.put", "key": f"k{i}", "value": i})
+
+    class Counting(FastStore):
+        slow_calls = 0
+
+        def digest_recomputed(self):
+            self.slow_calls += 1
+            return super().digest_recomputed()
+
+    s = Counting()
+    s.restore(big.snapshot())
+    for _ in range(FS.VERIFY_FIRST):
+        s.digest()
+    assert s.slow_calls == 0
+    for _ in range(FS.VERIFY_EVERY - FS.VERIFY_FIRST):
+        s.digest()
+    assert s.slow_calls == 1 and s.mismatches == 0
+    small = Counting()
+    small.apply(1, {"op": "kv.put", "key": "a", "value": 1})
+    small.digest()
+    assert small.slow_calls == 1
+
+
 def test_node_rejoins_gossip_after_the_core_gives_up(tmp_path):
     """Seeds that start late (containers start in any order) must not leave a node outside gossip
     for good: when the SWIM core gives up joining, the driver starts another round."""

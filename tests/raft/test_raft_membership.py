@@ -319,3 +319,26 @@ def test_leader_removing_itself_still_campaigns_until_the_removal_commits():
             break
     assert c.leaders() == ["m2"] and c.nodes["m2"].voters == ("m2",)
     assert any(e["type"] == "role" and e["role"] == "leader" and e["term"] > 1 for e in c.events["m1"])
+
+
+def test_status_match_shows_how_far_a_learner_caught_up_on_the_leader_only():
+    """status()["match"] (benchmarks/membership.py's caught-up test): on the leader, each member's
+    replicated index -- 0 for a learner cut off, the leader's last index once it caught up; absent
+    on followers (they know no progress)."""
+    c = MCluster()
+    c.campaign("m1")
+    ld = c.nodes["m1"]
+    for k in range(5):
+        ld.propose(put(f"k{k}"))
+    c.pump("m1")
+    c.deliver()
+    c.add("m4")
+    c.cut |= {("m1", "m4")}
+    c.change("m1", "add_learner", "m4")
+    st = ld.status()
+    assert st["match"]["m4"] == 0 and st["match"]["m2"] == st["commit_index"] > 0
+    assert set(st["match"]) == {"m2", "m3", "m4"}
+    c.heal()
+    c.tick(6)
+    assert ld.status()["match"]["m4"] == ld.last_log_index
+    assert "match" not in c.nodes["m2"].status()

@@ -155,3 +155,23 @@ def test_membership_safety_sweep():
         out = [_sweep_one(s) for s in seeds]
     bad = [x for x in out if x]
     assert not bad, f"{len(bad)} of {SWEEP_SEEDS} seeds failed:\n" + "\n".join(bad[:20])
+
+
+def test_commit_seen_only_after_the_committer_compacted_it_is_not_judged_late(monkeypatch):
+    """Seed 300 of the membership profile (the 10,000-seed sweep's one finding, a checker defect):
+    m4 commits 186-187 and snapshots at 187 in one step, so the consequence checker never saw 186's
+    hash there; m6 learned the commit later, after m4 had appended a configuration without itself,
+    and 186 was judged against that newer configuration -- a false `removed-node-counted` on the
+    correct core. An index at or below the highest commit seen before was committed with it."""
+    from swarmnode.sim import raft_checks
+    skipped = []
+    orig = raft_checks.ConsequenceChecker._record_commits
+
+    def spy(self, i, node, c):
+        if node.log.snap_index - 1 > self.seen_commit[i] and c > self.seen_commit[i]:
+            skipped.append((i, self.seen_commit[i], node.log.snap_index))   # the path: commits compacted unseen
+        return orig(self, i, node, c)
+    monkeypatch.setattr(raft_checks.ConsequenceChecker, "_record_commits", spy)
+    r = run_seed(300, **MEMBERSHIP_PROFILE)
+    assert skipped, "seed 300 no longer compacts a commit in the step that makes it (pick another seed)"
+    assert _ok(r), _fail_msg(r)

@@ -189,6 +189,10 @@ class ManagerRole:
         if cfg.join_token:
             self.join_state = {"state": "member" if self._is_member() else "joining", "attempts": 0}
         self._join_task: Optional[asyncio.Task] = None
+        # this process's join id: a retried join that finds this node already added is the same
+        # joiner (members.join); memory only, so a restart with a wiped disk asks with a new one
+        self._join_nonce = secrets.token_hex(8)
+        self._join_nonces: dict[str, str] = {}   # leader: node -> nonce of the add it proposed
         self._conf_seen: Optional[tuple] = None
         self._token = secrets.token_urlsafe(18)   # proposed once if the cluster has none yet
         self._scheduled = False
@@ -237,28 +241,25 @@ class ManagerRole:
     async def _join_loop(self) -> None:
         """Ask the managers (any of them forwards to its leader) to add this node, until the
         leader's configuration listing it reaches this node's log. A definite refusal (token,
-        identity) is final: logged, journaled, and the process exits with JOIN_REFUSED_EXIT. Once
-        a leader answered 200 (the addition committed, or this node was already in), it waits for
-        that configuration to reach its log without asking again: a learner still catching up
-        (its state empty) would be refused `identity-in-use` by its own addition (found under
-        50 ms link latency, two workers promoted at once: the answer came before the log)."""
+        identity) is final: logged, journaled, and the process exits with JOIN_REFUSED_EXIT. Asking
+        again after the addition, while its own log is still empty, is harmless: the join carries
+        this process's nonce and the leader answers `already` to it (members.join), not
+        `identity-in-use` (found twice: under 50 ms link latency with two workers promoted at once,
+        and with a 10,000-key snapshot to catch up)."""
         # the bootstrap managers first, then every other peer: after replacements none of the
         # bootstrap managers may be left, and a worker or a follower answers with the leader it knows
         contacts = [m for m in self.cfg.managers if m != self.node.id]
         contacts += sorted(p for p in self.node.transport.peers if p not in contacts and p != self.node.id)
         op = {"op": "member.join", "node": self.node.id, "token": self.cfg.join_token,
-              "fresh": self._fresh}
-        attempt, told, accepted = 0, None, False
+              "fresh": self._fresh, "nonce": self._join_nonce}
+        attempt, told = 0, None
         while not self._is_member():
-            if accepted:
-                await asyncio.sleep(JOIN_RETRY_MS / 1000)
-                continue
             hint = self.raft.leader_id or told
-            target = hint if hint and hint != self.node.id else contacts[attempt % len(contacts)]
+            targets = [hint] if hint and hint != self.node.id else []
+            targets += [p for p in contacts if p not in targets]
             attempt += 1
             self.join_state["attempts"] = attempt
-            status, body = await self.node.ask(target, op, self.cfg.request_timeout_ms / 1000)
-            told = body.get("leader") if isinstance(body.get("leader"), str) and body.get("leader") != target else None
+            status, body, told = await self._ask_all(targets, op, self.cfg.request_timeout_ms / 1000)
             if self._is_member():
                 break
             if body.get("error") in ("bad-token", "identity-in-use", "identity-retired"):
@@ -268,13 +269,40 @@ class ManagerRole:
                 self.node.journal.flush()
                 self.node.fail(JOIN_REFUSED_EXIT)
                 return
-            if status == 200:
-                accepted = True
-            else:
+            if status != 200:
                 self.join_state["last_error"] = body.get("error") or f"status {status}"
             await asyncio.sleep(JOIN_RETRY_MS / 1000)
         self.join_state["state"] = "member"
         log.info("joined the cluster as %s", "voter" if self.node.id in self.raft.voters else "learner")
+
+    async def _ask_all(self, targets: list, op: dict, timeout_s: float) -> tuple[int, dict, Optional[str]]:
+        """Send the join to every target at once (asked one by one, each dead contact -- a removed
+        manager, after replacements every bootstrap one -- cost a whole request timeout). The first
+        answer from a leader (anything but no answer, `not-leader` or `no-leader`: accepted, refused,
+        or busy with another change) wins and the other asks are dropped; else the last answer once
+        all are in or timed out.
+        Also returns a leader some answer named (a worker or a follower that knows one).
+        Duplicates at the leader are harmless: the first adds the node, the rest find it listed
+        with this join's nonce and answer `already` (members.join)."""
+        asks = {asyncio.ensure_future(self.node.ask(t, op, timeout_s)): t for t in targets}
+        status, body, told = 0, {"error": "no-contact"}, None
+        try:
+            pending = set(asks)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for fut in done:
+                    st, b = fut.result()
+                    leader = b.get("leader")
+                    if isinstance(leader, str) and leader not in (asks[fut], self.node.id):
+                        told = leader
+                    if status == 0 or st != 0:
+                        status, body = st, b
+                    if st != 0 and b.get("error") not in ("not-leader", "no-leader"):
+                        return st, b, told
+        finally:
+            for fut in asks:
+                fut.cancel()
+        return status, body, told
 
     # -- Raft driving ----------------------------------------------------------------------------
     def _kick(self) -> None:
@@ -571,16 +599,22 @@ class ManagerRole:
             return 503, error_body("unavailable", "leader not settled yet", True)
         raft = self.raft
         token = self.store.nodes.get(CLUSTER_KEY, {}).get("join_token")
+        nonce = op.get("nonce")
+        if not (isinstance(nonce, str) and 0 < len(nonce) <= 64):
+            nonce = None
         d = members.join(node, op.get("token"), op.get("fresh") is True, token, raft.voters,
-                         raft.learners, self.cfg.managers, self.store.nodes)
+                         raft.learners, self.cfg.managers, self.store.nodes, nonce=nonce,
+                         pending_nonce=self._join_nonces.get(node))
         if isinstance(d, members.Refusal):
             log.warning("membership: join of %s refused: %s", node, d.code)
             return d.status, error_body(d.code, d.message, True)
         if d == "already":
             return 200, {"ok": True, "already": True}
         term = raft.term
-        r = self._propose_steps(node, members.Steps(upserts=({"role": "manager", "want": "voter"},),
-                                                    conf=("add_learner", node)))
+        fields = {"role": "manager", "want": "voter", **({"join_nonce": nonce} if nonce else {})}
+        r = self._propose_steps(node, members.Steps(upserts=(fields,), conf=("add_learner", node)))
+        if isinstance(r, int) and nonce:
+            self._join_nonces[node] = nonce
         if isinstance(r, tuple):
             return r
         return await self._await_index(r, term)

@@ -8,7 +8,10 @@ Owns two pure decisions, table-tested (tests/agent/test_agent_members.py), that 
     bad-token          the token is not the cluster's (or none was given)
     identity-in-use    the id is in the configuration but the joiner's Raft state is empty: it
                        could vote a second time in a term it already voted in (Raft Fig. 2 keeps
-                       votedFor on stable storage for exactly this reason)
+                       votedFor on stable storage for exactly this reason) -- unless the request
+                       carries the `nonce` of the join that added it: the same joiner process
+                       asking again (its first answer lost or late, or the configuration not yet
+                       in its log), whose Raft state was never lost, only empty when it started
     identity-retired   the id was in the configuration and was removed (a bootstrap manager no
                        longer listed, or a node the leader marked `raft: removed`); the Swarm way
                        to replace a lost manager is remove, wipe, join under a NEW id
@@ -59,14 +62,20 @@ def retired(node: str, voters, learners, bootstrap, nodes: dict) -> bool:
 
 
 def join(node: str, token, fresh: bool, token_in_force, voters, learners, bootstrap,
-         nodes: dict):
-    """Refusal, "already", or "add" (propose add_learner for `node`)."""
+         nodes: dict, nonce=None, pending_nonce=None):
+    """Refusal, "already", or "add" (propose add_learner for `node`).
+
+    `nonce`: the joiner process's random join id (memory only: a restarted joiner has a new one);
+    the add records it in nodes[node]["join_nonce"], and the leader that proposed the add knows it
+    before that applies (`pending_nonce`)."""
     if not token_in_force:
         return Refusal(503, "unavailable", "the cluster has no join token yet (no leader settled)")
     if not isinstance(token, str) or token != token_in_force:
         return Refusal(403, "bad-token", f"{node}: join token refused (not this cluster's token)")
     if node in voters or node in learners:
-        if fresh:
+        same_joiner = isinstance(nonce, str) and bool(nonce) and \
+            nonce in (nodes.get(node, {}).get("join_nonce"), pending_nonce)
+        if fresh and not same_joiner:
             return Refusal(409, "identity-in-use",
                            f"{node} is in the configuration but its Raft state is empty: it could "
                            "vote twice in a term; remove it, wipe it and join under a new id")

@@ -190,7 +190,10 @@ class RaftNode:
                 "last_log_index": self.log.last_index, "last_log_term": self.log.last_term,
                 "store_digest": self.sm.digest(), "voters": list(self.voters),
                 "learners": list(self.learners), "config_index": self.log.last_conf_index,
-                "config_committed": self.log.last_conf_index <= self._commit}
+                "config_committed": self.log.last_conf_index <= self._commit,
+                # a leader's view of each member's log (match index): how far a newcomer caught up
+                **({"match": {p: pr.match for p, pr in sorted(self._progress.items())}}
+                   if self._role == LEADER else {})}
 
     # ---- membership (thesis §4) -------------------------------------------------------------------
     @property

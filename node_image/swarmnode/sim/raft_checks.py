@@ -422,7 +422,12 @@ class ConsequenceChecker:
                 if idx > self.max_committed:
                     self.max_committed = idx
                     grew = True
-                if self.holds is not None:
+                # only an index above every commit seen before is committed HERE: one at or below
+                # `prev` was committed with `prev` (a prefix), its hash unseen until now because the
+                # node that committed it compacted it in the same step (membership seed 300: node
+                # m4 committed 186-187 and snapshotted at 187; m6, learning the commit later under
+                # a newer configuration, was judged against that one: a false removed-node-counted)
+                if self.holds is not None and idx > prev:
                     self._commit_quorum(i, node, idx, h, prev)
             elif want != h:
                 self.report("committed-divergence", i, f"index {idx} committed as {h}, elsewhere as {want}")
