@@ -50,6 +50,9 @@ FIRST_AT_S = 3.0              # faults moved earlier start here at the soonest (
 WINDOW_S = 12.0               # with a hint: the faults in effect this long before the violation first
                               # (vote_not_persisted: the kill that lost the vote began ~8 s before it was seen)
 RECENT_RUNS = 3               # the overhead estimate is the median of this many latest runs
+CUT_SLACK_S = 1.0             # with a hint: faults starting this long after the violation was first seen
+                              # are dropped in the first candidate (they cannot have caused it; the slack
+                              # covers the evidence's own timestamping)
 
 
 @dataclass(frozen=True)
@@ -303,6 +306,7 @@ class Shrinker:
         self.best, self.best_plan = copy.deepcopy(doc), plan
         self.result = Result(copy.deepcopy(doc), self.best, size_of(doc, plan), size_of(doc, plan))
         self.seen: set[str] = {_key(doc)}
+        self.passed: list[tuple[frozenset, str]] = []  # (faults, the rest of the scenario) of candidates that passed
         self.errors_in_a_row = 0
 
     # -- acceptance --
@@ -326,6 +330,13 @@ class Shrinker:
         rec: dict[str, Any] = {"candidate": n, "change": change, "ts": time.time()}
         if plan is None:
             self.log({**rec, "kept": False, "verdict": "not-valid", "tries": [], "why": f"does not validate: {why}"})
+            return False
+        names, rest = _fault_items(doc), _rest_key(doc)
+        bigger = next((p for p, r in self.passed if r == rest and names <= p), None)
+        if bigger is not None:
+            self.log({**rec, "kept": False, "verdict": "skipped", "tries": [], "size": size_of(doc, plan).as_dict(),
+                      "why": f"not run: its faults are a subset of a candidate's that passed ({len(bigger)} faults, "
+                             f"the rest the same): a subset is taken to pass too (delta debugging's assumption)"})
             return False
         if self.result.candidates >= MAX_CANDIDATES:
             raise OutOfBudget(f"{MAX_CANDIDATES} candidates tried (the bound of the search)")
@@ -366,6 +377,8 @@ class Shrinker:
             self.result.best_size = size_of(doc, plan)
             self.result.kept.append(change)
         else:
+            if all(t["verdict"] not in ("ERROR", "INTERRUPTED") for t in tries):  # an error is no evidence
+                self.passed.append((names, rest))
             verdicts = ", ".join(t["verdict"] for t in tries)
             why = f"the target check was not INVALID in {len(tries)} of {len(tries)} tries ({verdicts}): dropped"
         self.log({**rec, "kept": failed, "verdict": "fails" if failed else "passes", "tries": tries,
@@ -376,31 +389,48 @@ class Shrinker:
 
     # -- passes --
 
-    def window(self) -> None:
-        """With a hint (when the violation was first seen, from the check's evidence): first try the
-        faults in effect during the WINDOW_S before it. One candidate; a hit saves most of ddmin."""
+    def _starts(self) -> dict[str, float]:
+        """Fault name -> its planned start (s after the workload's start), for faults with an `at`."""
+        return {f["id"]: f["start"]["at_s"] for f in self.best_plan["faults"] if "at_s" in f["start"]}
+
+    def cut(self) -> None:
+        """With a hint (when the violation was first seen, from the check's evidence): the faults that
+        start after it cannot have caused it. The first candidate drops them all, which also ends the
+        schedule (and every later run) where the violation was seen."""
         if self.hint_s is None:
             return
-        lo, hi = self.hint_s - WINDOW_S, self.hint_s
+        late = [n for n, at in self._starts().items() if at > self.hint_s + CUT_SLACK_S]
+        if late and len(late) < len(fault_names(self.best)):
+            self.test(without(self.best, late), f"drop the {len(late)} fault(s) that start after the violation "
+                                                 f"was first seen (t+{self.hint_s:.1f} s): they cannot have caused it")
+
+    def window(self) -> None:
+        """With a hint: then try only the faults in effect during the WINDOW_S before it. One candidate;
+        a hit saves most of ddmin."""
+        if self.hint_s is None:
+            return
+        lo, hi = self.hint_s - WINDOW_S, self.hint_s + CUT_SLACK_S
         plan = self.best_plan
         inside = [f["id"] for f in plan["faults"] if "at_s" in f["start"] and f["for_s"] is not None
                   and f["start"]["at_s"] < hi and f["start"]["at_s"] + f["for_s"] > lo]
         names = fault_names(self.best)
         if inside and len(inside) < len(names):
             self.test(without(self.best, set(names) - set(inside)),
-                      f"keep the {len(inside)} fault(s) in effect in t+{max(0.0, lo):.0f}..{hi:.0f} s, "
+                      f"keep the {len(inside)} fault(s) in effect in t+{max(0.0, lo):.0f}..{self.hint_s:.0f} s, "
                       f"before the violation was first seen")
 
     def ddmin(self) -> None:
-        """Delta debugging (Zeller & Hildebrandt 2002) over the faults: try each chunk alone, then
-        each complement; on a failure keep it and start again, else split finer. Ends 1-minimal
-        (no single fault can be removed), then tries no fault at all."""
-        self.window()
+        """Delta debugging (Zeller & Hildebrandt 2002) over the faults, big chunks first (halves, then
+        quarters, ...): keep one chunk alone, the latest first (the faults nearest the violation);
+        then remove one chunk, the earliest first (faults long healed); on a failure keep it and go
+        on from there, else split finer. Candidates whose faults are a subset of a passed
+        candidate's are not run (`test`). Ends 1-minimal (no single fault can be removed), then tries
+        no fault at all."""
         items = fault_names(self.best)
         n = 2
         while len(items) >= 2:
             chunks = _split(items, n)
-            for chunk in chunks:
+            for chunk in reversed(chunks):
                 if self.test(without(self.best, set(items) - set(chunk)),
                              f"keep {_fmt(chunk)} of {len(items)} faults"):
                     items, n = fault_names(self.best), 2
@@ -416,6 +446,12 @@ class Shrinker:
                     n = min(len(items), 2 * n)
         if len(items) == 1:
             self.test(without(self.best, items), f"remove {items[0]} (no fault at all)")
+
+    def faults(self) -> None:
+        """The faults pass: the cut at the violation, the window before it, then ddmin."""
+        self.cut()
+        self.window()
+        self.ddmin()
 
     def cluster(self) -> None:
         c = self.best["cluster"]
@@ -468,7 +504,7 @@ class Shrinker:
         budget, an interruption or harness errors: `stopped` says which ended it. (A second round
         re-tried the removals the first had refused, at `tries` runs each, and rarely kept one.)"""
         try:
-            for step in (self.ddmin, self.cluster, self.timing, self.workload):
+            for step in (self.faults, self.cluster, self.timing, self.workload):
                 step()
         except OutOfBudget as exc:
             self.result.stopped = "budget" if "candidates" not in str(exc) else "max-candidates"
@@ -505,6 +541,16 @@ class Shrinker:
 
 def _key(doc: dict) -> str:
     return json.dumps(doc, sort_keys=True, default=str)
+
+
+def _fault_items(doc: dict) -> frozenset:
+    """The faults as (name, its whole entry): a subset test that also tells a shortened fault apart."""
+    return frozenset((f["name"], _key(f)) for f in _faults(doc))
+
+
+def _rest_key(doc: dict) -> str:
+    """Everything but the faults and the expectations (which follow the faults)."""
+    return _key({k: v for k, v in doc.items() if k not in ("schedule", "expect")})
 
 
 def _split(items: list, n: int) -> list[list]:

@@ -132,7 +132,7 @@ def test_shrink_search_respects_the_budget_and_logs_the_candidate_it_did_not_sta
 
 def test_shrink_search_interrupted_keeps_the_smallest_failing_scenario_so_far():
     doc = soak_doc()
-    a = fault_names(doc)[1]
+    a = fault_names(doc)[-2]  # a late fault: the first candidate (the latest half alone) fails
     clock = Clock()
     runner = FakeRunner(lambda names, d: a in names, clock, interrupt_at=4)
     _, result, log = _shrink(runner, clock, doc=doc)
@@ -196,7 +196,7 @@ def test_shrink_estimator_follows_the_slowest_recent_run():
     assert est.overhead_s == 20.0
 
 
-def test_shrink_search_with_a_violation_hint_tries_the_faults_just_before_it_first():
+def test_shrink_search_with_a_violation_hint_cuts_there_first_then_tries_the_faults_just_before_it():
     doc = soak_doc()
     plan, _ = plan_of(doc, SEED)
     need = plan["faults"][12]
@@ -210,9 +210,48 @@ def test_shrink_search_with_a_violation_hint_tries_the_faults_just_before_it_fir
                      log=log.append, hint_s=hint_s)
         result = s.search()
         assert fault_names(result.best) == [need["id"]]
-        runs[hint_s] = result.runs
+        cands = [r for r in log if "candidate" in r]
+        upto = next(i for i, r in enumerate(cands) if r["kept"] and r["size"]["faults"] == 1)
+        runs[hint_s] = sum(len(r["tries"]) for r in cands[:upto + 1])  # runs until one fault was left
         if hint_s is not None:
-            first = next(r for r in log if "candidate" in r)
-            assert first["kept"] and "before the violation" in first["change"]
-            assert first["size"]["faults"] <= 8
-    assert runs[hint] < runs[None]
+            cut, window = [r for r in log if "candidate" in r][:2]
+            assert cut["kept"] and "start after the violation" in cut["change"] and len(cut["tries"]) == 1
+            late = {f["id"] for f in plan["faults"] if f["start"]["at_s"] > hint + 1.0}
+            assert late and cut["size"]["faults"] == len(plan["faults"]) - len(late)
+            assert cut["size"]["timeline_s"] < timeline_s(plan) / 2  # the schedule ends near the violation
+            assert window["kept"] and "before the violation" in window["change"]
+            assert window["size"]["faults"] <= 8
+    assert runs[hint] < runs[None] / 2
+
+
+def test_shrink_search_with_a_wrong_hint_still_reaches_the_minimal_set_and_reports_only_failures():
+    """The hint says the violation was seen at 10 s, but the fault that matters starts at 60 s: the
+    cut candidate passes (dropped), ddmin finds the fault anyway; nothing kept ever passed."""
+    doc = soak_doc()
+    plan, _ = plan_of(doc, SEED)
+    need = next(f for f in plan["faults"] if f["start"]["at_s"] > 60.0)
+    clock = Clock()
+    runner = FakeRunner(lambda names, d: need["id"] in names, clock)
+    log: list[dict] = []
+    s = Shrinker(doc, SEED, runner, tries=3, budget_s=100 * 3600.0, clock=clock, estimator=Estimator(40.0),
+                 log=log.append, hint_s=10.0)
+    result = s.search()
+    assert fault_names(result.best) == [need["id"]]
+    first = next(r for r in log if "candidate" in r)
+    assert not first["kept"] and len(first["tries"]) == 3
+    assert all(any(t["failed"] for t in r["tries"]) for r in log if r.get("kept"))
+
+
+def test_shrink_search_does_not_run_a_subset_of_faults_that_passed():
+    doc = soak_doc()
+    names = fault_names(doc)
+    a, b = names[3], names[-3]  # both needed: every chunk alone passes
+    clock = Clock()
+    runner = FakeRunner(lambda got, d: {a, b} <= got, clock)
+    s, result, log = _shrink(runner, clock, doc=doc)
+    assert fault_names(result.best) == [a, b]
+    skipped = [r for r in log if r.get("verdict") == "skipped"]
+    assert skipped and all(r["tries"] == [] and "subset" in r["why"] for r in skipped)
+    # no fault set that ran was a subset of one that had passed before it, with the rest the same
+    ran = [r for r in log if r.get("tries")]
+    assert len(ran) == result.candidates
