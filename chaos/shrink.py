@@ -1,11 +1,14 @@
 """The search of `chaos shrink`: from an experiment file (as a mapping, the form chaos export writes)
 that failed a check, the smallest scenario that still fails that check.
 
-Owns: candidate generation (with a hint of when the violation was first seen, the faults in effect
-just before it; delta debugging over the schedule's faults, then fewer managers and
-workers, faults moved earlier, shorter faults, a shorter recovery window and steady phase, a lower
-workload rate and fewer keys), acceptance (a candidate fails when the target check is INVALID in at
-least 1 of `tries` runs; it is kept then, and every later candidate is built from it), the budget
+Owns: candidate generation (with a hint of when the violation was first seen: first without the
+faults that start after it, then only the faults in effect just before it; delta debugging over the
+schedule's faults, latest chunk kept first, earliest removed first, big chunks first; then faults
+moved earlier and a shorter recovery window, fewer managers and workers, shorter faults and gaps, a
+shorter steady phase, a lower workload rate and fewer keys), acceptance (a candidate fails when the
+target check is INVALID in at least 1 of `tries` runs, its tries stop at the first failure; it is
+kept then, and every later candidate is built from it; a candidate whose faults are a subset of a
+candidate's that passed, the rest the same, is not run), the budget
 (no candidate is started unless its `tries` runs and the final confirmation of the scenario kept
 would still end within it, by the estimate below), the log (one JSON line per candidate) and the
 confirmation (`tries` more runs of the result: the reproduction rate; its first run is started even
@@ -463,20 +466,23 @@ class Shrinker:
             if k < w and self.test(with_keys(self.best, "cluster", workers=k), f"{w} -> {k} workers"):
                 break
 
-    def timing(self) -> None:
+    def sooner(self) -> None:
+        """What makes every later run shorter: the faults moved earlier, the recovery window halved."""
         self.test(moved_earlier(self.best), f"faults moved earlier (the first at {FIRST_AT_S:g} s)")
-        for _ in range(3):
-            if not self.test(gaps_halved(self.best), "time between fault starts halved"):
-                break
-        for _ in range(4):
-            if not self.test(shortened(self.best), "every fault held half as long"):
-                break
         for _ in range(3):
             r = self.best.get("recovery") or {}
             window = _seconds(r.get("window", 10.0))
             if window <= MIN_WINDOW_S or not self.test(
                     with_keys(self.best, "recovery", window=duration(max(MIN_WINDOW_S, round(window / 2, 3)))),
                     "recovery window halved"):
+                break
+
+    def timing(self) -> None:
+        for _ in range(3):
+            if not self.test(gaps_halved(self.best), "time between fault starts halved"):
+                break
+        for _ in range(4):
+            if not self.test(shortened(self.best), "every fault held half as long"):
                 break
         if not fault_names(self.best):  # no fault left: the steady phase is the whole run
             for _ in range(3):
@@ -500,11 +506,12 @@ class Shrinker:
 
     def search(self) -> Result:
         """Every pass once, in this order: faults (the biggest cut, and it shortens the runs that
-        follow), cluster (fewer containers: a faster start), timing, workload. Never raises for the
+        follow), sooner (faults earlier, a shorter recovery window: shorter runs again), cluster
+        (fewer containers: a faster start), the rest of the timing, workload. Never raises for the
         budget, an interruption or harness errors: `stopped` says which ended it. (A second round
         re-tried the removals the first had refused, at `tries` runs each, and rarely kept one.)"""
         try:
-            for step in (self.faults, self.cluster, self.timing, self.workload):
+            for step in (self.faults, self.sooner, self.cluster, self.timing, self.workload):
                 step()
         except OutOfBudget as exc:
             self.result.stopped = "budget" if "candidates" not in str(exc) else "max-candidates"
