@@ -9,8 +9,9 @@ shorter steady phase, a lower workload rate and fewer keys), acceptance (a candi
 target check is INVALID in at least 1 of `tries` runs, its tries stop at the first failure; it is
 kept then, and every later candidate is built from it; a candidate whose faults are a subset of a
 candidate's that passed, the rest the same, is not run), the budget
-(no candidate is started unless its `tries` runs and the final confirmation of the scenario kept
-would still end within it, by the estimate below), the log (one JSON line per candidate) and the
+(no try of a candidate is started unless it and the final confirmation of the scenario kept would
+still end within it, by the estimate below; a candidate whose later tries do not fit is dropped,
+logged so, and the search ends), the log (one JSON line per candidate) and the
 confirmation (`tries` more runs of the result: the reproduction rate; its first run is started even
 when the estimate says it no longer fits, else nothing would be confirmed).
 
@@ -343,16 +344,23 @@ class Shrinker:
             return False
         if self.result.candidates >= MAX_CANDIDATES:
             raise OutOfBudget(f"{MAX_CANDIDATES} candidates tried (the bound of the search)")
-        need = self.tries * self.est.run_s(plan) + self.tries * max(self.est.run_s(plan), self.est.run_s(self.best_plan))
-        if self.clock() + need > self.deadline:
+        # A try is started only when it and the confirmation (of this candidate or of the best so
+        # far) still fit: a candidate that fails stops at that try, so only a passing one needs all
+        # its tries, and the last candidate may use what is left of the budget.
+        confirm_s = self.tries * max(self.est.run_s(plan), self.est.run_s(self.best_plan))
+        over = self.clock() + self.est.run_s(plan) + confirm_s - self.deadline
+        if over > 0:
             self.log({**rec, "kept": False, "verdict": "not-run", "tries": [], "size": size_of(doc, plan).as_dict(),
-                      "why": f"not started: {self.tries} run(s) of about {self.est.run_s(plan):.0f} s plus the "
-                             f"confirmation would end {self.clock() + need - self.deadline:.0f} s after the budget"})
+                      "why": f"not started: a run of about {self.est.run_s(plan):.0f} s plus the "
+                             f"confirmation would end {over:.0f} s after the budget"})
             raise OutOfBudget("the budget cannot fit another candidate and the confirmation")
         self.result.candidates = n
         tries = []
-        failed = False
+        failed = cut_short = False
         for k in range(self.tries):
+            if k and self.clock() + self.est.run_s(plan) + confirm_s > self.deadline:
+                cut_short = True
+                break
             self._say(f"candidate {n} ({change}), try {k + 1}/{self.tries}")
             t = self.run(doc, f"c{n:03d}-t{k + 1}")
             self.result.runs += 1
@@ -380,14 +388,19 @@ class Shrinker:
             self.result.best_size = size_of(doc, plan)
             self.result.kept.append(change)
         else:
-            if all(t["verdict"] not in ("ERROR", "INTERRUPTED") for t in tries):  # an error is no evidence
-                self.passed.append((names, rest))
+            if not cut_short and all(t["verdict"] not in ("ERROR", "INTERRUPTED") for t in tries):
+                self.passed.append((names, rest))  # an error, or fewer tries than asked, is no evidence
             verdicts = ", ".join(t["verdict"] for t in tries)
             why = f"the target check was not INVALID in {len(tries)} of {len(tries)} tries ({verdicts}): dropped"
+            if cut_short:
+                why += (f"; the other {self.tries - len(tries)} were not started: they and the confirmation "
+                        f"would end after the budget")
         self.log({**rec, "kept": failed, "verdict": "fails" if failed else "passes", "tries": tries,
                   "size": size, "why": why})
         if self.errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
             raise TooManyErrors(f"{MAX_ERRORS_IN_A_ROW} runs in a row ended in a harness error")
+        if cut_short:
+            raise OutOfBudget("the budget cannot fit another try and the confirmation")
         return failed
 
     # -- passes --

@@ -124,10 +124,38 @@ def test_shrink_search_respects_the_budget_and_logs_the_candidate_it_did_not_sta
     start = clock.t
     s, result, log = _shrink(runner, clock, budget_s=1800.0)
     assert result.stopped == "budget"
-    assert log[-1]["verdict"] == "not-run" and "budget" in log[-1]["why"]
+    last = log[-1]
+    assert "budget" in last["why"] and not last["kept"]
+    assert last["verdict"] == "not-run" or (last["verdict"] == "passes" and len(last["tries"]) < 3)
     s.confirm()
     assert clock.t - start <= 1800.0, "a run was started that the budget could not fit"
-    assert result.confirm_runs >= 1
+    assert result.confirm_runs == 3, "the budget kept room for the confirmation"
+    assert all(any(t["failed"] for t in r["tries"]) for r in log if r.get("kept"))
+
+
+def test_shrink_search_near_the_end_of_the_budget_a_candidate_runs_the_tries_that_fit():
+    """A try is started when it and the confirmation fit, not only when all `tries` do: here the
+    first candidate (the latest half alone) fails at once; the second (the latest quarter) passes
+    its one try that fits, is dropped, is not remembered as passed, and the search ends."""
+    doc = soak_doc()
+    names = fault_names(doc)
+    half = names[len(names) - len(names) // 2:]
+    c1 = without(doc, set(names) - set(half))
+    c2 = without(c1, set(half) - set(half[len(half) - len(half) // 2:]))
+    t1, t2 = (timeline_s(plan_of(d, SEED)[0]) + 100.0 for d in (c1, c2))
+    clock = Clock()
+    runner = FakeRunner(lambda got, d: len(got) > len(half) // 2 and names[-1] in got, clock, overhead_s=100.0)
+    log: list[dict] = []
+    s = Shrinker(doc, SEED, runner, tries=3, budget_s=4 * t1 + 1.5 * t2, clock=clock, estimator=Estimator(100.0),
+                 log=log.append)
+    result = s.search()
+    ran = [r for r in log if r.get("tries")]
+    assert [len(r["tries"]) for r in ran] == [1, 1] and [r["kept"] for r in ran] == [True, False]
+    assert "were not started" in ran[1]["why"] and "budget" in ran[1]["why"]
+    assert result.stopped == "budget" and s.passed == []
+    assert fault_names(result.best) == half
+    s.confirm()
+    assert result.confirm_runs == 3 and clock.t <= s.deadline
 
 
 def test_shrink_search_interrupted_keeps_the_smallest_failing_scenario_so_far():
