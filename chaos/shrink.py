@@ -54,6 +54,7 @@ FIRST_AT_S = 3.0              # faults moved earlier start here at the soonest (
 WINDOW_S = 12.0               # with a hint: the faults in effect this long before the violation first
                               # (vote_not_persisted: the kill that lost the vote began ~8 s before it was seen)
 RECENT_RUNS = 3               # the overhead estimate is the median of this many latest runs
+EARLIER_FIRST_S = 30.0        # moving the faults earlier goes before the cluster pass when it saves this much
 CUT_SLACK_S = 1.0             # with a hint: faults starting this long after the violation was first seen
                               # are dropped in the first candidate (they cannot have caused it; the slack
                               # covers the evidence's own timestamping)
@@ -312,6 +313,7 @@ class Shrinker:
         self.seen: set[str] = {_key(doc)}
         self.passed: list[tuple[frozenset, str]] = []  # (faults, the rest of the scenario) of candidates that passed
         self.errors_in_a_row = 0
+        self.moved = False
 
     # -- acceptance --
 
@@ -479,9 +481,21 @@ class Shrinker:
             if k < w and self.test(with_keys(self.best, "cluster", workers=k), f"{w} -> {k} workers"):
                 break
 
+    def earlier(self) -> None:
+        """The faults moved earlier (once in a search)."""
+        if not self.moved:
+            self.moved = True
+            self.test(moved_earlier(self.best), f"faults moved earlier (the first at {FIRST_AT_S:g} s)")
+
+    def earlier_if_long(self) -> None:
+        """Before the cluster pass when moving the faults earlier saves at least EARLIER_FIRST_S per run."""
+        ats = [_seconds(f["at"]) for f in _faults(self.best) if "at" in f]
+        if ats and min(ats) - FIRST_AT_S >= EARLIER_FIRST_S:
+            self.earlier()
+
     def sooner(self) -> None:
         """What makes every later run shorter: the faults moved earlier, the recovery window halved."""
-        self.test(moved_earlier(self.best), f"faults moved earlier (the first at {FIRST_AT_S:g} s)")
+        self.earlier()
         for _ in range(3):
             r = self.best.get("recovery") or {}
             window = _seconds(r.get("window", 10.0))
@@ -519,13 +533,13 @@ class Shrinker:
 
     def search(self) -> Result:
         """Every pass once, in this order: faults (the biggest cut, and it shortens the runs that
-        follow), cluster (fewer containers: bringing the cluster up is most of a short run's time,
+        follow), the faults moved earlier when that saves EARLIER_FIRST_S or more per run, cluster (fewer containers: bringing the cluster up is most of a short run's time,
         56-68 s of a 121 s candidate at load 40 with 3 managers and 3 workers), sooner (faults
         earlier, a shorter recovery window: shorter runs again), the rest of the timing, workload. Never raises for the
         budget, an interruption or harness errors: `stopped` says which ended it. (A second round
         re-tried the removals the first had refused, at `tries` runs each, and rarely kept one.)"""
         try:
-            for step in (self.faults, self.cluster, self.sooner, self.timing, self.workload):
+            for step in (self.faults, self.earlier_if_long, self.cluster, self.sooner, self.timing, self.workload):
                 step()
         except OutOfBudget as exc:
             self.result.stopped = "budget" if "candidates" not in str(exc) else "max-candidates"

@@ -283,3 +283,18 @@ def test_shrink_search_does_not_run_a_subset_of_faults_that_passed():
     # no fault set that ran was a subset of one that had passed before it, with the rest the same
     ran = [r for r in log if r.get("tries")]
     assert len(ran) == result.candidates
+
+
+def test_shrink_search_moves_late_faults_earlier_before_the_cluster_pass_and_only_once():
+    doc = soak_doc()
+    plan, _ = plan_of(doc, SEED)
+    late = [f["id"] for f in plan["faults"] if f["start"]["at_s"] > 60.0][-1]
+    clock = Clock()
+    runner = FakeRunner(lambda names, d: late in names, clock)
+    s, result, log = _shrink(runner, clock, doc=doc)
+    assert fault_names(result.best) == [late]
+    changes = [r["change"] for r in log if "candidate" in r]
+    moved = [i for i, c in enumerate(changes) if "moved earlier" in c]
+    workers = [i for i, c in enumerate(changes) if "workers" in c]
+    assert len(moved) == 1 and workers and moved[0] < workers[0]
+    assert plan_of(result.best, SEED)[0]["faults"][0]["start"]["at_s"] == 3.0
