@@ -466,9 +466,12 @@ class Shrinker:
             self.test(without(self.best, items), f"remove {items[0]} (no fault at all)")
 
     def faults(self) -> None:
-        """The faults pass: the cut at the violation, the window before it, then ddmin."""
+        """The faults pass: the cut at the violation, the window before it, then (when what is left
+        starts late: a violation near the end of a soak) the faults moved earlier, so that every
+        ddmin run is shorter, then ddmin."""
         self.cut()
         self.window()
+        self.earlier_if_long()
         self.ddmin()
 
     def cluster(self) -> None:

@@ -298,3 +298,24 @@ def test_shrink_search_moves_late_faults_earlier_before_the_cluster_pass_and_onl
     workers = [i for i, c in enumerate(changes) if "workers" in c]
     assert len(moved) == 1 and workers and moved[0] < workers[0]
     assert plan_of(result.best, SEED)[0]["faults"][0]["start"]["at_s"] == 3.0
+
+
+def test_shrink_search_a_late_violation_moves_the_window_earlier_before_ddmin():
+    """The violation seen near the end of the soak: the window candidate keeps a few late faults;
+    they are moved earlier before ddmin, so ddmin's runs are short."""
+    doc = soak_doc()
+    plan, _ = plan_of(doc, SEED)
+    need = [f for f in plan["faults"] if f["start"]["at_s"] > 100.0][0]
+    hint = need["start"]["at_s"] + need["for_s"] + 1.0
+    clock = Clock()
+    runner = FakeRunner(lambda names, d: need["id"] in names, clock)
+    log: list[dict] = []
+    s = Shrinker(doc, SEED, runner, tries=3, budget_s=100 * 3600.0, clock=clock, estimator=Estimator(40.0),
+                 log=log.append, hint_s=hint)
+    result = s.search()
+    assert fault_names(result.best) == [need["id"]]
+    changes = [r["change"] for r in log if "candidate" in r]
+    moved = next(i for i, c in enumerate(changes) if "moved earlier" in c)
+    assert "before the violation" in changes[moved - 1] and all("keep" not in c for c in changes[:moved - 1])
+    assert all(r["size"]["timeline_s"] < 60 for r in log if "candidate" in r and r.get("tries")
+               and changes.index(r["change"]) > moved)
