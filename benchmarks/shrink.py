@@ -94,6 +94,20 @@ def find_failing(bug: str, seeds: list[int], work: Path) -> tuple[Path | None, l
     return None, tried
 
 
+def from_run_facts(run_dir: Path) -> dict:
+    """What the given failing run was, from its own files: seed, planted bugs, agent version, the
+    checks not VALID, how long it took."""
+    out: dict = {"from_run": str(run_dir)}
+    try:
+        run = json.loads((run_dir / "run.json").read_text())
+        res = json.loads((run_dir / "results.json").read_text())
+    except (OSError, ValueError) as exc:
+        return {**out, "error": f"unreadable: {exc}"}
+    out.update({k: run.get(k) for k in ("seed", "plant", "agent_version", "image", "duration_s", "experiment", "command")})
+    out["not_valid"] = [f"{c['name']} {c['verdict']}" for c in res.get("checks", []) if c.get("verdict") != "VALID"]
+    return out
+
+
 def shrink_one(bug: str, run_dir: Path, args, work: Path) -> dict:
     code, out, err, secs = chaos("shrink", str(run_dir), "--tries", str(args.tries), "--budget", args.budget,
                                  timeout_s=_seconds(args.budget) + RUN_TIMEOUT_S)
@@ -154,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     for bug in bugs:
         row: dict = {"bug": bug}
         if args.from_run:
-            run_dir, tried = Path(args.from_run), [{"from_run": args.from_run}]
+            run_dir, tried = Path(args.from_run), [from_run_facts(Path(args.from_run))]
         else:
             run_dir, tried = find_failing(bug, [int(s) for s in args.seeds.split(",")], work)
         row["soak_runs"] = tried

@@ -1,13 +1,17 @@
 """The search of `chaos shrink`: from an experiment file (as a mapping, the form chaos export writes)
 that failed a check, the smallest scenario that still fails that check.
 
-Owns: candidate generation (with a hint of when the violation was first seen, the faults in effect
-just before it; delta debugging over the schedule's faults, then fewer managers and
-workers, faults moved earlier, shorter faults, a shorter recovery window and steady phase, a lower
-workload rate and fewer keys), acceptance (a candidate fails when the target check is INVALID in at
-least 1 of `tries` runs; it is kept then, and every later candidate is built from it), the budget
-(no candidate is started unless its `tries` runs and the final confirmation of the scenario kept
-would still end within it, by the estimate below), the log (one JSON line per candidate) and the
+Owns: candidate generation (with a hint of when the violation was first seen: first without the
+faults that start after it, then only the faults in effect just before it; delta debugging over the
+schedule's faults, latest chunk kept first, earliest removed first, big chunks first; then faults
+moved earlier and a shorter recovery window, fewer managers and workers, shorter faults and gaps, a
+shorter steady phase, a lower workload rate and fewer keys), acceptance (a candidate fails when the
+target check is INVALID in at least 1 of `tries` runs, its tries stop at the first failure; it is
+kept then, and every later candidate is built from it; a candidate whose faults are a subset of a
+candidate's that passed, the rest the same, is not run), the budget
+(no try of a candidate is started unless it and the final confirmation of the scenario kept would
+still end within it, by the estimate below; a candidate whose later tries do not fit is dropped,
+logged so, and the search ends), the log (one JSON line per candidate) and the
 confirmation (`tries` more runs of the result: the reproduction rate; its first run is started even
 when the estimate says it no longer fits, else nothing would be confirmed).
 
@@ -50,6 +54,10 @@ FIRST_AT_S = 3.0              # faults moved earlier start here at the soonest (
 WINDOW_S = 12.0               # with a hint: the faults in effect this long before the violation first
                               # (vote_not_persisted: the kill that lost the vote began ~8 s before it was seen)
 RECENT_RUNS = 3               # the overhead estimate is the median of this many latest runs
+EARLIER_FIRST_S = 30.0        # moving the faults earlier goes before the cluster pass when it saves this much
+CUT_SLACK_S = 1.0             # with a hint: faults starting this long after the violation was first seen
+                              # are dropped in the first candidate (they cannot have caused it; the slack
+                              # covers the evidence's own timestamping)
 
 
 @dataclass(frozen=True)
@@ -303,7 +311,9 @@ class Shrinker:
         self.best, self.best_plan = copy.deepcopy(doc), plan
         self.result = Result(copy.deepcopy(doc), self.best, size_of(doc, plan), size_of(doc, plan))
         self.seen: set[str] = {_key(doc)}
+        self.passed: list[tuple[frozenset, str]] = []  # (faults, the rest of the scenario) of candidates that passed
         self.errors_in_a_row = 0
+        self.moved = False
 
     # -- acceptance --
 
@@ -327,18 +337,32 @@ class Shrinker:
         if plan is None:
             self.log({**rec, "kept": False, "verdict": "not-valid", "tries": [], "why": f"does not validate: {why}"})
             return False
+        names, rest = _fault_items(doc), _rest_key(doc)
+        bigger = next((p for p, r in self.passed if r == rest and names <= p), None)
+        if bigger is not None:
+            self.log({**rec, "kept": False, "verdict": "skipped", "tries": [], "size": size_of(doc, plan).as_dict(),
+                      "why": f"not run: its faults are a subset of a candidate's that passed ({len(bigger)} faults, "
+                             f"the rest the same): a subset is taken to pass too (delta debugging's assumption)"})
+            return False
         if self.result.candidates >= MAX_CANDIDATES:
             raise OutOfBudget(f"{MAX_CANDIDATES} candidates tried (the bound of the search)")
-        need = self.tries * self.est.run_s(plan) + self.tries * max(self.est.run_s(plan), self.est.run_s(self.best_plan))
-        if self.clock() + need > self.deadline:
+        # A try is started only when it and the confirmation (of this candidate or of the best so
+        # far) still fit: a candidate that fails stops at that try, so only a passing one needs all
+        # its tries, and the last candidate may use what is left of the budget.
+        confirm_s = self.tries * max(self.est.run_s(plan), self.est.run_s(self.best_plan))
+        over = self.clock() + self.est.run_s(plan) + confirm_s - self.deadline
+        if over > 0:
             self.log({**rec, "kept": False, "verdict": "not-run", "tries": [], "size": size_of(doc, plan).as_dict(),
-                      "why": f"not started: {self.tries} run(s) of about {self.est.run_s(plan):.0f} s plus the "
-                             f"confirmation would end {self.clock() + need - self.deadline:.0f} s after the budget"})
+                      "why": f"not started: a run of about {self.est.run_s(plan):.0f} s plus the "
+                             f"confirmation would end {over:.0f} s after the budget"})
             raise OutOfBudget("the budget cannot fit another candidate and the confirmation")
         self.result.candidates = n
         tries = []
-        failed = False
+        failed = cut_short = False
         for k in range(self.tries):
+            if k and self.clock() + self.est.run_s(plan) + confirm_s > self.deadline:
+                cut_short = True
+                break
             self._say(f"candidate {n} ({change}), try {k + 1}/{self.tries}")
             t = self.run(doc, f"c{n:03d}-t{k + 1}")
             self.result.runs += 1
@@ -366,41 +390,65 @@ class Shrinker:
             self.result.best_size = size_of(doc, plan)
             self.result.kept.append(change)
         else:
+            if not cut_short and all(t["verdict"] not in ("ERROR", "INTERRUPTED") for t in tries):
+                self.passed.append((names, rest))  # an error, or fewer tries than asked, is no evidence
             verdicts = ", ".join(t["verdict"] for t in tries)
             why = f"the target check was not INVALID in {len(tries)} of {len(tries)} tries ({verdicts}): dropped"
+            if cut_short:
+                why += (f"; the other {self.tries - len(tries)} were not started: they and the confirmation "
+                        f"would end after the budget")
         self.log({**rec, "kept": failed, "verdict": "fails" if failed else "passes", "tries": tries,
                   "size": size, "why": why})
         if self.errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
             raise TooManyErrors(f"{MAX_ERRORS_IN_A_ROW} runs in a row ended in a harness error")
+        if cut_short:
+            raise OutOfBudget("the budget cannot fit another try and the confirmation")
         return failed
 
     # -- passes --
 
-    def window(self) -> None:
-        """With a hint (when the violation was first seen, from the check's evidence): first try the
-        faults in effect during the WINDOW_S before it. One candidate; a hit saves most of ddmin."""
+    def _starts(self) -> dict[str, float]:
+        """Fault name -> its planned start (s after the workload's start), for faults with an `at`."""
+        return {f["id"]: f["start"]["at_s"] for f in self.best_plan["faults"] if "at_s" in f["start"]}
+
+    def cut(self) -> None:
+        """With a hint (when the violation was first seen, from the check's evidence): the faults that
+        start after it cannot have caused it. The first candidate drops them all, which also ends the
+        schedule (and every later run) where the violation was seen."""
         if self.hint_s is None:
             return
-        lo, hi = self.hint_s - WINDOW_S, self.hint_s
+        late = [n for n, at in self._starts().items() if at > self.hint_s + CUT_SLACK_S]
+        if late and len(late) < len(fault_names(self.best)):
+            self.test(without(self.best, late), f"drop the {len(late)} fault(s) that start after the violation "
+                                                 f"was first seen (t+{self.hint_s:.1f} s): they cannot have caused it")
+
+    def window(self) -> None:
+        """With a hint: then try only the faults in effect during the WINDOW_S before it. One candidate;
+        a hit saves most of ddmin."""
+        if self.hint_s is None:
+            return
+        lo, hi = self.hint_s - WINDOW_S, self.hint_s + CUT_SLACK_S
         plan = self.best_plan
         inside = [f["id"] for f in plan["faults"] if "at_s" in f["start"] and f["for_s"] is not None
                   and f["start"]["at_s"] < hi and f["start"]["at_s"] + f["for_s"] > lo]
         names = fault_names(self.best)
         if inside and len(inside) < len(names):
             self.test(without(self.best, set(names) - set(inside)),
-                      f"keep the {len(inside)} fault(s) in effect in t+{max(0.0, lo):.0f}..{hi:.0f} s, "
+                      f"keep the {len(inside)} fault(s) in effect in t+{max(0.0, lo):.0f}..{self.hint_s:.0f} s, "
                       f"before the violation was first seen")
 
     def ddmin(self) -> None:
-        """Delta debugging (Zeller & Hildebrandt 2002) over the faults: try each chunk alone, then
-        each complement; on a failure keep it and start again, else split finer. Ends 1-minimal
-        (no single fault can be removed), then tries no fault at all."""
-        self.window()
+        """Delta debugging (Zeller & Hildebrandt 2002) over the faults, big chunks first (halves, then
+        quarters, ...): keep one chunk alone, the latest first (the faults nearest the violation);
+        then remove one chunk, the earliest first (faults long healed); on a failure keep it and go
+        on from there, else split finer. Candidates whose faults are a subset of a passed
+        candidate's are not run (`test`). Ends 1-minimal (no single fault can be removed), then tries
+        no fault at all."""
         items = fault_names(self.best)
         n = 2
         while len(items) >= 2:
             chunks = _split(items, n)
-            for chunk in chunks:
+            for chunk in reversed(chunks):
                 if self.test(without(self.best, set(items) - set(chunk)),
                              f"keep {_fmt(chunk)} of {len(items)} faults"):
                     items, n = fault_names(self.best), 2
@@ -417,6 +465,15 @@ class Shrinker:
         if len(items) == 1:
             self.test(without(self.best, items), f"remove {items[0]} (no fault at all)")
 
+    def faults(self) -> None:
+        """The faults pass: the cut at the violation, the window before it, then (when what is left
+        starts late: a violation near the end of a soak) the faults moved earlier, so that every
+        ddmin run is shorter, then ddmin."""
+        self.cut()
+        self.window()
+        self.earlier_if_long()
+        self.ddmin()
+
     def cluster(self) -> None:
         c = self.best["cluster"]
         for m in range(3, c.get("managers", 3), 2):
@@ -427,20 +484,35 @@ class Shrinker:
             if k < w and self.test(with_keys(self.best, "cluster", workers=k), f"{w} -> {k} workers"):
                 break
 
-    def timing(self) -> None:
-        self.test(moved_earlier(self.best), f"faults moved earlier (the first at {FIRST_AT_S:g} s)")
-        for _ in range(3):
-            if not self.test(gaps_halved(self.best), "time between fault starts halved"):
-                break
-        for _ in range(4):
-            if not self.test(shortened(self.best), "every fault held half as long"):
-                break
+    def earlier(self) -> None:
+        """The faults moved earlier (once in a search)."""
+        if not self.moved:
+            self.moved = True
+            self.test(moved_earlier(self.best), f"faults moved earlier (the first at {FIRST_AT_S:g} s)")
+
+    def earlier_if_long(self) -> None:
+        """Before the cluster pass when moving the faults earlier saves at least EARLIER_FIRST_S per run."""
+        ats = [_seconds(f["at"]) for f in _faults(self.best) if "at" in f]
+        if ats and min(ats) - FIRST_AT_S >= EARLIER_FIRST_S:
+            self.earlier()
+
+    def sooner(self) -> None:
+        """What makes every later run shorter: the faults moved earlier, the recovery window halved."""
+        self.earlier()
         for _ in range(3):
             r = self.best.get("recovery") or {}
             window = _seconds(r.get("window", 10.0))
             if window <= MIN_WINDOW_S or not self.test(
                     with_keys(self.best, "recovery", window=duration(max(MIN_WINDOW_S, round(window / 2, 3)))),
                     "recovery window halved"):
+                break
+
+    def timing(self) -> None:
+        for _ in range(3):
+            if not self.test(gaps_halved(self.best), "time between fault starts halved"):
+                break
+        for _ in range(4):
+            if not self.test(shortened(self.best), "every fault held half as long"):
                 break
         if not fault_names(self.best):  # no fault left: the steady phase is the whole run
             for _ in range(3):
@@ -464,11 +536,13 @@ class Shrinker:
 
     def search(self) -> Result:
         """Every pass once, in this order: faults (the biggest cut, and it shortens the runs that
-        follow), cluster (fewer containers: a faster start), timing, workload. Never raises for the
+        follow), the faults moved earlier when that saves EARLIER_FIRST_S or more per run, cluster (fewer containers: bringing the cluster up is most of a short run's time,
+        56-68 s of a 121 s candidate at load 40 with 3 managers and 3 workers), sooner (faults
+        earlier, a shorter recovery window: shorter runs again), the rest of the timing, workload. Never raises for the
         budget, an interruption or harness errors: `stopped` says which ended it. (A second round
         re-tried the removals the first had refused, at `tries` runs each, and rarely kept one.)"""
         try:
-            for step in (self.ddmin, self.cluster, self.timing, self.workload):
+            for step in (self.faults, self.earlier_if_long, self.cluster, self.sooner, self.timing, self.workload):
                 step()
         except OutOfBudget as exc:
             self.result.stopped = "budget" if "candidates" not in str(exc) else "max-candidates"
@@ -505,6 +579,16 @@ class Shrinker:
 
 def _key(doc: dict) -> str:
     return json.dumps(doc, sort_keys=True, default=str)
+
+
+def _fault_items(doc: dict) -> frozenset:
+    """The faults as (name, its whole entry): a subset test that also tells a shortened fault apart."""
+    return frozenset((f["name"], _key(f)) for f in _faults(doc))
+
+
+def _rest_key(doc: dict) -> str:
+    """Everything but the faults and the expectations (which follow the faults)."""
+    return _key({k: v for k, v in doc.items() if k not in ("schedule", "expect")})
 
 
 def _split(items: list, n: int) -> list[list]:

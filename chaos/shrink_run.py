@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 import sys
 import time
@@ -56,8 +57,8 @@ def violation_time_s(facts: RunFacts, check: str) -> float | None:
     """When the target check's violation was first visible, in seconds after the workload started:
     from the `ts` fields of its evidence. Evidence grouped as objects with an `events` list (one per
     violation, as raft-safety gives) counts each group at its last event (a violation is seen when
-    its last event happened), the earliest group wins; otherwise the earliest `ts`. None without
-    timestamps."""
+    its last event happened), the earliest group wins; otherwise the earliest `ts`; without any, the
+    linearizable counterexamples' history references (`_counterexample_ts`). None without either."""
     hit = next((c for c in facts.checks if c.get("name") == check), None)
     try:
         run = json.loads((facts.run_dir / "run.json").read_text(encoding="utf-8"))
@@ -96,7 +97,44 @@ def violation_time_s(facts: RunFacts, check: str) -> float | None:
 
     walk((hit or {}).get("evidence"))
     found = [t for t in (groups or loose) if t >= t0]
+    if not found:
+        found = [t for t in _counterexample_ts(facts.run_dir, (hit or {}).get("evidence")) if t >= t0]
     return round(min(found) - t0, 3) if found else None
+
+
+_HISTORY_REF = re.compile(r"\[#(\d+)\.\.(?:#(\d+)|…)\]")
+
+
+def _counterexample_ts(run_dir: Path, evidence) -> list[float]:
+    """Evidence without timestamps but with counterexamples (linearizable: one per failing key, each
+    line an operation `[#invoke..#completion]` in history.jsonl, `…` when it never completed): each
+    counterexample is complete at its latest referenced history entry (a completion, or the invoke
+    of an operation that never completed); the time of that entry, one per counterexample."""
+    keys = (evidence or {}).get("failed_keys") if isinstance(evidence, dict) else None
+    wanted: list[int] = []
+    for fk in keys if isinstance(keys, list) else []:
+        refs = [int(b or a) for line in (fk.get("counterexample") or []) if isinstance(line, str)
+                for a, b in _HISTORY_REF.findall(line)]
+        if refs:
+            wanted.append(max(refs))
+    if not wanted:
+        return []
+    ts: dict[int, float] = {}
+    need = set(wanted)
+    try:
+        with open(run_dir / "history.jsonl", encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and rec.get("index") in need and isinstance(rec.get("ts"), (int, float)):
+                    ts[rec["index"]] = float(rec["ts"])
+                    if len(ts) == len(need):
+                        break
+    except OSError:
+        return []
+    return [ts[i] for i in wanted if i in ts]
 
 
 def _original_overhead(facts: RunFacts) -> float:

@@ -91,11 +91,12 @@ def test_shrink_cli_interrupted_writes_the_smallest_so_far_and_exits_130(tmp_pat
                 raise KeyboardInterrupt
             return super().__call__(doc, label)
 
-    done = shrink_run_dir(d, tries=3, budget_s=3600.0 * 10, check=None, run=Interrupting({names[0]}),
+    late = names[-1]  # ddmin keeps the latest half alone first: the first candidate fails
+    done = shrink_run_dir(d, tries=3, budget_s=3600.0 * 10, check=None, run=Interrupting({late}),
                           progress=lambda p: None)
     assert done.exit_code == 130 and done.result.smaller
     exp = load_file(d / "shrink" / "minimal.yaml").experiment
-    assert names[0] in {f["id"] for f in plan_mod.expand(exp, 3)["faults"]}
+    assert late in {f["id"] for f in plan_mod.expand(exp, 3)["faults"]}
     assert "interrupted" in (d / "shrink" / "minimal.yaml").read_text()
 
 
@@ -150,3 +151,25 @@ def test_shrink_violation_time_is_the_earliest_violation_at_its_last_event(tmp_p
     assert violation_time_s(facts, "raft-safety") == 34.5
     assert violation_time_s(facts, "linearizable") == 3.0
     assert violation_time_s(facts, "durability") is None
+
+
+def test_shrink_violation_time_of_a_linearizable_counterexample_is_its_latest_history_entry(tmp_path):
+    """Linearizable evidence has no timestamps: each failing key's counterexample is complete at the
+    latest history entry it references (a completion, or the invoke of an op that never completed);
+    the earliest key wins. Without history.jsonl there is no hint (None), never a made-up one."""
+    from chaos.experiment.export import load_run_dir
+    from chaos.shrink_run import violation_time_s
+
+    d = failing_run_dir(tmp_path)
+    t0 = 1000.0
+    (d / "run.json").write_text(json.dumps({"seed": 3, "phases": [{"name": "steady", "start": t0}]}))
+    evidence = {"failed_keys": [
+        {"key": "k0", "counterexample": ["p1 ok write k0 1  [#1..#4]", "p2 info cas k0 [1, 2]  [#6..…]",
+                                         "p3 ok read k0 2  [#5..#9]"]},
+        {"key": "k1", "counterexample": ["p4 ok read k1 7  [#2..#3]", "p5 info write k1 8  [#7..…]"]}]}
+    (d / "results.json").write_text(json.dumps({"checks": [
+        {"name": "linearizable", "verdict": "INVALID", "evidence": evidence}]}))
+    facts = load_run_dir(d)
+    assert violation_time_s(facts, "linearizable") is None  # no history.jsonl: no hint
+    (d / "history.jsonl").write_text("".join(json.dumps({"index": i, "ts": t0 + 10.0 * i}) + "\n" for i in range(12)))
+    assert violation_time_s(facts, "linearizable") == 70.0  # k1 at #7 (an invoke, never completed); k0 at #9

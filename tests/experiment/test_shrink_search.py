@@ -124,15 +124,43 @@ def test_shrink_search_respects_the_budget_and_logs_the_candidate_it_did_not_sta
     start = clock.t
     s, result, log = _shrink(runner, clock, budget_s=1800.0)
     assert result.stopped == "budget"
-    assert log[-1]["verdict"] == "not-run" and "budget" in log[-1]["why"]
+    last = log[-1]
+    assert "budget" in last["why"] and not last["kept"]
+    assert last["verdict"] == "not-run" or (last["verdict"] == "passes" and len(last["tries"]) < 3)
     s.confirm()
     assert clock.t - start <= 1800.0, "a run was started that the budget could not fit"
-    assert result.confirm_runs >= 1
+    assert result.confirm_runs == 3, "the budget kept room for the confirmation"
+    assert all(any(t["failed"] for t in r["tries"]) for r in log if r.get("kept"))
+
+
+def test_shrink_search_near_the_end_of_the_budget_a_candidate_runs_the_tries_that_fit():
+    """A try is started when it and the confirmation fit, not only when all `tries` do: here the
+    first candidate (the latest half alone) fails at once; the second (the latest quarter) passes
+    its one try that fits, is dropped, is not remembered as passed, and the search ends."""
+    doc = soak_doc()
+    names = fault_names(doc)
+    half = names[len(names) - len(names) // 2:]
+    c1 = without(doc, set(names) - set(half))
+    c2 = without(c1, set(half) - set(half[len(half) - len(half) // 2:]))
+    t1, t2 = (timeline_s(plan_of(d, SEED)[0]) + 100.0 for d in (c1, c2))
+    clock = Clock()
+    runner = FakeRunner(lambda got, d: len(got) > len(half) // 2 and names[-1] in got, clock, overhead_s=100.0)
+    log: list[dict] = []
+    s = Shrinker(doc, SEED, runner, tries=3, budget_s=4 * t1 + 1.5 * t2, clock=clock, estimator=Estimator(100.0),
+                 log=log.append)
+    result = s.search()
+    ran = [r for r in log if r.get("tries")]
+    assert [len(r["tries"]) for r in ran] == [1, 1] and [r["kept"] for r in ran] == [True, False]
+    assert "were not started" in ran[1]["why"] and "budget" in ran[1]["why"]
+    assert result.stopped == "budget" and s.passed == []
+    assert fault_names(result.best) == half
+    s.confirm()
+    assert result.confirm_runs == 3 and clock.t <= s.deadline
 
 
 def test_shrink_search_interrupted_keeps_the_smallest_failing_scenario_so_far():
     doc = soak_doc()
-    a = fault_names(doc)[1]
+    a = fault_names(doc)[-2]  # a late fault: the first candidate (the latest half alone) fails
     clock = Clock()
     runner = FakeRunner(lambda names, d: a in names, clock, interrupt_at=4)
     _, result, log = _shrink(runner, clock, doc=doc)
@@ -196,7 +224,7 @@ def test_shrink_estimator_follows_the_slowest_recent_run():
     assert est.overhead_s == 20.0
 
 
-def test_shrink_search_with_a_violation_hint_tries_the_faults_just_before_it_first():
+def test_shrink_search_with_a_violation_hint_cuts_there_first_then_tries_the_faults_just_before_it():
     doc = soak_doc()
     plan, _ = plan_of(doc, SEED)
     need = plan["faults"][12]
@@ -210,9 +238,84 @@ def test_shrink_search_with_a_violation_hint_tries_the_faults_just_before_it_fir
                      log=log.append, hint_s=hint_s)
         result = s.search()
         assert fault_names(result.best) == [need["id"]]
-        runs[hint_s] = result.runs
+        cands = [r for r in log if "candidate" in r]
+        upto = next(i for i, r in enumerate(cands) if r["kept"] and r["size"]["faults"] == 1)
+        runs[hint_s] = sum(len(r["tries"]) for r in cands[:upto + 1])  # runs until one fault was left
         if hint_s is not None:
-            first = next(r for r in log if "candidate" in r)
-            assert first["kept"] and "before the violation" in first["change"]
-            assert first["size"]["faults"] <= 8
-    assert runs[hint] < runs[None]
+            cut, window = [r for r in log if "candidate" in r][:2]
+            assert cut["kept"] and "start after the violation" in cut["change"] and len(cut["tries"]) == 1
+            late = {f["id"] for f in plan["faults"] if f["start"]["at_s"] > hint + 1.0}
+            assert late and cut["size"]["faults"] == len(plan["faults"]) - len(late)
+            assert cut["size"]["timeline_s"] < timeline_s(plan) / 2  # the schedule ends near the violation
+            assert window["kept"] and "before the violation" in window["change"]
+            assert window["size"]["faults"] <= 8
+    assert runs[hint] < runs[None] / 2
+
+
+def test_shrink_search_with_a_wrong_hint_still_reaches_the_minimal_set_and_reports_only_failures():
+    """The hint says the violation was seen at 10 s, but the fault that matters starts at 60 s: the
+    cut candidate passes (dropped), ddmin finds the fault anyway; nothing kept ever passed."""
+    doc = soak_doc()
+    plan, _ = plan_of(doc, SEED)
+    need = next(f for f in plan["faults"] if f["start"]["at_s"] > 60.0)
+    clock = Clock()
+    runner = FakeRunner(lambda names, d: need["id"] in names, clock)
+    log: list[dict] = []
+    s = Shrinker(doc, SEED, runner, tries=3, budget_s=100 * 3600.0, clock=clock, estimator=Estimator(40.0),
+                 log=log.append, hint_s=10.0)
+    result = s.search()
+    assert fault_names(result.best) == [need["id"]]
+    first = next(r for r in log if "candidate" in r)
+    assert not first["kept"] and len(first["tries"]) == 3
+    assert all(any(t["failed"] for t in r["tries"]) for r in log if r.get("kept"))
+
+
+def test_shrink_search_does_not_run_a_subset_of_faults_that_passed():
+    doc = soak_doc()
+    names = fault_names(doc)
+    a, b = names[3], names[-3]  # both needed: every chunk alone passes
+    clock = Clock()
+    runner = FakeRunner(lambda got, d: {a, b} <= got, clock)
+    s, result, log = _shrink(runner, clock, doc=doc)
+    assert fault_names(result.best) == [a, b]
+    skipped = [r for r in log if r.get("verdict") == "skipped"]
+    assert skipped and all(r["tries"] == [] and "subset" in r["why"] for r in skipped)
+    # no fault set that ran was a subset of one that had passed before it, with the rest the same
+    ran = [r for r in log if r.get("tries")]
+    assert len(ran) == result.candidates
+
+
+def test_shrink_search_moves_late_faults_earlier_before_the_cluster_pass_and_only_once():
+    doc = soak_doc()
+    plan, _ = plan_of(doc, SEED)
+    late = [f["id"] for f in plan["faults"] if f["start"]["at_s"] > 60.0][-1]
+    clock = Clock()
+    runner = FakeRunner(lambda names, d: late in names, clock)
+    s, result, log = _shrink(runner, clock, doc=doc)
+    assert fault_names(result.best) == [late]
+    changes = [r["change"] for r in log if "candidate" in r]
+    moved = [i for i, c in enumerate(changes) if "moved earlier" in c]
+    workers = [i for i, c in enumerate(changes) if "workers" in c]
+    assert len(moved) == 1 and workers and moved[0] < workers[0]
+    assert plan_of(result.best, SEED)[0]["faults"][0]["start"]["at_s"] == 3.0
+
+
+def test_shrink_search_a_late_violation_moves_the_window_earlier_before_ddmin():
+    """The violation seen near the end of the soak: the window candidate keeps a few late faults;
+    they are moved earlier before ddmin, so ddmin's runs are short."""
+    doc = soak_doc()
+    plan, _ = plan_of(doc, SEED)
+    need = [f for f in plan["faults"] if f["start"]["at_s"] > 100.0][0]
+    hint = need["start"]["at_s"] + need["for_s"] + 1.0
+    clock = Clock()
+    runner = FakeRunner(lambda names, d: need["id"] in names, clock)
+    log: list[dict] = []
+    s = Shrinker(doc, SEED, runner, tries=3, budget_s=100 * 3600.0, clock=clock, estimator=Estimator(40.0),
+                 log=log.append, hint_s=hint)
+    result = s.search()
+    assert fault_names(result.best) == [need["id"]]
+    changes = [r["change"] for r in log if "candidate" in r]
+    moved = next(i for i, c in enumerate(changes) if "moved earlier" in c)
+    assert "before the violation" in changes[moved - 1] and all("keep" not in c for c in changes[:moved - 1])
+    assert all(r["size"]["timeline_s"] < 60 for r in log if "candidate" in r and r.get("tries")
+               and changes.index(r["change"]) > moved)
