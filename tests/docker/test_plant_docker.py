@@ -80,8 +80,8 @@ CASES = [
     Case("stale_worker_identity", "worker-wiped", "swarm-liveness", 2, 2,
          note="the wiped worker (boot 1 again) is never READY: swarm-liveness rejoin (measured after "
               "the rule was fixed to fire on a worker that had booted once)"),
-    # issue 23 (membership), benchmarks/bugfinding.py seeds 1-4 on 2026-12-07 at load 30-40
-    # (benchmarks/results/bugfinding-2026-12-07-3ea7932*.json); learner_votes and
+    # issue 23 (membership), benchmarks/bugfinding.py seeds 1-4 on 2026-12-07 at load 27.6 median, 41.5 max
+    # (benchmarks/results/bugfinding-2026-12-07-3ea7932c1e.json); learner_votes and
     # conf_before_own_commit are simulator-only (swarmnode/plant.py SIM_ONLY_PLANTS says why)
     Case("removed_leader_keeps_leading", "membership-shrink-remove-leader", "raft-safety", 4, 4, cheap=True,
          note="the removed leader keeps committing as leader after its removal committed (removed-leader); "
