@@ -34,8 +34,9 @@ from chaos.errors import EnvironmentError_, UsageError
 from chaos.membership import config_view
 
 _NAME_HELP = "cluster name (several clusters can run at once under different names)"
-DEFAULT_SPARE_MANAGERS = 2   # `chaos up` reserves these for `chaos node add` (each adds 2 x nodes proxies)
-DEFAULT_SPARE_WORKERS = 1
+DEFAULT_SPARE_MANAGERS = 0   # `chaos up --spares N` reserves ids for `chaos node add` (each adds 2 x nodes
+# proxies and an entry in every node's peer table; none by default, so a plain cluster is unchanged)
+DEFAULT_SPARE_WORKERS = 0
 
 
 def _name_option(f):

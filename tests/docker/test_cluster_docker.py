@@ -58,10 +58,9 @@ def test_cluster_up_prints_seed_and_where_things_are(cluster_a):
     assert set(summary["nodes"]) == {"m1", "m2", "m3", "w1", "w2", "w3", "w4", "w5"}
     for info in summary["nodes"].values():
         assert info["api"].startswith("http://127.0.0.1:") and info["client"].startswith("http://127.0.0.1:")
-    # client links + every directed pair, over the 8 nodes and the 3 spare ids of `chaos up`'s default
-    # (m4, m5, w6: their links exist from the start, chaos node add)
-    assert summary["spares"] == ["m4", "m5", "w6"]
-    assert summary["toxiproxy"]["proxies"] == 11 + 11 * 10
+    # client links + every directed pair; no spare ids unless asked (`chaos up --spares N`)
+    assert summary["spares"] == []
+    assert summary["toxiproxy"]["proxies"] == 8 + 8 * 7
 
 
 def test_cluster_status_shows_one_leader_and_all_workers(cluster_a, chaos_cmd, docker_client):
@@ -76,8 +75,8 @@ def test_cluster_status_shows_one_leader_and_all_workers(cluster_a, chaos_cmd, d
     assert len(leaders) == 1
     assert {st["leader"] for st in managers.values()} == set(leaders)
     assert managers[leaders[0]]["workers"] == {f"w{i}": "ready" for i in range(1, 6)}
-    assert doc["toxiproxy"]["proxies"] == 121 and doc["toxiproxy"]["active"] == []
-    assert doc["spares"] == ["m4", "m5", "w6"]
+    assert doc["toxiproxy"]["proxies"] == 64 and doc["toxiproxy"]["active"] == []
+    assert doc["spares"] == []
     cluster = require_cluster(docker_client, name)
     journal = cluster.journal(leaders[0])
     assert journal and journal[0]["type"] == "boot" and all(e["node"] == leaders[0] for e in journal)
