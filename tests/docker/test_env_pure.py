@@ -304,3 +304,23 @@ def test_static_addresses_follow_the_gateway_in_order_and_need_room():
     assert got == {"toxiproxy": "172.30.0.2", "m1": "172.30.0.3", "w1": "172.30.0.4"}
     assert _static_ips(ipaddress.ip_network("10.0.0.0/29"), [f"n{i}" for i in range(6)]) == {}
     assert _static_ips(None, ["m1"]) == {}
+
+
+def test_cleanup_failure_on_a_stale_network_endpoint_says_to_restart_the_engine():
+    """A network the engine still counts an endpoint on (no container attached) cannot be removed by
+    any client call: the error says what clears it; other failures keep the plain hint."""
+    import pytest as _pytest
+
+    from chaos.env.cleanup import Removed, raise_if_failed
+    from chaos.errors import EnvironmentError_
+
+    stale = Removed(failed=["network chaos-run-x-1: error while removing network: network chaos-run-x-1 "
+                            "id 3c69 has active endpoints"])
+    with _pytest.raises(EnvironmentError_) as err:
+        raise_if_failed(stale, "cleanup")
+    assert "restarting the Docker engine" in err.value.hint
+    other = Removed(failed=["container c1: conflict"])
+    with _pytest.raises(EnvironmentError_) as err:
+        raise_if_failed(other, "cleanup")
+    assert "restarting" not in err.value.hint and "retry `chaos cleanup`" in err.value.hint
+    raise_if_failed(Removed(), "cleanup")        # nothing failed: no error
