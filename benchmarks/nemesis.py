@@ -33,6 +33,11 @@ Keys:
     python3 benchmarks/nemesis.py [--quick] [--large] [--trials 30] [--soak-s 300] [--workload-s 60]
     python3 benchmarks/nemesis.py --only power-loss|disk-full [--trials 20] [--save]
     python3 benchmarks/nemesis.py --only latency150 [--rate 300] [--workload-s 60] [--save]
+    python3 benchmarks/nemesis.py --only soak [--soak-s 60] [--burners 2] [--save]
+
+--burners N starts N CPU-burning processes at normal priority for the whole run (issue 25 section 5
+asks for fire_lateness at load <= 1 and beside two burners); the JSON then has `burners`,
+`load_median` and `load_max` (the 1-minute load sampled every 5 s) besides load_before/after.
 """
 
 from __future__ import annotations
@@ -343,39 +348,48 @@ def main() -> None:
     ap.add_argument("--soak-s", type=float, default=300)
     ap.add_argument("--workload-s", type=float, default=60)
     ap.add_argument("--rate", type=float, default=300)
-    ap.add_argument("--only", choices=["clock-cpu", "power-loss", "disk-full", "latency150"], default=None,
+    ap.add_argument("--only", choices=["clock-cpu", "power-loss", "disk-full", "latency150", "soak"], default=None,
                     help="run only this part")
+    ap.add_argument("--burners", type=int, default=0,
+                    help="CPU-burning processes at normal priority beside the whole run (issue 25 section 5: 2)")
     ap.add_argument("--save", action="store_true", help="also write the JSON under benchmarks/results/")
     args = ap.parse_args()
     if args.quick:
         args.trials, args.soak_s, args.workload_s = 10, 60, 20
     say = (lambda s: print(s, file=sys.stderr)) if os.environ.get("VERBOSE") else (lambda s: None)
-    out: dict = {"load_before": os.getloadavg()[0]}
-    if args.only == "clock-cpu":
+    if args.burners < 0:
+        ap.error("--burners >= 0")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from underload import LoadSampler, start_burners, stop_burners
+
+    out: dict = {"load_before": os.getloadavg()[0], "burners": args.burners}
+    burners = start_burners(args.burners)
+    sampler = LoadSampler(5.0).start()
+    try:
+        _main(args, out, say)
+    finally:
+        stop_burners(burners)
+        sampler.stop()
+    out["load_median"], out["load_max"] = sampler.median(), max(sampler.samples, default=None)
+    out["load_after"] = os.getloadavg()[0]
+    print(json.dumps(out))
+    if args.save:
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from _result import Recorder
 
-        rec = Recorder("nemesis-clock-cpu")
-        with tempfile.TemporaryDirectory() as tmp:
-            out.update(clock_cpu(Path(tmp), args.trials, say))
-        out["load_after"] = os.getloadavg()[0]
-        out["saved"] = str(rec.save(dict(out)))
-        print(json.dumps(out))
-        return
-    elif args.only:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        from _result import Recorder
+        print(Recorder(f"nemesis-{args.only or 'all'}").save(out), file=sys.stderr)
 
-        rec = Recorder(f"nemesis-{args.only}")
+
+def _main(args, out: dict, say) -> None:
+    if args.only:
         with tempfile.TemporaryDirectory() as tmp:
             if args.only == "latency150":
                 out.update(workload_latency150(Path(tmp), args.rate, args.workload_s, say))
+            elif args.only == "soak":
+                out.update(soak(Path(tmp), args.soak_s, say))
             else:
-                out.update({"power-loss": power_loss, "disk-full": disk_full}[args.only](Path(tmp), args.trials, say))
-        out["load_after"] = os.getloadavg()[0]
-        print(json.dumps(out))
-        if args.save:
-            print(rec.save(out), file=sys.stderr)
+                part = {"power-loss": power_loss, "disk-full": disk_full, "clock-cpu": clock_cpu}[args.only]
+                out.update(part(Path(tmp), args.trials, say))
         return
     out.update(plan_1h())
     with tempfile.TemporaryDirectory() as tmp:
@@ -389,8 +403,6 @@ def main() -> None:
         out.update(disk_full(tmp, args.trials, say))
     if args.large:
         out.update(halves_large(say))
-    out["load_after"] = os.getloadavg()[0]
-    print(json.dumps(out))
 
 
 if __name__ == "__main__":

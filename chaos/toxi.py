@@ -739,6 +739,11 @@ class LinkController:
             else:
                 self._unavailable.discard(node)
 
+    def unavailable(self) -> frozenset[str]:
+        """The nodes marked down by `set_unavailable` (paused, killed or stopped by this run)."""
+        with self._lock:
+            return frozenset(self._unavailable)
+
     def expected_matrix(self) -> dict[Link, bool | None]:
         """Link -> True (reachable), False (cut by us) or None (flaky, carrying another of our
         toxics -- reachability then depends on the probe's timeout -- or touching a node marked

@@ -56,3 +56,35 @@ def test_view_waits_for_the_rest_when_the_answers_show_no_leader():
     view = _effects(c).view()
     assert time.monotonic() - t0 >= 1.4
     assert view.leader is None
+
+
+class _Links:
+    def __init__(self, down: set[str]):
+        self.down = down
+
+    def unavailable(self) -> frozenset[str]:
+        return frozenset(self.down)
+
+
+def test_view_does_not_ask_a_manager_this_run_paused_even_during_an_election():
+    # m3 (the old leader) is paused by our own fault: the two others show no leader yet. Asking m3
+    # would cost its whole status timeout; it is known down, so the view is immediate and leaderless
+    c = _FakeCluster({"m3"}, {"m1": {"role": "follower", "term": 2, "leader": None},
+                              "m2": {"role": "precandidate", "term": 2, "leader": None}})
+    eff = _effects(c)
+    eff.links = _Links({"m3"})
+    t0 = time.monotonic()
+    view = eff.view()
+    took = time.monotonic() - t0
+    c.release.set()
+    assert view.leader is None and view.statuses["m3"] is None and set(view.statuses) == {"m1", "m2", "m3"}
+    assert took < VIEW_FIRST_S, f"view waited {took:.2f} s for a manager it knew was paused"
+
+
+def test_view_still_asks_a_manager_marked_down_once_it_is_back():
+    c = _FakeCluster(set(), {"m1": {"role": "follower", "term": 2, "leader": "m3"},
+                             "m2": {"role": "follower", "term": 2, "leader": "m3"},
+                             "m3": {"role": "leader", "term": 2, "leader": "m3"}})
+    eff = _effects(c)
+    eff.links = _Links(set())
+    assert eff.view().statuses["m3"] == {"role": "leader", "term": 2, "leader": "m3"}
