@@ -77,9 +77,12 @@ def _ready_time(client, image: str, managers: int, workers: int, timeout_s: floa
             except ChaosError as exc:
                 out.update(ok=False, error=f"not ready after holding {hold_s} s: {exc.message}"[:500])
     except ChaosError as exc:
+        # bring_up has torn its run down itself (inside up_s): there is no teardown left to time
         out = {"ok": False, "up_s": round(time.monotonic() - t0, 2), "error": exc.message[:500]}
     finally:
         down = _down_time(client, name)   # also on Ctrl-C: nothing of the benchmark stays behind
+    if not out["ok"] and down["down_removed"] == 0:
+        down["down_s"] = None
     return {**out, **down}
 
 
