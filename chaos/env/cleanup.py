@@ -10,6 +10,7 @@ Must not import: click, chaos.cli.
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,9 +23,20 @@ from chaos.env.engine import engine_errors
 from chaos.errors import EnvironmentError_
 
 # Concurrent removals per engine. Removing a running container is mostly the engine killing it and
-# tearing down its network sandbox; on this 2-core machine (3 + 30, load ~30) a teardown took 13.5 s
-# with 4 at a time, 10.3 s with 8, 8.2 s with 16.
-MAX_PARALLEL = 16
+# tearing down its network sandbox; on this 2-core machine (3 + 30, load ~30, one sample each) a
+# teardown took 13.5 s with 4 at a time, 10.3 s with 8, 8.2 s with 16. Kept at 8: a network left with
+# a stale endpoint (engine state only a restart clears) was seen under load, and more concurrent
+# sandbox teardowns in the engine is not a bet worth 2 s. CHAOS_REMOVE_PARALLEL overrides it.
+MAX_PARALLEL = 8
+
+
+def remove_parallel() -> int:
+    try:
+        return max(1, int(os.environ.get("CHAOS_REMOVE_PARALLEL", "") or MAX_PARALLEL))
+    except ValueError:
+        return MAX_PARALLEL
+
+
 RETRY_S = 15.0  # a network or volume can stay "in use" for a moment after its containers are removed
 
 
@@ -92,7 +104,7 @@ def _sweep_remote_hosts(client, cluster: str | None, run_id: str | None, removed
             mine = Removed()
             try:
                 _remove_on(remote, name, rid, mine, networks=False,
-                           parallel=S.parallel_for(host.engine, MAX_PARALLEL))
+                           parallel=S.parallel_for(host.engine, remove_parallel()))
             except EnvironmentError_ as exc:
                 mine.failed.append(exc.message)
             except Exception as exc:  # noqa: BLE001 -- e.g. paramiko's: reported; the network is kept
@@ -107,8 +119,9 @@ def _sweep_remote_hosts(client, cluster: str | None, run_id: str | None, removed
 
 
 def _remove_on(client: docker.DockerClient, cluster: str | None, run_id: str | None, into: Removed,
-               networks: bool = True, parallel: int = MAX_PARALLEL) -> None:
+               networks: bool = True, parallel: int | None = None) -> None:
     """One engine's pass; failures still present after it are appended to `into.failed`."""
+    parallel = parallel or remove_parallel()
     removed = Removed()
     filters = L.selector(cluster=cluster, run_id=run_id)
 

@@ -19,7 +19,7 @@ import requests
 from chaos.errors import EnvironmentError_
 
 DEFAULT_TIMEOUT_S = 60
-POOL_SIZE = 32   # HTTP connections kept to the engine: above the widest thread pool (16) that calls it
+POOL_SIZE = 32   # HTTP connections kept to the engine: above the thread pools that call it (8; more if overridden)
 _ENGINE_HINT = ("start the Docker engine or point DOCKER_HOST at one (`chaos doctor` checks it); "
                 "the current user must be allowed to use it")
 
