@@ -7,7 +7,7 @@ Prints exactly one JSON object on stdout (progress on stderr); never passes or f
   down_s_3x5     seconds from the start of teardown until no labelled container, network or volume of
                  that cluster exists (the same for every size measured)
   ready_s_MxW    with --size MxW (repeatable, e.g. --size 3x100): ready and down for that size too;
-  down_s_MxW     a 3 + 100 (or larger) cluster only under `flock /work/big.lock` on a shared machine
+  down_s_MxW     on a shared machine, a 3 + 100 (or larger) cluster only under its big-cluster lock (flock)
   image_build_s  seconds to build the node image from an engine without chaos images; only with
                  --from-empty, which REMOVES chaos-node and chaos-base images first (else null)
   max_workers    the largest worker count (with 3 managers) that became ready and was still ready
@@ -17,7 +17,7 @@ Prints exactly one JSON object on stdout (progress on stderr); never passes or f
 Usage:
   python3 benchmarks/cluster.py                      # ready_s_3x5 and ready_s_3x50
   python3 benchmarks/cluster.py --from-empty --max-workers
-  flock /work/big.lock python3 benchmarks/cluster.py --skip-3x5 --skip-3x50 --size 3x100
+  flock LOCKFILE python3 benchmarks/cluster.py --skip-3x5 --skip-3x50 --size 3x100   # ready/down_s_3x100
 Must not import: chaos.cli.
 """
 
