@@ -356,3 +356,17 @@ def test_wait_ready_one_round_per_interval_managers_first_and_reused(monkeypatch
     c.wait_ready(60)
     assert c.asked == [MANAGERS, MANAGERS, WORKERS, MANAGERS, WORKERS]
     assert len(sleeps) == 2 and all(s >= cluster_mod.POLL_INTERVAL_S for s in sleeps)
+
+
+def test_spec_label_says_ports_per_shard_and_an_older_label_keeps_cluster_wide_ports():
+    import json as _json
+
+    s = ClusterSpec("a", managers=3, workers=4, toxiproxy_shards=3)
+    back = ClusterSpec.from_label("a", s.label())
+    assert back.ports_per_shard and back.topology().links_per_shard == s.topology().links_per_shard
+    ports = [back.topology().listen_port(*lk) for lk in back.topology().links]
+    assert len(ports) > len(set(ports))   # per shard: the same port on different servers
+    older = _json.loads(s.label())
+    del older["ports"]   # a sharded cluster brought up before per-shard ports
+    old = ClusterSpec.from_label("a", _json.dumps(older)).topology()
+    assert [old.listen_port(*lk) for lk in old.links] == list(range(20000, 20000 + len(old.links)))
