@@ -4,6 +4,10 @@ Prints exactly one JSON object on stdout (progress on stderr); never passes or f
 
   ready_s_3x5    seconds from the start of `up` (image already built) to ready, 3 managers + 5 workers
   ready_s_3x50   the same for 3 + 50
+  down_s_3x5     seconds from the start of teardown until no labelled container, network or volume of
+                 that cluster exists (the same for every size measured)
+  ready_s_MxW    with --size MxW (repeatable, e.g. --size 3x100): ready and down for that size too;
+  down_s_MxW     on a shared machine, a 3 + 100 (or larger) cluster only under its big-cluster lock (flock)
   image_build_s  seconds to build the node image from an engine without chaos images; only with
                  --from-empty, which REMOVES chaos-node and chaos-base images first (else null)
   max_workers    the largest worker count (with 3 managers) that became ready and was still ready
@@ -13,6 +17,7 @@ Prints exactly one JSON object on stdout (progress on stderr); never passes or f
 Usage:
   python3 benchmarks/cluster.py                      # ready_s_3x5 and ready_s_3x50
   python3 benchmarks/cluster.py --from-empty --max-workers
+  flock LOCKFILE python3 benchmarks/cluster.py --skip-3x5 --skip-3x50 --size 3x100   # ready/down_s_3x100
 Must not import: chaos.cli.
 """
 
@@ -63,18 +68,49 @@ def _ready_time(client, image: str, managers: int, workers: int, timeout_s: floa
     try:
         result = bring_up(client, spec, image, timeout_s, _StderrProgress())
         out = {"ok": True, "up_s": round(time.monotonic() - t0, 2),
-               "wait_ready_s": round(result.seconds_to_ready, 2), "proxies": result.proxies}
+               "wait_ready_s": round(result.seconds_to_ready, 2), "proxies": result.proxies,
+               "shards": spec.shards}
         if hold_s:
             time.sleep(hold_s)  # the measurement itself: is it still ready after holding this long?
             try:
                 out["ready_after_hold_s"] = round(result.cluster.wait_ready(30), 2)
             except ChaosError as exc:
                 out.update(ok=False, error=f"not ready after holding {hold_s} s: {exc.message}"[:500])
-        return out
     except ChaosError as exc:
-        return {"ok": False, "up_s": round(time.monotonic() - t0, 2), "error": exc.message[:500]}
+        # bring_up has torn its run down itself (inside up_s): there is no teardown left to time
+        out = {"ok": False, "up_s": round(time.monotonic() - t0, 2), "error": exc.message[:500]}
     finally:
-        cleanup.remove_objects(client, cluster=name)
+        down = _down_time(client, name)   # also on Ctrl-C: nothing of the benchmark stays behind
+    if not out["ok"] and down["down_removed"] == 0:
+        down["down_s"] = None
+    return {**out, **down}
+
+
+def _down_time(client, name: str) -> dict:
+    """Teardown as `chaos down` does it (cleanup.remove_objects), timed until no labelled object of
+    the cluster is listed any more (containers, networks, volumes)."""
+    t0 = time.monotonic()
+    removed = cleanup.remove_objects(client, cluster=name)
+    left = cleanup.remaining(client, cluster=name)
+    down_s = round(time.monotonic() - t0, 2)
+    print(f"down {name}: {down_s} s, {removed.total} object(s) removed, {left} left", file=sys.stderr, flush=True)
+    return {"down_s": down_s if left == 0 and not removed.failed else None, "down_removed": removed.total,
+            "down_left": left, **({"down_failed": removed.failed[:5]} if removed.failed else {})}
+
+
+def _size(text: str) -> tuple[int, int]:
+    m, sep, w = text.lower().partition("x")
+    if not sep or not m.isdigit() or not w.isdigit() or int(m) < 1:
+        raise argparse.ArgumentTypeError(f"size must look like 3x100 (managers x workers), got {text!r}")
+    return int(m), int(w)
+
+
+def _measure(out: dict, client, image: str, managers: int, workers: int, args) -> None:
+    r = _ready_time(client, image, managers, workers, args.timeout_s, args.seed)
+    key = f"{managers}x{workers}"
+    out[f"ready_s_{key}"] = r["up_s"] if r["ok"] else None
+    out[f"down_s_{key}"] = r.get("down_s")
+    out[f"detail_{key}"] = r
 
 
 def main() -> int:
@@ -82,7 +118,10 @@ def main() -> int:
     ap.add_argument("--from-empty", action="store_true",
                     help="remove chaos-node and chaos-base images, then time the build (image_build_s)")
     ap.add_argument("--max-workers", action="store_true", help="search max_workers (slow: minutes)")
+    ap.add_argument("--skip-3x5", action="store_true")
     ap.add_argument("--skip-3x50", action="store_true")
+    ap.add_argument("--size", type=_size, action="append", default=[], metavar="MxW",
+                    help="also measure ready_s_MxW and down_s_MxW (repeatable), e.g. --size 3x100")
     ap.add_argument("--hold-s", type=float, default=30.0, help="how long a max_workers cluster must stay ready")
     ap.add_argument("--timeout-s", type=float, default=300.0, help="ready timeout per cluster")
     ap.add_argument("--seed", type=int, default=1)
@@ -104,13 +143,10 @@ def main() -> int:
         out["image_build_note"] = "pass --from-empty to measure (removes chaos images first)"
     image = args.image or image_mod.build_node_image(client, progress=_StderrProgress()).tag
     out["image"] = image
-    r = _ready_time(client, image, 3, 5, args.timeout_s, args.seed)
-    out["ready_s_3x5"] = r["up_s"] if r["ok"] else None
-    out["detail_3x5"] = r
-    if not args.skip_3x50:
-        r = _ready_time(client, image, 3, 50, args.timeout_s, args.seed)
-        out["ready_s_3x50"] = r["up_s"] if r["ok"] else None
-        out["detail_3x50"] = r
+    out["loadavg_before"] = open("/proc/loadavg").read().split()[:3]
+    sizes = ([] if args.skip_3x5 else [(3, 5)]) + ([] if args.skip_3x50 else [(3, 50)]) + args.size
+    for managers, workers in dict.fromkeys(sizes):
+        _measure(out, client, image, managers, workers, args)
     if args.max_workers:
         best, tried, stop = 0, [], f"exhausted the list {list(WORKER_STEPS)}"
         for n in WORKER_STEPS:
@@ -124,6 +160,7 @@ def main() -> int:
         out["max_workers"] = best
         out["max_workers_stop"] = stop
         out["max_workers_tried"] = tried
+    out["loadavg_after"] = open("/proc/loadavg").read().split()[:3]
     print(json.dumps(out))
     return 0
 

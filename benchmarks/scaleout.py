@@ -163,7 +163,7 @@ def model(m: dict, host_cpus: int, host_mem_mib: int, managers: int = 3, workers
         if h["cpu_cores_per_host"] <= HOST_CPU_BUDGET * host_cpus and h["mem_mib_per_host"] <= HOST_MEM_BUDGET * host_mem_mib:
             fits = h
             break
-    ports_needed = n * n
+    links_total = n * n
     return {"cluster": f"{managers}+{workers}",
             "hosts_for_by_observed_capacity": math.ceil(n / ONE_HOST_NODES_OBSERVED), "host": {"cpus": host_cpus, "mem_mib": host_mem_mib,
                                                           "cpu_budget": HOST_CPU_BUDGET, "mem_budget": HOST_MEM_BUDGET},
@@ -175,9 +175,11 @@ def model(m: dict, host_cpus: int, host_mem_mib: int, managers: int = 3, workers
                            "frames relayed, memory follows proxies; 3 descriptors per link; budget 70% of a "
                            "host like this one",
             "blockers": [
-                f"the link table gives every proxy a cluster-wide unique port from {TOXIPROXY_BASE_PORT}: "
-                f"{ports_needed:,} links need ports beyond 65535 (today's limit is ~213 nodes; MAX_WORKERS "
-                "is 200); 3 + 1000 needs per-shard port numbering (chaos/topology.py)",
+                f"the port range no longer bounds the cluster: ports are numbered per Toxiproxy shard, so "
+                f"{links_total:,} links need {math.ceil(links_total / LINKS_PER_SHARD)} shards of at most "
+                f"{LINKS_PER_SHARD:,} links (descriptors), each far below its {65536 - TOXIPROXY_BASE_PORT:,} "
+                "ports; what still bounds one cluster is MAX_WORKERS (200, chaos/env/spec.py, a resource "
+                "policy: 3 + 1000 must raise it) and the shards' memory and descriptors per host",
                 "a full mesh of proxies grows as n^2 (1,006,009 links at 3 + 1000); gossip needs only a "
                 "random subset of peers, so a sparse link table would cut this by ~100x"]}
 

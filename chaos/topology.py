@@ -11,13 +11,18 @@ Sharding: a Docker engine caps a container's open files (20,000 here, and a cont
 it), and one proxied link holds three descriptors (its listener and both ends of a connection), so
 one Toxiproxy server cannot carry 3 managers + 100 workers (10,609 links). With `shards` > 1 the
 links are spread over several servers: every link of one source node lives on the shard
-`shard_of_node(src)` (node index modulo shards), client links on shard 0. Ports stay unique across
-shards, so a proxy is named and addressed the same whatever the shard count.
+`shard_of_node(src)` (node index modulo shards), client links on shard 0. A proxy is named the same
+whatever the shard count; it is addressed as (its shard's server, its port).
 
-Port assignment is deterministic: client links first (in node order), then peer links in node order
-(managers as given, then workers as given; for each source every destination in that order). Link
-`i` in `links` listens on `base_port + i`. Changing the node lists changes the ports; a given
-topology always gets the same ones.
+Port assignment is deterministic and per shard: each Toxiproxy server is its own container with
+its own port space, so a port only has to be unique within its shard. The links are ordered client
+links first (in node order), then peer links in node order (managers as given, then workers as
+given; for each source every destination in that order); the i-th link of a shard, in that order,
+listens on `base_port + i`. With one shard this is the i-th link of the whole table, as it always
+was. The port range bounds the links of ONE shard (65535 - base_port + 1, 45,536 from 20000), not
+the whole table: the ceiling on a cluster's size is set by links per shard (descriptors) and how
+many shards a host runs, not by the port range. Changing the node lists or the shard count changes
+the ports; a given topology always gets the same ones.
 """
 
 from __future__ import annotations
@@ -71,7 +76,8 @@ class Topology:
 
     `endpoints` overrides where a node's peer and API listeners are (default: host = node id, peer
     port `peer_port`, API port `api_port`, i.e. the Docker network names of docs/contracts.md). Tests
-    on loopback pass `Endpoint("127.0.0.1", port, port)` per node.
+    on loopback pass `Endpoint("127.0.0.1", port, port)` per node. `shared_port_space`: number the
+    ports over the whole table, not per shard, for shard servers that listen on one address.
     """
 
     def __init__(
@@ -84,6 +90,7 @@ class Topology:
         api_port: int = 8080,
         endpoints: Mapping[str, Endpoint] | None = None,
         shards: int = 1,
+        shared_port_space: bool = False,
     ):
         self.managers: tuple[str, ...] = tuple(managers)
         self.workers: tuple[str, ...] = tuple(workers)
@@ -109,12 +116,24 @@ class Topology:
         links = [Link(CLIENT, n) for n in self.nodes]
         links += [Link(a, b) for a in self.nodes for b in self.nodes if a != b]
         self.links: tuple[Link, ...] = tuple(links)
-        last = base_port + len(links) - 1
-        if last > MAX_PORT:
-            raise ValueError(
-                f"{len(links)} links from base_port {base_port} would need ports up to {last} > {MAX_PORT}"
-            )
         self._index: dict[Link, int] = {link: i for i, link in enumerate(links)}
+        # the link's position within its shard: its port is base_port + that (shared_port_space:
+        # within the whole table, for shards that share one address, e.g. processes on a loopback)
+        self.shared_port_space = shared_port_space
+        per_shard = [0] * shards
+        self._port: dict[Link, int] = {}
+        for link in links:
+            k = 0 if shared_port_space else self.shard_of_node(link.src)
+            self._port[link] = base_port + per_shard[k]
+            per_shard[k] += 1
+        self.links_per_shard: tuple[int, ...] = tuple(per_shard)
+        last = base_port + max(per_shard) - 1
+        if last > MAX_PORT:
+            worst = per_shard.index(max(per_shard))
+            raise ValueError(
+                f"{max(per_shard)} links on shard {worst} from base_port {base_port} would need ports up to "
+                f"{last} > {MAX_PORT} (ports are per shard: more shards spread the links)"
+            )
 
     @classmethod
     def named(cls, n_managers: int, n_workers: int, base_port: int = 20000, **kwargs) -> "Topology":
@@ -145,7 +164,7 @@ class Topology:
         return self.link(src, dst).name
 
     def listen_port(self, src: str, dst: str) -> int:
-        return self.base_port + self._index[self.link(src, dst)]
+        return self._port[self.link(src, dst)]
 
     def upstream(self, src: str, dst: str) -> str:
         ep = self.endpoints[self.link(src, dst).dst]
@@ -182,15 +201,15 @@ class Topology:
 
     def proxy_specs(self, listen_host: str = "0.0.0.0", shard: int | None = None) -> list[dict]:
         """Items for Toxiproxy's `/populate`: one enabled proxy per link (of `shard` only, when
-        given), in port order."""
+        given), in link order (port order within each shard)."""
         return [
             {
                 "name": link.name,
-                "listen": f"{listen_host}:{self.base_port + i}",
+                "listen": f"{listen_host}:{self._port[link]}",
                 "upstream": self.upstream(link.src, link.dst),
                 "enabled": True,
             }
-            for i, link in enumerate(self.links)
+            for link in self.links
             if shard is None or self.shard_of_node(link.src) == shard
         ]
 
@@ -209,7 +228,8 @@ class Topology:
     def __repr__(self) -> str:
         return (
             f"Topology(managers={list(self.managers)}, workers={list(self.workers)}, "
-            f"base_port={self.base_port}, links={len(self.links)}, shards={self.shards})"
+            f"base_port={self.base_port}, links={len(self.links)}, shards={self.shards}"
+            + (", shared_port_space=True" if self.shared_port_space else "") + ")"
         )
 
 

@@ -307,10 +307,15 @@ class ShardedToxiproxyAPI:
     def version(self) -> str:
         return self.apis[0].version()
 
+    def _each(self, fn) -> list:
+        """fn(api) on every shard concurrently (each server is its own process); results in shard
+        order; the first exception is raised once all have returned."""
+        with ThreadPoolExecutor(max_workers=len(self.apis)) as pool:
+            return [f.result() for f in [pool.submit(fn, api) for api in self.apis]]
+
     def wait_ready(self, deadline: float = 10.0, interval_s: float = 0.05) -> str:
         end = time.monotonic() + deadline
-        versions = [api.wait_ready(max(0.0, end - time.monotonic()), interval_s) for api in self.apis]
-        return versions[0]
+        return self._each(lambda api: api.wait_ready(max(0.0, end - time.monotonic()), interval_s))[0]
 
     def reset(self) -> None:
         for api in self.apis:
@@ -335,14 +340,16 @@ class ShardedToxiproxyAPI:
         self.route(name).delete_proxy(name)
 
     def populate(self, specs: Sequence[Mapping], batch: int = POPULATE_BATCH) -> list[dict]:
-        """Each shard gets its own specs in one `/populate` series; results in the order given."""
-        groups: dict[int, list[int]] = {}
+        """Each shard gets its own specs in one `/populate` series, the shards concurrently (at
+        3 + 100, three servers of ~3,500 proxies each); results in the order given."""
+        groups: dict[int, list[int]] = {k: [] for k in range(len(self.apis))}
         for i, spec in enumerate(specs):
-            groups.setdefault(self.apis.index(self.route(str(spec.get("name")))), []).append(i)
+            groups[self.apis.index(self.route(str(spec.get("name"))))].append(i)
         out: list[dict | None] = [None] * len(specs)
-        for shard, idx in sorted(groups.items()):
-            got = self.apis[shard].populate([specs[i] for i in idx], batch)
-            for i, proxy in zip(idx, got):
+        got = self._each(lambda api: api.populate([specs[i] for i in groups[self.apis.index(api)]], batch)
+                         if groups[self.apis.index(api)] else [])
+        for shard, proxies in enumerate(got):
+            for i, proxy in zip(groups[shard], proxies):
                 out[i] = proxy
         return out  # type: ignore[return-value]
 

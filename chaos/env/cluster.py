@@ -306,12 +306,16 @@ class Cluster:
         interval = max(POLL_INTERVAL_S, POLL_S_PER_NODE * len(self.nodes))
         while True:
             polls += 1
-            # Cheap conditions first: the managers alone say whether there is a leader and whether
-            # every worker is registered; only then is every node's member table fetched.
-            failures = ready_mod.evaluate_leader(self.statuses(self.managers), self.managers,
-                                                         self.workers)
+            round_start = time.monotonic()
+            # One round of status queries per interval (concurrent, bounded by MAX_PARALLEL), cheap
+            # conditions first: the managers alone say whether there is a leader and whether every
+            # worker is registered; only then are the workers' member tables fetched (the managers'
+            # answers of this round are reused).
+            got = self.statuses(self.managers)
+            failures = ready_mod.evaluate_leader(got, self.managers, self.workers)
             if not failures:
-                failures = ready_mod.evaluate(self.statuses(), self.managers, self.workers)
+                got.update(self.statuses(self.workers))
+                failures = ready_mod.evaluate(got, self.managers, self.workers)
             if not failures:
                 return time.monotonic() - start
             progress.detail(f"{time.monotonic() - start:.1f}s: {ready_mod.summary(failures)}")
@@ -321,7 +325,9 @@ class Cluster:
                                         hint=f"`chaos logs NODE --name {self.name}` shows why")
             if time.monotonic() >= deadline:
                 break
-            time.sleep(interval)
+            # rounds start `interval` apart (a slow round is not followed by a full interval more),
+            # with at least POLL_INTERVAL_S between rounds so a starved host is not polled non-stop
+            time.sleep(max(POLL_INTERVAL_S, min(round_start + interval, deadline) - time.monotonic()))
         raise EnvironmentError_(
             f"cluster {self.name!r} not ready after {timeout_s:.0f} s ({polls} polls): "
             + " | ".join(str(f) for f in failures) + _load_note(),

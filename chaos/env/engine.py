@@ -19,6 +19,7 @@ import requests
 from chaos.errors import EnvironmentError_
 
 DEFAULT_TIMEOUT_S = 60
+POOL_SIZE = 32   # HTTP connections kept to the engine: above the thread pools that call it (8; more if overridden)
 _ENGINE_HINT = ("start the Docker engine or point DOCKER_HOST at one (`chaos doctor` checks it); "
                 "the current user must be allowed to use it")
 
@@ -26,7 +27,7 @@ _ENGINE_HINT = ("start the Docker engine or point DOCKER_HOST at one (`chaos doc
 def connect(timeout_s: int = DEFAULT_TIMEOUT_S) -> docker.DockerClient:
     """A client for the engine named by the environment (DOCKER_HOST), checked with a ping."""
     try:
-        client = docker.from_env(timeout=timeout_s)
+        client = docker.from_env(timeout=timeout_s, max_pool_size=POOL_SIZE)
         client.ping()
     except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
         where = os.environ.get("DOCKER_HOST", "the default socket")

@@ -89,6 +89,9 @@ class ClusterSpec:
     # its place then: it joins under a NEW id, never under one that was ever in use.
     spare_managers: int = 0
     spare_workers: int = 0
+    # Proxy ports numbered per Toxiproxy shard (chaos/topology.py). False only for a sharded cluster
+    # brought up by an older chaos, whose label does not say: its ports were numbered cluster-wide.
+    ports_per_shard: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -159,7 +162,7 @@ class ClusterSpec:
     def topology(self) -> Topology:
         return Topology(self.manager_ids + self.spare_manager_ids, self.worker_ids + self.spare_worker_ids,
                         TOXIPROXY_BASE_PORT, peer_port=AGENT_PEER_PORT, api_port=AGENT_API_PORT,
-                        shards=self.shards)
+                        shards=self.shards, shared_port_space=not self.ports_per_shard)
 
     def kind(self, node: str) -> str:
         return "manager" if node in self.manager_ids or node in self.spare_manager_ids else "worker"
@@ -171,7 +174,8 @@ class ClusterSpec:
         return json.dumps({"managers": self.managers, "workers": self.workers, "seed": self.seed,
                            "agent_env": [list(kv) for kv in self.agent_env], "shards": self.shards,
                            "faketime": self.faketime, "data_mb": self.data_mb,
-                           "spare_managers": self.spare_managers, "spare_workers": self.spare_workers},
+                           "spare_managers": self.spare_managers, "spare_workers": self.spare_workers,
+                           **({"ports": "shard"} if self.ports_per_shard else {})},
                           sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -183,7 +187,8 @@ class ClusterSpec:
                        agent_env=tuple((str(k), str(v)) for k, v in d["agent_env"]),
                        toxiproxy_shards=int(d["shards"]), faketime=bool(d["faketime"]),
                        data_mb=None if d["data_mb"] is None else int(d["data_mb"]),
-                       spare_managers=int(d["spare_managers"]), spare_workers=int(d["spare_workers"]))
+                       spare_managers=int(d["spare_managers"]), spare_workers=int(d["spare_workers"]),
+                       ports_per_shard=d.get("ports") == "shard")   # absent: an older chaos, cluster-wide
         except (ValueError, KeyError, TypeError, UsageError) as exc:
             raise ValueError(f"not a cluster spec label: {text[:100]!r} ({exc})") from None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import signal
 import threading
 import time
@@ -37,7 +38,18 @@ from chaos.toxi import LinkController, ToxiproxyAPI
 
 READY_MARKER_LABEL = runs.READY_MARKER_LABEL
 OWNER_LABEL = runs.OWNER_LABEL
+# Container creations in flight at once (each: a volume, create, start, inspect). The engine does
+# most of the work; on this 2-core machine more than about 8 at a time only queue inside it
+# (benchmarks/README.md, cluster.py). CHAOS_CREATE_PARALLEL overrides it (for measuring).
 CREATE_PARALLEL = 8
+
+
+def create_parallel() -> int:
+    try:
+        return max(1, int(os.environ.get("CHAOS_CREATE_PARALLEL", "") or CREATE_PARALLEL))
+    except ValueError:
+        raise UsageError(f"CHAOS_CREATE_PARALLEL must be a positive integer, got "
+                         f"{os.environ['CHAOS_CREATE_PARALLEL']!r}") from None
 TOXIPROXY_READY_S = 30.0
 
 
@@ -230,7 +242,8 @@ def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: 
                   + (f" on {shards} servers" if shards > 1 else ""))
     lim = spec.limits
     client_ports = {f"{port}/tcp": ("127.0.0.1", None) for port in topology.client_ports().values()}
-    for shard in range(shards):
+
+    def start_shard(shard: int):
         node = topology.shard_host(shard, L.TOXIPROXY_NODE)
         ports = {f"{TOXIPROXY_API_PORT}/tcp": ("127.0.0.1", None), **(client_ports if shard == 0 else {})}
         with engine_errors(f"start the Toxiproxy container {node}"):
@@ -243,7 +256,10 @@ def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: 
                                                                                ipv4_address=ips.get(node))},
                 **_hardening(lim.toxiproxy_mem, lim.toxiproxy_pids, lim.read_only, lim.toxiproxy_cpu_shares))
             tp.reload()
-        handles[node] = NodeHandle(node, "toxiproxy", tp)
+        return node, NodeHandle(node, "toxiproxy", tp)
+
+    # the servers start concurrently (each takes about a second to answer)
+    handles.update(_bounded(start_shard, range(shards), create_parallel()))
     cluster = Cluster(client, spec.name, run_id, handles)
     api = cluster.toxiproxy_api(timeout_s=30, topology=topology)
     try:
@@ -259,22 +275,38 @@ def _create(client: docker.DockerClient, spec: ClusterSpec, run_id: str, image: 
     LinkController(api, topology).create_proxies()
     progress.step(f"{spec.managers} managers and {spec.workers} workers from {image}")
     nodes = spec.node_ids
-    pool = ThreadPoolExecutor(max_workers=CREATE_PARALLEL)
-    try:
-        futures = {n: pool.submit(_start_node, client, spec, run_id, image, net_name, n, topology, ip=ips.get(n))
-                   for n in nodes}
-        for i, (n, fut) in enumerate(futures.items(), 1):
-            handles[n] = NodeHandle(n, spec.kind(n), fut.result())
-            progress.detail(f"started {i}/{len(nodes)}")
-    finally:
-        # On Ctrl-C, let creations in flight finish (bounded by the client timeout) and drop the
-        # queued ones, so the teardown that follows sees every container this run made.
-        pool.shutdown(wait=True, cancel_futures=True)
+
+    def start(n: str):
+        return n, _start_node(client, spec, run_id, image, net_name, n, topology, ip=ips.get(n))
+
+    def started(i: int, got) -> None:
+        handles[got[0]] = NodeHandle(got[0], spec.kind(got[0]), got[1])
+        progress.detail(f"started {i}/{len(nodes)}")
+
+    _bounded(start, nodes, create_parallel(), started)
     if spec.data_mb is not None:
         progress.step(f"data volumes: tmpfs of {spec.data_mb} MB each, held mounted by "
                       f"{L.container_name(spec.name, L.DISK_HOLDER)}")
         _start_disk_holder(client, spec, run_id, image)
     return cluster, len(topology.links)
+
+
+def _bounded(fn, items, parallel: int, each=None) -> list:
+    """[fn(item) for item in items], at most `parallel` at once; `each(i, result)` is called as the
+    i-th result (in the order given) is taken. On an exception or Ctrl-C the calls in flight finish
+    (bounded by the engine client's timeout) and the queued ones are dropped before it propagates,
+    so the teardown that follows sees every object this run made."""
+    items = list(items)
+    pool = ThreadPoolExecutor(max_workers=max(1, min(parallel, len(items))))
+    try:
+        out = []
+        for i, fut in enumerate([pool.submit(fn, item) for item in items], 1):
+            out.append(fut.result())
+            if each is not None:
+                each(i, out[-1])
+        return out
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _create_network(client: docker.DockerClient, name: str, labels: dict) -> ipaddress.IPv4Network | None:
@@ -544,13 +576,13 @@ def _create_swarm(hosts: S.HostClients, spec: ClusterSpec, run_id: str, image: s
             ["-host", "0.0.0.0", "-port", str(TOXIPROXY_API_PORT), "-seed", str(spec.seed)],
             {**api_port, **{f"{p}/tcp": ("127.0.0.1", None) for p in remote.values()}},
             lim.toxiproxy_mem, lim.toxiproxy_pids, lim.toxiproxy_cpu_shares)
-    slots = hosts.slots(CREATE_PARALLEL)
+    slots = hosts.slots(create_parallel())
 
     def run_bounded(args):
         with slots[args[4]]:
             return run(*args)
 
-    pool = ThreadPoolExecutor(max_workers=CREATE_PARALLEL)
+    pool = ThreadPoolExecutor(max_workers=create_parallel())
     try:   # the servers start in parallel: each takes about a second to answer
         futures = {name: pool.submit(run_bounded, args) for name, args in starts.items()}
         for name, fut in futures.items():
@@ -570,13 +602,13 @@ def _create_swarm(hosts: S.HostClients, spec: ClusterSpec, run_id: str, image: s
 
     progress.step(f"{spec.managers} managers and {spec.workers} workers from {image}, placed over "
                   + ", ".join(f"{h}: {sum(1 for n in spec.node_ids if where[n] == h)}" for h in names))
-    slots = hosts.slots(CREATE_PARALLEL)
+    slots = hosts.slots(create_parallel())
 
     def start(n: str):
         with slots[where[n]]:
             return _start_node(hosts[where[n]], spec, run_id, image, net_name, n, topology, where[n], where[n] == first)
 
-    pool = ThreadPoolExecutor(max_workers=CREATE_PARALLEL)
+    pool = ThreadPoolExecutor(max_workers=create_parallel())
     try:
         futures = {n: pool.submit(start, n) for n in spec.node_ids}
         for i, (n, fut) in enumerate(futures.items(), 1):

@@ -324,3 +324,49 @@ def test_cleanup_failure_on_a_stale_network_endpoint_says_to_restart_the_engine(
         raise_if_failed(other, "cleanup")
     assert "restarting" not in err.value.hint and "retry `chaos cleanup`" in err.value.hint
     raise_if_failed(Removed(), "cleanup")        # nothing failed: no error
+
+
+def test_wait_ready_one_round_per_interval_managers_first_and_reused(monkeypatch):
+    """Each round asks the managers; only when they show a leader and every worker registered are
+    the workers asked (not the managers again); the first round that passes returns."""
+    from chaos.env import cluster as cluster_mod
+
+    no_leader = {m: {**s, "leader": None} for m, s in _healthy().items() if m in MANAGERS}
+    lagging = _healthy()
+    lagging["w2"]["members"] = {**_alive(), "m3": {"state": "suspect", "incarnation": 1}}
+    script = [no_leader, lagging, _healthy()]
+
+    class Fake(cluster_mod.Cluster):
+        asked: list = []
+
+        def statuses(self, nodes=None):
+            nodes = self.nodes if nodes is None else nodes
+            self.asked.append(list(nodes))
+            answers = script[0]
+            if nodes == WORKERS:   # a round's last query: the next round sees the next state
+                script.pop(0)
+            elif ready.evaluate_leader(answers, MANAGERS, WORKERS):   # no worker round follows
+                script.pop(0)
+            return {n: answers.get(n) for n in nodes}
+
+    handles = {n: cluster_mod.NodeHandle(n, "manager" if n in MANAGERS else "worker", None) for n in NODES}
+    c = Fake(None, "t", "r1", handles)
+    sleeps = []
+    monkeypatch.setattr(cluster_mod.time, "sleep", sleeps.append)
+    c.wait_ready(60)
+    assert c.asked == [MANAGERS, MANAGERS, WORKERS, MANAGERS, WORKERS]
+    assert len(sleeps) == 2 and all(s >= cluster_mod.POLL_INTERVAL_S for s in sleeps)
+
+
+def test_spec_label_says_ports_per_shard_and_an_older_label_keeps_cluster_wide_ports():
+    import json as _json
+
+    s = ClusterSpec("a", managers=3, workers=4, toxiproxy_shards=3)
+    back = ClusterSpec.from_label("a", s.label())
+    assert back.ports_per_shard and back.topology().links_per_shard == s.topology().links_per_shard
+    ports = [back.topology().listen_port(*lk) for lk in back.topology().links]
+    assert len(ports) > len(set(ports))   # per shard: the same port on different servers
+    older = _json.loads(s.label())
+    del older["ports"]   # a sharded cluster brought up before per-shard ports
+    old = ClusterSpec.from_label("a", _json.dumps(older)).topology()
+    assert [old.listen_port(*lk) for lk in old.links] == list(range(20000, 20000 + len(old.links)))

@@ -393,7 +393,8 @@ def test_process_sharded_topology_routes_each_link_to_its_server(toxiproxy_url, 
     proc = subprocess.Popen([sys.executable, "-m", "swarmnode.toxiproxy", "-host", "127.0.0.1",
                              "-port", str(p2)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     eps = {n: Endpoint("127.0.0.1", s.port, s.port) for n, s in echo_nodes.items()}
-    topo = Topology(["m1", "m2", "m3"], ["w1"], base_port=free_port_block(16, 950), endpoints=eps, shards=2)
+    topo = Topology(["m1", "m2", "m3"], ["w1"], base_port=free_port_block(16, 950), endpoints=eps, shards=2,
+                    shared_port_space=True)   # both servers listen on 127.0.0.1
     servers = [ToxiproxyAPI(toxiproxy_url), ToxiproxyAPI(f"http://127.0.0.1:{p2}")]
     api = ShardedToxiproxyAPI(servers, topo)
     ctl = LinkController(api, topo, probe=make_probe(topo))

@@ -114,6 +114,23 @@ def test_topology_parse_proxy_name_roundtrip():
             parse_proxy_name(bad)
 
 
+def test_topology_ceiling_is_links_per_shard_not_the_whole_table():
+    # 3 + 250: 64,009 links, more than the 45,536 ports from 20000 -- refused on one server, and
+    # fits once sharded, because a port need only be unique on its own server
+    managers, workers = ["m1", "m2", "m3"], [f"w{i}" for i in range(1, 251)]
+    with pytest.raises(ValueError, match="per shard"):
+        Topology(managers, workers)
+    t = Topology(managers, workers, shards=13)
+    assert len(t.links) == 253 * 253
+    assert max(t.links_per_shard) <= 65535 - 20000 + 1
+    for k in range(13):
+        ports = [sp["listen"] for sp in t.proxy_specs(shard=k)]
+        assert len(ports) == len(set(ports)) == t.links_per_shard[k]
+    assert max(t.listen_port(*lk) for lk in t.links) == 20000 + max(t.links_per_shard) - 1
+    with pytest.raises(ValueError, match="65535"):   # sharding does not lift the bound of ONE shard
+        Topology(managers, workers, shards=13, shared_port_space=True)
+
+
 def test_topology_hundred_workers_fits_port_range():
     t = Topology([f"m{i}" for i in range(1, 6)], [f"w{i}" for i in range(1, 101)], base_port=20000)
     assert len(t.links) == 105 * 104 + 105
@@ -126,12 +143,21 @@ def test_topology_named_uses_contract_ids():
     assert t.listen_port("client", "m1") == 25000
 
 
-def test_topology_shards_partition_links_by_source_and_keep_ports():
+def test_topology_shards_partition_links_by_source_and_number_ports_per_shard():
     one = Topology(["m1", "m2", "m3"], ["w1", "w2"])
     three = Topology(["m1", "m2", "m3"], ["w1", "w2"], shards=3)
-    # the same proxy names and ports whatever the shard count
-    assert [(lk.name, one.listen_port(*lk)) for lk in one.links] == \
-        [(lk.name, three.listen_port(*lk)) for lk in three.links]
+    # the same proxy names whatever the shard count; ports are numbered within each shard, in link
+    # order, from base_port (each shard is its own server with its own port space)
+    assert [lk.name for lk in one.links] == [lk.name for lk in three.links]
+    for k in range(3):
+        mine = [lk for lk in three.links if three.shard_of(lk) == k]
+        assert [three.listen_port(*lk) for lk in mine] == list(range(20000, 20000 + len(mine)))
+    assert three.links_per_shard == (5 + 4 + 4, 4 + 4, 4)   # shard 0: the 5 client links, m1 and w1
+    # the client links (shard 0, published to the harness) keep the ports they have unsharded
+    assert three.client_ports() == one.client_ports()
+    # shard servers on one address: ports over the whole table, as without shards
+    shared = Topology(["m1", "m2", "m3"], ["w1", "w2"], shards=3, shared_port_space=True)
+    assert [shared.listen_port(*lk) for lk in shared.links] == [one.listen_port(*lk) for lk in one.links]
     specs = [three.proxy_specs("0.0.0.0", shard=s) for s in range(3)]
     names = [sp["name"] for group in specs for sp in group]
     assert sorted(names) == sorted(sp["name"] for sp in one.proxy_specs())   # each link exactly once
