@@ -27,6 +27,7 @@ import logging
 import os
 import random
 import secrets
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Optional
@@ -105,6 +106,7 @@ class _TornOnFullStorage(FileStorage):
 
 
 DEFERRED_FSYNC_MS = 1000
+SWITCH_INTERVAL_S = 0.0005   # see ManagerRole.__init__ (group commit)
 DISK_RETRY_MS = 100          # a failed Raft storage write is retried this often
 
 
@@ -172,6 +174,10 @@ class ManagerRole:
         # keeps the synchronous path its plant describes)
         self._sync_pool = (ThreadPoolExecutor(1, thread_name_prefix="raft-fsync")
                            if type(self.storage) is FileStorage else None)
+        if self._sync_pool is not None:
+            # the fsync thread needs the GIL back to hand its group over; at the default 5 ms
+            # switch interval a busy loop would keep it waiting up to 5 ms per group
+            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self._sync_fut: Optional[asyncio.Future] = None
         self._unsent = False   # client proposals appended but not yet sent (raft.send_appends)
         self._next_fsync_ms = 0
