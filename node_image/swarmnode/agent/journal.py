@@ -14,7 +14,10 @@ import os
 import time
 from typing import Callable, Iterable
 
-TAIL_SCAN_BYTES = 1 << 16  # how far back from the end we look for the last complete line
+TAIL_SCAN_BYTES = 1 << 16
+# json.dumps with options builds a new encoder per call (three events per write on a leader): one
+# shared, stateless encoder gives the same bytes
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # how far back from the end we look for the last complete line
 
 
 def read_boot_counter(data_dir: str) -> int:
@@ -104,7 +107,7 @@ class Journal:
         line["seq"] = self.seq
         line["ts"] = round(self._clock(), 6)
         line["boot"] = self.boot
-        data = json.dumps(line, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+        data = _ENCODER.encode(line).encode() + b"\n"
         self._pending.append(data)
         self._memory.append((self.seq, data))
         if len(self._memory) > self._memory_lines:
