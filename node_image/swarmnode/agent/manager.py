@@ -157,6 +157,14 @@ def _with_config_events(rd, conf: tuple) -> tuple:
     return tuple(out)
 
 
+_TIMED_OUT = object()   # the result a waiting write gets from its timer
+
+
+def _expire(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(_TIMED_OUT)
+
+
 class ManagerRole:
     kind = "manager"
 
@@ -595,24 +603,21 @@ class ManagerRole:
         if "ack_before_commit" in self.plant:   # planted: acknowledged before it commits
             self._kick()
             return 200, {"ok": True}
-        fut = asyncio.get_running_loop().create_future()
-        self._writes[index] = (term, fut)
-        self._kick()
-        try:
-            result = await asyncio.wait_for(asyncio.shield(fut), self._leader_timeout_s())
-        except asyncio.TimeoutError:
-            self._writes.pop(index, None)
-            return 504, error_body("timeout", "not committed in time", False)
-        return self._http_result(result)
+        return await self._await_index(index, term)
 
     async def _await_index(self, index: int, term: int) -> tuple[int, dict]:
-        """Wait for the entry at (index, term) to apply; its result as an HTTP answer."""
-        fut = asyncio.get_running_loop().create_future()
+        """Wait for the entry at (index, term) to apply; its result as an HTTP answer. The timeout
+        is a timer on the future itself (wait_for + shield cost a task and a future per write)."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self._writes[index] = (term, fut)
         self._kick()
+        timer = loop.call_later(self._leader_timeout_s(), _expire, fut)
         try:
-            result = await asyncio.wait_for(asyncio.shield(fut), self._leader_timeout_s())
-        except asyncio.TimeoutError:
+            result = await fut
+        finally:
+            timer.cancel()
+        if result is _TIMED_OUT:
             self._writes.pop(index, None)
             return 504, error_body("timeout", "not committed in time", False)
         return self._http_result(result)
