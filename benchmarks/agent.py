@@ -469,19 +469,23 @@ def main() -> int:
     ap.add_argument("--no-containers", dest="containers", action="store_false",
                     help="skip the RSS of a 3 + 5 cluster in node-image containers (needs Docker)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--fsync-thread", type=int, choices=(0, 1), default=1,
+                    help="CHAOS_FSYNC_THREAD of the load cluster: 1 (default) group commit with the "
+                         "fsync on a thread, 0 the fsync on the event loop")
     ap.add_argument("--profile-dir", default=None,
                     help="cProfile every manager of the load cluster over its whole life into "
                          "DIR/<node>.prof (slows it: for where the time goes, not for the goals)")
     args = ap.parse_args()
     out: dict = {"benchmark": "agent", "seed": args.seed, "clients": args.clients, "rate": args.rate,
                  "duration_s": args.duration, "cpus": os.cpu_count(), "commit": _commit(),
+                 "fsync_thread": args.fsync_thread,
                  "loadavg_1m_start": _load1()}
     with tempfile.TemporaryDirectory(prefix="chaos-bench-agent-") as tmp:
         out["fsync_ms_p50"] = fsync_ms(tmp)
         out["ready_s"], failures = measure_ready(tmp, args.seed)
         if failures:
             out["ready_failures"] = failures  # not ready within the 60 s bound
-        extra = {}
+        extra = {"CHAOS_FSYNC_THREAD": str(args.fsync_thread)}
         if args.profile_dir:
             os.makedirs(args.profile_dir, exist_ok=True)
             extra["CHAOS_PROFILE_PATH"] = os.path.join(os.path.abspath(args.profile_dir), "{node}.prof")

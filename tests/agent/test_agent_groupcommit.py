@@ -50,11 +50,11 @@ class _FakeNode:
         return int(time.monotonic() * 1000)
 
 
-async def _leader(tmp_path) -> ManagerRole:
+async def _leader(tmp_path, thread: str = "1") -> ManagerRole:
     env = {"CHAOS_NODE_ID": "m1", "CHAOS_ROLE": "manager", "CHAOS_MANAGERS": "m1",
-           "CHAOS_DATA_DIR": str(tmp_path), "CHAOS_FSYNC": "1"}
+           "CHAOS_DATA_DIR": str(tmp_path), "CHAOS_FSYNC": "1", "CHAOS_FSYNC_THREAD": thread}
     role = ManagerRole(_FakeNode(cfgmod.load(env)))
-    assert type(role.storage) is FileStorage and role._sync_pool is not None
+    assert type(role.storage) is FileStorage and (role._sync_pool is not None) == (thread == "1")
     for _ in range(400):             # a single voter elects itself; its no-op commits via a group sync
         role.tick(role.node.now_ms())
         await asyncio.sleep(0)
@@ -149,5 +149,18 @@ def test_a_failed_group_fsync_is_held_then_retried_and_acknowledged(tmp_path, mo
         assert (status, body["ok"], role.store.kv["x"]) == (200, True, 7)
         assert seen["durable"] >= role.raft.applied_index
         assert role._disk_error is None
+        await role.stop()
+    asyncio.run(go())
+
+
+def test_without_the_thread_the_fsync_runs_on_the_loop_and_writes_still_commit(tmp_path):
+    """CHAOS_FSYNC_THREAD=0: the same contract, the fsync on the event loop's thread."""
+    async def go():
+        role = await _leader(tmp_path, thread="0")
+        seen = _durable_tracking(role)
+        answers = await asyncio.gather(*(role._write({"op": "kv.put", "key": f"k{i}", "value": i})
+                                         for i in range(20)))
+        assert all(status == 200 for status, _ in answers)
+        assert seen["threads"] == {threading.get_ident()} and 1 <= seen["syncs"] <= 2
         await role.stop()
     asyncio.run(go())

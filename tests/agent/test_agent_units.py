@@ -46,6 +46,7 @@ def test_config_defaults_and_derived_values():
     ({"CHAOS_GOSSIP_PROBE_TIMEOUT_MS": "600"}, "CHAOS_GOSSIP_PROBE_TIMEOUT_MS"),
     ({"CHAOS_API_PORT": "7000"}, "must differ"),
     ({"CHAOS_FSYNC": "maybe"}, "CHAOS_FSYNC"),
+    ({"CHAOS_FSYNC_THREAD": "2"}, "CHAOS_FSYNC_THREAD"),
     ({"CHAOS_SEEDS": "zz"}, "CHAOS_SEEDS: seed 'zz'"),
     ({"CHAOS_ROLE": "worker"}, "CHAOS_ROLE=worker but"),
 ])

@@ -181,7 +181,7 @@ class ManagerRole:
         # group commit: log fsyncs run on one thread (plain FileStorage only; a planted storage
         # keeps the synchronous path its plant describes)
         self._sync_pool = (ThreadPoolExecutor(1, thread_name_prefix="raft-fsync")
-                           if type(self.storage) is FileStorage else None)
+                           if type(self.storage) is FileStorage and cfg.fsync_thread else None)
         if self._sync_pool is not None:
             # the fsync thread needs the GIL back to hand its group over; at the default 5 ms
             # switch interval a busy loop would keep it waiting up to 5 ms per group
