@@ -348,3 +348,17 @@ def test_pure_modules_do_not_import_asyncio_or_chaos():
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        timeout=30)
     assert p.returncode == 0, p.stderr
+
+
+def test_journal_keeps_the_last_lines_in_memory_and_reads_older_ones_from_the_file(tmp_path):
+    from swarmnode.agent.journal import Journal
+
+    j = Journal(str(tmp_path), "m1", memory_lines=3)
+    for i in range(10):
+        j.record({"type": "apply", "index": i})
+    assert [seq for seq, _ in j._memory] == [9, 10, 11]          # boot is seq 1
+    recent = [json.loads(x) for x in j.read_since(8).splitlines()]
+    assert [e["seq"] for e in recent] == [9, 10, 11]
+    every = [json.loads(x) for x in j.read_since(0).splitlines()]   # older than memory: the file
+    assert [e["seq"] for e in every] == list(range(1, 12))
+    j.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import deque
 from typing import Callable, Iterable
 
 TAIL_SCAN_BYTES = 1 << 16
@@ -93,7 +94,8 @@ class Journal:
                 if f.read(1) != b"\n":
                     self._unwritten += b"\n"
         self._pending: list[bytes] = []
-        self._memory: list[tuple[int, bytes]] = []
+        # bounded: the oldest line falls out in O(1) (a list's del [:1] moved every other line)
+        self._memory: deque[tuple[int, bytes]] = deque(maxlen=memory_lines)
         self._memory_lines = memory_lines
         self._observer = observer   # sees every stamped line (the operator's log: eventlog.EventLog)
         self.record({"type": "boot"})
@@ -110,8 +112,6 @@ class Journal:
         data = _ENCODER.encode(line).encode() + b"\n"
         self._pending.append(data)
         self._memory.append((self.seq, data))
-        if len(self._memory) > self._memory_lines:
-            del self._memory[: len(self._memory) - self._memory_lines]
         if self._observer is not None:
             self._observer(line)
         return line
