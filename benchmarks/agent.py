@@ -263,6 +263,7 @@ async def open_loop_light(host: str, port: int, rate: float, duration_s: float, 
     latencies: list[float] = []
     errors: dict = {}
     timeouts = 0
+    no_conn = 0   # writes not sent: max_conns connections all busy (the server is far behind)
     idle: list = []
     conns = 0
 
@@ -273,14 +274,14 @@ async def open_loop_light(host: str, port: int, rate: float, duration_s: float, 
         return proto
 
     async def one(i: int, scheduled: float) -> None:
-        nonlocal timeouts, conns
+        nonlocal timeouts, conns, no_conn
         body = b'{"value": %d}' % i
         req = (b"PUT /kv/o%d HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
                b"Content-Length: %d\r\n\r\n%s" % (i % 1000, host.encode(), len(body), body))
         try:
             conn = idle.pop() if idle else (await connect() if conns < max_conns else None)
             if conn is None:
-                timeouts += 1
+                no_conn += 1
                 return
             conn.fut = loop.create_future()
             conn.transport.write(req)
@@ -316,7 +317,8 @@ async def open_loop_light(host: str, port: int, rate: float, duration_s: float, 
     return {"offered_per_s": rate, "offered": i, "acked_per_s": round(len(latencies) / elapsed, 1),
             "p50_ms": quantile(latencies, 0.50), "p90_ms": quantile(latencies, 0.90),
             "p99_ms": quantile(latencies, 0.99), "max_ms": quantile(latencies, 1.0),
-            "errors": errors, "timeouts": timeouts, "connections": conns,
+            "errors": errors, "timeouts": timeouts, "not_sent_all_connections_busy": no_conn,
+            "connections": conns,
             "client": "light asyncio HTTP/1.1 client (benchmarks/agent.py _HttpConn)"}
 
 
@@ -427,7 +429,9 @@ def goals(out: dict, args) -> dict:
     not judged); p99 at 1,000/s: the Python open loop (its client shares the 2 cores)."""
     best = out.get("writes_per_s") if out.get("wrk_sweep") else None   # None: no point met the p99
     ol = out.get("open_loop") or {}
-    p99 = ol.get("p99_ms") if ol.get("offered_per_s") == 1000 and not ol.get("errors") else None
+    at_1000 = ol.get("offered_per_s") == 1000
+    p99 = ol.get("p99_ms") if at_1000 else None   # of the acknowledged writes
+    lost = bool(ol.get("errors") or ol.get("timeouts") or ol.get("not_sent_all_connections_busy"))
     return {
         "writes_per_s_at_p99_le_20ms": {
             "target": GOAL_WRITES_PER_S, "value": best,
@@ -436,7 +440,7 @@ def goals(out: dict, args) -> dict:
             "tool": "wrk closed loop, best of the --wrk-conns sweep"},
         "p99_ms_at_1000_writes_per_s": {
             "target": GOAL_P99_AT_1000_MS, "value": p99,
-            "met": None if p99 is None else p99 <= GOAL_P99_AT_1000_MS,
+            "met": None if not at_1000 else (p99 is not None and not lost and p99 <= GOAL_P99_AT_1000_MS),
             "tool": "python open loop (light client, Poisson arrivals, no coordinated omission); "
                     "needs --rate 1000"},
     }
