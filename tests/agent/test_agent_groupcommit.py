@@ -162,5 +162,6 @@ def test_without_the_thread_the_fsync_runs_on_the_loop_and_writes_still_commit(t
                                          for i in range(20)))
         assert all(status == 200 for status, _ in answers)
         assert seen["threads"] == {threading.get_ident()} and 1 <= seen["syncs"] <= 2
+        assert role.node.counters["group_entries"] >= 20 and role.node.counters["group_syncs"] >= 1
         await role.stop()
     asyncio.run(go())

@@ -390,7 +390,11 @@ class ManagerRole:
                             self._sync_pool, self.storage.sync)
                         self._sync_fut.add_done_callback(lambda f, rd=rd: self._synced(rd, f))
                         return
+                    wrote = self.storage.unsynced()
                     self.storage.sync()
+                    if wrote:
+                        node.counters["group_syncs"] += 1
+                        node.counters["group_entries"] += len(rd.entries)
                 except StorageWriteError as exc:
                     self._storage_failed(rd, exc)
                     break
