@@ -225,6 +225,9 @@ def test_membership_promote_a_worker(tmp_path):
         code, body = _change(c, leader, "promote", "w2")
         assert code == 200 and body.get("pending") == "joining", body
         wait_for(lambda: "w2" in _config(c, leader).get("voters", ()), 40, what="w2 voter")
+        # the leader's configuration is in force once appended, before w2 has the entry (the
+        # leader answers /status while its group's fsync runs): w2 itself says so a moment later
+        wait_for(lambda: (c.status("w2") or {}).get("membership") == "voter", 10, what="w2 knows it is a voter")
         st = c.status("w2")
         assert st["kind"] == "manager" and st["membership"] == "voter"
         # a restart keeps it a manager (its env still says worker)

@@ -46,6 +46,7 @@ def test_config_defaults_and_derived_values():
     ({"CHAOS_GOSSIP_PROBE_TIMEOUT_MS": "600"}, "CHAOS_GOSSIP_PROBE_TIMEOUT_MS"),
     ({"CHAOS_API_PORT": "7000"}, "must differ"),
     ({"CHAOS_FSYNC": "maybe"}, "CHAOS_FSYNC"),
+    ({"CHAOS_FSYNC_THREAD": "2"}, "CHAOS_FSYNC_THREAD"),
     ({"CHAOS_SEEDS": "zz"}, "CHAOS_SEEDS: seed 'zz'"),
     ({"CHAOS_ROLE": "worker"}, "CHAOS_ROLE=worker but"),
 ])
@@ -347,3 +348,17 @@ def test_pure_modules_do_not_import_asyncio_or_chaos():
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        timeout=30)
     assert p.returncode == 0, p.stderr
+
+
+def test_journal_keeps_the_last_lines_in_memory_and_reads_older_ones_from_the_file(tmp_path):
+    from swarmnode.agent.journal import Journal
+
+    j = Journal(str(tmp_path), "m1", memory_lines=3)
+    for i in range(10):
+        j.record({"type": "apply", "index": i})
+    assert [seq for seq, _ in j._memory] == [9, 10, 11]          # boot is seq 1
+    recent = [json.loads(x) for x in j.read_since(8).splitlines()]
+    assert [e["seq"] for e in recent] == [9, 10, 11]
+    every = [json.loads(x) for x in j.read_since(0).splitlines()]   # older than memory: the file
+    assert [e["seq"] for e in every] == list(range(1, 12))
+    j.close()

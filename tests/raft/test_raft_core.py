@@ -466,3 +466,37 @@ def test_restart_journals_the_recovered_log_so_a_lost_append_line_is_no_gap():
     without = [e for e in journal if not (e.get("recovered") and e["type"] == "append")]
     out = check_journals({"m1": without})
     assert out.verdict == "INVALID" and "log-matching" in out.summary
+
+
+def test_deferred_proposals_go_out_together_in_one_append_per_peer():
+    """Group commit (the agent's driver): proposals with send=False are appended but not sent;
+    send_appends() sends them all in one AppendEntries per peer, and they commit everywhere."""
+    c = Cluster(3, seed=2)
+    leader = c.elect()
+    n = c.nodes[leader]
+    c.deliver()
+    c.inflight.clear()
+    idx = [n.propose(put(f"k{i}", i), send=False) for i in range(5)]
+    c.pump(leader)
+    assert not [m for m in c.inflight if isinstance(m, AppendEntries) and m.entries]
+    n.send_appends()
+    c.pump(leader)
+    sent = [m for m in c.inflight if isinstance(m, AppendEntries) and m.entries]
+    assert sorted(m.dst for m in sent) == sorted(i for i in c.ids if i != leader)
+    assert all([e.index for e in m.entries] == idx for m in sent)
+    c.deliver()
+    assert n.applied_index >= idx[-1]
+    c.tick(4)                  # the followers learn the commit index from the next append
+    assert all(c.nodes[i].applied_index >= idx[-1] for i in c.ids)
+    assert {c.nodes[i].sm.kv.get("k4") for i in c.ids} == {4}
+
+
+def test_send_appends_on_a_follower_sends_nothing():
+    c = Cluster(3, seed=2)
+    leader = c.elect()
+    c.deliver()
+    f = next(i for i in c.ids if i != leader)
+    c.inflight.clear()
+    c.nodes[f].send_appends()
+    c.pump(f)
+    assert not any(isinstance(m, AppendEntries) for m in c.inflight)

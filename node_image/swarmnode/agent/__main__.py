@@ -35,7 +35,8 @@ def main() -> int:
         print(f"swarmnode.agent: configuration error: CHAOS_DATA_DIR={cfg.data_dir!r}: {exc}",
               file=sys.stderr)
         return 2
-    profile = os.environ.get("CHAOS_PROFILE_PATH")  # debugging aid: cProfile dump at exit
+    # debugging aid: cProfile dump at exit ("{node}" in the path becomes the node id)
+    profile = os.environ.get("CHAOS_PROFILE_PATH", "").replace("{node}", cfg.node_id)
     if profile:
         import cProfile
         prof = cProfile.Profile()

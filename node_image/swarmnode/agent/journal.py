@@ -12,9 +12,13 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import deque
 from typing import Callable, Iterable
 
-TAIL_SCAN_BYTES = 1 << 16  # how far back from the end we look for the last complete line
+TAIL_SCAN_BYTES = 1 << 16
+# json.dumps with options builds a new encoder per call (three events per write on a leader): one
+# shared, stateless encoder gives the same bytes
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # how far back from the end we look for the last complete line
 
 
 def read_boot_counter(data_dir: str) -> int:
@@ -90,7 +94,8 @@ class Journal:
                 if f.read(1) != b"\n":
                     self._unwritten += b"\n"
         self._pending: list[bytes] = []
-        self._memory: list[tuple[int, bytes]] = []
+        # bounded: the oldest line falls out in O(1) (a list's del [:1] moved every other line)
+        self._memory: deque[tuple[int, bytes]] = deque(maxlen=memory_lines)
         self._memory_lines = memory_lines
         self._observer = observer   # sees every stamped line (the operator's log: eventlog.EventLog)
         self.record({"type": "boot"})
@@ -104,11 +109,9 @@ class Journal:
         line["seq"] = self.seq
         line["ts"] = round(self._clock(), 6)
         line["boot"] = self.boot
-        data = json.dumps(line, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+        data = _ENCODER.encode(line).encode() + b"\n"
         self._pending.append(data)
         self._memory.append((self.seq, data))
-        if len(self._memory) > self._memory_lines:
-            del self._memory[: len(self._memory) - self._memory_lines]
         if self._observer is not None:
             self._observer(line)
         return line

@@ -27,7 +27,9 @@ import logging
 import os
 import random
 import secrets
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Optional
 
 from swarmnode.raft import core as raftcore
@@ -104,6 +106,7 @@ class _TornOnFullStorage(FileStorage):
 
 
 DEFERRED_FSYNC_MS = 1000
+SWITCH_INTERVAL_S = 0.0005   # see ManagerRole.__init__ (group commit)
 DISK_RETRY_MS = 100          # a failed Raft storage write is retried this often
 
 
@@ -154,6 +157,14 @@ def _with_config_events(rd, conf: tuple) -> tuple:
     return tuple(out)
 
 
+_TIMED_OUT = object()   # the result a waiting write gets from its timer
+
+
+def _expire(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(_TIMED_OUT)
+
+
 class ManagerRole:
     kind = "manager"
 
@@ -167,6 +178,16 @@ class ManagerRole:
             self.storage = _TornOnFullStorage(path)
         else:
             self.storage = FileStorage(path) if cfg.fsync else _LazyFileStorage(path)
+        # group commit: log fsyncs run on one thread (plain FileStorage only; a planted storage
+        # keeps the synchronous path its plant describes)
+        self._sync_pool = (ThreadPoolExecutor(1, thread_name_prefix="raft-fsync")
+                           if type(self.storage) is FileStorage and cfg.fsync_thread else None)
+        if self._sync_pool is not None:
+            # the fsync thread needs the GIL back to hand its group over; at the default 5 ms
+            # switch interval a busy loop would keep it waiting up to 5 ms per group
+            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+        self._sync_fut: Optional[asyncio.Future] = None
+        self._unsent = False   # client proposals appended but not yet sent (raft.send_appends)
         self._next_fsync_ms = 0
         self._held: list = []                  # Readies whose write failed (see _storage_failed)
         self._worker_boot: dict[str, int] = {}  # planted stale_worker_identity only
@@ -214,7 +235,8 @@ class ManagerRole:
         node.counters.update({"proposals": 0, "proposals_lost": 0, "busy": 0, "storage_write_errors": 0,
                               "writes_refused_disk": 0,
                               "system_proposals": 0, "workers_marked_down": 0,
-                              "inflight_bound_hits": 0, "ready_rounds_bound_hits": 0})
+                              "inflight_bound_hits": 0, "ready_rounds_bound_hits": 0,
+                              "group_syncs": 0, "group_entries": 0})
 
     async def start(self) -> None:
         self._kick()
@@ -226,6 +248,10 @@ class ManagerRole:
             self._join_task.cancel()
             await asyncio.gather(self._join_task, return_exceptions=True)
         self._fail_all(503, "unavailable", "node stopping", False)
+        if self._sync_fut is not None:
+            await asyncio.gather(self._sync_fut, return_exceptions=True)
+        if self._sync_pool is not None:
+            self._sync_pool.shutdown(wait=True)
         self.storage.close()
 
     # -- joining a running cluster (CHAOS_JOIN_TOKEN) --------------------------------------------
@@ -337,9 +363,14 @@ class ManagerRole:
 
     def _process_ready(self) -> None:
         self._scheduled = False
+        if self._sync_fut is not None:
+            return   # a group's fsync is under way: the pass after it takes everything that came since
         node, raft = self.node, self.raft
         if self._disk_error is not None and node.now_ms() < self._disk_retry_at_ms:
             return   # writes failed a moment ago: the retry is scheduled (_storage_failed)
+        if self._unsent:
+            self._unsent = False
+            raft.send_appends()   # the proposals since the last pass: one AppendEntries per peer
         for _ in range(MAX_READY_ROUNDS):
             rd = raft.ready()
             if rd is None:
@@ -352,7 +383,18 @@ class ManagerRole:
             if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
                 try:
                     self.storage.persist(rd.hard_state, rd.entries, rd.snapshot)
+                    if self._sync_pool is not None and self.storage.unsynced():
+                        # group commit: the fsync runs off the loop, which meanwhile reads requests
+                        # and messages into the core; this Ready is released when it is durable
+                        self._sync_fut = asyncio.get_running_loop().run_in_executor(
+                            self._sync_pool, self.storage.sync)
+                        self._sync_fut.add_done_callback(lambda f, rd=rd: self._synced(rd, f))
+                        return
+                    wrote = self.storage.unsynced()
                     self.storage.sync()
+                    if wrote:
+                        node.counters["group_syncs"] += 1
+                        node.counters["group_entries"] += len(rd.entries)
                 except StorageWriteError as exc:
                     self._storage_failed(rd, exc)
                     break
@@ -362,6 +404,27 @@ class ManagerRole:
         else:
             node.counters["ready_rounds_bound_hits"] += 1
             self._kick()
+        self._after_ready()
+
+    def _synced(self, rd, fut) -> None:
+        """The fsync of a group finished (or failed): release its Ready, then take the next group."""
+        self._sync_fut = None
+        self.node.counters["group_syncs"] += 1
+        self.node.counters["group_entries"] += len(rd.entries)
+        exc = None if fut.cancelled() else fut.exception()
+        if exc is not None:
+            if not isinstance(exc, StorageWriteError):
+                raise exc
+            self._storage_failed(rd, exc)
+        else:
+            if self._held:
+                self._storage_recovered()
+            self._release(rd)
+        self._after_ready()
+        self._kick()
+
+    def _after_ready(self) -> None:
+        raft = self.raft
         self._track_role()
         if self._dirty_workers and raft.role == raftcore.LEADER:
             for w in sorted(self._dirty_workers):
@@ -531,7 +594,8 @@ class ManagerRole:
             return 503, error_body("unavailable", "too many requests in flight", True)
         try:
             term = self.raft.term
-            index = self.raft.propose(cmd)
+            index = self.raft.propose(cmd, send=False)   # sent with the batch (_process_ready)
+            self._unsent = True
         except raftcore.NotLeader:
             return self._not_leader()
         except raftcore.Busy:
@@ -543,24 +607,21 @@ class ManagerRole:
         if "ack_before_commit" in self.plant:   # planted: acknowledged before it commits
             self._kick()
             return 200, {"ok": True}
-        fut = asyncio.get_running_loop().create_future()
-        self._writes[index] = (term, fut)
-        self._kick()
-        try:
-            result = await asyncio.wait_for(asyncio.shield(fut), self._leader_timeout_s())
-        except asyncio.TimeoutError:
-            self._writes.pop(index, None)
-            return 504, error_body("timeout", "not committed in time", False)
-        return self._http_result(result)
+        return await self._await_index(index, term)
 
     async def _await_index(self, index: int, term: int) -> tuple[int, dict]:
-        """Wait for the entry at (index, term) to apply; its result as an HTTP answer."""
-        fut = asyncio.get_running_loop().create_future()
+        """Wait for the entry at (index, term) to apply; its result as an HTTP answer. The timeout
+        is a timer on the future itself (wait_for + shield cost a task and a future per write)."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self._writes[index] = (term, fut)
         self._kick()
+        timer = loop.call_later(self._leader_timeout_s(), _expire, fut)
         try:
-            result = await asyncio.wait_for(asyncio.shield(fut), self._leader_timeout_s())
-        except asyncio.TimeoutError:
+            result = await fut
+        finally:
+            timer.cancel()
+        if result is _TIMED_OUT:
             self._writes.pop(index, None)
             return 504, error_body("timeout", "not committed in time", False)
         return self._http_result(result)

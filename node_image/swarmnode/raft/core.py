@@ -712,9 +712,10 @@ class RaftNode:
             self._release_reads()
 
     # ---- client requests --------------------------------------------------------------------
-    def propose(self, command: dict) -> int:
+    def propose(self, command: dict, send: bool = True) -> int:
         """Append a client command; returns its log index (its term is self.term right now).
-        Configuration entries go through propose_conf_change (MessageError here)."""
+        Configuration entries go through propose_conf_change (MessageError here). With send=False
+        the entry is not sent yet: the driver batches proposals and calls send_appends() once."""
         if self._role != LEADER:
             raise NotLeader(self._leader_id)
         if self.log.last_index - self._commit >= self.config.max_uncommitted_entries:
@@ -723,8 +724,14 @@ class RaftNode:
         if membership.is_config(command):
             raise MessageError("configuration entries are proposed with propose_conf_change()")
         e = self._append_local(command)
-        self._broadcast_append()
+        if send:
+            self._broadcast_append()
         return e.index
+
+    def send_appends(self) -> None:
+        """Send the entries proposed with send=False (many entries in one AppendEntries per peer)."""
+        if self._role == LEADER:
+            self._broadcast_append()
 
     def _committed_own_term(self) -> bool:
         return self.log.term(self._commit) == self._term

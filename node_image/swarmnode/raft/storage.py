@@ -321,6 +321,10 @@ class FileStorage(Storage):
         self._wbuf.clear()
         return True
 
+    def unsynced(self) -> bool:
+        """persist() buffered log records that sync() has yet to write and fsync."""
+        return bool(self._wbuf)
+
     def sync(self) -> None:
         try:
             wrote = self._write_out()
