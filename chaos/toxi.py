@@ -50,6 +50,11 @@ PROBE_WORKERS = 32
 checking L cut links takes about L / PROBE_WORKERS x probe timeout (measured: 544 links, 0.3 s
 probes, 16 workers: 10.6 s)."""
 POPULATE_BATCH = 1000
+VERIFY_MAX_CHANGED = 64
+"""An automatic verification probes at most this many of the links whose state changed (a seeded
+sample; the record says `capped`), besides the server listing, which must show the intended state on
+every one of them. Probing every link of a 3 + 100 halves partition (5,512 links, each cut link
+costing the probe's whole timeout) took tens of seconds."""
 BATCH_PATH = "/toxics/batch"
 """The compatible server's toxic batch endpoint (docs/toxiproxy-compat.md); the real server has none,
 and then each toxic operation is its own request, MAX_WORKERS at a time."""
@@ -563,8 +568,10 @@ class LinkController:
         verify_deadline_s: float = 10.0,
         verify_sample: int = 8,
         probe_timeouts_ms: Sequence[int] | None = None,
+        verify_max_changed: int | None = VERIFY_MAX_CHANGED,
     ):
         self.api = api
+        self.verify_max_changed = verify_max_changed
         self.probe = probe
         self.probe_timeouts_ms = tuple(probe_timeouts_ms) if probe_timeouts_ms else None
         self.verify_deadline_s = verify_deadline_s
@@ -614,7 +621,8 @@ class LinkController:
         (connections hang, data is dropped, as with lost packets); refuse: the proxy is disabled
         (connects refused, live connections closed). Cutting A->B alone is a one-way cut.
         """
-        return self._autoverify(self._cut_links(links, mode))
+        t0 = time.monotonic()
+        return self._autoverify(self._cut_links(links, mode), t0)
 
     def _cut_links(self, links: Iterable, mode: str) -> dict:
         if mode not in ("blackhole", "refuse"):
@@ -710,7 +718,7 @@ class LinkController:
         """Remove every toxic this layer added (any `chaos-` toxic, also ones left by an earlier
         controller) and re-enable disabled proxies, on the given links or (None) on every link of
         the topology. Toxics not named `chaos-...` are left alone."""
-        ts = self.clock()
+        ts, t0 = self.clock(), time.monotonic()
         resolved = self.topology.links if links is None else self.topology.resolve(links)
         wanted = {l.name for l in resolved}
         server = self.api.proxies()
@@ -748,7 +756,7 @@ class LinkController:
         }
         if missing:
             rec["failed"].update({n: "proxy not found on the server" for n in missing})
-        return self._autoverify(self._finish(rec))
+        return self._autoverify(self._finish(rec), t0)
 
     def remove(self, links: Iterable, op: str) -> dict:
         """Remove only the toxics of one operation (`latency`, `flaky-cut`, ...) from these links,
@@ -803,7 +811,7 @@ class LinkController:
             current = {l: m for l, m in self._cut.items() if l.src != CLIENT}
         to_uncut = sorted((l for l in current if l not in wanted), key=str)
         to_cut = sorted((l for l in wanted if current.get(l) != mode), key=str)
-        ts = self.clock()
+        ts, t0 = self.clock(), time.monotonic()
         # New cuts first, then the old ones are lifted: in between, the cluster is cut at least as
         # much as both shapes (never transiently healed). Mode switches are done by _cut_links.
         rec_cut = self._cut_links(to_cut, mode) if to_cut else None
@@ -815,7 +823,7 @@ class LinkController:
             "proxies": sorted({l.name for l in to_cut + to_uncut}),
             "steps": [r for r in (rec_cut, rec_un) if r],
             "done_ts": self.clock(),
-        })
+        }, t0)
 
     def _uncut(self, links: list[Link]) -> dict:
         """Remove only the cut (timeout toxics / disabled proxy) from these links."""
@@ -902,17 +910,68 @@ class LinkController:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _autoverify(self, rec: dict) -> dict:
+    def _autoverify(self, rec: dict, t0: float | None = None) -> dict:
+        """With a probe: the servers' listing must show every link of the record in the state this
+        controller intends (`listing_disagreements`), then `verify(probe)` (at most
+        `verify_max_changed` changed links probed). Records `apply_ms` (from `t0`, the operation's
+        start, to the servers' acknowledgement) and `verify_ms` (listing and probes)."""
+        if t0 is not None:
+            rec["apply_ms"] = round((time.monotonic() - t0) * 1000, 1)
         if self.probe is None:
             return rec
+        v0 = time.monotonic()
         try:
-            rec["verified"] = self.verify(
+            names = rec.get("proxies")
+            wrong = self.listing_disagreements(self.topology.links if names is None else names)
+            if wrong:
+                detail = "; ".join(f"{n}: {wrong[n]}" for n in sorted(wrong)[:5])
+                err = FaultError(
+                    f"{rec.get('op')}: the server listing disagrees with the intended state on "
+                    f"{len(wrong)} link(s): {detail}" + (f" (and {len(wrong) - 5} more)" if len(wrong) > 5 else ""),
+                    hint="the fault could not be verified; the run is a harness error, not a result")
+                err.record = {"op": "verify", "listing_mismatched": sorted(wrong)}
+                raise err
+            ver = self.verify(
                 self.probe, sample=self.verify_sample, deadline_s=self.verify_deadline_s,
-                timeouts_ms=self.probe_timeouts_ms)
+                timeouts_ms=self.probe_timeouts_ms, max_changed=self.verify_max_changed)
+            ver["listing_checked"] = len(names) if names is not None else len(self.topology.links)
+            rec["verified"] = ver
         except FaultError as exc:
             exc.applied = rec
             raise
+        rec["verify_ms"] = round((time.monotonic() - v0) * 1000, 1)
         return rec
+
+    def listing_disagreements(self, links: Iterable) -> dict[str, str]:
+        """Compare the servers' listing (one `GET /proxies` per shard) with what this controller
+        intends on these links: exactly its `chaos-` toxics (type, stream, toxicity, attributes)
+        and the proxy disabled only when cut in `refuse` mode. {proxy: what differs}."""
+        resolved = self.topology.resolve(links)
+        server = self.api.proxies()
+        with self._lock:
+            want = {l.name: dict(self._toxics.get(l.name, {})) for l in resolved}
+            refused = {l.name for l in resolved if self._cut.get(l) == "refuse"}
+        wrong: dict[str, str] = {}
+        for link in resolved:
+            p = server.get(link.name)
+            if p is None:
+                wrong[link.name] = "proxy not listed"
+                continue
+            if bool(p.get("enabled", True)) == (link.name in refused):
+                wrong[link.name] = f"enabled={p.get('enabled')}"
+                continue
+            listed = {str(t.get("name")): t for t in p.get("toxics") or []
+                      if str(t.get("name", "")).startswith(PREFIX)}
+            extra = sorted(set(listed) - set(want[link.name]))
+            if extra:
+                wrong[link.name] = f"lists {extra}, not intended"
+                continue
+            for name, t in sorted(want[link.name].items()):
+                diff = "not listed" if name not in listed else _toxic_diff(t, listed[name])
+                if diff:
+                    wrong[link.name] = f"{name} {diff}"
+                    break
+        return wrong
 
     def _executor(self) -> ThreadPoolExecutor:
         """One pool for the controller's lifetime, so its threads keep their keep-alive sessions."""

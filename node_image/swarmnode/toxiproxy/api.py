@@ -75,11 +75,13 @@ def _match(segs: list[str]):
             "metrics": ("metrics", None, ())}.get(segs[0])
 
 
-def make_app(registry: Registry, metrics_enabled: bool = False) -> web.Application:
+def make_app(registry: Registry, metrics_enabled: bool = False, batch_enabled: bool = True) -> web.Application:
     async def dispatch(request: web.Request) -> web.StreamResponse:
         path = request.path
         route = _match(path[1:].split("/")) if path.startswith("/") else None
         if route is not None and route[0] == "metrics" and not metrics_enabled:
+            route = None
+        if route is not None and route[0] == "batch" and not batch_enabled:
             route = None
         if route is None:
             return _text_error(404, "404 page not found", None)
