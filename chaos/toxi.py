@@ -181,7 +181,9 @@ class ToxiproxyAPI:
     # -- proxies -----------------------------------------------------------------------------------
 
     def proxies(self) -> dict[str, dict]:
-        return self.request("GET", "/proxies").json()
+        """Every proxy with its toxics. The answer is large (about 1 MB for 10,000 proxies), so
+        its timeout is at least 30 s, as /populate's."""
+        return self.request("GET", "/proxies", timeout_s=max(self.timeout_s, 30.0)).json()
 
     def proxy(self, name: str) -> dict:
         return self.request("GET", f"/proxies/{name}").json()
@@ -543,10 +545,12 @@ class LinkController:
     what did succeed, and `heal()` is always safe to call afterwards.
 
     Record shape: `{"ts", "done_ts", "op", "params", "proxies", "toxics": [...], "disabled",
-    "enabled", "removed", "verified"?}`; `ts` and `done_ts` are wall-clock epoch seconds when the
-    operation was issued and when the server had acknowledged all of it. Toxiproxy has no bulk
-    toxic API, so a big partition is one request per toxic (about 1 ms each here): 5512 links took
-    10.7 s on the loaded 2-core machine. The window between the two is the fault's onset.
+    "enabled", "removed", "verified"?, "apply_ms"?, "verify_ms"?}`; `ts` and `done_ts` are wall-clock
+    epoch seconds when the operation was issued and when the server had acknowledged all of it (the
+    window between them is the fault's onset). Toxic operations go to each server in one
+    `POST /toxics/batch` (BATCH_ITEMS per request, all shards at once) when it is the compatible
+    server, else one request per toxic, `max_workers` at a time (the real Toxiproxy has no bulk toxic
+    API: 5,512 links took 10.7 s that way on the loaded 2-core machine).
 
     With `probe` given, every cut, heal and partition is followed by `verify(probe)` and the
     verification record is stored under "verified"; a failed verification raises FaultError (its
