@@ -41,7 +41,7 @@ Keys:
     python3 benchmarks/nemesis.py --only latency150 [--rate 300] [--workload-s 60] [--save]
     python3 benchmarks/nemesis.py --only soak [--soak-s 60] [--burners 2] [--save]
     python3 benchmarks/nemesis.py --only link-fault [--trials 20] [--save]
-    flock /work/big.lock python3 benchmarks/nemesis.py --only halves [--save]
+    flock LOCKFILE python3 benchmarks/nemesis.py --only halves [--save]   (3 + 100: one big cluster at a time)
 
 --burners N starts N CPU-burning processes at normal priority for the whole run (issue 25 section 5
 asks for fire_lateness at load <= 1 and beside two burners); the JSON then has `burners`,
@@ -444,7 +444,7 @@ def _main(args, out: dict, say) -> None:
     if args.only == "link-fault":
         out.update(link_fault_870(say, args.trials))
         return
-    if args.only == "halves":   # 3 + 100: run it under `flock /work/big.lock`
+    if args.only == "halves":   # 3 + 100: one such cluster at a time on a shared machine (flock)
         out.update(halves_large(say))
         return
     if args.only:
