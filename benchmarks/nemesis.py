@@ -375,7 +375,7 @@ def link_fault_870(say, trials: int, workers: int = 30) -> dict:
         pairs = [(a, b) for a in ws for b in ws if a != b]
         params = {"toxicity": 0.5, "kind": "cut"}
         apply_ms, remove_ms = [], []
-        parts: dict[str, list] = {"apply": [], "verify": [], "remove_apply": [], "remove_verify": []}
+        parts: dict[str, list] = {"apply": [], "verify": [], "remove_apply": [], "remove_verify": [], "listing": []}
         for i in range(trials):
             t0 = time.perf_counter()
             rec = eff.add_link_fault("flaky-cut", pairs, params)
@@ -386,6 +386,9 @@ def link_fault_870(say, trials: int, workers: int = 30) -> dict:
             for key, r, k in (("apply", rec, "apply_ms"), ("verify", rec, "verify_ms"),
                               ("remove_apply", rem, "apply_ms"), ("remove_verify", rem, "verify_ms")):
                 parts[key].append(r[k])
+            t2 = time.perf_counter()
+            api.proxies()   # one listing alone: the floor of a verification
+            parts["listing"].append(round((time.perf_counter() - t2) * 1000, 1))
             say(f"link fault trial {i}: apply {apply_ms[-1]:.0f} ms, remove {remove_ms[-1]:.0f} ms")
         n = len(pairs)
         return {f"link_fault_{n}_apply_p50_ms": round(q(apply_ms, 0.5), 1),
