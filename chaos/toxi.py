@@ -291,8 +291,9 @@ class ToxiproxyAPI:
         per item None (done) or the error text. With the batch endpoint (`batch` None: probed) the
         items go BATCH_ITEMS per request, each request all or nothing; a rejected request's items
         are then tried one by one so every item that can be applied is, and each failure is named.
-        Without it every item is one request, on `pool` when given. Connection failures and
-        timeouts of the batch request raise EnvironmentError_ (nothing is known to be applied)."""
+        Without it every item is one request, on `pool` when given. A batch request that gets no
+        answer (connection failure, timeout) fails each of its items with that message: whether it
+        landed is unknown, so the caller reports the failure and `heal` cleans up."""
         ops = list(ops)
         if not ops:
             return []
@@ -309,6 +310,8 @@ class ToxiproxyAPI:
                 out.extend([None] * len(chunk))
             except ToxiproxyHTTPError:
                 out.extend(self._singles(chunk, pool))   # all or nothing was refused: find which
+            except EnvironmentError_ as exc:   # no answer: the chunk may or may not have landed
+                out.extend([exc.message] * len(chunk))
         return out
 
     def _singles(self, ops: list[Mapping], pool: ThreadPoolExecutor | None) -> list[str | None]:

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from chaos.errors import FaultError
+from chaos.errors import EnvironmentError_, FaultError
 from chaos.nemesis import FaultLog, Nemesis, View
 from chaos.runner import ClusterEffects
 from chaos.topology import Endpoint, Topology
@@ -202,4 +202,29 @@ def test_faults_jsonl_records_apply_and_verify_ms(servers, tmp_path):
         assert rows["start"]["details"]["verified"] == {"toxics_listed_on": 20}
         assert ctl.listing_mismatches(worker_links(), "flaky-cut", present=False) == {}
     finally:
+        teardown(api, topo)
+
+
+def test_unanswered_batch_fails_every_item_of_it_and_heal_cleans_up(servers):
+    topo = topology(17)
+    api = ToxiproxyAPI(servers[0])
+    ctl = LinkController(api, topo, seed=1)
+    ctl.create_proxies("127.0.0.1")
+    real = api.request
+
+    def no_answer(method, path, body=None, **kw):
+        if path == "/toxics/batch" and body:
+            real(method, path, body, **kw)                    # it lands, but the answer is lost
+            raise EnvironmentError_("Toxiproxy did not answer POST /toxics/batch within 30 s")
+        return real(method, path, body, **kw)
+
+    api.request = no_answer
+    try:
+        with pytest.raises(FaultError, match="failed on 20 of 20 proxies.*did not answer"):
+            ctl.latency(worker_links(), 5)
+        api.request = real
+        ctl.heal()
+        assert ctl.listing_mismatches(worker_links(), "latency", present=False) == {}
+    finally:
+        api.request = real
         teardown(api, topo)
