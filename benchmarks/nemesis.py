@@ -19,7 +19,7 @@ Keys:
   = rate x 1 s) under 150 ms +- 50 ms on every manager-to-manager link, over the fault's span, with
   workload_latency150_check_s, the linearizable check's time on that history; `--only latency150`;
 - halves_3x100_s (with --large, or --only halves): a halves partition of 3 managers + 100 workers applied
-  and verified (the servers' listing on every cut link, probes of a seeded sample of 64).
+  and verified (the servers' listing on every cut link, probes of a seeded sample of 32).
 - link_fault_870_apply_p50_ms / link_fault_870_apply_p99_ms (goal <= 500 ms), link_fault_870_remove_p50_ms /
   link_fault_870_remove_p99_ms (goal <= 500 ms): on 3 managers + 30 workers, a flaky cut (toxicity 0.5,
   both streams: 1,740 toxics) on all 870 worker-to-worker links applied and then removed, each including
