@@ -18,7 +18,13 @@ Keys:
 - workload_rate_ratio_latency150 (goal >= 0.95 at --rate 300): the pooled open loop (max_in_flight
   = rate x 1 s) under 150 ms +- 50 ms on every manager-to-manager link, over the fault's span, with
   workload_latency150_check_s, the linearizable check's time on that history; `--only latency150`;
-- halves_3x100_s (with --large): a halves partition of 3 managers + 100 workers applied and verified.
+- halves_3x100_s (with --large, or --only halves): a halves partition of 3 managers + 100 workers applied
+  and verified (the servers' listing on every cut link, probes of a seeded sample of 32).
+- link_fault_870_apply_p50_ms / link_fault_870_apply_p99_ms (goal <= 500 ms), link_fault_870_remove_p50_ms /
+  link_fault_870_remove_p99_ms (goal <= 500 ms): on 3 managers + 30 workers, a flaky cut (toxicity 0.5,
+  both streams: 1,740 toxics) on all 870 worker-to-worker links applied and then removed, each including
+  its verification (every toxic read back from the servers' listing), --trials times (`--only link-fault`,
+  and in the full run); link_fault_split_p50_ms splits each into apply and verify.
 - power_loss_apply_p50_ms / power_loss_apply_p99_ms: a `power-loss` of one manager (3 managers + 1
   worker), from its scheduled start to in effect (marker armed by an exec, SIGKILL, container state);
   power_loss_restart_p50_s / power_loss_restart_p99_s (goal <= 3 s): from the kill (the engine's
@@ -34,6 +40,8 @@ Keys:
     python3 benchmarks/nemesis.py --only power-loss|disk-full [--trials 20] [--save]
     python3 benchmarks/nemesis.py --only latency150 [--rate 300] [--workload-s 60] [--save]
     python3 benchmarks/nemesis.py --only soak [--soak-s 60] [--burners 2] [--save]
+    python3 benchmarks/nemesis.py --only link-fault [--trials 20] [--save]
+    flock LOCKFILE python3 benchmarks/nemesis.py --only halves [--save]   (3 + 100: one big cluster at a time)
 
 --burners N starts N CPU-burning processes at normal priority for the whole run (issue 25 section 5
 asks for fire_lateness at load <= 1 and beside two burners); the JSON then has `burners`,
@@ -340,6 +348,60 @@ def halves_large(say) -> dict:
         cleanup.remove_objects(client, cluster=name)
 
 
+def link_fault_870(say, trials: int, workers: int = 30) -> dict:
+    """3 + `workers` nodes: a flaky cut (toxicity 0.5, both streams) on every worker-to-worker link
+    (870 for 30 workers) applied and removed `trials` times through the runner's link-fault path
+    (chaos.runner.ClusterEffects: the toxic operations, batched per Toxiproxy server when it has the
+    batch endpoint, then the servers' listing checked on every link). Times are from the call to the
+    verified result; link_fault_split_p50_ms shows the apply / verify split."""
+    from chaos.env import cleanup
+    from chaos.env.engine import connect
+    from chaos.env.spec import ClusterSpec
+    from chaos.env.up import bring_up
+    from chaos.image import build_node_image
+    from chaos.runner import ClusterEffects
+    from chaos.toxi import LinkController
+
+    client = connect()
+    image = build_node_image(client).tag
+    name = f"bl{os.getpid() % 10000}"
+    try:
+        up = bring_up(client, ClusterSpec(name=name, managers=3, workers=workers, seed=1), image, 600)
+        cl = up.cluster
+        api = cl.toxiproxy_api()
+        links = LinkController(api, cl.topology(), seed=1, probe=lambda s, d: cl.probe(s, d, timeout_ms=200))
+        eff = ClusterEffects(cl, links, clock=time.time)
+        ws = list(cl.workers)
+        pairs = [(a, b) for a in ws for b in ws if a != b]
+        params = {"toxicity": 0.5, "kind": "cut"}
+        apply_ms, remove_ms = [], []
+        parts: dict[str, list] = {"apply": [], "verify": [], "remove_apply": [], "remove_verify": [], "listing": []}
+        for i in range(trials):
+            t0 = time.perf_counter()
+            rec = eff.add_link_fault("flaky-cut", pairs, params)
+            apply_ms.append((time.perf_counter() - t0) * 1000)
+            t1 = time.perf_counter()
+            rem = eff.remove_link_fault("flaky-cut", pairs)
+            remove_ms.append((time.perf_counter() - t1) * 1000)
+            for key, r, k in (("apply", rec, "apply_ms"), ("verify", rec, "verify_ms"),
+                              ("remove_apply", rem, "apply_ms"), ("remove_verify", rem, "verify_ms")):
+                parts[key].append(r[k])
+            t2 = time.perf_counter()
+            api.proxies()   # one listing alone: the floor of a verification
+            parts["listing"].append(round((time.perf_counter() - t2) * 1000, 1))
+            say(f"link fault trial {i}: apply {apply_ms[-1]:.0f} ms, remove {remove_ms[-1]:.0f} ms")
+        n = len(pairs)
+        return {f"link_fault_{n}_apply_p50_ms": round(q(apply_ms, 0.5), 1),
+                f"link_fault_{n}_apply_p99_ms": round(q(apply_ms, 0.99), 1),
+                f"link_fault_{n}_remove_p50_ms": round(q(remove_ms, 0.5), 1),
+                f"link_fault_{n}_remove_p99_ms": round(q(remove_ms, 0.99), 1),
+                "link_fault_trials": trials, "link_fault_links": n, "link_fault_toxics": n * 2,
+                "link_fault_batch": bool(getattr(api, "batch_supported", lambda: False)()),
+                "link_fault_split_p50_ms": {k: round(q(v, 0.5), 1) for k, v in parts.items()}}
+    finally:
+        cleanup.remove_objects(client, cluster=name)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="10 trials, 60 s soak, 20 s workload")
@@ -348,7 +410,8 @@ def main() -> None:
     ap.add_argument("--soak-s", type=float, default=300)
     ap.add_argument("--workload-s", type=float, default=60)
     ap.add_argument("--rate", type=float, default=300)
-    ap.add_argument("--only", choices=["clock-cpu", "power-loss", "disk-full", "latency150", "soak"], default=None,
+    ap.add_argument("--only", choices=["clock-cpu", "power-loss", "disk-full", "latency150", "soak", "link-fault",
+                                       "halves"], default=None,
                     help="run only this part")
     ap.add_argument("--burners", type=int, default=0,
                     help="CPU-burning processes at normal priority beside the whole run (issue 25 section 5: 2)")
@@ -381,6 +444,12 @@ def main() -> None:
 
 
 def _main(args, out: dict, say) -> None:
+    if args.only == "link-fault":
+        out.update(link_fault_870(say, args.trials))
+        return
+    if args.only == "halves":   # 3 + 100: one such cluster at a time on a shared machine (flock)
+        out.update(halves_large(say))
+        return
     if args.only:
         with tempfile.TemporaryDirectory() as tmp:
             if args.only == "latency150":
@@ -401,6 +470,7 @@ def _main(args, out: dict, say) -> None:
         out.update(soak(tmp, args.soak_s, say))
         out.update(power_loss(tmp, args.trials, say))
         out.update(disk_full(tmp, args.trials, say))
+    out.update(link_fault_870(say, args.trials))
     if args.large:
         out.update(halves_large(say))
 

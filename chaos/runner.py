@@ -141,10 +141,12 @@ class ClusterEffects:
                   "dropped": ver.get("dropped") or []}
         return {"links_cut": len(cut), "mode": mode, "done_ts": rec.get("done_ts"),
                 "applied_ts": rec.get("done_ts"), "verified_ts": verified_ts,
+                "apply_ms": rec.get("apply_ms"), "verify_ms": rec.get("verify_ms"),
                 "verified": _compact(ver), "probed": probed}
 
     def add_link_fault(self, op: str, links: list, params: dict) -> dict:
         lc = self.links
+        t0 = time.monotonic()
         p = dict(params)
         if op.startswith("flaky-"):
             kind = p.pop("kind", "cut")
@@ -154,21 +156,28 @@ class ClusterEffects:
                       "slice": lc.slice, "slow_close": lc.slow_close, "limit": lc.limit}[op]
             rec = method(links, **p)
         applied_ts = rec.get("done_ts")
-        present = lc.present(links, op)
-        missing = sorted(name for name, toxics in present.items() if not toxics)
-        if missing:
-            raise FaultError(f"{op}: the server does not list the toxic on {len(missing)} link(s): "
-                             f"{', '.join(missing[:5])}", hint="the fault could not be verified")
+        apply_ms = round((time.monotonic() - t0) * 1000, 1)
+        v0 = time.monotonic()
+        wrong = lc.listing_mismatches(links, op)   # one listing per shard: every toxic, as asked
+        if wrong:
+            detail = "; ".join(f"{n}: {wrong[n]}" for n in sorted(wrong)[:5])
+            raise FaultError(f"{op}: the server listing disagrees on {len(wrong)} of {len(links)} link(s): {detail}",
+                             hint="the fault could not be verified")
         return {"links": len(links), "op": op, "params": params, "done_ts": rec.get("done_ts"),
                 "applied_ts": applied_ts, "verified_ts": self.clock(),
-                "verified": {"toxics_listed_on": len(present)}}
+                "apply_ms": apply_ms, "verify_ms": round((time.monotonic() - v0) * 1000, 1),
+                "verified": {"toxics_listed_on": len(links)}}
 
     def remove_link_fault(self, op: str, links: list) -> dict:
+        t0 = time.monotonic()
         rec = self.links.remove(links, op)
-        left = sorted(name for name, toxics in self.links.present(links, op).items() if toxics)
+        apply_ms = round((time.monotonic() - t0) * 1000, 1)
+        v0 = time.monotonic()
+        left = self.links.listing_mismatches(links, op, present=False)
         if left:
-            raise FaultError(f"{op}: toxics still listed after removal on {', '.join(left[:5])}")
-        return {"links": len(links), "op": op, "done_ts": rec.get("done_ts"), "verified": {"absent_on": len(links)}}
+            raise FaultError(f"{op}: toxics still listed after removal on {', '.join(sorted(left)[:5])}")
+        return {"links": len(links), "op": op, "done_ts": rec.get("done_ts"), "apply_ms": apply_ms,
+                "verify_ms": round((time.monotonic() - v0) * 1000, 1), "verified": {"absent_on": len(links)}}
 
     def node_op(self, op: str, node: str) -> dict:
         rec = nodeops.OPERATIONS[op](self.cluster, node).as_dict()

@@ -50,6 +50,18 @@ PROBE_WORKERS = 32
 checking L cut links takes about L / PROBE_WORKERS x probe timeout (measured: 544 links, 0.3 s
 probes, 16 workers: 10.6 s)."""
 POPULATE_BATCH = 1000
+VERIFY_MAX_CHANGED = 32
+"""An automatic verification probes at most this many of the links whose state changed (a seeded
+sample; the record says `capped`), besides the server listing, which must show the intended state on
+every one of them. Probing every link of a 3 + 100 halves partition (5,512 links, each cut link
+costing the probe's whole timeout) took tens of seconds; 32 cut links cost one probe timeout on
+PROBE_WORKERS threads (64 cost two: 0.3 s more of a 0.8 s verification, measured locally)."""
+BATCH_PATH = "/toxics/batch"
+"""The compatible server's toxic batch endpoint (docs/toxiproxy-compat.md); the real server has none,
+and then each toxic operation is its own request, MAX_WORKERS at a time."""
+_CLIENT_ONLY = ("timeout_s", "known")   # item keys for the single-request path, not sent in a batch
+BATCH_ITEMS = 4000
+"""Toxic operations per batch request (11,000 toxics of a 3 + 100 halves partition: a few requests)."""
 """Proxies per `/populate` request (bounds request size and the server's 25 s handler time)."""
 
 
@@ -170,7 +182,9 @@ class ToxiproxyAPI:
     # -- proxies -----------------------------------------------------------------------------------
 
     def proxies(self) -> dict[str, dict]:
-        return self.request("GET", "/proxies").json()
+        """Every proxy with its toxics. The answer is large (about 1 MB for 10,000 proxies), so
+        its timeout is at least 30 s, as /populate's."""
+        return self.request("GET", "/proxies", timeout_s=max(self.timeout_s, 30.0)).json()
 
     def proxy(self, name: str) -> dict:
         return self.request("GET", f"/proxies/{name}").json()
@@ -253,6 +267,57 @@ class ToxiproxyAPI:
     def delete_toxic(self, proxy: str, name: str, timeout_s: float | None = None) -> None:
         self.request("DELETE", f"/proxies/{proxy}/toxics/{name}", timeout_s=timeout_s)
 
+    # -- many toxic operations at once ----------------------------------------------------------
+
+    def batch_supported(self) -> bool:
+        """Whether the server has the toxic batch endpoint (asked once with an empty batch, which
+        changes nothing: the compatible server answers 200, the real one 404)."""
+        known = getattr(self, "_batch", None)
+        if known is None:
+            try:
+                self.request("POST", BATCH_PATH, [], ok=(200,))
+                known = True
+            except ToxiproxyHTTPError as exc:
+                if exc.status not in (404, 405):
+                    raise
+                known = False
+            self._batch = known
+        return known
+
+    def toxic_ops(self, ops: Sequence[Mapping], pool: ThreadPoolExecutor | None = None,
+                  batch: bool | None = None) -> list[str | None]:
+        """Apply toxic operations (items of the batch endpoint: `{"op": "add"|"set"|"update"|"delete",
+        "proxy", "name"?, "toxic"?, "missing_ok"?}`, plus for single requests `timeout_s` of a DELETE and
+        `known` on a `set` this controller made before: update first); return
+        per item None (done) or the error text. With the batch endpoint (`batch` None: probed) the
+        items go BATCH_ITEMS per request, each request all or nothing; a rejected request's items
+        are then tried one by one so every item that can be applied is, and each failure is named.
+        Without it every item is one request, on `pool` when given. A batch request that gets no
+        answer (connection failure, timeout) fails each of its items with that message: whether it
+        landed is unknown, so the caller reports the failure and `heal` cleans up."""
+        ops = list(ops)
+        if not ops:
+            return []
+        if batch is None:
+            batch = self.batch_supported()
+        if not batch:
+            return self._singles(ops, pool)
+        out: list[str | None] = []
+        for i in range(0, len(ops), BATCH_ITEMS):
+            chunk = ops[i:i + BATCH_ITEMS]
+            wire = [{k: v for k, v in op.items() if k not in _CLIENT_ONLY} for op in chunk]
+            try:
+                self.request("POST", BATCH_PATH, wire, ok=(200,), timeout_s=max(self.timeout_s, 30.0))
+                out.extend([None] * len(chunk))
+            except ToxiproxyHTTPError:
+                out.extend(self._singles(chunk, pool))   # all or nothing was refused: find which
+            except EnvironmentError_ as exc:   # no answer: the chunk may or may not have landed
+                out.extend([exc.message] * len(chunk))
+        return out
+
+    def _singles(self, ops: list[Mapping], pool: ThreadPoolExecutor | None) -> list[str | None]:
+        return toxic_ops_singly(self, ops, pool)
+
     # -- the toxiproxy-python client, safely -------------------------------------------------------
 
     _client_lock = threading.Lock()
@@ -278,6 +343,54 @@ class ToxiproxyAPI:
                 yield toxiproxy.Toxiproxy()
             finally:
                 APIConsumer.host, APIConsumer.port = saved
+
+
+def toxic_op_singly(api, op: Mapping) -> None:
+    """One toxic operation (a batch item, see ToxiproxyAPI.toxic_ops) as the plain API's requests:
+    `set` is an add, and on 409 an update of attributes and toxicity; a `delete` with `missing_ok`
+    takes a 404 as done."""
+    kind, proxy = op["op"], op["proxy"]
+    if kind in ("add", "set"):
+        toxic = dict(op["toxic"])
+        if kind == "set" and op.get("known"):   # we set it before: an update is one request
+            try:
+                api.update_toxic(proxy, toxic["name"], toxic.get("attributes"), toxic.get("toxicity"))
+                return
+            except ToxiproxyHTTPError as exc:
+                if exc.status != 404:
+                    raise   # 404: removed on the server meanwhile (e.g. by heal): add it again
+        try:
+            api.add_toxic(proxy, **toxic)
+        except ToxiproxyHTTPError as exc:
+            if kind == "add" or exc.status != 409:
+                raise
+            api.update_toxic(proxy, toxic["name"], toxic.get("attributes"), toxic.get("toxicity"))
+    elif kind == "update":
+        body = op.get("toxic") or {}
+        api.update_toxic(proxy, op["name"], body.get("attributes"), body.get("toxicity"))
+    elif kind == "delete":
+        try:
+            api.delete_toxic(proxy, op["name"], timeout_s=op.get("timeout_s"))
+        except ToxiproxyHTTPError as exc:
+            if not (exc.status == 404 and op.get("missing_ok")):
+                raise
+    else:
+        raise ValueError(f"unknown toxic op {kind!r}")
+
+
+def toxic_ops_singly(api, ops: Sequence[Mapping], pool: ThreadPoolExecutor | None = None) -> list[str | None]:
+    """Every operation as its own request(s), on `pool` when given; per item None or the error text."""
+
+    def one(op: Mapping) -> str | None:
+        try:
+            toxic_op_singly(api, op)
+            return None
+        except (FaultError, EnvironmentError_) as exc:
+            return exc.message
+
+    if pool is None or len(ops) <= 1:
+        return [one(op) for op in ops]
+    return list(pool.map(one, ops))
 
 
 class ShardedToxiproxyAPI:
@@ -322,9 +435,39 @@ class ShardedToxiproxyAPI:
             api.reset()
 
     def proxies(self) -> dict[str, dict]:
+        """Every shard's listing, asked at once (one GET per shard)."""
         out: dict[str, dict] = {}
-        for api in self.apis:
-            out.update(api.proxies())
+        if len(self.apis) == 1:
+            return dict(self.apis[0].proxies())
+        with ThreadPoolExecutor(len(self.apis), thread_name_prefix="chaos-shard") as pool:
+            for got in pool.map(lambda a: a.proxies(), self.apis):
+                out.update(got)
+        return out
+
+    def batch_supported(self) -> bool:
+        return all(api.batch_supported() for api in self.apis)
+
+    def toxic_ops(self, ops: Sequence[Mapping], pool: ThreadPoolExecutor | None = None,
+                  batch: bool | None = None) -> list[str | None]:
+        """Each shard's operations go to its server, all shards at once; results in the order given."""
+        groups: dict[int, list[int]] = {}
+        for i, op in enumerate(ops):
+            groups.setdefault(self.apis.index(self.route(str(op["proxy"]))), []).append(i)
+        out: list[str | None] = [None] * len(ops)
+
+        def shard(item):
+            k, idx = item
+            return idx, self.apis[k].toxic_ops([ops[i] for i in idx], pool, batch)
+
+        items = sorted(groups.items())
+        if len(items) <= 1:
+            results = [shard(it) for it in items]
+        else:
+            with ThreadPoolExecutor(len(items), thread_name_prefix="chaos-shard") as shards:
+                results = list(shards.map(shard, items))
+        for idx, got in results:
+            for i, r in zip(idx, got):
+                out[i] = r
         return out
 
     def proxy(self, name: str) -> dict:
@@ -413,10 +556,12 @@ class LinkController:
     what did succeed, and `heal()` is always safe to call afterwards.
 
     Record shape: `{"ts", "done_ts", "op", "params", "proxies", "toxics": [...], "disabled",
-    "enabled", "removed", "verified"?}`; `ts` and `done_ts` are wall-clock epoch seconds when the
-    operation was issued and when the server had acknowledged all of it. Toxiproxy has no bulk
-    toxic API, so a big partition is one request per toxic (about 1 ms each here): 5512 links took
-    10.7 s on the loaded 2-core machine. The window between the two is the fault's onset.
+    "enabled", "removed", "verified"?, "apply_ms"?, "verify_ms"?}`; `ts` and `done_ts` are wall-clock
+    epoch seconds when the operation was issued and when the server had acknowledged all of it (the
+    window between them is the fault's onset). Toxic operations go to each server in one
+    `POST /toxics/batch` (BATCH_ITEMS per request, all shards at once) when it is the compatible
+    server, else one request per toxic, `max_workers` at a time (the real Toxiproxy has no bulk toxic
+    API: 5,512 links took 10.7 s that way on the loaded 2-core machine).
 
     With `probe` given, every cut, heal and partition is followed by `verify(probe)` and the
     verification record is stored under "verified"; a failed verification raises FaultError (its
@@ -438,8 +583,10 @@ class LinkController:
         verify_deadline_s: float = 10.0,
         verify_sample: int = 8,
         probe_timeouts_ms: Sequence[int] | None = None,
+        verify_max_changed: int | None = VERIFY_MAX_CHANGED,
     ):
         self.api = api
+        self.verify_max_changed = verify_max_changed
         self.probe = probe
         self.probe_timeouts_ms = tuple(probe_timeouts_ms) if probe_timeouts_ms else None
         self.verify_deadline_s = verify_deadline_s
@@ -489,7 +636,8 @@ class LinkController:
         (connections hang, data is dropped, as with lost packets); refuse: the proxy is disabled
         (connects refused, live connections closed). Cutting A->B alone is a one-way cut.
         """
-        return self._autoverify(self._cut_links(links, mode))
+        t0 = time.monotonic()
+        return self._autoverify(self._cut_links(links, mode), t0)
 
     def _cut_links(self, links: Iterable, mode: str) -> dict:
         if mode not in ("blackhole", "refuse"):
@@ -585,7 +733,7 @@ class LinkController:
         """Remove every toxic this layer added (any `chaos-` toxic, also ones left by an earlier
         controller) and re-enable disabled proxies, on the given links or (None) on every link of
         the topology. Toxics not named `chaos-...` are left alone."""
-        ts = self.clock()
+        ts, t0 = self.clock(), time.monotonic()
         resolved = self.topology.links if links is None else self.topology.resolve(links)
         wanted = {l.name for l in resolved}
         server = self.api.proxies()
@@ -599,17 +747,13 @@ class LinkController:
             if not p.get("enabled", True):
                 enables.append(name)
 
-        def remove(item):
-            name, t = item
-            # a reset_peer toxic blocks DELETE for up to its timeout (toxiproxy-api.md 2.2)
+        def delete(name: str, t: dict) -> dict:
+            # a reset_peer toxic blocks DELETE for up to its timeout on the real server (toxiproxy-api.md 2.2)
             extra = (t.get("attributes") or {}).get("timeout", 0) / 1000.0 if t.get("type") == "reset_peer" else 0
-            try:
-                self.api.delete_toxic(name, t["name"], timeout_s=self.api.timeout_s + max(0.0, extra))
-            except ToxiproxyHTTPError as exc:
-                if exc.status != 404:  # already gone is fine
-                    raise
+            return {"op": "delete", "proxy": name, "name": t["name"], "missing_ok": True,  # gone is fine
+                    "timeout_s": self.api.timeout_s + max(0.0, extra)}
 
-        failed = self._parallel(remove, removals, key=lambda it: it[0])
+        failed = self._toxic_ops([delete(n, t) for n, t in removals])
         failed.update(self._parallel(lambda n: self.api.update_proxy(n, enabled=True), enables))
         with self._lock:
             for link in resolved:
@@ -627,7 +771,7 @@ class LinkController:
         }
         if missing:
             rec["failed"].update({n: "proxy not found on the server" for n in missing})
-        return self._autoverify(self._finish(rec))
+        return self._autoverify(self._finish(rec), t0)
 
     def remove(self, links: Iterable, op: str) -> dict:
         """Remove only the toxics of one operation (`latency`, `flaky-cut`, ...) from these links,
@@ -635,15 +779,7 @@ class LinkController:
         ts = self.clock()
         resolved = self.topology.resolve(links)
         items = [(l.name, toxic_name(op, s)) for l in resolved for s in STREAMS]
-
-        def remove(item):
-            try:
-                self.api.delete_toxic(*item)
-            except ToxiproxyHTTPError as exc:
-                if exc.status != 404:
-                    raise
-
-        failed = self._parallel(remove, items, key=lambda it: it[0])
+        failed = self._toxic_ops([{"op": "delete", "proxy": p, "name": t, "missing_ok": True} for p, t in items])
         with self._lock:
             for l in resolved:
                 if l.name in failed:
@@ -661,19 +797,16 @@ class LinkController:
         fault is in effect): proxy name -> toxic names present."""
         resolved = self.topology.resolve(links)
         want = {toxic_name(op, s) for s in STREAMS}
-        out: dict[str, list[str]] = {}
-        lock = threading.Lock()
-
-        def one(link):
-            names = sorted(str(t.get("name")) for t in self.api.toxics(link.name) if t.get("name") in want)
-            with lock:
-                out[link.name] = names
-
-        failed = self._parallel(one, resolved, key=lambda l: l.name)
-        if failed:
-            raise FaultError(f"could not read the toxics of {len(failed)} proxies: "
-                             + "; ".join(f"{k}: {v}" for k, v in sorted(failed.items())[:3]))
-        return out
+        try:
+            server = self.api.proxies()   # one listing per shard, not one request per link
+        except (FaultError, EnvironmentError_) as exc:
+            raise FaultError(f"could not read the servers' proxy listing: {exc.message}") from exc
+        missing = [l.name for l in resolved if l.name not in server]
+        if missing:
+            raise FaultError(f"could not read the toxics of {len(missing)} proxies: "
+                             + "; ".join(f"{n}: proxy not listed" for n in missing[:3]))
+        return {l.name: sorted(str(t.get("name")) for t in server[l.name].get("toxics") or []
+                               if t.get("name") in want) for l in resolved}
 
     # -- partitions ------------------------------------------------------------------------------
 
@@ -693,7 +826,7 @@ class LinkController:
             current = {l: m for l, m in self._cut.items() if l.src != CLIENT}
         to_uncut = sorted((l for l in current if l not in wanted), key=str)
         to_cut = sorted((l for l in wanted if current.get(l) != mode), key=str)
-        ts = self.clock()
+        ts, t0 = self.clock(), time.monotonic()
         # New cuts first, then the old ones are lifted: in between, the cluster is cut at least as
         # much as both shapes (never transiently healed). Mode switches are done by _cut_links.
         rec_cut = self._cut_links(to_cut, mode) if to_cut else None
@@ -705,7 +838,7 @@ class LinkController:
             "proxies": sorted({l.name for l in to_cut + to_uncut}),
             "steps": [r for r in (rec_cut, rec_un) if r],
             "done_ts": self.clock(),
-        })
+        }, t0)
 
     def _uncut(self, links: list[Link]) -> dict:
         """Remove only the cut (timeout toxics / disabled proxy) from these links."""
@@ -714,15 +847,7 @@ class LinkController:
             modes = {l: self._cut.get(l) for l in links}
         removals = [(l.name, toxic_name("cut", s)) for l in links if modes[l] == "blackhole" for s in STREAMS]
         enables = [l.name for l in links if modes[l] == "refuse"]
-
-        def remove(item):
-            try:
-                self.api.delete_toxic(*item)
-            except ToxiproxyHTTPError as exc:
-                if exc.status != 404:
-                    raise
-
-        failed = self._parallel(remove, removals, key=lambda it: it[0])
+        failed = self._toxic_ops([{"op": "delete", "proxy": p, "name": t, "missing_ok": True} for p, t in removals])
         failed.update(self._parallel(lambda n: self.api.update_proxy(n, enabled=True), enables))
         with self._lock:
             for l in links:
@@ -800,17 +925,68 @@ class LinkController:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _autoverify(self, rec: dict) -> dict:
+    def _autoverify(self, rec: dict, t0: float | None = None) -> dict:
+        """With a probe: the servers' listing must show every link of the record in the state this
+        controller intends (`listing_disagreements`), then `verify(probe)` (at most
+        `verify_max_changed` changed links probed). Records `apply_ms` (from `t0`, the operation's
+        start, to the servers' acknowledgement) and `verify_ms` (listing and probes)."""
+        if t0 is not None:
+            rec["apply_ms"] = round((time.monotonic() - t0) * 1000, 1)
         if self.probe is None:
             return rec
+        v0 = time.monotonic()
         try:
-            rec["verified"] = self.verify(
+            names = rec.get("proxies")
+            wrong = self.listing_disagreements(self.topology.links if names is None else names)
+            if wrong:
+                detail = "; ".join(f"{n}: {wrong[n]}" for n in sorted(wrong)[:5])
+                err = FaultError(
+                    f"{rec.get('op')}: the server listing disagrees with the intended state on "
+                    f"{len(wrong)} link(s): {detail}" + (f" (and {len(wrong) - 5} more)" if len(wrong) > 5 else ""),
+                    hint="the fault could not be verified; the run is a harness error, not a result")
+                err.record = {"op": "verify", "listing_mismatched": sorted(wrong)}
+                raise err
+            ver = self.verify(
                 self.probe, sample=self.verify_sample, deadline_s=self.verify_deadline_s,
-                timeouts_ms=self.probe_timeouts_ms)
+                timeouts_ms=self.probe_timeouts_ms, max_changed=self.verify_max_changed)
+            ver["listing_checked"] = len(names) if names is not None else len(self.topology.links)
+            rec["verified"] = ver
         except FaultError as exc:
             exc.applied = rec
             raise
+        rec["verify_ms"] = round((time.monotonic() - v0) * 1000, 1)
         return rec
+
+    def listing_disagreements(self, links: Iterable) -> dict[str, str]:
+        """Compare the servers' listing (one `GET /proxies` per shard) with what this controller
+        intends on these links: exactly its `chaos-` toxics (type, stream, toxicity, attributes)
+        and the proxy disabled only when cut in `refuse` mode. {proxy: what differs}."""
+        resolved = self.topology.resolve(links)
+        server = self.api.proxies()
+        with self._lock:
+            want = {l.name: dict(self._toxics.get(l.name, {})) for l in resolved}
+            refused = {l.name for l in resolved if self._cut.get(l) == "refuse"}
+        wrong: dict[str, str] = {}
+        for link in resolved:
+            p = server.get(link.name)
+            if p is None:
+                wrong[link.name] = "proxy not listed"
+                continue
+            if bool(p.get("enabled", True)) == (link.name in refused):
+                wrong[link.name] = f"enabled={p.get('enabled')}"
+                continue
+            listed = {str(t.get("name")): t for t in p.get("toxics") or []
+                      if str(t.get("name", "")).startswith(PREFIX)}
+            extra = sorted(set(listed) - set(want[link.name]))
+            if extra:
+                wrong[link.name] = f"lists {extra}, not intended"
+                continue
+            for name, t in sorted(want[link.name].items()):
+                diff = "not listed" if name not in listed else _toxic_diff(t, listed[name])
+                if diff:
+                    wrong[link.name] = f"{name} {diff}"
+                    break
+        return wrong
 
     def _executor(self) -> ThreadPoolExecutor:
         """One pool for the controller's lifetime, so its threads keep their keep-alive sessions."""
@@ -847,35 +1023,68 @@ class LinkController:
             for link in links for s in _streams(stream)
         ]
 
-        def apply(item):
-            proxy, toxic = item
-            with self._lock:
-                known = toxic["name"] in self._toxics.get(proxy, {})
-            if known:
-                try:
-                    self.api.update_toxic(proxy, toxic["name"], toxic["attributes"], toxic["toxicity"])
-                except ToxiproxyHTTPError as exc:
-                    if exc.status != 404:
-                        raise
-                    known = False  # removed on the server meanwhile (e.g. by heal): add it again
-            if not known:
-                try:
-                    self.api.add_toxic(proxy, **toxic)
-                except ToxiproxyHTTPError as exc:
-                    if exc.status != 409:
-                        raise
-                    # left over from an earlier controller or run: take it over
-                    self.api.update_toxic(proxy, toxic["name"], toxic["attributes"], toxic["toxicity"])
-            with self._lock:
-                self._toxics.setdefault(proxy, {})[toxic["name"]] = toxic
-
-        failed = self._parallel(apply, items, key=lambda it: it[0])
+        with self._lock:
+            known = {(p, t["name"]) for p, t in items if t["name"] in self._toxics.get(p, {})}
+        failed = self._toxic_ops([{"op": "set", "proxy": p, "toxic": t, "known": (p, t["name"]) in known}
+                                  for p, t in items])
+        with self._lock:
+            for proxy, toxic in items:
+                if proxy not in failed:
+                    self._toxics.setdefault(proxy, {})[toxic["name"]] = toxic
         return {
             "ts": ts, "op": op, "params": params or {},
             "proxies": [l.name for l in links],
             "toxics": [dict(t, proxy=p) for p, t in items if p not in failed],
             "failed": failed,
         }
+
+    def _toxic_ops(self, ops: list[dict]) -> dict[str, str]:
+        """Toxic operations through the server's batch endpoint when it has one, else one request
+        each on the pool; {proxy: error text} for the failures (first error per proxy)."""
+        if not ops:
+            return {}
+        pool = None if self.max_workers == 1 else self._executor()
+        failed: dict[str, str] = {}
+        for op, err in zip(ops, self.api.toxic_ops(ops, pool)):
+            if err is not None:
+                failed.setdefault(op["proxy"], err)
+        return failed
+
+    def listing_mismatches(self, links: Iterable, op: str, present: bool = True) -> dict[str, str]:
+        """Check the servers' own listings (one `GET /proxies` per shard) for this operation's toxics
+        on these links: with `present`, every toxic this controller set for `op` is listed with the
+        same type, stream, toxicity and attributes; without, none of `op`'s toxics is listed.
+        Returns {proxy: what is wrong}; empty when the listing agrees."""
+        resolved = self.topology.resolve(links)
+        server = self.api.proxies()
+        names = {toxic_name(op, s) for s in STREAMS}
+        with self._lock:
+            want = {l.name: {n: t for n, t in self._toxics.get(l.name, {}).items() if n in names}
+                    for l in resolved}
+        wrong: dict[str, str] = {}
+        for link in resolved:
+            p = server.get(link.name)
+            if p is None:
+                wrong[link.name] = "proxy not listed"
+                continue
+            listed = {str(t.get("name")): t for t in p.get("toxics") or [] if t.get("name") in names}
+            if not present:
+                if listed:
+                    wrong[link.name] = f"still lists {sorted(listed)}"
+                continue
+            if not want[link.name]:
+                wrong[link.name] = f"no {op} toxic was set here"
+                continue
+            for name, t in sorted(want[link.name].items()):
+                got = listed.get(name)
+                if got is None:
+                    wrong[link.name] = f"{name} not listed"
+                    break
+                diff = _toxic_diff(t, got)
+                if diff:
+                    wrong[link.name] = f"{name}: {diff}"
+                    break
+        return wrong
 
     def _set_enabled(self, links: list[Link], enabled: bool, *, op: str, params: dict) -> dict:
         ts = self.clock()
@@ -924,6 +1133,23 @@ class LinkController:
         rec.pop("failed", None)
         rec["done_ts"] = self.clock()
         return rec
+
+
+def _toxic_diff(asked: Mapping, listed: Mapping) -> str:
+    """'' when the listed toxic is the one asked for (type, stream, toxicity as a float32, and every
+    attribute asked), else what differs."""
+    for key in ("type", "stream"):
+        if str(listed.get(key, "")).lower() != str(asked.get(key, "")).lower():
+            return f"{key} {listed.get(key)!r}, asked {asked.get(key)!r}"
+    want_tox = float(asked.get("toxicity", 1.0))
+    got_tox = listed.get("toxicity")
+    if not isinstance(got_tox, (int, float)) or abs(float(got_tox) - want_tox) > 1e-6 * max(1.0, abs(want_tox)):
+        return f"toxicity {got_tox!r}, asked {want_tox:g}"
+    attrs = listed.get("attributes") or {}
+    for k, v in (asked.get("attributes") or {}).items():
+        if attrs.get(k) != v:
+            return f"attribute {k}={attrs.get(k)!r}, asked {v!r}"
+    return ""
 
 
 # -- verification ----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ wired to them and a probe that really dials through the proxies."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import random
@@ -66,9 +67,16 @@ def toxiproxy_url():
     if importlib.util.find_spec(SERVER_MODULE) is None or \
             importlib.util.find_spec(SERVER_MODULE + ".__main__") is None:
         pytest.skip(f"the compatible server ({SERVER_MODULE}) is not written yet and TOXIPROXY_URL is unset")
+    with compat_server() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def compat_server(*extra: str):
+    """The compatible server as a local process (`extra`: more flags, e.g. -no-batch); its URL."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", SERVER_MODULE, "-host", "127.0.0.1", "-port", str(port), "-seed", "1"],
+        [sys.executable, "-m", SERVER_MODULE, "-host", "127.0.0.1", "-port", str(port), "-seed", "1", *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
@@ -78,13 +86,15 @@ def toxiproxy_url():
         proc.kill()
         err = proc.communicate(timeout=5)[1].decode(errors="replace")[-2000:]
         pytest.fail(f"compatible server did not start: {err}")
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class _Echo(socketserver.BaseRequestHandler):

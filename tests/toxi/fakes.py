@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from chaos.toxi import ToxiproxyHTTPError
+from chaos.toxi import ToxiproxyHTTPError, toxic_ops_singly
 
 
 class FakeAPI:
@@ -69,6 +69,10 @@ class FakeAPI:
             self.state[proxy]["toxics"] = [t for t in self.state[proxy]["toxics"] if t["name"] != name]
             if len(self.state[proxy]["toxics"]) == before:
                 raise ToxiproxyHTTPError("Toxiproxy: 404 toxic not found", 404)
+
+    def toxic_ops(self, ops, pool=None, batch=None):
+        """No batch endpoint: each operation through the single calls above (the real server's path)."""
+        return toxic_ops_singly(self, ops, pool)
 
     def update_proxy(self, name, **fields):
         with self._lock:

@@ -287,6 +287,7 @@ def test_controller_with_probe_verifies_every_cut_heal_and_partition():
     assert rec["verified"]["checked"] == ["m1-m2"]
     rec = ctl.apply_partition(P.isolate(["m1", "m2", "m3"], "m3"))
     assert set(rec["verified"]["checked"]) == {"m1-m2", "m1-m3", "m3-m1", "m2-m3", "m3-m2"}
+    assert rec["verified"]["listing_checked"] == 5 and rec["apply_ms"] >= 0 and rec["verify_ms"] >= 0
     assert ctl.heal()["verified"]["checked"]
     assert "verified" not in ctl.latency(["m1-m2"], 5)   # not a reachability change
 
@@ -295,9 +296,35 @@ def test_controller_with_probe_raises_when_unverifiable():
     api = FakeAPI(ignore_toxics=True)
     ctl = LinkController(api, Topology(["m1", "m2"], []), probe=state_probe(api), verify_deadline_s=0.1)
     ctl.create_proxies()
+    with pytest.raises(FaultError, match="listing disagrees.*m1-m2: chaos-cut-down not listed") as info:
+        ctl.cut([("m1", "m2")])
+    assert info.value.applied["op"] == "cut"
+    assert info.value.record["listing_mismatched"] == ["m1-m2"]
+
+
+def test_controller_listed_but_probe_disagrees_is_unverified():
+    api = FakeAPI()
+    ctl = LinkController(api, Topology(["m1", "m2"], []), probe=lambda s, d: True, verify_deadline_s=0.1)
+    ctl.create_proxies()
     with pytest.raises(FaultError, match="expected cut") as info:
         ctl.cut([("m1", "m2")])
     assert info.value.applied["op"] == "cut"
+
+
+def test_controller_listing_with_wrong_attributes_or_extra_toxic_fails_verification():
+    api = FakeAPI()
+    topo = Topology(["m1", "m2"], [])
+    ctl = LinkController(api, topo, probe=state_probe(api), verify_deadline_s=0.1)
+    ctl.create_proxies()
+    ctl.cut([("m1", "m2")])
+    api.state["m1-m2"]["toxics"][0]["attributes"]["timeout"] = 5   # someone changed it behind our back
+    assert ctl.listing_disagreements(["m1-m2"]) == {"m1-m2": "chaos-cut-up attribute timeout=5, asked 0"}
+    api.state["m2-m1"]["toxics"].append({"name": "chaos-latency-up", "type": "latency", "stream": "upstream",
+                                         "toxicity": 1.0, "attributes": {"latency": 1}})
+    assert ctl.listing_disagreements(["m2-m1"]) == {"m2-m1": "lists ['chaos-latency-up'], not intended"}
+    with pytest.raises(FaultError, match="listing disagrees.*m2-m1: lists"):
+        ctl.cut([("m2", "m1")])   # the cut is listed, but so is a toxic this controller never set
+
 
 
 def test_verify_max_changed_is_a_reported_bound():
@@ -471,3 +498,14 @@ def test_probe_timeout_schedule_holds_its_last_entry():
     from chaos.toxi import probe_timeout_ms
 
     assert [probe_timeout_ms((100, 200, 400), a) for a in range(6)] == [100, 200, 400, 400, 400, 400]
+
+
+def test_controller_autoverify_probes_a_capped_seeded_sample_but_lists_every_link():
+    api = FakeAPI()
+    topo = Topology(["m1", "m2", "m3"], ["w1", "w2", "w3"])
+    ctl = LinkController(api, topo, probe=state_probe(api), verify_sample=0, seed=4, verify_max_changed=3)
+    ctl.create_proxies()
+    rec = ctl.apply_partition(P.halves(["m1", "m2", "m3", "w1", "w2", "w3"], random.Random(1)))
+    ver = rec["verified"]
+    assert ver["capped"] is True and len(ver["checked"]) == 3 and ver["changed_total"] == len(rec["cut"]) > 3
+    assert ver["listing_checked"] == len(rec["cut"])

@@ -39,6 +39,8 @@ def parse_args(argv):
     p.add_argument("-seed", "--seed", default=None, type=int, help="seed for every random choice")
     p.add_argument("-proxy-metrics", "--proxy-metrics", action="store_true", help="enable proxy byte counters")
     p.add_argument("-runtime-metrics", "--runtime-metrics", action="store_true", help="enable /metrics (runtime)")
+    p.add_argument("-no-batch", "--no-batch", action="store_true",
+                   help="no POST /toxics/batch (404 like the real server; tests the clients' fallback)")
     p.add_argument("-version", "--version", action="store_true", help="print the version and exit")
     return p.parse_args(argv)
 
@@ -64,7 +66,8 @@ async def serve(args) -> None:
                 log("info", "populated proxies from config", config=args.config, proxies=len(registry.proxies))
         except (OSError, DecodeError) as exc:
             log("error", "cannot read config", config=args.config, error=str(exc))
-    app = make_app(registry, metrics_enabled=args.proxy_metrics or args.runtime_metrics)
+    app = make_app(registry, metrics_enabled=args.proxy_metrics or args.runtime_metrics,
+                   batch_enabled=not args.no_batch)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, reuse_address=True, backlog=1024)

@@ -65,6 +65,8 @@ def _match(segs: list[str]):
         if n == 4:
             return "toxic", ("GET", "POST", "PATCH", "DELETE"), (segs[1], segs[3])
         return None
+    if segs == ["toxics", "batch"]:   # extension (core.Registry.toxic_batch); not in the real server
+        return "batch", ("POST",), ()
     if n != 1:
         return None
     return {"reset": ("reset", ("POST",), ()),
@@ -73,11 +75,13 @@ def _match(segs: list[str]):
             "metrics": ("metrics", None, ())}.get(segs[0])
 
 
-def make_app(registry: Registry, metrics_enabled: bool = False) -> web.Application:
+def make_app(registry: Registry, metrics_enabled: bool = False, batch_enabled: bool = True) -> web.Application:
     async def dispatch(request: web.Request) -> web.StreamResponse:
         path = request.path
         route = _match(path[1:].split("/")) if path.startswith("/") else None
         if route is not None and route[0] == "metrics" and not metrics_enabled:
+            route = None
+        if route is not None and route[0] == "batch" and not batch_enabled:
             route = None
         if route is None:
             return _text_error(404, "404 page not found", None)
@@ -143,6 +147,14 @@ async def _handle(reg: Registry, request: web.Request, name: str, method: str, p
             status, out = 400, _populate_decode_error(str(exc))
         else:
             status, out = await reg.populate(body)
+        return web.Response(status=status, body=out,
+                            headers={"Content-Type": JSON, "X-Toxiproxy-Request-Id": rid})
+    if name == "batch":
+        try:
+            body = decode_first(await request.read())
+        except DecodeError as exc:
+            raise ApiError(400, f"bad request body: {exc}") from None
+        status, out = await reg.toxic_batch(body)
         return web.Response(status=status, body=out,
                             headers={"Content-Type": JSON, "X-Toxiproxy-Request-Id": rid})
     if name == "version":

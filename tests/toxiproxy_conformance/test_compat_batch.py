@@ -1,0 +1,118 @@
+"""The compatible server's toxic batch endpoint (`POST /toxics/batch`, an extension documented in
+docs/toxiproxy-compat.md; the real server answers 404): all or nothing, per-item results, and the
+batch's toxics acting on the data path like single ones."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from .conftest import Upstream, connect
+
+if os.environ.get("TOXIPROXY_URL"):
+    pytest.skip("TOXIPROXY_URL is set: the batch endpoint is the compatible server's own",
+                allow_module_level=True)
+
+
+def toxics(api, proxy):
+    r = api.req("GET", f"/proxies/{proxy}/toxics")
+    assert r.status_code == 200
+    return {t["name"]: t for t in r.json()}
+
+
+def lat(name, ms, stream="upstream", toxicity=1.0):
+    return {"name": name, "type": "latency", "stream": stream, "toxicity": toxicity,
+            "attributes": {"latency": ms}}
+
+
+@pytest.fixture
+def two(api):
+    up = Upstream("echo")
+    a = api.create(up.addr)["name"]
+    b = api.create(up.addr)["name"]
+    yield a, b
+    up.close()
+
+
+def test_batch_empty_is_a_no_op_and_the_feature_probe(api):
+    r = api.req("POST", "/toxics/batch", json=[])
+    assert r.status_code == 200 and r.json() == {"applied": 0, "results": []}
+    assert api.req("GET", "/toxics/batch").status_code == 405
+
+
+def test_batch_applies_every_item_in_order_with_per_item_results(api, two):
+    a, b = two
+    api.toxic(a, **lat("old", 5))
+    r = api.req("POST", "/toxics/batch", json=[
+        {"op": "add", "proxy": a, "toxic": lat("x", 10)},
+        {"op": "set", "proxy": b, "toxic": lat("y", 20, "downstream", 0.5)},
+        {"op": "set", "proxy": a, "toxic": lat("old", 7)},            # exists: updated
+        {"op": "update", "proxy": a, "name": "x", "toxic": {"attributes": {"jitter": 3}}},
+        {"op": "delete", "proxy": b, "name": "nope", "missing_ok": True},
+        {"op": "add", "proxy": b, "toxic": lat("z", 1)},
+        {"op": "delete", "proxy": b, "name": "z"},                   # added earlier in this batch
+    ])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["applied"] == 7
+    assert [x["status"] for x in body["results"]] == [200, 200, 200, 200, 204, 200, 204]
+    assert body["results"][4].get("missing") is True
+    ta, tb = toxics(api, a), toxics(api, b)
+    assert ta["old"]["attributes"]["latency"] == 7 and ta["x"]["attributes"] == {"latency": 10, "jitter": 3}
+    assert set(tb) == {"y"} and tb["y"]["stream"] == "downstream" and tb["y"]["toxicity"] == 0.5
+
+
+@pytest.mark.parametrize("bad, status, text", [
+    ({"op": "add", "proxy": "{b}", "toxic": lat("first", 1)}, 409, "toxic already exists"),  # added by item 0
+    ({"op": "add", "proxy": "no-such-proxy", "toxic": lat("q", 1)}, 404, "proxy not found"),
+    ({"op": "delete", "proxy": "{a}", "name": "absent"}, 404, "toxic not found"),
+    ({"op": "add", "proxy": "{a}", "toxic": {"name": "q", "type": "nonsense"}}, 400, "invalid toxic type"),
+    ({"op": "add", "proxy": "{a}", "toxic": {"name": "q", "type": "latency", "attributes": {"latency": 1.5}}},
+     400, "bad request body"),
+    ({"op": "frobnicate", "proxy": "{a}"}, 400, "op must be one of"),
+    ({"op": "delete", "proxy": "{a}"}, 400, "missing required field: name"),
+])
+def test_batch_with_a_bad_item_applies_nothing_and_names_it(api, two, bad, status, text):
+    a, b = two
+    api.toxic(a, **lat("keep", 3))
+    bad = {k: (v.format(a=a, b=b) if isinstance(v, str) else v) for k, v in bad.items()}
+    r = api.req("POST", "/toxics/batch", json=[
+        {"op": "add", "proxy": b, "toxic": lat("first", 10)},
+        {"op": "delete", "proxy": a, "name": "keep"},
+        bad,
+        {"op": "add", "proxy": b, "toxic": lat("after", 10)},
+    ])
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["index"] == 2 and body["applied"] == 0 and body["status"] == status
+    assert body["error"].startswith("item 2") and text in body["error"]
+    assert body["results"][:2] == [None, None] and body["results"][2]["status"] == status
+    # nothing stayed applied: b has no toxic, a still has the one the batch would have deleted
+    assert toxics(api, b) == {} and set(toxics(api, a)) == {"keep"}
+
+
+def test_batch_not_an_array_is_400(api):
+    r = api.req("POST", "/toxics/batch", json={"op": "add"})
+    assert r.status_code == 400 and "JSON array" in r.json()["error"]
+    r = api.req("POST", "/toxics/batch", body=b"[{")
+    assert r.status_code == 400 and r.text.startswith('{"error":"bad request body')
+
+
+def test_batch_toxics_act_on_live_connections(api, two):
+    """A timeout toxic added by batch holds data on an already open connection; removed by batch,
+    the connection is closed (spec 2.2: removing an applied timeout closes it)."""
+    a, _ = two
+    s = connect(api.req("GET", f"/proxies/{a}").json())
+    s.sendall(b"hi")
+    assert s.recv(2) == b"hi"
+    cut = {"name": "cut", "type": "timeout", "stream": "upstream", "attributes": {"timeout": 0}}
+    assert api.req("POST", "/toxics/batch", json=[{"op": "add", "proxy": a, "toxic": cut}]).status_code == 200
+    s.settimeout(0.3)
+    s.sendall(b"held")
+    with pytest.raises(TimeoutError):
+        s.recv(4)
+    assert api.req("POST", "/toxics/batch", json=[{"op": "delete", "proxy": a, "name": "cut"}]).status_code == 200
+    s.settimeout(5)
+    assert s.recv(4) == b""
+    s.close()
