@@ -49,7 +49,8 @@ def servers():
 def topology(seed: int, shards: int = 1) -> Topology:
     nodes = M + W
     base = free_port_block(len(nodes) ** 2 + len(nodes) + 1, seed)
-    return Topology(M, W, base_port=base, shards=shards,
+    # both test servers listen on 127.0.0.1: one port space for all shards (ports are per shard otherwise)
+    return Topology(M, W, base_port=base, shards=shards, shared_port_space=shards > 1,
                     endpoints={n: Endpoint("127.0.0.1", 9, 9) for n in nodes})  # upstreams never dialled
 
 
