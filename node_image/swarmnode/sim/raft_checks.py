@@ -247,12 +247,20 @@ class ConsequenceChecker:
         want = self.voted.get((i, t))
         if want is not None and node.vote != want:
             self._check_vote(i, node, "")
+        # (log.hash(x) and log.last_index inlined: x == snap_index -> snap_hash; entries[x - snap_index - 1])
         log = node.log
+        si, ents = log.snap_index, log.entries
         h = self.held[i]
-        if h and (h < log.snap_index or log.hash(h) != self.committed[h]):
-            self._check_held(i, node, "")
+        if h:
+            if h < si:
+                self._check_held(i, node, "")
+            else:
+                pos = h - si - 1
+                got = log.snap_hash if pos < 0 else ents[pos].hash if pos < len(ents) else None
+                if got != self.committed[h]:
+                    self._check_held(i, node, "")
         c = node.commit_index
-        if c > log.last_index:
+        if c > si + len(ents):
             self.report("commit-beyond-log", i, f"commit index {c} > last log index {node.log.last_index}")
         a = node.sm.applied_index
         if a > c:
@@ -268,9 +276,14 @@ class ConsequenceChecker:
             if c > self.leader_max:
                 self._check_commit_on_history(i, node, c)
             else:
-                got, want = log.hash(c), self.leader_committed.get(c)
-                if got is not None and want is not None and got != want:
-                    self._check_commit_on_history(i, node, c)
+                want = self.leader_committed.get(c)
+                if want is not None:
+                    si, ents = log.snap_index, log.entries
+                    pos = c - si - 1
+                    got = (log.snap_hash if pos == -1 else None) if pos < 0 else \
+                        ents[pos].hash if pos < len(ents) else None
+                    if got is not None and got != want:
+                        self._check_commit_on_history(i, node, c)
         a = node.sm.applied_index
         if a and a != self.applied_checked[i]:
             self.applied_checked[i] = a

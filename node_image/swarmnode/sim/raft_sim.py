@@ -601,7 +601,8 @@ class RaftSim:
                         and (self.cons is None or self.cons.settled_ok(i, node)):
                     self.settled[i] = node
                 return
-            self._count_writes(i, rd)
+            if rd.entries or rd.snapshot is not None:     # (_count_writes has nothing to count otherwise)
+                self._count_writes(i, rd)
             if rd.snapshot is not None and rd.snapshot.config is not None and self.membership_on:
                 self.paths.hit("snapshot_with_config")
             st = self.storage[i]
