@@ -153,8 +153,12 @@ class Store:
         self._kv_sum.delete(self.kv, key)
 
     def _digest_with(self, kv_acc: int, sessions_acc: int) -> str:
-        rest = canonical_json({"applied_index": self.applied_index, "nodes": self.nodes,
-                               "services": self.services, "tasks": self.tasks})
+        if type(self.applied_index) is int and not (self.nodes or self.services or self.tasks):
+            # the canonical JSON below with the three sections empty (a kv-only store), written out
+            rest = b'{"applied_index":%d,"nodes":{},"services":{},"tasks":{}}' % self.applied_index
+        else:
+            rest = canonical_json({"applied_index": self.applied_index, "nodes": self.nodes,
+                                   "services": self.services, "tasks": self.tasks})
         return hashlib.sha256(b"%032x%032x" % (kv_acc, sessions_acc) + rest).hexdigest()[:16]
 
     def snapshot(self) -> dict:

@@ -206,7 +206,8 @@ class ConsequenceChecker:
             # committed as leader: no other node leads its term)
             self._record_leader_commit(node)
         lg = node.log
-        self.durable[i] = (lg.last_index, lg.hash(lg.last_index), lg.snap_index, lg.snap_hash)
+        si, ents = lg.snap_index, lg.entries    # (lg.last_index and lg.hash(it), inlined)
+        self.durable[i] = (si + len(ents), ents[-1].hash if ents else lg.snap_hash, si, lg.snap_hash)
         low = self.max_term[i]     # the node's term before the step that produced these messages
         sent = self.sent_term
         for m in messages:
@@ -573,12 +574,17 @@ def stale_tail(f, lead, committed=None) -> tuple:
     the agreeing indexes are a prefix. An entry beyond the leader's last index is stale (the leader
     of this term holds every entry of it). (0, None) when every entry f holds agrees (or is unknown:
     compacted by the leader and not known committed)."""
-    last, lo = f.last_index, f.snap_index
-    if last <= lo:
+    fe = f.entries
+    if not fe:                      # last_index <= snap_index
         return 0, None
-    if last <= lead.last_index:     # same(last), inline: the common case (the tail agrees)
-        want = lead.hash(last) if last >= lead.snap_index else (committed or {}).get(last)
-        if want is None or f.hash(last) == want:
+    last = f.snap_index + len(fe)
+    ls, le = lead.snap_index, lead.entries
+    if last <= ls + len(le):        # same(last), inline: the common case (the tail agrees)
+        if last >= ls:
+            want = lead.snap_hash if last == ls else le[last - ls - 1].hash
+        else:
+            want = (committed or {}).get(last)
+        if want is None or fe[-1].hash == want:
             return 0, None
     committed = committed or {}
 
