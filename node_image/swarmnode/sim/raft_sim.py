@@ -772,12 +772,13 @@ class RaftSim:
             return
         self.settled.pop(i, None)
         promise = self.promise[i]
+        tick_k, tick, has_ready = self.tick_k, node.tick, node.has_ready
         try:
             while phase + (k - k0) * tick_ms <= now:   # the same expression as _schedule_wake's
                 k += 1
-                self.tick_k[i] = k
-                node.tick()
-                if promise is not None and k - 1 < promise and node.has_ready():
+                tick_k[i] = k
+                tick()
+                if promise is not None and k - 1 < promise and has_ready():
                     # ticks_until_action() promised that no tick before `promise` does anything
                     # (drivers skip those ticks): a broken promise delays timers in every driver
                     self.checker.now_ms = self.sched.now_ms
