@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from operator import attrgetter
 
 from . import membership, quorum
 from .config import RaftConfig
@@ -175,12 +176,14 @@ class RaftNode:
             self._events.append({"type": "commit", "index": self._commit, "recovered": True})
 
     # ---- properties ---------------------------------------------------------------------------
-    role = property(lambda self: self._role)
-    term = property(lambda self: self._term)
-    vote = property(lambda self: self._vote)
-    leader_id = property(lambda self: self._leader_id)
-    commit_index = property(lambda self: self._commit)
-    applied_index = property(lambda self: self._applied)
+    # (read-only views of the private fields; attrgetter reads them without a Python call frame:
+    # drivers and the simulator's checks read these after every step)
+    role = property(attrgetter("_role"))
+    term = property(attrgetter("_term"))
+    vote = property(attrgetter("_vote"))
+    leader_id = property(attrgetter("_leader_id"))
+    commit_index = property(attrgetter("_commit"))
+    applied_index = property(attrgetter("_applied"))
     last_log_index = property(lambda self: self.log.last_index)
     last_log_term = property(lambda self: self.log.last_term)
 
@@ -818,8 +821,9 @@ class RaftNode:
         return HardState(self._term, vote, self._commit)
 
     def has_ready(self) -> bool:
+        lg = self.log      # (lg.snap_index + len(lg.entries) is lg.last_index without the property call)
         if (self._msgs or self._events or self._read_states or self._dropped_reads
-                or self._commit > self._applied or self._stable_next <= self.log.last_index
+                or self._commit > self._applied or self._stable_next <= lg.snap_index + len(lg.entries)
                 or self._pending_snapshot is not None):
             return True
         if self._bugs or type(self)._hard_state is not RaftNode._hard_state:
@@ -833,10 +837,11 @@ class RaftNode:
         """Collect the effects since the last Ready, or None when there are none."""
         if self._ready_out:
             raise RuntimeError("advance() the previous Ready first")
+        lg, p = self.log, self._persisted_hs
         if not (self._msgs or self._events or self._read_states or self._dropped_reads
-                or self._commit > self._applied or self._stable_next <= self.log.last_index
-                or self._pending_snapshot is not None or self._term != self._persisted_hs.term
-                or self._vote != self._persisted_hs.vote or self._commit != self._persisted_hs.commit):
+                or self._commit > self._applied or self._stable_next <= lg.snap_index + len(lg.entries)
+                or self._pending_snapshot is not None or self._term != p.term
+                or self._vote != p.vote or self._commit != p.commit):
             return None  # fast path: nothing happened (most ticks)
         committed, results = self._apply_committed()
         hs = self._hard_state()

@@ -32,9 +32,35 @@ class MessageError(ValueError):
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
+def _c_canonical():
+    """The C encoder JSONEncoder.encode builds on every call, built once (same options, same
+    bytes; no circular-reference bookkeeping: see _canonical_str). None without the C module."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    esc = getattr(json.encoder, "c_encode_basestring_ascii", None)
+    if make is None or esc is None:
+        return None
+    try:
+        return make(None, _CANONICAL.default, esc, None, ":", ",", True, False, True)
+    except TypeError:       # another signature: keep the plain encoder
+        return None
+
+
+_C_CANONICAL = _c_canonical()
+
+
+def _canonical_str(obj) -> str:
+    enc = _C_CANONICAL
+    if enc is not None:
+        try:
+            return "".join(enc(obj, 0))
+        except RecursionError:
+            pass            # a circular object: the plain encoder raises its ValueError
+    return _CANONICAL.encode(obj)
+
+
 def canonical_json(obj) -> bytes:
     """Canonical JSON bytes: sorted keys, no spaces, ASCII only. Used for hashes and digests."""
-    return _CANONICAL.encode(obj).encode()
+    return _canonical_str(obj).encode()
 
 
 def chain_hash(prev_hash: str, term: int, command: dict) -> str:
@@ -43,9 +69,7 @@ def chain_hash(prev_hash: str, term: int, command: dict) -> str:
     First 16 hex characters of sha256(prev_hash + ":" + str(term) + ":" + canonical_json(command)).
     The hash before index 1 is "". Equal hashes at an index mean equal logs up to that index.
     """
-    h = hashlib.sha256(f"{prev_hash}:{term}:".encode())
-    h.update(canonical_json(command))
-    return h.hexdigest()[:16]
+    return hashlib.sha256(f"{prev_hash}:{term}:{_canonical_str(command)}".encode()).hexdigest()[:16]
 
 
 def _int(name: str, v, minimum: int = 0) -> None:
@@ -73,8 +97,10 @@ class Entry:
     hash: str = field(default="", compare=False)
 
     def __post_init__(self):
-        _int("entry.index", self.index, 1)
-        _int("entry.term", self.term, 1)
+        i, t = self.index, self.term
+        if type(i) is not int or i < 1 or type(t) is not int or t < 1:
+            _int("entry.index", i, 1)
+            _int("entry.term", t, 1)
         if type(self.command) is not dict or type(self.command.get("op")) is not str:
             raise MessageError(f"entry.command must be a dict with a string 'op', got {self.command!r}")
 
@@ -164,9 +190,11 @@ class VoteRequest(Message):
 
     def __post_init__(self):
         self._check_header()
-        _bool("pre_vote", self.pre_vote)
-        _int("last_log_index", self.last_log_index)
-        _int("last_log_term", self.last_log_term)
+        li, lt = self.last_log_index, self.last_log_term
+        if type(self.pre_vote) is not bool or type(li) is not int or li < 0 or type(lt) is not int or lt < 0:
+            _bool("pre_vote", self.pre_vote)
+            _int("last_log_index", li)
+            _int("last_log_term", lt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +206,9 @@ class VoteResponse(Message):
 
     def __post_init__(self):
         self._check_header()
-        _bool("pre_vote", self.pre_vote)
-        _bool("granted", self.granted)
+        if type(self.pre_vote) is not bool or type(self.granted) is not bool:
+            _bool("pre_vote", self.pre_vote)
+            _bool("granted", self.granted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,17 +224,22 @@ class AppendEntries(Message):
 
     def __post_init__(self):
         self._check_header()
-        _int("prev_log_index", self.prev_log_index)
-        _int("prev_log_term", self.prev_log_term)
-        _int("leader_commit", self.leader_commit)
-        _int("seq", self.seq)
-        if type(self.entries) is not tuple:
+        pi, pt, lc, sq = self.prev_log_index, self.prev_log_term, self.leader_commit, self.seq
+        if type(pi) is not int or pi < 0 or type(pt) is not int or pt < 0 or type(lc) is not int or lc < 0 \
+                or type(sq) is not int or sq < 0:
+            _int("prev_log_index", pi)
+            _int("prev_log_term", pt)
+            _int("leader_commit", lc)
+            _int("seq", sq)
+        entries = self.entries
+        if type(entries) is not tuple:
             raise MessageError("entries must be a tuple")
-        expect = self.prev_log_index + 1
-        for e in self.entries:
-            if type(e) is not Entry or e.index != expect:
-                raise MessageError(f"entries must be consecutive Entry objects from {self.prev_log_index + 1}")
-            expect += 1
+        if entries:
+            expect = pi + 1
+            for e in entries:
+                if type(e) is not Entry or e.index != expect:
+                    raise MessageError(f"entries must be consecutive Entry objects from {pi + 1}")
+                expect += 1
 
     def to_dict(self) -> dict:
         d = Message.to_dict(self)
@@ -229,11 +263,14 @@ class AppendResponse(Message):
 
     def __post_init__(self):
         self._check_header()
-        _bool("success", self.success)
-        _int("match_index", self.match_index)
-        _int("hint_index", self.hint_index)
-        _int("hint_term", self.hint_term)
-        _int("seq", self.seq)
+        mi, hi, ht, sq = self.match_index, self.hint_index, self.hint_term, self.seq
+        if type(self.success) is not bool or type(mi) is not int or mi < 0 or type(hi) is not int or hi < 0 \
+                or type(ht) is not int or ht < 0 or type(sq) is not int or sq < 0:
+            _bool("success", self.success)
+            _int("match_index", mi)
+            _int("hint_index", hi)
+            _int("hint_term", ht)
+            _int("seq", sq)
 
 
 @dataclass(frozen=True, slots=True)

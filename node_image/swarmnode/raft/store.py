@@ -38,7 +38,7 @@ from __future__ import annotations
 import copy
 import hashlib
 
-from .messages import canonical_json
+from .messages import _canonical_str, canonical_json
 
 TASK_STATE_RANK = {"new": 0, "assigned": 1, "running": 2,
                    "complete": 3, "failed": 3, "shutdown": 3, "orphaned": 3}
@@ -53,7 +53,7 @@ KV_HASH_MOD = 1 << 128
 def kv_pair_hash(key, value) -> int:
     """128 bits of sha256 over one kv pair's canonical JSON (`"key":value`). The store digest sums
     these (mod 2^128), so a digest costs O(1) per changed key instead of O(store) (see digest)."""
-    frag = canonical_json(key) + b":" + canonical_json(value)
+    frag = f"{_canonical_str(key)}:{_canonical_str(value)}".encode()    # canonical_json(key) b":" ...(value)
     return int.from_bytes(hashlib.sha256(frag).digest()[:16], "big")
 
 
@@ -153,8 +153,12 @@ class Store:
         self._kv_sum.delete(self.kv, key)
 
     def _digest_with(self, kv_acc: int, sessions_acc: int) -> str:
-        rest = canonical_json({"applied_index": self.applied_index, "nodes": self.nodes,
-                               "services": self.services, "tasks": self.tasks})
+        if type(self.applied_index) is int and not (self.nodes or self.services or self.tasks):
+            # the canonical JSON below with the three sections empty (a kv-only store), written out
+            rest = b'{"applied_index":%d,"nodes":{},"services":{},"tasks":{}}' % self.applied_index
+        else:
+            rest = canonical_json({"applied_index": self.applied_index, "nodes": self.nodes,
+                                   "services": self.services, "tasks": self.tasks})
         return hashlib.sha256(b"%032x%032x" % (kv_acc, sessions_acc) + rest).hexdigest()[:16]
 
     def snapshot(self) -> dict:

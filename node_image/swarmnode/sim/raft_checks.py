@@ -206,7 +206,8 @@ class ConsequenceChecker:
             # committed as leader: no other node leads its term)
             self._record_leader_commit(node)
         lg = node.log
-        self.durable[i] = (lg.last_index, lg.hash(lg.last_index), lg.snap_index, lg.snap_hash)
+        si, ents = lg.snap_index, lg.entries    # (lg.last_index and lg.hash(it), inlined)
+        self.durable[i] = (si + len(ents), ents[-1].hash if ents else lg.snap_hash, si, lg.snap_hash)
         low = self.max_term[i]     # the node's term before the step that produced these messages
         sent = self.sent_term
         for m in messages:
@@ -247,12 +248,20 @@ class ConsequenceChecker:
         want = self.voted.get((i, t))
         if want is not None and node.vote != want:
             self._check_vote(i, node, "")
+        # (log.hash(x) and log.last_index inlined: x == snap_index -> snap_hash; entries[x - snap_index - 1])
         log = node.log
+        si, ents = log.snap_index, log.entries
         h = self.held[i]
-        if h and (h < log.snap_index or log.hash(h) != self.committed[h]):
-            self._check_held(i, node, "")
+        if h:
+            if h < si:
+                self._check_held(i, node, "")
+            else:
+                pos = h - si - 1
+                got = log.snap_hash if pos < 0 else ents[pos].hash if pos < len(ents) else None
+                if got != self.committed[h]:
+                    self._check_held(i, node, "")
         c = node.commit_index
-        if c > log.last_index:
+        if c > si + len(ents):
             self.report("commit-beyond-log", i, f"commit index {c} > last log index {node.log.last_index}")
         a = node.sm.applied_index
         if a > c:
@@ -268,9 +277,14 @@ class ConsequenceChecker:
             if c > self.leader_max:
                 self._check_commit_on_history(i, node, c)
             else:
-                got, want = log.hash(c), self.leader_committed.get(c)
-                if got is not None and want is not None and got != want:
-                    self._check_commit_on_history(i, node, c)
+                want = self.leader_committed.get(c)
+                if want is not None:
+                    si, ents = log.snap_index, log.entries
+                    pos = c - si - 1
+                    got = (log.snap_hash if pos == -1 else None) if pos < 0 else \
+                        ents[pos].hash if pos < len(ents) else None
+                    if got is not None and got != want:
+                        self._check_commit_on_history(i, node, c)
         a = node.sm.applied_index
         if a and a != self.applied_checked[i]:
             self.applied_checked[i] = a
@@ -560,12 +574,17 @@ def stale_tail(f, lead, committed=None) -> tuple:
     the agreeing indexes are a prefix. An entry beyond the leader's last index is stale (the leader
     of this term holds every entry of it). (0, None) when every entry f holds agrees (or is unknown:
     compacted by the leader and not known committed)."""
-    last, lo = f.last_index, f.snap_index
-    if last <= lo:
+    fe = f.entries
+    if not fe:                      # last_index <= snap_index
         return 0, None
-    if last <= lead.last_index:     # same(last), inline: the common case (the tail agrees)
-        want = lead.hash(last) if last >= lead.snap_index else (committed or {}).get(last)
-        if want is None or f.hash(last) == want:
+    last = f.snap_index + len(fe)
+    ls, le = lead.snap_index, lead.entries
+    if last <= ls + len(le):        # same(last), inline: the common case (the tail agrees)
+        if last >= ls:
+            want = lead.snap_hash if last == ls else le[last - ls - 1].hash
+        else:
+            want = (committed or {}).get(last)
+        if want is None or fe[-1].hash == want:
             return 0, None
     committed = committed or {}
 

@@ -581,7 +581,9 @@ class RaftSim:
         node = self.nodes[i]
         self.promise[i] = None       # an input may have changed every timer
         self.settled.pop(i, None)
-        violations = self.checker.violations
+        checker, cons, sched = self.checker, self.cons, self.sched
+        violations = checker.violations
+        st = self.storage[i]
         for _ in range(MAX_READY_ROUNDS):
             try:
                 pending = node.has_ready()
@@ -591,23 +593,24 @@ class RaftSim:
                 return
             if (rd is not None) != pending:
                 # the driver contract: has_ready() says whether ready() has something
-                self.checker.now_ms = self.sched.now_ms
-                self.checker._v("ready-contract", i, f"has_ready() is {pending} but ready() returned "
-                                                     f"{'a Ready' if rd is not None else 'None'}")
+                checker.now_ms = sched.now_ms
+                checker._v("ready-contract", i, f"has_ready() is {pending} but ready() returned "
+                                                f"{'a Ready' if rd is not None else 'None'}")
             if rd is None:
                 seen = len(violations)
                 self._after_step(i, node)
                 if not pending and len(violations) == seen and self.nodes.get(i) is node \
-                        and (self.cons is None or self.cons.settled_ok(i, node)):
+                        and (cons is None or cons.settled_ok(i, node)):
                     self.settled[i] = node
                 return
-            self._count_writes(i, rd)
-            if rd.snapshot is not None and rd.snapshot.config is not None and self.membership_on:
-                self.paths.hit("snapshot_with_config")
-            st = self.storage[i]
+            snap, entries = rd.snapshot, rd.entries
+            if entries or snap is not None:     # (_count_writes has nothing to count otherwise)
+                self._count_writes(i, rd)
+                if snap is not None and snap.config is not None and self.membership_on:
+                    self.paths.hit("snapshot_with_config")
             point = self.crash_arm.get(i)
             try:
-                st.persist(rd.hard_state, rd.entries, rd.snapshot)
+                st.persist(rd.hard_state, entries, snap)
                 if point != "before_sync":
                     st.sync()       # a StorageError here is the node's (its Ready asked for a gap)
             except Exception:
@@ -615,31 +618,34 @@ class RaftSim:
                 return
             if point == "before_sync":
                 return self._crash_in_ready(i, point)
-            if rd.events:
-                self.checker.now_ms = self.sched.now_ms
-                self.checker.on_events(i, rd.events)
-                self.paths.on_events(rd.events)
+            now = sched.now_ms
+            events = rd.events
+            if events:
+                checker.now_ms = now
+                checker.on_events(i, events)
+                self.paths.on_events(events)
                 if self.p.trace_hash:
-                    self.trace_crc = zlib.crc32(repr((i, round(self.sched.now_ms, 6), rd.events)).encode(), self.trace_crc)
-            if self.cons is not None:
-                self.cons.on_durable(i, node, rd.messages)
-            if point == "before_send" or (point == "mid_send" and len(rd.messages) < 2):
-                return self._crash_in_ready(i, "before_send")
-            now = self.sched.now_ms
+                    self.trace_crc = zlib.crc32(repr((i, round(now, 6), events)).encode(), self.trace_crc)
             msgs = rd.messages
-            if point == "mid_send":
-                cut = len(msgs) // 2
-                for m in msgs[:cut]:
-                    self._send(now, i, m)
-                return self._crash_in_ready(i, point)
-            stats, send, at, boot = self.stats, self.net.send, self.sched.at, self.boot
-            for m in msgs:
-                stats["messages"] += 1
-                ts = send(now, i, m.dst)
-                if ts:
-                    payload = (boot[m.dst], m)
-                    for t in ts:
-                        at(t, "msg", payload)
+            if cons is not None:
+                cons.on_durable(i, node, msgs)
+            if point is not None:
+                if point == "before_send" or (point == "mid_send" and len(msgs) < 2):
+                    return self._crash_in_ready(i, "before_send")
+                if point == "mid_send":
+                    cut = len(msgs) // 2
+                    for m in msgs[:cut]:
+                        self._send(now, i, m)
+                    return self._crash_in_ready(i, point)
+            if msgs:
+                stats, send, at, boot = self.stats, self.net.send, sched.at, self.boot
+                for m in msgs:
+                    stats["messages"] += 1
+                    ts = send(now, i, m.dst)
+                    if ts:
+                        payload = (boot[m.dst], m)
+                        for t in ts:
+                            at(t, "msg", payload)
             if rd.results:
                 self._on_results(i, rd.results)
             for rs in rd.read_states:
@@ -653,7 +659,7 @@ class RaftSim:
             except Exception:
                 self._core_exception(i)
                 return
-        self.checker._v("ready-bound", i, f"more than {MAX_READY_ROUNDS} Readies in one step")
+        checker._v("ready-bound", i, f"more than {MAX_READY_ROUNDS} Readies in one step")
 
     def _send(self, now: float, i: str, m) -> None:
         self.stats["messages"] += 1
@@ -766,12 +772,13 @@ class RaftSim:
             return
         self.settled.pop(i, None)
         promise = self.promise[i]
+        tick_k, tick, has_ready = self.tick_k, node.tick, node.has_ready
         try:
             while phase + (k - k0) * tick_ms <= now:   # the same expression as _schedule_wake's
                 k += 1
-                self.tick_k[i] = k
-                node.tick()
-                if promise is not None and k - 1 < promise and node.has_ready():
+                tick_k[i] = k
+                tick()
+                if promise is not None and k - 1 < promise and has_ready():
                     # ticks_until_action() promised that no tick before `promise` does anything
                     # (drivers skip those ticks): a broken promise delays timers in every driver
                     self.checker.now_ms = self.sched.now_ms
