@@ -20,7 +20,7 @@ def _doc(run):
 def test_compare_ignores_tree_paths_and_line_numbers_in_traces():
     o = load("raft_sim_outcomes")
     a = _doc(_run(TRACE.format(root="/tmp/before", n=621)))
-    b = _doc(_run(TRACE.format(root="/work/wt-x", n=624)))
+    b = _doc(_run(TRACE.format(root="/srv/tree-x", n=624)))
     out = o.compare(a, b)
     assert (out["identical"], out["different"]) == (1, 0)
     assert out["identical_but_trace_text"] == ["core-membership|none|x:Y|2"]
