@@ -66,6 +66,19 @@ class Limits:
     worker_cpu_shares: int = 512
     toxiproxy_cpu_shares: int = 4096
     read_only: bool = True
+    # The workers together weigh what WORKER_SHARE_BUDGET workers at worker_cpu_shares would: with
+    # more workers each gets less (never below the engine's minimum of 2). A fixed per-worker weight
+    # let 100 workers' start-up and gossip outweigh the managers and Toxiproxy together (about 4:1)
+    # on 2 cores: the leader lost its term to starvation, every link slowed, and false suspicions fed
+    # more gossip (3 + 100 never became ready beside a neighbour). Clusters of up to
+    # WORKER_SHARE_BUDGET workers keep exactly the old weights.
+    worker_share_budget: int = 8
+
+    def worker_shares(self, workers: int) -> int:
+        """CPU shares of one worker container in a cluster of `workers` workers."""
+        if workers <= self.worker_share_budget:
+            return self.worker_cpu_shares
+        return max(2, self.worker_cpu_shares * self.worker_share_budget // workers)
 
 
 @dataclass(frozen=True)

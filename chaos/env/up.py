@@ -379,7 +379,7 @@ def _start_node(client: docker.DockerClient, spec: ClusterSpec, run_id: str, ima
             ports={f"{AGENT_API_PORT}/tcp": ("127.0.0.1", None)} if publish else {},
             volumes={volume.name: {"bind": "/data", "mode": "rw"}},
             **_hardening(lim.manager_mem if kind == "manager" else lim.worker_mem, lim.node_pids, lim.read_only,
-                        lim.manager_cpu_shares if kind == "manager" else lim.worker_cpu_shares))
+                        lim.manager_cpu_shares if kind == "manager" else lim.worker_shares(spec.workers)))
         c.reload()
     return c
 

@@ -205,3 +205,82 @@ def test_eventlog_lines_levels_and_repeats(caplog):
         ("swarmnode.raft", "INFO", "snapshot at index 100 term 3"),
         ("swarmnode.tasks", "WARNING", "task web.1.1 (web slot 1) on w1: failed"),
     ]
+
+
+class _StuckStream:
+    """stderr whose pipe is full: every write blocks until released."""
+
+    def __init__(self) -> None:
+        import threading
+        self.release = threading.Event()
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.release.wait()
+        self.lines.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_blocked_stderr_neither_blocks_the_caller_nor_loses_lines_silently(monkeypatch):
+    """The agent logs from its event loop; a full stderr pipe (a starved container engine) must not
+    stall it. Lines beyond the bounded queue are dropped and the next written line counts them."""
+    import logging
+    import time
+
+    from swarmnode.agent import eventlog
+
+    monkeypatch.setattr(eventlog, "LOG_QUEUE_MAX", 50)
+    stream = _StuckStream()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        eventlog.setup("w1", "INFO", stream=stream)
+        log = logging.getLogger("swarmnode.gossip")
+        start = time.monotonic()
+        for i in range(200):
+            log.info("member w%d alive", i)
+        assert time.monotonic() - start < 2.0, "logging waited for the blocked stream"
+        assert stream.lines == []
+        stream.release.set()
+        eventlog.flush()
+        text = "".join(stream.lines)
+        written = re.findall(r"member w(\d+) alive", text)
+        # the first line was taken by the writer thread before the queue filled; then 50 queued
+        assert 50 <= len(written) <= 52 and written == sorted(written, key=int)
+        dropped = re.search(r"WARNING node: log: (\d+) line\(s\) dropped", text)
+        assert dropped and int(dropped.group(1)) + len(written) == 200
+        assert all(LINE.match(line) for line in text.splitlines())
+    finally:
+        eventlog.flush()
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        for h in saved[0]:
+            root.addHandler(h)
+        root.setLevel(saved[1])
+
+
+def test_queued_lines_are_all_written_at_flush():
+    import io
+    import logging
+
+    from swarmnode.agent import eventlog
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        eventlog.setup("m1", "INFO", stream=stream)
+        for i in range(500):
+            logging.getLogger("swarmnode.raft").info("term %d", i)
+        eventlog.flush()
+        lines = stream.getvalue().splitlines()
+        assert [int(x.rsplit(" ", 1)[1]) for x in lines] == list(range(500))
+        assert "dropped" not in stream.getvalue()
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        for h in saved[0]:
+            root.addHandler(h)
+        root.setLevel(saved[1])

@@ -157,6 +157,21 @@ def test_spec_spreads_links_over_toxiproxy_shards_within_the_descriptor_budget()
     assert ClusterSpec("a", workers=5, toxiproxy_shards=2).topology().shards == 2
 
 
+def test_workers_share_one_cpu_budget_so_they_cannot_outweigh_managers_and_toxiproxy():
+    from chaos.env.spec import Limits
+    lim = Limits()
+    assert lim.worker_shares(5) == lim.worker_shares(lim.worker_share_budget) == lim.worker_cpu_shares
+    for workers in (9, 30, 100, 200):
+        total = lim.worker_shares(workers) * workers
+        assert 2 <= lim.worker_shares(workers) < lim.worker_cpu_shares
+        # all workers together weigh no more than the budget, so no more than the managers and
+        # the Toxiproxy servers of even a 1-manager, 1-shard cluster
+        assert total <= lim.worker_cpu_shares * lim.worker_share_budget
+        assert total <= lim.manager_cpu_shares + lim.toxiproxy_cpu_shares
+    assert [lim.worker_shares(w) for w in (9, 50, 100)] == sorted([lim.worker_shares(w) for w in (9, 50, 100)],
+                                                                   reverse=True)
+
+
 def test_spec_node_seeds_are_stable_and_distinct():
     a, b = ClusterSpec("a", seed=7), ClusterSpec("b", seed=7)
     assert [a.node_seed(n) for n in a.node_ids] == [b.node_seed(n) for n in b.node_ids]
