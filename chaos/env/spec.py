@@ -44,6 +44,22 @@ AGENT_OPTIONS: dict[str, tuple[str, str]] = {
     "dispatcher_grace": ("CHAOS_DISPATCHER_GRACE", "missed heartbeats before a worker is DOWN"),
     "gossip_probe_interval_ms": ("CHAOS_GOSSIP_PROBE_INTERVAL_MS", "SWIM protocol period, ms"),
 }
+# A cluster of more than LARGE_CLUSTER_NODES nodes gets LARGE_TIMING for every setting the user did
+# not set. With the agents' small-cluster defaults (probe timeout 200 ms, elections after 300-600 ms,
+# a worker DOWN after 3 missed 1 s heartbeats), 3 + 100 on 2 cores never became ready: scheduling
+# delays of hundreds of ms made acks late, false suspicions and DOWNs fed gossip and Raft writes,
+# and the cluster stayed in that storm (each node saw 5 suspicions and 3 deaths per second, minutes
+# after start; load 300-400). Every shipped experiment is far below the threshold.
+LARGE_CLUSTER_NODES = 40
+LARGE_TIMING: dict[str, str] = {
+    "CHAOS_GOSSIP_PROBE_INTERVAL_MS": "1000",
+    "CHAOS_GOSSIP_PROBE_TIMEOUT_MS": "500",
+    "CHAOS_ELECTION_TIMEOUT_MIN_MS": "1000",
+    "CHAOS_ELECTION_TIMEOUT_MAX_MS": "2000",
+    "CHAOS_DISPATCHER_GRACE": "6",
+}
+_TIMING_PAIRS = ({"CHAOS_GOSSIP_PROBE_INTERVAL_MS", "CHAOS_GOSSIP_PROBE_TIMEOUT_MS"},
+                 {"CHAOS_ELECTION_TIMEOUT_MIN_MS", "CHAOS_ELECTION_TIMEOUT_MAX_MS", "CHAOS_HEARTBEAT_MS"})
 _ENV_KEY = re.compile(r"^CHAOS_[A-Z0-9_]+$")
 _RESERVED_ENV = {"CHAOS_NODE_ID", "CHAOS_ROLE", "CHAOS_MANAGERS", "CHAOS_PEERS", "CHAOS_PEER_PORT",
                  "CHAOS_API_PORT", "CHAOS_DATA_DIR", "CHAOS_SEED", "CHAOS_JOIN_TOKEN"}
@@ -210,11 +226,26 @@ class ClusterSpec:
         digest = hashlib.sha256(f"{self.seed}:{node}".encode()).digest()
         return int.from_bytes(digest[:6], "big")
 
+    def scaled_timing(self) -> dict[str, str]:
+        """The LARGE_TIMING settings this cluster gets (none below LARGE_CLUSTER_NODES nodes; never
+        one the user set)."""
+        if self.managers + self.workers <= LARGE_CLUSTER_NODES:
+            return {}
+        mine = {k for k, _ in self.agent_env}
+        out = {}
+        for k, v in LARGE_TIMING.items():
+            # a pair is taken whole or not at all: a user's probe interval of 300 ms with our 500 ms
+            # timeout, or their maximum election timeout below our minimum, would contradict
+            group = {k} | next((g for g in _TIMING_PAIRS if k in g), set())
+            if not group & mine:
+                out[k] = v
+        return out
+
     def node_env(self, node: str, topology: Topology, join_token: str | None = None) -> dict[str, str]:
         """The CHAOS_* environment of one node (docs/contracts.md section 2). CHAOS_MANAGERS is the
         bootstrap voter set (the managers started with the cluster) for every node, spares included;
         a spare manager joins with `join_token` (CHAOS_JOIN_TOKEN) instead of bootstrapping."""
-        env = dict(self.agent_env)
+        env = {**self.scaled_timing(), **dict(self.agent_env)}
         env.update({
             "CHAOS_NODE_ID": node,
             "CHAOS_ROLE": self.kind(node),

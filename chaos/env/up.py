@@ -32,7 +32,7 @@ from chaos.env import swarm as S
 from chaos.env.cluster import Cluster, NodeHandle
 from chaos.env.engine import engine_errors
 from chaos.env.progress import NullProgress, Progress
-from chaos.env.spec import (AGENT_API_PORT, OFFICIAL_TOXIPROXY, SPEC_LABEL, TOXIPROXY_API_PORT, ClusterSpec)
+from chaos.env.spec import (AGENT_API_PORT, LARGE_CLUSTER_NODES, OFFICIAL_TOXIPROXY, SPEC_LABEL, TOXIPROXY_API_PORT, ClusterSpec)
 from chaos.errors import EnvironmentError_, UsageError
 from chaos.toxi import LinkController, ToxiproxyAPI
 
@@ -197,6 +197,10 @@ def bring_up(client: docker.DockerClient, spec: ClusterSpec, node_image: str, re
         spec = dataclasses.replace(spec, toxiproxy_shards=_swarm_shard_count(spec, len(hosts.inventory.hosts)))
     progress.step(f"cluster {spec.name!r}, run {run_id}, seed {spec.seed}: {spec.managers} managers, "
                   f"{spec.workers} workers; Toxiproxy: {toxiproxy.reason}")
+    if spec.scaled_timing():
+        progress.step(f"more than {LARGE_CLUSTER_NODES} nodes: agent timing for a large cluster on one host ("
+                      + ", ".join(f"{k.removeprefix('CHAOS_').lower()}={v}" for k, v in spec.scaled_timing().items())
+                      + "; an option you set wins)")
     try:
         with sigterm_as_interrupt():
             if hosts is None:

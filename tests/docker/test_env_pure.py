@@ -172,6 +172,24 @@ def test_workers_share_one_cpu_budget_so_they_cannot_outweigh_managers_and_toxip
                                                                    reverse=True)
 
 
+def test_large_clusters_get_large_timing_unless_the_user_set_it():
+    from chaos.env.spec import LARGE_CLUSTER_NODES, LARGE_TIMING
+
+    small = ClusterSpec("a", managers=3, workers=LARGE_CLUSTER_NODES - 3)
+    assert small.scaled_timing() == {}
+    big = ClusterSpec("a", managers=3, workers=LARGE_CLUSTER_NODES - 2)
+    assert big.scaled_timing() == LARGE_TIMING
+    env = big.node_env("w1", big.topology())
+    for k, v in LARGE_TIMING.items():
+        assert env[k] == v
+    # the user's own setting wins, and its pair stays consistent (no timeout above their interval)
+    mine = ClusterSpec("a", managers=3, workers=100,
+                       agent_env=(("CHAOS_GOSSIP_PROBE_INTERVAL_MS", "300"), ("CHAOS_ELECTION_TIMEOUT_MAX_MS", "800")))
+    scaled = mine.scaled_timing()
+    assert "CHAOS_GOSSIP_PROBE_TIMEOUT_MS" not in scaled and "CHAOS_ELECTION_TIMEOUT_MIN_MS" not in scaled
+    assert scaled == {"CHAOS_DISPATCHER_GRACE": LARGE_TIMING["CHAOS_DISPATCHER_GRACE"]}
+
+
 def test_spec_node_seeds_are_stable_and_distinct():
     a, b = ClusterSpec("a", seed=7), ClusterSpec("b", seed=7)
     assert [a.node_seed(n) for n in a.node_ids] == [b.node_seed(n) for n in b.node_ids]

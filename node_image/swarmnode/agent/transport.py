@@ -19,6 +19,7 @@ import asyncio
 import collections
 import logging
 import random
+import socket
 import time
 from typing import Callable, Optional
 
@@ -92,8 +93,7 @@ class _Link:
             self._attempts += 1
             self.dialled_for = o._peer_instance.get(self.peer)
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port), o.connect_timeout_ms / 1000)
+                reader, writer = await asyncio.wait_for(o.dial(host, port), o.connect_timeout_ms / 1000)
             except (OSError, asyncio.TimeoutError):
                 o.counters["connect_failures"] += 1
                 await asyncio.sleep(backoff_ms(attempt, o.reconnect_min_ms, o.reconnect_max_ms,
@@ -184,8 +184,29 @@ class _Link:
             writer.close()
 
 
+RESOLVE_TTL_S = 10.0   # a peer host name's address is looked up again after this long
+
+
 class TcpTransport:
     """One node's transport. ``send`` never blocks; ``on_message(sender, msg)`` gets each message."""
+
+    async def resolve(self, host: str) -> str:
+        """The address to dial for `host`, looked up at most once per RESOLVE_TTL_S. Every dial used
+        to resolve the name (a thread-pool job and, in a container, a query to the engine's DNS):
+        100 workers redialling during a 3 + 100 bring-up made that a share of every worker's CPU.
+        A failed lookup raises OSError (the dial fails and backs off) and is not cached."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        hit = self._resolved.get(host)
+        if hit is not None and now - hit[1] < RESOLVE_TTL_S:
+            return hit[0]
+        infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        addr = infos[0][4][0]
+        self._resolved[host] = (addr, now)
+        return addr
+
+    async def dial(self, host: str, port: int):
+        return await asyncio.open_connection(await self.resolve(host), port)
 
     def __init__(self, node_id: str, peers: dict, on_message: OnMessage, *,
                  host: str = "0.0.0.0", port: int = 7000, queue_max: int = 2048,
@@ -203,6 +224,7 @@ class TcpTransport:
         self.queue_max = queue_max
         self.reconnect_min_ms, self.reconnect_max_ms = reconnect_min_ms, reconnect_max_ms
         self.connect_timeout_ms = connect_timeout_ms
+        self._resolved: dict[str, tuple[str, float]] = {}
         self.frame_stall_ms = frame_stall_ms
         self.rng = rng or random.Random(0)
         self.counters = counters if counters is not None else new_counters()
