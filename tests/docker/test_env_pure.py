@@ -329,6 +329,48 @@ def test_cleanup_sweeps_a_container_created_after_its_listing():
     assert not engine.containers_alive and not engine.volumes_alive
 
 
+def test_cleanup_stops_every_node_before_removing_any():
+    """Removing one container at a time left the rest running, each departure feeding the survivors'
+    suspicions and elections; every running container is killed before the first removal."""
+    from chaos.env import cleanup
+
+    events = []
+
+    class Container:
+        def __init__(self, i, state):
+            name = f"chaos-c-w{i}"
+            labels = L.object_labels("c", "r1", f"w{i}", "worker")
+            self.name, self.id, self.labels = name, name, labels
+            self.attrs = {"Names": ["/" + name], "Labels": labels, "State": state}
+
+        def kill(self):
+            events.append(("kill", self.name))
+
+        def remove(self, force=False, v=False):
+            events.append(("remove", self.name))
+            alive.remove(self)
+
+    alive = [Container(i, "running" if i % 3 else "exited") for i in range(1, 13)]
+
+    class Containers:
+        def list(self, all=True, filters=None, sparse=True):
+            return list(alive)
+
+    class Listing:
+        def list(self, filters=None):
+            return []
+
+    class Client:
+        containers = Containers()
+        networks = Listing()
+        volumes = Listing()
+
+    removed = cleanup.remove_objects(Client(), cluster="c")
+    assert not removed.failed and len(removed.containers) == 12 and not alive
+    kinds = [k for k, _ in events]
+    assert kinds == ["kill"] * 8 + ["remove"] * 12, kinds   # the 4 exited ones are not signalled
+
+
 def test_static_addresses_follow_the_gateway_in_order_and_need_room():
     import ipaddress
 
