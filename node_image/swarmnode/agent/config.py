@@ -91,7 +91,8 @@ class AgentConfig:
         counted as a bad frame (a black-holed stream, e.g. Toxiproxy's timeout toxic). Lower =
         faster recovery; higher = tolerates slower links. (Desynchronised streams are caught at
         once by the frame checks, not by this timer.)
-    CHAOS_PROFILE_PATH (debugging: write a cProfile dump there at exit) is not part of
+    CHAOS_PROFILE_PATH (debugging: write a cProfile dump there at exit) and CHAOS_WRITE_TRACE
+        (debugging: each write's stage timestamps, swarmnode.agent.wtrace) are not part of
         AgentConfig.
 
     Misc:

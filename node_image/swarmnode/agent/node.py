@@ -31,7 +31,7 @@ from swarmnode.swim import core as swim_core
 
 from .bodies import error_body
 from .config import AgentConfig
-from . import eventlog
+from . import eventlog, wtrace
 from .journal import Journal
 from .faketime import faketime_state
 from .transport import TcpTransport, new_counters
@@ -86,6 +86,7 @@ class Node:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
         self.id = cfg.node_id
+        wtrace.setup(cfg.node_id)
         self.counters = new_counters()
         self.counters.update({"bad_messages": 0, "unroutable": 0, "forwarded": 0,
                               "forward_timeouts": 0, "forwards_refused": 0, "tick_lag_skips": 0,
