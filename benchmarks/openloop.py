@@ -41,7 +41,7 @@ def _load_trace(path: str) -> dict:
     try:
         with open(path) as f:
             for line in f:
-                stage, index, t = json.loads(line)
+                stage, index, t = json.loads(line)[:3]
                 d = out[stage]
                 if index not in d or t < d[index]:
                     d[index] = t
@@ -108,9 +108,12 @@ def stages(tdir: str, leader: str, followers: list) -> dict:
                          "mean": round(sum(xs) / len(xs), 3) if xs else None, "n": len(xs)}
         return out
 
+    ins = list(L.get("in", {}).values())
+    outs = list(L.get("out", {}).values())
+    window = (min(ins), max(outs)) if ins and outs else (0, 1 << 62)
     gc_out = {}
-    for name, tr in [(leader, L)] + list(zip(followers, F)):
-        gc_out[name] = _gc_pauses(os.path.join(tdir, f"{name}.trace"))
+    for name in [leader] + list(followers):
+        gc_out[name] = _gc_pauses(os.path.join(tdir, f"{name}.trace"), window)
     rows.sort(key=lambda r: (r["out"] or 0) - r["in"])
     tail = rows[-max(1, len(rows) // 100):]
     # how many of the slowest 1 % overlap a leader gc2 pause
@@ -122,25 +125,32 @@ def stages(tdir: str, leader: str, followers: list) -> dict:
             "gc": gc_out, "slowest_1pct_overlapping_leader_gc1_or_gc2": hit, "slowest_1pct_n": len(tail)}
 
 
-def _gc_pauses(path: str) -> dict:
-    """Per generation: count, total ms, max ms of the collector's pauses in one trace file."""
+def _gc_pauses(path: str, window: tuple) -> dict:
+    """Per generation: count, total ms, max ms of the collector's pauses in one trace file that
+    began within `window` (the load: the leader's first handler entry to its last answer)."""
     spans, open_ = [], {}
     try:
         with open(path) as f:
             for line in f:
-                stage, index, t = json.loads(line)
+                row = json.loads(line)
+                stage, index, t = row[:3]
                 if stage.startswith("gc"):
                     if index == 1:
-                        open_[stage] = t
+                        open_[stage] = (t, row[3])
                     elif stage in open_:
-                        spans.append((open_.pop(stage), t, int(stage[2:])))
+                        a, ca = open_.pop(stage)
+                        if window[0] <= a <= window[1]:
+                            spans.append((a, t, int(stage[2:]), row[3] - ca))
     except OSError:
         pass
     out: dict = {}
     for gen in (0, 1, 2):
-        ds = [(b - a) / 1e6 for a, b, g in spans if g == gen]
-        out[f"gc{gen}"] = {"n": len(ds), "total_ms": round(sum(ds), 2), "max_ms": round(max(ds), 2) if ds else None}
-    out["_spans"] = spans
+        ds = [(b - a) / 1e6 for a, b, g, c in spans if g == gen]
+        cs = [c / 1e6 for a, b, g, c in spans if g == gen]
+        out[f"gc{gen}"] = {"n": len(ds), "wall_ms_total": round(sum(ds), 2),
+                           "wall_ms_max": round(max(ds), 2) if ds else None,
+                           "cpu_ms_total": round(sum(cs), 2), "cpu_ms_max": round(max(cs), 3) if cs else None}
+    out["_spans"] = [s[:3] for s in spans]
     return out
 
 

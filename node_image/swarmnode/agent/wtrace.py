@@ -9,7 +9,8 @@ Stages: `in`/`out` the leader's PUT handler (entry; answer built), `prop` propos
 handed to storage in a Ready, `sync` durable (fsync done), `send` the AppendEntries carrying it
 left for a peer, `recv` a follower got it, `ack` a follower's AppendResponse covering it left,
 `ackin` the leader got that response, `commit` the commit index reached it, `apply` applied. Also the collector's pauses: `gc0`..`gc2`
-with index 1 at the start and -1 at the end of each collection.
+with index 1 at the start and -1 at the end of each collection, and the thread's CPU time after
+the wall time.
 
 Must not import ``chaos``. Stdlib only.
 """
@@ -40,8 +41,10 @@ def setup(node_id: str) -> None:
     atexit.register(dump)
     import gc
 
-    def on_gc(phase: str, info: dict) -> None:   # garbage-collector pauses: (gc0/gc1/gc2, start or -stop)
-        _rows.append((f"gc{info.get('generation')}", 1 if phase == "start" else -1, now()))
+    cpu = time.thread_time_ns
+
+    def on_gc(phase: str, info: dict) -> None:   # collector pauses: (gcN, 1 start / -1 stop, wall, cpu)
+        _rows.append((f"gc{info.get('generation')}", 1 if phase == "start" else -1, now(), cpu()))
     gc.callbacks.append(on_gc)
 
 
