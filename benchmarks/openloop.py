@@ -28,7 +28,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "node_image"))
 
-import agent as agent_bench  # noqa: E402
+def _load_agent_bench():
+    """benchmarks/agent.py by path (a bare `import agent` can find another module of that name)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_agent_for_openloop", os.path.join(HERE, "agent.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+agent_bench = _load_agent_bench()
 from swarmnode.agent.localcluster import LocalCluster, wait_for  # noqa: E402
 
 

@@ -47,6 +47,8 @@ def test_config_defaults_and_derived_values():
     ({"CHAOS_API_PORT": "7000"}, "must differ"),
     ({"CHAOS_FSYNC": "maybe"}, "CHAOS_FSYNC"),
     ({"CHAOS_FSYNC_THREAD": "2"}, "CHAOS_FSYNC_THREAD"),
+    ({"CHAOS_GC_FREEZE": "yes"}, "CHAOS_GC_FREEZE"),
+    ({"CHAOS_GC_THRESHOLD0": "-1"}, "CHAOS_GC_THRESHOLD0"),
     ({"CHAOS_SEEDS": "zz"}, "CHAOS_SEEDS: seed 'zz'"),
     ({"CHAOS_ROLE": "worker"}, "CHAOS_ROLE=worker but"),
 ])
@@ -362,3 +364,48 @@ def test_journal_keeps_the_last_lines_in_memory_and_reads_older_ones_from_the_fi
     every = [json.loads(x) for x in j.read_since(0).splitlines()]   # older than memory: the file
     assert [e["seq"] for e in every] == list(range(1, 12))
     j.close()
+
+
+def test_gc_tuning_freezes_start_up_objects_and_sets_the_young_threshold():
+    import gc
+    import types
+    from swarmnode.agent.node import Node
+    threshold = gc.get_threshold()
+    try:
+        Node._tune_gc(types.SimpleNamespace(cfg=cfgmod.load(dict(BASE))))   # the defaults
+        assert gc.get_freeze_count() > 0 and gc.get_threshold() == threshold
+        gc.unfreeze()
+        Node._tune_gc(types.SimpleNamespace(cfg=cfgmod.load(dict(BASE, CHAOS_GC_FREEZE="0",
+                                                                 CHAOS_GC_THRESHOLD0="5000"))))
+        assert gc.get_freeze_count() == 0 and gc.get_threshold() == (5000,) + threshold[1:]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+def test_write_trace_is_off_by_default_and_dumps_stages_when_named(tmp_path, monkeypatch):
+    from swarmnode.agent import wtrace
+    monkeypatch.setattr(wtrace, "ON", False)
+    monkeypatch.setattr(wtrace, "_rows", [])
+    monkeypatch.setattr(wtrace, "_path", "")
+    monkeypatch.delenv("CHAOS_WRITE_TRACE", raising=False)
+    wtrace.setup("m1")
+    assert not wtrace.ON
+    monkeypatch.setenv("CHAOS_WRITE_TRACE", str(tmp_path / "{node}.trace"))
+    import atexit
+    import gc
+    monkeypatch.setattr(atexit, "register", lambda f: None)
+    callbacks = list(gc.callbacks)
+    try:
+        wtrace.setup("m1")
+        assert wtrace.ON
+        wtrace.rec("prop", 7)
+        wtrace.rec_range("sync", 7, 9)
+        gc.collect()
+    finally:
+        gc.callbacks[:] = callbacks
+    wtrace.dump()
+    rows = [json.loads(line) for line in open(tmp_path / "m1.trace")]
+    assert [r[:2] for r in rows if not r[0].startswith("gc")] == [["prop", 7], ["sync", 7], ["sync", 8], ["sync", 9]]
+    gcs = [r for r in rows if r[0] == "gc2"]
+    assert [r[1] for r in gcs] == [1, -1] and len(gcs[0]) == 4 and gcs[1][2] >= gcs[0][2]
