@@ -271,6 +271,27 @@ def test_fast_store_digest_equals_store_digest(cmds, snap_at):
     assert fast.mismatches == 0 and fast.kv == slow.kv
 
 
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(cmds=st.lists(COMMANDS, max_size=30))
+def test_fast_store_snapshot_equals_store_snapshot_and_is_its_own_copy(cmds):
+    slow, fast = Store(), FastStore()
+    for i, cmd in enumerate(cmds, start=1):
+        slow.apply(i, dict(cmd))
+        fast.apply(i, dict(cmd))
+    snap = fast.snapshot()
+    assert snap == slow.snapshot()
+    frozen = json.dumps(snap, sort_keys=True)
+    n = len(cmds)
+    fast.apply(n + 1, {"op": "kv.put", "key": "zz", "value": 1})
+    for k in list(fast.kv):
+        fast.apply(n + 2, {"op": "kv.delete", "key": k})
+    fast.apply(n + 3, {"op": "kv.put", "key": "a", "value": "changed", "client_id": "cz", "seq": 1})
+    assert json.dumps(snap, sort_keys=True) == frozen   # later writes do not reach the snapshot
+    odd = FastStore()
+    odd.kv["m"] = {"nested": [1]}     # a non-scalar value (not from the API): deep-copied as Store does
+    assert odd.snapshot()["kv"]["m"] is not odd.kv["m"]
+
+
 def test_fast_store_falls_back_when_the_digest_definition_drifts():
     class Drifted(FastStore):  # deliberately broken: the fast path ignores the sessions section
         def _fast_digest(self):
