@@ -139,12 +139,15 @@ def _gc_pauses(path: str, window: tuple) -> dict:
     """Per generation: count, total ms, max ms of the collector's pauses in one trace file that
     began within `window` (the load: the leader's first handler entry to its last answer)."""
     spans, open_ = [], {}
+    out_full = None
     try:
         with open(path) as f:
             for line in f:
                 row = json.loads(line)
                 stage, index, t = row[:3]
-                if stage.startswith("gc"):
+                if stage == "gc_full_at_exit":
+                    out_full = {"tracked_objects": index, "cpu_ms": round(row[2] / 1e6, 3), "frozen_objects": row[3]}
+                elif stage.startswith("gc"):
                     if index == 1:
                         open_[stage] = (t, row[3])
                     elif stage in open_:
@@ -160,6 +163,7 @@ def _gc_pauses(path: str, window: tuple) -> dict:
         out[f"gc{gen}"] = {"n": len(ds), "wall_ms_total": round(sum(ds), 2),
                            "wall_ms_max": round(max(ds), 2) if ds else None,
                            "cpu_ms_total": round(sum(cs), 2), "cpu_ms_max": round(max(cs), 3) if cs else None}
+    out["full_collection_at_exit"] = out_full
     out["_spans"] = [s[:3] for s in spans]
     return out
 

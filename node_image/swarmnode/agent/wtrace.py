@@ -10,7 +10,8 @@ handed to storage in a Ready, `sync` durable (fsync done), `send` the AppendEntr
 left for a peer, `recv` a follower got it, `ack` a follower's AppendResponse covering it left,
 `ackin` the leader got that response, `commit` the commit index reached it, `apply` applied. Also the collector's pauses: `gc0`..`gc2`
 with index 1 at the start and -1 at the end of each collection, and the thread's CPU time after
-the wall time.
+the wall time. At exit, one forced full collection: (`gc_full_at_exit`, objects it tracks, its CPU
+ns, objects frozen).
 
 Must not import ``chaos``. Stdlib only.
 """
@@ -60,6 +61,10 @@ def rec_range(stage: str, lo: int, hi: int) -> None:
 def dump() -> None:
     if not _path or not _rows:
         return
+    import gc   # what a full collection costs now (CPU ns), and what it scans: (tracked, frozen) objects
+    t0 = time.thread_time_ns()
+    gc.collect()
+    _rows.append(("gc_full_at_exit", len(gc.get_objects()), time.thread_time_ns() - t0, gc.get_freeze_count()))
     with open(_path, "w") as f:
         for r in _rows:
             f.write(json.dumps(r) + "\n")
