@@ -62,7 +62,8 @@ class FastStore(Store):
         """Store.snapshot()'s value, cheaper: the kv map is copied one level deep when all its values
         are JSON scalars (immutable; the HTTP API admits nothing else), the rest deep-copied as
         there. A snapshot is taken on the event loop every CHAOS_SNAPSHOT_ENTRIES applies (once a
-        second at 1,000 writes/s); the deep copy of 2,000 keys took 0.95 ms of it."""
+        second at 1,000 writes/s); the deep copy of 2,000 keys took 1-1.5 ms of
+        CPU there, this copy 0.35 ms."""
         kv = self.kv
         if self.bugs or not all(type(v) in _SCALARS for v in kv.values()):
             return super().snapshot()

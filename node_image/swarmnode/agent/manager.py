@@ -414,6 +414,8 @@ class ManagerRole:
                         return
                     wrote = self.storage.unsynced()
                     self.storage.sync()
+                    if wtrace.ON and rd.entries:
+                        wtrace.rec_range("sync", rd.entries[0].index, rd.entries[-1].index)
                     if wrote:
                         node.counters["group_syncs"] += 1
                         node.counters["group_entries"] += len(rd.entries)
