@@ -19,7 +19,9 @@ Measures, with local processes (no Docker, no proxy):
                 latency measured from each write's scheduled start, so a stalled server is not
                 hidden by clients that stop sending (no coordinated omission); a light asyncio
                 HTTP/1.1 client (keep-alive connections, no aiohttp) so its CPU competes less with
-                the nodes (wrk2 is not in Debian; wrk is closed-loop);
+                the nodes (wrk2 is not in Debian; wrk is closed-loop); its own garbage collector is
+                kept out of the measured window (start-up objects frozen, finished writes not kept;
+                `client_gc_max_ms` is its longest pause in it);
   goals         issue 25 section 3, each {target, value, met, tool}: `writes_per_s_at_p99_le_20ms`
                 >= 3,000 (the wrk sweep's best point) and `p99_ms_at_1000_writes_per_s` <= 10 (the
                 open loop at --rate 1000); 3 managers, loopback, fsync on, no faults. `met` is null
@@ -48,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -218,6 +221,30 @@ async def open_loop(url_base: str, rate: float, duration_s: float, seed: int) ->
             "errors": errors, "timeouts": timeouts}
 
 
+class _GcPauses:
+    """The longest pause (ms of this thread's CPU) of the client's own garbage collector while it
+    runs: a diagnostic of the measuring instrument, not of the nodes."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._t0 = None
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t0 = time.thread_time()
+        elif self._t0 is not None:
+            self.longest = max(self.longest, time.thread_time() - self._t0)
+            self._t0 = None
+
+    def stop(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def max_ms(self) -> float:
+        return round(self.longest * 1000, 3)
+
+
 class _HttpConn(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection, one request at a time, parsed by Content-Length (the
     agent's answers always carry one). A fraction of aiohttp's client CPU per request, so the
@@ -297,20 +324,33 @@ async def open_loop_light(host: str, port: int, rate: float, duration_s: float, 
             idle.append(conn)
 
     idle.extend([await connect() for _ in range(16)])   # warm: no TCP handshakes in the first writes
-    tasks = []
+    # The client's own collector must not pause its loop mid-measurement (a full collection over
+    # this process's imports and the saturation run's leftovers took 46 ms of its CPU while writes
+    # were due, counted as their latency): its start-up objects are frozen out of the collector's
+    # reach, and finished writes are not kept. Its remaining pauses are reported (client_gc_max_ms).
+    gc.collect()
+    gc.freeze()
+    gc_pauses = _GcPauses()
+    pending: set = set()
     start = time.monotonic()
     t = start
     i = 0
-    while True:
-        t += rng.expovariate(rate)
-        if t - start >= duration_s:
-            break
-        delay = t - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(one(i, t)))
-        i += 1
-    await asyncio.gather(*tasks)
+    try:
+        while True:
+            t += rng.expovariate(rate)
+            if t - start >= duration_s:
+                break
+            delay = t - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.ensure_future(one(i, t))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            i += 1
+        await asyncio.gather(*pending)
+    finally:
+        gc_pauses.stop()
+        gc.unfreeze()
     elapsed = time.monotonic() - start
     for c in idle:
         c.transport.close()
@@ -318,7 +358,7 @@ async def open_loop_light(host: str, port: int, rate: float, duration_s: float, 
             "p50_ms": quantile(latencies, 0.50), "p90_ms": quantile(latencies, 0.90),
             "p99_ms": quantile(latencies, 0.99), "max_ms": quantile(latencies, 1.0),
             "errors": errors, "timeouts": timeouts, "not_sent_all_connections_busy": no_conn,
-            "connections": conns,
+            "connections": conns, "client_gc_max_ms": gc_pauses.max_ms(),
             "client": "light asyncio HTTP/1.1 client (benchmarks/agent.py _HttpConn)"}
 
 

@@ -47,6 +47,8 @@ def test_config_defaults_and_derived_values():
     ({"CHAOS_API_PORT": "7000"}, "must differ"),
     ({"CHAOS_FSYNC": "maybe"}, "CHAOS_FSYNC"),
     ({"CHAOS_FSYNC_THREAD": "2"}, "CHAOS_FSYNC_THREAD"),
+    ({"CHAOS_GC_FREEZE": "yes"}, "CHAOS_GC_FREEZE"),
+    ({"CHAOS_GC_THRESHOLD0": "-1"}, "CHAOS_GC_THRESHOLD0"),
     ({"CHAOS_SEEDS": "zz"}, "CHAOS_SEEDS: seed 'zz'"),
     ({"CHAOS_ROLE": "worker"}, "CHAOS_ROLE=worker but"),
 ])
@@ -269,6 +271,27 @@ def test_fast_store_digest_equals_store_digest(cmds, snap_at):
     assert fast.mismatches == 0 and fast.kv == slow.kv
 
 
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(cmds=st.lists(COMMANDS, max_size=30))
+def test_fast_store_snapshot_equals_store_snapshot_and_is_its_own_copy(cmds):
+    slow, fast = Store(), FastStore()
+    for i, cmd in enumerate(cmds, start=1):
+        slow.apply(i, dict(cmd))
+        fast.apply(i, dict(cmd))
+    snap = fast.snapshot()
+    assert snap == slow.snapshot()
+    frozen = json.dumps(snap, sort_keys=True)
+    n = len(cmds)
+    fast.apply(n + 1, {"op": "kv.put", "key": "zz", "value": 1})
+    for k in list(fast.kv):
+        fast.apply(n + 2, {"op": "kv.delete", "key": k})
+    fast.apply(n + 3, {"op": "kv.put", "key": "a", "value": "changed", "client_id": "cz", "seq": 1})
+    assert json.dumps(snap, sort_keys=True) == frozen   # later writes do not reach the snapshot
+    odd = FastStore()
+    odd.kv["m"] = {"nested": [1]}     # a non-scalar value (not from the API): deep-copied as Store does
+    assert odd.snapshot()["kv"]["m"] is not odd.kv["m"]
+
+
 def test_fast_store_falls_back_when_the_digest_definition_drifts():
     class Drifted(FastStore):  # deliberately broken: the fast path ignores the sessions section
         def _fast_digest(self):
@@ -362,3 +385,48 @@ def test_journal_keeps_the_last_lines_in_memory_and_reads_older_ones_from_the_fi
     every = [json.loads(x) for x in j.read_since(0).splitlines()]   # older than memory: the file
     assert [e["seq"] for e in every] == list(range(1, 12))
     j.close()
+
+
+def test_gc_tuning_freezes_start_up_objects_and_sets_the_young_threshold():
+    import gc
+    import types
+    from swarmnode.agent.node import Node
+    threshold = gc.get_threshold()
+    try:
+        Node._tune_gc(types.SimpleNamespace(cfg=cfgmod.load(dict(BASE))))   # the defaults
+        assert gc.get_freeze_count() > 0 and gc.get_threshold() == threshold
+        gc.unfreeze()
+        Node._tune_gc(types.SimpleNamespace(cfg=cfgmod.load(dict(BASE, CHAOS_GC_FREEZE="0",
+                                                                 CHAOS_GC_THRESHOLD0="5000"))))
+        assert gc.get_freeze_count() == 0 and gc.get_threshold() == (5000,) + threshold[1:]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+def test_write_trace_is_off_by_default_and_dumps_stages_when_named(tmp_path, monkeypatch):
+    from swarmnode.agent import wtrace
+    monkeypatch.setattr(wtrace, "ON", False)
+    monkeypatch.setattr(wtrace, "_rows", [])
+    monkeypatch.setattr(wtrace, "_path", "")
+    monkeypatch.delenv("CHAOS_WRITE_TRACE", raising=False)
+    wtrace.setup("m1")
+    assert not wtrace.ON
+    monkeypatch.setenv("CHAOS_WRITE_TRACE", str(tmp_path / "{node}.trace"))
+    import atexit
+    import gc
+    monkeypatch.setattr(atexit, "register", lambda f: None)
+    callbacks = list(gc.callbacks)
+    try:
+        wtrace.setup("m1")
+        assert wtrace.ON
+        wtrace.rec("prop", 7)
+        wtrace.rec_range("sync", 7, 9)
+        gc.collect()
+    finally:
+        gc.callbacks[:] = callbacks
+    wtrace.dump()
+    rows = [json.loads(line) for line in open(tmp_path / "m1.trace")]
+    assert [r[:2] for r in rows if not r[0].startswith("gc")] == [["prop", 7], ["sync", 7], ["sync", 8], ["sync", 9]]
+    gcs = [r for r in rows if r[0] == "gc2"]
+    assert [r[1] for r in gcs] == [1, -1] and len(gcs[0]) == 4 and gcs[1][2] >= gcs[0][2]

@@ -45,6 +45,23 @@ def test_light_open_loop_sends_every_write_and_counts_answers_by_status():
     assert out["errors"] == {409: bad}
     assert out["timeouts"] == 0 and out["not_sent_all_connections_busy"] == 0
     assert out["p50_ms"] is not None and out["p50_ms"] <= out["p99_ms"] <= out["max_ms"]
+    assert isinstance(out["client_gc_max_ms"], float) and out["client_gc_max_ms"] >= 0
+
+
+def test_light_open_loop_leaves_the_collector_as_it_found_it():
+    """The client freezes its start-up objects for the measured window only, and keeps no
+    finished writes (they would grow what its collector scans)."""
+    import gc
+    from aiohttp import web
+
+    async def put(request):
+        await request.read()
+        return web.json_response({"ok": True})
+
+    before = gc.get_freeze_count()
+    out = _serve_and_load(put, 100, 0.3)
+    assert out["offered"] > 0 and out["errors"] == {}
+    assert gc.get_freeze_count() == before == 0
 
 
 def test_goals_are_judged_only_on_what_was_measured():

@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable, Optional, Protocol
 
 from aiohttp import web
 
+from . import wtrace
 from .bodies import error_body  # noqa: F401 -- part of this module's interface
 from .config import NODE_ID_RE
 from .members import ACTIONS as MEMBER_ACTIONS
@@ -142,12 +143,17 @@ def build_app(backend: Backend) -> web.Application:
         return await run({"op": "kv.get", "key": _key(request)})
 
     async def kv_put(request):
+        t_in = wtrace.now() if wtrace.ON else 0
         key = _key(request)
         body = await _json_body(request)
         value = _scalar(body, "value")
         if value is None:
             raise _bad("'value' must not be null (use DELETE)")
-        return await run(_dedup(body, {"op": "kv.put", "key": key, "value": value}))
+        resp = await run(_dedup(body, {"op": "kv.put", "key": key, "value": value}))
+        if wtrace.ON and wtrace.cur.get():
+            wtrace._rows.append(("in", wtrace.cur.get(), t_in))
+            wtrace.rec("out", wtrace.cur.get())
+        return resp
 
     async def kv_cas(request):
         key = _key(request)

@@ -91,7 +91,8 @@ class AgentConfig:
         counted as a bad frame (a black-holed stream, e.g. Toxiproxy's timeout toxic). Lower =
         faster recovery; higher = tolerates slower links. (Desynchronised streams are caught at
         once by the frame checks, not by this timer.)
-    CHAOS_PROFILE_PATH (debugging: write a cProfile dump there at exit) is not part of
+    CHAOS_PROFILE_PATH (debugging: write a cProfile dump there at exit) and CHAOS_WRITE_TRACE
+        (debugging: each write's stage timestamps, swarmnode.agent.wtrace) are not part of
         AgentConfig.
 
     Misc:
@@ -102,6 +103,12 @@ class AgentConfig:
         and the event loop keeps reading writes and messages meanwhile; they form the next group
         (one append, one fsync). 0: the fsync blocks the loop (a group is then what arrived in one
         loop iteration). Either way nothing leaves before it is durable. For measuring the two.
+    gc_freeze: CHAOS_GC_FREEZE, default 1. 1: once the node is up (imports, aiohttp app, cores
+        built) the objects alive then are moved out of the cyclic garbage collector's reach
+        (gc.freeze()), so its full collections scan only what came later; they were the open-loop
+        write latency's longest pauses. 0: Python's collector untouched. For measuring the two.
+    gc_threshold0: CHAOS_GC_THRESHOLD0, default 0. The collector's generation-0 threshold
+        (allocations between young collections; Python's default 700); 0 leaves it as it is.
     snapshot_entries: CHAOS_SNAPSHOT_ENTRIES, default 1000. Applied entries between snapshots (passed
         to the Raft core if it supports compaction). Lower = smaller logs, more snapshot work. The
         in-memory log is most of a manager's growth under load: after 5 s of writes at 1,800/s,
@@ -159,6 +166,8 @@ class AgentConfig:
     frame_stall_ms: int = 5000
     fsync: bool = True
     fsync_thread: bool = True
+    gc_freeze: bool = True
+    gc_threshold0: int = 0
     snapshot_entries: int = 1000
     max_entries_per_message: int = 64
     log_level: str = "INFO"
@@ -253,6 +262,7 @@ _INTS: tuple[tuple[str, str, int, int], ...] = (
     ("CHAOS_CONNECT_TIMEOUT_MS", "connect_timeout_ms", 10, 600_000),
     ("CHAOS_FRAME_STALL_MS", "frame_stall_ms", 10, 600_000),
     ("CHAOS_SNAPSHOT_ENTRIES", "snapshot_entries", 10, 10_000_000),
+    ("CHAOS_GC_THRESHOLD0", "gc_threshold0", 0, 10_000_000),
     ("CHAOS_MAX_ENTRIES_PER_MESSAGE", "max_entries_per_message", 1, 100_000),
 )
 
@@ -343,6 +353,11 @@ def load(env: Mapping[str, str]) -> AgentConfig:
         if raw not in ("0", "1", "true", "false"):
             raise ConfigError(f"CHAOS_FSYNC_THREAD={raw!r}: must be 0 or 1")
         kwargs["fsync_thread"] = raw in ("1", "true")
+    if env.get("CHAOS_GC_FREEZE", "").strip():
+        raw = env["CHAOS_GC_FREEZE"].strip().lower()
+        if raw not in ("0", "1", "true", "false"):
+            raise ConfigError(f"CHAOS_GC_FREEZE={raw!r}: must be 0 or 1")
+        kwargs["gc_freeze"] = raw in ("1", "true")
     if env.get("CHAOS_LOG_LEVEL", "").strip():
         level = env["CHAOS_LOG_LEVEL"].strip().upper()
         if level not in LOG_LEVELS:

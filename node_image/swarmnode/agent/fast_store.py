@@ -18,6 +18,7 @@ Owns nothing but the digest shortcut; the commands and their semantics stay in s
 
 from __future__ import annotations
 
+import copy
 import logging
 
 from swarmnode.raft.store import Store
@@ -28,6 +29,7 @@ VERIFY_FIRST = 50
 VERIFY_FIRST_MAX_ITEMS = 1000
 VERIFY_EVERY = 1000
 _SECTIONS = ("applied_index", "kv", "nodes", "services", "sessions", "tasks")
+_SCALARS = (str, int, float, bool, type(None))
 
 
 class FastStore(Store):
@@ -55,3 +57,17 @@ class FastStore(Store):
                           "slow digest from now on", fast, slow)
                 return slow
         return fast
+
+    def snapshot(self) -> dict:
+        """Store.snapshot()'s value, cheaper: the kv map is copied one level deep when all its values
+        are JSON scalars (immutable; the HTTP API admits nothing else), the rest deep-copied as
+        there. A snapshot is taken on the event loop every CHAOS_SNAPSHOT_ENTRIES applies (once a
+        second at 1,000 writes/s); the deep copy of 2,000 keys took 1-1.5 ms of
+        CPU there, this copy 0.35 ms."""
+        kv = self.kv
+        if self.bugs or not all(type(v) in _SCALARS for v in kv.values()):
+            return super().snapshot()
+        rest = {k: v for k, v in self.state().items() if k != "kv"}
+        out = copy.deepcopy(rest)
+        out["kv"] = dict(kv)
+        return out

@@ -40,7 +40,7 @@ from swarmnode.durability import note_synced
 from swarmnode.raft.storage import FileStorage, StorageWriteError
 from swarmnode.raft.store import CLUSTER_KEY, STORE_BUGS, TASK_STATE_RANK
 
-from . import members, orchestrator
+from . import members, orchestrator, wtrace
 from .bodies import error_body
 from .fast_store import FastStore
 
@@ -217,6 +217,7 @@ class ManagerRole:
         self._conf_seen: Optional[tuple] = None
         self._token = secrets.token_urlsafe(18)   # proposed once if the cluster has none yet
         self._scheduled = False
+        self._traced_commit = 0
         self._writes: dict[int, tuple[int, asyncio.Future]] = {}
         self._reads: dict[int, asyncio.Future] = {}
         self._ctx = itertools.count(1)
@@ -345,8 +346,27 @@ class ManagerRole:
         if msg.dst != self.node.id or msg.src != sender:
             self.node.counters["bad_messages"] += 1
             return
+        if wtrace.ON:
+            self._trace_in(msg)
         self.raft.step(msg)
+        if wtrace.ON and self.raft.commit_index > self._traced_commit:
+            wtrace.rec_range("commit", self._traced_commit + 1, self.raft.commit_index)
+            self._traced_commit = self.raft.commit_index
         self._kick()
+
+    def _trace_in(self, msg) -> None:
+        entries = getattr(msg, "entries", None)
+        if entries:
+            wtrace.rec_range("recv", entries[0].index, entries[-1].index)
+        elif getattr(msg, "match_index", 0) and getattr(msg, "success", False):
+            wtrace.rec("ackin", msg.match_index)
+
+    def _trace_out(self, m) -> None:
+        entries = getattr(m, "entries", None)
+        if entries:
+            wtrace.rec_range("send", entries[0].index, entries[-1].index)
+        elif getattr(m, "match_index", 0) and getattr(m, "success", False):
+            wtrace.rec("ack", m.match_index)
 
     def tick(self, now_ms: int) -> None:
         if "ack_before_fsync" in self.plant and now_ms >= self._next_fsync_ms:   # planted: late fsync
@@ -382,6 +402,8 @@ class ManagerRole:
             # 1. durable state, then journal
             if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
                 try:
+                    if wtrace.ON and rd.entries:
+                        wtrace.rec_range("persist", rd.entries[0].index, rd.entries[-1].index)
                     self.storage.persist(rd.hard_state, rd.entries, rd.snapshot)
                     if self._sync_pool is not None and self.storage.unsynced():
                         # group commit: the fsync runs off the loop, which meanwhile reads requests
@@ -392,6 +414,8 @@ class ManagerRole:
                         return
                     wrote = self.storage.unsynced()
                     self.storage.sync()
+                    if wtrace.ON and rd.entries:
+                        wtrace.rec_range("sync", rd.entries[0].index, rd.entries[-1].index)
                     if wrote:
                         node.counters["group_syncs"] += 1
                         node.counters["group_entries"] += len(rd.entries)
@@ -409,6 +433,8 @@ class ManagerRole:
     def _synced(self, rd, fut) -> None:
         """The fsync of a group finished (or failed): release its Ready, then take the next group."""
         self._sync_fut = None
+        if wtrace.ON and rd.entries:
+            wtrace.rec_range("sync", rd.entries[0].index, rd.entries[-1].index)
         self.node.counters["group_syncs"] += 1
         self.node.counters["group_entries"] += len(rd.entries)
         exc = None if fut.cancelled() else fut.exception()
@@ -472,6 +498,8 @@ class ManagerRole:
         if send:
             for m in rd.messages:
                 node.send(m.dst, {"ch": "raft", "b": m.to_dict()})
+                if wtrace.ON:
+                    self._trace_out(m)
         # 3. results and reads
         for r in rd.results:
             self._on_applied(r)
@@ -499,6 +527,8 @@ class ManagerRole:
             self.raft.advance(rd)
 
     def _on_applied(self, r: raftcore.AppliedResult) -> None:
+        if wtrace.ON:
+            wtrace.rec("apply", r.index)
         if self._inflight and not r.command.get("op", "").startswith("kv."):
             self._inflight.pop(_key(r.command), None)
         if r.term == self.raft.term and self.raft.role == raftcore.LEADER:
@@ -596,6 +626,9 @@ class ManagerRole:
             term = self.raft.term
             index = self.raft.propose(cmd, send=False)   # sent with the batch (_process_ready)
             self._unsent = True
+            if wtrace.ON:
+                wtrace.cur.set(index)
+                wtrace.rec("prop", index)
         except raftcore.NotLeader:
             return self._not_leader()
         except raftcore.Busy:

@@ -31,7 +31,7 @@ from swarmnode.swim import core as swim_core
 
 from .bodies import error_body
 from .config import AgentConfig
-from . import eventlog
+from . import eventlog, wtrace
 from .journal import Journal
 from .faketime import faketime_state
 from .transport import TcpTransport, new_counters
@@ -86,6 +86,7 @@ class Node:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
         self.id = cfg.node_id
+        wtrace.setup(cfg.node_id)
         self.counters = new_counters()
         self.counters.update({"bad_messages": 0, "unroutable": 0, "forwarded": 0,
                               "forward_timeouts": 0, "forwards_refused": 0, "tick_lag_skips": 0,
@@ -155,9 +156,21 @@ class Node:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.cfg.api_host, self.cfg.api_port, reuse_address=True)
         await site.start()
+        self._tune_gc()
         self.started = True
         log.info("node %s (%s) up: peer port %d, api port %d, boot %d", self.id, self.cfg.role,
                  self.cfg.peer_port, self.cfg.api_port, self.journal.boot)
+
+    def _tune_gc(self) -> None:
+        """CHAOS_GC_FREEZE / CHAOS_GC_THRESHOLD0 (see AgentConfig): start-up's objects (modules,
+        the aiohttp app, the cores) out of the collector's scans (no collection first: gc.freeze()
+        itself is O(1), a full collection here would be a pause while Raft runs, and the little
+        start-up garbage frozen with the rest is only kept.)"""
+        import gc
+        if self.cfg.gc_threshold0:
+            gc.set_threshold(self.cfg.gc_threshold0, *gc.get_threshold()[1:])
+        if self.cfg.gc_freeze:
+            gc.freeze()
 
     def fail(self, code: int) -> None:
         """Ask the process to exit with `code` (a refused join: __main__ waits on `fatal`)."""

@@ -1,0 +1,50 @@
+"""benchmarks/openloop.py without a cluster: the per-stage summary built from managers' write
+traces (swarmnode.agent.wtrace's format), on hand-made traces with known stage times."""
+
+import json
+
+from .conftest import load
+
+MS = 1_000_000   # ns
+
+
+def _write(path, rows):
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+
+
+def test_stages_line_up_leader_and_the_first_follower_to_ack(tmp_path):
+    ol = load("openloop")
+    t = 1000 * MS
+    leader = []
+    for idx in (5, 6):
+        base = t + idx * 100 * MS
+        leader += [("prop", idx, base + 1 * MS), ("persist", idx, base + 2 * MS), ("sync", idx, base + 4 * MS),
+                   ("send", idx, base + 5 * MS), ("ackin", idx, base + 9 * MS), ("commit", idx, base + 9 * MS),
+                   ("apply", idx, base + 11 * MS), ("in", idx, base), ("out", idx, base + 12 * MS)]
+    # a collector pause inside the load window: 3 ms wall, 2 ms CPU; one before it is not counted
+    leader += [("gc2", 1, t - 50 * MS, 0), ("gc2", -1, t - 40 * MS, 10 * MS),
+               ("gc2", 1, t + 600 * MS, 0), ("gc2", -1, t + 603 * MS, 2 * MS)]
+    fast, slow = [], []
+    for idx in (5, 6):
+        base = t + idx * 100 * MS
+        fast += [("recv", idx, base + 6 * MS), ("persist", idx, base + 6 * MS), ("sync", idx, base + 7 * MS),
+                 ("ack", idx, base + 8 * MS)]
+        slow += [("recv", idx, base + 6 * MS), ("persist", idx, base + 7 * MS), ("sync", idx, base + 20 * MS),
+                 ("ack", idx, base + 21 * MS)]
+    _write(tmp_path / "m1.trace", leader)
+    _write(tmp_path / "m2.trace", slow)
+    _write(tmp_path / "m3.trace", fast)
+    out = ol.stages(str(tmp_path), "m1", ["m2", "m3"])
+    a = out["all"]
+    assert out["writes_traced"] == 2
+    assert a["handler_total"]["p50"] == 12.0 and a["handler_total"]["n"] == 2
+    assert a["leader_fsync"]["p50"] == 2.0
+    assert a["net_to_follower"]["p50"] == 1.0
+    assert a["f_fsync"]["p50"] == 1.0          # m3's: its ack came first
+    assert a["net_ack"]["p50"] == 1.0
+    assert a["commit_to_apply"]["p50"] == 2.0
+    assert out["gc"]["m1"]["gc2"] == {"n": 1, "wall_ms_total": 3.0, "wall_ms_max": 3.0,
+                                      "cpu_ms_total": 2.0, "cpu_ms_max": 2.0}
+    assert out["slowest_1pct_overlapping_leader_gc1_or_gc2"] == 1   # write 6 spans 600..612 ms
