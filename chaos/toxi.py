@@ -1181,6 +1181,11 @@ class LinkController:
 def _toxic_diff(asked: Mapping, listed: Mapping) -> str:
     """'' when the listed toxic is the one asked for (type, stream, toxicity as a float32, and every
     attribute asked), else what differs."""
+    if (listed.get("type") == asked.get("type") and listed.get("stream") == asked.get("stream")
+            and listed.get("toxicity") == asked.get("toxicity", 1.0)):   # the usual case, exactly
+        attrs = listed.get("attributes") or {}
+        if all(attrs.get(k) == v for k, v in (asked.get("attributes") or {}).items()):
+            return ""
     for key in ("type", "stream"):
         if str(listed.get(key, "")).lower() != str(asked.get(key, "")).lower():
             return f"{key} {listed.get(key)!r}, asked {asked.get(key)!r}"
