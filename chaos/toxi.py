@@ -821,18 +821,21 @@ class LinkController:
         leaving cuts and other operations' toxics in place (a 404 means already gone)."""
         ts = self.clock()
         resolved = self.topology.resolve(links)
-        items = [(l.name, toxic_name(op, s)) for l in resolved for s in STREAMS]
+        pnames = [l.name for l in resolved]
+        tnames = [toxic_name(op, s) for s in STREAMS]
+        items = [(p, t) for p in pnames for t in tnames]
         failed = self._toxic_ops([{"op": "delete", "proxy": p, "name": t, "missing_ok": True} for p, t in items])
+        flaky = op.startswith("flaky-")
         with self._lock:
-            for l in resolved:
-                if l.name in failed:
+            for l, name in zip(resolved, pnames):
+                if name in failed:
                     continue
-                for s in STREAMS:
-                    self._toxics.get(l.name, {}).pop(toxic_name(op, s), None)
-                if op.startswith("flaky-") and not any(
-                        n.startswith(PREFIX + "flaky-") for n in self._toxics.get(l.name, {})):
+                mine = self._toxics.get(name, {})
+                for t in tnames:
+                    mine.pop(t, None)
+                if flaky and not any(n.startswith(PREFIX + "flaky-") for n in mine):
                     self._flaky.discard(l)
-        return self._finish({"ts": ts, "op": "remove", "params": {"op": op}, "proxies": [l.name for l in resolved],
+        return self._finish({"ts": ts, "op": "remove", "params": {"op": op}, "proxies": pnames,
                              "removed": [f"{p}/{t}" for p, t in items if p not in failed], "failed": failed})
 
     def present(self, links: Iterable, op: str) -> dict[str, list[str]]:
@@ -1098,34 +1101,33 @@ class LinkController:
         on these links: with `present`, every toxic this controller set for `op` is listed with the
         same type, stream, toxicity and attributes; without, none of `op`'s toxics is listed.
         Returns {proxy: what is wrong}; empty when the listing agrees."""
-        resolved = self.topology.resolve(links)
+        pnames = [l.name for l in self.topology.resolve(links)]
         server = self.api.proxies()
         names = {toxic_name(op, s) for s in STREAMS}
         with self._lock:
-            want = {l.name: {n: t for n, t in self._toxics.get(l.name, {}).items() if n in names}
-                    for l in resolved}
+            want = {p: {n: t for n, t in self._toxics.get(p, {}).items() if n in names} for p in pnames}
         wrong: dict[str, str] = {}
-        for link in resolved:
-            p = server.get(link.name)
+        for pname in pnames:
+            p = server.get(pname)
             if p is None:
-                wrong[link.name] = "proxy not listed"
+                wrong[pname] = "proxy not listed"
                 continue
             listed = {str(t.get("name")): t for t in p.get("toxics") or [] if t.get("name") in names}
             if not present:
                 if listed:
-                    wrong[link.name] = f"still lists {sorted(listed)}"
+                    wrong[pname] = f"still lists {sorted(listed)}"
                 continue
-            if not want[link.name]:
-                wrong[link.name] = f"no {op} toxic was set here"
+            if not want[pname]:
+                wrong[pname] = f"no {op} toxic was set here"
                 continue
-            for name, t in sorted(want[link.name].items()):
+            for name, t in sorted(want[pname].items()):
                 got = listed.get(name)
                 if got is None:
-                    wrong[link.name] = f"{name} not listed"
+                    wrong[pname] = f"{name} not listed"
                     break
                 diff = _toxic_diff(t, got)
                 if diff:
-                    wrong[link.name] = f"{name}: {diff}"
+                    wrong[pname] = f"{name}: {diff}"
                     break
         return wrong
 
