@@ -3,13 +3,13 @@ link-fault path against the compatible Toxiproxy server run locally on loopback 
 server's and the client's CPU cost per fault can be told apart. Prints one JSON object.
 
 The cluster-shaped twin is `nemesis.py --only link-fault` (3 + 30 in Docker, the server also relaying
-the agents' traffic); this one has no agent traffic unless `--conns N` holds N idle connections per
-link through the proxies (each then gets its toxics' stages added and removed, as live agent
-connections do).
+the agents' traffic); this one has no agent traffic unless `--conns N` opens N idle connections per
+link through the proxies before each trial, untimed (each then gets its toxics' stages added, and is
+closed when its timeout toxics are removed, as the agents' live connections are).
 
 Keys: apply / verify / remove / remove_verify / listing wall-clock p50 and p99 in ms (the same split
 as faults.jsonl's apply_ms and verify_ms), server_cpu_ms_per_trial and client_cpu_ms_per_trial (CPU
-seconds from /proc and time.process_time over all trials, divided by trials), links, toxics.
+seconds from /proc and time.process_time over the timed part of each trial, averaged), links, toxics.
 
     python3 benchmarks/linkapply_local.py [--workers 30] [--trials 20] [--conns 0] [--profile FILE]
 
@@ -54,14 +54,22 @@ def q(xs, p):
     return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else None
 
 
+class _Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+
 def echo_server() -> int:
-    """An idle upstream in a thread: accepts and holds connections (agent peers stand-in)."""
+    """An echo upstream in a thread (the agent peers' stand-in)."""
     port = free_port()
     ready = threading.Event()
 
     def run():
         async def main():
-            server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", port, backlog=4096)
+            server = await asyncio.get_running_loop().create_server(_Echo, "127.0.0.1", port, backlog=4096)
             ready.set()
             async with server:
                 await server.serve_forever()
@@ -111,12 +119,21 @@ def main() -> None:
                  for s in topo.proxy_specs("127.0.0.1")]
         listed = {p["name"]: p for p in api.populate(specs)}
         pairs = [(a, b) for a in workers for b in workers if a != b]
-        if args.conns:
-            for a, b in pairs:
-                host, _, p = listed[f"{a}-{b}"]["listen"].rpartition(":")
+        addrs = [listed[f"{a}-{b}"]["listen"].rpartition(":") for a, b in pairs]
+
+        def reconnect():
+            """Fresh idle connections on every link (removing a timeout toxic closed the old ones,
+            and the agents would dial again); outside the timed intervals."""
+            for sock in socks:
+                sock.close()
+            socks.clear()
+            for host, _, p in addrs:
                 for _ in range(args.conns):
-                    socks.append(socket.create_connection((host, int(p))))
-            time.sleep(0.5)   # let the server adopt and dial them (not a measured interval)
+                    socks.append(socket.create_connection((host, int(p)), timeout=30))
+            for sock in socks:   # an echo through each: the server has adopted and dialled it
+                sock.sendall(b"x")
+                if sock.recv(1) != b"x":
+                    raise SystemExit("a proxied connection did not echo")
         links = LinkController(api, topo, seed=1)
         eff = ClusterEffects(_Cluster(api), links, clock=time.time)
         parts: dict[str, list] = {k: [] for k in ("apply", "verify", "remove", "remove_verify", "total",
@@ -126,8 +143,11 @@ def main() -> None:
             import cProfile
             prof = cProfile.Profile()
             prof.enable()
-        s0, c0 = cpu_s(proc.pid), time.process_time()
+        server_cpu = client_cpu = 0.0
         for _ in range(args.trials):
+            if args.conns:
+                reconnect()
+            s0, c0 = cpu_s(proc.pid), time.process_time()
             t0 = time.perf_counter()
             rec = eff.add_link_fault("flaky-cut", pairs, {"toxicity": 0.5, "kind": "cut"})
             parts["total"].append((time.perf_counter() - t0) * 1000)
@@ -141,7 +161,8 @@ def main() -> None:
             t2 = time.perf_counter()
             api.proxies()
             parts["listing"].append((time.perf_counter() - t2) * 1000)
-        server_cpu, client_cpu = cpu_s(proc.pid) - s0, time.process_time() - c0
+            server_cpu += cpu_s(proc.pid) - s0
+            client_cpu += time.process_time() - c0
         if prof is not None:
             prof.disable()
             prof.dump_stats(args.client_profile)
