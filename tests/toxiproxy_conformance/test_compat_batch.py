@@ -177,3 +177,33 @@ def test_batch_set_with_proxies_updates_an_existing_toxic_whatever_the_type_give
         {"op": "set", "proxies": [a, b], "toxic": {"name": "t", "type": "nonsense", "attributes": {"latency": 8}}}])
     assert r.status_code == 200, r.text
     assert toxics(api, a)["t"]["attributes"]["latency"] == 8 and toxics(api, b)["t"]["type"] == "latency"
+
+
+def test_listing_shows_every_change_made_after_an_earlier_listing(api, two):
+    """GET /proxies keeps each proxy's JSON between listings: every kind of change must show."""
+    a, b = two
+
+    def listed():
+        got = api.req("GET", "/proxies").json()
+        return got[a], got[b]
+
+    listed()                                                        # kept from here on
+    api.toxic(a, **lat("t", 5))
+    pa, pb = listed()
+    assert [t["name"] for t in pa["toxics"]] == ["t"] and pb["toxics"] == []
+    assert api.req("POST", f"/proxies/{a}/toxics/t", json={"attributes": {"latency": 6}, "toxicity": 0.25}).status_code == 200
+    pa, _ = listed()
+    assert pa["toxics"][0]["attributes"]["latency"] == 6 and pa["toxics"][0]["toxicity"] == 0.25
+    r = api.req("POST", "/toxics/batch", json=[{"op": "set", "proxies": [a, b], "toxic": lat("t", 7)}])
+    assert r.status_code == 200
+    pa, pb = listed()
+    assert pa["toxics"][0]["attributes"]["latency"] == 7 and pb["toxics"][0]["attributes"]["latency"] == 7
+    assert api.req("POST", f"/proxies/{b}", json={"enabled": False}).status_code == 200
+    _, pb = listed()
+    assert pb["enabled"] is False
+    assert api.req("DELETE", f"/proxies/{a}/toxics/t").status_code == 204
+    pa, _ = listed()
+    assert pa["toxics"] == []
+    assert api.req("POST", "/reset").status_code == 204
+    pa, pb = listed()
+    assert pb["enabled"] is True and pb["toxics"] == [] and pa["toxics"] == []
