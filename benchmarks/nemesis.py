@@ -42,6 +42,7 @@ Keys:
     python3 benchmarks/nemesis.py --only soak [--soak-s 60] [--burners 2] [--save]
     python3 benchmarks/nemesis.py --only link-fault [--trials 20] [--save]
     flock LOCKFILE python3 benchmarks/nemesis.py --only halves [--save]   (3 + 100: one big cluster at a time)
+    python3 benchmarks/nemesis.py --only halves --halves-workers 30        (3 + 30: halves_3x30_s, a proxy)
 
 --burners N starts N CPU-burning processes at normal priority for the whole run (issue 25 section 5
 asks for fire_lateness at load <= 1 and beside two burners); the JSON then has `burners`,
@@ -311,8 +312,9 @@ checks: [linearizable, raft-safety]
             "workload_latency150_ops": sum(1 for e in hist if e["type"] == "invoke")}
 
 
-def halves_large(say) -> dict:
-    """3 + 100 nodes: a halves partition through the LinkController, applied and verified."""
+def halves_large(say, workers: int = 100) -> dict:
+    """3 + `workers` nodes (100: the lead's figure; fewer, e.g. 30, as a proxy on a shared machine):
+    a halves partition through the LinkController, applied and verified. Keys halves_3x<workers>_*."""
     import random as _random
 
     from chaos import partition as partition_mod
@@ -327,7 +329,7 @@ def halves_large(say) -> dict:
     image = build_node_image(client).tag
     name = f"bench{os.getpid() % 10000}"
     try:
-        up = bring_up(client, ClusterSpec(name=name, managers=3, workers=100, seed=1), image, 600)
+        up = bring_up(client, ClusterSpec(name=name, managers=3, workers=workers, seed=1), image, 600)
         cl = up.cluster
         links = LinkController(cl.toxiproxy_api(), cl.topology(), seed=1,
                                probe=lambda s, d: cl.probe(s, d, timeout_ms=200))
@@ -335,14 +337,15 @@ def halves_large(say) -> dict:
         t0 = time.perf_counter()
         links.apply_partition(cut)
         applied = time.perf_counter() - t0
-        out = {"halves_3x100_s": round(applied, 2), "halves_3x100_links": len(cut)}
+        key = f"halves_3x{workers}"
+        out = {f"{key}_s": round(applied, 2), f"{key}_links": len(cut)}
         print(json.dumps(out), file=sys.stderr, flush=True)  # kept even if the heal fails
         t1 = time.perf_counter()
         try:
             links.heal()
-            out["halves_3x100_heal_s"] = round(time.perf_counter() - t1, 2)
+            out[f"{key}_heal_s"] = round(time.perf_counter() - t1, 2)
         except Exception as exc:  # noqa: BLE001 -- recorded: a failed heal verification is a result too
-            out["halves_3x100_heal_error"] = str(exc)[:300]
+            out[f"{key}_heal_error"] = str(exc)[:300]
         return out
     finally:
         cleanup.remove_objects(client, cluster=name)
@@ -415,8 +418,12 @@ def main() -> None:
                     help="run only this part")
     ap.add_argument("--burners", type=int, default=0,
                     help="CPU-burning processes at normal priority beside the whole run (issue 25 section 5: 2)")
+    ap.add_argument("--halves-workers", type=int, default=100,
+                    help="workers of the halves cluster (3 + N; default 100; e.g. 30 as a proxy on a shared machine)")
     ap.add_argument("--save", action="store_true", help="also write the JSON under benchmarks/results/")
     args = ap.parse_args()
+    if not 2 <= args.halves_workers <= 100:
+        ap.error("--halves-workers must be between 2 and 100")
     if args.quick:
         args.trials, args.soak_s, args.workload_s = 10, 60, 20
     say = (lambda s: print(s, file=sys.stderr)) if os.environ.get("VERBOSE") else (lambda s: None)
@@ -448,7 +455,7 @@ def _main(args, out: dict, say) -> None:
         out.update(link_fault_870(say, args.trials))
         return
     if args.only == "halves":   # 3 + 100: one such cluster at a time on a shared machine (flock)
-        out.update(halves_large(say))
+        out.update(halves_large(say, args.halves_workers))
         return
     if args.only:
         with tempfile.TemporaryDirectory() as tmp:
@@ -472,7 +479,7 @@ def _main(args, out: dict, say) -> None:
         out.update(disk_full(tmp, args.trials, say))
     out.update(link_fault_870(say, args.trials))
     if args.large:
-        out.update(halves_large(say))
+        out.update(halves_large(say, args.halves_workers))
 
 
 if __name__ == "__main__":

@@ -116,3 +116,94 @@ def test_batch_toxics_act_on_live_connections(api, two):
     s.settimeout(5)
     assert s.recv(4) == b""
     s.close()
+
+
+def test_batch_item_with_proxies_is_the_item_repeated_per_proxy(api, two):
+    a, b = two
+    api.toxic(b, **lat("old", 5))
+    r = api.req("POST", "/toxics/batch", json=[
+        {"op": "set", "proxies": [a, b], "toxic": lat("old", 9, toxicity=0.5)},   # a: added, b: updated
+        {"op": "add", "proxies": [a, b], "toxic": lat("n", 3, "downstream")},
+        {"op": "delete", "proxies": [a, b], "name": "gone", "missing_ok": True},
+        {"op": "delete", "proxies": [], "name": "anything"},                       # no proxy: no-op
+    ])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["applied"] == 6
+    assert body["results"] == [{"status": 200, "count": 2, "missing": 0}, {"status": 200, "count": 2, "missing": 0},
+                               {"status": 204, "count": 2, "missing": 2}, {"status": 204, "count": 0, "missing": 0}]
+    for p in (a, b):
+        t = toxics(api, p)
+        assert set(t) == {"old", "n"}
+        assert t["old"]["attributes"]["latency"] == 9 and t["old"]["toxicity"] == 0.5
+        assert t["n"]["stream"] == "downstream" and t["n"]["attributes"] == {"latency": 3, "jitter": 0}
+    # the listing shows each proxy's toxics in insertion order, like single requests would leave them
+    listed = api.req("GET", "/proxies").json()
+    assert [x["name"] for x in listed[b]["toxics"]] == ["old", "n"]
+    r = api.req("POST", "/toxics/batch", json=[{"op": "update", "proxies": [a, b], "name": "n",
+                                                "toxic": {"attributes": {"latency": 4}}}])
+    assert r.status_code == 200 and all(toxics(api, p)["n"]["attributes"]["latency"] == 4 for p in (a, b))
+
+
+@pytest.mark.parametrize("bad, status, text", [
+    ({"op": "add", "proxies": ["{a}", "{b}"], "toxic": lat("exists", 1)}, 409, "(proxy {b}): toxic already exists"),
+    ({"op": "add", "proxies": ["{a}", "nope"], "toxic": lat("q", 1)}, 404, "(proxy nope): proxy not found"),
+    ({"op": "delete", "proxies": ["{a}", "{b}"], "name": "exists"}, 404, "(proxy {a}): toxic not found"),
+    ({"op": "add", "proxies": ["{a}"], "toxic": {"name": "q", "type": "nonsense"}}, 400, "invalid toxic type"),
+    ({"op": "add", "proxies": "{a}", "toxic": lat("q", 1)}, 400, "proxies must be an array"),
+    ({"op": "add", "proxy": "{a}", "proxies": ["{a}"], "toxic": lat("q", 1)}, 400, "not both"),
+    ({"op": "zap", "proxies": []}, 400, "op must be one of"),
+])
+def test_batch_item_with_proxies_failing_on_one_applies_nothing_and_names_it(api, two, bad, status, text):
+    a, b = two
+    api.toxic(b, **lat("exists", 3))
+    fmt = lambda v: v.format(a=a, b=b) if isinstance(v, str) else [fmt(x) for x in v] if isinstance(v, list) else v
+    bad = {k: fmt(v) for k, v in bad.items()}
+    r = api.req("POST", "/toxics/batch", json=[{"op": "add", "proxies": [a, b], "toxic": lat("first", 10)}, bad])
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["index"] == 1 and body["applied"] == 0 and body["error"].startswith("item 1")
+    assert text.format(a=a, b=b) in body["error"]
+    assert toxics(api, a) == {} and set(toxics(api, b)) == {"exists"}
+
+
+def test_batch_set_with_proxies_updates_an_existing_toxic_whatever_the_type_given(api, two):
+    """A set of an existing toxic ignores type and stream (a toxic update), so a body that would not
+    make a new toxic still updates: the grouped item must not refuse it up front."""
+    a, b = two
+    api.toxic(a, **lat("t", 3))
+    api.toxic(b, **lat("t", 4))
+    r = api.req("POST", "/toxics/batch", json=[
+        {"op": "set", "proxies": [a, b], "toxic": {"name": "t", "type": "nonsense", "attributes": {"latency": 8}}}])
+    assert r.status_code == 200, r.text
+    assert toxics(api, a)["t"]["attributes"]["latency"] == 8 and toxics(api, b)["t"]["type"] == "latency"
+
+
+def test_listing_shows_every_change_made_after_an_earlier_listing(api, two):
+    """GET /proxies keeps each proxy's JSON between listings: every kind of change must show."""
+    a, b = two
+
+    def listed():
+        got = api.req("GET", "/proxies").json()
+        return got[a], got[b]
+
+    listed()                                                        # kept from here on
+    api.toxic(a, **lat("t", 5))
+    pa, pb = listed()
+    assert [t["name"] for t in pa["toxics"]] == ["t"] and pb["toxics"] == []
+    assert api.req("POST", f"/proxies/{a}/toxics/t", json={"attributes": {"latency": 6}, "toxicity": 0.25}).status_code == 200
+    pa, _ = listed()
+    assert pa["toxics"][0]["attributes"]["latency"] == 6 and pa["toxics"][0]["toxicity"] == 0.25
+    r = api.req("POST", "/toxics/batch", json=[{"op": "set", "proxies": [a, b], "toxic": lat("t", 7)}])
+    assert r.status_code == 200
+    pa, pb = listed()
+    assert pa["toxics"][0]["attributes"]["latency"] == 7 and pb["toxics"][0]["attributes"]["latency"] == 7
+    assert api.req("POST", f"/proxies/{b}", json={"enabled": False}).status_code == 200
+    _, pb = listed()
+    assert pb["enabled"] is False
+    assert api.req("DELETE", f"/proxies/{a}/toxics/t").status_code == 204
+    pa, _ = listed()
+    assert pa["toxics"] == []
+    assert api.req("POST", "/reset").status_code == 204
+    pa, pb = listed()
+    assert pb["enabled"] is True and pb["toxics"] == [] and pa["toxics"] == []

@@ -36,6 +36,10 @@ class Proxy:
         self.toxics: dict[str, Toxic] = {}
         self.by_dir: dict[str, list[Toxic]] = {"upstream": [], "downstream": []}
         self.conns: set = set()
+        self.key_json = q(name) + b":"   # its key in the GET /proxies object
+        self._tver = 0                    # bumped by every toxic change: keys the kept JSON
+        self._json_key = None
+        self._json = b""
 
     # -- datapath callbacks
     def toxics_for(self, direction: str) -> list[Toxic]:
@@ -104,6 +108,7 @@ class Proxy:
 
     # -- toxics
     def add_toxic(self, toxic: Toxic):
+        self._tver += 1
         self.toxics[toxic.name] = toxic
         self.by_dir[toxic.direction].append(toxic)
         for conn in list(self.conns):
@@ -112,12 +117,15 @@ class Proxy:
                 link.append_stage(toxic)
 
     def update_toxic(self, toxic: Toxic, attributes: dict, toxicity: float):
+        self._tver += 1
         toxic.attributes = attributes
         toxic.toxicity = toxicity
+        toxic._json = None
         for conn in list(self.conns):
             (conn.up if toxic.direction == "upstream" else conn.down).update_stage(toxic)
 
     def remove_toxic(self, toxic: Toxic):
+        self._tver += 1
         del self.toxics[toxic.name]
         self.by_dir[toxic.direction].remove(toxic)
         for conn in list(self.conns):
@@ -132,8 +140,14 @@ class Proxy:
         return b"[" + b",".join(t.to_json() for t in self.by_dir["upstream"] + self.by_dir["downstream"]) + b"]"
 
     def to_json(self) -> bytes:
-        return proxy_json(self.name, self.listen, self.upstream, self.enabled,
-                          [t.to_json() for t in self.by_dir["upstream"] + self.by_dir["downstream"]])
+        """The proxy's JSON, rebuilt only when its listen address, upstream, enabled flag or toxics
+        changed since (GET /proxies of 1,089 proxies is asked after every link fault to verify it)."""
+        key = (self.listen, self.upstream, self.enabled, self._tver)
+        if key != self._json_key:
+            self._json = proxy_json(self.name, self.listen, self.upstream, self.enabled,
+                                    [t.to_json() for t in self.by_dir["upstream"] + self.by_dir["downstream"]])
+            self._json_key = key
+        return self._json
 
 
 class Registry:
@@ -203,8 +217,8 @@ class Registry:
 
     # -- proxies
     def list_proxies(self) -> bytes:
-        names = sorted(self.proxies)
-        return b"{" + b",".join(q(n) + b":" + self.proxies[n].to_json() for n in names) + b"}"
+        proxies = self.proxies
+        return b"{" + b",".join(proxies[n].key_json + proxies[n].to_json() for n in sorted(proxies)) + b"}"
 
     def get_proxy(self, name: str) -> bytes:
         return self._get(name).to_json()
@@ -306,7 +320,13 @@ class Registry:
         Otherwise every item is applied with no await in between (no other API call and no data
         path callback runs halfway through a batch) and the answer is 200 with `{"applied": n,
         "results": [{"status": 200|204} or {"status": 204, "missing": true}]}`, per item in order
-        (the toxics themselves are not echoed: 1,740 of them are 230 KB; GET /proxies shows them)."""
+        (the toxics themselves are not echoed: 1,740 of them are 230 KB; GET /proxies shows them).
+
+        An item may name `"proxies": [P, ...]` instead of `"proxy"`: the same operation on each of
+        them in that order, exactly as if the item were repeated once per proxy (a fault on 870 links
+        is then two items, not 1,740). Its result is `{"status", "count": n, "missing": m}` (m:
+        deletes of absent toxics), `applied` counts every proxy's operation, and a failure names the
+        proxy it failed on."""
         if body is None:
             body = []
         if not isinstance(body, list):
@@ -314,15 +334,21 @@ class Registry:
         async with self.lock:
             plans, results = [], []
             shadow: dict[str, dict[str, Toxic]] = {}   # proxy -> its toxics as the items so far leave them
+            groups = []   # per item: None (one operation) or (status, first plan, plan count)
             for i, item in enumerate(body):
                 try:
-                    plan = self._plan_batch_item(item, shadow)
+                    if isinstance(item, dict) and "proxies" in item:
+                        first = len(plans)
+                        plans.extend(self._plan_batch_group(item, shadow))
+                        groups.append((204 if item.get("op") == "delete" else 200, first, len(plans) - first))
+                    else:
+                        plans.append(self._plan_batch_item(item, shadow))
+                        groups.append(None)
                 except ApiError as exc:
                     results.append({"status": exc.status, "error": exc.message})
-                    proxy = item.get("proxy") if isinstance(item, dict) else None
+                    proxy = getattr(exc, "proxy", None) or (item.get("proxy") if isinstance(item, dict) else None)
                     where = f"item {i}" + (f" (proxy {proxy})" if isinstance(proxy, str) else "")
                     return _batch_error(exc.status, f"{where}: {exc.message}", i, results)
-                plans.append(plan)
                 results.append(None)
             out = []
             for kind, proxy, toxic, extra in plans:   # no await: the batch lands at one instant
@@ -337,7 +363,73 @@ class Registry:
                     out.append(b'{"status":204}')
                 else:   # delete of an absent toxic with missing_ok
                     out.append(b'{"status":204,"missing":true}')
+            if any(g is not None for g in groups):   # one result per item as sent
+                single = iter(out)
+                per_item = []
+                for g in groups:
+                    if g is None:
+                        per_item.append(next(single))
+                        continue
+                    status, first, n = g
+                    missing = sum(1 for p in plans[first:first + n] if p[0] == "absent")
+                    per_item.append(b'{"status":%d,"count":%d,"missing":%d}' % (status, n, missing))
+                    for _ in range(n):
+                        next(single)
+                out = per_item
             return 200, b'{"applied":%d,"results":[' % len(plans) + b",".join(out) + b"]}"
+
+    def _plan_batch_group(self, item: dict, shadow: dict) -> list:
+        """Plans of an item with `proxies`: the item's operation on each proxy, in order. An add or
+        set validates its toxic body once and gives every new toxic the same (kept) JSON; when that
+        validation fails (or for update and delete) each proxy is planned as a single item would be,
+        so the answer and the error are exactly those of the repeated single items."""
+        names = item.get("proxies")
+        if "proxy" in item:
+            raise ApiError(400, "bad request body: give proxy or proxies, not both")
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise ApiError(400, "bad request body: proxies must be an array of proxy names")
+        op = item.get("op")
+        if op not in ("add", "set", "update", "delete"):
+            raise ApiError(400, "bad request body: op must be one of add, set, update, delete")
+        template = None
+        if op in ("add", "set"):
+            body = item.get("toxic")
+            try:
+                template = new_toxic(body, ())
+            except ApiError:
+                template = None
+        plans = []
+        pname = None
+        try:
+            if template is not None:
+                tjson = template.to_json()
+                tname, ttype, tstream, ttox, tattrs = (template.name, template.type, template.stream,
+                                                       template.toxicity, template.attributes)
+                for pname in names:
+                    proxy = self._get(pname)
+                    toxics = shadow.get(pname)
+                    if toxics is None:
+                        toxics = shadow[pname] = dict(proxy.toxics)
+                    existing = toxics.get(tname)
+                    if existing is None:
+                        toxic = Toxic(tname, ttype, tstream, ttox, dict(tattrs))
+                        toxic._json = tjson
+                        toxics[tname] = toxic
+                        plans.append(("add", proxy, toxic, None))
+                    elif op == "set":
+                        attrs, toxicity = toxic_update(existing, body)
+                        plans.append(("update", proxy, existing, (attrs, toxicity)))
+                    else:
+                        raise ApiError(409, "toxic already exists")
+            else:
+                single = {k: v for k, v in item.items() if k != "proxies"}
+                for pname in names:
+                    single["proxy"] = pname
+                    plans.append(self._plan_batch_item(single, shadow))
+        except ApiError as exc:
+            exc.proxy = pname
+            raise
+        return plans
 
     def _plan_batch_item(self, item, shadow: dict):
         """Check one batch item against the shadow state; return (kind, proxy, toxic, extra)."""

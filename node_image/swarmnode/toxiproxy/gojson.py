@@ -7,6 +7,7 @@ decoding only the first JSON value of a request body with Go-like error texts ("
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import struct
@@ -51,8 +52,13 @@ def to_float32(x: float) -> float:
 
 def float32_text(x: float) -> str:
     """Shortest text that reads back as the same float32, formatted as Go's 'g'-like float32 JSON."""
-    if x == 0:
+    if x == 0:   # before the cache: 0.0 and -0.0 are equal keys there
         return "-0" if math.copysign(1, x) < 0 else "0"
+    return _float32_text(x)
+
+
+@functools.lru_cache(maxsize=4096)   # a toxic's JSON is kept, but a listing may still hold many
+def _float32_text(x: float) -> str:
     digits = None
     for prec in range(1, 10):
         cand = f"{x:.{prec - 1}e}"

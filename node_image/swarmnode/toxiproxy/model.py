@@ -104,13 +104,18 @@ def parse_attributes(ttype: str, raw) -> dict:
 
 @dataclass(eq=False)
 class Toxic:
-    """A toxic as configured through the API. `direction` is the lower-cased stream."""
+    """A toxic as configured through the API. `direction` is the lower-cased stream.
+
+    Its JSON is built once and kept in `_json` (`GET /proxies` lists every toxic of every proxy, and
+    a flaky fault on 870 links is 1,740 toxics per listing): whoever changes a field after creation
+    (only core.Proxy.update_toxic does) sets `_json` to None."""
 
     name: str
     type: str
     stream: str
     toxicity: float
     attributes: dict = field(default_factory=dict)
+    _json: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def direction(self) -> str:
@@ -120,11 +125,15 @@ class Toxic:
         return self.attributes.get(key, 0)
 
     def to_json(self) -> bytes:
-        names = TOXIC_TYPES[self.type][1]
-        attrs = b"{" + b",".join(b'"%s":%d' % (n.encode(), self.attributes.get(n, 0)) for n in names) + b"}"
-        return (b'{"attributes":' + attrs + b',"name":' + q(self.name) + b',"type":' + q(self.type)
-                + b',"stream":' + q(self.stream) + b',"toxicity":'
-                + float32_text(self.toxicity).encode() + b"}")
+        out = self._json
+        if out is None:
+            names = TOXIC_TYPES[self.type][1]
+            attrs = b"{" + b",".join(b'"%s":%d' % (n.encode(), self.attributes.get(n, 0)) for n in names) + b"}"
+            out = (b'{"attributes":' + attrs + b',"name":' + q(self.name) + b',"type":' + q(self.type)
+                   + b',"stream":' + q(self.stream) + b',"toxicity":'
+                   + float32_text(self.toxicity).encode() + b"}")
+            self._json = out
+        return out
 
 
 def new_toxic(body, existing_names) -> Toxic:
