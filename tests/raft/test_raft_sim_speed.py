@@ -14,11 +14,13 @@ import os
 import pytest
 
 from swarmnode.sim import raft_sim
-from swarmnode.sim.raft_checks import SimStore
-from swarmnode.sim.raft_sim import HUNT_PROFILE, RaftSim, SimParams
+from swarmnode.sim.raft_checks import ConsequenceChecker, SimStore
+from swarmnode.sim.raft_sim import HUNT_PROFILE, MEMBERSHIP_PROFILE, RaftSim, SimParams
 
-from .test_raft_consequences import CommitsPastItsLog, DropsTailOnHeartbeat, SilentDropsTail
+from .test_raft_consequences import (CommitsPastItsLog, DropsTailOnHeartbeat, ForgetsVoteOnDisk,
+                                     LosesLastEntryOnRestart, SilentDropsTail)
 from .test_raft_contracts import HasReadyForgetsMessages, LeaderPromisesOnlyTheLeaseCheck
+from .wrong_cores import CountsRemovedVoters, RemovedLeaderStays
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -122,3 +124,65 @@ def test_has_ready_fast_path_honours_an_overridden_hard_state():
     r = _run(RaftSim, 0, ForgetsVoteOnDisk)
     assert "vote-forgotten" in r["violation_kinds"]
     assert not {"ready-contract", "tick-promise"} & set(r["violation_kinds"]), r["violation_kinds"]
+
+
+# ---- incremental consequence checks: each state judged once ---------------------------------------
+
+def _sloppy_after_step(self, i, node):
+    """Deliberately wrong: treats a node as unchanged while its commit index is, ignoring its log,
+    term, vote and the records other nodes' steps change."""
+    key = (node, node.commit_index)
+    if self.quiet.get(i) == key:
+        return True
+    n = self.reports
+    self._after_step(i, node, node.term)
+    if self.reports == n and self.settled_ok(i, node):
+        self.quiet[i] = key
+        return True
+    self.quiet.pop(i, None)
+    return False
+
+
+def _run_checks(factory, seed, membership=False):
+    kw = dict(MEMBERSHIP_PROFILE, trace_hash=True, stop_on_violation=False, max_events=200_000) if membership else {}
+    return _run(RaftSim, seed, factory, **kw) if not membership else _run_membership(factory, seed, kw)
+
+
+def _run_membership(factory, seed, kw):
+    p = dict(kw)
+    if factory is not None:
+        p["node_factory"] = factory
+    res = RaftSim(SimParams(seed=seed, **p)).run()
+    res.pop("replay")
+    return res
+
+
+INCREMENTAL_CASES = [
+    (None, 0, False), (None, 2, True),
+    (CommitsPastItsLog, 0, False),       # commit-beyond-log, reported after every step
+    (SilentDropsTail, 1, False),         # committed-entry-lost: the log changes, the commit does not
+    (ForgetsVoteOnDisk, 0, False),       # vote-forgotten: the vote a node's messages made visible
+    (LosesLastEntryOnRestart, 0, False),  # log-regressed, committed-entry-lost after a restart
+    (HasReadyForgetsMessages, 0, False),
+    (RemovedLeaderStays, 0, True),       # removed-leader-leads (once per term)
+    (CountsRemovedVoters, 0, True),      # commit-without-majority, removed-node-counted
+]
+
+
+@pytest.mark.parametrize("factory,seed,membership", INCREMENTAL_CASES,
+                         ids=lambda x: getattr(x, "__name__", str(x)))
+def test_incremental_consequence_checks_conclude_as_judging_every_step(monkeypatch, factory, seed, membership):
+    fast = _run_checks(factory, seed, membership)
+    monkeypatch.setattr(ConsequenceChecker, "incremental", False)
+    assert _run_checks(factory, seed, membership) == fast
+
+
+def test_incremental_comparison_catches_a_wrong_skip(monkeypatch):
+    """The comparison above can fail: a skip keyed on too little (the commit index) concludes
+    differently from judging every step, on some wrong core of the list."""
+    monkeypatch.setattr(ConsequenceChecker, "incremental", False)
+    every = {c: _run_checks(*c) for c in INCREMENTAL_CASES[2:6]}
+    monkeypatch.setattr(ConsequenceChecker, "incremental", True)
+    monkeypatch.setattr(ConsequenceChecker, "after_step", _sloppy_after_step)
+    differs = [c[0].__name__ for c in INCREMENTAL_CASES[2:6] if _run_checks(*c) != every[c]]
+    assert differs, "a skip keyed on the commit index alone concluded exactly as judging every step"

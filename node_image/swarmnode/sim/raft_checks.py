@@ -66,7 +66,10 @@ in flight), or the leader had not committed an entry of its term yet (the single
 "Committed by a leader" is read from leaders' own commit index, recorded when a leader's Ready is
 durable (before its messages leave) and after each of its steps; followers only learn commit indexes
 from leaders, so a follower's commit or apply ahead of every leader is a follower's own invention.
-All checks cost O(1) amortized per step (chain hashes make one comparison cover a prefix).
+All checks cost O(1) amortized per step (chain hashes make one comparison cover a prefix), and
+after_step judges each state once: a node whose state (and per-node records) did not change since
+an after_step that reported nothing is not judged again (ConsequenceChecker.quiet_key says what
+that state is; `incremental = False` judges every step afresh, the reference the tests compare to).
 """
 from __future__ import annotations
 
@@ -115,9 +118,15 @@ class SimStore(Store):
 class ConsequenceChecker:
     """See the module docstring. `report(kind, node, detail)` records a violation."""
 
+    incremental = True     # after_step skips a state it judged before (False: judge every step afresh)
+
     def __init__(self, ids, report):
         self.ids = list(ids)
-        self.report = report
+        self._sink = report
+        self.reports = 0                           # findings reported so far (every kind)
+        # node -> what after_step read of it (and of its per-node records) the last time it judged
+        # it and reported nothing: after_step run again on that same state is skipped (see quiet_key)
+        self.quiet: dict = {}
         self.committed: dict = {}          # index -> chain hash, first seen committed anywhere
         self.max_committed = 0
         self.seen_commit = {i: 0 for i in ids}     # highest commit index recorded per node
@@ -235,12 +244,56 @@ class ConsequenceChecker:
         elif prev != cand:
             self.report("double-vote", i, f"term {term}: voted {prev}, then {cand}")
 
+    def report(self, kind, node, detail) -> None:
+        self.reports += 1
+        self._sink(kind, node, detail)
+
     # ---- after every step of node i ----------------------------------------------------------
-    def after_step(self, i, node) -> None:
+    def quiet_key(self, i, node, t) -> tuple:
+        """Everything after_step reads that can change between two of its calls on node i: the
+        node (a restart makes a new one), its term, vote, role, commit and applied index, its log
+        (snapshot base and hash, length, last entry: the log only changes by appending,
+        truncating a suffix, compacting or resetting, each of which moves one of these), its
+        latest configuration index, and the per-node records other code writes: held[i] (raised
+        by any node's commit) and the vote node i made visible in term t (on_durable). The rest
+        is written only by after_step itself or fixed once written (committed[idx],
+        leader_committed[idx], leaders[t], the `_once` keys, leader_max and the committed indexes,
+        which only grow past what a repeat would look at)."""
+        log = node.log
+        ents = log.entries
+        return (node, t, node.vote, node.role, node.commit_index, node.sm.applied_index, log.snap_index,
+                log.snap_hash, len(ents), ents[-1] if ents else None, log.last_conf_index, self.held[i],
+                self.voted.get((i, t)))
+
+    def after_step(self, i, node) -> bool:
+        """The checks after a step of node i. Incremental: when node i and its records are what
+        they were at the previous call, which reported nothing, and that call left nothing a later
+        commit elsewhere could change (settled_ok), the same checks would judge the same values
+        again and report nothing: skipped. Each state is judged once. Returns whether node i is
+        now in such a state (nothing reported, settled_ok holds)."""
+        t = node.term
+        # quiet_key(i, node, t), inline (after every step of every node)
+        log = node.log
+        ents, confs = log.entries, log.confs
+        key = (node, t, node.vote, node.role, node.commit_index, node.sm.applied_index, log.snap_index,
+               log.snap_hash, len(ents), ents[-1] if ents else None,
+               confs[-1][0] if confs else log.snap_index if log.snap_conf is not None else 0,
+               self.held[i], self.voted.get((i, t)))
+        quiet = self.quiet
+        if quiet.get(i) == key and self.incremental:
+            return True
+        n = self.reports
+        self._after_step(i, node, t)
+        if self.reports == n and self.settled_ok(i, node):
+            quiet[i] = key[:11] + (self.held[i], key[12])
+            return True
+        quiet.pop(i, None)
+        return False
+
+    def _after_step(self, i, node, t) -> None:
         # Called after every step of every node: each check's common outcome (nothing to report)
         # is decided inline from locals; a possible finding goes to the check's own method, which
         # decides again and reports (same order of checks, same messages).
-        t = node.term
         mt = self.max_term
         if t < mt[i]:
             self.report("term-regressed", i, f"term {t} after {mt[i]}")

@@ -86,12 +86,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import heapq
 import json
 import random
 import sys
 import traceback
 import zlib
 from dataclasses import dataclass
+from heapq import heappush
 
 from swarmnode.raft import (BUGS, LEADER, Busy, MemoryStorage, NotLeader, RaftConfig, RaftNode, Store)
 from swarmnode.sim.net import BoundExceeded, LinkSpec, Network, Scheduler, random_partition, isolate, split
@@ -598,9 +600,9 @@ class RaftSim:
                                                 f"{'a Ready' if rd is not None else 'None'}")
             if rd is None:
                 seen = len(violations)
-                self._after_step(i, node)
+                quiet = self._after_step(i, node)    # (the consequence checks: settled_ok holds)
                 if not pending and len(violations) == seen and self.nodes.get(i) is node \
-                        and (cons is None or cons.settled_ok(i, node)):
+                        and (cons is None or quiet):
                     self.settled[i] = node
                 return
             snap, entries = rd.snapshot, rd.entries
@@ -638,14 +640,19 @@ class RaftSim:
                         self._send(now, i, m)
                     return self._crash_in_ready(i, point)
             if msgs:
-                stats, send, at, boot = self.stats, self.net.send, sched.at, self.boot
+                stats, send, boot = self.stats, self.net.send, self.boot
+                heap = sched._heap
                 for m in msgs:
                     stats["messages"] += 1
                     ts = send(now, i, m.dst)
                     if ts:
                         payload = (boot[m.dst], m)
                         for t in ts:
-                            at(t, "msg", payload)
+                            # sched.at(t, "msg", payload), inline
+                            if len(heap) >= sched.max_queue:
+                                raise BoundExceeded(f"event queue exceeded {sched.max_queue} events")
+                            sched._seq += 1
+                            heappush(heap, (now if now > t else t, sched._seq, "msg", payload))   # max(t, now)
             if rd.results:
                 self._on_results(i, rd.results)
             for rs in rd.read_states:
@@ -697,14 +704,21 @@ class RaftSim:
         self.crash(i)
         self.sched.after(self.fault_rng.uniform(1, 300), "restart", i)
 
-    def _after_step(self, i: str, node) -> None:
-        """Consequence checks, path counters and efficiency bookkeeping after node i settled."""
-        if self.cons is not None:
-            self.cons.after_step(i, node)
+    def _after_step(self, i: str, node) -> bool:
+        """Consequence checks, path counters and efficiency bookkeeping after node i settled.
+        Returns whether the consequence checks' settled_ok holds for the node now (True without
+        them): what ConsequenceChecker.after_step returned, unless a role change ran more code."""
+        cons = self.cons
+        quiet = cons.after_step(i, node) if cons is not None else True
         old_role, old_term = self.last_role[i]
         role, term = node.role, node.term
         if role == old_role and term == old_term:
-            return
+            return quiet
+        self._role_changed(i, node, old_role, old_term, role, term)
+        # (a new leader's membership step may have driven the node again: ask afresh)
+        return cons is None or cons.settled_ok(i, node)
+
+    def _role_changed(self, i: str, node, old_role, old_term, role, term) -> None:
         self.last_role[i] = (role, term)
         self.paths.on_role(old_role, old_term, node)
         if self.membership_on:
@@ -811,14 +825,22 @@ class RaftSim:
         t = self.phase[i] + (k - self.k0[i]) * self.period[i]
         if t != self.wake_at[i]:
             self.wake_at[i] = t
-            self.sched.at(t, "wake", (i, self.boot[i], t))
+            sched = self.sched                     # sched.at(t, "wake", ...), inline
+            heap = sched._heap
+            if len(heap) >= sched.max_queue:
+                raise BoundExceeded(f"event queue exceeded {sched.max_queue} events")
+            sched._seq += 1
+            now = sched.now_ms
+            heappush(heap, (now if now > t else t, sched._seq, "wake", (i, self.boot[i], t)))   # max(t, now)
 
-    def _step(self, i: str, m) -> None:
-        """Deliver message m to node i (after running its due ticks), then drive its Readies."""
-        self._catch_up(i)
-        node = self.nodes.get(i)
+    def _step(self, i: str, m, node=None) -> None:
+        """Deliver message m to node i (after running its due ticks), then drive its Readies.
+        `node`: the caller ran them already and node i is that running, settled node."""
         if node is None:
-            return
+            self._catch_up(i)
+            node = self.nodes.get(i)
+            if node is None:
+                return
         self.settled.pop(i, None)
         try:
             node.step(m)
@@ -1122,17 +1144,27 @@ class RaftSim:
             boot, m = payload
             i = m.dst
             node = self.nodes.get(i)
-            if node is None or boot != self.boot[i] or not self.net.can_hear(i, m.src):
+            if node is None or boot != self.boot[i]:
+                return
+            deaf = self.net.deaf.get(i)               # net.can_hear(i, m.src), inline
+            if deaf is not None and m.src in deaf:
                 return
             self._catch_up(i)
             node = self.nodes.get(i)
             if node is None:
                 return
             before = self.paths.before_message(node, m, self.nodes.get(m.src))
-            self._step(i, m)
-            node = self.nodes.get(i)
-            if node is not None:
-                self.paths.after_message(node, m, before)
+            if self.settled.get(i) is node:
+                # _step's _catch_up would return at once (its ticks ran just now, the node is
+                # settled): what it does then, inline
+                self.promise[i] = None
+                self._step(i, m, node)
+            else:
+                self._step(i, m)
+            if before is not None:      # (after_message has nothing to do otherwise)
+                node = self.nodes.get(i)
+                if node is not None:
+                    self.paths.after_message(node, m, before)
         elif kind == "client":
             self._client_op(payload)
         elif kind == "client_retry":
@@ -1169,21 +1201,26 @@ class RaftSim:
                 self.retire(payload)
 
     def run_until(self, cond, max_ms: float) -> bool:
-        """Process events until cond() holds (True) or virtual time passes max_ms (False)."""
+        """Process events until cond() holds (True; cond None: never) or virtual time passes
+        max_ms (False)."""
         stop = self.p.stop_on_violation
         stats, max_events, dispatch = self.stats, self.p.max_events, self._dispatch
+        sched = self.sched
+        heap, heappop = sched._heap, heapq.heappop     # (Scheduler.pop_until, inline)
+        violations = self.checker.violations
         while True:
-            if cond():
+            if cond is not None and cond():
                 return True
-            if stop and self.checker.violations:
+            if stop and violations:
                 return False
-            ev = self.sched.pop_until(max_ms)
-            if ev is None:
+            if not heap or heap[0][0] > max_ms:
                 return False
+            t, _, kind, payload = heappop(heap)
+            sched.now_ms = t
             stats["events"] += 1
             if stats["events"] > max_events:
                 raise BoundExceeded(f"more than {max_events} events")
-            dispatch(*ev)
+            dispatch(kind, payload)
 
     def live_done(self) -> bool:
         lv = self.live
@@ -1206,7 +1243,7 @@ class RaftSim:
         p = self.p
         liveness = None
         try:
-            self.run_until(lambda: False, p.duration_ms)
+            self.run_until(None, p.duration_ms)
             if not (self.checker.violations and p.stop_on_violation):
                 if not self.healed:
                     self._heal()
