@@ -165,6 +165,15 @@ def _expire(fut: asyncio.Future) -> None:
         fut.set_result(_TIMED_OUT)
 
 
+def _trace_msg(msg, entries_stage: str, ack_stage: str) -> None:
+    """Write trace of one Raft message: the entries it carries, or the successful ack it is."""
+    entries = getattr(msg, "entries", None)
+    if entries:
+        wtrace.rec_range(entries_stage, entries[0].index, entries[-1].index)
+    elif getattr(msg, "match_index", 0) and getattr(msg, "success", False):
+        wtrace.rec(ack_stage, msg.match_index)
+
+
 class ManagerRole:
     kind = "manager"
 
@@ -355,18 +364,10 @@ class ManagerRole:
         self._kick()
 
     def _trace_in(self, msg) -> None:
-        entries = getattr(msg, "entries", None)
-        if entries:
-            wtrace.rec_range("recv", entries[0].index, entries[-1].index)
-        elif getattr(msg, "match_index", 0) and getattr(msg, "success", False):
-            wtrace.rec("ackin", msg.match_index)
+        _trace_msg(msg, "recv", "ackin")
 
     def _trace_out(self, m) -> None:
-        entries = getattr(m, "entries", None)
-        if entries:
-            wtrace.rec_range("send", entries[0].index, entries[-1].index)
-        elif getattr(m, "match_index", 0) and getattr(m, "success", False):
-            wtrace.rec("ack", m.match_index)
+        _trace_msg(m, "send", "ack")
 
     def tick(self, now_ms: int) -> None:
         if "ack_before_fsync" in self.plant and now_ms >= self._next_fsync_ms:   # planted: late fsync
