@@ -1,0 +1,112 @@
+"""Teardown against a fake engine that answers late: a kill or removal that times out (the engine
+under load 250 did) is no crash and loses nothing -- the container is still removed or reported."""
+
+from __future__ import annotations
+
+import threading
+
+import requests
+
+from chaos.env import cleanup
+from chaos.env import labels as L
+
+
+class FakeContainer:
+    def __init__(self, engine, name, kill_times_out=False, remove_timeouts=0):
+        self.engine, self.name = engine, name
+        self.id = name.ljust(12, "0")
+        self.attrs = {"Names": ["/" + name], "State": "running",
+                      "Labels": {L.TOOL_LABEL: "chaos", "chaos.cluster": "c1"}}
+        self.kill_times_out, self.remove_timeouts = kill_times_out, remove_timeouts
+
+    def kill(self):
+        with self.engine.lock:
+            self.engine.kills_in_flight += 1
+            self.engine.max_kills_in_flight = max(self.engine.max_kills_in_flight, self.engine.kills_in_flight)
+        try:
+            self.engine.all_kills_started.wait(timeout=5)
+            if self.kill_times_out:
+                raise requests.exceptions.ReadTimeout("Read timed out. (read timeout=60)")
+            self.attrs["State"] = "exited"
+        finally:
+            with self.engine.lock:
+                self.engine.kills_in_flight -= 1
+
+    def remove(self, force=False, v=False):
+        if self.remove_timeouts:
+            self.remove_timeouts -= 1
+            raise requests.exceptions.ReadTimeout("Read timed out. (read timeout=60)")
+        self.engine.containers.remove(self)
+
+
+class FakeList:
+    def __init__(self, items):
+        self.items = items
+
+    def list(self, **kw):
+        return list(self.items)
+
+
+class FakeEngine:
+    def __init__(self, n, **kw):
+        self.lock = threading.Lock()
+        self.kills_in_flight = self.max_kills_in_flight = 0
+        self.containers = [FakeContainer(self, f"chaos-c1-w{i}", **(kw if i == 0 else {})) for i in range(n)]
+        self.all_kills_started = threading.Event()
+        self.n = n
+
+    def client(self):
+        eng = self
+
+        class Containers:
+            def list(self, **kw):
+                return list(eng.containers)
+
+        class Client:
+            containers = Containers()
+            networks = FakeList([])
+            volumes = FakeList([])
+        return Client()
+
+
+def _release_when_all_started(engine):
+    def watch():
+        while True:
+            with engine.lock:
+                if engine.kills_in_flight >= engine.n:
+                    break
+            threading.Event().wait(0.001)
+        engine.all_kills_started.set()
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
+
+
+def test_every_running_node_is_killed_at_once_before_any_removal():
+    engine = FakeEngine(40)
+    _release_when_all_started(engine)
+    removed = cleanup.remove_objects(engine.client(), cluster="c1")
+    assert engine.max_kills_in_flight == 40   # 8 at a time would leave 32 agents running meanwhile
+    assert len(removed.containers) == 40 and not removed.failed and not engine.containers
+
+
+def test_a_kill_that_times_out_is_no_crash_and_the_node_is_still_removed():
+    engine = FakeEngine(3, kill_times_out=True)
+    _release_when_all_started(engine)
+    removed = cleanup.remove_objects(engine.client(), cluster="c1")
+    assert sorted(removed.containers) == ["chaos-c1-w0", "chaos-c1-w1", "chaos-c1-w2"]
+    assert not removed.failed and not engine.containers
+
+
+def test_a_removal_that_times_out_is_retried_in_the_next_pass():
+    engine = FakeEngine(2, remove_timeouts=1)
+    _release_when_all_started(engine)
+    removed = cleanup.remove_objects(engine.client(), cluster="c1")
+    assert "chaos-c1-w0" in removed.containers and not removed.failed and not engine.containers
+
+
+def test_a_removal_that_keeps_timing_out_is_reported_not_lost():
+    engine = FakeEngine(1, remove_timeouts=99)
+    _release_when_all_started(engine)
+    removed = cleanup.remove_objects(engine.client(), cluster="c1")
+    assert removed.failed and "chaos-c1-w0" in removed.failed[0] and "ReadTimeout" in removed.failed[0]
