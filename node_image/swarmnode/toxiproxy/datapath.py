@@ -33,6 +33,9 @@ LOW_WATER = 64 * 1024      # ... and resumed
 DIAL_TIMEOUT_S = 30.0      # bound on dialling the upstream of one accepted connection
 EOF = None                 # end-of-direction marker travelling through a link
 RESOLVER_THREADS = 64      # name lookups for upstream dials (see resolve_upstream)
+# A name's answer is reused for this long by later dials of any proxy (see resolve_upstream). A
+# failed dial to a reused answer forgets it, so the next dial looks the name up again.
+RESOLVE_TTL_S = 5.0
 
 # Chunk timestamps and toxic deadlines use the monotonic clock at full resolution: uvloop's
 # loop.time() is cached per loop iteration in whole milliseconds, which alone put up to 1 ms of
@@ -276,6 +279,12 @@ def open_listen_socket(listen: str) -> tuple[socket.socket, str]:
 # Connections
 
 _resolver: ThreadPoolExecutor | None = None
+_resolved: dict[tuple[str, int], tuple[float, list[tuple[int, str]]]] = {}
+
+
+def forget_upstream(host: str, port: int) -> None:
+    """Drop a reused answer for host:port (its dial failed: the name may point elsewhere now)."""
+    _resolved.pop((host, port), None)
 
 
 async def resolve_upstream(loop, host: str, port: int) -> list[tuple[int, str]]:
@@ -293,6 +302,16 @@ async def resolve_upstream(loop, host: str, port: int) -> list[tuple[int, str]]:
         return [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, host)]
     except ValueError:
         pass
+    # A successful answer is reused for RESOLVE_TTL_S. Every accepted connection dials its upstream,
+    # and each lookup was a thread job plus a query to the engine's embedded DNS: a 3 + 100 cluster
+    # opens about 10,500 links while it comes up, and the lookups queued behind a busy engine, so
+    # clients' bytes waited in the proxy for seconds (late heartbeats and acks, false DOWNs and
+    # suspicions). The real server resolves per dial; a node keeps its address across restarts
+    # here (chaos/env/up.py), and a dial that fails forgets the answer (forget_upstream).
+    now = time.monotonic()
+    hit = _resolved.get((host, port))
+    if hit is not None and now - hit[0] < RESOLVE_TTL_S:
+        return hit[1]
     if _resolver is None:
         _resolver = ThreadPoolExecutor(max_workers=RESOLVER_THREADS, thread_name_prefix="resolve")
     try:
@@ -303,6 +322,8 @@ async def resolve_upstream(loop, host: str, port: int) -> list[tuple[int, str]]:
     for family, _type, _proto, _canon, sockaddr in infos:
         if (family, sockaddr[0]) not in out:
             out.append((family, sockaddr[0]))
+    if out:
+        _resolved[(host, port)] = (time.monotonic(), out)
     return out
 
 
@@ -348,12 +369,17 @@ class Conn:
     async def _connect(self, host: str, port: int):
         addrs = await resolve_upstream(self.loop, host, port)
         last: Exception = OSError(f"no address for {host}")
-        for family, addr in addrs:  # in the resolver's order, like the real server's dialer
-            try:
-                await self.loop.create_connection(lambda: ServerSide(self), addr, port, family=family)
-                return
-            except OSError as exc:
-                last = exc
+        try:
+            for family, addr in addrs:  # in the resolver's order, like the real server's dialer
+                try:
+                    await self.loop.create_connection(lambda: ServerSide(self), addr, port, family=family)
+                    return
+                except OSError as exc:
+                    last = exc
+        except BaseException:   # the dial's deadline (cancelled): the answer may be stale too
+            forget_upstream(host, port)
+            raise
+        forget_upstream(host, port)
         raise last
 
     def dialled(self, tr):
