@@ -3,12 +3,12 @@ and `down_s_3x100` (benchmarks/cluster.py).
 
 N idle containers (`sleep infinity`) from the node image, made exactly as `chaos up` makes a node's
 container (one labelled network, a published API port on 127.0.0.1, --init, the same hardening),
-created CHAOS_CREATE_PARALLEL (8) at a time as `up` does, then killed all at once and removed as
-`down` does. No agent runs, so every second here is the engine's (and the kernel's) own.
+created CHAOS_CREATE_PARALLEL (8) at a time as `up` does, then removed as `down` does (all paused
+at once, then force-removed CHAOS_REMOVE_PARALLEL at a time). No agent runs, so every second here is the engine's (and the kernel's) own.
 
-Prints one JSON object: create_start_s, kill_s, rm_s, down_s (= kill + rm + network), per-container
-figures, and from the engine's own event stream the median gap between network-endpoint
-disconnects during the kill (the engine tears endpoints down about one at a time).
+Prints one JSON object: create_start_s, down_s (chaos.env.cleanup.remove_objects: containers,
+network), per-container figures, and from the engine's own event stream the median gap between
+network-endpoint disconnects during the removal (the engine tears endpoints down about one at a time).
 Usage: python3 benchmarks/engine_floor.py [--n 103]
 Everything is labelled as cluster `enginefloor` (chaos cleanup --name enginefloor removes leftovers).
 Never passes or fails on time.
@@ -69,25 +69,23 @@ def main() -> int:
             **up_mod._hardening("128m", 64, False, 100))
 
     out: dict = {"n": args.n, "image": image, "create_parallel": up_mod.create_parallel(),
-                 "kill_parallel": cleanup.kill_parallel(), "loadavg_before": list(os.getloadavg())}
+                 "pause_parallel": cleanup.pause_parallel(), "remove_parallel": cleanup.remove_parallel(),
+                 "loadavg_before": list(os.getloadavg())}
     try:
         t0 = time.monotonic()
         with ThreadPoolExecutor(up_mod.create_parallel()) as pool:
-            containers = list(pool.map(make, range(args.n)))
+            list(pool.map(make, range(args.n)))
         t1 = time.monotonic()
         threading.Thread(target=watch, daemon=True).start()
-        time.sleep(0.5)   # the event stream is open before the first kill (not a synchronization of the result)
+        time.sleep(0.5)   # the event stream is open before the removal starts (not a synchronization of the result)
         t2 = time.monotonic()
-        with ThreadPoolExecutor(min(cleanup.kill_parallel(), len(containers))) as pool:
-            list(pool.map(lambda c: c.kill(), containers))
-        t3 = time.monotonic()
         removed = cleanup.remove_objects(client, cluster=CLUSTER)
         t4 = time.monotonic()
         stop.set()
         gaps = [(b - a) / 1e6 for a, b in zip(disconnects, disconnects[1:])]
         out.update({
             "create_start_s": round(t1 - t0, 2), "create_start_per_container_ms": round((t1 - t0) / args.n * 1000, 1),
-            "kill_s": round(t3 - t2, 2), "rm_s": round(t4 - t3, 2), "down_s": round(t4 - t2, 2),
+            "down_s": round(t4 - t2, 2),
             "down_per_container_ms": round((t4 - t2) / args.n * 1000, 1),
             "disconnect_events": len(disconnects),
             "disconnect_gap_median_ms": round(statistics.median(gaps), 1) if gaps else None,

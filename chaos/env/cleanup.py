@@ -29,20 +29,20 @@ from chaos.errors import EnvironmentError_
 # a stale endpoint (engine state only a restart clears) was seen under load, and more concurrent
 # sandbox teardowns in the engine is not a bet worth 2 s. CHAOS_REMOVE_PARALLEL overrides it.
 MAX_PARALLEL = 8
-# Kills in flight at once. A kill is a signal, but the engine answers only after its exit handling
-# (network endpoint, mounts), which it does about one container at a time (docker events on this
-# machine: endpoint disconnects ~0.2 s apart whatever the concurrency). Issued 8 at a time, the
-# last agents of 3 + 100 kept running (and suspecting the dead ones) for over a minute; issued all
-# at once, every agent is dead within about a second and the engine's serial part is all that is
-# left. CHAOS_KILL_PARALLEL overrides it.
-KILL_PARALLEL = 128
+# Pauses in flight at once. Before removing anything, every running node is frozen (`docker pause`,
+# the freezer cgroup: no signal, no exit handling, no network work), so no agent keeps running
+# (and suspecting the departed) while the engine removes the others about one at a time. Killing
+# them all at once stopped them as fast, but 100 concurrent exits twice left the engine with a
+# stale endpoint count on the network (only an engine restart clears it); pausing 24 took 0.36 s
+# here. CHAOS_PAUSE_PARALLEL overrides it.
+PAUSE_PARALLEL = 64
 
 
-def kill_parallel() -> int:
+def pause_parallel() -> int:
     try:
-        return max(1, int(os.environ.get("CHAOS_KILL_PARALLEL", "") or KILL_PARALLEL))
+        return max(1, int(os.environ.get("CHAOS_PAUSE_PARALLEL", "") or PAUSE_PARALLEL))
     except ValueError:
-        return KILL_PARALLEL
+        return PAUSE_PARALLEL
 
 
 def remove_parallel() -> int:
@@ -145,21 +145,22 @@ def _remove_on(client: docker.DockerClient, cluster: str | None, run_id: str | N
             # sparse: no per-container inspect, so a container vanishing meanwhile is not an error
             containers = [c for c in client.containers.list(all=True, filters=filters, sparse=True)
                           if _matches(c, cluster, run_id)]
-        # Stop every agent first, all at once (KILL_PARALLEL), then remove: removing one container
-        # at a time left the rest running, and each departure set the survivors suspecting,
-        # re-registering and electing (3 + 100 took 104 s to remove at load 150). A failed or
-        # timed-out kill is no error here; the removal below is what must succeed.
-        running = [c for c in containers if _running(c)]
+        # Freeze every agent first (PAUSE_PARALLEL at once), then remove (force: kill + remove,
+        # `parallel` at a time): removing one container at a time left the rest running, and
+        # each departure set the survivors suspecting, re-registering and electing (3 + 100 took
+        # 104 s to remove at load 150). A failed or timed-out pause is no error here; the removal
+        # below is what must succeed.
+        running = [c for c in containers if _state(c) == "running"]
         if running:
-            with ThreadPoolExecutor(max_workers=min(kill_parallel(), len(running))) as pool:
-                list(pool.map(kill_container, running))
+            with ThreadPoolExecutor(max_workers=min(pause_parallel(), len(running))) as pool:
+                list(pool.map(pause_container, running))
         with ThreadPoolExecutor(max_workers=parallel) as pool:
             list(pool.map(rm_container, containers))
 
-    def kill_container(c) -> None:
+    def pause_container(c) -> None:
         try:
-            c.kill()
-        except docker.errors.APIError:   # NotFound, not running, already being removed
+            c.pause()
+        except docker.errors.APIError:   # NotFound, not running, already paused or being removed
             pass
         except requests.RequestException:   # the engine answered late (it does under load 250):
             pass                            # the removal below waits for it or reports it
@@ -194,12 +195,13 @@ def _remove_on(client: docker.DockerClient, cluster: str | None, run_id: str | N
         theirs.extend(x for x in mine if x not in theirs)
 
 
-def _running(c) -> bool:
-    """A sparse listing's container (its State is a word there, a mapping after an inspect)."""
+def _state(c) -> str | None:
+    """A sparse listing's container state (a word there, a mapping after an inspect)."""
     state = c.attrs.get("State")
     if isinstance(state, dict):
         state = state.get("Status")
-    return state in ("running", "paused", "restarting")
+    return state
+
 
 
 def _remove_pass(client, filters, cluster, run_id, removed: Removed, sweep_containers, networks: bool = True,

@@ -1,5 +1,6 @@
-"""Teardown against a fake engine that answers late: a kill or removal that times out (the engine
-under load 250 did) is no crash and loses nothing -- the container is still removed or reported."""
+"""Teardown against a fake engine: every running node is frozen before any is removed, and a pause
+or removal that times out (the engine under load 250 did) is no crash and loses nothing -- the
+container is still removed or reported."""
 
 from __future__ import annotations
 
@@ -12,27 +13,34 @@ from chaos.env import labels as L
 
 
 class FakeContainer:
-    def __init__(self, engine, name, kill_times_out=False, remove_timeouts=0):
+    def __init__(self, engine, name, pause_times_out=False, remove_timeouts=0):
         self.engine, self.name = engine, name
         self.id = name.ljust(12, "0")
         self.attrs = {"Names": ["/" + name], "State": "running",
                       "Labels": {L.TOOL_LABEL: "chaos", "chaos.cluster": "c1"}}
-        self.kill_times_out, self.remove_timeouts = kill_times_out, remove_timeouts
+        self.pause_times_out, self.remove_timeouts = pause_times_out, remove_timeouts
 
     def kill(self):
+        raise AssertionError("teardown pauses, it does not kill (100 concurrent exits broke the engine)")
+
+    def pause(self):
         with self.engine.lock:
             self.engine.kills_in_flight += 1
             self.engine.max_kills_in_flight = max(self.engine.max_kills_in_flight, self.engine.kills_in_flight)
         try:
             self.engine.all_kills_started.wait(timeout=5)
-            if self.kill_times_out:
+            if self.pause_times_out:
                 raise requests.exceptions.ReadTimeout("Read timed out. (read timeout=60)")
-            self.attrs["State"] = "exited"
+            self.attrs["State"] = "paused"
         finally:
             with self.engine.lock:
                 self.engine.kills_in_flight -= 1
 
     def remove(self, force=False, v=False):
+        assert force, "a running or paused node is removed with force"
+        with self.engine.lock:
+            self.engine.removed_while_running += self.engine.kills_in_flight > 0 or any(
+                c.attrs["State"] == "running" and not c.pause_times_out for c in self.engine.containers)
         if self.remove_timeouts:
             self.remove_timeouts -= 1
             raise requests.exceptions.ReadTimeout("Read timed out. (read timeout=60)")
@@ -53,6 +61,7 @@ class FakeEngine:
         self.kills_in_flight = self.max_kills_in_flight = 0
         self.containers = [FakeContainer(self, f"chaos-c1-w{i}", **(kw if i == 0 else {})) for i in range(n)]
         self.all_kills_started = threading.Event()
+        self.removed_while_running = 0
         self.n = n
 
     def client(self):
@@ -82,16 +91,17 @@ def _release_when_all_started(engine):
     return t
 
 
-def test_every_running_node_is_killed_at_once_before_any_removal():
+def test_every_running_node_is_frozen_at_once_before_any_removal():
     engine = FakeEngine(40)
     _release_when_all_started(engine)
     removed = cleanup.remove_objects(engine.client(), cluster="c1")
     assert engine.max_kills_in_flight == 40   # 8 at a time would leave 32 agents running meanwhile
+    assert engine.removed_while_running == 0
     assert len(removed.containers) == 40 and not removed.failed and not engine.containers
 
 
-def test_a_kill_that_times_out_is_no_crash_and_the_node_is_still_removed():
-    engine = FakeEngine(3, kill_times_out=True)
+def test_a_pause_that_times_out_is_no_crash_and_the_node_is_still_removed():
+    engine = FakeEngine(3, pause_times_out=True)
     _release_when_all_started(engine)
     removed = cleanup.remove_objects(engine.client(), cluster="c1")
     assert sorted(removed.containers) == ["chaos-c1-w0", "chaos-c1-w1", "chaos-c1-w2"]
