@@ -28,6 +28,12 @@ from . import frames
 log = logging.getLogger("swarmnode.transport")
 
 MAX_INBOUND_CONNECTIONS = 1024
+# Pending connections the kernel holds for the peer port before the agent accepts them (asyncio's
+# default is 100). Every peer's link to this node arrives here (through its proxy), so while a
+# 3 + 100 cluster comes up about 102 arrive at each node in a burst, at a moment when the agent's
+# loop is starved; past the backlog the kernel drops them and the proxy's dial waits out TCP's
+# retransmission backoff (seconds) with the sender's bytes held in the proxy.
+LISTEN_BACKLOG = 1024
 READ_CHUNK = 1 << 16
 DRAIN_THRESHOLD_BYTES = 256 * 1024
 BATCH_BYTES = 1 << 20
@@ -238,7 +244,7 @@ class TcpTransport:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._on_inbound, self.host, self.port,
-                                                  reuse_address=True)
+                                                  reuse_address=True, backlog=LISTEN_BACKLOG)
 
     def send(self, peer: str, msg: dict) -> bool:
         """Queue ``msg`` for ``peer``; False (and nothing queued) if the peer has no address."""
