@@ -103,17 +103,24 @@ def test_storage_file_snapshot_compacts_atomically(tmp_path):
     assert not any(n.endswith(".tmp") for n in os.listdir(str(tmp_path)))
 
 
-def test_storage_file_node_restart_with_snapshots(tmp_path):
-    # a single-node cluster on FileStorage, compacting every 5 entries, restarted twice
+@pytest.mark.parametrize("background", [False, True])
+def test_storage_file_node_restart_with_snapshots(tmp_path, monkeypatch, background):
+    # a single-node cluster on FileStorage, compacting every 5 entries, restarted twice; also with
+    # the snapshots written on a thread (as the agent's manager does) and the log compacted eagerly
     import random
+    from concurrent.futures import ThreadPoolExecutor
 
     from swarmnode.raft import RaftConfig, RaftNode
 
     cfg = RaftConfig(election_timeout_min_ticks=2, election_timeout_max_ticks=3, heartbeat_ticks=1,
                      snapshot_threshold=5)
+    pool = ThreadPoolExecutor(1)
+    monkeypatch.setattr(FileStorage, "COMPACT_MIN_BYTES", 0)
 
     def boot():
         st = FileStorage(str(tmp_path))
+        if background:
+            st.snapshot_writer = pool.submit
         return RaftNode("m1", ["m1"], st, cfg, random.Random(0)), st
 
     def drive(n, st):
@@ -131,10 +138,16 @@ def test_storage_file_node_restart_with_snapshots(tmp_path):
         drive(n, st)
     want = (n.term, n.commit_index, n.sm.digest(), n.last_log_index)
     assert n.log.snap_index >= 20
+    if background:
+        st.wait_snapshot_writes()   # the latest snapshot is on disk
+        import json
+        with open(os.path.join(str(tmp_path), "snapshot.json")) as f:
+            assert json.load(f)["index"] == n.log.snap_index
     st.close()
     n2, st2 = boot()
     drive(n2, st2)
     assert (n2.term, n2.commit_index, n2.sm.digest(), n2.last_log_index) == want
+    pool.shutdown(wait=True)
 
 
 @pytest.mark.parametrize("seed", range(3))
