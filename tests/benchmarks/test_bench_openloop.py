@@ -87,3 +87,17 @@ def test_wtrace_records_a_slow_loop_callback(monkeypatch):
     stalls = [r for r in wtrace._rows if r[0] == "stall"]
     assert [r[3] for r in stalls] == ["test_wtrace_records_a_slow_loop_callback.<locals>.busy"]
     assert stalls[0][1] >= 3 * MS
+
+
+def test_loop_cost_runs_small_and_sees_the_background_snapshot(tmp_path):
+    """benchmarks/loop_cost.py at a small size: the digest check never costs a call >= 1 ms of a
+    from-scratch pass here, and with the background writer a snapshot adds no fsync on the caller
+    (the group's own only) while its fsyncs happen on the writer thread."""
+    lc = load("loop_cost")
+    d = lc.digest_cost(keys=200, puts=2500)
+    assert d["mismatches"] == 0 and d["calls"] == 2500 - 20
+    s = lc.snapshot_cost(keys=50, entries=40, every=10, background=True)
+    assert s["background"] and s["snapshots"] == 4
+    assert s["snapshot_caller_fsyncs"] == [1, 1, 1, 1] and s["fsyncs"]["other"] >= 2 * 4
+    s = lc.snapshot_cost(keys=50, entries=40, every=10, background=False)
+    assert not s["background"] and all(n >= 3 for n in s["snapshot_caller_fsyncs"])
