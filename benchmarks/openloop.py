@@ -122,8 +122,10 @@ def stages(tdir: str, leader: str, followers: list) -> dict:
     outs = list(L.get("out", {}).values())
     window = (min(ins), max(outs)) if ins and outs else (0, 1 << 62)
     gc_out = {}
+    stalls = {}
     for name in [leader] + list(followers):
         gc_out[name] = _gc_pauses(os.path.join(tdir, f"{name}.trace"), window)
+        stalls[name] = loop_stalls(os.path.join(tdir, f"{name}.trace"), window)
     rows.sort(key=lambda r: (r["out"] or 0) - r["in"])
     tail = rows[-max(1, len(rows) // 100):]
     # how many of the slowest 1 % overlap a leader gc2 pause
@@ -132,7 +134,32 @@ def stages(tdir: str, leader: str, followers: list) -> dict:
         g.pop("_spans", None)
     hit = sum(1 for r in tail if r["out"] and any(a < r["out"] and b > r["in"] for a, b, gen in pauses if gen >= 1))
     return {"all": summarize(rows), "slowest_1pct": summarize(tail), "writes_traced": len(rows),
-            "gc": gc_out, "slowest_1pct_overlapping_leader_gc1_or_gc2": hit, "slowest_1pct_n": len(tail)}
+            "gc": gc_out, "slowest_1pct_overlapping_leader_gc1_or_gc2": hit, "slowest_1pct_n": len(tail),
+            "loop_stalls": stalls}
+
+
+def loop_stalls(path: str, window: tuple) -> dict:
+    """The event-loop callbacks that cost the loop's thread >= 1 ms of CPU (wtrace `stall` rows)
+    during `window`: counts at 1/2/5 ms, and per callback name the count and CPU ms total/max."""
+    by: dict = {}
+    n = {1: 0, 2: 0, 5: 0}
+    try:
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                if row[0] != "stall" or not window[0] <= row[2] <= window[1]:
+                    continue
+                ms = row[1] / 1e6
+                for k in n:
+                    n[k] += ms >= k
+                b = by.setdefault(row[3], {"n": 0, "cpu_ms_total": 0.0, "cpu_ms_max": 0.0})
+                b["n"] += 1
+                b["cpu_ms_total"] = round(b["cpu_ms_total"] + ms, 3)
+                b["cpu_ms_max"] = round(max(b["cpu_ms_max"], ms), 3)
+    except OSError:
+        pass
+    return {"ge_1ms": n[1], "ge_2ms": n[2], "ge_5ms": n[5],
+            "by_callback": dict(sorted(by.items(), key=lambda kv: -kv[1]["cpu_ms_total"]))}
 
 
 def _gc_pauses(path: str, window: tuple) -> dict:

@@ -195,7 +195,12 @@ class ManagerRole:
         # keeps the synchronous path its plant describes)
         self._sync_pool = (ThreadPoolExecutor(1, thread_name_prefix="raft-fsync")
                            if type(self.storage) is FileStorage and cfg.fsync_thread else None)
+        self._snap_pool = None
         if self._sync_pool is not None:
+            # a local snapshot's encoding, write, fsync and rename run on their own thread, beside
+            # the log's group fsyncs (FileStorage: background snapshots)
+            self._snap_pool = ThreadPoolExecutor(1, thread_name_prefix="raft-snapshot")
+            self.storage.snapshot_writer = self._snap_pool.submit
             # the fsync thread needs the GIL back to hand its group over; at the default 5 ms
             # switch interval a busy loop would keep it waiting up to 5 ms per group
             sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
@@ -267,6 +272,8 @@ class ManagerRole:
             await asyncio.gather(self._sync_fut, return_exceptions=True)
         if self._sync_pool is not None:
             self._sync_pool.shutdown(wait=True)
+        if self._snap_pool is not None:
+            self._snap_pool.shutdown(wait=True)
         self.storage.close()
 
     # -- joining a running cluster (CHAOS_JOIN_TOKEN) --------------------------------------------
@@ -939,6 +946,7 @@ class ManagerRole:
     # -- views -----------------------------------------------------------------------------------
     def status_fields(self) -> dict:
         self.node.counters["digest_mismatches"] = self.store.mismatches
+        self.node.counters["snapshot_write_errors"] = getattr(self.storage, "snapshot_write_errors", 0)
         st = self.raft.status()
         st["ready"] = self.raft.leader_id is not None
         st["workers"] = {w: rec.get("state") for w, rec in sorted(self.store.nodes.items())

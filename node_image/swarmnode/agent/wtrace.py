@@ -12,6 +12,9 @@ left for a peer, `recv` a follower got it, `ack` a follower's AppendResponse cov
 with index 1 at the start and -1 at the end of each collection, and the thread's CPU time after
 the wall time. At exit, one forced full collection: (`gc_full_at_exit`, objects it tracks, its CPU
 ns, objects frozen).
+Loop stalls: every event-loop callback whose run cost the loop's thread at least STALL_CPU_NS of
+CPU (thread CPU, so a loaded machine does not inflate it) is a row (`stall`, its CPU ns, wall time
+at its end, the callback's name): what held the loop, counted by benchmarks/openloop.py.
 
 Must not import ``chaos``. Stdlib only.
 """
@@ -47,6 +50,37 @@ def setup(node_id: str) -> None:
     def on_gc(phase: str, info: dict) -> None:   # collector pauses: (gcN, 1 start / -1 stop, wall, cpu)
         _rows.append((f"gc{info.get('generation')}", 1 if phase == "start" else -1, now(), cpu()))
     gc.callbacks.append(on_gc)
+    _watch_loop_callbacks()
+
+
+STALL_CPU_NS = 1_000_000
+
+
+def _callback_name(handle) -> str:
+    cb = getattr(handle, "_callback", None)
+    owner = getattr(cb, "__self__", None)
+    if owner is not None and hasattr(owner, "get_coro"):   # a Task's step: name its coroutine
+        coro = owner.get_coro()
+        return getattr(coro, "__qualname__", type(coro).__name__)
+    return getattr(cb, "__qualname__", type(cb).__name__)
+
+
+def _watch_loop_callbacks() -> None:
+    """Wrap asyncio's Handle._run (diagnostics only): a `stall` row for each slow callback."""
+    import asyncio.events
+    orig = asyncio.events.Handle._run
+    if getattr(orig, "_wtrace", False):
+        return
+    cpu = time.thread_time_ns
+
+    def _run(self):
+        c0 = cpu()
+        orig(self)
+        d = cpu() - c0
+        if d >= STALL_CPU_NS:
+            _rows.append(("stall", d, now(), _callback_name(self)))
+    _run._wtrace = True
+    asyncio.events.Handle._run = _run
 
 
 def rec(stage: str, index: int) -> None:

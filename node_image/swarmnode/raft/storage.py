@@ -172,7 +172,24 @@ class FileStorage(Storage):
     After every fsync of `log.jsonl` (and after load, and after a rewrite) its durable length is
     recorded in the ledger `log.jsonl.synced` (swarmnode.durability), which the `power-loss` fault
     cuts the file back to: what a power cut would keep.
+
+    Background snapshots (`snapshot_writer` set by the driver: a callable that runs a function on
+    another thread and returns a concurrent.futures.Future): a local compaction -- a snapshot whose
+    index is in the stored log, with the same term and hash there -- is not written by persist():
+    it hands the encoding, write, fsync and rename of `snapshot.json` to that thread and keeps
+    appending to the current log file, which still holds every entry the snapshot covers (load()
+    skips those under whichever snapshot it finds), so a crash before the snapshot is durable
+    loses nothing. The log is rewritten without them (compacted) only once that snapshot is
+    durable and is still the latest one, in a later sync(), and only when the file has grown to
+    COMPACT_MIN_BYTES: a rewrite costs two fsyncs and a rename on the log's write path, so it is
+    paid once per many snapshots instead of once per snapshot. A snapshot that is not a local
+    compaction (one installed from the leader) is written in persist() as without a writer, after
+    any background write still running. A background write that fails (a full disk) leaves the
+    older snapshot and the whole log: counted in `snapshot_write_errors`, tried again by the
+    next snapshot.
     """
+
+    COMPACT_MIN_BYTES = 1 << 20
 
     def __init__(self, path: str):
         self.path = path
@@ -189,6 +206,11 @@ class FileStorage(Storage):
         self._hard = self._loaded.hard_state
         self._snap = self._loaded.snapshot
         self._log = list(self._loaded.entries)
+        self.snapshot_writer = None      # see the class docstring (background snapshots)
+        self._snap_durable = self._snap  # the snapshot snapshot.json holds (written or loaded)
+        self._snap_fut = None            # the last background snapshot write handed over
+        self._compact_owed = False       # the log file holds entries a durable snapshot covers
+        self.snapshot_write_errors = 0
 
     def _load(self) -> Loaded:
         hard = HardState()
@@ -274,18 +296,60 @@ class FileStorage(Storage):
         except OSError as exc:
             raise self._rollback(exc) from exc
 
+    def _local_compaction(self, snapshot) -> bool:
+        """`snapshot` covers a prefix of the stored log (same term and hash at its index)."""
+        i = snapshot.index - self._snap.index - 1
+        if not 0 <= i < len(self._log):
+            return False
+        e = self._log[i]
+        return e.index == snapshot.index and e.term == snapshot.term and e.hash == snapshot.hash
+
+    def _write_snapshot_in_background(self, snap) -> None:
+        def job() -> None:
+            try:
+                _atomic_write(self._snap_path, canonical_json(snap.to_dict()))
+            except OSError:
+                self.snapshot_write_errors += 1
+                return
+            if snap.index >= self._snap_durable.index:
+                self._snap_durable = snap
+        self._snap_fut = self.snapshot_writer(job)
+
+    def wait_snapshot_writes(self) -> None:
+        """Block until the background snapshot write handed over last is done."""
+        fut, self._snap_fut = self._snap_fut, None
+        if fut is not None:
+            fut.result()
+
     def _persist(self, hard_state, entries, snapshot) -> None:
         entries = list(entries or ())
         old_last = self._snap.index + len(self._log)
         old_snap = self._snap
-        self._log, self._snap = _apply_writes(self._log, self._snap, entries, snapshot)
-        if self._snap is not old_snap:
-            _atomic_write(self._snap_path, canonical_json(self._snap.to_dict()))
-            self._rewrite_log()
-        elif entries:
-            if entries[0].index <= old_last:
-                self._wbuf += _record({"truncate": entries[0].index})
+        deferred = (snapshot is not None and self.snapshot_writer is not None
+                    and snapshot.index > old_snap.index and self._local_compaction(snapshot))
+        new = entries
+        if deferred:   # the log file goes on: the re-sent entries it already holds are not written again
+            skip = 0
             for e in entries:
+                i = e.index - old_snap.index - 1
+                if not (0 <= i < len(self._log) and self._log[i].term == e.term and self._log[i].hash == e.hash):
+                    break
+                skip += 1
+            new = entries[skip:]
+        self._log, self._snap = _apply_writes(self._log, self._snap, entries, snapshot)
+        if self._snap is not old_snap and not deferred:
+            self.wait_snapshot_writes()   # one writer of snapshot.json at a time
+            _atomic_write(self._snap_path, canonical_json(self._snap.to_dict()))
+            self._snap_durable = self._snap
+            self._compact_owed = False
+            self._rewrite_log()
+        elif new or deferred:
+            if deferred:   # the log file keeps the covered entries until the snapshot is durable
+                self._write_snapshot_in_background(self._snap)
+                self._compact_owed = True
+            if new and new[0].index <= old_last:
+                self._wbuf += _record({"truncate": new[0].index})
+            for e in new:
                 self._wbuf += _record({"e": {"index": e.index, "term": e.term, "command": e.command, "hash": e.hash}})
         if hard_state is not None and hard_state != self._hard:
             if (hard_state.term, hard_state.vote) != (self._hard.term, self._hard.vote):
@@ -338,6 +402,18 @@ class FileStorage(Storage):
                 note_synced(self._log_path, self._written_len)
             except OSError:
                 pass   # the ledger lags: a power loss would cut back further than needed
+        if (self._compact_owed and self._snap_durable is self._snap
+                and self._written_len >= self.COMPACT_MIN_BYTES):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Rewrite the log without the entries the durable snapshot covers (see the class
+        docstring). A failed rewrite leaves the old file (a superset) and is tried again later."""
+        try:
+            self._rewrite_log()
+        except OSError:
+            return
+        self._compact_owed = False
 
     def close(self) -> None:
         if self._file is not None:
