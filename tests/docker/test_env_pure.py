@@ -331,7 +331,7 @@ def test_cleanup_sweeps_a_container_created_after_its_listing():
 
 def test_cleanup_stops_every_node_before_removing_any():
     """Removing one container at a time left the rest running, each departure feeding the survivors'
-    suspicions and elections; every running container is killed before the first removal."""
+    suspicions and elections; every running container is frozen (paused) before the first removal."""
     from chaos.env import cleanup
 
     events = []
@@ -346,7 +346,11 @@ def test_cleanup_stops_every_node_before_removing_any():
         def kill(self):
             events.append(("kill", self.name))
 
+        def pause(self):
+            events.append(("pause", self.name))
+
         def remove(self, force=False, v=False):
+            assert force
             events.append(("remove", self.name))
             alive.remove(self)
 
@@ -368,7 +372,7 @@ def test_cleanup_stops_every_node_before_removing_any():
     removed = cleanup.remove_objects(Client(), cluster="c")
     assert not removed.failed and len(removed.containers) == 12 and not alive
     kinds = [k for k, _ in events]
-    assert kinds == ["kill"] * 8 + ["remove"] * 12, kinds   # the 4 exited ones are not signalled
+    assert kinds == ["pause"] * 8 + ["remove"] * 12, kinds   # the 4 exited ones are not paused
 
 
 def test_static_addresses_follow_the_gateway_in_order_and_need_room():
