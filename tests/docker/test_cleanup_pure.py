@@ -120,3 +120,43 @@ def test_a_removal_that_keeps_timing_out_is_reported_not_lost():
     _release_when_all_started(engine)
     removed = cleanup.remove_objects(engine.client(), cluster="c1")
     assert removed.failed and "chaos-c1-w0" in removed.failed[0] and "ReadTimeout" in removed.failed[0]
+
+
+def test_an_engine_over_ssh_gets_no_more_pauses_at_once_than_its_sessions_allow():
+    """The sweep of another host (ssh) passes its own bound: more sessions than sshd allows were
+    refused, so the pauses, like the removals, stay within chaos.env.swarm.parallel_for."""
+    engine = FakeEngine(12)
+    engine.all_kills_started.set()   # no barrier: pauses return at once; count how many overlap
+    real_pause = FakeContainer.pause
+
+    def slow_pause(self):
+        with engine.lock:
+            engine.kills_in_flight += 1
+            engine.max_kills_in_flight = max(engine.max_kills_in_flight, engine.kills_in_flight)
+        threading.Event().wait(0.01)   # a pause's round trip (its length does not decide the assertion)
+        with engine.lock:
+            engine.kills_in_flight -= 1
+        self.attrs["State"] = "paused"
+    FakeContainer.pause = slow_pause
+    try:
+        into = cleanup.Removed()
+        cleanup._remove_on(engine.client(), "c1", None, into, networks=False, parallel=2, pauses=2)
+    finally:
+        FakeContainer.pause = real_pause
+    assert 1 <= engine.max_kills_in_flight <= 2
+    assert len(into.containers) == 12 and not engine.containers
+
+
+def test_a_pause_that_fails_any_way_is_no_crash():
+    engine = FakeEngine(2)
+    engine.all_kills_started.set()
+    real_pause = FakeContainer.pause
+
+    def refused(self):
+        raise EOFError("ssh session refused")   # not a docker or requests error
+    FakeContainer.pause = refused
+    try:
+        removed = cleanup.remove_objects(engine.client(), cluster="c1")
+    finally:
+        FakeContainer.pause = real_pause
+    assert len(removed.containers) == 2 and not removed.failed
