@@ -225,6 +225,20 @@ def _log_indexes(path):
     return out
 
 
+def _pending_snapshot(path, n, at, data):
+    """A FileStorage with a test writer, entries 1..n persisted (commit n) and a local snapshot at
+    `at` persisted but not yet written (its job waits in the writer): (storage, writer, entries)."""
+    later = _Later()
+    s = FileStorage(path)
+    s.snapshot_writer = later
+    es = entries(1, n)
+    s.persist(HardState(1, None, n), es, None)
+    s.sync()
+    s.persist(None, es[at:], Snapshot(at, 1, es[at - 1].hash, data))
+    s.sync()
+    return s, later, es
+
+
 def test_storage_background_snapshot_is_durable_before_the_log_is_compacted(tmp_path, monkeypatch):
     """A local compaction's snapshot is written by the writer, not by persist(); until it is
     durable the log file keeps every entry it covers (a crash then loads the old snapshot and the
@@ -258,14 +272,7 @@ def test_storage_background_snapshot_is_durable_before_the_log_is_compacted(tmp_
 
 def test_storage_background_snapshot_compaction_waits_for_the_latest_and_for_size(tmp_path, monkeypatch):
     path = str(tmp_path)
-    later = _Later()
-    s = FileStorage(path)
-    s.snapshot_writer = later
-    es = entries(1, 10)
-    s.persist(HardState(1, None, 10), es, None)
-    s.sync()
-    s.persist(None, es[3:], Snapshot(3, 1, es[2].hash, {"n": 3}))
-    s.sync()
+    s, later, es = _pending_snapshot(path, 10, 3, {"n": 3})
     later.jobs[0]()                                          # the first snapshot is durable ...
     later.jobs.pop(0)
     s.persist(None, es[6:], Snapshot(6, 1, es[5].hash, {"n": 6}))   # ... a newer one is not yet
@@ -286,14 +293,7 @@ def test_storage_background_snapshot_write_failure_keeps_the_whole_log(tmp_path,
     import swarmnode.raft.storage as storage_mod
     path = str(tmp_path)
     monkeypatch.setattr(FileStorage, "COMPACT_MIN_BYTES", 0)
-    later = _Later()
-    s = FileStorage(path)
-    s.snapshot_writer = later
-    es = entries(1, 6)
-    s.persist(HardState(1, None, 6), es, None)
-    s.sync()
-    s.persist(None, es[4:], Snapshot(4, 1, es[3].hash, {"n": 4}))
-    s.sync()
+    s, later, _ = _pending_snapshot(path, 6, 4, {"n": 4})
     real = storage_mod._atomic_write
 
     def full(p, data):
@@ -313,14 +313,7 @@ def test_storage_installed_snapshot_waits_for_a_background_write(tmp_path):
     """A snapshot that is not a local compaction (installed from the leader: beyond the stored
     log) is written in persist() as before, after the background write still pending."""
     path = str(tmp_path)
-    later = _Later()
-    s = FileStorage(path)
-    s.snapshot_writer = later
-    es = entries(1, 6)
-    s.persist(HardState(1, None, 6), es, None)
-    s.sync()
-    s.persist(None, es[4:], Snapshot(4, 1, es[3].hash, {"n": 4}))
-    s.sync()
+    s, later, _ = _pending_snapshot(path, 6, 4, {"n": 4})
     assert len(later.jobs) == 1
     s.persist(HardState(2, None, 20), [Entry(21, 2, {"op": "noop"}, "y21")], Snapshot(20, 2, "h20", {"n": 20}))
     s.sync()
