@@ -132,6 +132,13 @@ def test_core_lifeguard_missing_nacks_raise_local_health_and_slow_probing():
     assert a._probe is not None
     assert a._probe.end_ms - a._probe.start_ms == CFG.probe_interval_ms * (a.health + 1)
     assert a.now_ms >= t0
+    # the direct probe's timeout is scaled as well (Lifeguard IV-A): no ping-req before it
+    scaled = min(CFG.probe_timeout_ms * (a.health + 1), CFG.probe_interval_ms * (a.health + 1) - 1)
+    assert a._probe.direct_deadline_ms - a._probe.start_ms == scaled > CFG.probe_timeout_ms
+    a.tick(a._probe.start_ms + CFG.probe_timeout_ms)
+    assert msgs(a, PingReq) == []
+    a.tick(a._probe.direct_deadline_ms)
+    assert len(msgs(a, PingReq)) == CFG.indirect_checks
 
 
 def test_core_lifeguard_nacks_blame_the_target_not_ourselves():

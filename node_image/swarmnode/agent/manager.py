@@ -944,6 +944,11 @@ class ManagerRole:
             self._propose_system(cmd, now_ms)
 
     # -- views -----------------------------------------------------------------------------------
+    def next_due_ms(self, now_ms: int) -> int:
+        """A manager ticks every tick_ms (Raft counts ticks); asked only while a promoted worker's
+        tick loop switches over."""
+        return now_ms + self.cfg.tick_ms
+
     def status_fields(self) -> dict:
         self.node.counters["digest_mismatches"] = self.store.mismatches
         self.node.counters["snapshot_write_errors"] = getattr(self.storage, "snapshot_write_errors", 0)

@@ -33,6 +33,7 @@ log = logging.getLogger("swarmnode.worker")
 TERMINAL = ("complete", "failed", "shutdown", "orphaned")
 MISSED_BEFORE_ROTATE = 2
 REGISTER_RETRY_MS = 150  # heartbeat period until the leader says we are READY (fast start-up)
+TASK_POLL_MS = 50        # how often a worker with tasks checks their processes
 
 
 class WorkerRole:
@@ -85,6 +86,13 @@ class WorkerRole:
                 period = min(period, REGISTER_RETRY_MS)
             self._next_hb_ms = now_ms + period
             self._heartbeat()
+
+    def next_due_ms(self, now_ms: int) -> int:
+        """When `tick` next has work: the next heartbeat, or the next task poll (every
+        TASK_POLL_MS) while this worker runs or holds tasks."""
+        if self.sup.tasks or self._published:
+            return min(self._next_hb_ms, now_ms + TASK_POLL_MS)
+        return self._next_hb_ms
 
     def _target(self) -> str:
         if self.leader is not None:

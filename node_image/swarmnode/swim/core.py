@@ -189,6 +189,7 @@ class SwimNode:
         self._events: list[dict] = []
         self.counters = {"misaddressed": 0, "relays_refused": 0, "queue_dropped": 0,
                          "join_gave_up": 0, "refutations": 0, "suspicions_started": 0,
+                         "probes_failed": 0,
                          "declared_dead": 0}
         self._members[node_id] = Member(node_id, ALIVE, 0, now_ms)
         self._event(node_id, ALIVE, 0)
@@ -310,7 +311,7 @@ class SwimNode:
                 ds.append(self._probe.direct_deadline_ms)
         elif not self._leaving:
             ds.append(self._next_probe_ms)
-        if self._queue:
+        if self._queue and self._live:   # rumours, and someone to tell them to
             ds.append(self._next_gossip_ms)
         if c.pushpull_interval_ms and not self._leaving:
             ds.append(self._next_pushpull_ms)
@@ -426,7 +427,10 @@ class SwimNode:
         if target is None:
             return
         self._seq += 1
-        timeout = min(c.probe_timeout_ms, interval - 1)
+        # Lifeguard IV-A scales the probe timeout too, not only the interval: a node that misses
+        # acks because it is slow itself waits longer before asking others (indirect probes are
+        # k more round trips through a machine that is already behind)
+        timeout = min(health_scaled_ms(c.probe_timeout_ms, self._health), interval - 1)
         self._probe = _Probe(target, self._seq, self._now, self._now + timeout, self._now + interval)
         self._send(Ping(self.id, target, self._buddy(target) + self._take_updates(), self._seq))
 
@@ -486,6 +490,7 @@ class SwimNode:
 
     def _probe_failed(self, p: _Probe) -> None:
         self._probe = None
+        self.counters["probes_failed"] += 1
         if p.nacks_expected > 0:
             self._health_delta(max(0, p.nacks_expected - p.nacks))
         else:
