@@ -158,6 +158,10 @@ def _remove_on(client: docker.DockerClient, cluster: str | None, run_id: str | N
         if running:
             with ThreadPoolExecutor(max_workers=min(pauses, len(running))) as pool:
                 list(pool.map(pause_container, running))
+        # The engine takes longest over a container with many published ports (each mapping is
+        # unwound on its own: the first Toxiproxy shard, with a port per client link, took 6 s of
+        # a 3 + 100 teardown's 23 s, alone at the end). Removed first, that time overlaps the rest.
+        containers.sort(key=lambda c: -len(c.attrs.get("Ports") or ()))
         with ThreadPoolExecutor(max_workers=parallel) as pool:
             list(pool.map(rm_container, containers))
 
