@@ -7,7 +7,8 @@ Toxiproxy slicer toxic does this on purpose) and raises ``BadFrame`` on an overs
 undecodable body; the caller counts it and drops the connection (the peer's error, never ours).
 
 Transport-level frame types (field ``t``; append-only, never renumber or reuse a name):
-  ``hello``      first frame on a dialled connection: ``{"t": "hello", "from": id, "inst": str}``
+  ``hello``      first frame on a dialled connection: ``{"t": "hello", "from": id, "inst": str,
+                 "c": dial number, "seen": [inst, c] of the receiver's hello that last reached us}``
                  (``inst``, optional: the sender's process instance; a new value means it restarted)
   ``probe``      ``{"t": "probe", "nonce": n}``; the receiver echoes ``probe_ack`` on the SAME
                  connection (the only frame ever sent back on an accepted connection)
@@ -98,8 +99,16 @@ class FrameDecoder:
             out.append(obj)
 
 
-def hello(node_id: str, instance: str | None = None) -> dict:
+def hello(node_id: str, instance: str | None = None, conn: int | None = None,
+          seen: tuple | None = None) -> dict:
+    """The first frame on a dialled connection. `conn`: this link's dial number (1, 2, ...);
+    `seen`: (instance, conn) of the receiver's own hello that reached us last, i.e. proof that the
+    receiver's link to us, that dial of that instance, delivers (transport._Link)."""
     out = {"t": "hello", "from": node_id}
     if instance is not None:
         out["inst"] = instance
+    if conn is not None:
+        out["c"] = conn
+    if seen is not None:
+        out["seen"] = [seen[0], seen[1]]
     return out

@@ -71,6 +71,7 @@ class _Link:
         # the peer's process instance we knew of when this connection was dialled (None: none
         # yet). A hello from any other instance means the dial may predate that process.
         self.dialled_for: Optional[str] = None
+        self.conn = 0   # dial number of the current connection (told to the peer in our hello)
         self.task: Optional[asyncio.Task] = None
         # operator's log: a connection is reported once it has lasted LINK_STABLE_S, and its loss
         # only if it was reported, so a flapping link (a proxy that accepts, then closes because
@@ -98,6 +99,7 @@ class _Link:
             host, port = o.peers[self.peer]
             self._attempts += 1
             self.dialled_for = o._peer_instance.get(self.peer)
+            self.conn += 1
             try:
                 reader, writer = await asyncio.wait_for(o.dial(host, port), o.connect_timeout_ms / 1000)
             except (OSError, asyncio.TimeoutError):
@@ -154,7 +156,8 @@ class _Link:
             o.counters["redials"] += 1
         self.kicked.clear()
         try:
-            writer.write(frames.encode(frames.hello(o.node_id, o.instance)))
+            writer.write(frames.encode(frames.hello(o.node_id, o.instance, self.conn,
+                                                    o._heard.get(self.peer))))
             while not o.closed and not dead.is_set() and not self.kick:
                 if not self.queue:
                     self.wake.clear()
@@ -241,6 +244,9 @@ class TcpTransport:
         self._server: Optional[asyncio.AbstractServer] = None
         self._inbound: set[asyncio.StreamWriter] = set()
         self._peer_instance: dict[str, str] = {}
+        # per peer: (instance, dial number) of the last hello that reached us on its link to us,
+        # repeated in our hellos to it: its proof that that connection delivers (_peer_restarted)
+        self._heard: dict[str, tuple[str, int]] = {}
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._on_inbound, self.host, self.port,
@@ -266,7 +272,7 @@ class TcpTransport:
             link.kicked.set()
             link.wake.set()
 
-    def _peer_restarted(self, peer: str, instance) -> None:
+    def _peer_restarted(self, peer: str, instance, seen=None) -> None:
         """A hello from a peer instance our link to it was not dialled for: the peer (re)started
         after we dialled. That link may be one dialled while the peer was down, whose bytes sit in
         a proxy still trying to reach it (a connect through Toxiproxy succeeds at once; the proxy's
@@ -274,12 +280,21 @@ class TcpTransport:
         now (counted in `redials`). This covers a peer that restarted (a new instance of one we
         knew) and a peer we had never heard from, e.g. when we restarted too and dialled it before
         it came back: without the second case two managers restarted together waited a second or
-        more for each other's frames."""
+        more for each other's frames.
+
+        Unless the hello proves the link: `seen` names the (instance, dial number) of our hello
+        that last reached the peer, and if that is our current connection, it delivers and is
+        kept. The common case at start-up -- we dial a peer first (a gossip ping), it answers over
+        a link it dials back, its hello saying it heard ours -- cost every such pair a second
+        connection before: 5,558 of a 3 + 100 cluster's 15,843 connects were these redials."""
         if not isinstance(instance, str) or peer not in self.peers:
             return
         self._peer_instance[peer] = instance
         link = self._links.get(peer)
         if link is not None and link.connected and link.dialled_for != instance:
+            if isinstance(seen, list) and seen == [self.instance, link.conn]:
+                link.dialled_for = instance   # proven: this connection reached this instance
+                return
             self.counters["redials"] += 1
             link.kick = True
             link.kicked.set()
@@ -358,7 +373,9 @@ class TcpTransport:
                         self._deliver(sender, f["m"])
                     elif t == "hello" and sender is None and isinstance(f.get("from"), str):
                         sender = f["from"]
-                        self._peer_restarted(sender, f.get("inst"))
+                        if isinstance(f.get("inst"), str) and isinstance(f.get("c"), int):
+                            self._heard[sender] = (f["inst"], f["c"])
+                        self._peer_restarted(sender, f.get("inst"), f.get("seen"))
                     elif t == "probe":
                         self.counters["probes_answered"] += 1
                         writer.write(frames.encode({"t": "probe_ack", "nonce": f.get("nonce")}))
