@@ -56,7 +56,8 @@ class AgentConfig:
 
     tick_ms: CHAOS_TICK_MS, default 10. Wall time between core ticks; every core timeout is a whole
         number of ticks. Lower = finer timers and more CPU; higher = coarser timers (each timeout
-        is rounded up to a tick). Workers (no Raft) tick every max(tick_ms, 50 ms).
+        is rounded up to a tick). Workers (no Raft) tick when one of their timers is due (SWIM,
+        heartbeat, task polling every 50 ms while they hold tasks), at most 250 ms apart.
     heartbeat_ms: CHAOS_HEARTBEAT_MS, default 50. Raft leader heartbeat interval. Lower detects a
         dead leader's absence no faster (that is the election timeout) but costs more frames; higher
         delays commit-index propagation to followers.
