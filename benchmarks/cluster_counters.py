@@ -36,27 +36,9 @@ from chaos.env.engine import connect  # noqa: E402
 from chaos.env.spec import ClusterSpec  # noqa: E402
 from chaos.env.up import bring_up  # noqa: E402
 from chaos.image import build_node_image  # noqa: E402
+from cluster import _size, _StderrProgress  # noqa: E402  (benchmarks/cluster.py: the same progress and MxW)
 
 HZ = os.sysconf("SC_CLK_TCK")
-
-
-class _Progress:
-    def __init__(self) -> None:
-        self.t0 = time.monotonic()
-
-    def step(self, message: str) -> None:
-        print(f"[{time.monotonic() - self.t0:7.1f}s] {message}", file=sys.stderr, flush=True)
-
-    def detail(self, message: str) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _size(text: str) -> tuple[int, int]:
-    m, _, w = text.partition("x")
-    return int(m), int(w)
 
 
 def _agent_pid(init_pid: int) -> int | None:
@@ -104,7 +86,7 @@ def main() -> int:
     t0 = time.monotonic()
     try:
         bring_up(client, ClusterSpec(name=name, managers=managers, workers=workers, seed=args.seed),
-                 image, args.timeout_s, _Progress())
+                 image, args.timeout_s, _StderrProgress())
         out["ready_s"] = round(time.monotonic() - t0, 2)
         nodes = {}
         for c in client.containers.list(filters=L.selector(cluster=name)):
