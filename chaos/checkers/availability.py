@@ -17,7 +17,8 @@ a higher term on any node. No new leader is INVALID only when the fault lasted l
 `max_leader_s`; otherwise it is noted and not judged. (2) time from heal_ts to the completion of the
 first ok write / cas / delete. INVALID above `max_heal_to_write_s`, or when writes were attempted after
 heal and none succeeded. (1) without a leader fault is not applicable; (2) without data (no heal_ts,
-or no write / cas / delete invoked after heal) is UNKNOWN, never VALID.
+no write / cas / delete invoked after heal, or no fault in effect before the heal: no faults.jsonl
+`start` or `step`, so the heal ended nothing) is UNKNOWN, never VALID.
 
 Must not import: click, rich, docker.
 """
@@ -294,7 +295,10 @@ def recovery(run, max_leader_s, max_heal_to_write_s, leader_fault_kinds, max_ele
                           f"{max_elections_per_fault:g} x {churn['faults']} fault(s)")
     heal = run.heal_ts
     write_info: dict = {}
-    if heal is not None and run.has_history():
+    # a heal with nothing before it is no recovery: the first write after it would be timed from a
+    # moment where nothing was wrong (a file cut to its header ran fault-free and passed this way)
+    disturbed = any(f.get("action") in ("start", "step") for f in run.faults)
+    if heal is not None and run.has_history() and disturbed:
         muts = [op for op in run.ops if op.f != "read" and op.invoke_ts is not None]
         after = [op for op in muts if (op.complete_ts or op.invoke_ts) >= heal]
         oks = sorted((op.complete_ts for op in after if op.type == "ok" and op.complete_ts is not None))
@@ -313,7 +317,9 @@ def recovery(run, max_leader_s, max_heal_to_write_s, leader_fault_kinds, max_ele
         return Outcome(Verdict.INVALID, "; ".join(misses), evidence)
     judged = [m for m in measured if m.get("seconds") is not None]
     if "heal_to_first_write_s" not in write_info:
-        why = "run.json has no heal_ts" if heal is None else "the workload recorded no write after heal"
+        why = ("run.json has no heal_ts" if heal is None else
+               "no fault was in effect before the heal (faults.jsonl has no `start` or `step`)" if not disturbed
+               else "the workload recorded no write after heal")
         return Outcome(Verdict.UNKNOWN, f"nothing to check: {why}, so the time from heal to the first write "
                                         "is not measured", evidence)
     if prevote is not None and not prevote["windows"]:

@@ -110,6 +110,18 @@ def test_recovery_nothing_to_check_unknown(tmp_path):
     assert _judge(b, "recovery").verdict == Verdict.UNKNOWN
 
 
+def test_recovery_after_a_heal_that_ended_no_fault_unknown(tmp_path):
+    """A file cut to its header ran fault-free: the final heal healed nothing, yet the first write
+    after it was timed ("0.00 s after heal") and the check passed. Only the fault rows are gone here:
+    heal_ts, the writes after it and the journals are those of the VALID run above."""
+    b = healthy_cluster(tmp_path / "run")
+    b.faults[:] = [f for f in b.faults if f.get("action") not in ("start", "step")]
+    c = _judge(b, "recovery")
+    assert c.verdict == Verdict.UNKNOWN, c.summary
+    assert "no fault was in effect before the heal" in c.summary
+    assert "heal_to_first_write_s" not in c.evidence
+
+
 def test_expectations_observed_valid_and_missing_unknown(tmp_path):
     b = healthy_cluster(tmp_path / "run")
     c = _judge(b, "expectations:expect=leader-changed+member-suspected+node-restarted"

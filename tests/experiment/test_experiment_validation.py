@@ -419,3 +419,19 @@ def test_validation_an_invalid_item_keeps_its_name_for_the_later_rules(tmp_path)
     assert "`after: cut`" not in out and "until-met" not in out, out  # cut's own problem is enough
     assert "schedule[3].after: `after: f1` names no earlier fault" in out, out  # a random block is no f1
     assert "expect[0]" not in out, out
+
+
+def test_a_file_cut_after_its_header_is_valid_but_warned_that_it_injects_no_fault(tmp_path):
+    """A shipped experiment cut at 60 % of its bytes keeps only version, name and half a description:
+    it ran a fault-free default experiment and passed. It still validates (a baseline is legitimate),
+    but `chaos validate` says it runs no fault; `schedule: []` says so on purpose and is not warned."""
+    text = (ROOT / "experiments" / "leader-isolated.yaml").read_text(encoding="utf-8")
+    cut = tmp_path / "cut.yaml"
+    cut.write_text(text[: int(len(text) * 0.6)], encoding="utf-8")
+    code, out = _cli(["validate", str(cut)])
+    assert code == 0 and "Traceback" not in out, out
+    assert re.search(r"cut\.yaml:\d+:\d+: warning: no `schedule`: this experiment injects no fault", out), out
+    base = tmp_path / "base.yaml"
+    base.write_text(BASE + "schedule: []\n", encoding="utf-8")
+    code, out = _cli(["validate", str(base)])
+    assert code == 0 and "warning" not in out, out

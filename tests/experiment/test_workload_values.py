@@ -171,7 +171,7 @@ def test_workload_values_unique_keeps_the_old_draw_exactly():
 
 
 def test_plan_carries_values_and_old_plans_mean_unique():
-    exp, probs = load_text("version: 1\nname: x\n", "x.yaml")
+    exp, probs = load_text("version: 1\nname: x\nschedule: []\n", "x.yaml")
     assert not probs
     plan = P.expand(exp, 1)
     assert plan["workload"]["values"] == "latest" and "values latest" in P.render(plan)[2]
@@ -186,7 +186,7 @@ def test_plan_carries_values_and_old_plans_mean_unique():
 @pytest.mark.parametrize("text,needle", [("1", "greater than or equal to 2"), ("many", "'unique' or 'latest' or integer"),
                                          ("2.5", "fractional")])
 def test_schema_values_bad_input_is_a_clear_error(text, needle):
-    exp, probs = load_text(f"version: 1\nname: x\nworkload:\n  values: {text}\n", "x.yaml")
+    exp, probs = load_text(f"version: 1\nname: x\nworkload:\n  values: {text}\nschedule: []\n", "x.yaml")
     assert exp is None and len(probs) == 1
     assert "x.yaml:4:3" in str(probs[0]) and "workload.values" in str(probs[0]) and needle in str(probs[0])
 
