@@ -193,6 +193,21 @@ class ClusterSpec:
                         TOXIPROXY_BASE_PORT, peer_port=AGENT_PEER_PORT, api_port=AGENT_API_PORT,
                         shards=self.shards, shared_port_space=not self.ports_per_shard)
 
+    def check_agent_env(self) -> None:
+        """Load the agent configuration the first manager and the first worker would get, with the
+        agent's own loader: a setting the agents would refuse (a probe timeout at or above the probe
+        interval, an out-of-range number) is a usage error before any container is created, not 103
+        agents exiting 2 after it."""
+        from swarmnode.agent.config import ConfigError, load
+
+        topology = self.topology()
+        for node in (self.manager_ids[:1] + self.worker_ids[:1]):
+            try:
+                load(self.node_env(node, topology))
+            except ConfigError as exc:
+                raise UsageError(f"the agents would refuse this setting: {exc}",
+                                 hint="see `chaos up --help` and docs/contracts.md section 2") from None
+
     def kind(self, node: str) -> str:
         return "manager" if node in self.manager_ids or node in self.spare_manager_ids else "worker"
 

@@ -214,6 +214,26 @@ def test_spec_agent_options_become_env():
         agent_env_from_options({}, ("CHAOS_FSYNC",))
 
 
+@pytest.mark.parametrize("env, needle", [
+    ((("CHAOS_GOSSIP_PROBE_TIMEOUT_MS", "5000"),), "CHAOS_GOSSIP_PROBE_TIMEOUT_MS must be below"),
+    ((("CHAOS_FSYNC", "yes"),), "CHAOS_FSYNC='yes'"),
+    ((("CHAOS_ELECTION_TIMEOUT_MIN_MS", "600"), ("CHAOS_ELECTION_TIMEOUT_MAX_MS", "500")),
+     "CHAOS_ELECTION_TIMEOUT_MAX_MS must exceed"),
+])
+def test_bring_up_refuses_a_setting_the_agents_would_refuse_before_touching_the_engine(env, needle):
+    """A probe timeout at or above the interval was found only when all 103 agents had been created
+    and exited 2 (exit 4, 'environment'). The agent's own loader judges it first: a usage error (exit
+    2), and the engine is never asked (the client here is None)."""
+    from chaos.env.up import bring_up
+
+    spec = ClusterSpec(name="t", managers=3, workers=2, agent_env=env)
+    with pytest.raises(UsageError, match="the agents would refuse this setting") as exc:
+        bring_up(None, spec, "chaos-node:x", 10.0)
+    assert needle in str(exc.value)
+    assert exc.value.exit_code == 2
+    ClusterSpec(name="t", managers=3, workers=2, agent_env=(("CHAOS_FSYNC", "0"),)).check_agent_env()
+
+
 def test_labels_select_only_this_tool_and_cluster():
     lab = L.object_labels("a", "r1", "m1", "manager")
     assert L.is_ours(lab) and L.is_ours(lab, "a") and not L.is_ours(lab, "b")
