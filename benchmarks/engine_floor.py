@@ -2,14 +2,16 @@
 and `down_s_3x100` (benchmarks/cluster.py).
 
 N idle containers (`sleep infinity`) from the node image, made exactly as `chaos up` makes a node's
-container (one labelled network, a published API port on 127.0.0.1, --init, the same hardening),
+container (one labelled network, --init, the same hardening; `--ports K` published ports on
+127.0.0.1 each: `up` publishes none where the host reaches the network, 0 here by default; before
+it published about 2 a node -- an API port each, and the client links on the first Toxiproxy shard),
 created CHAOS_CREATE_PARALLEL (8) at a time as `up` does, then removed as `down` does (all paused
 at once, then force-removed CHAOS_REMOVE_PARALLEL at a time). No agent runs, so every second here is the engine's (and the kernel's) own.
 
 Prints one JSON object: create_start_s, down_s (chaos.env.cleanup.remove_objects: containers,
 network), per-container figures, and from the engine's own event stream the median gap between
 network-endpoint disconnects during the removal (the engine tears endpoints down about one at a time).
-Usage: python3 benchmarks/engine_floor.py [--n 103]
+Usage: python3 benchmarks/engine_floor.py [--n 103] [--ports 0]
 Everything is labelled as cluster `enginefloor` (chaos cleanup --name enginefloor removes leftovers).
 Never passes or fails on time.
 """
@@ -39,6 +41,7 @@ CLUSTER = "enginefloor"
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=103, help="containers (3 + 100 nodes = 103)")
+    ap.add_argument("--ports", type=int, default=0, help="ports published on 127.0.0.1 per container")
     args = ap.parse_args()
     client = connect()
     found = image_mod.find_node_image(client)
@@ -65,10 +68,10 @@ def main() -> int:
         return client.containers.run(
             image, ["infinity"], entrypoint=["sleep"], detach=True, name=L.container_name(CLUSTER, f"n{i}"),
             labels=L.object_labels(CLUSTER, run_id, f"n{i}", "worker"),
-            network=net.name, ports={f"{up_mod.AGENT_API_PORT}/tcp": ("127.0.0.1", None)},
+            network=net.name, ports={f"{up_mod.AGENT_API_PORT + k}/tcp": ("127.0.0.1", None) for k in range(args.ports)},
             **up_mod._hardening("128m", 64, False, 100))
 
-    out: dict = {"n": args.n, "image": image, "create_parallel": up_mod.create_parallel(),
+    out: dict = {"n": args.n, "ports_per_container": args.ports, "image": image, "create_parallel": up_mod.create_parallel(),
                  "pause_parallel": cleanup.pause_parallel(), "remove_parallel": cleanup.remove_parallel(),
                  "loadavg_before": list(os.getloadavg())}
     try:

@@ -162,6 +162,21 @@ class Cluster:
                 return int(b["HostPort"])
         return None
 
+    def _address(self, node: str, port: int) -> str | None:
+        """Where the harness reaches `port` of `node`'s container: its binding on 127.0.0.1 when the
+        port is published, else (local backend, `chaos.env.up.host_reaches_network`) the container's
+        own address on the cluster network. None when neither exists: a stopped container has no
+        address, as it has no binding."""
+        port_h = self._host_port(node, port)
+        if port_h is not None:
+            return f"127.0.0.1:{port_h}"
+        if self.hosts is not None:
+            return None
+        nets = (self.container(node).attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        mine = nets.get(L.network_name(self.name, self.run_id)) or {}
+        ip = mine.get("IPAddress")
+        return f"{ip}:{port}" if ip else None
+
     def _remote(self, target: str) -> bool:
         """Swarm backend: `target` runs on a host other than the harness's (hosts[0])."""
         h = self.handles.get(target)
@@ -183,30 +198,41 @@ class Cluster:
         return f"http://127.0.0.1:{port}"
 
     def api_url(self, node: str) -> str:
-        """The node's API port 8080 published on 127.0.0.1 (control plane: status, probe, journal);
-        for a node on another host (swarm backend), the control gateway's forward to it."""
-        port = self._gateway_port(node) if self._remote(node) else self._host_port(node, AGENT_API_PORT)
-        if port is None:
-            raise EnvironmentError_(f"node {node} has no published API port (is it running?)",
+        """The node's API port 8080 (control plane: status, probe, journal): published on 127.0.0.1,
+        or at the container's address (`_address`); for a node on another host (swarm backend), the
+        control gateway's forward to it."""
+        if self._remote(node):
+            port = self._gateway_port(node)
+            addr = None if port is None else f"127.0.0.1:{port}"
+        else:
+            addr = self._address(node, AGENT_API_PORT)
+        if addr is None:
+            raise EnvironmentError_(f"node {node} has no published API port or address (is it running?)",
                                     hint=f"`chaos status --name {self.name}`")
-        return f"http://127.0.0.1:{port}"
+        return f"http://{addr}"
 
     def client_url(self, node: str) -> str:
-        """Workload traffic: the Toxiproxy proxy `client-<node>`, published on 127.0.0.1."""
-        port = self._host_port(L.TOXIPROXY_NODE, self.topology().listen_port(CLIENT, node))
-        if port is None:
-            raise EnvironmentError_(f"the client proxy of {node} is not published",
+        """Workload traffic: the Toxiproxy proxy `client-<node>` of shard 0, published on 127.0.0.1 or
+        at the shard's address (`_address`)."""
+        port = self.topology().listen_port(CLIENT, node)
+        addr = self._address(L.TOXIPROXY_NODE, port)
+        if addr is None:
+            raise EnvironmentError_(f"the client proxy of {node} is not published or reachable",
                                     hint=f"`chaos logs toxiproxy --name {self.name}`")
-        return f"http://127.0.0.1:{port}"
+        return f"http://{addr}"
 
     def toxiproxy_url(self, node: str = L.TOXIPROXY_NODE) -> str:
         """The API of one Toxiproxy server (default: shard 0, which also carries the client links);
         for a shard on another host (swarm backend), through the control gateway."""
-        port = self._gateway_port(node) if self._remote(node) else self._host_port(node, TOXIPROXY_API_PORT)
-        if port is None:
-            raise EnvironmentError_(f"the Toxiproxy API port of {node} is not published (is its container "
-                                    "running?)", hint=f"`chaos logs {node} --name {self.name}`")
-        return f"http://127.0.0.1:{port}"
+        if self._remote(node):
+            port = self._gateway_port(node)
+            addr = None if port is None else f"127.0.0.1:{port}"
+        else:
+            addr = self._address(node, TOXIPROXY_API_PORT)
+        if addr is None:
+            raise EnvironmentError_(f"the Toxiproxy API port of {node} is not published or reachable (is its "
+                                    "container running?)", hint=f"`chaos logs {node} --name {self.name}`")
+        return f"http://{addr}"
 
     def toxiproxy_api(self, timeout_s: float = 5.0, topology: Topology | None = None):
         """A client for every link proxy of this cluster: a ToxiproxyAPI, or a ShardedToxiproxyAPI

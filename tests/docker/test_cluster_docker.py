@@ -8,8 +8,10 @@ separate -> `down` leaves nothing with the cluster's label.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
+import urllib.parse
 
 import pytest
 
@@ -52,12 +54,23 @@ def cluster_a(docker_client, node_image, request):
     return name, json.loads(proc.stdout)
 
 
-def test_cluster_up_prints_seed_and_where_things_are(cluster_a):
+def _subnet(docker_client, name):
+    (net,) = docker_client.networks.list(filters=L.selector(cluster=name))
+    net.reload()
+    return ipaddress.ip_network(net.attrs["IPAM"]["Config"][0]["Subnet"])
+
+
+def test_cluster_up_prints_seed_and_where_things_are(cluster_a, docker_client):
     name, summary = cluster_a
     assert summary["seed"] == SEED and summary["cluster"] == name
     assert set(summary["nodes"]) == {"m1", "m2", "m3", "w1", "w2", "w3", "w4", "w5"}
+    # this machine's engine runs on this host: the harness reaches each container at its address on
+    # the cluster network, and nothing is published (chaos.env.up.host_reaches_network)
+    subnet = _subnet(docker_client, name)
     for info in summary["nodes"].values():
-        assert info["api"].startswith("http://127.0.0.1:") and info["client"].startswith("http://127.0.0.1:")
+        for url in (info["api"], info["client"]):
+            host = urllib.parse.urlsplit(url).hostname
+            assert ipaddress.ip_address(host) in subnet, (url, subnet)
     # client links + every directed pair; no spare ids unless asked (`chaos up --spares N`)
     assert summary["spares"] == []
     assert summary["toxiproxy"]["proxies"] == 8 + 8 * 7
@@ -108,9 +121,10 @@ def test_cluster_containers_are_hardened_labelled_and_loopback_only(cluster_a, d
         assert hc["CapDrop"] == ["ALL"] and "no-new-privileges" in hc["SecurityOpt"]
         assert hc["ReadonlyRootfs"] and hc["Init"] and hc["Memory"] > 0 and hc["PidsLimit"] > 0
         assert not hc.get("Privileged")
-        for bindings in (c.attrs["NetworkSettings"]["Ports"] or {}).values():
-            for b in bindings or []:
-                assert b["HostIp"] == "127.0.0.1"
+        # nothing published at all (the harness reaches the network); CHAOS_PUBLISH_PORTS=1 publishes
+        # on 127.0.0.1 only: test_cluster_publish_ports_on_loopback_when_asked
+        assert not hc.get("PortBindings"), hc.get("PortBindings")
+        assert not any((c.attrs["NetworkSettings"]["Ports"] or {}).values())
         assert c.labels[L.TOOL_LABEL] == "chaos" and c.labels[L.CLUSTER_LABEL] == name
         assert c.labels[L.KIND_LABEL] in ("manager", "worker", "toxiproxy")
     shares = {c.labels[L.KIND_LABEL]: c.attrs["HostConfig"]["CpuShares"] for c in containers}
@@ -176,14 +190,27 @@ def test_cluster_nodes_keep_their_addresses_across_restarts(cluster_a, docker_cl
 
 
 def test_cluster_two_at_once_stay_separate(cluster_a, cluster_name, docker_client, chaos_cmd, node_image):
+    """B is brought up with CHAOS_PUBLISH_PORTS=1 (the path of an engine the host cannot route to:
+    Docker Desktop, rootless): its ports are published on 127.0.0.1 only and reached there, beside
+    A, whose containers are reached at their addresses."""
     name_a, _ = cluster_a
     proc = chaos_cmd("up", "--name", cluster_name, "--managers", "1", "--workers", "2", "--seed", "7",
-                     "--image", node_image, "--timeout", READY_TIMEOUT, "--json", timeout=300)
+                     "--image", node_image, "--timeout", READY_TIMEOUT, "--json", timeout=300,
+                     env={"CHAOS_PUBLISH_PORTS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     b = json.loads(proc.stdout)
     assert set(b["nodes"]) == {"m1", "w1", "w2"}
+    for info in b["nodes"].values():
+        assert info["api"].startswith("http://127.0.0.1:") and info["client"].startswith("http://127.0.0.1:")
     a_cluster = require_cluster(docker_client, name_a)
     b_cluster = require_cluster(docker_client, cluster_name)
+    published = 0
+    for node in b_cluster.nodes + b_cluster.toxiproxy_nodes:
+        for bindings in (b_cluster.container(node).attrs["NetworkSettings"]["Ports"] or {}).values():
+            for bind in bindings or []:
+                assert bind["HostIp"] == "127.0.0.1", bind
+                published += 1
+    assert published == 3 + 1 + 3   # each node's API, the Toxiproxy API, a client link per node
     net_a = set(a_cluster.container("m1").attrs["NetworkSettings"]["Networks"])
     net_b = set(b_cluster.container("m1").attrs["NetworkSettings"]["Networks"])
     assert net_a.isdisjoint(net_b)
