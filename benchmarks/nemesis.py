@@ -19,7 +19,9 @@ Keys:
   = rate x 1 s) under 150 ms +- 50 ms on every manager-to-manager link, over the fault's span, with
   workload_latency150_check_s, the linearizable check's time on that history; `--only latency150`;
 - halves_3x100_s (with --large, or --only halves): a halves partition of 3 managers + 100 workers applied
-  and verified (the servers' listing on every cut link, probes of a seeded sample of 32).
+  and verified (the servers' listing on every cut link, probes of a seeded sample of 32), then
+  halves_3x100_heal_s, the heal verified as a run verifies (probes of a reachable link escalate
+  100 -> 3,200 ms within the deadline, chaos.runner VERIFY_PROBE_TIMEOUTS_MS).
 - link_fault_870_apply_p50_ms / link_fault_870_apply_p99_ms (goal <= 500 ms), link_fault_870_remove_p50_ms /
   link_fault_870_remove_p99_ms (goal <= 500 ms): on 3 managers + 30 workers, a flaky cut (toxicity 0.5,
   both streams: 1,740 toxics) on all 870 worker-to-worker links applied and then removed, each including
@@ -323,6 +325,7 @@ def halves_large(say, workers: int = 100) -> dict:
     from chaos.env.spec import ClusterSpec
     from chaos.env.up import bring_up
     from chaos.image import build_node_image
+    from chaos.runner import VERIFY_DEADLINE_S, VERIFY_PROBE_MS, VERIFY_PROBE_TIMEOUTS_MS
     from chaos.toxi import LinkController
 
     client = connect()
@@ -331,8 +334,12 @@ def halves_large(say, workers: int = 100) -> dict:
     try:
         up = bring_up(client, ClusterSpec(name=name, managers=3, workers=workers, seed=1), image, 600)
         cl = up.cluster
+        # verified as a run verifies (chaos.runner._experiment): a reachable link's probe escalates
+        # 100 -> 3,200 ms within the deadline. A fixed 200 ms failed the heal on 39 of 5,304 links
+        # whose proxies had no toxic left: the agents were too busy re-converging to echo in time.
         links = LinkController(cl.toxiproxy_api(), cl.topology(), seed=1,
-                               probe=lambda s, d: cl.probe(s, d, timeout_ms=200))
+                               probe=lambda s, d, t=VERIFY_PROBE_MS: cl.probe(s, d, timeout_ms=t),
+                               probe_timeouts_ms=VERIFY_PROBE_TIMEOUTS_MS, verify_deadline_s=VERIFY_DEADLINE_S)
         cut = partition_mod.halves(cl.nodes, _random.Random(1))
         t0 = time.perf_counter()
         links.apply_partition(cut)
