@@ -42,3 +42,30 @@ def test_a_peer_name_is_resolved_once_per_ttl_and_a_failure_is_not_cached(monkey
         assert calls.count("nowhere") == 2
 
     asyncio.run(scenario())
+
+
+def test_a_probe_dials_the_cached_address_and_does_not_look_the_name_up_again(monkeypatch):
+    """The harness verifies a heal with bursts of `POST /probe`; each probe looked the proxy's name up
+    on its own (the engine's DNS, in the loop's thread pool). Now a probe resolves as a dial does."""
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        calls = []
+
+        async def fake_getaddrinfo(host, port, **kw):
+            calls.append(host)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", int(port or 0)))]
+
+        b = T.TcpTransport("b", {}, lambda *a: None, host="127.0.0.1", port=0)
+        await b.start()
+        port = b._server.sockets[0].getsockname()[1]
+        monkeypatch.setattr(loop, "getaddrinfo", fake_getaddrinfo)
+        a = T.TcpTransport("a", {"b": ("proxy-b", port)}, lambda *a: None)
+        try:
+            for _ in range(5):
+                assert await a.probe("b", 2000) is not None
+            assert calls == ["proxy-b"]
+        finally:
+            await a.close()
+            await b.close()
+
+    asyncio.run(scenario())

@@ -315,7 +315,10 @@ class TcpTransport:
 
         async def go() -> float:
             nonlocal writer
-            reader, writer = await asyncio.open_connection(host, port)
+            # the peer's name as dials resolve it (cached, `resolve`): a probe of its own used to ask
+            # the engine's DNS each time, in the loop's small thread pool, where a burst of the
+            # harness's heal probes on a busy host queued behind slow lookups past their timeouts
+            reader, writer = await self.dial(host, port)
             writer.write(frames.encode({"t": "probe", "nonce": nonce, "from": self.node_id}))
             dec = frames.FrameDecoder()
             while True:
