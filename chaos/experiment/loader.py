@@ -488,8 +488,9 @@ def _semantic(exp: S.Experiment | _Parts, data: dict, marks: dict, file: str) ->
     if c is not None and c.managers % 2 == 0:
         at(("cluster", "managers"), f"{c.managers} managers tolerate {(c.managers - 1) // 2} failure(s), as "
            f"{c.managers - 1} would, and need a larger quorum", "use an odd number", severity="warning")
-    if "schedule" not in data:
-        # a file cut after its header still validates; say that it runs no fault at all
+    if "schedule" not in data and isinstance(exp, S.Experiment):
+        # a file cut after its header still validates; say that it runs no fault at all (not said
+        # beside type errors: the file does not run anyway)
         at((), "no `schedule`: this experiment injects no fault, so the `recovery` check has nothing to "
            "judge (UNKNOWN)", "add a schedule; for a fault-free baseline write `schedule: []` and leave `recovery` out of `checks`",
            severity="warning")
