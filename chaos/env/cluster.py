@@ -177,6 +177,14 @@ class Cluster:
         ip = mine.get("IPAddress")
         return f"{ip}:{port}" if ip else None
 
+    def _control_address(self, node: str, port: int) -> str | None:
+        """A control-plane port of `node` (an agent's API, a Toxiproxy server's API): through the
+        control gateway for a target on another host (swarm backend), else `_address`."""
+        if self._remote(node):
+            forward = self._gateway_port(node)
+            return None if forward is None else f"127.0.0.1:{forward}"
+        return self._address(node, port)
+
     def _remote(self, target: str) -> bool:
         """Swarm backend: `target` runs on a host other than the harness's (hosts[0])."""
         h = self.handles.get(target)
@@ -201,11 +209,7 @@ class Cluster:
         """The node's API port 8080 (control plane: status, probe, journal): published on 127.0.0.1,
         or at the container's address (`_address`); for a node on another host (swarm backend), the
         control gateway's forward to it."""
-        if self._remote(node):
-            port = self._gateway_port(node)
-            addr = None if port is None else f"127.0.0.1:{port}"
-        else:
-            addr = self._address(node, AGENT_API_PORT)
+        addr = self._control_address(node, AGENT_API_PORT)
         if addr is None:
             raise EnvironmentError_(f"node {node} has no published API port or address (is it running?)",
                                     hint=f"`chaos status --name {self.name}`")
@@ -224,11 +228,7 @@ class Cluster:
     def toxiproxy_url(self, node: str = L.TOXIPROXY_NODE) -> str:
         """The API of one Toxiproxy server (default: shard 0, which also carries the client links);
         for a shard on another host (swarm backend), through the control gateway."""
-        if self._remote(node):
-            port = self._gateway_port(node)
-            addr = None if port is None else f"127.0.0.1:{port}"
-        else:
-            addr = self._address(node, TOXIPROXY_API_PORT)
+        addr = self._control_address(node, TOXIPROXY_API_PORT)
         if addr is None:
             raise EnvironmentError_(f"the Toxiproxy API port of {node} is not published or reachable (is its "
                                     "container running?)", hint=f"`chaos logs {node} --name {self.name}`")
