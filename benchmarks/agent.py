@@ -516,20 +516,25 @@ def main() -> int:
     ap.add_argument("--fsync-thread", type=int, choices=(0, 1), default=1,
                     help="CHAOS_FSYNC_THREAD of the load cluster: 1 (default) group commit with the "
                          "fsync on a thread, 0 the fsync on the event loop")
+    ap.add_argument("--apply-during-fsync", type=int, choices=(0, 1), default=1,
+                    help="CHAOS_APPLY_DURING_FSYNC of the load cluster: 1 (default) a write that is "
+                         "committed and durable is answered while the next group's fsync runs, 0 "
+                         "it waits for that fsync")
     ap.add_argument("--profile-dir", default=None,
                     help="cProfile every manager of the load cluster over its whole life into "
                          "DIR/<node>.prof (slows it: for where the time goes, not for the goals)")
     args = ap.parse_args()
     out: dict = {"benchmark": "agent", "seed": args.seed, "clients": args.clients, "rate": args.rate,
                  "duration_s": args.duration, "cpus": os.cpu_count(), "commit": _commit(),
-                 "fsync_thread": args.fsync_thread,
+                 "fsync_thread": args.fsync_thread, "apply_during_fsync": args.apply_during_fsync,
                  "loadavg_1m_start": _load1()}
     with tempfile.TemporaryDirectory(prefix="chaos-bench-agent-") as tmp:
         out["fsync_ms_p50"] = fsync_ms(tmp)
         out["ready_s"], failures = measure_ready(tmp, args.seed)
         if failures:
             out["ready_failures"] = failures  # not ready within the 60 s bound
-        extra = {"CHAOS_FSYNC_THREAD": str(args.fsync_thread)}
+        extra = {"CHAOS_FSYNC_THREAD": str(args.fsync_thread),
+                 "CHAOS_APPLY_DURING_FSYNC": str(args.apply_during_fsync)}
         if args.profile_dir:
             os.makedirs(args.profile_dir, exist_ok=True)
             extra["CHAOS_PROFILE_PATH"] = os.path.join(os.path.abspath(args.profile_dir), "{node}.prof")
@@ -586,6 +591,7 @@ def main() -> int:
             cnt = st.get("counters") or {}
             if cnt.get("group_syncs"):
                 out["leader_entries_per_fsync"] = round(cnt["group_entries"] / cnt["group_syncs"], 2)
+            out["leader_applied_during_fsync"] = cnt.get("applied_during_fsync")
             out["leader"] = leader
         finally:
             c.stop_all()

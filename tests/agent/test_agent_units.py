@@ -47,6 +47,7 @@ def test_config_defaults_and_derived_values():
     ({"CHAOS_API_PORT": "7000"}, "must differ"),
     ({"CHAOS_FSYNC": "maybe"}, "CHAOS_FSYNC"),
     ({"CHAOS_FSYNC_THREAD": "2"}, "CHAOS_FSYNC_THREAD"),
+    ({"CHAOS_APPLY_DURING_FSYNC": "on"}, "CHAOS_APPLY_DURING_FSYNC"),
     ({"CHAOS_GC_FREEZE": "yes"}, "CHAOS_GC_FREEZE"),
     ({"CHAOS_GC_THRESHOLD0": "-1"}, "CHAOS_GC_THRESHOLD0"),
     ({"CHAOS_SEEDS": "zz"}, "CHAOS_SEEDS: seed 'zz'"),

@@ -179,3 +179,29 @@ class TwoChangesAtOnce(RaftNode):
         e = self._append_local(new.command())
         self._broadcast_append()
         return e.index
+
+
+class AnswersBeforeCommit(RaftNode):
+    """Wrong (issue 25 section 3, group commit): while a Ready is outstanding, apply and answer
+    every entry that is durable here, committed or not -- an early acknowledgement that forgot the
+    commit index (apply_durable with its bound at the durable log only)."""
+
+    def apply_durable(self):
+        hi = self._stable_next - 1
+        if hi <= self._applied:
+            return ()
+        return self._apply_committed(hi, snapshot=False)[1]
+
+
+class SnapshotsUnderOutstandingReady(RaftNode):
+    """Wrong (issue 25 section 3): apply_durable also takes the local snapshot its applies make
+    due, while a Ready is outstanding. The snapshot moves the node's durable-log mark back to its
+    own index and the outstanding Ready's advance() then moves it past that Ready's entries, which
+    the snapshot's write replaced: the next Ready does not write them again, and a restart finds
+    them gone although the node acknowledged them."""
+
+    def apply_durable(self):
+        hi = min(self._commit, self._stable_next - 1)
+        if hi <= self._applied:
+            return ()
+        return self._apply_committed(hi, snapshot=True)[1]

@@ -104,6 +104,10 @@ class AgentConfig:
         and the event loop keeps reading writes and messages meanwhile; they form the next group
         (one append, one fsync). 0: the fsync blocks the loop (a group is then what arrived in one
         loop iteration). Either way nothing leaves before it is durable. For measuring the two.
+    apply_during_fsync: CHAOS_APPLY_DURING_FSYNC, default 1 (with fsync_thread). 1: while a group's
+        fsync runs, entries that became committed and are already durable here are applied and
+        their clients answered at once (RaftNode.apply_durable); their journal lines still follow
+        the next fsync, which persists the commit index. 0: they wait for that fsync. For A/B.
     gc_freeze: CHAOS_GC_FREEZE, default 1. 1: once the node is up (imports, aiohttp app, cores
         built) the objects alive then are moved out of the cyclic garbage collector's reach
         (gc.freeze()), so its full collections scan only what came later; they were the open-loop
@@ -167,6 +171,7 @@ class AgentConfig:
     frame_stall_ms: int = 5000
     fsync: bool = True
     fsync_thread: bool = True
+    apply_during_fsync: bool = True
     gc_freeze: bool = True
     gc_threshold0: int = 0
     snapshot_entries: int = 1000
@@ -354,6 +359,11 @@ def load(env: Mapping[str, str]) -> AgentConfig:
         if raw not in ("0", "1", "true", "false"):
             raise ConfigError(f"CHAOS_FSYNC_THREAD={raw!r}: must be 0 or 1")
         kwargs["fsync_thread"] = raw in ("1", "true")
+    if env.get("CHAOS_APPLY_DURING_FSYNC", "").strip():
+        raw = env["CHAOS_APPLY_DURING_FSYNC"].strip().lower()
+        if raw not in ("0", "1", "true", "false"):
+            raise ConfigError(f"CHAOS_APPLY_DURING_FSYNC={raw!r}: must be 0 or 1")
+        kwargs["apply_during_fsync"] = raw in ("1", "true")
     if env.get("CHAOS_GC_FREEZE", "").strip():
         raw = env["CHAOS_GC_FREEZE"].strip().lower()
         if raw not in ("0", "1", "true", "false"):

@@ -205,6 +205,7 @@ class ManagerRole:
             # switch interval a busy loop would keep it waiting up to 5 ms per group
             sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self._sync_fut: Optional[asyncio.Future] = None
+        self._early_apply = self._sync_pool is not None and cfg.apply_during_fsync
         self._unsent = False   # client proposals appended but not yet sent (raft.send_appends)
         self._next_fsync_ms = 0
         self._held: list = []                  # Readies whose write failed (see _storage_failed)
@@ -256,6 +257,7 @@ class ManagerRole:
                               "writes_refused_disk": 0,
                               "system_proposals": 0, "workers_marked_down": 0,
                               "inflight_bound_hits": 0, "ready_rounds_bound_hits": 0,
+                              "applied_during_fsync": 0,
                               "group_syncs": 0, "group_entries": 0})
 
     async def start(self) -> None:
@@ -399,7 +401,16 @@ class ManagerRole:
     def _process_ready(self) -> None:
         self._scheduled = False
         if self._sync_fut is not None:
-            return   # a group's fsync is under way: the pass after it takes everything that came since
+            # a group's fsync is under way: the pass after it takes everything that came since,
+            # but a write that is committed and durable here is answered now (apply_durable: its
+            # apply and commit lines are journaled after that next fsync, which persists the commit)
+            if self._early_apply and not self._held and self._disk_error is None:
+                results = self.raft.apply_durable()
+                if results:
+                    self.node.counters["applied_during_fsync"] += len(results)
+                    for r in results:
+                        self._on_applied(r)
+            return
         node, raft = self.node, self.raft
         if self._disk_error is not None and node.now_ms() < self._disk_retry_at_ms:
             return   # writes failed a moment ago: the retry is scheduled (_storage_failed)

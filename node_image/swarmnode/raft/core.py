@@ -781,11 +781,31 @@ class RaftNode:
         self._pending_reads = keep
 
     # ---- output ---------------------------------------------------------------------------------
-    def _apply_committed(self):
-        hi = self._commit
-        if "apply_past_commit" in self._bugs and self._role == FOLLOWER:
-            hi = self.log.last_index
+    def apply_durable(self) -> tuple:
+        """Apply the committed entries this node already holds durably and return their
+        AppliedResults, while a Ready is outstanding (its fsync under way; the driver's group
+        commit). Durable here means handed out in a Ready the driver has advanced: below
+        `_stable_next`, so never an entry of the outstanding Ready, of a pending snapshot's tail,
+        or one appended since. An entry that is committed (on a quorum, §5.3) and durable on this
+        node may be acknowledged at once; waiting for the next fsync only delays the answer.
+        The `apply` events (and any the state machine adds) join the events of the next Ready, in
+        order after the `commit` event that allows them, so the journal still follows the fsync
+        of the commit index (contracts section 4); only the results leave early. No snapshot is
+        taken here: the next ready() takes it (a snapshot moves `_stable_next`, which the
+        outstanding Ready's advance() relies on)."""
+        hi = min(self._commit, self._stable_next - 1)
         if hi <= self._applied:
+            return ()
+        return self._apply_committed(hi, snapshot=False)[1]
+
+    def _apply_committed(self, hi: int | None = None, snapshot: bool = True):
+        if hi is None:
+            hi = self._commit
+            if "apply_past_commit" in self._bugs and self._role == FOLLOWER:
+                hi = self.log.last_index
+        if hi <= self._applied:
+            if snapshot:
+                self._maybe_snapshot()
             return (), ()
         entries = self.log.slice(self._applied + 1, hi + 1)
         results = []
@@ -797,9 +817,14 @@ class RaftNode:
                        "store_digest": sm.digest()})
             ev.extend(extra)
             results.append(AppliedResult(e.index, e.term, e.command, result))
+        if snapshot:
+            self._maybe_snapshot()
+        return tuple(entries), tuple(results)
+
+    def _maybe_snapshot(self) -> None:
+        # (also when the entries were applied earlier, by apply_durable)
         if self._applied - self.log.snap_index >= self.config.snapshot_threshold and self._applied <= self._commit:
             self._take_snapshot()
-        return tuple(entries), tuple(results)
 
     def _take_snapshot(self) -> None:
         i = self._applied

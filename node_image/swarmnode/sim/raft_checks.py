@@ -208,16 +208,22 @@ class ConsequenceChecker:
             self.report("stale-read-state", i, f"read served from state {d} at {a}, not on the history")
 
     # ---- messages that leave (after persist + sync) ------------------------------------------
-    def on_durable(self, i, node, messages) -> None:
-        """A Ready was persisted and synced and its messages are about to leave."""
+    def on_durable(self, i, node, messages, durable=None, low=None) -> None:
+        """A Ready was persisted and synced and its messages are about to leave. A driver whose
+        fsync ran while the node kept stepping (the simulator's fsync_ms) passes what the node's
+        durable log (`durable`, as stored in self.durable) and its term before the step (`low`)
+        were when the Ready was taken."""
         if node.role == "leader" or self.was_leader[i] == ("leader", node.term):
             # (a leader that stepped down in this step -- its removal committed, §4.2.2 -- still
             # committed as leader: no other node leads its term)
             self._record_leader_commit(node)
-        lg = node.log
-        si, ents = lg.snap_index, lg.entries    # (lg.last_index and lg.hash(it), inlined)
-        self.durable[i] = (si + len(ents), ents[-1].hash if ents else lg.snap_hash, si, lg.snap_hash)
-        low = self.max_term[i]     # the node's term before the step that produced these messages
+        if durable is None:
+            lg = node.log
+            si, ents = lg.snap_index, lg.entries    # (lg.last_index and lg.hash(it), inlined)
+            durable = (si + len(ents), ents[-1].hash if ents else lg.snap_hash, si, lg.snap_hash)
+        self.durable[i] = durable
+        if low is None:
+            low = self.max_term[i]     # the node's term before the step that produced these messages
         sent = self.sent_term
         for m in messages:
             t = type(m)
@@ -581,8 +587,12 @@ class ConsequenceChecker:
             self.report("term-regressed", i, f"{when}term {node.term} < {self.sent_term[i]} it had sent")
         self.max_term[i] = node.term
         self._check_vote(i, node, when)
-        self._check_held(i, node, when)
         d = self.durable[i]
+        if d is not None and self.held[i] > d[0]:
+            # held in memory only: its fsync had not completed (a driver with group commit, the
+            # simulator's fsync_ms), so nothing was sent or acknowledged on it and a crash may lose it
+            self.held[i] = d[0]
+        self._check_held(i, node, when)
         log = node.log
         if d is not None:
             last, h, snap, snap_h = d

@@ -181,6 +181,13 @@ class SimParams:
     elections_per_fault_max: float = 3.0
     repersisted_entries_max: int = 0   # entries written to storage twice (write amplification)
     early_compactions_max: int = 0     # local snapshots taken before snapshot_threshold entries
+    # group commit as the agent drives it (agent/manager.py): 0 -- each Ready is persisted, synced
+    # and released within the step that made it (the reference driver); > 0 -- a Ready with durable
+    # state is persisted and its fsync completes uniform(0.1, 1) x fsync_ms later, while the node
+    # keeps stepping messages, ticks and proposals; meanwhile the driver asks apply_durable() and
+    # acknowledges what it returns, and the next Ready is taken after the fsync (a crash in
+    # between loses the unsynced writes). Its own random stream: the other draws do not move.
+    fsync_ms: float = 0.0
 
 
 class SafetyChecker:
@@ -468,6 +475,9 @@ class RaftSim:
         self.persisted = {i: {} for i in self.ids}
         self.snap_base = {i: 0 for i in self.ids}
         self.members = MembershipDriver(self) if self.membership_on else None
+        # fsync_ms > 0: node -> (its outstanding Ready, what its durable state was, its term then)
+        self.inflight: dict = {}
+        self.fsync_rng = random.Random(params.seed * 7919 + 17) if params.fsync_ms > 0 else None
         for i in self.ids:
             self._start(i)
         self.clients = [_Client(f"c{k}") for k in range(params.clients)]
@@ -558,6 +568,7 @@ class RaftSim:
         if self.nodes.get(i) is None:
             return
         self.storage[i].crash()
+        self.inflight.pop(i, None)
         self.nodes[i] = None
         self.crash_arm.pop(i, None)
         self.disturbed_ms = self.sched.now_ms
@@ -583,6 +594,8 @@ class RaftSim:
         node = self.nodes[i]
         self.promise[i] = None       # an input may have changed every timer
         self.settled.pop(i, None)
+        if self.inflight and i in self.inflight:
+            return self._process_inflight(i, node)
         checker, cons, sched = self.checker, self.cons, self.sched
         violations = checker.violations
         st = self.storage[i]
@@ -613,6 +626,9 @@ class RaftSim:
             point = self.crash_arm.get(i)
             try:
                 st.persist(rd.hard_state, entries, snap)
+                if self.fsync_rng is not None and point is None and (
+                        entries or snap is not None or rd.hard_state is not None):
+                    return self._defer_sync(i, node, rd)
                 if point != "before_sync":
                     st.sync()       # a StorageError here is the node's (its Ready asked for a gap)
             except Exception:
@@ -667,6 +683,71 @@ class RaftSim:
                 self._core_exception(i)
                 return
         checker._v("ready-bound", i, f"more than {MAX_READY_ROUNDS} Readies in one step")
+
+    # ---- group commit (fsync_ms > 0) --------------------------------------------------------------
+    def _defer_sync(self, i: str, node, rd) -> None:
+        """Ready rd is persisted; its fsync completes later ("synced"). What the consequence checks
+        take from the node at release (its durable log, its term before the step) is read now:
+        by the fsync's end the node may have appended, truncated or changed term meanwhile."""
+        lg = node.log
+        ents = lg.entries
+        dur = (lg.snap_index + len(ents), ents[-1].hash if ents else lg.snap_hash, lg.snap_index, lg.snap_hash)
+        low = self.cons.max_term[i] if self.cons is not None else 0
+        self.inflight[i] = (rd, dur, low)
+        self.stats["deferred_syncs"] = self.stats.get("deferred_syncs", 0) + 1
+        self.sched.after(self.fsync_rng.uniform(0.1, 1.0) * self.p.fsync_ms, "synced", (i, self.boot[i], rd))
+
+    def _process_inflight(self, i: str, node) -> None:
+        """An input reached node i while its Ready's fsync is under way: acknowledge what is
+        committed and durable (apply_durable), and judge the node's state; the rest waits."""
+        try:
+            results = node.apply_durable()
+        except Exception:
+            self._core_exception(i)
+            return
+        if results:
+            self.stats["early_results"] = self.stats.get("early_results", 0) + len(results)
+            self._on_results(i, results)
+        self._after_step(i, node)
+
+    def _synced(self, i: str, boot: int, rd) -> None:
+        node = self.nodes.get(i)
+        held = self.inflight.get(i)
+        if node is None or boot != self.boot[i] or held is None or held[0] is not rd:
+            return      # the node crashed meanwhile (its unsynced writes are gone)
+        del self.inflight[i]
+        _, dur, low = held
+        try:
+            self.storage[i].sync()
+        except Exception:
+            self._core_exception(i)
+            return
+        now = self.sched.now_ms
+        if rd.events:
+            self.checker.now_ms = now
+            self.checker.on_events(i, rd.events)
+            self.paths.on_events(rd.events)
+            if self.p.trace_hash:
+                self.trace_crc = zlib.crc32(repr((i, round(now, 6), rd.events)).encode(), self.trace_crc)
+        if self.cons is not None:
+            self.cons.on_durable(i, node, rd.messages, durable=dur, low=low)
+        for m in rd.messages:
+            self._send(now, i, m)
+        if rd.results:
+            self._on_results(i, rd.results)
+        for rs in rd.read_states:
+            self._serve_read(i, rs)
+        for ctx in rd.dropped_reads:
+            self.read_floor.pop(ctx, None)
+            self.stats["reads_dropped"] += 1
+            self.paths.hit("reads_dropped")
+        try:
+            node.advance(rd)
+        except Exception:
+            self._core_exception(i)
+            return
+        self._catch_up(i)
+        self._schedule_wake(i)
 
     def _send(self, now: float, i: str, m) -> None:
         self.stats["messages"] += 1
@@ -821,7 +902,8 @@ class RaftSim:
         if node is None:
             return
         k = self.tick_k[i] + node.ticks_until_action() - 1
-        self.promise[i] = k
+        # (while a Ready is outstanding its effects are pending: no promise that ticks do nothing)
+        self.promise[i] = None if self.inflight and i in self.inflight else k
         t = self.phase[i] + (k - self.k0[i]) * self.period[i]
         if t != self.wake_at[i]:
             self.wake_at[i] = t
@@ -1188,6 +1270,8 @@ class RaftSim:
             else:
                 self._set_clock(payload, self.p.tick_ms)
             self.disturbed_ms = self.sched.now_ms
+        elif kind == "synced":
+            self._synced(*payload)
         elif kind == "stale":
             self.stale.step(payload)
         elif kind == "heal":
@@ -1311,6 +1395,8 @@ class RaftSim:
             extra += f" --max-events {p.max_events}"
         if tuple(p.faults) != DEFAULT_FAULTS:
             extra += " --faults " + ",".join(p.faults)   # order and repeats matter (the draws)
+        if p.fsync_ms:
+            extra += f" --fsync-ms {p.fsync_ms:g}"
         if p.node_factory is not None:
             extra += f"  # node_factory={getattr(p.node_factory, '__name__', p.node_factory)} (set from code)"
         return extra
@@ -1366,6 +1452,9 @@ def main(argv=None) -> int:
     ap.add_argument("--faults", default=",".join(DEFAULT_FAULTS),
                     help="comma-separated fault kinds (the hunting profile adds stale_tail, the "
                          "membership profile membership)")
+    ap.add_argument("--fsync-ms", type=float, default=0.0,
+                    help="group commit: a Ready's fsync completes up to this many virtual ms later "
+                         "while the node keeps stepping (0: within the step, the reference driver)")
     a = ap.parse_args(argv)
     faults = tuple(f for f in a.faults.split(",") if f)
     known = KNOWN_FAULTS
@@ -1373,7 +1462,8 @@ def main(argv=None) -> int:
         ap.error(f"--faults: unknown or empty {sorted(set(faults) - set(known))}; known: {','.join(known)}")
     lo, hi = (int(x) for x in a.fault_gap_ms.split(":"))
     res = run_seed(a.seed, a.bug, duration_ms=int(a.seconds * 1000), fault_gap_ms_min=lo, fault_gap_ms_max=hi,
-                   fault_len_ms_max=a.fault_len_ms, max_events=a.max_events, faults=faults)
+                   fault_len_ms_max=a.fault_len_ms, max_events=a.max_events, faults=faults,
+                   fsync_ms=a.fsync_ms)
     print(json.dumps(res, indent=1, sort_keys=True))
     bad = res["violation_count"] > 0 or res["liveness_ok"] is False or not res["efficiency_ok"]
     if bad:
