@@ -174,7 +174,7 @@ def test_sim_group_commit_driver_is_safe_live_and_answers_during_fsyncs():
         r = run_seed(seed, **GROUP)
         assert r["violation_count"] == 0 and r["liveness_ok"] is True and r["efficiency_ok"], _fail_msg(r)
         assert "--fsync-ms 10" in r["replay"]
-        early += r["stats"].get("early_results", 0)
+        early += r["stats"].get("early_acks", 0)
         acked += r["stats"]["writes_acked"]
     # the path under test ran: a good share of the acknowledgements came from apply_durable
     assert acked > 5_000 and early > acked // 10, (early, acked)

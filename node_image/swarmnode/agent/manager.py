@@ -404,12 +404,7 @@ class ManagerRole:
             # a group's fsync is under way: the pass after it takes everything that came since,
             # but a write that is committed and durable here is answered now (apply_durable: its
             # apply and commit lines are journaled after that next fsync, which persists the commit)
-            if self._early_apply and not self._held and self._disk_error is None:
-                results = self.raft.apply_durable()
-                if results:
-                    self.node.counters["applied_during_fsync"] += len(results)
-                    for r in results:
-                        self._on_applied(r)
+            self._answer_durable()
             return
         node, raft = self.node, self.raft
         if self._disk_error is not None and node.now_ms() < self._disk_retry_at_ms:
@@ -417,6 +412,9 @@ class ManagerRole:
         if self._unsent:
             self._unsent = False
             raft.send_appends()   # the proposals since the last pass: one AppendEntries per peer
+        # the same before a Ready that will carry new entries: their fsync need not delay the
+        # answers to writes that are already committed and durable
+        self._answer_durable()
         for _ in range(MAX_READY_ROUNDS):
             rd = raft.ready()
             if rd is None:
@@ -455,6 +453,14 @@ class ManagerRole:
             node.counters["ready_rounds_bound_hits"] += 1
             self._kick()
         self._after_ready()
+
+    def _answer_durable(self) -> None:
+        if self._early_apply and not self._held and self._disk_error is None:
+            results = self.raft.apply_durable()
+            if results:
+                self.node.counters["applied_during_fsync"] += len(results)
+                for r in results:
+                    self._on_applied(r)
 
     def _synced(self, rd, fut) -> None:
         """The fsync of a group finished (or failed): release its Ready, then take the next group."""

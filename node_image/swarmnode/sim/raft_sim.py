@@ -12,6 +12,10 @@ Must not import asyncio, socket, time, module-level random or `chaos`.
 One seed drives everything: cluster size, configuration draws, link behaviour, fault times and
 shapes, node timers and the client workload. The driver loop per node follows Ready's contract:
 persist + sync, record events (the checker reads them), send, release client effects, advance.
+With `--fsync-ms F` (SimParams.fsync_ms) it drives as the agent's group commit does: a Ready's fsync
+completes up to F virtual ms later, the node keeps stepping meanwhile, committed durable entries are
+answered at once (RaftNode.apply_durable), the next Ready is taken after the fsync, and a crash in
+between loses the unsynced writes. F = 0 (the default) keeps the reference driver and its traces.
 Checked after every step (each step is one tick or one delivered message):
   election-safety       at most one leader per term
   vote-once             at most one granted vote per node per term, across restarts
@@ -599,6 +603,12 @@ class RaftSim:
         checker, cons, sched = self.checker, self.cons, self.sched
         violations = checker.violations
         st = self.storage[i]
+        if self.fsync_rng is not None:
+            # (the agent's driver, too: answer what is committed and durable before taking a
+            # Ready whose fsync would otherwise delay it)
+            self._process_inflight(i, node, judge=False)
+            if self.nodes.get(i) is not node:
+                return
         for _ in range(MAX_READY_ROUNDS):
             try:
                 pending = node.has_ready()
@@ -697,7 +707,7 @@ class RaftSim:
         self.stats["deferred_syncs"] = self.stats.get("deferred_syncs", 0) + 1
         self.sched.after(self.fsync_rng.uniform(0.1, 1.0) * self.p.fsync_ms, "synced", (i, self.boot[i], rd))
 
-    def _process_inflight(self, i: str, node) -> None:
+    def _process_inflight(self, i: str, node, judge: bool = True) -> None:
         """An input reached node i while its Ready's fsync is under way: acknowledge what is
         committed and durable (apply_durable), and judge the node's state; the rest waits."""
         try:
@@ -706,9 +716,13 @@ class RaftSim:
             self._core_exception(i)
             return
         if results:
-            self.stats["early_results"] = self.stats.get("early_results", 0) + len(results)
+            stats = self.stats
+            acked = stats["writes_acked"]
             self._on_results(i, results)
-        self._after_step(i, node)
+            # client writes acknowledged before a later group's fsync (apply_durable's purpose)
+            stats["early_acks"] = stats.get("early_acks", 0) + stats["writes_acked"] - acked
+        if judge:
+            self._after_step(i, node)
 
     def _synced(self, i: str, boot: int, rd) -> None:
         node = self.nodes.get(i)
