@@ -10,6 +10,12 @@ seeds_per_second is the same figure under its older name), cpu_seconds (summed o
 less load-dependent cost), workers, failing (replay commands), totals. Never passes or fails on time; exits 1 on a violation, a liveness or efficiency
 failure or a hit bound. Usage: python benchmarks/raft_sim_safety.py --seeds 500 [--workers 2]
 [--first 0] [--profile default|hunt|membership] [--core tests.raft.wrong_cores:CommitsPastLastNew] [--save]
+[--fsync-ms 10 --client-gap-ms 10]
+
+--fsync-ms F drives every node as the agent's group commit does (SimParams.fsync_ms: a Ready's fsync
+completes up to F virtual ms later while the node keeps stepping; committed durable entries are
+answered meanwhile by RaftNode.apply_durable); `writes_acked_during_fsync` counts the client writes
+acknowledged that way. --client-gap-ms 10 makes the clients busy enough for that to happen often.
 
 --profile membership (issue 23) runs MEMBERSHIP_PROFILE (20 virtual seconds, every default fault
 plus random membership changes: swarmnode/sim/membership_driver.py); the JSON then also has
@@ -56,9 +62,13 @@ def load_core(spec: str):
 
 
 def _one(args):
-    seed, bug, seconds, profile, max_events, core = args
+    seed, bug, seconds, profile, max_events, core, fsync_ms, client_gap_ms = args
     c0 = time.process_time()
     kw = dict(HUNT) if profile == "hunt" else dict(MEMBERSHIP) if profile == "membership" else {}
+    if fsync_ms:
+        kw["fsync_ms"] = fsync_ms
+    if client_gap_ms:
+        kw["client_gap_ms_mean"] = client_gap_ms
     if core:
         kw["node_factory"] = load_core(core)
     if max_events:
@@ -73,7 +83,8 @@ def _one(args):
     return (time.process_time() - c0, seed, r["violation_count"], r["liveness_ok"], r["replay"], r["nodes"],
             r["stats"]["events"], r["stats"]["crashes"], r["stats"]["partitions"],
             r["leaders_elected"], r["violations"][:1], r["bound_exceeded"], r["efficiency"],
-            r["efficiency_ok"], r["paths"], r.get("path_tails", {}), r.get("membership"))
+            r["efficiency_ok"], r["paths"], r.get("path_tails", {}), r.get("membership"),
+            r["stats"].get("writes_acked", 0), r["stats"].get("early_acks", 0))
 
 
 def main(argv=None) -> int:
@@ -87,6 +98,11 @@ def main(argv=None) -> int:
     ap.add_argument("--save", action="store_true", help="also write the JSON under benchmarks/results/")
     ap.add_argument("--max-events", type=int, default=0, help="override the per-run event bound")
     ap.add_argument("--core", default="", help="module:Class of a RaftNode subclass to run instead of RaftNode")
+    ap.add_argument("--fsync-ms", type=float, default=0.0,
+                    help="the group-commit driver: each Ready's fsync completes up to this many "
+                         "virtual ms later while the node keeps stepping (0: the reference driver)")
+    ap.add_argument("--client-gap-ms", type=float, default=0.0,
+                    help="mean virtual ms between a client's operations (0: the profile's, 150)")
     a = ap.parse_args(argv)
     if a.seconds is None:
         a.seconds = {"hunt": 20.0, "membership": MEMBERSHIP_PROFILE["duration_ms"] / 1000}.get(a.profile, 60.0)
@@ -95,7 +111,8 @@ def main(argv=None) -> int:
     except (ImportError, AttributeError, ValueError) as e:
         print(f"--core {a.core!r}: {e}", file=sys.stderr)
         return 2
-    jobs = [(s, a.bug, a.seconds, a.profile, a.max_events, a.core) for s in range(a.first, a.first + a.seeds)]
+    jobs = [(s, a.bug, a.seconds, a.profile, a.max_events, a.core, a.fsync_ms, a.client_gap_ms)
+            for s in range(a.first, a.first + a.seeds)]
     rec = Recorder("raft_sim_safety" + ("" if a.profile == "default" else "-" + a.profile))
     t0 = time.monotonic()
     if a.workers > 1:
@@ -146,6 +163,9 @@ def main(argv=None) -> int:
                        for k, v in tails.items() if v},
         "core": a.core or "RaftNode",
         "profile": a.profile,
+        "fsync_ms": a.fsync_ms, "client_gap_ms": a.client_gap_ms or None,
+        "writes_acked": sum(r[16] for r in rows),
+        "writes_acked_during_fsync": sum(r[17] for r in rows),   # by apply_durable (fsync_ms > 0)
         "failing": [{"seed": r[0], "replay": r[3], "first": r[9]} for r in (bad_safety + bad_live + bad_eff)[:20]],
     }
     if a.profile == "membership":

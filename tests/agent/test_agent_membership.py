@@ -323,7 +323,15 @@ def test_plant_removed_leader_keeps_leading(tmp_path):
         assert code == 200
         from chaos.checkers import Verdict
         from chaos.checkers.raft_safety import check_journals
-        out = check_journals({m: _journal(c, m) for m in c.manager_ids})
+        # the write is answered once committed and durable; its commit line is journaled after the
+        # next fsync (docs/contracts.md, group commit), a moment later
+        seen = {}
+
+        def judged():
+            seen["out"] = check_journals({m: _journal(c, m) for m in c.manager_ids})
+            return "removed-leader" in seen["out"].evidence.get("violations", {})
+        wait_for(judged, 10, what="the removed leader's commit in its journal")
+        out = seen["out"]
         assert out.verdict == Verdict.INVALID and "removed-leader" in out.evidence["violations"], out.summary
     finally:
         c.stop_all()
