@@ -15,7 +15,8 @@ failure or a hit bound. Usage: python benchmarks/raft_sim_safety.py --seeds 500 
 --fsync-ms F drives every node as the agent's group commit does (SimParams.fsync_ms: a Ready's fsync
 completes up to F virtual ms later while the node keeps stepping; committed durable entries are
 answered meanwhile by RaftNode.apply_durable); `writes_acked_during_fsync` counts the client writes
-acknowledged that way. --client-gap-ms 10 makes the clients busy enough for that to happen often.
+acknowledged by apply_durable -- during an fsync, or just before a Ready is taken (as the agent does):
+with 3 or 5 voters that is every acknowledgement. --client-gap-ms 10 makes the clients busier.
 
 --profile membership (issue 23) runs MEMBERSHIP_PROFILE (20 virtual seconds, every default fault
 plus random membership changes: swarmnode/sim/membership_driver.py); the JSON then also has
