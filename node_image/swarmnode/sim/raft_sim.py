@@ -725,6 +725,9 @@ class RaftSim:
             self._after_step(i, node)
 
     def _synced(self, i: str, boot: int, rd) -> None:
+        """The fsync of node i's outstanding Ready completed: the rest of the Ready contract. (The
+        same steps as the end of _process's loop, which keeps them inline: that loop is the
+        simulator's hot path, issue 25 section 6, and this one runs only with fsync_ms.)"""
         node = self.nodes.get(i)
         held = self.inflight.get(i)
         if node is None or boot != self.boot[i] or held is None or held[0] is not rd:
