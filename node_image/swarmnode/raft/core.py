@@ -784,7 +784,8 @@ class RaftNode:
     def apply_durable(self) -> tuple:
         """Apply the committed entries this node already holds durably and return their
         AppliedResults, while a Ready is outstanding (its fsync under way; the driver's group
-        commit). Durable here means handed out in a Ready the driver has advanced: below
+        commit) or just before asking for the next Ready (whose fsync would otherwise delay
+        them). Durable here means handed out in a Ready the driver has advanced: below
         `_stable_next`, so never an entry of the outstanding Ready, of a pending snapshot's tail,
         or one appended since. An entry that is committed (on a quorum, §5.3) and durable on this
         node may be acknowledged at once; waiting for the next fsync only delays the answer.
